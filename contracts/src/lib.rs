@@ -1,0 +1,1 @@
+//! The settlement ledger and the native payment contracts.

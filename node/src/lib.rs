@@ -1,0 +1,1 @@
+//! The Tally node: the only crate that does I/O.

@@ -1,0 +1,1 @@
+//! The node's configuration file (placeholder until the next commit).

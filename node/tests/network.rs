@@ -1,0 +1,463 @@
+//! Nodes in one process over real loopback sockets.
+
+use anyhow::{Context, Result, bail, ensure};
+use libp2p::Multiaddr;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tally_crypto::{PublicKey, SigningKey};
+use tally_node::network::{
+    self, GossipTopic, Network, NetworkConfig, NetworkError, NetworkEvent, PeerAddress, PeerSet,
+};
+use tokio::time::timeout;
+
+const MESSAGE_BYTES_MAX: usize = 64 * 1024;
+const WAIT: Duration = Duration::from_secs(15);
+/// How long to watch for something that must not happen.
+const QUIET: Duration = Duration::from_secs(2);
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::from_seed([i; 32])
+}
+
+fn loopback() -> Result<Multiaddr> {
+    Ok("/ip4/127.0.0.1/tcp/0".parse()?)
+}
+
+fn config(
+    listen_address: Multiaddr,
+    peers: Vec<PeerAddress>,
+    validators: &[PublicKey],
+) -> NetworkConfig {
+    NetworkConfig {
+        listen_address,
+        peers,
+        peer_set: PeerSet {
+            validators: validators.iter().copied().collect(),
+            observers: BTreeSet::new(),
+        },
+        message_bytes_max: MESSAGE_BYTES_MAX,
+        request_timeout: Duration::from_secs(2),
+        redial_delay_max: Duration::from_secs(1),
+        peer_block_duration: Duration::from_secs(60),
+        events_capacity: 1024,
+    }
+}
+
+struct Node {
+    key: PublicKey,
+    address: Multiaddr,
+    net: Network,
+}
+
+fn address(net: &Network) -> Result<Multiaddr> {
+    net.listen_addresses
+        .first()
+        .cloned()
+        .context("node reported no listen address")
+}
+
+/// Starts `n` validators; each dials the ones started before it, so all pairs connect.
+async fn start_mesh(seeds: &[u8], configure: impl Fn(u8, &mut NetworkConfig)) -> Result<Vec<Node>> {
+    let keys: Vec<PublicKey> = seeds.iter().map(|s| key(*s).public_key()).collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    for seed in seeds {
+        let peers = nodes
+            .iter()
+            .map(|n| PeerAddress {
+                public_key: n.key,
+                address: n.address.clone(),
+            })
+            .collect();
+        let mut cfg = config(loopback()?, peers, &keys);
+        configure(*seed, &mut cfg);
+        let net = network::start(&key(*seed), cfg).await?;
+        nodes.push(Node {
+            key: key(*seed).public_key(),
+            address: address(&net)?,
+            net,
+        });
+    }
+    for node in &nodes {
+        wait_connected(node, seeds.len() - 1).await?;
+    }
+    Ok(nodes)
+}
+
+async fn wait_connected(node: &Node, count: usize) -> Result<()> {
+    let polled = async {
+        loop {
+            if node.net.handle.connected_peers().await?.len() >= count {
+                return Ok::<(), NetworkError>(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(WAIT, polled)
+        .await
+        .context("peers did not all connect in time")??;
+    Ok(())
+}
+
+/// Takes events until `want` picks one; other events are dropped.
+async fn next_matching<T>(
+    node: &mut Node,
+    mut want: impl FnMut(NetworkEvent) -> Option<T>,
+) -> Result<T> {
+    let found = async {
+        while let Some(event) = node.net.events.recv().await {
+            if let Some(found) = want(event) {
+                return Some(found);
+            }
+        }
+        None
+    };
+    timeout(WAIT, found)
+        .await
+        .context("timed out waiting for an event")?
+        .context("event channel closed")
+}
+
+async fn direct_from(node: &mut Node, sender: PublicKey) -> Result<Vec<u8>> {
+    next_matching(node, |event| match event {
+        NetworkEvent::Direct { from, bytes } if from == sender => Some(bytes),
+        _ => None,
+    })
+    .await
+}
+
+async fn gossip_from(node: &mut Node, author: PublicKey) -> Result<(GossipTopic, Vec<u8>)> {
+    next_matching(node, |event| match event {
+        NetworkEvent::Gossip { from, topic, bytes } if from == author => Some((topic, bytes)),
+        _ => None,
+    })
+    .await
+}
+
+async fn disconnected(node: &mut Node, peer: PublicKey) -> Result<()> {
+    next_matching(node, |event| match event {
+        NetworkEvent::PeerDisconnected(key) if key == peer => Some(()),
+        _ => None,
+    })
+    .await
+}
+
+/// Publishing fails until subscriptions have been exchanged after connecting: retry.
+async fn publish(node: &Node, topic: GossipTopic, bytes: &[u8]) -> Result<()> {
+    let retried = async {
+        loop {
+            match node.net.handle.publish(topic, bytes.to_vec()).await {
+                Err(NetworkError::NoSubscribers(_)) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                other => return other,
+            }
+        }
+    };
+    timeout(WAIT, retried)
+        .await
+        .context("publish kept failing")??;
+    Ok(())
+}
+
+/// Collects every event that arrives within `QUIET`.
+async fn events_for_a_while(node: &mut Node) -> Vec<NetworkEvent> {
+    let mut seen = Vec::new();
+    let _ = timeout(QUIET, async {
+        while let Some(event) = node.net.events.recv().await {
+            seen.push(event);
+        }
+    })
+    .await;
+    seen
+}
+
+fn pick(nodes: &mut [Node], i: usize) -> Result<&mut Node> {
+    nodes.get_mut(i).context("no such node")
+}
+
+#[tokio::test]
+async fn four_validators_exchange_direct_gossip_and_sync_messages() -> Result<()> {
+    let mut nodes = start_mesh(&[1, 2, 3, 4], |_, _| {}).await?;
+    let keys: Vec<PublicKey> = nodes.iter().map(|n| n.key).collect();
+    let [k0, k1, k2, k3] = keys[..] else {
+        bail!("four nodes expected")
+    };
+
+    // Direct, to one peer.
+    pick(&mut nodes, 0)?
+        .net
+        .handle
+        .send_direct(k1, b"proposal".to_vec())
+        .await?;
+    ensure!(direct_from(pick(&mut nodes, 1)?, k0).await? == b"proposal");
+
+    // Direct, to every validator.
+    let sent = pick(&mut nodes, 2)?
+        .net
+        .handle
+        .broadcast_direct(b"prevote".to_vec())
+        .await?;
+    ensure!(sent == 3, "broadcast reached {sent} validators, expected 3");
+    for i in [0, 1, 3] {
+        ensure!(direct_from(pick(&mut nodes, i)?, k2).await? == b"prevote");
+    }
+
+    // Gossip: every other node hears it once, named by its author.
+    publish(
+        pick(&mut nodes, 3)?,
+        GossipTopic::Transactions,
+        b"transfer 1",
+    )
+    .await?;
+    for i in [0, 1, 2] {
+        let (topic, bytes) = gossip_from(pick(&mut nodes, i)?, k3).await?;
+        ensure!(topic == GossipTopic::Transactions && bytes == b"transfer 1");
+    }
+    let again = pick(&mut nodes, 3)?
+        .net
+        .handle
+        .publish(GossipTopic::Transactions, b"transfer 1".to_vec())
+        .await;
+    ensure!(again == Err(NetworkError::Duplicate), "got {again:?}");
+
+    // Sync: node 0 answers node 1's request.
+    let (requester, rest) = nodes.split_at_mut(1);
+    let asking = async {
+        let answer = pick(rest, 0)?
+            .net
+            .handle
+            .request(k0, b"block 7".to_vec())
+            .await?;
+        Ok::<_, anyhow::Error>(answer)
+    };
+    let answering = async {
+        let node0 = pick(requester, 0)?;
+        let (bytes, responder) = next_matching(node0, |event| match event {
+            NetworkEvent::SyncRequest {
+                from,
+                bytes,
+                responder,
+            } if from == k1 => Some((bytes, responder)),
+            _ => None,
+        })
+        .await?;
+        let mut answer = b"here is ".to_vec();
+        answer.extend_from_slice(&bytes);
+        responder.respond(answer).await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    let (answer, answered) = tokio::join!(asking, answering);
+    answered?;
+    ensure!(answer? == b"here is block 7");
+
+    // A request nobody answers times out instead of hanging.
+    let unanswered = pick(&mut nodes, 1)?
+        .net
+        .handle
+        .request(k2, b"block 8".to_vec())
+        .await;
+    ensure!(
+        unanswered == Err(NetworkError::Timeout { peer: k2 }),
+        "got {unanswered:?}"
+    );
+
+    // Oversized messages are refused locally, before they leave.
+    let big = vec![0u8; MESSAGE_BYTES_MAX + 1];
+    let refused = pick(&mut nodes, 0)?.net.handle.send_direct(k3, big).await;
+    ensure!(matches!(refused, Err(NetworkError::MessageTooLarge { .. })));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_outside_the_peer_set_cannot_connect_until_it_is_allowed() -> Result<()> {
+    let (a, b, outsider) = (
+        key(11).public_key(),
+        key(12).public_key(),
+        key(13).public_key(),
+    );
+    let mut nodes = start_mesh(&[11, 12], |_, cfg| {
+        cfg.peer_set.validators = [a, b].into_iter().collect();
+    })
+    .await?;
+    // The outsider would accept A and keeps dialling it.
+    let dial_a = PeerAddress {
+        public_key: a,
+        address: pick(&mut nodes, 0)?.address.clone(),
+    };
+    let net = network::start(&key(13), config(loopback()?, vec![dial_a], &[a, outsider])).await?;
+    let mut outsider_node = Node {
+        key: outsider,
+        address: address(&net)?,
+        net,
+    };
+
+    // While the outsider redials, A sends to all its validators and gossips.
+    let node_a = pick(&mut nodes, 0)?;
+    let sent = node_a.net.handle.broadcast_direct(b"vote".to_vec()).await?;
+    ensure!(sent == 1, "A sent to {sent} validators, expected only B");
+    publish(node_a, GossipTopic::Evidence, b"evidence").await?;
+    let seen_by_a = events_for_a_while(node_a).await;
+    ensure!(
+        !seen_by_a
+            .iter()
+            .any(|e| matches!(e, NetworkEvent::PeerConnected(k) if *k == outsider)),
+        "A accepted the outsider"
+    );
+    ensure!(node_a.net.handle.connected_peers().await? == vec![b]);
+    let seen_by_outsider = events_for_a_while(&mut outsider_node).await;
+    ensure!(
+        !seen_by_outsider
+            .iter()
+            .any(|e| matches!(e, NetworkEvent::Direct { .. } | NetworkEvent::Gossip { .. })),
+        "the outsider received a message: {seen_by_outsider:?}"
+    );
+    ensure!(direct_from(pick(&mut nodes, 1)?, a).await? == b"vote");
+
+    // Admitting the outsider at runtime lets it in; removing it again cuts it off.
+    let node_a = pick(&mut nodes, 0)?;
+    let with_outsider = PeerSet {
+        validators: [a, b].into_iter().collect(),
+        observers: [outsider].into_iter().collect(),
+    };
+    node_a.net.handle.set_peer_set(with_outsider).await?;
+    wait_connected(&outsider_node, 1).await?;
+    node_a
+        .net
+        .handle
+        .send_direct(outsider, b"welcome".to_vec())
+        .await?;
+    ensure!(direct_from(&mut outsider_node, a).await? == b"welcome");
+    let observers_are_not_validators = node_a.net.handle.broadcast_direct(b"x".to_vec()).await?;
+    ensure!(observers_are_not_validators == 1);
+
+    node_a
+        .net
+        .handle
+        .set_peer_set(PeerSet {
+            validators: [a, b].into_iter().collect(),
+            observers: BTreeSet::new(),
+        })
+        .await?;
+    disconnected(node_a, outsider).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversized_message_cuts_off_its_sender_and_the_others_go_on() -> Result<()> {
+    // Node 24 believes in a larger limit than everyone else.
+    let mut nodes = start_mesh(&[21, 22, 23, 24], |seed, cfg| {
+        if seed == 24 {
+            cfg.message_bytes_max = 4 * MESSAGE_BYTES_MAX;
+        }
+    })
+    .await?;
+    let keys: Vec<PublicKey> = nodes.iter().map(|n| n.key).collect();
+    let [k0, k1, k2, bad] = keys[..] else {
+        bail!("four nodes expected")
+    };
+
+    // A direct message one byte over node 0's limit.
+    let oversized = vec![7u8; MESSAGE_BYTES_MAX + 1];
+    pick(&mut nodes, 3)?
+        .net
+        .handle
+        .send_direct(k0, oversized)
+        .await?;
+    disconnected(pick(&mut nodes, 0)?, bad).await?;
+
+    // A gossip message over the limit (but inside gossipsub's frame) gets it cut off by
+    // whoever receives it.
+    let oversized_gossip = vec![8u8; MESSAGE_BYTES_MAX + 100];
+    publish(
+        pick(&mut nodes, 3)?,
+        GossipTopic::Transactions,
+        &oversized_gossip,
+    )
+    .await?;
+    disconnected(pick(&mut nodes, 1)?, bad).await?;
+
+    // The others keep talking.
+    pick(&mut nodes, 1)?
+        .net
+        .handle
+        .send_direct(k0, b"still here".to_vec())
+        .await?;
+    ensure!(direct_from(pick(&mut nodes, 0)?, k1).await? == b"still here");
+    publish(
+        pick(&mut nodes, 2)?,
+        GossipTopic::Transactions,
+        b"transfer 2",
+    )
+    .await?;
+    ensure!(gossip_from(pick(&mut nodes, 0)?, k2).await?.1 == b"transfer 2");
+    ensure!(gossip_from(pick(&mut nodes, 1)?, k2).await?.1 == b"transfer 2");
+
+    // The cut-off node stays out: its redials are refused and nothing it sends arrives.
+    let _ = pick(&mut nodes, 3)?
+        .net
+        .handle
+        .broadcast_direct(b"let me in".to_vec())
+        .await;
+    let seen = events_for_a_while(pick(&mut nodes, 0)?).await;
+    ensure!(
+        !seen.iter().any(|e| matches!(
+            e,
+            NetworkEvent::Direct { from, .. } | NetworkEvent::Gossip { from, .. } if *from == bad
+        ) || matches!(e, NetworkEvent::PeerConnected(k) if *k == bad)),
+        "the cut-off node got through: {seen:?}"
+    );
+    ensure!(
+        !pick(&mut nodes, 0)?
+            .net
+            .handle
+            .connected_peers()
+            .await?
+            .contains(&bad)
+    );
+
+    // The upper layer can cut off a peer too.
+    pick(&mut nodes, 2)?
+        .net
+        .handle
+        .report(k1, "invalid vote signature")
+        .await?;
+    disconnected(pick(&mut nodes, 2)?, k1).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restarted_node_is_redialled_by_its_peers() -> Result<()> {
+    let mut nodes = start_mesh(&[31, 32, 33], |_, _| {}).await?;
+    let keys: Vec<PublicKey> = nodes.iter().map(|n| n.key).collect();
+    let [k0, k1, _] = keys[..] else {
+        bail!("three nodes expected")
+    };
+
+    // Node 0 stops; the others notice.
+    let stopped = nodes.remove(0);
+    let old_address = stopped.address.clone();
+    stopped.net.handle.shutdown().await?;
+    timeout(WAIT, stopped.net.task).await??;
+    for node in nodes.iter_mut() {
+        disconnected(node, k0).await?;
+    }
+
+    // It comes back on the same port with nobody to dial: the others must redial it.
+    let net = network::start(&key(31), config(old_address.clone(), Vec::new(), &keys)).await?;
+    let mut restarted = Node {
+        key: k0,
+        address: address(&net)?,
+        net,
+    };
+    ensure!(restarted.address == old_address);
+    wait_connected(&restarted, 2).await?;
+    nodes
+        .first()
+        .context("node 1")?
+        .net
+        .handle
+        .send_direct(k0, b"welcome back".to_vec())
+        .await?;
+    ensure!(direct_from(&mut restarted, k1).await? == b"welcome back");
+    Ok(())
+}

@@ -1,1 +1,631 @@
-//! The node's configuration file (placeholder until the next commit).
+//! The node's configuration: a TOML file, checked as a whole at start so that each mistake
+//! is reported with the field it is in, before anything is opened or bound.
+//!
+//! Relative paths in the file are relative to the file's own directory, so a node directory
+//! can be moved as a whole.
+//!
+//! ```toml
+//! mode = "validator"                       # or "audit"
+//! listen_address = "0.0.0.0:26656"         # or "/ip4/0.0.0.0/tcp/26656"
+//! api_address = "127.0.0.1:8080"
+//! data_dir = "data"
+//! key_file = "node.key"
+//! genesis_file = "genesis.json"
+//! observers = ["<hex public key of an audit node>"]
+//!
+//! [[peers]]
+//! address = "10.0.0.2:26656"
+//! public_key = "<hex public key>"
+//!
+//! [limits]                                 # every field optional; defaults shown in `Limits`
+//! message_bytes_max = 4194304
+//! ```
+
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tally_crypto::{KeyFile, KeyFileError, PublicKey};
+
+use crate::network::{NetworkConfig, PeerAddress, PeerSet};
+
+/// The largest message the framing can carry is 4 GiB; far below that, a peer could make the
+/// node allocate too much for one message.
+pub const MESSAGE_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {value:?} is not a valid address: {reason}")]
+    Address {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{field}: {value:?} is not a valid public key: {reason}")]
+    PublicKey {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    #[error("peer {public_key} is listed more than once")]
+    DuplicatePeer { public_key: PublicKey },
+    #[error("address {address} is listed for more than one peer")]
+    DuplicateAddress { address: Multiaddr },
+    #[error("observer {public_key} is listed more than once")]
+    DuplicateObserver { public_key: PublicKey },
+    #[error("{field} is this node's own key")]
+    OwnKey { field: String },
+    #[error("limits.{name} must be above zero")]
+    ZeroLimit { name: &'static str },
+    #[error("limits.{name} is {value}, above the maximum of {max}")]
+    LimitTooLarge {
+        name: &'static str,
+        value: u64,
+        max: u64,
+    },
+    #[error(
+        "limits.block_bytes_max ({block}) must be below limits.message_bytes_max ({message}): a block travels in one message"
+    )]
+    BlockAboveMessage { block: u64, message: u64 },
+    #[error(
+        "limits.mempool_bytes_max ({mempool}) must be at least limits.block_bytes_max ({block}): the mempool must hold a full block"
+    )]
+    MempoolBelowBlock { mempool: u64, block: u64 },
+    #[error("key_file {path} does not exist (create it with `tally keys generate --out {path}`)")]
+    KeyFileMissing { path: PathBuf },
+    #[error("key_file: {0}")]
+    KeyFile(#[from] KeyFileError),
+    #[error("genesis_file {path} does not exist")]
+    GenesisFileMissing { path: PathBuf },
+    #[error("data_dir {path} exists and is not a directory")]
+    DataDirNotDirectory { path: PathBuf },
+}
+
+/// What the node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Votes and proposes with its key.
+    Validator,
+    /// Read-only: verifies everything and never signs. Its key is only its network identity,
+    /// which validators list among their observers.
+    Audit,
+}
+
+/// Bounds on what the node holds and accepts. Every one must be above zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The largest peer message, in bytes, on every protocol.
+    pub message_bytes_max: u64,
+    pub mempool_txs_max: u64,
+    pub mempool_bytes_max: u64,
+    pub block_txs_max: u64,
+    pub block_bytes_max: u64,
+    /// How long a block-sync request waits for its answer.
+    pub sync_request_timeout_ms: u64,
+    /// How long a peer that sent a malformed message stays cut off.
+    pub peer_block_ms: u64,
+    /// Upper bound of the backoff between redials of a configured peer.
+    pub redial_delay_ms_max: u64,
+    /// Network events buffered for the node before new ones are dropped.
+    pub network_events_max: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            message_bytes_max: 4 * 1024 * 1024,
+            mempool_txs_max: 100_000,
+            mempool_bytes_max: 64 * 1024 * 1024,
+            block_txs_max: 10_000,
+            block_bytes_max: 2 * 1024 * 1024,
+            sync_request_timeout_ms: 10_000,
+            peer_block_ms: 60_000,
+            redial_delay_ms_max: 10_000,
+            network_events_max: 4096,
+        }
+    }
+}
+
+/// A checked configuration. Paths are absolute or relative to the working directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub listen_address: Multiaddr,
+    /// The validators this node dials and keeps connected. Until the genesis is read at
+    /// start, they are also the validator set the network admits.
+    pub peers: Vec<PeerAddress>,
+    /// Keys admitted without being validators (audit nodes).
+    pub observers: BTreeSet<PublicKey>,
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    /// This node's public key, read from `key_file`.
+    pub public_key: PublicKey,
+    pub api_address: SocketAddr,
+    pub genesis_file: PathBuf,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    mode: Mode,
+    listen_address: String,
+    #[serde(default)]
+    peers: Vec<PeerEntry>,
+    #[serde(default)]
+    observers: Vec<String>,
+    data_dir: PathBuf,
+    key_file: PathBuf,
+    api_address: String,
+    genesis_file: PathBuf,
+    #[serde(default)]
+    limits: Limits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerEntry {
+    address: String,
+    public_key: String,
+}
+
+impl Config {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Config::check(file, base)
+    }
+
+    fn check(file: ConfigFile, base: &Path) -> Result<Config, ConfigError> {
+        check_limits(&file.limits)?;
+        let listen_address = parse_address("listen_address", &file.listen_address)?;
+        let api_address =
+            file.api_address
+                .parse::<SocketAddr>()
+                .map_err(|e| ConfigError::Address {
+                    field: "api_address".to_string(),
+                    value: file.api_address.clone(),
+                    reason: format!("{e} (expected IP:port)"),
+                })?;
+
+        let key_file = base.join(&file.key_file);
+        if !key_file.exists() {
+            return Err(ConfigError::KeyFileMissing { path: key_file });
+        }
+        let public_key = KeyFile::read(&key_file)?.public_key();
+        let genesis_file = base.join(&file.genesis_file);
+        if !genesis_file.is_file() {
+            return Err(ConfigError::GenesisFileMissing { path: genesis_file });
+        }
+        let data_dir = base.join(&file.data_dir);
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(ConfigError::DataDirNotDirectory { path: data_dir });
+        }
+
+        let mut peers: Vec<PeerAddress> = Vec::with_capacity(file.peers.len());
+        for (index, entry) in file.peers.iter().enumerate() {
+            let field = format!("peers[{index}]");
+            let key = parse_public_key(&format!("{field}.public_key"), &entry.public_key)?;
+            let address = parse_address(&format!("{field}.address"), &entry.address)?;
+            if key == public_key {
+                return Err(ConfigError::OwnKey { field });
+            }
+            if peers.iter().any(|p| p.public_key == key) {
+                return Err(ConfigError::DuplicatePeer { public_key: key });
+            }
+            if peers.iter().any(|p| p.address == address) {
+                return Err(ConfigError::DuplicateAddress { address });
+            }
+            peers.push(PeerAddress {
+                public_key: key,
+                address,
+            });
+        }
+        let mut observers = BTreeSet::new();
+        for (index, value) in file.observers.iter().enumerate() {
+            let field = format!("observers[{index}]");
+            let key = parse_public_key(&field, value)?;
+            if key == public_key {
+                return Err(ConfigError::OwnKey { field });
+            }
+            if !observers.insert(key) {
+                return Err(ConfigError::DuplicateObserver { public_key: key });
+            }
+        }
+
+        Ok(Config {
+            mode: file.mode,
+            listen_address,
+            peers,
+            observers,
+            data_dir,
+            key_file,
+            public_key,
+            api_address,
+            genesis_file,
+            limits: file.limits,
+        })
+    }
+
+    /// What the network task needs from this configuration.
+    pub fn network(&self) -> NetworkConfig {
+        let limits = &self.limits;
+        NetworkConfig {
+            listen_address: self.listen_address.clone(),
+            peers: self.peers.clone(),
+            peer_set: PeerSet {
+                validators: self.peers.iter().map(|p| p.public_key).collect(),
+                observers: self.observers.clone(),
+            },
+            // Both were checked against limits that fit in usize on every supported target.
+            message_bytes_max: usize::try_from(limits.message_bytes_max).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_millis(limits.sync_request_timeout_ms),
+            redial_delay_max: Duration::from_millis(limits.redial_delay_ms_max),
+            peer_block_duration: Duration::from_millis(limits.peer_block_ms),
+            events_capacity: usize::try_from(limits.network_events_max).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
+    let named = [
+        ("message_bytes_max", limits.message_bytes_max),
+        ("mempool_txs_max", limits.mempool_txs_max),
+        ("mempool_bytes_max", limits.mempool_bytes_max),
+        ("block_txs_max", limits.block_txs_max),
+        ("block_bytes_max", limits.block_bytes_max),
+        ("sync_request_timeout_ms", limits.sync_request_timeout_ms),
+        ("peer_block_ms", limits.peer_block_ms),
+        ("redial_delay_ms_max", limits.redial_delay_ms_max),
+        ("network_events_max", limits.network_events_max),
+    ];
+    for (name, value) in named {
+        if value == 0 {
+            return Err(ConfigError::ZeroLimit { name });
+        }
+    }
+    let bounded = [
+        (
+            "message_bytes_max",
+            limits.message_bytes_max,
+            MESSAGE_BYTES_LIMIT,
+        ),
+        ("network_events_max", limits.network_events_max, 1 << 20),
+        // Durations beyond a day are mistakes, and keep `Instant` arithmetic far from overflow.
+        (
+            "sync_request_timeout_ms",
+            limits.sync_request_timeout_ms,
+            86_400_000,
+        ),
+        ("peer_block_ms", limits.peer_block_ms, 86_400_000),
+        (
+            "redial_delay_ms_max",
+            limits.redial_delay_ms_max,
+            86_400_000,
+        ),
+    ];
+    for (name, value, max) in bounded {
+        if value > max {
+            return Err(ConfigError::LimitTooLarge { name, value, max });
+        }
+    }
+    if limits.block_bytes_max >= limits.message_bytes_max {
+        return Err(ConfigError::BlockAboveMessage {
+            block: limits.block_bytes_max,
+            message: limits.message_bytes_max,
+        });
+    }
+    if limits.mempool_bytes_max < limits.block_bytes_max {
+        return Err(ConfigError::MempoolBelowBlock {
+            mempool: limits.mempool_bytes_max,
+            block: limits.block_bytes_max,
+        });
+    }
+    Ok(())
+}
+
+fn parse_public_key(field: &str, value: &str) -> Result<PublicKey, ConfigError> {
+    let refused = |reason: String| ConfigError::PublicKey {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    let key = PublicKey::from_hex(value).map_err(|e| refused(e.to_string()))?;
+    if !key.is_valid() {
+        return Err(refused("not a usable ed25519 point".to_string()));
+    }
+    Ok(key)
+}
+
+/// A TCP address as `IP:port` or as the multiaddr `/ip4/A.B.C.D/tcp/PORT` (or `/ip6/...`).
+/// Host names are refused: the node resolves no names, so a peer's address cannot be
+/// redirected through DNS.
+pub fn parse_address(field: &str, value: &str) -> Result<Multiaddr, ConfigError> {
+    let refused = |reason: &str| ConfigError::Address {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    if !value.starts_with('/') {
+        let socket: SocketAddr = value
+            .parse()
+            .map_err(|_| refused("expected IP:port or a multiaddr such as /ip4/10.0.0.1/tcp/26656; host names are not supported"))?;
+        return Ok(Multiaddr::empty()
+            .with(Protocol::from(socket.ip()))
+            .with(Protocol::Tcp(socket.port())));
+    }
+    let address: Multiaddr = value
+        .parse()
+        .map_err(|e: libp2p::multiaddr::Error| refused(&e.to_string()))?;
+    let mut parts = address.iter();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Protocol::Ip4(_) | Protocol::Ip6(_)), Some(Protocol::Tcp(_)), None) => Ok(address),
+        _ => Err(refused(
+            "expected exactly /ip4/ADDRESS/tcp/PORT or /ip6/ADDRESS/tcp/PORT",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::{Context, Result, bail};
+    use tally_crypto::SigningKey;
+
+    /// A directory holding a valid key file and genesis file, and a valid config text.
+    struct Fixture {
+        dir: tempfile::TempDir,
+    }
+
+    fn peer_key(i: u8) -> String {
+        SigningKey::from_seed([i; 32]).public_key().to_hex()
+    }
+
+    impl Fixture {
+        fn new() -> Result<Fixture> {
+            let dir = tempfile::tempdir()?;
+            KeyFile::write_new(
+                &SigningKey::from_seed([1; 32]),
+                &dir.path().join("node.key"),
+            )?;
+            std::fs::write(dir.path().join("genesis.json"), "{}")?;
+            Ok(Fixture { dir })
+        }
+
+        fn valid_text(&self) -> String {
+            format!(
+                r#"
+mode = "validator"
+listen_address = "127.0.0.1:26656"
+api_address = "127.0.0.1:8080"
+data_dir = "data"
+key_file = "node.key"
+genesis_file = "genesis.json"
+observers = ["{observer}"]
+
+[[peers]]
+address = "/ip4/10.0.0.2/tcp/26656"
+public_key = "{peer2}"
+
+[[peers]]
+address = "10.0.0.3:26656"
+public_key = "{peer3}"
+
+[limits]
+message_bytes_max = 1048576
+block_bytes_max = 524288
+"#,
+                observer = peer_key(9),
+                peer2 = peer_key(2),
+                peer3 = peer_key(3),
+            )
+        }
+
+        fn load(&self, text: &str) -> Result<Config, ConfigError> {
+            let path = self.dir.path().join("tally.toml");
+            std::fs::write(&path, text).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Config::load(&path)
+        }
+
+        /// Loads the valid text with `from` replaced by `to`; the edit must apply.
+        fn load_edited(&self, from: &str, to: &str) -> Result<ConfigError> {
+            let text = self.valid_text();
+            if !text.contains(from) {
+                bail!("fixture has no {from:?}");
+            }
+            match self.load(&text.replacen(from, to, 1)) {
+                Ok(_) => bail!("accepted a config with {from:?} replaced by {to:?}"),
+                Err(e) => Ok(e),
+            }
+        }
+    }
+
+    #[test]
+    fn a_valid_file_loads_with_paths_relative_to_it() -> Result<()> {
+        let fixture = Fixture::new()?;
+        let config = fixture.load(&fixture.valid_text())?;
+        assert_eq!(config.mode, Mode::Validator);
+        assert_eq!(
+            config.listen_address.to_string(),
+            "/ip4/127.0.0.1/tcp/26656"
+        );
+        assert_eq!(config.peers.len(), 2);
+        assert_eq!(
+            config
+                .peers
+                .get(1)
+                .map(|p| p.address.to_string())
+                .as_deref(),
+            Some("/ip4/10.0.0.3/tcp/26656")
+        );
+        assert_eq!(config.observers.len(), 1);
+        assert_eq!(config.key_file, fixture.dir.path().join("node.key"));
+        assert_eq!(config.data_dir, fixture.dir.path().join("data"));
+        assert_eq!(
+            config.public_key,
+            SigningKey::from_seed([1; 32]).public_key()
+        );
+        assert_eq!(config.limits.message_bytes_max, 1_048_576);
+        assert_eq!(config.limits.block_txs_max, Limits::default().block_txs_max);
+        let network = config.network();
+        assert_eq!(network.peer_set.validators.len(), 2);
+        assert_eq!(network.message_bytes_max, 1_048_576);
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_file_is_named() -> Result<()> {
+        let fixture = Fixture::new()?;
+        let path = fixture.dir.path().join("absent.toml");
+        let error = Config::load(&path).err().context("loaded a missing file")?;
+        assert!(matches!(error, ConfigError::Read { .. }));
+        assert!(error.to_string().contains("absent.toml"));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_named() -> Result<()> {
+        let fixture = Fixture::new()?;
+        let unknown = fixture.load_edited("mode =", "colour = \"blue\"\nmode =")?;
+        assert!(matches!(unknown, ConfigError::Parse { .. }));
+        assert!(unknown.to_string().contains("colour"), "{unknown}");
+        let in_limits = fixture.load_edited("[limits]", "[limits]\nblock_size = 3")?;
+        assert!(in_limits.to_string().contains("block_size"), "{in_limits}");
+        let missing = fixture.load_edited("key_file = \"node.key\"", "")?;
+        assert!(missing.to_string().contains("key_file"), "{missing}");
+        let bad_mode = fixture.load_edited("\"validator\"", "\"leader\"")?;
+        assert!(bad_mode.to_string().contains("leader"), "{bad_mode}");
+        let not_toml = fixture
+            .load("mode = ")
+            .err()
+            .context("accepted broken TOML")?;
+        assert!(matches!(not_toml, ConfigError::Parse { .. }));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_addresses_are_refused_with_their_field() -> Result<()> {
+        let fixture = Fixture::new()?;
+        for (from, to, field) in [
+            ("127.0.0.1:26656", "localhost:26656", "listen_address"),
+            ("127.0.0.1:26656", "127.0.0.1", "listen_address"),
+            (
+                "/ip4/10.0.0.2/tcp/26656",
+                "/ip4/10.0.0.2/udp/26656",
+                "peers[0].address",
+            ),
+            (
+                "/ip4/10.0.0.2/tcp/26656",
+                "/ip4/10.0.0.2/tcp/1/tcp/2",
+                "peers[0].address",
+            ),
+            (
+                "/ip4/10.0.0.2/tcp/26656",
+                "/ip4/10.0.0.999/tcp/1",
+                "peers[0].address",
+            ),
+            ("127.0.0.1:8080", "127.0.0.1:99999", "api_address"),
+        ] {
+            let error = fixture.load_edited(from, to)?;
+            assert!(
+                matches!(&error, ConfigError::Address { field: f, .. } if f == field),
+                "{to}: {error}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_and_duplicate_keys_are_refused() -> Result<()> {
+        let fixture = Fixture::new()?;
+        let short = fixture.load_edited(&peer_key(2), "abcd")?;
+        assert!(
+            matches!(short, ConfigError::PublicKey { ref field, .. } if field == "peers[0].public_key")
+        );
+        let weak = fixture.load_edited(&peer_key(2), &"00".repeat(32))?;
+        assert!(matches!(weak, ConfigError::PublicKey { .. }));
+        let twice = fixture.load_edited(&peer_key(3), &peer_key(2))?;
+        assert!(matches!(twice, ConfigError::DuplicatePeer { .. }));
+        let same_address = fixture.load_edited("10.0.0.3:26656", "10.0.0.2:26656")?;
+        assert!(matches!(same_address, ConfigError::DuplicateAddress { .. }));
+        let own = fixture.load_edited(&peer_key(3), &peer_key(1))?;
+        assert!(matches!(own, ConfigError::OwnKey { ref field } if field == "peers[1]"));
+        let observer_twice = fixture.load_edited(
+            &format!("[\"{}\"]", peer_key(9)),
+            &format!("[\"{0}\", \"{0}\"]", peer_key(9)),
+        )?;
+        assert!(matches!(
+            observer_twice,
+            ConfigError::DuplicateObserver { .. }
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn zero_oversized_and_inconsistent_limits_are_refused() -> Result<()> {
+        let fixture = Fixture::new()?;
+        let zero = fixture.load_edited("[limits]", "[limits]\nmempool_txs_max = 0")?;
+        assert!(matches!(
+            zero,
+            ConfigError::ZeroLimit {
+                name: "mempool_txs_max"
+            }
+        ));
+        assert!(zero.to_string().contains("limits.mempool_txs_max"));
+        let huge = fixture.load_edited("1048576", "1000000000000")?;
+        assert!(matches!(
+            huge,
+            ConfigError::LimitTooLarge {
+                name: "message_bytes_max",
+                ..
+            }
+        ));
+        let block = fixture.load_edited("524288", "2000000")?;
+        assert!(matches!(block, ConfigError::BlockAboveMessage { .. }));
+        let mempool = fixture.load_edited("[limits]", "[limits]\nmempool_bytes_max = 1000")?;
+        assert!(matches!(mempool, ConfigError::MempoolBelowBlock { .. }));
+        let negative = fixture.load_edited("524288", "-1")?;
+        assert!(matches!(negative, ConfigError::Parse { .. }));
+        Ok(())
+    }
+
+    #[test]
+    fn missing_or_wrong_files_are_refused() -> Result<()> {
+        let fixture = Fixture::new()?;
+        let key = fixture.load_edited("\"node.key\"", "\"other.key\"")?;
+        assert!(matches!(key, ConfigError::KeyFileMissing { .. }));
+        assert!(key.to_string().contains("tally keys generate"));
+        std::fs::write(fixture.dir.path().join("broken.key"), "{}")?;
+        let broken = fixture.load_edited("\"node.key\"", "\"broken.key\"")?;
+        assert!(matches!(broken, ConfigError::KeyFile(_)));
+        let genesis = fixture.load_edited("\"genesis.json\"", "\"nowhere.json\"")?;
+        assert!(matches!(genesis, ConfigError::GenesisFileMissing { .. }));
+        let data = fixture.load_edited("\"data\"", "\"genesis.json\"")?;
+        assert!(matches!(data, ConfigError::DataDirNotDirectory { .. }));
+        Ok(())
+    }
+}

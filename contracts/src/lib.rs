@@ -1,1 +1,100 @@
-//! The settlement ledger and the native payment contracts.
+//! The settlement ledger and the native payment contracts: a deterministic state machine
+//! over a key-value view. No I/O, clocks or randomness: the node supplies state (a
+//! [`StateStore`]), block time and verified transactions, and commits what comes back.
+//!
+//! How the node uses it:
+//! 1. **Genesis**: [`Genesis::apply`] on an empty store returns writes to commit.
+//! 2. **Admission**: [`encoding::decode`] untrusted bytes (size limit, field limits,
+//!    canonical form), then [`verify_transactions`] in batches: only
+//!    [`VerifiedTransaction`]s can be executed.
+//! 3. **Execution**: [`Ledger::execute_block`] returns receipts (one per transaction, with
+//!    a stable [`Rejection::code`] or events), events of holds released at block time, the
+//!    ordered writes to commit atomically with the block, and the new state root.
+//! 4. **Checking**: [`check_invariants`] over the whole state (debug builds, tests).
+//!
+//! See `README.md` for every transaction, who signs it, its effects, events and errors.
+#![forbid(unsafe_code)]
+
+mod bills;
+mod consumer;
+mod context;
+pub mod encoding;
+mod error;
+mod events;
+mod execute;
+pub mod fx;
+mod genesis;
+mod governance;
+mod interbank;
+mod invariants;
+mod ledger;
+mod merchant;
+mod regulation;
+mod state;
+mod store;
+mod transaction;
+mod types;
+mod verify;
+
+pub use bills::Bill;
+pub use consumer::{CARDS_PER_ACCOUNT_MAX, CardBinding};
+pub use error::{DecodeError, ExecutionError, Rejection, StoreError};
+pub use events::{Event, NetPosition};
+pub use execute::{BlockContext, BlockOutcome, ChainHead, EXPIRIES_PER_BLOCK_MAX, Ledger, Receipt};
+pub use genesis::{Genesis, GenesisInstitution, GenesisOutcome};
+pub use governance::{Corridor, Institution, Rules, TierLimits};
+pub use interbank::{SettlementCycleRecord, net_positions};
+pub use invariants::{InvariantReport, InvariantViolation, check_invariants};
+pub use ledger::accounts::{Account, AccountKind, Holder, SecondFactor};
+pub use ledger::transfers::{Hold, HoldPurpose, TransferRecord};
+pub use merchant::{
+    CARD_AUTHORIZATION_MS, ESCROW_MS_MAX, Order, OrderStatus, PAYMENT_CODE_LIFETIME_MS_MAX,
+    merchant_fee,
+};
+pub use store::{Entries, MemoryStore, StateStore, Write};
+pub use transaction::{
+    FxAmount, GovernanceAction, PAYMENT_CODE_DOMAIN, Party, PaymentCode, PaymentSource, Roles,
+    SignedTransaction, TX_SIGNATURE_DOMAIN, Transaction, TxKind, TxSignature,
+};
+pub use types::{
+    AMOUNT_MAX, AccountId, Amount, BillId, CardToken, Currency, CycleId, DAY_MS, InstitutionId,
+    OrderId, TimeMs, TransferId,
+};
+pub use verify::{VerifiedTransaction, VerifyError, verify_transactions};
+
+/// Read access to records by id, for queries and tests.
+pub mod query {
+    use crate::state::{State, key};
+    use crate::{
+        Account, AccountId, Bill, BillId, CycleId, ExecutionError, Hold, Institution,
+        InstitutionId, Order, OrderId, SettlementCycleRecord, StateStore, TransferId,
+    };
+
+    pub fn account(
+        store: &dyn StateStore,
+        id: AccountId,
+    ) -> Result<Option<Account>, ExecutionError> {
+        State::new(store).get(&key::account(id))
+    }
+    pub fn institution(
+        store: &dyn StateStore,
+        id: InstitutionId,
+    ) -> Result<Option<Institution>, ExecutionError> {
+        State::new(store).get(&key::institution(id))
+    }
+    pub fn order(store: &dyn StateStore, id: OrderId) -> Result<Option<Order>, ExecutionError> {
+        State::new(store).get(&key::order(id))
+    }
+    pub fn bill(store: &dyn StateStore, id: BillId) -> Result<Option<Bill>, ExecutionError> {
+        State::new(store).get(&key::bill(id))
+    }
+    pub fn hold(store: &dyn StateStore, id: TransferId) -> Result<Option<Hold>, ExecutionError> {
+        State::new(store).get(&key::hold(id))
+    }
+    pub fn cycle(
+        store: &dyn StateStore,
+        id: CycleId,
+    ) -> Result<Option<SettlementCycleRecord>, ExecutionError> {
+        State::new(store).get(&key::cycle(id))
+    }
+}

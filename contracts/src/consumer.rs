@@ -1,0 +1,321 @@
+//! Consumer flows: registration (with KYC), cards, top-up and withdrawal through the
+//! card's bank, wallet transfers, key rotation, recovery and the second factor.
+
+use serde::{Deserialize, Serialize};
+use tally_crypto::{Hash, PublicKey};
+
+use crate::context::{Tx, TxError, TxResult};
+use crate::ledger::accounts::{Account, AccountKind, Holder, SecondFactor};
+use crate::ledger::transfers::{Leg, claim_transfer_id, post_linked};
+use crate::regulation::record_outflow;
+use crate::state::key;
+use crate::transaction::Roles;
+use crate::types::{AccountId, Amount, CardToken, Currency, InstitutionId, TransferId};
+use crate::{Event, Rejection};
+
+/// The most cards bound to one account.
+pub const CARDS_PER_ACCOUNT_MAX: u8 = 8;
+
+/// A card bound to an account, and the bank that issued its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardBinding {
+    pub bank: InstitutionId,
+}
+
+/// What a new holder account needs; shared by consumers, merchants and billers.
+pub(crate) struct NewHolder {
+    pub account: AccountId,
+    pub kind: AccountKind,
+    pub key: PublicKey,
+    pub currency: Currency,
+    pub institution: InstitutionId,
+    pub tier: u8,
+    pub identity: Hash,
+    pub fee_bps: u16,
+}
+
+/// Creates a holder's account after the checks every registration shares.
+pub(crate) fn register_holder(tx: &mut Tx<'_, '_>, new: NewHolder) -> TxResult<Account> {
+    if !new.account.is_customer_id() {
+        return Err(Rejection::InvalidField.into());
+    }
+    if !new.key.is_valid() {
+        return Err(Rejection::InvalidKey.into());
+    }
+    tx.require_currency(new.currency)?;
+    if tx.rules.tier(new.tier).is_none() {
+        return Err(Rejection::InvalidField.into());
+    }
+    if tx.find_account(new.account)?.is_some() {
+        return Err(Rejection::AccountExists.into());
+    }
+    if tx.is_sanctioned(&new.identity)? {
+        return Err(Rejection::Sanctioned.into());
+    }
+    let mut account = Account::new(new.account, new.kind, new.currency, new.institution);
+    account.holder = Holder::new(new.key, new.tier, new.identity);
+    account.holder.merchant_fee_bps = new.fee_bps;
+    Ok(account)
+}
+
+/// `RegisterAccount`: sent by the new account (its device key, nonce 0), co-signed by the
+/// KYC institution that verified the identity and will hold the wallet.
+pub(crate) fn register_account(
+    tx: &mut Tx<'_, '_>,
+    account: AccountId,
+    key: PublicKey,
+    currency: Currency,
+    institution: InstitutionId,
+    tier: u8,
+    identity: Hash,
+) -> TxResult {
+    let kyc = tx.institution_with(institution, Roles::KYC)?;
+    tx.require_cosigner(&kyc.key)?;
+    let mut created = register_holder(
+        tx,
+        NewHolder {
+            account,
+            kind: AccountKind::ConsumerWallet,
+            key,
+            currency,
+            institution,
+            tier,
+            identity,
+            fee_bps: 0,
+        },
+    )?;
+    // The registration itself used nonce 0.
+    created.holder.nonce = 1;
+    tx.put_account(&created);
+    tx.emit(Event::AccountRegistered {
+        account,
+        institution,
+        tier,
+    });
+    Ok(())
+}
+
+fn card_bank(tx: &Tx<'_, '_>, account: AccountId, card: CardToken) -> TxResult<InstitutionId> {
+    tx.state
+        .get::<CardBinding>(&key::card(account, card))?
+        .map(|b| b.bank)
+        .ok_or(TxError::Rejected(Rejection::CardNotBound))
+}
+
+/// The bank that issued `card`, which must have co-signed.
+fn cosigning_card_bank(
+    tx: &Tx<'_, '_>,
+    account: AccountId,
+    card: CardToken,
+) -> TxResult<InstitutionId> {
+    let bank = card_bank(tx, account, card)?;
+    let institution = tx.institution(bank)?;
+    tx.require_cosigner(&institution.key)?;
+    Ok(bank)
+}
+
+pub(crate) fn bind_card(
+    tx: &mut Tx<'_, '_>,
+    sender: AccountId,
+    card: CardToken,
+    bank: InstitutionId,
+) -> TxResult {
+    let mut account = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
+    let institution = tx.institution_with(bank, Roles::BANK)?;
+    tx.require_cosigner(&institution.key)?;
+    let k = key::card(sender, card);
+    if tx.state.contains(&k)? {
+        return Err(Rejection::CardAlreadyBound.into());
+    }
+    if account.holder.cards >= CARDS_PER_ACCOUNT_MAX {
+        return Err(Rejection::TooManyCards.into());
+    }
+    account.holder.cards += 1;
+    tx.put_account(&account);
+    tx.state.put(k, &CardBinding { bank });
+    tx.emit(Event::CardBound {
+        account: sender,
+        bank,
+    });
+    Ok(())
+}
+
+pub(crate) fn unbind_card(tx: &mut Tx<'_, '_>, sender: AccountId, card: CardToken) -> TxResult {
+    let mut account = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
+    let bank = cosigning_card_bank(tx, sender, card)?;
+    account.holder.cards = account.holder.cards.saturating_sub(1);
+    tx.put_account(&account);
+    tx.state.delete(key::card(sender, card));
+    tx.emit(Event::CardUnbound {
+        account: sender,
+        bank,
+    });
+    Ok(())
+}
+
+/// `TopUp`: the card's bank issues wallet money (debits its issuance account, within its
+/// limit) against the card.
+pub(crate) fn top_up(
+    tx: &mut Tx<'_, '_>,
+    sender: AccountId,
+    body: Hash,
+    id: TransferId,
+    card: CardToken,
+    amount: Amount,
+) -> TxResult {
+    let account = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
+    let bank = cosigning_card_bank(tx, sender, card)?;
+    claim_transfer_id(tx, id, body)?;
+    let issuance = AccountId::institutional(bank, AccountKind::BankIssuance, account.currency);
+    post_linked(
+        tx,
+        &[Leg {
+            debit: issuance,
+            credit: sender,
+            amount,
+        }],
+    )?;
+    tx.emit(Event::ToppedUp {
+        id,
+        account: sender,
+        bank,
+        amount,
+    });
+    Ok(())
+}
+
+/// `Withdraw`: wallet money returns to the card's bank's issuance account.
+pub(crate) fn withdraw(
+    tx: &mut Tx<'_, '_>,
+    sender: AccountId,
+    body: Hash,
+    id: TransferId,
+    card: CardToken,
+    amount: Amount,
+) -> TxResult {
+    let account = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
+    let bank = cosigning_card_bank(tx, sender, card)?;
+    claim_transfer_id(tx, id, body)?;
+    record_outflow(tx, sender, amount)?;
+    let issuance = AccountId::institutional(bank, AccountKind::BankIssuance, account.currency);
+    post_linked(
+        tx,
+        &[Leg {
+            debit: sender,
+            credit: issuance,
+            amount,
+        }],
+    )?;
+    tx.emit(Event::Withdrawn {
+        id,
+        account: sender,
+        bank,
+        amount,
+    });
+    Ok(())
+}
+
+/// `Transfer`: wallet to wallet, at the same or another institution.
+pub(crate) fn transfer(
+    tx: &mut Tx<'_, '_>,
+    sender: AccountId,
+    body: Hash,
+    id: TransferId,
+    to: AccountId,
+    amount: Amount,
+) -> TxResult {
+    claim_transfer_id(tx, id, body)?;
+    record_outflow(tx, sender, amount)?;
+    let recipient = tx.account(to)?;
+    if recipient.kind != AccountKind::ConsumerWallet {
+        return Err(Rejection::WrongAccountKind.into());
+    }
+    post_linked(
+        tx,
+        &[Leg {
+            debit: sender,
+            credit: to,
+            amount,
+        }],
+    )?;
+    tx.emit(Event::TransferReceived {
+        id,
+        from: sender,
+        to,
+        amount,
+    });
+    Ok(())
+}
+
+/// `RotateKey`: the old key sends, the new key co-signs (proof of possession).
+pub(crate) fn rotate_key(tx: &mut Tx<'_, '_>, sender: AccountId, new_key: PublicKey) -> TxResult {
+    if !new_key.is_valid() {
+        return Err(Rejection::InvalidKey.into());
+    }
+    tx.require_cosigner(&new_key)?;
+    let mut account = tx.account(sender)?;
+    account.holder.key = new_key;
+    tx.put_account(&account);
+    tx.emit(Event::KeyRotated {
+        account: sender,
+        key: new_key,
+    });
+    Ok(())
+}
+
+/// `RecoverAccount`: for a lost phone. The institution holding the account sends it (after
+/// verifying the person off chain); the new device key co-signs.
+pub(crate) fn recover_account(
+    tx: &mut Tx<'_, '_>,
+    sender: InstitutionId,
+    account: AccountId,
+    new_key: PublicKey,
+) -> TxResult {
+    tx.institution_with(sender, Roles::KYC)?;
+    let mut a = tx.account(account)?;
+    if !a.kind.has_holder() || a.institution != sender {
+        return Err(Rejection::NotPermitted.into());
+    }
+    if !new_key.is_valid() {
+        return Err(Rejection::InvalidKey.into());
+    }
+    tx.require_cosigner(&new_key)?;
+    a.holder.key = new_key;
+    tx.put_account(&a);
+    tx.emit(Event::AccountRecovered {
+        account,
+        institution: sender,
+    });
+    Ok(())
+}
+
+/// `SetSecondFactor`: sets, changes or removes the key that must co-sign debits above
+/// `threshold`. The current second factor (if any) and the new one must both co-sign, so a
+/// stolen phone alone cannot remove it.
+pub(crate) fn set_second_factor(
+    tx: &mut Tx<'_, '_>,
+    sender: AccountId,
+    key: Option<PublicKey>,
+    threshold: Amount,
+) -> TxResult {
+    let mut account = tx.account(sender)?;
+    if let Some(current) = account.holder.second_factor {
+        if !tx.signed_by(&current.key) {
+            return Err(Rejection::SecondFactorRequired.into());
+        }
+    }
+    if let Some(new) = key {
+        if !new.is_valid() || new == account.holder.key {
+            return Err(Rejection::InvalidKey.into());
+        }
+        tx.require_cosigner(&new)?;
+    }
+    account.holder.second_factor = key.map(|key| SecondFactor { key, threshold });
+    tx.put_account(&account);
+    tx.emit(Event::SecondFactorSet {
+        account: sender,
+        enabled: key.is_some(),
+        threshold,
+    });
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! What applied transactions did, for notifications: the node streams these to subscribers
+//! (consumer, merchant, bank, regulator) when the block commits.
+
+use serde::{Deserialize, Serialize};
+use tally_crypto::{Hash, PublicKey};
+
+use crate::types::{
+    AccountId, Amount, BillId, Currency, CycleId, InstitutionId, OrderId, TimeMs, TransferId,
+};
+
+/// A net position of one institution in one currency after a settlement cycle: positive
+/// receives, negative pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetPosition {
+    pub currency: Currency,
+    pub institution: InstitutionId,
+    pub net: i128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    GovernanceApplied {
+        action: String,
+    },
+    AccountRegistered {
+        account: AccountId,
+        institution: InstitutionId,
+        tier: u8,
+    },
+    CardBound {
+        account: AccountId,
+        bank: InstitutionId,
+    },
+    CardUnbound {
+        account: AccountId,
+        bank: InstitutionId,
+    },
+    ToppedUp {
+        id: TransferId,
+        account: AccountId,
+        bank: InstitutionId,
+        amount: Amount,
+    },
+    Withdrawn {
+        id: TransferId,
+        account: AccountId,
+        bank: InstitutionId,
+        amount: Amount,
+    },
+    /// Money left `from` and reached `to`; both sides are notified from this one event.
+    TransferReceived {
+        id: TransferId,
+        from: AccountId,
+        to: AccountId,
+        amount: Amount,
+    },
+    KeyRotated {
+        account: AccountId,
+        key: PublicKey,
+    },
+    AccountRecovered {
+        account: AccountId,
+        institution: InstitutionId,
+    },
+    SecondFactorSet {
+        account: AccountId,
+        enabled: bool,
+        threshold: Amount,
+    },
+    MerchantRegistered {
+        merchant: AccountId,
+        acquirer: InstitutionId,
+        fee_bps: u16,
+    },
+    OrderCreated {
+        order: OrderId,
+        merchant: AccountId,
+        amount: Amount,
+    },
+    PaymentCompleted {
+        order: OrderId,
+        payer: AccountId,
+        merchant: AccountId,
+        amount: Amount,
+    },
+    /// The payment is reserved: in escrow, or waiting for the card's bank.
+    PaymentHeld {
+        order: OrderId,
+        payer: AccountId,
+        merchant: AccountId,
+        amount: Amount,
+        expires_at_ms: TimeMs,
+    },
+    PaymentVoided {
+        order: OrderId,
+        payer: AccountId,
+        amount: Amount,
+    },
+    OrderCancelled {
+        order: OrderId,
+    },
+    Refunded {
+        id: TransferId,
+        order: OrderId,
+        payer: AccountId,
+        amount: Amount,
+        refunded_total: Amount,
+    },
+    CollectedByCode {
+        id: TransferId,
+        payer: AccountId,
+        merchant: AccountId,
+        amount: Amount,
+    },
+    MerchantPaid {
+        id: TransferId,
+        payer: AccountId,
+        merchant: AccountId,
+        amount: Amount,
+    },
+    MerchantSettled {
+        id: TransferId,
+        merchant: AccountId,
+        bank: InstitutionId,
+        net: Amount,
+        fee: Amount,
+    },
+    BillerRegistered {
+        biller: AccountId,
+        acquirer: InstitutionId,
+    },
+    BillIssued {
+        bill: BillId,
+        biller: AccountId,
+        customer: Hash,
+        amount: Amount,
+        due_ms: TimeMs,
+    },
+    BillPaid {
+        id: TransferId,
+        bill: BillId,
+        payer: AccountId,
+        biller: AccountId,
+        amount: Amount,
+    },
+    FxRatePublished {
+        provider: InstitutionId,
+        base: Currency,
+        quote: Currency,
+        rate: u64,
+        valid_until_ms: TimeMs,
+    },
+    RemittanceCredited {
+        id: TransferId,
+        sender: AccountId,
+        beneficiary: AccountId,
+        debited: Amount,
+        debit_currency: Currency,
+        credited: Amount,
+        credit_currency: Currency,
+    },
+    ObligationRecorded {
+        currency: Currency,
+        from: InstitutionId,
+        to: InstitutionId,
+        amount: Amount,
+    },
+    SettlementCycleOpened {
+        cycle: CycleId,
+        positions: Vec<NetPosition>,
+    },
+    SettlementConfirmed {
+        cycle: CycleId,
+        institution: InstitutionId,
+    },
+    SettlementClosed {
+        cycle: CycleId,
+    },
+    AccountFrozen {
+        account: AccountId,
+        reason: Hash,
+    },
+    AccountUnfrozen {
+        account: AccountId,
+    },
+    SanctionAdded {
+        identity: Hash,
+    },
+    SanctionRemoved {
+        identity: Hash,
+    },
+}

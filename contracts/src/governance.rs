@@ -1,0 +1,238 @@
+//! Institutions and the chain's rules (currencies, KYC tier limits, fee schedule, FX
+//! corridors, who governs), and the `Govern` transaction that changes them with a quorum
+//! of the governance keys.
+
+use serde::{Deserialize, Serialize};
+use tally_crypto::PublicKey;
+
+use crate::context::{Tx, TxResult};
+use crate::ledger::accounts::{Account, AccountKind};
+use crate::state::key;
+use crate::transaction::{GovernanceAction, Roles};
+use crate::types::{AccountId, Amount, Currency, InstitutionId};
+use crate::{Event, Rejection};
+
+/// The most KYC tiers.
+pub const TIERS_MAX: usize = 8;
+/// The most FX corridors.
+pub const CORRIDORS_MAX: usize = 256;
+/// The most currencies.
+pub const CURRENCIES_MAX: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Institution {
+    pub id: InstitutionId,
+    pub key: PublicKey,
+    pub roles: Roles,
+    pub nonce: u64,
+}
+
+/// What a KYC tier may move out of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierLimits {
+    /// The most one payment may take out of the account.
+    pub single_max: Amount,
+    /// The most that may leave the account in one day (by block time).
+    pub daily_max: Amount,
+}
+
+/// A cross-border corridor: conversions from `from` to `to` are allowed, each debiting at
+/// most `single_max` (in `from`'s minor units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corridor {
+    pub from: Currency,
+    pub to: Currency,
+    pub single_max: Amount,
+}
+
+/// The chain's rules, one record in state, changed only by `Govern`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rules {
+    pub chain_id: String,
+    /// Sorted, no duplicates.
+    pub currencies: Vec<Currency>,
+    /// The payment platform: merchant fees go to its fee account.
+    pub platform: InstitutionId,
+    /// Sorted, no duplicates.
+    pub governance_keys: Vec<PublicKey>,
+    pub governance_threshold: u8,
+    /// Indexed by KYC tier.
+    pub tiers: Vec<TierLimits>,
+    pub merchant_fee_bps_max: u16,
+    /// Sorted by (from, to).
+    pub corridors: Vec<Corridor>,
+}
+
+impl Rules {
+    pub fn tier(&self, tier: u8) -> Option<TierLimits> {
+        self.tiers.get(usize::from(tier)).copied()
+    }
+
+    pub fn corridor(&self, from: Currency, to: Currency) -> Option<Corridor> {
+        self.corridors
+            .iter()
+            .find(|c| c.from == from && c.to == to)
+            .copied()
+    }
+}
+
+/// The accounts an institution holds in one currency, by role.
+pub(crate) fn institutional_kinds(roles: Roles) -> Vec<AccountKind> {
+    let mut kinds = Vec::new();
+    if roles.contains(Roles::BANK) {
+        kinds.push(AccountKind::BankIssuance);
+        kinds.push(AccountKind::BankSettlement);
+    }
+    if roles.contains(Roles::PLATFORM) {
+        kinds.push(AccountKind::Fee);
+    }
+    if roles.contains(Roles::FX_PROVIDER) {
+        kinds.push(AccountKind::FxLiquidity);
+    }
+    kinds
+}
+
+/// Creates an institution and its accounts in every currency.
+pub(crate) fn add_institution(tx: &mut Tx<'_, '_>, institution: &Institution) -> TxResult {
+    if !institution.key.is_valid() {
+        return Err(Rejection::InvalidKey.into());
+    }
+    let k = key::institution(institution.id);
+    if tx.state.contains(&k)? {
+        return Err(Rejection::InstitutionExists.into());
+    }
+    tx.state.put(k, institution);
+    for currency in tx.rules.currencies.clone() {
+        for kind in institutional_kinds(institution.roles) {
+            let id = AccountId::institutional(institution.id, kind, currency);
+            tx.put_account(&Account::new(id, kind, currency, institution.id));
+        }
+    }
+    Ok(())
+}
+
+fn set_overdraft(
+    tx: &mut Tx<'_, '_>,
+    institution: InstitutionId,
+    kind: AccountKind,
+    currency: Currency,
+    limit: Amount,
+) -> TxResult {
+    tx.require_currency(currency)?;
+    let mut account = tx.account(AccountId::institutional(institution, kind, currency))?;
+    account.overdraft_limit = u128::from(limit);
+    tx.put_account(&account);
+    Ok(())
+}
+
+/// `Govern`: needs signatures from `governance_threshold` of the governance keys.
+pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult {
+    let signed = tx
+        .rules
+        .governance_keys
+        .iter()
+        .filter(|k| tx.signed_by(k))
+        .count();
+    if signed < usize::from(tx.rules.governance_threshold) {
+        return Err(Rejection::GovernanceQuorum.into());
+    }
+    let mut rules = tx.rules.clone();
+    let name = match action {
+        GovernanceAction::AddInstitution { id, key, roles } => {
+            add_institution(
+                tx,
+                &Institution {
+                    id: *id,
+                    key: *key,
+                    roles: *roles,
+                    nonce: 0,
+                },
+            )?;
+            "AddInstitution"
+        }
+        GovernanceAction::SetIssuanceLimit {
+            bank,
+            currency,
+            limit,
+        } => {
+            tx.institution_with(*bank, Roles::BANK)?;
+            set_overdraft(tx, *bank, AccountKind::BankIssuance, *currency, *limit)?;
+            "SetIssuanceLimit"
+        }
+        GovernanceAction::SetFxCreditLine {
+            provider,
+            currency,
+            limit,
+        } => {
+            tx.institution_with(*provider, Roles::FX_PROVIDER)?;
+            set_overdraft(tx, *provider, AccountKind::FxLiquidity, *currency, *limit)?;
+            "SetFxCreditLine"
+        }
+        GovernanceAction::SetTierLimits {
+            tier,
+            single_max,
+            daily_max,
+        } => {
+            let index = usize::from(*tier);
+            if index >= TIERS_MAX || index > rules.tiers.len() || single_max > daily_max {
+                return Err(Rejection::InvalidField.into());
+            }
+            let limits = TierLimits {
+                single_max: *single_max,
+                daily_max: *daily_max,
+            };
+            match rules.tiers.get_mut(index) {
+                Some(slot) => *slot = limits,
+                None => rules.tiers.push(limits),
+            }
+            "SetTierLimits"
+        }
+        GovernanceAction::SetFeeSchedule {
+            merchant_fee_bps_max,
+        } => {
+            if *merchant_fee_bps_max > 10_000 {
+                return Err(Rejection::InvalidField.into());
+            }
+            rules.merchant_fee_bps_max = *merchant_fee_bps_max;
+            "SetFeeSchedule"
+        }
+        GovernanceAction::SetCorridor {
+            from,
+            to,
+            single_max,
+        } => {
+            tx.require_currency(*from)?;
+            tx.require_currency(*to)?;
+            if from == to {
+                return Err(Rejection::InvalidField.into());
+            }
+            let corridor = Corridor {
+                from: *from,
+                to: *to,
+                single_max: *single_max,
+            };
+            match rules
+                .corridors
+                .binary_search_by_key(&(*from, *to), |c| (c.from, c.to))
+            {
+                Ok(i) => {
+                    if let Some(slot) = rules.corridors.get_mut(i) {
+                        *slot = corridor;
+                    }
+                }
+                Err(i) => {
+                    if rules.corridors.len() >= CORRIDORS_MAX {
+                        return Err(Rejection::InvalidField.into());
+                    }
+                    rules.corridors.insert(i, corridor);
+                }
+            }
+            "SetCorridor"
+        }
+    };
+    tx.state.put(key::rules(), &rules);
+    tx.emit(Event::GovernanceApplied {
+        action: name.to_string(),
+    });
+    Ok(())
+}

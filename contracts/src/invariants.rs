@@ -1,0 +1,143 @@
+//! Whole-state checks of the ledger's invariants. O(state): the node runs them after each
+//! block in debug builds, tests run them after every step.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+
+use crate::StateStore;
+use crate::interbank::SettlementCycleRecord;
+use crate::ledger::accounts::Account;
+use crate::ledger::transfers::Hold;
+use crate::merchant::Order;
+use crate::state::{decode_record, key};
+use crate::types::{AccountId, Currency, CycleId, OrderId, TransferId};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantViolation {
+    #[error("store: {0}")]
+    Store(String),
+    #[error("undecodable record at {key:02x?}")]
+    Corrupt { key: Vec<u8> },
+    #[error("{currency} posted balances sum to {sum}, not zero")]
+    NotZeroSum { currency: Currency, sum: i128 },
+    #[error("{currency} pending credits and debits differ by {difference}")]
+    PendingNotBalanced {
+        currency: Currency,
+        difference: i128,
+    },
+    #[error("{account:?} is below its floor")]
+    BelowFloor { account: AccountId },
+    #[error("{account:?} pending totals differ from its holds")]
+    PendingMismatch { account: AccountId },
+    #[error("{order:?} refunded more than was paid")]
+    RefundsExceedPaid { order: OrderId },
+    #[error("hold {hold:?} has no transfer record")]
+    HoldWithoutTransfer { hold: TransferId },
+    #[error("cycle {cycle:?} net positions do not sum to zero")]
+    NetPositionsNotZero { cycle: CycleId },
+}
+
+/// What the check saw.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InvariantReport {
+    pub accounts: usize,
+    pub holds: usize,
+    pub orders: usize,
+    pub cycles: usize,
+    /// Per currency, the sum of posted balances of customer accounts (wallets, merchants,
+    /// billers): the wallet money outstanding.
+    pub customer_money: BTreeMap<Currency, i128>,
+}
+
+fn all<T: DeserializeOwned>(store: &dyn StateStore, tag: u8) -> Result<Vec<T>, InvariantViolation> {
+    let (start, end) = key::tag_range(tag);
+    store
+        .scan(&start, &end, usize::MAX)
+        .map_err(|e| InvariantViolation::Store(e.0))?
+        .into_iter()
+        .map(|(k, v)| {
+            decode_record(&k, &v).map_err(|_| InvariantViolation::Corrupt { key: k.clone() })
+        })
+        .collect()
+}
+
+/// Checks, over the whole state: per currency posted balances sum to zero and pending
+/// debits equal pending credits; no account's available balance is below its floor; each
+/// account's pending totals equal the sum of its holds; every hold's transfer id is
+/// claimed; no order refunded more than was paid; every settlement cycle's net positions
+/// sum to zero per currency. (That a transfer id applies at most once is structural: one
+/// record per id, claimed in the same layer as the movement.)
+pub fn check_invariants(store: &dyn StateStore) -> Result<InvariantReport, InvariantViolation> {
+    let accounts: Vec<Account> = all(store, key::ACCOUNT)?;
+    let holds: Vec<Hold> = all(store, key::HOLD)?;
+    let orders: Vec<Order> = all(store, key::ORDER)?;
+    let cycles: Vec<SettlementCycleRecord> = all(store, key::CYCLE)?;
+
+    let mut held: BTreeMap<AccountId, (u128, u128)> = BTreeMap::new();
+    for hold in &holds {
+        held.entry(hold.debit).or_default().0 += u128::from(hold.amount);
+        held.entry(hold.credit).or_default().1 += u128::from(hold.amount);
+        let claimed = store
+            .get(&key::transfer(hold.id))
+            .map_err(|e| InvariantViolation::Store(e.0))?
+            .is_some();
+        if !claimed {
+            return Err(InvariantViolation::HoldWithoutTransfer { hold: hold.id });
+        }
+    }
+
+    let mut posted: BTreeMap<Currency, i128> = BTreeMap::new();
+    let mut pending: BTreeMap<Currency, i128> = BTreeMap::new();
+    let mut report = InvariantReport {
+        accounts: accounts.len(),
+        holds: holds.len(),
+        orders: orders.len(),
+        cycles: cycles.len(),
+        ..InvariantReport::default()
+    };
+    for a in &accounts {
+        *posted.entry(a.currency).or_default() += a.balance();
+        let pending_net = i128::try_from(a.credits_pending).unwrap_or(i128::MAX)
+            - i128::try_from(a.debits_pending).unwrap_or(i128::MAX);
+        *pending.entry(a.currency).or_default() += pending_net;
+        if a.kind.has_holder() {
+            *report.customer_money.entry(a.currency).or_default() += a.balance();
+        }
+        if a.available() < a.floor() || a.balance() < a.floor() {
+            return Err(InvariantViolation::BelowFloor { account: a.id });
+        }
+        let (debits, credits) = held.get(&a.id).copied().unwrap_or_default();
+        if debits != a.debits_pending || credits != a.credits_pending {
+            return Err(InvariantViolation::PendingMismatch { account: a.id });
+        }
+    }
+    for (currency, sum) in posted {
+        if sum != 0 {
+            return Err(InvariantViolation::NotZeroSum { currency, sum });
+        }
+    }
+    for (currency, difference) in pending {
+        if difference != 0 {
+            return Err(InvariantViolation::PendingNotBalanced {
+                currency,
+                difference,
+            });
+        }
+    }
+    for order in &orders {
+        if order.refunded > order.paid {
+            return Err(InvariantViolation::RefundsExceedPaid { order: order.id });
+        }
+    }
+    for cycle in &cycles {
+        let mut sums: BTreeMap<Currency, i128> = BTreeMap::new();
+        for p in &cycle.positions {
+            *sums.entry(p.currency).or_default() += p.net;
+        }
+        if sums.values().any(|s| *s != 0) {
+            return Err(InvariantViolation::NetPositionsNotZero { cycle: cycle.id });
+        }
+    }
+    Ok(report)
+}

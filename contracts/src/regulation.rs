@@ -1,0 +1,97 @@
+//! Regulation and risk: `Freeze` / `Unfreeze` and the sanctions list, by the regulator;
+//! KYC-tier single and daily outflow limits and the second-factor rule, applied to every
+//! debit a holder's account makes.
+
+use tally_crypto::Hash;
+
+use crate::context::{Tx, TxResult};
+use crate::state::key;
+use crate::transaction::Roles;
+use crate::types::{AccountId, Amount, DAY_MS, InstitutionId};
+use crate::{Event, Rejection};
+
+/// Checks that `account` may send `amount` now — not frozen, second factor present above
+/// its threshold, within its tier's single-payment and daily limits — and counts it
+/// against today's outflow. Called before the money moves, in the same transaction.
+pub(crate) fn record_outflow(tx: &mut Tx<'_, '_>, account: AccountId, amount: Amount) -> TxResult {
+    let mut a = tx.account(account)?;
+    if a.frozen {
+        return Err(Rejection::AccountFrozen.into());
+    }
+    if let Some(second) = a.holder.second_factor {
+        if amount > second.threshold && !tx.signed_by(&second.key) {
+            return Err(Rejection::SecondFactorRequired.into());
+        }
+    }
+    let limits = tx
+        .rules
+        .tier(a.holder.tier)
+        .ok_or(Rejection::InvalidField)?;
+    if amount > limits.single_max {
+        return Err(Rejection::OverSingleLimit.into());
+    }
+    let today = tx.now_ms() / DAY_MS;
+    let spent = if a.holder.outflow_day == today {
+        a.holder.outflow_today
+    } else {
+        0
+    };
+    let spent = spent
+        .checked_add(u128::from(amount))
+        .ok_or(Rejection::Overflow)?;
+    if spent > u128::from(limits.daily_max) {
+        return Err(Rejection::OverDailyLimit.into());
+    }
+    a.holder.outflow_day = today;
+    a.holder.outflow_today = spent;
+    tx.put_account(&a);
+    Ok(())
+}
+
+fn regulator(tx: &Tx<'_, '_>, sender: InstitutionId) -> TxResult {
+    tx.institution_with(sender, Roles::REGULATOR).map(|_| ())
+}
+
+/// `Freeze` by the regulator: the account can neither send nor receive until unfrozen.
+pub(crate) fn freeze(
+    tx: &mut Tx<'_, '_>,
+    sender: InstitutionId,
+    account: AccountId,
+    reason: Hash,
+) -> TxResult {
+    regulator(tx, sender)?;
+    let mut a = tx.account(account)?;
+    a.frozen = true;
+    tx.put_account(&a);
+    tx.emit(Event::AccountFrozen { account, reason });
+    Ok(())
+}
+
+pub(crate) fn unfreeze(tx: &mut Tx<'_, '_>, sender: InstitutionId, account: AccountId) -> TxResult {
+    regulator(tx, sender)?;
+    let mut a = tx.account(account)?;
+    a.frozen = false;
+    tx.put_account(&a);
+    tx.emit(Event::AccountUnfrozen { account });
+    Ok(())
+}
+
+/// Sanctioned identities (hashes: no personal data on chain) cannot register and cannot
+/// receive cross-border transfers.
+pub(crate) fn add_sanction(tx: &mut Tx<'_, '_>, sender: InstitutionId, identity: Hash) -> TxResult {
+    regulator(tx, sender)?;
+    tx.state.put(key::sanction(identity), &());
+    tx.emit(Event::SanctionAdded { identity });
+    Ok(())
+}
+
+pub(crate) fn remove_sanction(
+    tx: &mut Tx<'_, '_>,
+    sender: InstitutionId,
+    identity: Hash,
+) -> TxResult {
+    regulator(tx, sender)?;
+    tx.state.delete(key::sanction(identity));
+    tx.emit(Event::SanctionRemoved { identity });
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! The ledger's working view of state during a block: committed state underneath, the
+//! block's changes over it, and the current transaction's changes on top. A transaction's
+//! layer is merged into the block on success and dropped on rejection, which is what makes
+//! every transaction apply whole or not at all.
+//!
+//! Key layout: one tag byte, then fixed-width big-endian fields, so keys of one kind sort
+//! by their ids (and holds' expiry index by time, then id).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::types::{AccountId, BillId, CardToken, Currency, CycleId, InstitutionId, OrderId};
+use crate::{ExecutionError, StateStore, StoreError, TransferId, Write};
+
+pub(crate) mod key {
+    use super::*;
+    use tally_crypto::{Hash, PublicKey};
+
+    pub const ACCOUNT: u8 = b'A';
+    pub const BILL: u8 = b'B';
+    pub const CARD: u8 = b'C';
+    pub const RULES: u8 = b'G';
+    pub const HOLD: u8 = b'H';
+    pub const INSTITUTION: u8 = b'I';
+    pub const META: u8 = b'M';
+    pub const CYCLE_SEQ: u8 = b'N';
+    pub const ORDER: u8 = b'O';
+    pub const PAYMENT_CODE: u8 = b'P';
+    pub const OBLIGATION: u8 = b'Q';
+    pub const RATE: u8 = b'R';
+    pub const SANCTION: u8 = b'S';
+    pub const TRANSFER: u8 = b'T';
+    pub const EXPIRY: u8 = b'X';
+    pub const CYCLE: u8 = b'Y';
+
+    fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        out.push(tag);
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    pub fn account(id: AccountId) -> Vec<u8> {
+        tagged(ACCOUNT, &[&id.to_key_bytes()])
+    }
+    pub fn institution(id: InstitutionId) -> Vec<u8> {
+        tagged(INSTITUTION, &[&id.to_key_bytes()])
+    }
+    pub fn card(account: AccountId, card: CardToken) -> Vec<u8> {
+        tagged(CARD, &[&account.to_key_bytes(), &card.0])
+    }
+    pub fn transfer(id: TransferId) -> Vec<u8> {
+        tagged(TRANSFER, &[&id.to_key_bytes()])
+    }
+    pub fn hold(id: TransferId) -> Vec<u8> {
+        tagged(HOLD, &[&id.to_key_bytes()])
+    }
+    pub fn expiry(at_ms: u64, id: TransferId) -> Vec<u8> {
+        tagged(EXPIRY, &[&at_ms.to_be_bytes(), &id.to_key_bytes()])
+    }
+    pub fn order(id: OrderId) -> Vec<u8> {
+        tagged(ORDER, &[&id.to_key_bytes()])
+    }
+    pub fn payment_code(payer_key: PublicKey, code_nonce: u64) -> Vec<u8> {
+        tagged(PAYMENT_CODE, &[&payer_key.0, &code_nonce.to_be_bytes()])
+    }
+    pub fn bill(id: BillId) -> Vec<u8> {
+        tagged(BILL, &[&id.to_key_bytes()])
+    }
+    pub fn rate(provider: InstitutionId, base: Currency, quote: Currency) -> Vec<u8> {
+        tagged(RATE, &[&provider.to_key_bytes(), &base.0, &quote.0])
+    }
+    pub fn sanction(identity: Hash) -> Vec<u8> {
+        tagged(SANCTION, &[&identity.0])
+    }
+    pub fn obligation(currency: Currency, from: InstitutionId, to: InstitutionId) -> Vec<u8> {
+        tagged(
+            OBLIGATION,
+            &[&currency.0, &from.to_key_bytes(), &to.to_key_bytes()],
+        )
+    }
+    pub fn cycle(id: CycleId) -> Vec<u8> {
+        tagged(CYCLE, &[&id.to_key_bytes()])
+    }
+    pub fn cycle_seq() -> Vec<u8> {
+        vec![CYCLE_SEQ]
+    }
+    pub fn rules() -> Vec<u8> {
+        vec![RULES]
+    }
+    pub fn meta() -> Vec<u8> {
+        vec![META]
+    }
+    /// All keys with one tag: `[tag, tag + 1)`.
+    pub fn tag_range(tag: u8) -> (Vec<u8>, Vec<u8>) {
+        (vec![tag], vec![tag.saturating_add(1)])
+    }
+}
+
+type Layer = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Committed state plus the block's and the current transaction's changes.
+pub(crate) struct State<'s> {
+    base: &'s dyn StateStore,
+    block: Layer,
+    tx: Layer,
+}
+
+impl<'s> State<'s> {
+    pub fn new(base: &'s dyn StateStore) -> Self {
+        State {
+            base,
+            block: Layer::new(),
+            tx: Layer::new(),
+        }
+    }
+
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(value) = self.tx.get(key) {
+            return Ok(value.clone());
+        }
+        if let Some(value) = self.block.get(key) {
+            return Ok(value.clone());
+        }
+        self.base.get(key)
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ExecutionError> {
+        match self.get_raw(key)? {
+            None => Ok(None),
+            Some(bytes) => decode_record(key, &bytes).map(Some),
+        }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.get_raw(key)?.is_some())
+    }
+
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.tx.insert(key, Some(encode_record(value)));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.tx.insert(key, None);
+    }
+
+    /// Entries with `start <= key < end` as this transaction sees them, ascending, at most
+    /// `limit`.
+    pub fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<crate::store::Entries, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let range = (Bound::Included(start), Bound::Excluded(end));
+        let in_block = self.block.range::<[u8], _>(range).count();
+        let in_tx = self.tx.range::<[u8], _>(range).count();
+        // Each overlay entry may hide at most one committed entry, so fetching that many
+        // more from below is enough to fill `limit` after merging.
+        let fetch = limit.saturating_add(in_block).saturating_add(in_tx);
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .base
+            .scan(start, end, fetch)?
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        for layer in [&self.block, &self.tx] {
+            for (k, v) in layer.range::<[u8], _>(range) {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .take(limit)
+            .collect())
+    }
+
+    pub fn commit_tx(&mut self) {
+        let tx = std::mem::take(&mut self.tx);
+        self.block.extend(tx);
+    }
+
+    pub fn abort_tx(&mut self) {
+        self.tx.clear();
+    }
+
+    /// The block's changes, ordered by key.
+    pub fn into_writes(mut self) -> Vec<Write> {
+        self.commit_tx();
+        self.block
+            .into_iter()
+            .map(|(key, value)| Write { key, value })
+            .collect()
+    }
+}
+
+pub(crate) fn encode_record<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain structs of integers, arrays and vectors into a Vec cannot fail;
+    // an empty record would be refused on the next read as corrupt, never misread.
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+pub(crate) fn decode_record<T: DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, ExecutionError> {
+    postcard::from_bytes(bytes).map_err(|_| ExecutionError::Corrupt { key: key.to_vec() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    fn w(k: u8, v: Option<u8>) -> Write {
+        Write {
+            key: vec![k],
+            value: v.map(|v| vec![v]),
+        }
+    }
+
+    #[test]
+    fn scan_merges_layers_and_hides_deletes() {
+        let mut base = MemoryStore::new();
+        base.apply(&[w(1, Some(1)), w(2, Some(2)), w(3, Some(3)), w(4, Some(4))]);
+        let mut state = State::new(&base);
+        state.delete(vec![1]);
+        state.commit_tx();
+        state.delete(vec![2]);
+        state.put(vec![5], &7u8);
+        let got = state.scan(&[0], &[9], 2).unwrap();
+        assert_eq!(got, vec![(vec![3], vec![3]), (vec![4], vec![4])]);
+        state.abort_tx();
+        let got = state.scan(&[0], &[9], 10).unwrap();
+        let keys: Vec<u8> = got.iter().map(|(k, _)| k[0]).collect();
+        assert_eq!(keys, vec![2, 3, 4]);
+        let writes = state.into_writes();
+        assert_eq!(writes, vec![w(1, None)]);
+    }
+}

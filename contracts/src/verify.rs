@@ -1,0 +1,170 @@
+//! Signature verification, in batches, before execution. [`VerifiedTransaction`] is the
+//! proof: its only constructor is [`verify_transactions`], and only verified transactions
+//! reach the ledger. Verification checks that each listed key signed; whether a key is the
+//! *right* one for the action is checked by the contracts against state.
+
+use tally_crypto::{BatchVerifier, Hash, KeyCache, PublicKey};
+
+use crate::encoding::check_limits;
+use crate::transaction::{PAYMENT_CODE_DOMAIN, TX_HASH_DOMAIN, TX_SIGNATURE_DOMAIN};
+use crate::{DecodeError, SignedTransaction, Transaction, TxKind};
+
+/// A transaction whose every signature (and any payment code's signature) verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedTransaction {
+    tx: Transaction,
+    hash: Hash,
+    signers: Vec<PublicKey>,
+}
+
+impl VerifiedTransaction {
+    pub fn tx(&self) -> &Transaction {
+        &self.tx
+    }
+
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    /// The keys that signed, sorted.
+    pub fn signers(&self) -> &[PublicKey] {
+        &self.signers
+    }
+
+    pub fn is_signed_by(&self, key: &PublicKey) -> bool {
+        self.signers.binary_search(key).is_ok()
+    }
+}
+
+/// Why a transaction failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("transaction is for chain {0:?}")]
+    WrongChain(String),
+    #[error("{0}")]
+    Limits(#[from] DecodeError),
+    #[error("a signature does not verify")]
+    BadSignature,
+    #[error("the payment code's signature does not verify")]
+    BadPaymentCode,
+}
+
+/// A transaction's place in the batch: its signed bytes, its first signature's index,
+/// how many signatures it has, and whether a payment code's signature follows them.
+type Plan = (Vec<u8>, usize, usize, bool);
+
+/// Verifies many transactions at once; one verdict per transaction, in order.
+pub fn verify_transactions(
+    chain_id: &str,
+    signed: Vec<SignedTransaction>,
+    cache: &mut KeyCache,
+) -> Vec<Result<VerifiedTransaction, VerifyError>> {
+    let mut batch = BatchVerifier::with_capacity(signed.len().saturating_mul(2));
+    // Per transaction: its pre-check verdict, and which batch items are its signatures
+    // and which is its payment code's.
+    let mut plans: Vec<Result<Plan, VerifyError>> = Vec::with_capacity(signed.len());
+    for item in &signed {
+        let plan = (|| {
+            check_limits(item)?;
+            if item.tx.chain_id != chain_id {
+                return Err(VerifyError::WrongChain(item.tx.chain_id.clone()));
+            }
+            let bytes = item.tx.signing_bytes();
+            let first = batch.len();
+            for s in &item.signatures {
+                batch.push(s.key, TX_SIGNATURE_DOMAIN, chain_id, &bytes, s.signature);
+            }
+            let has_code = if let TxKind::CollectByCode {
+                code,
+                code_signature,
+                ..
+            } = &item.tx.kind
+            {
+                batch.push(
+                    code.payer_key,
+                    PAYMENT_CODE_DOMAIN,
+                    chain_id,
+                    &code.signing_bytes(),
+                    *code_signature,
+                );
+                true
+            } else {
+                false
+            };
+            Ok((bytes, first, item.signatures.len(), has_code))
+        })();
+        plans.push(plan);
+    }
+    let verdicts = batch.verify(cache);
+    signed
+        .into_iter()
+        .zip(plans)
+        .map(|(item, plan)| {
+            let (bytes, first, count, has_code) = plan?;
+            let ok = |i: usize| verdicts.get(i).copied().unwrap_or(false);
+            if !(first..first + count).all(ok) {
+                return Err(VerifyError::BadSignature);
+            }
+            if has_code && !ok(first + count) {
+                return Err(VerifyError::BadPaymentCode);
+            }
+            let signers = item.signatures.iter().map(|s| s.key).collect();
+            Ok(VerifiedTransaction {
+                hash: Hash::digest(TX_HASH_DOMAIN, &bytes),
+                tx: item.tx,
+                signers,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccountId, Party, TransferId};
+    use tally_crypto::SigningKey;
+
+    fn transfer(nonce: u64) -> Transaction {
+        Transaction {
+            chain_id: "c".into(),
+            sender: Party::Account(AccountId(1)),
+            nonce,
+            kind: TxKind::Transfer {
+                id: TransferId(nonce.into()),
+                to: AccountId(2),
+                amount: 5,
+            },
+        }
+    }
+
+    #[test]
+    fn per_item_verdicts() {
+        let a = SigningKey::from_seed([1; 32]);
+        let b = SigningKey::from_seed([2; 32]);
+        let good = transfer(0).sign(&[&a, &b]);
+        let mut forged = transfer(1).sign(&[&a]);
+        forged.signatures[0].signature.0[3] ^= 1;
+        let mut other_chain = transfer(2);
+        other_chain.chain_id = "d".into();
+        let other_chain = other_chain.sign(&[&a]);
+        let out = verify_transactions(
+            "c",
+            vec![good.clone(), forged, other_chain],
+            &mut KeyCache::default(),
+        );
+        let first = out[0].as_ref().unwrap();
+        assert_eq!(first.hash(), good.tx.hash());
+        assert!(first.is_signed_by(&a.public_key()) && first.is_signed_by(&b.public_key()));
+        assert_eq!(out[1], Err(VerifyError::BadSignature));
+        assert!(matches!(out[2], Err(VerifyError::WrongChain(_))));
+    }
+
+    #[test]
+    fn a_signature_for_one_body_does_not_cover_another() {
+        let a = SigningKey::from_seed([1; 32]);
+        let mut swapped = transfer(0).sign(&[&a]);
+        swapped.tx.nonce = 1;
+        let out = verify_transactions("c", vec![swapped], &mut KeyCache::default());
+        assert_eq!(out[0], Err(VerifyError::BadSignature));
+    }
+}

@@ -1,0 +1,174 @@
+//! The built `tally` binary, run as people run it.
+
+use anyhow::{Context, Result, bail, ensure};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tally_crypto::{KeyFile, SigningKey};
+
+fn tally(args: &[&str]) -> Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .output()?)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path_arg(path: &Path) -> Result<&str> {
+    path.to_str().context("temp path is not UTF-8")
+}
+
+#[test]
+fn keys_generate_then_show_print_the_same_identity() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let key_path = dir.path().join("node.key");
+    let generated = tally(&["keys", "generate", "--out", path_arg(&key_path)?])?;
+    ensure!(generated.status.success(), "{}", text(&generated.stderr));
+    let generated = text(&generated.stdout);
+
+    let public_key = KeyFile::read(&key_path)?.public_key();
+    ensure!(
+        generated.contains(&format!("public key: {public_key}")),
+        "{generated}"
+    );
+    ensure!(generated.contains("peer id:    12D3KooW"), "{generated}");
+
+    let shown = tally(&["keys", "show", path_arg(&key_path)?])?;
+    ensure!(shown.status.success(), "{}", text(&shown.stderr));
+    let shown = text(&shown.stdout);
+    let identity = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("public key") || l.starts_with("peer id"))
+            .map(str::to_string)
+            .collect()
+    };
+    ensure!(
+        identity(&shown) == identity(&generated),
+        "{shown} vs {generated}"
+    );
+    ensure!(identity(&shown).len() == 2);
+
+    // A key is never overwritten.
+    let again = tally(&["keys", "generate", "--out", path_arg(&key_path)?])?;
+    ensure!(!again.status.success());
+    ensure!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    ensure!(KeyFile::read(&key_path)?.public_key() == public_key);
+    Ok(())
+}
+
+#[test]
+fn bad_arguments_and_inputs_fail_with_words() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cases: [(&[&str], &str); 5] = [
+        (&["frobnicate"], "unrecognized subcommand"),
+        (&["keys", "generate"], "--out"),
+        (
+            &["keys", "show", "/nonexistent/tally.key"],
+            "cannot read key file",
+        ),
+        (&["node", "run"], "--config"),
+        (
+            &["node", "run", "--config", "/nonexistent/tally.toml"],
+            "cannot read config file",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = tally(args)?;
+        let stderr = text(&out.stderr);
+        ensure!(!out.status.success(), "{args:?} succeeded");
+        ensure!(stderr.contains(expected), "{args:?}: {stderr}");
+        ensure!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let config = dir.path().join("tally.toml");
+    std::fs::write(
+        &config,
+        "mode = \"validator\"\nlisten_address = \"nowhere\"\n",
+    )?;
+    let out = tally(&["node", "run", "--config", path_arg(&config)?])?;
+    ensure!(!out.status.success());
+    ensure!(
+        text(&out.stderr).contains("missing field"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    KeyFile::write_new(
+        &SigningKey::from_seed([5; 32]),
+        &dir.path().join("node.key"),
+    )?;
+    std::fs::write(dir.path().join("genesis.json"), "{}")?;
+    let peer = SigningKey::from_seed([6; 32]).public_key();
+    let config = dir.path().join("tally.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"validator\"\nlisten_address = \"127.0.0.1:0\"\napi_address = \"127.0.0.1:0\"\n\
+             data_dir = \"data\"\nkey_file = \"node.key\"\ngenesis_file = \"genesis.json\"\n\
+             [[peers]]\naddress = \"127.0.0.1:9\"\npublic_key = \"{peer}\"\n"
+        ),
+    )?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["node", "run", "--config", path_arg(&config)?])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let started = wait_for_line(&lines, "node running");
+    if let Err(e) = started {
+        let _ = child.kill();
+        return Err(e);
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    ensure!(killed.success(), "kill failed");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("node did not stop within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    ensure!(status.success(), "exit status {status}");
+    wait_for_line(&lines, "stopped")?;
+    Ok(())
+}
+
+fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Ok(()),
+            Ok(_) => {}
+            Err(_) => bail!("no log line containing {needle:?}"),
+        }
+    }
+}

@@ -1,0 +1,1555 @@
+//! One test per transaction kind: success, and each rejection the issue lists.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use common::*;
+use tally_contracts::*;
+use tally_crypto::{Hash, SigningKey};
+
+const ALICE: u128 = 11;
+const BOB: u128 = 12;
+const CAROL: u128 = 13; // at bank B
+const SHOP: u128 = 21;
+
+fn a(id: u128) -> Party {
+    Party::Account(AccountId(id))
+}
+
+fn transfer(id: u128, to: u128, amount: Amount) -> TxKind {
+    TxKind::Transfer {
+        id: TransferId(id),
+        to: AccountId(to),
+        amount,
+    }
+}
+
+/// Alice (tier 1, 100_000 CNY) and Bob at bank A, Carol at bank B, a shop at bank A.
+fn world() -> (World, SigningKey, SigningKey, SigningKey, SigningKey) {
+    let mut w = World::new();
+    let alice = w.consumer(ALICE, BANK_A, 1, Currency::CNY);
+    let bob = w.consumer(BOB, BANK_A, 0, Currency::CNY);
+    let carol = w.consumer(CAROL, BANK_B, 0, Currency::CNY);
+    let shop = w.merchant(SHOP, BANK_A, 100, Currency::CNY);
+    w.fund(ALICE, BANK_A, 100_000);
+    (w, alice, bob, carol, shop)
+}
+
+// ---------------------------------------------------------------- registration, nonces
+
+#[test]
+fn register_account_needs_kyc_cosignature_and_rejects_sanctioned() {
+    let mut w = World::new();
+    let k = key(50);
+    let body = |id: u128, ident: Hash| TxKind::RegisterAccount {
+        account: AccountId(id),
+        key: k.public_key(),
+        currency: Currency::CNY,
+        institution: BANK_A,
+        tier: 0,
+        identity: ident,
+    };
+    let r = w.submit(a(50), &[&k], body(50, identity(50)));
+    rejected(&r, Rejection::MissingCoSignature);
+    assert!(query::account(&w.store, AccountId(50)).unwrap().is_none());
+    let r = w.submit(
+        a(50),
+        &[&k, &institution_key(BANK_A)],
+        body(50, identity(666)),
+    );
+    rejected(&r, Rejection::Sanctioned);
+    let r = w.submit(
+        a(50),
+        &[&k, &institution_key(FX)],
+        TxKind::RegisterAccount {
+            account: AccountId(50),
+            key: k.public_key(),
+            currency: Currency::CNY,
+            institution: FX,
+            tier: 0,
+            identity: identity(50),
+        },
+    );
+    rejected(&r, Rejection::RoleRequired);
+    let r = w.submit(
+        a(50),
+        &[&k, &institution_key(BANK_A)],
+        body(50, identity(50)),
+    );
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::AccountRegistered {
+            account: AccountId(50),
+            institution: BANK_A,
+            tier: 0
+        }]
+    );
+    assert_eq!(w.account(50).holder.nonce, 1);
+    // Registering again is a replay of nonce 0.
+    let again = w.sign_nonce(
+        a(50),
+        0,
+        &[&k, &institution_key(BANK_A)],
+        body(50, identity(50)),
+    );
+    rejected(&w.block(vec![again]).receipts[0], Rejection::NonceReplayed);
+}
+
+#[test]
+fn nonces_replayed_out_of_order_and_wrong_signer() {
+    let (mut w, alice, bob, ..) = world();
+    let n = w.nonce(a(ALICE));
+    let first = w.sign_nonce(a(ALICE), n, &[&alice], transfer(1, BOB, 10));
+    let out = w.block(vec![first.clone()]);
+    ok(&out.receipts[0]);
+    let out = w.block(vec![first]);
+    rejected(&out.receipts[0], Rejection::NonceReplayed);
+    let ahead = w.sign_nonce(a(ALICE), n + 5, &[&alice], transfer(2, BOB, 10));
+    rejected(&w.block(vec![ahead]).receipts[0], Rejection::NonceGap);
+    // Bob's key signing Alice's transaction: nothing changes, not even her nonce.
+    let before = w.account(ALICE);
+    let forged = w.sign(a(ALICE), &[&bob], transfer(3, BOB, 10));
+    rejected(&w.block(vec![forged]).receipts[0], Rejection::WrongSigner);
+    assert_eq!(w.account(ALICE), before);
+    let stranger = w.sign(a(999), &[&bob], transfer(3, BOB, 10));
+    rejected(
+        &w.block(vec![stranger]).receipts[0],
+        Rejection::UnknownSender,
+    );
+}
+
+#[test]
+fn rejected_transaction_changes_only_the_nonce() {
+    let (mut w, alice, ..) = world();
+    let before = w.account(ALICE);
+    let r = w.submit(a(ALICE), &[&alice], transfer(1, BOB, 10_000_000));
+    rejected(&r, Rejection::OverSingleLimit);
+    let after = w.account(ALICE);
+    assert_eq!(after.holder.nonce, before.holder.nonce + 1);
+    let mut same = after.clone();
+    same.holder.nonce = before.holder.nonce;
+    assert_eq!(same, before);
+    // The transfer id was not consumed by the rejected transaction.
+    ok(&w.submit(a(ALICE), &[&alice], transfer(1, BOB, 10)));
+}
+
+#[test]
+fn wrong_chain_is_rejected_by_verification_and_execution() {
+    let (w, alice, ..) = world();
+    let mut tx = w.sign(a(ALICE), &[&alice], transfer(1, BOB, 1));
+    tx.tx.chain_id = "other".into();
+    let tx = tx.tx.sign(&[&alice]);
+    let out = verify_transactions(CHAIN, vec![tx], &mut tally_crypto::KeyCache::default());
+    assert!(matches!(out[0], Err(VerifyError::WrongChain(_))));
+}
+
+// ---------------------------------------------------------------- transfers
+
+#[test]
+fn transfer_same_and_other_institution() {
+    let (mut w, alice, ..) = world();
+    let r = w.submit(a(ALICE), &[&alice], transfer(1, BOB, 300));
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::TransferReceived {
+            id: TransferId(1),
+            from: AccountId(ALICE),
+            to: AccountId(BOB),
+            amount: 300
+        }]
+    );
+    assert_eq!(w.balance(BOB), 300);
+    ok(&w.submit(a(ALICE), &[&alice], transfer(2, CAROL, 200)));
+    assert_eq!(w.balance(CAROL), 200);
+    assert_eq!(w.balance(ALICE), 100_000 - 500);
+    // Bank A owes bank B 200: it shows up in the next settlement cycle.
+    let r = w.institution(BANK_A, TxKind::SettlementCycle);
+    ok(&r);
+    let Event::SettlementCycleOpened { positions, .. } = &r.events[0] else {
+        panic!("{r:?}")
+    };
+    assert!(positions.contains(&NetPosition {
+        currency: Currency::CNY,
+        institution: BANK_B,
+        net: 200
+    }));
+}
+
+#[test]
+fn transfer_ids_are_idempotent() {
+    let (mut w, alice, ..) = world();
+    ok(&w.submit(a(ALICE), &[&alice], transfer(7, BOB, 100)));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(7, BOB, 100)),
+        Rejection::TransferExists,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(7, BOB, 101)),
+        Rejection::TransferExistsWithDifferentBody,
+    );
+    assert_eq!(w.balance(BOB), 100);
+}
+
+#[test]
+fn transfer_rejections() {
+    let (mut w, alice, bob, ..) = world();
+    rejected(
+        &w.submit(a(BOB), &[&bob], transfer(1, ALICE, 1)),
+        Rejection::InsufficientFunds,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(2, 404, 1)),
+        Rejection::AccountNotFound,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(3, SHOP, 1)),
+        Rejection::WrongAccountKind,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(4, ALICE, 1)),
+        Rejection::SameAccount,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(5, BOB, 0)),
+        Rejection::InvalidAmount,
+    );
+    let usd = w.consumer(30, BANK_A, 0, Currency::USD);
+    drop(usd);
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(6, 30, 5)),
+        Rejection::CurrencyMismatch,
+    );
+}
+
+#[test]
+fn tier_limits_single_and_daily_by_block_time() {
+    let (mut w, alice, bob, ..) = world();
+    ok(&w.submit(a(ALICE), &[&alice], transfer(1, BOB, 50_000)));
+    rejected(
+        &w.submit(a(BOB), &[&bob], transfer(2, ALICE, TIER0_SINGLE + 1)),
+        Rejection::OverSingleLimit,
+    );
+    ok(&w.submit(a(BOB), &[&bob], transfer(3, ALICE, TIER0_SINGLE)));
+    ok(&w.submit(a(BOB), &[&bob], transfer(4, ALICE, TIER0_SINGLE)));
+    rejected(
+        &w.submit(a(BOB), &[&bob], transfer(5, ALICE, 1)),
+        Rejection::OverDailyLimit,
+    );
+    w.advance(DAY_MS);
+    ok(&w.submit(a(BOB), &[&bob], transfer(6, ALICE, 1)));
+}
+
+#[test]
+fn frozen_account_cannot_send_or_receive_until_unfrozen() {
+    let (mut w, alice, ..) = world();
+    let reason = Hash::digest("case", b"1");
+    // Only the regulator may freeze.
+    rejected(
+        &w.institution(
+            BANK_A,
+            TxKind::Freeze {
+                account: AccountId(ALICE),
+                reason,
+            },
+        ),
+        Rejection::RoleRequired,
+    );
+    let r = w.institution(
+        REGULATOR,
+        TxKind::Freeze {
+            account: AccountId(ALICE),
+            reason,
+        },
+    );
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::AccountFrozen {
+            account: AccountId(ALICE),
+            reason
+        }]
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(1, BOB, 1)),
+        Rejection::AccountFrozen,
+    );
+    let (bob_key, _) = (key(BOB as u64), ());
+    w.fund(BOB, BANK_A, 100);
+    rejected(
+        &w.submit(a(BOB), &[&bob_key], transfer(2, ALICE, 1)),
+        Rejection::AccountFrozen,
+    );
+    ok(&w.institution(
+        REGULATOR,
+        TxKind::Unfreeze {
+            account: AccountId(ALICE),
+        },
+    ));
+    ok(&w.submit(a(ALICE), &[&alice], transfer(3, BOB, 1)));
+}
+
+// ---------------------------------------------------------------- cards, top-up, withdraw
+
+#[test]
+fn cards_top_up_and_withdraw_need_the_bank() {
+    let (mut w, _alice, bob, ..) = world();
+    let bank = institution_key(BANK_A);
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob],
+            TxKind::BindCard {
+                card: card(1),
+                bank: BANK_A,
+            },
+        ),
+        Rejection::MissingCoSignature,
+    );
+    let r = w.submit(
+        a(BOB),
+        &[&bob, &bank],
+        TxKind::BindCard {
+            card: card(1),
+            bank: BANK_A,
+        },
+    );
+    ok(&r);
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &bank],
+            TxKind::BindCard {
+                card: card(1),
+                bank: BANK_A,
+            },
+        ),
+        Rejection::CardAlreadyBound,
+    );
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob],
+            TxKind::TopUp {
+                id: TransferId(1),
+                card: card(1),
+                amount: 500,
+            },
+        ),
+        Rejection::MissingCoSignature,
+    );
+    let r = w.submit(
+        a(BOB),
+        &[&bob, &bank],
+        TxKind::TopUp {
+            id: TransferId(1),
+            card: card(1),
+            amount: 500,
+        },
+    );
+    ok(&r);
+    assert!(matches!(r.events[0], Event::ToppedUp { amount: 500, .. }));
+    let issuance = w.institutional(BANK_A, AccountKind::BankIssuance, Currency::CNY);
+    assert_eq!(issuance.balance(), -(100_000 + 500));
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &bank],
+            TxKind::Withdraw {
+                id: TransferId(2),
+                card: card(1),
+                amount: 501,
+            },
+        ),
+        Rejection::InsufficientFunds,
+    );
+    ok(&w.submit(
+        a(BOB),
+        &[&bob, &bank],
+        TxKind::Withdraw {
+            id: TransferId(3),
+            card: card(1),
+            amount: 200,
+        },
+    ));
+    assert_eq!(w.balance(BOB), 300);
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &bank],
+            TxKind::TopUp {
+                id: TransferId(4),
+                card: card(9),
+                amount: 1,
+            },
+        ),
+        Rejection::CardNotBound,
+    );
+    ok(&w.submit(a(BOB), &[&bob, &bank], TxKind::UnbindCard { card: card(1) }));
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &bank],
+            TxKind::TopUp {
+                id: TransferId(5),
+                card: card(1),
+                amount: 1,
+            },
+        ),
+        Rejection::CardNotBound,
+    );
+}
+
+#[test]
+fn issuance_is_bounded_by_governance() {
+    let (mut w, _alice, bob, ..) = world();
+    let bank = institution_key(BANK_A);
+    ok(&w.submit(
+        a(BOB),
+        &[&bob, &bank],
+        TxKind::BindCard {
+            card: card(2),
+            bank: BANK_A,
+        },
+    ));
+    let gov = governance_keys();
+    let set_limit = |limit| {
+        TxKind::Govern(GovernanceAction::SetIssuanceLimit {
+            bank: BANK_A,
+            currency: Currency::CNY,
+            limit,
+        })
+    };
+    // One governance signature is below the threshold of two.
+    let r = w.submit(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[0]],
+        set_limit(100_010),
+    );
+    rejected(&r, Rejection::GovernanceQuorum);
+    let r = w.submit(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[0], &gov[2]],
+        set_limit(100_010),
+    );
+    ok(&r);
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &bank],
+            TxKind::TopUp {
+                id: TransferId(1),
+                card: card(2),
+                amount: 11,
+            },
+        ),
+        Rejection::IssuanceLimitExceeded,
+    );
+    ok(&w.submit(
+        a(BOB),
+        &[&bob, &bank],
+        TxKind::TopUp {
+            id: TransferId(2),
+            card: card(2),
+            amount: 10,
+        },
+    ));
+}
+
+// ---------------------------------------------------------------- keys
+
+#[test]
+fn rotate_recover_and_second_factor() {
+    let (mut w, alice, ..) = world();
+    let new = key(777);
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            TxKind::RotateKey {
+                new_key: new.public_key(),
+            },
+        ),
+        Rejection::MissingCoSignature,
+    );
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice, &new],
+        TxKind::RotateKey {
+            new_key: new.public_key(),
+        },
+    ));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(1, BOB, 1)),
+        Rejection::WrongSigner,
+    );
+    ok(&w.submit(a(ALICE), &[&new], transfer(2, BOB, 1)));
+
+    // Lost phone: bank A (which holds the account) recovers it; bank B may not.
+    let phone = key(778);
+    rejected(
+        &w.institution(
+            BANK_B,
+            TxKind::RecoverAccount {
+                account: AccountId(ALICE),
+                new_key: phone.public_key(),
+            },
+        ),
+        Rejection::NotPermitted,
+    );
+    let r = w.submit(
+        Party::Institution(BANK_A),
+        &[&institution_key(BANK_A), &phone],
+        TxKind::RecoverAccount {
+            account: AccountId(ALICE),
+            new_key: phone.public_key(),
+        },
+    );
+    ok(&r);
+    ok(&w.submit(a(ALICE), &[&phone], transfer(3, BOB, 1)));
+
+    // Second factor above 1_000.
+    let token = key(779);
+    ok(&w.submit(
+        a(ALICE),
+        &[&phone, &token],
+        TxKind::SetSecondFactor {
+            key: Some(token.public_key()),
+            threshold: 1_000,
+        },
+    ));
+    ok(&w.submit(a(ALICE), &[&phone], transfer(4, BOB, 1_000)));
+    rejected(
+        &w.submit(a(ALICE), &[&phone], transfer(5, BOB, 1_001)),
+        Rejection::SecondFactorRequired,
+    );
+    ok(&w.submit(a(ALICE), &[&phone, &token], transfer(6, BOB, 1_001)));
+    // The phone alone cannot remove the second factor.
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&phone],
+            TxKind::SetSecondFactor {
+                key: None,
+                threshold: 0,
+            },
+        ),
+        Rejection::SecondFactorRequired,
+    );
+    ok(&w.submit(
+        a(ALICE),
+        &[&phone, &token],
+        TxKind::SetSecondFactor {
+            key: None,
+            threshold: 0,
+        },
+    ));
+    ok(&w.submit(a(ALICE), &[&phone], transfer(7, BOB, 5_000)));
+}
+
+// ---------------------------------------------------------------- merchant
+
+fn create_order(
+    w: &mut World,
+    shop: &SigningKey,
+    order: u128,
+    amount: Amount,
+    ttl_ms: u64,
+) -> Receipt {
+    let expires_at_ms = w.time_ms + 1_000 + ttl_ms;
+    w.submit(
+        a(SHOP),
+        &[shop],
+        TxKind::CreateOrder {
+            order: OrderId(order),
+            amount,
+            currency: Currency::CNY,
+            expires_at_ms,
+            items: Hash::digest("items", &order.to_le_bytes()),
+        },
+    )
+}
+
+fn pay(id: u128, order: u128, source: PaymentSource, escrow_ms: Option<u64>) -> TxKind {
+    TxKind::PayOrder {
+        id: TransferId(id),
+        order: OrderId(order),
+        source,
+        escrow_ms,
+    }
+}
+
+#[test]
+fn register_merchant_by_acquirer_within_fee_schedule() {
+    let mut w = World::new();
+    let k = key(60);
+    let body = |fee_bps| TxKind::RegisterMerchant {
+        account: AccountId(60),
+        key: k.public_key(),
+        currency: Currency::CNY,
+        fee_bps,
+        identity: identity(60),
+    };
+    rejected(
+        &w.institution(BANK_A, body(100)),
+        Rejection::MissingCoSignature,
+    );
+    let r = w.submit(
+        Party::Institution(PLATFORM),
+        &[&institution_key(PLATFORM), &k],
+        body(100),
+    );
+    rejected(&r, Rejection::RoleRequired);
+    let r = w.submit(
+        Party::Institution(BANK_A),
+        &[&institution_key(BANK_A), &k],
+        body(301),
+    );
+    rejected(&r, Rejection::FeeAboveSchedule);
+    let r = w.submit(
+        Party::Institution(BANK_A),
+        &[&institution_key(BANK_A), &k],
+        body(300),
+    );
+    ok(&r);
+    assert_eq!(w.account(60).kind, AccountKind::Merchant);
+}
+
+#[test]
+fn order_paid_from_balance_then_refunded_partially_and_fully() {
+    let (mut w, alice, _bob, _carol, shop) = world();
+    let r = create_order(&mut w, &shop, 1, 1_000, 60_000);
+    ok(&r);
+    rejected(
+        &create_order(&mut w, &shop, 1, 1_000, 60_000),
+        Rejection::OrderExists,
+    );
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(10, 1, PaymentSource::Balance, None),
+    );
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::PaymentCompleted {
+            order: OrderId(1),
+            payer: AccountId(ALICE),
+            merchant: AccountId(SHOP),
+            amount: 1_000
+        }]
+    );
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            pay(11, 1, PaymentSource::Balance, None),
+        ),
+        Rejection::OrderNotPayable,
+    );
+    let refund = |id, amount| TxKind::Refund {
+        id: TransferId(id),
+        order: OrderId(1),
+        amount,
+    };
+    // Only the merchant refunds.
+    rejected(
+        &w.submit(a(ALICE), &[&alice], refund(20, 1)),
+        Rejection::NotPermitted,
+    );
+    rejected(
+        &w.submit(a(SHOP), &[&shop], refund(20, 1_001)),
+        Rejection::RefundExceedsPaid,
+    );
+    let r = w.submit(a(SHOP), &[&shop], refund(20, 400));
+    ok(&r);
+    assert!(matches!(
+        r.events[0],
+        Event::Refunded {
+            refunded_total: 400,
+            ..
+        }
+    ));
+    // The same refund again (a retry) applies nothing.
+    rejected(
+        &w.submit(a(SHOP), &[&shop], refund(20, 400)),
+        Rejection::TransferExists,
+    );
+    rejected(
+        &w.submit(a(SHOP), &[&shop], refund(21, 601)),
+        Rejection::RefundExceedsPaid,
+    );
+    ok(&w.submit(a(SHOP), &[&shop], refund(22, 600)));
+    // Fully refunded: a double refund is refused.
+    rejected(
+        &w.submit(a(SHOP), &[&shop], refund(23, 1)),
+        Rejection::RefundExceedsPaid,
+    );
+    assert_eq!(w.balance(ALICE), 100_000);
+    assert_eq!(w.balance(SHOP), 0);
+    let order = query::order(&w.store, OrderId(1)).unwrap().unwrap();
+    assert_eq!((order.paid, order.refunded), (1_000, 1_000));
+}
+
+#[test]
+fn expired_order_and_currency_mismatch() {
+    let (mut w, alice, _bob, _carol, shop) = world();
+    ok(&create_order(&mut w, &shop, 2, 100, 5_000));
+    w.advance(10_000);
+    rejected(
+        &w.submit(a(ALICE), &[&alice], pay(1, 2, PaymentSource::Balance, None)),
+        Rejection::OrderExpired,
+    );
+    ok(&create_order(&mut w, &shop, 3, 100, 60_000));
+    let hk = w.consumer(31, BANK_A, 0, Currency::HKD);
+    rejected(
+        &w.submit(a(31), &[&hk], pay(2, 3, PaymentSource::Balance, None)),
+        Rejection::CurrencyMismatch,
+    );
+    rejected(
+        &w.submit(
+            a(SHOP),
+            &[&shop],
+            TxKind::CreateOrder {
+                order: OrderId(4),
+                amount: 1,
+                currency: Currency::USD,
+                expires_at_ms: w.time_ms + 60_000,
+                items: Hash::ZERO,
+            },
+        ),
+        Rejection::CurrencyMismatch,
+    );
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            pay(3, 99, PaymentSource::Balance, None),
+        ),
+        Rejection::OrderNotFound,
+    );
+}
+
+#[test]
+fn escrow_confirmed_by_payer_or_released_at_expiry() {
+    let (mut w, alice, bob, _carol, shop) = world();
+    ok(&create_order(&mut w, &shop, 1, 700, 600_000));
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(1, 1, PaymentSource::Balance, Some(100_000)),
+    );
+    ok(&r);
+    assert!(matches!(
+        r.events[0],
+        Event::PaymentHeld { amount: 700, .. }
+    ));
+    assert_eq!(w.account(ALICE).available(), 100_000 - 700);
+    assert_eq!(w.balance(SHOP), 0);
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob],
+            TxKind::ConfirmReceipt { order: OrderId(1) },
+        ),
+        Rejection::NotPayer,
+    );
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        TxKind::ConfirmReceipt { order: OrderId(1) },
+    );
+    ok(&r);
+    assert_eq!(w.balance(SHOP), 700);
+    assert!(query::hold(&w.store, TransferId(1)).unwrap().is_none());
+
+    // Second order: nobody confirms; at expiry the escrow goes to the merchant.
+    ok(&create_order(&mut w, &shop, 2, 300, 600_000));
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(2, 2, PaymentSource::Balance, Some(50_000)),
+    ));
+    w.advance(40_000);
+    let out = w.block(vec![]);
+    assert!(out.expired.is_empty());
+    w.advance(20_000);
+    let out = w.block(vec![]);
+    assert_eq!(
+        out.expired,
+        vec![Event::PaymentCompleted {
+            order: OrderId(2),
+            payer: AccountId(ALICE),
+            merchant: AccountId(SHOP),
+            amount: 300
+        }]
+    );
+    assert_eq!(w.balance(SHOP), 1_000);
+    assert_eq!(
+        query::order(&w.store, OrderId(2)).unwrap().unwrap().status,
+        OrderStatus::Paid
+    );
+}
+
+#[test]
+fn cancel_open_order_and_void_held_payment() {
+    let (mut w, alice, bob, _carol, shop) = world();
+    ok(&create_order(&mut w, &shop, 1, 500, 600_000));
+    rejected(
+        &w.submit(a(BOB), &[&bob], TxKind::CancelOrder { order: OrderId(1) }),
+        Rejection::NotPermitted,
+    );
+    ok(&w.submit(a(SHOP), &[&shop], TxKind::CancelOrder { order: OrderId(1) }));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], pay(1, 1, PaymentSource::Balance, None)),
+        Rejection::OrderNotPayable,
+    );
+    ok(&create_order(&mut w, &shop, 2, 500, 600_000));
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(2, 2, PaymentSource::Balance, Some(100_000)),
+    ));
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        TxKind::CancelOrder { order: OrderId(2) },
+    );
+    ok(&r);
+    assert!(r.events.contains(&Event::PaymentVoided {
+        order: OrderId(2),
+        payer: AccountId(ALICE),
+        amount: 500
+    }));
+    assert_eq!(w.account(ALICE).available(), 100_000);
+    rejected(
+        &w.submit(a(SHOP), &[&shop], TxKind::CancelOrder { order: OrderId(2) }),
+        Rejection::OrderNotCancellable,
+    );
+}
+
+#[test]
+fn card_payment_with_bank_cosignature_or_bank_approved_hold() {
+    let (mut w, _alice, bob, _carol, shop) = world();
+    let bank = institution_key(BANK_B);
+    ok(&w.submit(
+        a(BOB),
+        &[&bob, &bank],
+        TxKind::BindCard {
+            card: card(5),
+            bank: BANK_B,
+        },
+    ));
+    // Co-signed by the card's bank: immediate.
+    ok(&create_order(&mut w, &shop, 1, 800, 600_000));
+    ok(&w.submit(
+        a(BOB),
+        &[&bob, &bank],
+        pay(1, 1, PaymentSource::Card(card(5)), None),
+    ));
+    assert_eq!(w.balance(SHOP), 800);
+    assert_eq!(
+        w.institutional(BANK_B, AccountKind::BankIssuance, Currency::CNY)
+            .balance(),
+        -800
+    );
+    // Escrow of card money without the bank: refused.
+    ok(&create_order(&mut w, &shop, 2, 100, 600_000));
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob],
+            pay(2, 2, PaymentSource::Card(card(5)), Some(1_000)),
+        ),
+        Rejection::MissingCoSignature,
+    );
+    // Without the bank's co-signature: held until the bank approves.
+    ok(&w.submit(
+        a(BOB),
+        &[&bob],
+        pay(3, 2, PaymentSource::Card(card(5)), None),
+    ));
+    assert_eq!(w.balance(SHOP), 800);
+    rejected(
+        &w.institution(
+            BANK_A,
+            TxKind::AuthorizeCardPayment {
+                order: OrderId(2),
+                approve: true,
+            },
+        ),
+        Rejection::NotPermitted,
+    );
+    ok(&w.institution(
+        BANK_B,
+        TxKind::AuthorizeCardPayment {
+            order: OrderId(2),
+            approve: true,
+        },
+    ));
+    assert_eq!(w.balance(SHOP), 900);
+    // Declined: the order opens again.
+    ok(&create_order(&mut w, &shop, 3, 50, 600_000));
+    ok(&w.submit(
+        a(BOB),
+        &[&bob],
+        pay(4, 3, PaymentSource::Card(card(5)), None),
+    ));
+    ok(&w.institution(
+        BANK_B,
+        TxKind::AuthorizeCardPayment {
+            order: OrderId(3),
+            approve: false,
+        },
+    ));
+    assert_eq!(
+        query::order(&w.store, OrderId(3)).unwrap().unwrap().status,
+        OrderStatus::Open
+    );
+    // Unanswered: voided at expiry.
+    ok(&w.submit(
+        a(BOB),
+        &[&bob],
+        pay(5, 3, PaymentSource::Card(card(5)), None),
+    ));
+    w.advance(CARD_AUTHORIZATION_MS);
+    let out = w.block(vec![]);
+    assert!(matches!(
+        out.expired[0],
+        Event::PaymentVoided { amount: 50, .. }
+    ));
+    assert_eq!(w.balance(SHOP), 900);
+    // A refund of a card payment goes back to the card's bank.
+    ok(&w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::Refund {
+            id: TransferId(9),
+            order: OrderId(1),
+            amount: 800,
+        },
+    ));
+    assert_eq!(
+        w.institutional(BANK_B, AccountKind::BankIssuance, Currency::CNY)
+            .balance(),
+        -100
+    );
+}
+
+fn code(
+    payer_key: &SigningKey,
+    max_amount: Amount,
+    expires_at_ms: u64,
+    code_nonce: u64,
+) -> (PaymentCode, tally_crypto::Signature) {
+    let code = PaymentCode {
+        payer: AccountId(ALICE),
+        payer_key: payer_key.public_key(),
+        max_amount,
+        expires_at_ms,
+        code_nonce,
+    };
+    let sig = code.sign(payer_key, CHAIN);
+    (code, sig)
+}
+
+fn collect(
+    id: u128,
+    code: PaymentCode,
+    code_signature: tally_crypto::Signature,
+    amount: Amount,
+) -> TxKind {
+    TxKind::CollectByCode {
+        id: TransferId(id),
+        code,
+        code_signature,
+        amount,
+    }
+}
+
+#[test]
+fn collect_by_code_once_unexpired_within_max() {
+    let (mut w, alice, bob, _carol, shop) = world();
+    let expires = w.time_ms + 120_000;
+    let (c, sig) = code(&alice, 500, expires, 1);
+    let r = w.submit(a(SHOP), &[&shop], collect(1, c, sig, 300));
+    ok(&r);
+    assert!(matches!(
+        r.events[0],
+        Event::CollectedByCode { amount: 300, .. }
+    ));
+    rejected(
+        &w.submit(a(SHOP), &[&shop], collect(2, c, sig, 100)),
+        Rejection::PaymentCodeUsed,
+    );
+    let (c2, sig2) = code(&alice, 500, expires, 2);
+    rejected(
+        &w.submit(a(SHOP), &[&shop], collect(3, c2, sig2, 501)),
+        Rejection::PaymentCodeExceeded,
+    );
+    // A code signed by someone else's key for Alice's account.
+    let (mut c3, _) = code(&bob, 500, expires, 3);
+    c3.payer = AccountId(ALICE);
+    let sig3 = c3.sign(&bob, CHAIN);
+    rejected(
+        &w.submit(a(SHOP), &[&shop], collect(4, c3, sig3, 1)),
+        Rejection::WrongSigner,
+    );
+    w.advance(200_000);
+    rejected(
+        &w.submit(a(SHOP), &[&shop], collect(5, c2, sig2, 1)),
+        Rejection::PaymentCodeExpired,
+    );
+    // A forged code signature fails verification before execution.
+    let (c4, mut sig4) = code(&alice, 500, w.time_ms + 60_000, 4);
+    sig4.0[0] ^= 1;
+    let tx = w.sign(a(SHOP), &[&shop], collect(6, c4, sig4, 1));
+    let out = verify_transactions(CHAIN, vec![tx], &mut tally_crypto::KeyCache::default());
+    assert_eq!(out[0], Err(VerifyError::BadPaymentCode));
+    assert_eq!(w.balance(SHOP), 300);
+}
+
+#[test]
+fn pay_merchant_and_settle_minus_fee() {
+    let (mut w, alice, _bob, _carol, shop) = world();
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        TxKind::PayMerchant {
+            id: TransferId(1),
+            merchant: AccountId(SHOP),
+            amount: 10_050,
+        },
+    );
+    ok(&r);
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            TxKind::PayMerchant {
+                id: TransferId(2),
+                merchant: AccountId(BOB),
+                amount: 1,
+            },
+        ),
+        Rejection::WrongAccountKind,
+    );
+    rejected(
+        &w.submit(
+            a(SHOP),
+            &[&shop],
+            TxKind::SettleMerchant {
+                id: TransferId(3),
+                amount: 10_051,
+            },
+        ),
+        Rejection::InsufficientFunds,
+    );
+    let r = w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::SettleMerchant {
+            id: TransferId(4),
+            amount: 10_050,
+        },
+    );
+    ok(&r);
+    // 1% of 10_050 = 100.5, rounded down to 100.
+    assert_eq!(
+        r.events,
+        vec![Event::MerchantSettled {
+            id: TransferId(4),
+            merchant: AccountId(SHOP),
+            bank: BANK_A,
+            net: 9_950,
+            fee: 100
+        }]
+    );
+    assert_eq!(
+        w.institutional(PLATFORM, AccountKind::Fee, Currency::CNY)
+            .balance(),
+        100
+    );
+    assert_eq!(
+        w.institutional(BANK_A, AccountKind::BankSettlement, Currency::CNY)
+            .balance(),
+        9_950
+    );
+}
+
+// ---------------------------------------------------------------- bills
+
+#[test]
+fn bills_are_paid_exactly_once() {
+    let (mut w, alice, ..) = world();
+    let biller_key = key(40);
+    let r = w.submit(
+        Party::Institution(BANK_B),
+        &[&institution_key(BANK_B), &biller_key],
+        TxKind::RegisterBiller {
+            account: AccountId(40),
+            key: biller_key.public_key(),
+            currency: Currency::CNY,
+            identity: identity(40),
+        },
+    );
+    ok(&r);
+    let issue = TxKind::IssueBill {
+        bill: BillId(1),
+        customer: Hash::digest("customer", b"meter-17"),
+        amount: 2_345,
+        due_ms: w.time_ms + DAY_MS,
+    };
+    rejected(
+        &w.submit(a(ALICE), &[&alice], issue.clone()),
+        Rejection::WrongAccountKind,
+    );
+    ok(&w.submit(a(40), &[&biller_key], issue.clone()));
+    rejected(
+        &w.submit(a(40), &[&biller_key], issue),
+        Rejection::BillExists,
+    );
+    let pay = |id, amount| TxKind::PayBill {
+        id: TransferId(id),
+        bill: BillId(1),
+        amount,
+    };
+    rejected(
+        &w.submit(a(ALICE), &[&alice], pay(1, 2_344)),
+        Rejection::BillAmountMismatch,
+    );
+    let r = w.submit(a(ALICE), &[&alice], pay(2, 2_345));
+    ok(&r);
+    assert!(matches!(r.events[0], Event::BillPaid { amount: 2_345, .. }));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], pay(3, 2_345)),
+        Rejection::BillAlreadyPaid,
+    );
+    assert_eq!(w.balance(40), 2_345);
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            TxKind::PayBill {
+                id: TransferId(4),
+                bill: BillId(2),
+                amount: 1,
+            },
+        ),
+        Rejection::BillNotFound,
+    );
+}
+
+// ---------------------------------------------------------------- cross-border
+
+const USD_BENEFICIARY: u128 = 70;
+
+fn fx_world() -> (World, SigningKey) {
+    let (mut w, alice, ..) = world();
+    w.consumer(USD_BENEFICIARY, BANK_B, 0, Currency::USD);
+    // 1 fen = 0.138 cents.
+    let r = w.institution(
+        FX,
+        TxKind::PublishFxRate {
+            base: Currency::CNY,
+            quote: Currency::USD,
+            rate: 138_000_000,
+            valid_from_ms: w.time_ms,
+            valid_until_ms: w.time_ms + 3_600_000,
+        },
+    );
+    ok(&r);
+    (w, alice)
+}
+
+fn remit(id: u128, to: u128, amount: FxAmount) -> TxKind {
+    TxKind::CrossBorderTransfer {
+        id: TransferId(id),
+        provider: FX,
+        beneficiary: AccountId(to),
+        amount,
+    }
+}
+
+#[test]
+fn cross_border_send_and_receive_with_rounding() {
+    let (mut w, alice) = fx_world();
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        remit(
+            1,
+            USD_BENEFICIARY,
+            FxAmount::Send {
+                debit: 10_001,
+                min_credit: 1_380,
+            },
+        ),
+    );
+    ok(&r);
+    // 10_001 × 0.138 = 1380.138 → 1380 (down).
+    assert_eq!(
+        r.events,
+        vec![Event::RemittanceCredited {
+            id: TransferId(1),
+            sender: AccountId(ALICE),
+            beneficiary: AccountId(USD_BENEFICIARY),
+            debited: 10_001,
+            debit_currency: Currency::CNY,
+            credited: 1_380,
+            credit_currency: Currency::USD
+        }]
+    );
+    // 100 cents need 724.6 fen → 725 (up).
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        remit(
+            2,
+            USD_BENEFICIARY,
+            FxAmount::Receive {
+                credit: 100,
+                max_debit: 725,
+            },
+        ),
+    ));
+    assert_eq!(w.balance(USD_BENEFICIARY), 1_480);
+    assert_eq!(w.balance(ALICE), 100_000 - 10_001 - 725);
+    assert_eq!(
+        w.institutional(FX, AccountKind::FxLiquidity, Currency::USD)
+            .balance(),
+        -1_480
+    );
+}
+
+#[test]
+fn cross_border_rejections() {
+    let (mut w, alice) = fx_world();
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            remit(
+                1,
+                USD_BENEFICIARY,
+                FxAmount::Send {
+                    debit: 10_000,
+                    min_credit: 1_381,
+                },
+            ),
+        ),
+        Rejection::FxSlippage,
+    );
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            remit(
+                2,
+                USD_BENEFICIARY,
+                FxAmount::Receive {
+                    credit: 100,
+                    max_debit: 724,
+                },
+            ),
+        ),
+        Rejection::FxSlippage,
+    );
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            remit(
+                3,
+                USD_BENEFICIARY,
+                FxAmount::Send {
+                    debit: 500_001,
+                    min_credit: 0,
+                },
+            ),
+        ),
+        Rejection::CorridorLimitExceeded,
+    );
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            remit(
+                4,
+                BOB,
+                FxAmount::Send {
+                    debit: 10,
+                    min_credit: 0,
+                },
+            ),
+        ),
+        Rejection::CurrencyMismatch,
+    );
+    let hkd = w.consumer(71, BANK_B, 0, Currency::HKD);
+    drop(hkd);
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            remit(
+                5,
+                71,
+                FxAmount::Send {
+                    debit: 10,
+                    min_credit: 0,
+                },
+            ),
+        ),
+        Rejection::CorridorClosed,
+    );
+    // Sanctioned after registration: cross-border credit is blocked.
+    ok(&w.institution(
+        REGULATOR,
+        TxKind::AddSanction {
+            identity: identity(USD_BENEFICIARY),
+        },
+    ));
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            remit(
+                6,
+                USD_BENEFICIARY,
+                FxAmount::Send {
+                    debit: 10,
+                    min_credit: 0,
+                },
+            ),
+        ),
+        Rejection::Sanctioned,
+    );
+    ok(&w.institution(
+        REGULATOR,
+        TxKind::RemoveSanction {
+            identity: identity(USD_BENEFICIARY),
+        },
+    ));
+    w.advance(3_600_000);
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            remit(
+                7,
+                USD_BENEFICIARY,
+                FxAmount::Send {
+                    debit: 10,
+                    min_credit: 0,
+                },
+            ),
+        ),
+        Rejection::RateExpired,
+    );
+    let usd = key(USD_BENEFICIARY as u64);
+    w.fund(USD_BENEFICIARY, BANK_B, 1_000);
+    rejected(
+        &w.submit(
+            a(USD_BENEFICIARY),
+            &[&usd],
+            TxKind::CrossBorderTransfer {
+                id: TransferId(8),
+                provider: FX,
+                beneficiary: AccountId(ALICE),
+                amount: FxAmount::Send {
+                    debit: 10,
+                    min_credit: 0,
+                },
+            },
+        ),
+        Rejection::CorridorClosed,
+    );
+    assert_eq!(w.balance(ALICE), 100_000);
+    // Only an FX provider publishes rates.
+    rejected(
+        &w.institution(
+            BANK_A,
+            TxKind::PublishFxRate {
+                base: Currency::CNY,
+                quote: Currency::USD,
+                rate: 1,
+                valid_from_ms: 0,
+                valid_until_ms: 1,
+            },
+        ),
+        Rejection::RoleRequired,
+    );
+}
+
+// ---------------------------------------------------------------- interbank
+
+#[test]
+fn settlement_cycle_nets_multilaterally_and_closes_on_confirmation() {
+    let (mut w, alice, _bob, carol, _shop) = world();
+    rejected(
+        &w.institution(BANK_A, TxKind::SettlementCycle),
+        Rejection::NothingToSettle,
+    );
+    w.fund(CAROL, BANK_B, 1_000);
+    ok(&w.submit(a(ALICE), &[&alice], transfer(1, CAROL, 700)));
+    ok(&w.submit(a(CAROL), &[&carol], transfer(2, ALICE, 200)));
+    let r = w.institution(PLATFORM, TxKind::SettlementCycle);
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::SettlementCycleOpened {
+            cycle: CycleId(1),
+            positions: vec![
+                NetPosition {
+                    currency: Currency::CNY,
+                    institution: BANK_A,
+                    net: -500
+                },
+                NetPosition {
+                    currency: Currency::CNY,
+                    institution: BANK_B,
+                    net: 500
+                },
+            ]
+        }]
+    );
+    rejected(
+        &w.institution(BANK_A, TxKind::SettlementCycle),
+        Rejection::NothingToSettle,
+    );
+    rejected(
+        &w.institution(BANK_A, TxKind::ConfirmSettlement { cycle: CycleId(1) }),
+        Rejection::NotAReceiver,
+    );
+    rejected(
+        &w.institution(BANK_B, TxKind::ConfirmSettlement { cycle: CycleId(2) }),
+        Rejection::CycleNotFound,
+    );
+    let r = w.institution(BANK_B, TxKind::ConfirmSettlement { cycle: CycleId(1) });
+    ok(&r);
+    assert_eq!(
+        r.events.last(),
+        Some(&Event::SettlementClosed { cycle: CycleId(1) })
+    );
+    rejected(
+        &w.institution(BANK_B, TxKind::ConfirmSettlement { cycle: CycleId(1) }),
+        Rejection::AlreadyConfirmed,
+    );
+    rejected(
+        &w.institution(REGULATOR, TxKind::SettlementCycle),
+        Rejection::RoleRequired,
+    );
+}
+
+// ---------------------------------------------------------------- governance
+
+#[test]
+fn governance_adds_institutions_and_changes_rules() {
+    let (mut w, alice, ..) = world();
+    let gov = governance_keys();
+    let bank = institution_key(BANK_A);
+    let new_bank = institution_key(InstitutionId(9));
+    let add = TxKind::Govern(GovernanceAction::AddInstitution {
+        id: InstitutionId(9),
+        key: new_bank.public_key(),
+        roles: Roles::BANK.with(Roles::KYC),
+    });
+    ok(&w.submit(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[0], &gov[1]],
+        add.clone(),
+    ));
+    rejected(
+        &w.submit(Party::Institution(BANK_A), &[&bank, &gov[0], &gov[1]], add),
+        Rejection::InstitutionExists,
+    );
+    w.consumer(90, InstitutionId(9), 0, Currency::CNY);
+    ok(&w.submit(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[1], &gov[2]],
+        TxKind::Govern(GovernanceAction::SetTierLimits {
+            tier: 1,
+            single_max: 10,
+            daily_max: 20,
+        }),
+    ));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(1, 90, 11)),
+        Rejection::OverSingleLimit,
+    );
+    ok(&w.submit(a(ALICE), &[&alice], transfer(2, 90, 10)));
+    // The rule change took effect within the block it was applied in, too.
+    let gov_tx = w.sign(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[0], &gov[2]],
+        TxKind::Govern(GovernanceAction::SetTierLimits {
+            tier: 1,
+            single_max: 1_000,
+            daily_max: 2_000,
+        }),
+    );
+    let pay = w.sign(a(ALICE), &[&alice], transfer(3, 90, 500));
+    let out = w.block(vec![gov_tx, pay]);
+    ok(&out.receipts[0]);
+    ok(&out.receipts[1]);
+}
+
+// ---------------------------------------------------------------- blocks, root
+
+#[test]
+fn blocks_must_follow_the_head_and_roots_chain() {
+    let (w, alice, ..) = world();
+    let head = Ledger::chain_head(&w.store).unwrap().unwrap();
+    assert_eq!(head.height, w.height);
+    let err = Ledger::execute_block(
+        &w.store,
+        BlockContext {
+            height: w.height + 2,
+            time_ms: w.time_ms + 1,
+        },
+        &[],
+    );
+    assert!(matches!(err, Err(ExecutionError::BlockOutOfOrder { .. })));
+    // Two different blocks at the same height give different roots; the same block, the same.
+    let tx = w.sign(a(ALICE), &[&alice], transfer(1, BOB, 1));
+    let v = verify_transactions(CHAIN, vec![tx], &mut tally_crypto::KeyCache::default())
+        .pop()
+        .unwrap()
+        .unwrap();
+    let ctx = BlockContext {
+        height: w.height + 1,
+        time_ms: w.time_ms + 1,
+    };
+    let one = Ledger::execute_block(&w.store, ctx, std::slice::from_ref(&v)).unwrap();
+    let again = Ledger::execute_block(&w.store, ctx, std::slice::from_ref(&v)).unwrap();
+    let empty = Ledger::execute_block(&w.store, ctx, &[]).unwrap();
+    assert_eq!(one, again);
+    assert_ne!(one.state_root, empty.state_root);
+    assert_ne!(one.state_root, head.state_root);
+    assert!(one.writes.windows(2).all(|p| p[0].key < p[1].key));
+}
+
+#[test]
+fn genesis_only_on_an_empty_store_and_validated() {
+    let w = World::new();
+    assert!(matches!(
+        genesis().apply(&w.store),
+        Err(ExecutionError::NotEmpty)
+    ));
+    let mut bad = genesis();
+    bad.governance_threshold = 4;
+    assert!(matches!(
+        bad.apply(&MemoryStore::new()),
+        Err(ExecutionError::Genesis(_))
+    ));
+    let mut bad = genesis();
+    bad.platform = BANK_A;
+    assert!(matches!(
+        bad.apply(&MemoryStore::new()),
+        Err(ExecutionError::Genesis(_))
+    ));
+    let a1 = genesis().apply(&MemoryStore::new()).unwrap();
+    let a2 = genesis().apply(&MemoryStore::new()).unwrap();
+    assert_eq!(a1, a2);
+}

@@ -2,7 +2,11 @@
 //!
 //! - [`network`]: libp2p transport, peer allow-listing and the three message paths.
 //! - [`config`]: the node's TOML configuration, checked at start.
+//! - [`storage`]: the data directory (sled): blocks, certificates, state, indexes, signer record.
+//! - [`mempool`]: verified transactions waiting for a block, bounded, in nonce order.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod mempool;
 pub mod network;
+pub mod storage;

@@ -2,10 +2,12 @@
 //!
 //! - [`network`]: libp2p transport, peer allow-listing and the three message paths.
 //! - [`config`]: the node's TOML configuration, checked at start.
+//! - [`block`]: the block format and the stored results of executing one.
 //! - [`storage`]: the data directory (sled): blocks, certificates, state, indexes, signer record.
 //! - [`mempool`]: verified transactions waiting for a block, bounded, in nonce order.
 #![forbid(unsafe_code)]
 
+pub mod block;
 pub mod config;
 pub mod mempool;
 pub mod network;

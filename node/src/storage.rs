@@ -15,9 +15,6 @@ use std::path::{Path, PathBuf};
 
 use tally_crypto::Hash;
 
-/// Key-value pairs of ledger state, in key order.
-pub type StateEntries = Vec<(Vec<u8>, Vec<u8>)>;
-
 const SCHEMA_VERSION: u32 = 1;
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CHAIN_ID: &[u8] = b"m/chain_id";
@@ -269,22 +266,6 @@ impl Storage {
         Ok(self.chain.get(full)?.map(|v| v.to_vec()))
     }
 
-    /// Ledger state entries whose key starts with `prefix`, in key order.
-    pub fn state_scan_prefix(
-        &self,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<StateEntries, StorageError> {
-        let mut full = b"s/".to_vec();
-        full.extend_from_slice(prefix);
-        let mut out = Vec::new();
-        for entry in self.chain.scan_prefix(full).take(limit) {
-            let (key, value) = entry?;
-            out.push((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()));
-        }
-        Ok(out)
-    }
-
     /// The signer's record: what the validator key last signed.
     pub fn signer_record(&self) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.signer.get(KEY_SIGNER_RECORD)?.map(|v| v.to_vec()))
@@ -296,6 +277,37 @@ impl Storage {
         self.signer.insert(KEY_SIGNER_RECORD, record)?;
         self.signer.flush()?;
         Ok(())
+    }
+}
+
+/// The ledger reads committed state straight from the data directory.
+impl tally_contracts::StateStore for Storage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, tally_contracts::StoreError> {
+        self.state_get(key)
+            .map_err(|e| tally_contracts::StoreError(e.to_string()))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<tally_contracts::Entries, tally_contracts::StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let prefixed = |k: &[u8]| {
+            let mut full = Vec::with_capacity(2 + k.len());
+            full.extend_from_slice(b"s/");
+            full.extend_from_slice(k);
+            full
+        };
+        let mut out = Vec::new();
+        for entry in self.chain.range(prefixed(start)..prefixed(end)).take(limit) {
+            let (key, value) = entry.map_err(|e| tally_contracts::StoreError(e.to_string()))?;
+            out.push((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()));
+        }
+        Ok(out)
     }
 }
 

@@ -1,0 +1,181 @@
+//! The block: what the proposer builds, consensus agrees on (as opaque bytes with a hash),
+//! and every node executes. Also the results a node stores after executing one.
+
+use serde::{Deserialize, Serialize};
+use tally_consensus::{BLOCK_BYTES_MAX, BlockHash, Evidence};
+use tally_contracts::{Event, Receipt, SignedTransaction, encoding};
+use tally_crypto::{Hash, PublicKey, merkle_root};
+
+/// The most transactions one block may carry, whatever the node's configuration says.
+pub const BLOCK_TXS_MAX: usize = 20_000;
+/// The most pieces of evidence one block may carry.
+pub const BLOCK_EVIDENCE_MAX: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHeader {
+    pub chain_id: String,
+    pub height: u64,
+    /// The proposer's clock: later than the parent's, within a bound of the checker's clock.
+    pub time_ms: u64,
+    /// The hash of the block at `height - 1` (zero at height 1).
+    pub parent: Hash,
+    /// The ledger's state root after executing the block at `height - 1` (after genesis at
+    /// height 1), so every node checks it agrees on state before voting.
+    pub state_root: Hash,
+    /// The Merkle root of the transactions' hashes, in block order.
+    pub txs_root: Hash,
+    pub proposer: PublicKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub header: BlockHeader,
+    pub txs: Vec<SignedTransaction>,
+    /// Equivocation evidence, put on chain for the regulator.
+    pub evidence: Vec<Evidence>,
+}
+
+/// What executing a block produced, stored beside it for queries and event streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockResults {
+    /// The state root after this block.
+    pub state_root: Hash,
+    /// Events of holds released at the start of the block.
+    pub expired: Vec<Event>,
+    /// One per transaction, in block order.
+    pub receipts: Vec<Receipt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("block is {len} bytes, limit {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("malformed block: {0}")]
+    Malformed(String),
+    #[error("block encoding is not canonical")]
+    NotCanonical,
+    #[error("block carries {count} {what}, limit {max}")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("transaction {index} in the block is out of limits: {reason}")]
+    Transaction { index: usize, reason: String },
+}
+
+/// The Merkle root of transactions' body hashes.
+pub fn txs_root(txs: &[SignedTransaction]) -> Hash {
+    let hashes: Vec<Hash> = txs.iter().map(|s| s.tx.hash()).collect();
+    merkle_root(&hashes)
+}
+
+impl Block {
+    pub fn encode(&self) -> Vec<u8> {
+        tally_consensus::encode(self)
+    }
+
+    /// The id consensus votes on: the hash of the encoded block.
+    pub fn hash_of(bytes: &[u8]) -> BlockHash {
+        BlockHash::of(bytes)
+    }
+
+    /// Decodes untrusted bytes: size limit, canonical form (decode then encode gives the same
+    /// bytes), counts, and each transaction's field limits. Signatures, the parent, time and
+    /// state root are checked by the caller, which knows the chain.
+    pub fn decode(bytes: &[u8]) -> Result<Block, BlockError> {
+        if bytes.len() > BLOCK_BYTES_MAX {
+            return Err(BlockError::TooLarge {
+                len: bytes.len(),
+                max: BLOCK_BYTES_MAX,
+            });
+        }
+        let block: Block =
+            postcard::from_bytes(bytes).map_err(|e| BlockError::Malformed(e.to_string()))?;
+        if block.encode() != bytes {
+            return Err(BlockError::NotCanonical);
+        }
+        if block.txs.len() > BLOCK_TXS_MAX {
+            return Err(BlockError::TooMany {
+                what: "transactions",
+                count: block.txs.len(),
+                max: BLOCK_TXS_MAX,
+            });
+        }
+        if block.evidence.len() > BLOCK_EVIDENCE_MAX {
+            return Err(BlockError::TooMany {
+                what: "pieces of evidence",
+                count: block.evidence.len(),
+                max: BLOCK_EVIDENCE_MAX,
+            });
+        }
+        for (index, tx) in block.txs.iter().enumerate() {
+            encoding::check_limits(tx).map_err(|e| BlockError::Transaction {
+                index,
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(block)
+    }
+}
+
+impl BlockResults {
+    pub fn encode(&self) -> Vec<u8> {
+        tally_consensus::encode(self)
+    }
+
+    /// Decodes results this node stored itself (a failure means a damaged data directory).
+    pub fn decode(bytes: &[u8]) -> Result<BlockResults, BlockError> {
+        postcard::from_bytes(bytes).map_err(|e| BlockError::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block() -> Block {
+        Block {
+            header: BlockHeader {
+                chain_id: "test".to_string(),
+                height: 3,
+                time_ms: 1_000,
+                parent: Hash::digest("t", b"parent"),
+                state_root: Hash::digest("t", b"root"),
+                txs_root: txs_root(&[]),
+                proposer: tally_crypto::SigningKey::from_seed([1; 32]).public_key(),
+            },
+            txs: Vec::new(),
+            evidence: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_canonical() {
+        let bytes = block().encode();
+        assert_eq!(Block::decode(&bytes), Ok(block()));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(Block::decode(&trailing), Err(BlockError::NotCanonical));
+        assert!(matches!(
+            Block::decode(&bytes[..bytes.len() - 1]),
+            Err(BlockError::Malformed(_))
+        ));
+        let huge = vec![0u8; BLOCK_BYTES_MAX + 1];
+        assert!(matches!(
+            Block::decode(&huge),
+            Err(BlockError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn hash_covers_every_field() {
+        let base = Block::hash_of(&block().encode());
+        let mut later = block();
+        later.header.time_ms += 1;
+        assert_ne!(Block::hash_of(&later.encode()), base);
+        let mut other_root = block();
+        other_root.header.state_root = Hash::ZERO;
+        assert_ne!(Block::hash_of(&other_root.encode()), base);
+    }
+}

@@ -3,6 +3,7 @@
 //! - [`network`]: libp2p transport, peer allow-listing and the three message paths.
 //! - [`config`]: the node's TOML configuration, checked at start.
 //! - [`block`]: the block format and the stored results of executing one.
+//! - [`service`]: what the API may ask of the running node (submit, status, committed height).
 //! - [`storage`]: the data directory (sled): blocks, certificates, state, indexes, signer record.
 //! - [`mempool`]: verified transactions waiting for a block, bounded, in nonce order.
 #![forbid(unsafe_code)]
@@ -11,4 +12,5 @@ pub mod block;
 pub mod config;
 pub mod mempool;
 pub mod network;
+pub mod service;
 pub mod storage;

@@ -1,0 +1,100 @@
+//! What the node's public faces (the HTTP API, the audit endpoints) may ask of the running
+//! node, and nothing more: read committed data from [`Storage`], submit transaction bytes,
+//! and learn when a new block is committed.
+//!
+//! The chain task owns consensus, the mempool and execution; it consumes [`Submission`]s
+//! and publishes the committed height. The API reads everything else from storage, so it
+//! never waits on consensus.
+
+use std::sync::Arc;
+
+use tally_contracts::{DecodeError, VerifyError};
+use tally_crypto::Hash;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::mempool::MempoolError;
+use crate::storage::Storage;
+
+/// Transaction bytes from outside, and where to answer.
+#[derive(Debug)]
+pub struct Submission {
+    /// The canonical binary encoding of a `SignedTransaction`.
+    pub bytes: Vec<u8>,
+    pub reply: oneshot::Sender<Result<Hash, SubmitError>>,
+}
+
+/// Why a submitted transaction was not taken into the mempool. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("transaction bytes refused: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("transaction refused: {0}")]
+    Verify(#[from] VerifyError),
+    #[error("{0}")]
+    Mempool(#[from] MempoolError),
+    #[error("this node does not take transactions (audit mode)")]
+    ReadOnly,
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// Where a transaction stands, as the node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    /// In this node's mempool, waiting for a block.
+    Pending,
+    /// In a committed block; the receipt is in that block's results.
+    Committed { height: u64, index: u32 },
+    /// Not known to this node (never submitted here, or dropped).
+    Unknown,
+}
+
+/// A cheap, cloneable view of the running node for its public faces.
+#[derive(Clone)]
+pub struct NodeContext {
+    pub chain_id: String,
+    pub storage: Storage,
+    /// Transactions to admit; a full channel means the node is busy.
+    pub submit: mpsc::Sender<Submission>,
+    /// The last committed height; changes after each block is committed to storage.
+    pub committed: watch::Receiver<u64>,
+    /// Whether a transaction hash is in the mempool.
+    pub pending: Arc<dyn Fn(&Hash) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("chain_id", &self.chain_id)
+            .field("committed", &*self.committed.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeContext {
+    /// Submits transaction bytes and waits for the mempool's answer (not for the commit).
+    pub async fn submit(&self, bytes: Vec<u8>) -> Result<Hash, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit
+            .try_send(Submission { bytes, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SubmitError::Mempool(MempoolError::Busy),
+                mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,
+            })?;
+        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    pub fn status(&self, hash: &Hash) -> Result<TxStatus, crate::storage::StorageError> {
+        if let Some(location) = self.storage.tx_location(hash)? {
+            return Ok(TxStatus::Committed {
+                height: location.height,
+                index: location.index,
+            });
+        }
+        Ok(if (self.pending)(hash) {
+            TxStatus::Pending
+        } else {
+            TxStatus::Unknown
+        })
+    }
+}

@@ -60,6 +60,7 @@ pub struct NodeContext {
     pub committed: watch::Receiver<u64>,
     /// Whether a transaction hash is in the mempool.
     pub pending: Arc<dyn Fn(&Hash) -> bool + Send + Sync>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for NodeContext {

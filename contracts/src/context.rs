@@ -46,6 +46,47 @@ pub(crate) struct Tx<'a, 's> {
     /// Keys that signed, sorted. Empty for the ledger's own work (expiring holds).
     pub signers: &'a [PublicKey],
     pub events: Vec<Event>,
+    /// Accounts this transaction read, decoded once; `true` if changed. Written to state
+    /// (encoded once) by [`Tx::commit`]. A transaction touches a handful of accounts, so
+    /// a short vector beats a map.
+    accounts: Vec<(Account, bool)>,
+}
+
+impl<'a, 's> Tx<'a, 's> {
+    pub fn new(
+        state: &'a mut State<'s>,
+        rules: &'a Rules,
+        block: BlockContext,
+        signers: &'a [PublicKey],
+    ) -> Tx<'a, 's> {
+        Tx {
+            state,
+            rules,
+            block,
+            signers,
+            events: Vec::new(),
+            accounts: Vec::new(),
+        }
+    }
+
+    /// Keeps this transaction's changes: writes changed accounts and merges the
+    /// transaction's layer into the block.
+    pub fn commit(&mut self) {
+        for (account, changed) in &mut self.accounts {
+            if *changed {
+                self.state.put(key::account(account.id), &*account);
+                *changed = false;
+            }
+        }
+        self.state.commit_tx();
+    }
+
+    /// Drops this transaction's changes.
+    pub fn abort(&mut self) {
+        self.accounts.clear();
+        self.events.clear();
+        self.state.abort_tx();
+    }
 }
 
 impl Tx<'_, '_> {
@@ -69,17 +110,24 @@ impl Tx<'_, '_> {
         }
     }
 
-    pub fn find_account(&self, id: AccountId) -> TxResult<Option<Account>> {
-        Ok(self.state.get(&key::account(id))?)
+    pub fn find_account(&mut self, id: AccountId) -> TxResult<Option<Account>> {
+        if let Some((account, _)) = self.accounts.iter().find(|(a, _)| a.id == id) {
+            return Ok(Some(account.clone()));
+        }
+        let found: Option<Account> = self.state.get(&key::account(id))?;
+        if let Some(account) = &found {
+            self.accounts.push((account.clone(), false));
+        }
+        Ok(found)
     }
 
-    pub fn account(&self, id: AccountId) -> TxResult<Account> {
+    pub fn account(&mut self, id: AccountId) -> TxResult<Account> {
         self.find_account(id)?
             .ok_or(TxError::Rejected(Rejection::AccountNotFound))
     }
 
     /// An account that must be of `kind`.
-    pub fn account_of_kind(&self, id: AccountId, kind: AccountKind) -> TxResult<Account> {
+    pub fn account_of_kind(&mut self, id: AccountId, kind: AccountKind) -> TxResult<Account> {
         let account = self.account(id)?;
         if account.kind != kind {
             return Err(Rejection::WrongAccountKind.into());
@@ -88,7 +136,10 @@ impl Tx<'_, '_> {
     }
 
     pub fn put_account(&mut self, account: &Account) {
-        self.state.put(key::account(account.id), account);
+        match self.accounts.iter_mut().find(|(a, _)| a.id == account.id) {
+            Some(slot) => *slot = (account.clone(), true),
+            None => self.accounts.push((account.clone(), true)),
+        }
     }
 
     pub fn institution(&self, id: InstitutionId) -> TxResult<Institution> {

@@ -187,25 +187,20 @@ fn expire_holds(
     let end = key::expiry(block.time_ms.saturating_add(1), TransferId(0));
     let due = state.scan(&start, &end, EXPIRIES_PER_BLOCK_MAX)?;
     let mut events = Vec::new();
+    let mut tx = Tx::new(state, rules, block, &[]);
     for (k, _) in due {
         let id = k
             .last_chunk::<16>()
             .map(|b| TransferId(u128::from_be_bytes(*b)))
             .ok_or_else(|| ExecutionError::Corrupt { key: k.clone() })?;
-        let hold: Hold = state
+        let hold: Hold = tx
+            .state
             .get(&key::hold(id))?
             .ok_or_else(|| ExecutionError::Corrupt { key: k.clone() })?;
-        let mut tx = Tx {
-            state: &mut *state,
-            rules,
-            block,
-            signers: &[],
-            events: Vec::new(),
-        };
         match merchant::expire_hold(&mut tx, &hold) {
             Ok(()) => {
                 events.append(&mut tx.events);
-                state.commit_tx();
+                tx.commit();
             }
             // Releasing a hold only moves money already reserved; if it cannot, state
             // is inconsistent and the block must not commit.
@@ -218,6 +213,14 @@ fn expire_holds(
 
 type TxOutcome = (Result<(), Rejection>, Vec<Event>);
 
+/// The sender's record after its nonce advanced: written back if the body is rejected.
+enum Sender {
+    Account(Box<Account>),
+    Institution(Institution),
+    /// A `RegisterAccount` for an account that does not exist yet.
+    New,
+}
+
 fn execute_tx(
     state: &mut State<'_>,
     rules: &Rules,
@@ -228,28 +231,33 @@ fn execute_tx(
     if tx.chain_id != rules.chain_id {
         return Ok((Err(Rejection::WrongChain), Vec::new()));
     }
-    if let Err(rejection) = authenticate(state, verified)? {
-        state.abort_tx();
-        return Ok((Err(rejection), Vec::new()));
-    }
-    // The nonce advance survives a rejection of the body.
-    state.commit_tx();
-    let body = Hash::digest("tally-transfer-body", &encode_record(&tx.kind));
-    let mut ctx = Tx {
-        state: &mut *state,
-        rules,
-        block,
-        signers: verified.signers(),
-        events: Vec::new(),
+    let mut ctx = Tx::new(state, rules, block, verified.signers());
+    let sender = match authenticate(&mut ctx, verified) {
+        Ok(sender) => sender,
+        Err(TxError::Rejected(rejection)) => {
+            ctx.abort();
+            return Ok((Err(rejection), Vec::new()));
+        }
+        Err(TxError::Failed(e)) => return Err(e),
     };
+    let body = Hash::digest("tally-transfer-body", &encode_record(&tx.kind));
     match dispatch(&mut ctx, tx.sender, &tx.kind, body) {
         Ok(()) => {
             let events = std::mem::take(&mut ctx.events);
-            state.commit_tx();
+            ctx.commit();
             Ok((Ok(()), events))
         }
         Err(TxError::Rejected(rejection)) => {
-            state.abort_tx();
+            ctx.abort();
+            // A rejected transaction still uses up its nonce.
+            match sender {
+                Sender::Account(account) => ctx.put_account(&account),
+                Sender::Institution(institution) => ctx
+                    .state
+                    .put(key::institution(institution.id), &institution),
+                Sender::New => {}
+            }
+            ctx.commit();
             Ok((Err(rejection), Vec::new()))
         }
         Err(TxError::Failed(e)) => Err(e),
@@ -265,58 +273,47 @@ fn check_nonce(expected: u64, got: u64) -> Result<(), Rejection> {
 }
 
 /// Checks the sender exists, the nonce is the next one and the sender's key signed; then
-/// advances the nonce (in the transaction layer, which the caller commits).
-fn authenticate(
-    state: &mut State<'_>,
-    verified: &VerifiedTransaction,
-) -> Result<Result<(), Rejection>, ExecutionError> {
-    let tx = verified.tx();
-    let outcome = match tx.sender {
-        Party::Account(id) => {
-            let k = key::account(id);
-            match state.get::<Account>(&k)? {
-                Some(mut account) if account.kind.has_holder() => {
-                    check_nonce(account.holder.nonce, tx.nonce)
-                        .and_then(|()| signed(verified, &account.holder.key))
-                        .and_then(|()| {
-                            account.holder.nonce = account
-                                .holder
-                                .nonce
-                                .checked_add(1)
-                                .ok_or(Rejection::Overflow)?;
-                            state.put(k, &account);
-                            Ok(())
-                        })
-                }
-                Some(_) => Err(Rejection::UnknownSender),
-                // A new account's registration: its nonce is 0 and it is signed by the
-                // key it registers. The contract creates the account with nonce 1.
-                None => match &tx.kind {
-                    TxKind::RegisterAccount { account, key, .. } if *account == id => {
-                        check_nonce(0, tx.nonce).and_then(|()| signed(verified, key))
-                    }
-                    _ => Err(Rejection::UnknownSender),
-                },
+/// advances the nonce.
+fn authenticate(tx: &mut Tx<'_, '_>, verified: &VerifiedTransaction) -> TxResult<Sender> {
+    let body = verified.tx();
+    match body.sender {
+        Party::Account(id) => match tx.find_account(id)? {
+            Some(mut account) if account.kind.has_holder() => {
+                check_nonce(account.holder.nonce, body.nonce)?;
+                signed(verified, &account.holder.key)?;
+                account.holder.nonce = account
+                    .holder
+                    .nonce
+                    .checked_add(1)
+                    .ok_or(Rejection::Overflow)?;
+                tx.put_account(&account);
+                Ok(Sender::Account(Box::new(account)))
             }
-        }
+            Some(_) => Err(Rejection::UnknownSender.into()),
+            // A new account's registration: its nonce is 0 and it is signed by the key it
+            // registers. The contract creates the account with nonce 1.
+            None => match &body.kind {
+                TxKind::RegisterAccount { account, key, .. } if *account == id => {
+                    check_nonce(0, body.nonce)?;
+                    signed(verified, key)?;
+                    Ok(Sender::New)
+                }
+                _ => Err(Rejection::UnknownSender.into()),
+            },
+        },
         Party::Institution(id) => {
             let k = key::institution(id);
-            match state.get::<Institution>(&k)? {
-                Some(mut institution) => check_nonce(institution.nonce, tx.nonce)
-                    .and_then(|()| signed(verified, &institution.key))
-                    .and_then(|()| {
-                        institution.nonce = institution
-                            .nonce
-                            .checked_add(1)
-                            .ok_or(Rejection::Overflow)?;
-                        state.put(k, &institution);
-                        Ok(())
-                    }),
-                None => Err(Rejection::UnknownSender),
-            }
+            let mut institution: Institution = tx.state.get(&k)?.ok_or(Rejection::UnknownSender)?;
+            check_nonce(institution.nonce, body.nonce)?;
+            signed(verified, &institution.key)?;
+            institution.nonce = institution
+                .nonce
+                .checked_add(1)
+                .ok_or(Rejection::Overflow)?;
+            tx.state.put(k, &institution);
+            Ok(Sender::Institution(institution))
         }
-    };
-    Ok(outcome)
+    }
 }
 
 fn signed(verified: &VerifiedTransaction, key: &tally_crypto::PublicKey) -> Result<(), Rejection> {

@@ -129,13 +129,7 @@ impl Genesis {
         };
         let mut state = State::new(store);
         state.put(key::rules(), &rules);
-        let mut tx = Tx {
-            state: &mut state,
-            rules: &rules,
-            block,
-            signers: &[],
-            events: Vec::new(),
-        };
+        let mut tx = Tx::new(&mut state, &rules, block, &[]);
         let rejected = |what: &str, e: TxError| match e {
             TxError::Rejected(r) => invalid(&format!("{what}: {}", r.code())),
             TxError::Failed(e) => e,
@@ -173,6 +167,7 @@ impl Genesis {
         for identity in &self.sanctions {
             tx.state.put(key::sanction(*identity), &());
         }
+        tx.commit();
         let writes = state.into_writes();
         let root = state_root(Hash::ZERO, block, &writes, &[], &[]);
         let writes = with_head(

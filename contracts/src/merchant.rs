@@ -293,7 +293,7 @@ fn void_held(tx: &mut Tx<'_, '_>, order: &mut Order, hold: &Hold, next: OrderSta
     Ok(())
 }
 
-fn held(tx: &Tx<'_, '_>, order: &Order) -> TxResult<Hold> {
+fn held(tx: &mut Tx<'_, '_>, order: &Order) -> TxResult<Hold> {
     match (order.status, order.hold) {
         (OrderStatus::Held, Some(id)) => find_hold(tx, id),
         _ => Err(Rejection::OrderNotHeld.into()),

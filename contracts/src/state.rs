@@ -36,56 +36,85 @@ pub(crate) mod key {
     pub const EXPIRY: u8 = b'X';
     pub const CYCLE: u8 = b'Y';
 
-    fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
-        let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(len);
-        out.push(tag);
-        for part in parts {
-            out.extend_from_slice(part);
-        }
-        out
+    /// A key built on the stack: reads do not allocate.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Key {
+        len: usize,
+        bytes: [u8; 64],
     }
 
-    pub fn account(id: AccountId) -> Vec<u8> {
+    impl std::ops::Deref for Key {
+        type Target = [u8];
+        fn deref(&self) -> &[u8] {
+            self.bytes.get(..self.len).unwrap_or_default()
+        }
+    }
+
+    impl From<Key> for Vec<u8> {
+        fn from(key: Key) -> Vec<u8> {
+            key.to_vec()
+        }
+    }
+
+    fn tagged(tag: u8, parts: &[&[u8]]) -> Key {
+        let mut key = Key {
+            len: 1,
+            bytes: [0; 64],
+        };
+        key.bytes[0] = tag;
+        for part in parts {
+            let end = key.len + part.len();
+            // Every key layout here is at most 49 bytes: a longer one is a bug.
+            let slot = key.bytes.get_mut(key.len..end);
+            let Some(slot) = slot else {
+                panic!("key layout longer than 64 bytes");
+            };
+            slot.copy_from_slice(part);
+            key.len = end;
+        }
+        key
+    }
+
+    pub fn account(id: AccountId) -> Key {
         tagged(ACCOUNT, &[&id.to_key_bytes()])
     }
-    pub fn institution(id: InstitutionId) -> Vec<u8> {
+    pub fn institution(id: InstitutionId) -> Key {
         tagged(INSTITUTION, &[&id.to_key_bytes()])
     }
-    pub fn card(account: AccountId, card: CardToken) -> Vec<u8> {
+    pub fn card(account: AccountId, card: CardToken) -> Key {
         tagged(CARD, &[&account.to_key_bytes(), &card.0])
     }
-    pub fn transfer(id: TransferId) -> Vec<u8> {
+    pub fn transfer(id: TransferId) -> Key {
         tagged(TRANSFER, &[&id.to_key_bytes()])
     }
-    pub fn hold(id: TransferId) -> Vec<u8> {
+    pub fn hold(id: TransferId) -> Key {
         tagged(HOLD, &[&id.to_key_bytes()])
     }
-    pub fn expiry(at_ms: u64, id: TransferId) -> Vec<u8> {
+    pub fn expiry(at_ms: u64, id: TransferId) -> Key {
         tagged(EXPIRY, &[&at_ms.to_be_bytes(), &id.to_key_bytes()])
     }
-    pub fn order(id: OrderId) -> Vec<u8> {
+    pub fn order(id: OrderId) -> Key {
         tagged(ORDER, &[&id.to_key_bytes()])
     }
-    pub fn payment_code(payer_key: PublicKey, code_nonce: u64) -> Vec<u8> {
+    pub fn payment_code(payer_key: PublicKey, code_nonce: u64) -> Key {
         tagged(PAYMENT_CODE, &[&payer_key.0, &code_nonce.to_be_bytes()])
     }
-    pub fn bill(id: BillId) -> Vec<u8> {
+    pub fn bill(id: BillId) -> Key {
         tagged(BILL, &[&id.to_key_bytes()])
     }
-    pub fn rate(provider: InstitutionId, base: Currency, quote: Currency) -> Vec<u8> {
+    pub fn rate(provider: InstitutionId, base: Currency, quote: Currency) -> Key {
         tagged(RATE, &[&provider.to_key_bytes(), &base.0, &quote.0])
     }
-    pub fn sanction(identity: Hash) -> Vec<u8> {
+    pub fn sanction(identity: Hash) -> Key {
         tagged(SANCTION, &[&identity.0])
     }
-    pub fn obligation(currency: Currency, from: InstitutionId, to: InstitutionId) -> Vec<u8> {
+    pub fn obligation(currency: Currency, from: InstitutionId, to: InstitutionId) -> Key {
         tagged(
             OBLIGATION,
             &[&currency.0, &from.to_key_bytes(), &to.to_key_bytes()],
         )
     }
-    pub fn cycle(id: CycleId) -> Vec<u8> {
+    pub fn cycle(id: CycleId) -> Key {
         tagged(CYCLE, &[&id.to_key_bytes()])
     }
     pub fn cycle_seq() -> Vec<u8> {
@@ -109,7 +138,9 @@ type Layer = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 pub(crate) struct State<'s> {
     base: &'s dyn StateStore,
     block: Layer,
-    tx: Layer,
+    /// The transaction's writes, each key once. A transaction writes a handful of keys,
+    /// so a vector searched linearly beats a tree.
+    tx: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl<'s> State<'s> {
@@ -117,12 +148,26 @@ impl<'s> State<'s> {
         State {
             base,
             block: Layer::new(),
-            tx: Layer::new(),
+            tx: Vec::new(),
+        }
+    }
+
+    fn in_tx(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.tx
+            .iter()
+            .find(|(k, _)| k.as_slice() == key)
+            .map(|(_, v)| v)
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        match self.tx.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.tx.push((key, value)),
         }
     }
 
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(value) = self.tx.get(key) {
+        if let Some(value) = self.in_tx(key) {
             return Ok(value.clone());
         }
         if let Some(value) = self.block.get(key) {
@@ -132,7 +177,14 @@ impl<'s> State<'s> {
     }
 
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ExecutionError> {
-        match self.get_raw(key)? {
+        let layered = self.in_tx(key).or_else(|| self.block.get(key));
+        if let Some(value) = layered {
+            return value
+                .as_deref()
+                .map(|bytes| decode_record(key, bytes))
+                .transpose();
+        }
+        match self.base.get(key)? {
             None => Ok(None),
             Some(bytes) => decode_record(key, &bytes).map(Some),
         }
@@ -142,12 +194,12 @@ impl<'s> State<'s> {
         Ok(self.get_raw(key)?.is_some())
     }
 
-    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
-        self.tx.insert(key, Some(encode_record(value)));
+    pub fn put<T: Serialize>(&mut self, key: impl Into<Vec<u8>>, value: &T) {
+        self.write(key.into(), Some(encode_record(value)));
     }
 
-    pub fn delete(&mut self, key: Vec<u8>) {
-        self.tx.insert(key, None);
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.write(key.into(), None);
     }
 
     /// Entries with `start <= key < end` as this transaction sees them, ascending, at most
@@ -163,7 +215,8 @@ impl<'s> State<'s> {
         }
         let range = (Bound::Included(start), Bound::Excluded(end));
         let in_block = self.block.range::<[u8], _>(range).count();
-        let in_tx = self.tx.range::<[u8], _>(range).count();
+        let in_range = |k: &[u8]| start <= k && k < end;
+        let in_tx = self.tx.iter().filter(|(k, _)| in_range(k)).count();
         // Each overlay entry may hide at most one committed entry, so fetching that many
         // more from below is enough to fill `limit` after merging.
         let fetch = limit.saturating_add(in_block).saturating_add(in_tx);
@@ -173,10 +226,11 @@ impl<'s> State<'s> {
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect();
-        for layer in [&self.block, &self.tx] {
-            for (k, v) in layer.range::<[u8], _>(range) {
-                merged.insert(k.clone(), v.clone());
-            }
+        for (k, v) in self.block.range::<[u8], _>(range) {
+            merged.insert(k.clone(), v.clone());
+        }
+        for (k, v) in self.tx.iter().filter(|(k, _)| in_range(k)) {
+            merged.insert(k.clone(), v.clone());
         }
         Ok(merged
             .into_iter()
@@ -186,8 +240,9 @@ impl<'s> State<'s> {
     }
 
     pub fn commit_tx(&mut self) {
-        let tx = std::mem::take(&mut self.tx);
-        self.block.extend(tx);
+        for (k, v) in self.tx.drain(..) {
+            self.block.insert(k, v);
+        }
     }
 
     pub fn abort_tx(&mut self) {

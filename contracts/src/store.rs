@@ -51,6 +51,20 @@ impl MemoryStore {
         }
     }
 
+    /// Commits a block's writes, in order, taking them (no copies).
+    pub fn commit(&mut self, writes: Vec<Write>) {
+        for write in writes {
+            match write.value {
+                Some(value) => {
+                    self.entries.insert(write.key, value);
+                }
+                None => {
+                    self.entries.remove(&write.key);
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -85,7 +85,7 @@ struct Touched(Vec<Account>);
 impl Touched {
     fn with<T>(
         &mut self,
-        tx: &Tx<'_, '_>,
+        tx: &mut Tx<'_, '_>,
         id: AccountId,
         f: impl FnOnce(&mut Account) -> Result<T, Rejection>,
     ) -> TxResult<T> {
@@ -158,7 +158,7 @@ pub(crate) fn place_hold(tx: &mut Tx<'_, '_>, hold: &Hold) -> TxResult {
     Ok(())
 }
 
-pub(crate) fn find_hold(tx: &Tx<'_, '_>, id: TransferId) -> TxResult<Hold> {
+pub(crate) fn find_hold(tx: &mut Tx<'_, '_>, id: TransferId) -> TxResult<Hold> {
     tx.state
         .get(&key::hold(id))?
         .ok_or(TxError::Rejected(Rejection::OrderNotHeld))

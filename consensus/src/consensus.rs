@@ -162,6 +162,16 @@ pub enum Input {
     },
 }
 
+/// A block that got a quorum of prevotes in `round` (the paper's validValue), its bytes, and
+/// the prevotes that prove it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ValidRecord {
+    pub height: Height,
+    pub round: Round,
+    pub block: Vec<u8>,
+    pub prevotes: Vec<SignedVote>,
+}
+
 /// A decided block with the certificate that proves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -193,6 +203,11 @@ pub enum Output {
     Decision(Decision),
     /// A validator equivocated: keep, gossip, put on chain.
     Evidence(Evidence),
+    /// Store this (replacing any earlier one) and hand it to [`Consensus::recover`] after a
+    /// restart at the same height. Not needed for safety (the signer keeps the lock); needed
+    /// for liveness, since a node that lost the block it is locked on, and the prevotes that
+    /// justify it, could hold a lock no one can release.
+    Persist(ValidRecord),
     /// The signer refused or failed to sign; nothing was sent. After a restart this is
     /// expected for the step that was signed before the crash.
     SignerRefused {
@@ -321,6 +336,15 @@ impl<S: SignerStore> Consensus<S> {
                     .and_then(|s| s.lock_at(height))
                     .map(|l| (l.round, l.block));
                 self.start_round(last.round, &mut out);
+                // Our votes of that round count again and can be sent again.
+                let recent: Vec<SignedVote> = self
+                    .signer
+                    .as_ref()
+                    .map(|s| s.recent_votes().to_vec())
+                    .unwrap_or_default();
+                for vote in recent.into_iter().filter(|v| v.vote.height == height) {
+                    self.accept_vote(vote, &mut out);
+                }
                 // What was signed before the crash is not signed again.
                 self.state.step = match last.step {
                     SignStep::Propose => Step::Propose,
@@ -332,6 +356,50 @@ impl<S: SignerStore> Consensus<S> {
         }
         self.run_rules(&mut out);
         out
+    }
+
+    /// Takes back a [`ValidRecord`] the host persisted, after a restart and before
+    /// [`Consensus::start`]. Ignored unless it is for the current height; its prevotes are
+    /// checked again, and it is refused unless they are a quorum for its block.
+    pub fn recover(&mut self, record: ValidRecord) -> Result<(), Error> {
+        let height = self.state.height;
+        let set = self.sets.require(height)?;
+        if record.height != height {
+            return Err(Error::WrongHeight {
+                expected: height,
+                got: record.height,
+            });
+        }
+        let block = BlockHash::of(&record.block);
+        let mut power = 0;
+        let mut counted = BTreeSet::new();
+        for v in &record.prevotes {
+            let key = set
+                .get(v.vote.validator)
+                .map(|x| x.public_key)
+                .ok_or(Error::UnknownValidator(v.vote.validator))?;
+            v.verify_signature(&key, &self.config.chain_id)?;
+            let matches = v.vote.kind == VoteKind::Prevote
+                && v.vote.height == height
+                && v.vote.round == record.round
+                && v.vote.block == Some(block);
+            if matches && counted.insert(v.vote.validator) {
+                power += set.power(v.vote.validator);
+            }
+        }
+        if power < self.quorum() {
+            return Err(Error::InsufficientPower {
+                power,
+                quorum: self.quorum(),
+            });
+        }
+        for v in record.prevotes {
+            self.accept_vote(v, &mut Vec::new());
+        }
+        self.state.blocks.insert(block, record.block);
+        self.state.validity.insert(block, Validity::Valid);
+        self.state.valid = Some((record.round, block));
+        Ok(())
     }
 
     /// Schedules a validator-set change at `at` (after the current height).
@@ -375,17 +443,35 @@ impl<S: SignerStore> Consensus<S> {
         self.signer
     }
 
-    /// This node's own messages of the current and the previous round, for the host to send
-    /// again when peers may have missed them (Algorithm 1 assumes gossip that eventually
-    /// delivers; a lossy network needs the host to retransmit).
-    pub fn own_messages(&self) -> Vec<Message> {
+    /// Messages worth sending again when peers may have missed them: this node's own of the
+    /// current and previous round, its votes of the rounds a proof of lock may need, and the
+    /// prevotes proving its valid value.
+    /// Algorithm 1 assumes gossip that eventually delivers; over a lossy network the host
+    /// calls this on a timer and retransmits.
+    pub fn messages_to_resend(&self) -> Vec<Message> {
         let Some(me) = self.state.me else {
             return Vec::new();
         };
-        let current = self.state.round;
-        let rounds = [current.0.checked_sub(1).map(Round), Some(current)];
+        let state = &self.state;
+        let current = state.round;
+        // Also the rounds whose prevotes someone may need as a proof of lock (L28): our
+        // locked and valid rounds, and the proof-of-lock round of this round's proposal.
+        let mut rounds: BTreeSet<Round> = [current.0.checked_sub(1).map(Round), Some(current)]
+            .into_iter()
+            .flatten()
+            .collect();
+        rounds.extend(state.locked.map(|(r, _)| r));
+        rounds.extend(state.valid.map(|(r, _)| r));
+        rounds.extend(
+            state
+                .proposals
+                .get(&current)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.proposal.pol_round),
+        );
         let mut messages = Vec::new();
-        for round in rounds.into_iter().flatten() {
+        for round in rounds {
             for p in self.state.proposals.get(&round).into_iter().flatten() {
                 if p.proposal.proposer == me
                     && let Some(block) = self.state.blocks.get(&p.proposal.block)
@@ -398,6 +484,16 @@ impl<S: SignerStore> Consensus<S> {
             }
             for v in self.state.votes.votes_of(round, me) {
                 messages.push(Message::Vote(v));
+            }
+        }
+        // The proof of lock for our valid value, everyone's prevotes: the paper assumes a
+        // correct node's messages reach all (gossip relays them). Without this relay a node
+        // could hold a valid value others cannot accept, for ever.
+        if let Some((round, block)) = state.valid {
+            for v in state.votes.prevotes_for(round, block) {
+                if v.vote.validator != me {
+                    messages.push(Message::Vote(v));
+                }
             }
         }
         messages
@@ -539,8 +635,8 @@ impl<S: SignerStore> Consensus<S> {
             return;
         }
         kept.push(proposal);
-        if !state.validity.contains_key(&p.block) {
-            state.validity.insert(p.block, Validity::Pending);
+        if let std::collections::btree_map::Entry::Vacant(slot) = state.validity.entry(p.block) {
+            slot.insert(Validity::Pending);
             out.push(Output::ValidateBlock {
                 height: p.height,
                 round: p.round,
@@ -557,7 +653,7 @@ impl<S: SignerStore> Consensus<S> {
             return;
         }
         if let Added::Conflict(Some(evidence)) = self.state.votes.add(vote, power) {
-            out.push(Output::Evidence(evidence));
+            out.push(Output::Evidence(*evidence));
         }
     }
 
@@ -961,6 +1057,14 @@ impl<S: SignerStore> Consensus<S> {
             self.state.step = Step::Precommit;
         }
         self.state.valid = Some((round, block));
+        if let Some(bytes) = self.state.blocks.get(&block) {
+            out.push(Output::Persist(ValidRecord {
+                height: self.state.height,
+                round,
+                block: bytes.clone(),
+                prevotes: self.state.votes.prevotes_for(round, block),
+            }));
+        }
         true
     }
 

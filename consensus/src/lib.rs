@@ -28,13 +28,16 @@ mod validators;
 mod verified;
 mod votes;
 
+#[cfg(feature = "sim")]
+pub mod sim;
+
 pub use certificate::{CommitCertificate, CommitSignature};
 #[cfg(feature = "sim")]
 pub use consensus::PlantedBugs;
 pub use consensus::{
     Config, Consensus, Decision, FUTURE_BLOCK_BYTES_MAX, FUTURE_HEIGHTS_MAX, FUTURE_MESSAGES_MAX,
     FUTURE_ROUNDS_MAX, Input, Output, PROPOSALS_PER_ROUND_MAX, Step, Timeout, TimeoutConfig,
-    TimeoutKind,
+    TimeoutKind, ValidRecord,
 };
 pub use error::Error;
 pub use evidence::{EquivocationKind, Evidence};

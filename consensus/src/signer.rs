@@ -45,10 +45,14 @@ pub struct Lock {
 }
 
 /// What the signer persists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SignerRecord {
     pub last: Option<LastSigned>,
     pub lock: Option<Lock>,
+    /// The votes signed in the round of `last` (at most a prevote and a precommit), so a
+    /// restarted validator can send them again: peers that missed them may need them to
+    /// reach a quorum.
+    pub votes: Vec<SignedVote>,
 }
 
 /// Durable storage of the signer's record. The node implements it over its database;
@@ -80,11 +84,11 @@ impl MemoryStore {
 
 impl SignerStore for MemoryStore {
     fn load(&mut self) -> Result<Option<SignerRecord>, Error> {
-        Ok(self.record)
+        Ok(self.record.clone())
     }
 
     fn save(&mut self, record: &SignerRecord) -> Result<(), Error> {
-        self.record = Some(*record);
+        self.record = Some(record.clone());
         Ok(())
     }
 }
@@ -149,6 +153,11 @@ impl<S: SignerStore> Signer<S> {
         self.record.last
     }
 
+    /// The votes signed in the round of the last signature.
+    pub fn recent_votes(&self) -> &[SignedVote] {
+        &self.record.votes
+    }
+
     /// The lock held at `height`, if any.
     pub fn lock_at(&self, height: Height) -> Option<Lock> {
         self.record.lock.filter(|l| l.height == height)
@@ -180,6 +189,7 @@ impl<S: SignerStore> Signer<S> {
             vote.kind.domain(),
             &vote.signing_bytes(),
             lock,
+            Some(vote),
         )?;
         Ok(SignedVote { vote, signature })
     }
@@ -193,6 +203,7 @@ impl<S: SignerStore> Signer<S> {
             DOMAIN_PROPOSAL,
             &proposal.signing_bytes(),
             None,
+            None,
         )?;
         Ok(SignedProposal {
             proposal,
@@ -200,6 +211,7 @@ impl<S: SignerStore> Signer<S> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sign(
         &mut self,
         height: Height,
@@ -208,6 +220,7 @@ impl<S: SignerStore> Signer<S> {
         domain: &str,
         bytes: &[u8],
         new_lock: Option<Lock>,
+        vote: Option<Vote>,
     ) -> Result<Signature, Error> {
         let digest = tally_crypto::HashBuilder::new("tally/signer-record")
             .update(domain.as_bytes())
@@ -232,6 +245,14 @@ impl<S: SignerStore> Signer<S> {
         let signature = self.key.sign(domain, &self.chain_id, bytes);
         // The lock belongs to one height: a new height starts unlocked.
         let kept_lock = self.record.lock.filter(|l| l.height == height);
+        let mut votes: Vec<SignedVote> = self
+            .record
+            .votes
+            .iter()
+            .filter(|v| (v.vote.height, v.vote.round) == (height, round))
+            .copied()
+            .collect();
+        votes.extend(vote.map(|vote| SignedVote { vote, signature }));
         let record = SignerRecord {
             last: Some(LastSigned {
                 height,
@@ -241,6 +262,7 @@ impl<S: SignerStore> Signer<S> {
                 signature,
             }),
             lock: new_lock.or(kept_lock),
+            votes,
         };
         self.persist(&record)?;
         self.record = record;
@@ -255,7 +277,7 @@ impl<S: SignerStore> Signer<S> {
     #[cfg(feature = "sim")]
     fn persist(&mut self, record: &SignerRecord) -> Result<(), Error> {
         if self.persist_late {
-            if let Some(previous) = self.unsaved.replace(*record) {
+            if let Some(previous) = self.unsaved.replace(record.clone()) {
                 self.store.save(&previous)?;
             }
             return Ok(());

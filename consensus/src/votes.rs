@@ -1,6 +1,12 @@
 //! The votes of one height, by round: who voted what, the power behind each block, and
-//! conflicting votes turned into evidence. Counts the first vote of each validator per round
-//! and kind; a second, different one is equivocation and is not counted.
+//! conflicting votes turned into evidence.
+//!
+//! As in the paper, a vote counts toward the block it names: a validator that equivocates
+//! counts toward each block it voted for (up to [`VOTES_PER_SLOT_MAX`] of them), but only once
+//! toward "any" (the 2f+1 PREVOTE(*) of L34 and L47) and toward f+1 (L55). Counting only the
+//! first vote would let an equivocator show different quorums to different nodes forever and
+//! stall a height; counting each is safe because quorums of 2f+1 intersect in f+1 validators,
+//! at least one honest.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,10 +14,14 @@ use crate::evidence::Evidence;
 use crate::message::{SignedVote, VoteKind};
 use crate::types::{BlockHash, Round, ValidatorIndex};
 
+/// Most distinct votes counted from one validator for one round and kind (one honest vote,
+/// the rest equivocation).
+pub(crate) const VOTES_PER_SLOT_MAX: usize = 3;
+
 /// The votes of one kind in one round.
 #[derive(Debug, Default)]
 struct Tally {
-    votes: BTreeMap<ValidatorIndex, SignedVote>,
+    votes: BTreeMap<ValidatorIndex, Vec<SignedVote>>,
     power_by_block: BTreeMap<Option<BlockHash>, u64>,
     power_total: u64,
 }
@@ -33,7 +43,7 @@ pub(crate) enum Added {
     Duplicate,
     /// A different vote from the same validator for the same slot: not counted. `Some` the
     /// first time this validator equivocates in this round and kind.
-    Conflict(Option<Evidence>),
+    Conflict(Option<Box<Evidence>>),
 }
 
 /// All votes of one height.
@@ -52,24 +62,28 @@ impl VoteKeeper {
             VoteKind::Prevote => &mut round.prevotes,
             VoteKind::Precommit => &mut round.precommits,
         };
-        if let Some(existing) = tally.votes.get(&v.validator) {
-            if *existing == vote {
-                return Added::Duplicate;
+        let cast = tally.votes.entry(v.validator).or_default();
+        if cast.iter().any(|c| c.vote.block == v.block) {
+            return Added::Duplicate;
+        }
+        let first = cast.first().copied();
+        if cast.len() < VOTES_PER_SLOT_MAX {
+            cast.push(vote);
+            *tally.power_by_block.entry(v.block).or_default() += power;
+        }
+        let Some(first) = first else {
+            tally.power_total += power;
+            if round.signers.insert(v.validator, power).is_none() {
+                round.signer_power += power;
             }
-            let evidence = if self.reported.insert((v.validator, v.round, v.kind)) {
-                Evidence::votes(*existing, vote)
-            } else {
-                None
-            };
-            return Added::Conflict(evidence);
-        }
-        tally.votes.insert(v.validator, vote);
-        *tally.power_by_block.entry(v.block).or_default() += power;
-        tally.power_total += power;
-        if round.signers.insert(v.validator, power).is_none() {
-            round.signer_power += power;
-        }
-        Added::Counted
+            return Added::Counted;
+        };
+        let evidence = if self.reported.insert((v.validator, v.round, v.kind)) {
+            Evidence::votes(first, vote).map(Box::new)
+        } else {
+            None
+        };
+        Added::Conflict(evidence)
     }
 
     fn tally(&self, round: Round, kind: VoteKind) -> Option<&Tally> {
@@ -124,7 +138,18 @@ impl VoteKeeper {
         self.rounds
             .get(&round)
             .into_iter()
-            .flat_map(|r| r.precommits.votes.values())
+            .flat_map(|r| r.precommits.votes.values().flatten())
+    }
+
+    /// The prevotes of `round` for `block`: a proof of lock, when they are a quorum.
+    pub(crate) fn prevotes_for(&self, round: Round, block: BlockHash) -> Vec<SignedVote> {
+        self.rounds
+            .get(&round)
+            .into_iter()
+            .flat_map(|r| r.prevotes.votes.values().flatten())
+            .filter(|v| v.vote.block == Some(block))
+            .copied()
+            .collect()
     }
 
     /// The votes a validator cast in `round`.
@@ -138,6 +163,7 @@ impl VoteKeeper {
                     r.precommits.votes.get(&validator),
                 ]
             })
+            .flatten()
             .flatten()
             .copied()
             .collect()
@@ -183,11 +209,22 @@ mod tests {
             k.add(vote(VoteKind::Prevote, 0, Some(3), 0), 2),
             Added::Conflict(None)
         );
+        // Beyond the bound, further conflicting votes are not counted.
+        assert_eq!(
+            k.add(vote(VoteKind::Prevote, 0, Some(4), 0), 2),
+            Added::Conflict(None)
+        );
         k.add(vote(VoteKind::Prevote, 0, None, 1), 1);
         k.add(vote(VoteKind::Precommit, 0, None, 1), 1);
         let b1 = Some(BlockHash::of(&[1]));
+        // The equivocator counts toward each block it voted for ...
         assert_eq!(k.power_for(Round(0), VoteKind::Prevote, b1), 2);
-        assert_eq!(k.power_for(Round(0), VoteKind::Prevote, None), 1);
+        assert_eq!(k.power_for(Round(0), VoteKind::Prevote, None), 3);
+        assert_eq!(
+            k.power_for(Round(0), VoteKind::Prevote, Some(BlockHash::of(&[4]))),
+            0
+        );
+        // ... but once toward "any" and toward f+1.
         assert_eq!(k.power_any(Round(0), VoteKind::Prevote), 3);
         assert_eq!(k.signer_power(Round(0)), 3);
         assert_eq!(k.rounds_above(Round(0)), Vec::<Round>::new());

@@ -103,6 +103,7 @@ pub fn genesis() -> Genesis {
     }
 }
 
+#[derive(Debug)]
 pub struct World {
     pub store: MemoryStore,
     pub height: u64,
@@ -121,6 +122,17 @@ pub fn rejected(r: &Receipt, why: Rejection) {
 }
 
 impl World {
+    /// A world continuing from a saved state.
+    pub fn from_parts(store: MemoryStore, height: u64, time_ms: u64) -> World {
+        World {
+            store,
+            height,
+            time_ms,
+            cache: KeyCache::default(),
+            check: true,
+        }
+    }
+
     pub fn new() -> World {
         let mut store = MemoryStore::new();
         let out = genesis().apply(&store).unwrap();

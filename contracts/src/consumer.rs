@@ -299,10 +299,12 @@ pub(crate) fn set_second_factor(
     threshold: Amount,
 ) -> TxResult {
     let mut account = tx.account(sender)?;
-    if let Some(current) = account.holder.second_factor {
-        if !tx.signed_by(&current.key) {
-            return Err(Rejection::SecondFactorRequired.into());
-        }
+    if account
+        .holder
+        .second_factor
+        .is_some_and(|current| !tx.signed_by(&current.key))
+    {
+        return Err(Rejection::SecondFactorRequired.into());
     }
     if let Some(new) = key {
         if !new.is_valid() || new == account.holder.key {

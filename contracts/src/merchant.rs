@@ -177,10 +177,8 @@ pub(crate) fn pay_order(
     if consumer.currency != order.currency {
         return Err(Rejection::CurrencyMismatch.into());
     }
-    if let Some(ms) = escrow_ms {
-        if ms == 0 || ms > ESCROW_MS_MAX {
-            return Err(Rejection::InvalidField.into());
-        }
+    if escrow_ms.is_some_and(|ms| ms == 0 || ms > ESCROW_MS_MAX) {
+        return Err(Rejection::InvalidField.into());
     }
     claim_transfer_id(tx, id, body)?;
     let (funding, bank_approved) = match source {

@@ -18,10 +18,12 @@ pub(crate) fn record_outflow(tx: &mut Tx<'_, '_>, account: AccountId, amount: Am
     if a.frozen {
         return Err(Rejection::AccountFrozen.into());
     }
-    if let Some(second) = a.holder.second_factor {
-        if amount > second.threshold && !tx.signed_by(&second.key) {
-            return Err(Rejection::SecondFactorRequired.into());
-        }
+    let second_factor_missing = a
+        .holder
+        .second_factor
+        .is_some_and(|second| amount > second.threshold && !tx.signed_by(&second.key));
+    if second_factor_missing {
+        return Err(Rejection::SecondFactorRequired.into());
     }
     let limits = tx
         .rules

@@ -74,7 +74,7 @@ impl<'a, 's> Tx<'a, 's> {
     pub fn commit(&mut self) {
         for (account, changed) in &mut self.accounts {
             if *changed {
-                self.state.put(key::account(account.id), &*account);
+                self.state.stage_account(account.clone());
                 *changed = false;
             }
         }
@@ -114,7 +114,10 @@ impl Tx<'_, '_> {
         if let Some((account, _)) = self.accounts.iter().find(|(a, _)| a.id == id) {
             return Ok(Some(account.clone()));
         }
-        let found: Option<Account> = self.state.get(&key::account(id))?;
+        let found: Option<Account> = match self.state.block_account(id) {
+            Some(account) => Some(account.clone()),
+            None => self.state.get(&key::account(id))?,
+        };
         if let Some(account) = &found {
             self.accounts.push((account.clone(), false));
         }

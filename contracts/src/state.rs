@@ -12,6 +12,7 @@ use std::ops::Bound;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::ledger::accounts::Account;
 use crate::types::{AccountId, BillId, CardToken, Currency, CycleId, InstitutionId, OrderId};
 use crate::{ExecutionError, StateStore, StoreError, TransferId, Write};
 
@@ -141,6 +142,11 @@ pub(crate) struct State<'s> {
     /// The transaction's writes, each key once. A transaction writes a handful of keys,
     /// so a vector searched linearly beats a tree.
     tx: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Accounts changed by committed transactions of this block, kept decoded and encoded
+    /// once at the end of the block: an account touched by many transactions is not
+    /// re-encoded and re-decoded for each. Only [`crate::context::Tx`] reads and writes
+    /// accounts, and it looks here first.
+    accounts: BTreeMap<AccountId, Account>,
 }
 
 impl<'s> State<'s> {
@@ -149,6 +155,7 @@ impl<'s> State<'s> {
             base,
             block: Layer::new(),
             tx: Vec::new(),
+            accounts: BTreeMap::new(),
         }
     }
 
@@ -249,9 +256,23 @@ impl<'s> State<'s> {
         self.tx.clear();
     }
 
+    /// An account as changed earlier in this block, if it was.
+    pub fn block_account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.get(&id)
+    }
+
+    /// Records an account changed by a committed transaction.
+    pub fn stage_account(&mut self, account: Account) {
+        self.accounts.insert(account.id, account);
+    }
+
     /// The block's changes, ordered by key.
     pub fn into_writes(mut self) -> Vec<Write> {
         self.commit_tx();
+        for (id, account) in std::mem::take(&mut self.accounts) {
+            self.block
+                .insert(key::account(id).into(), Some(encode_record(&account)));
+        }
         self.block
             .into_iter()
             .map(|(key, value)| Write { key, value })
@@ -262,7 +283,8 @@ impl<'s> State<'s> {
 pub(crate) fn encode_record<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain structs of integers, arrays and vectors into a Vec cannot fail;
     // an empty record would be refused on the next read as corrupt, never misread.
-    postcard::to_allocvec(value).unwrap_or_default()
+    // Sized for an account record, so encoding does not reallocate as it grows.
+    postcard::to_extend(value, Vec::with_capacity(192)).unwrap_or_default()
 }
 
 pub(crate) fn decode_record<T: DeserializeOwned>(

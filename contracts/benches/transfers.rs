@@ -255,7 +255,15 @@ fn main() {
     println!("executed simple transfers (single thread; verification excluded)");
     run("memory", MemoryStore::new(), blocks, &mut cache);
     let dir = std::env::temp_dir().join(format!("tally-bench-sled-{}", std::process::id()));
-    let db = sled::open(&dir).unwrap();
+    // The node's settings: throughput mode, no background flush thread (each block is
+    // flushed explicitly after its batch).
+    let db = sled::Config::new()
+        .path(&dir)
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(None)
+        .cache_capacity(512 * 1024 * 1024)
+        .open()
+        .unwrap();
     run("sled", SledStore { db }, blocks, &mut cache);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,155 @@
+//! Committed blocks with their certificates and results, the validators seen signing, and
+//! equivocation evidence carried in blocks.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use tally_consensus::{BlockHash, CommitCertificate, Evidence, MESSAGE_BYTES_MAX, ValidatorIndex};
+use tally_crypto::PublicKey;
+
+use super::error::ApiError;
+use super::params::{self, ApiPath, ApiQuery};
+use super::transactions::stored_results;
+use super::{Api, ApiState};
+use crate::block::{Block, BlockHeader, BlockResults};
+use crate::storage::StorageError;
+
+/// The most blocks one evidence request reads; a client pages on with `next_before_height`.
+pub const EVIDENCE_SCAN_BLOCKS_MAX: u64 = 1_000;
+
+#[derive(Debug, Serialize)]
+pub struct BlockView {
+    height: u64,
+    hash: BlockHash,
+    header: BlockHeader,
+    txs: Vec<tally_contracts::SignedTransaction>,
+    evidence: Vec<Evidence>,
+    certificate: CommitCertificate,
+    /// The state root after the block, the holds it released and one receipt per tx.
+    results: BlockResults,
+}
+
+fn damaged(message: String) -> ApiError {
+    StorageError::Damaged(message).into()
+}
+
+fn stored_block(api: &Api, height: u64) -> Result<Option<(BlockHash, Block)>, ApiError> {
+    let Some(bytes) = api.ctx.storage.block(height)? else {
+        return Ok(None);
+    };
+    Ok(Some((Block::hash_of(&bytes), Block::decode(&bytes)?)))
+}
+
+/// Certificates are stored in consensus' canonical encoding.
+fn stored_certificate(api: &Api, height: u64) -> Result<CommitCertificate, ApiError> {
+    let bytes = api
+        .ctx
+        .storage
+        .certificate(height)?
+        .ok_or_else(|| damaged(format!("the certificate of block {height} is missing")))?;
+    tally_consensus::decode(&bytes, MESSAGE_BYTES_MAX)
+        .map_err(|e| damaged(format!("the certificate of block {height}: {e}")))
+}
+
+fn view(api: &Api, height: u64) -> Result<BlockView, ApiError> {
+    let (hash, block) = stored_block(api, height)?.ok_or_else(|| ApiError::not_found("block"))?;
+    Ok(BlockView {
+        height,
+        hash,
+        header: block.header,
+        txs: block.txs,
+        evidence: block.evidence,
+        certificate: stored_certificate(api, height)?,
+        results: stored_results(&api.ctx, height)?,
+    })
+}
+
+fn head(api: &Api) -> Result<u64, ApiError> {
+    api.ctx
+        .storage
+        .head()?
+        .ok_or_else(|| ApiError::not_found("block (none committed yet)"))
+}
+
+pub async fn latest(State(api): ApiState) -> Result<Json<BlockView>, ApiError> {
+    Ok(Json(view(&api, head(&api)?)?))
+}
+
+pub async fn at_height(
+    State(api): ApiState,
+    ApiPath(height): ApiPath<String>,
+) -> Result<Json<BlockView>, ApiError> {
+    let height = params::decimal("height", &height)?;
+    Ok(Json(view(&api, height)?))
+}
+
+/// The validators as the latest block shows them: who proposed it and which validator
+/// indexes signed its certificate. The full set with keys and powers is not in storage.
+#[derive(Debug, Serialize)]
+pub struct ValidatorsView {
+    height: u64,
+    round: u32,
+    proposer: PublicKey,
+    signers: Vec<ValidatorIndex>,
+}
+
+pub async fn validators(State(api): ApiState) -> Result<Json<ValidatorsView>, ApiError> {
+    let height = head(&api)?;
+    let (_, block) = stored_block(&api, height)?
+        .ok_or_else(|| damaged(format!("the head block {height} is missing")))?;
+    let certificate = stored_certificate(&api, height)?;
+    Ok(Json(ValidatorsView {
+        height,
+        round: certificate.round.0,
+        proposer: block.header.proposer,
+        signers: certificate.signatures.iter().map(|s| s.validator).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EvidenceQuery {
+    /// Look at blocks below this height; the default is above the head.
+    before_height: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvidenceItem {
+    height: u64,
+    evidence: Evidence,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvidencePage {
+    /// Newest first.
+    items: Vec<EvidenceItem>,
+    /// Pass as `before_height` to look further back; absent once block 1 was read.
+    next_before_height: Option<u64>,
+}
+
+pub async fn evidence(
+    State(api): ApiState,
+    ApiQuery(q): ApiQuery<EvidenceQuery>,
+) -> Result<Json<EvidencePage>, ApiError> {
+    let top = api.ctx.storage.head()?.unwrap_or(0);
+    let before = q
+        .before_height
+        .unwrap_or(u64::MAX)
+        .min(top.saturating_add(1));
+    let lowest = before.saturating_sub(EVIDENCE_SCAN_BLOCKS_MAX).max(1);
+    let mut items = Vec::new();
+    for height in (lowest..before).rev() {
+        let Some((_, block)) = stored_block(&api, height)? else {
+            continue;
+        };
+        items.extend(
+            block
+                .evidence
+                .into_iter()
+                .map(|evidence| EvidenceItem { height, evidence }),
+        );
+    }
+    Ok(Json(EvidencePage {
+        items,
+        next_before_height: (lowest > 1).then_some(lowest),
+    }))
+}

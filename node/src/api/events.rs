@@ -1,0 +1,422 @@
+//! The stream of committed events (server-sent events), read from stored block results.
+//!
+//! **Ids.** Every committed event has a place: its block's height and its index in that
+//! block's events, which are the holds released at block time first, then each receipt's
+//! events in transaction order (the order of [`BlockResults`]). The SSE id of an event is
+//! `"{height}:{index}"`. The place does not depend on the filter, so a client resuming
+//! with `Last-Event-ID` (or `from_height`/`from_index`) under any filter gets every
+//! matching event after it exactly once: stored results never change once committed.
+//!
+//! **Flow.** One task per stream reads blocks in height order and sends matching events
+//! into a bounded channel; when it reaches the head it waits for the next commit. A slow
+//! client fills the channel and the task waits for it, holding no more than the buffer.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tally_contracts::{AccountId, Event, InstitutionId};
+use tally_crypto::Hash;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::error::ApiError;
+use super::params::{self, ApiQuery, Position};
+use super::transactions::stored_results;
+use super::{Api, ApiState};
+use crate::block::BlockResults;
+
+/// A committed event with its place in the chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// `"{height}:{index}"`, the SSE id.
+    pub id: String,
+    pub height: u64,
+    pub index: u32,
+    pub kind: &'static str,
+    /// The transaction that caused it; `None` for a hold released at block time.
+    pub tx: Option<Hash>,
+    pub event: Event,
+}
+
+/// Every event of one block, in stream order.
+pub fn of_block(height: u64, results: &BlockResults) -> impl Iterator<Item = EventView> + '_ {
+    let expired = results.expired.iter().map(|e| (None, e));
+    let caused = results
+        .receipts
+        .iter()
+        .flat_map(|r| r.events.iter().map(move |e| (Some(r.tx), e)));
+    expired
+        .chain(caused)
+        .zip(0u32..)
+        .map(move |((tx, event), index)| EventView {
+            id: Position { height, index }.to_string(),
+            height,
+            index,
+            kind: parties(event).kind,
+            tx,
+            event: event.clone(),
+        })
+}
+
+/// Who an event concerns, for filtering.
+#[derive(Debug, Default)]
+struct Parties {
+    kind: &'static str,
+    accounts: Vec<AccountId>,
+    merchant: Option<AccountId>,
+    institutions: Vec<InstitutionId>,
+}
+
+/// Every kind an event may have, as `kind=` accepts them.
+const KINDS: &[&str] = &[
+    "GovernanceApplied",
+    "AccountRegistered",
+    "CardBound",
+    "CardUnbound",
+    "ToppedUp",
+    "Withdrawn",
+    "TransferReceived",
+    "KeyRotated",
+    "AccountRecovered",
+    "SecondFactorSet",
+    "MerchantRegistered",
+    "OrderCreated",
+    "PaymentCompleted",
+    "PaymentHeld",
+    "PaymentVoided",
+    "OrderCancelled",
+    "Refunded",
+    "CollectedByCode",
+    "MerchantPaid",
+    "MerchantSettled",
+    "BillerRegistered",
+    "BillIssued",
+    "BillPaid",
+    "FxRatePublished",
+    "RemittanceCredited",
+    "ObligationRecorded",
+    "SettlementCycleOpened",
+    "SettlementConfirmed",
+    "SettlementClosed",
+    "AccountFrozen",
+    "AccountUnfrozen",
+    "SanctionAdded",
+    "SanctionRemoved",
+];
+
+// Exhaustive on purpose: a new kind of event must say whom it notifies, or it would be
+// silently missing from every filtered stream.
+fn parties(event: &Event) -> Parties {
+    let p = |kind, accounts: &[AccountId], merchant, institutions: &[InstitutionId]| Parties {
+        kind,
+        accounts: accounts.to_vec(),
+        merchant,
+        institutions: institutions.to_vec(),
+    };
+    match event {
+        Event::GovernanceApplied { .. } => p("GovernanceApplied", &[], None, &[]),
+        Event::AccountRegistered {
+            account,
+            institution,
+            ..
+        } => p("AccountRegistered", &[*account], None, &[*institution]),
+        Event::CardBound { account, bank } => p("CardBound", &[*account], None, &[*bank]),
+        Event::CardUnbound { account, bank } => p("CardUnbound", &[*account], None, &[*bank]),
+        Event::ToppedUp { account, bank, .. } => p("ToppedUp", &[*account], None, &[*bank]),
+        Event::Withdrawn { account, bank, .. } => p("Withdrawn", &[*account], None, &[*bank]),
+        Event::TransferReceived { from, to, .. } => p("TransferReceived", &[*from, *to], None, &[]),
+        Event::KeyRotated { account, .. } => p("KeyRotated", &[*account], None, &[]),
+        Event::AccountRecovered {
+            account,
+            institution,
+        } => p("AccountRecovered", &[*account], None, &[*institution]),
+        Event::SecondFactorSet { account, .. } => p("SecondFactorSet", &[*account], None, &[]),
+        Event::MerchantRegistered {
+            merchant, acquirer, ..
+        } => p(
+            "MerchantRegistered",
+            &[*merchant],
+            Some(*merchant),
+            &[*acquirer],
+        ),
+        Event::OrderCreated { merchant, .. } => {
+            p("OrderCreated", &[*merchant], Some(*merchant), &[])
+        }
+        Event::PaymentCompleted {
+            payer, merchant, ..
+        } => p(
+            "PaymentCompleted",
+            &[*payer, *merchant],
+            Some(*merchant),
+            &[],
+        ),
+        Event::PaymentHeld {
+            payer, merchant, ..
+        } => p("PaymentHeld", &[*payer, *merchant], Some(*merchant), &[]),
+        Event::PaymentVoided { payer, .. } => p("PaymentVoided", &[*payer], None, &[]),
+        Event::OrderCancelled { .. } => p("OrderCancelled", &[], None, &[]),
+        Event::Refunded { payer, .. } => p("Refunded", &[*payer], None, &[]),
+        Event::CollectedByCode {
+            payer, merchant, ..
+        } => p(
+            "CollectedByCode",
+            &[*payer, *merchant],
+            Some(*merchant),
+            &[],
+        ),
+        Event::MerchantPaid {
+            payer, merchant, ..
+        } => p("MerchantPaid", &[*payer, *merchant], Some(*merchant), &[]),
+        Event::MerchantSettled { merchant, bank, .. } => {
+            p("MerchantSettled", &[*merchant], Some(*merchant), &[*bank])
+        }
+        Event::BillerRegistered { biller, acquirer } => {
+            p("BillerRegistered", &[*biller], None, &[*acquirer])
+        }
+        Event::BillIssued { biller, .. } => p("BillIssued", &[*biller], None, &[]),
+        Event::BillPaid { payer, biller, .. } => p("BillPaid", &[*payer, *biller], None, &[]),
+        Event::FxRatePublished { provider, .. } => p("FxRatePublished", &[], None, &[*provider]),
+        Event::RemittanceCredited {
+            sender,
+            beneficiary,
+            ..
+        } => p("RemittanceCredited", &[*sender, *beneficiary], None, &[]),
+        Event::ObligationRecorded { from, to, .. } => {
+            p("ObligationRecorded", &[], None, &[*from, *to])
+        }
+        Event::SettlementCycleOpened { positions, .. } => {
+            let institutions: Vec<InstitutionId> =
+                positions.iter().map(|p| p.institution).collect();
+            p("SettlementCycleOpened", &[], None, &institutions)
+        }
+        Event::SettlementConfirmed { institution, .. } => {
+            p("SettlementConfirmed", &[], None, &[*institution])
+        }
+        Event::SettlementClosed { .. } => p("SettlementClosed", &[], None, &[]),
+        Event::AccountFrozen { account, .. } => p("AccountFrozen", &[*account], None, &[]),
+        Event::AccountUnfrozen { account } => p("AccountUnfrozen", &[*account], None, &[]),
+        Event::SanctionAdded { .. } => p("SanctionAdded", &[], None, &[]),
+        Event::SanctionRemoved { .. } => p("SanctionRemoved", &[], None, &[]),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    from_height: Option<u64>,
+    from_index: Option<u32>,
+    account: Option<String>,
+    merchant: Option<String>,
+    institution: Option<String>,
+    /// One kind, or several separated by commas.
+    kind: Option<String>,
+}
+
+/// What a subscriber wants: every condition given must hold.
+#[derive(Debug, Default)]
+struct Filter {
+    account: Option<AccountId>,
+    merchant: Option<AccountId>,
+    institution: Option<InstitutionId>,
+    kinds: Vec<&'static str>,
+}
+
+impl Filter {
+    fn from_query(query: &StreamQuery) -> Result<Filter, ApiError> {
+        let account = |text: &Option<String>, what| {
+            text.as_deref()
+                .map(|t| params::decimal(what, t).map(AccountId))
+                .transpose()
+        };
+        let kinds = match &query.kind {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(|k| {
+                    KINDS
+                        .iter()
+                        .copied()
+                        .find(|known| *known == k)
+                        .ok_or_else(|| {
+                            ApiError::bad_request("BAD_KIND", format!("no event kind {k:?}"))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Filter {
+            account: account(&query.account, "account")?,
+            merchant: account(&query.merchant, "merchant")?,
+            institution: query
+                .institution
+                .as_deref()
+                .map(|t| params::decimal("institution", t).map(InstitutionId))
+                .transpose()?,
+            kinds,
+        })
+    }
+
+    fn matches(&self, event: &Event) -> bool {
+        let parties = parties(event);
+        self.account.is_none_or(|a| parties.accounts.contains(&a))
+            && self.merchant.is_none_or(|m| parties.merchant == Some(m))
+            && self
+                .institution
+                .is_none_or(|i| parties.institutions.contains(&i))
+            && (self.kinds.is_empty() || self.kinds.contains(&parties.kind))
+    }
+}
+
+pub async fn stream(
+    State(api): ApiState,
+    ApiQuery(query): ApiQuery<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let filter = Filter::from_query(&query)?;
+    let start = match headers.get("last-event-id") {
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("BAD_CURSOR", "Last-Event-ID is not text"))?;
+            let seen = Position::parse("Last-Event-ID", text)?;
+            match seen.index.checked_add(1) {
+                Some(index) => Position { index, ..seen },
+                None => Position {
+                    height: seen.height.saturating_add(1),
+                    index: 0,
+                },
+            }
+        }
+        None => match query.from_height {
+            Some(height) => Position {
+                height: height.max(1),
+                index: query.from_index.unwrap_or(0),
+            },
+            None => Position {
+                height: api.ctx.storage.head()?.unwrap_or(0).saturating_add(1),
+                index: 0,
+            },
+        },
+    };
+    let permit = api.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_STREAMS",
+            "too many event streams are open; try again later",
+        )
+    })?;
+    let (sender, receiver) = mpsc::channel(api.limits.stream_buffer_events_max.max(1));
+    let api = api.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        if let Err(e) = pump(&api, &filter, start, &sender).await {
+            // The client learns why its stream ended; its last id lets it resume.
+            let body = serde_json::json!({ "code": e.code, "message": e.message });
+            let _ = sender
+                .send(Ok(SseEvent::default()
+                    .event("error")
+                    .data(body.to_string())))
+                .await;
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(receiver))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Why the pump stopped sending.
+enum Stop {
+    /// The client went away, or the node is shutting down: nothing to say.
+    Gone,
+    Failed(ApiError),
+}
+
+async fn pump(
+    api: &Api,
+    filter: &Filter,
+    start: Position,
+    sender: &mpsc::Sender<Result<SseEvent, Infallible>>,
+) -> Result<(), ApiError> {
+    match pump_until_stopped(api, filter, start, sender).await {
+        Stop::Gone => Ok(()),
+        Stop::Failed(e) => Err(e),
+    }
+}
+
+async fn pump_until_stopped(
+    api: &Api,
+    filter: &Filter,
+    start: Position,
+    sender: &mpsc::Sender<Result<SseEvent, Infallible>>,
+) -> Stop {
+    let mut next = start;
+    let mut committed = api.ctx.committed.clone();
+    loop {
+        // Marked seen before the head is read, so a commit after the read wakes us.
+        committed.borrow_and_update();
+        let head = match api.ctx.storage.head() {
+            Ok(head) => head.unwrap_or(0),
+            Err(e) => return Stop::Failed(e.into()),
+        };
+        while next.height <= head {
+            if sender.is_closed() {
+                return Stop::Gone;
+            }
+            let results = match stored_results(&api.ctx, next.height) {
+                Ok(results) => results,
+                Err(e) => return Stop::Failed(e),
+            };
+            for view in of_block(next.height, &results).skip(next.index as usize) {
+                if !filter.matches(&view.event) {
+                    continue;
+                }
+                let data = match serde_json::to_string(&view) {
+                    Ok(data) => data,
+                    Err(e) => {
+                        return Stop::Failed(ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "EVENT_UNREADABLE",
+                            e.to_string(),
+                        ));
+                    }
+                };
+                let event = SseEvent::default().id(view.id).data(data);
+                if sender.send(Ok(event)).await.is_err() {
+                    return Stop::Gone;
+                }
+            }
+            next = Position {
+                height: next.height.saturating_add(1),
+                index: 0,
+            };
+        }
+        tokio::select! {
+            changed = committed.changed() => {
+                if changed.is_err() {
+                    return Stop::Gone;
+                }
+            }
+            () = sender.closed() => return Stop::Gone,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_known_to_the_filter() {
+        // `KINDS` is what `kind=` accepts; each name must be one `parties` can produce.
+        let mut kinds = KINDS.to_vec();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), KINDS.len());
+        let event = Event::OrderCancelled {
+            order: tally_contracts::OrderId(1),
+        };
+        assert!(KINDS.contains(&parties(&event).kind));
+    }
+}

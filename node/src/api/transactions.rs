@@ -1,0 +1,226 @@
+//! Submitting a transaction and asking where it stands.
+//!
+//! A submission is answered with its hash as soon as the mempool takes it (202). With
+//! `?wait_ms=N` the answer waits, at most `N` ms, for the block that commits it, and then
+//! says what the ledger decided: 200 with its events, or 422 with the rejection's code.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tally_contracts::{SignedTransaction, encoding};
+use tally_crypto::Hash;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use super::params::{self, ApiPath, ApiQuery};
+use super::{ApiState, events};
+use crate::block::BlockResults;
+use crate::service::{NodeContext, TxStatus};
+
+#[derive(Debug, Deserialize)]
+pub struct SubmitQuery {
+    wait_ms: Option<u64>,
+}
+
+/// Where a transaction stands, as answered by the API.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxView {
+    Pending {
+        hash: Hash,
+    },
+    Committed {
+        hash: Hash,
+        height: u64,
+        index: u32,
+        /// `"OK"`, or the ledger's stable rejection code.
+        code: &'static str,
+        /// The events the transaction caused (none when rejected), with their stream ids.
+        events: Vec<events::EventView>,
+    },
+    Unknown {
+        hash: Hash,
+    },
+}
+
+/// The canonical bytes of the body: binary as sent, or the JSON form re-encoded.
+fn canonical_bytes(headers: &HeaderMap, body: &[u8]) -> Result<SignedTransaction, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/octet-stream" => Ok(encoding::decode(body)?),
+        "application/json" => {
+            let signed: SignedTransaction = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request("MALFORMED_JSON", e.to_string()))?;
+            // The same checks as for bytes: limits, and one encoding per transaction.
+            Ok(encoding::decode(&encoding::encode(&signed))?)
+        }
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send application/octet-stream (canonical bytes) or application/json",
+        )),
+    }
+}
+
+pub async fn submit(
+    State(api): ApiState,
+    ApiQuery(query): ApiQuery<SubmitQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let signed = canonical_bytes(&headers, &body)?;
+    let hash = signed.tx.hash();
+    if api.ctx.storage.tx_location(&hash)?.is_some() {
+        return Err(ApiError {
+            tx: Some(hash),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "ALREADY_COMMITTED",
+                "the transaction is already in a committed block",
+            )
+        });
+    }
+    let waiter = match query.wait_ms {
+        None => None,
+        Some(ms) if ms > api.limits.wait_ms_max => {
+            return Err(ApiError::bad_request(
+                "BAD_WAIT",
+                format!("wait_ms is at most {}", api.limits.wait_ms_max),
+            ));
+        }
+        Some(ms) => {
+            let permit = api.waiters.clone().try_acquire_owned().map_err(|_| {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOO_MANY_WAITERS",
+                    "too many submissions are waiting for their commit; retry without wait_ms",
+                )
+            })?;
+            Some((ms, permit))
+        }
+    };
+    let hash = api.ctx.submit(encoding::encode(&signed)).await?;
+    let Some((wait_ms, _permit)) = waiter else {
+        return Ok((StatusCode::ACCEPTED, Json(TxView::Pending { hash })).into_response());
+    };
+    let view = wait_for_commit(&api.ctx, hash, Duration::from_millis(wait_ms)).await?;
+    match view {
+        TxView::Committed { code, .. } if code != "OK" => {
+            let rejection = committed_receipt(&api.ctx, hash)?.and_then(|r| r.result.err());
+            match rejection {
+                Some(rejection) => Err(ApiError::rejected(hash, rejection)),
+                None => Ok(Json(view).into_response()),
+            }
+        }
+        TxView::Committed { .. } => Ok(Json(view).into_response()),
+        TxView::Pending { .. } | TxView::Unknown { .. } => {
+            Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+        }
+    }
+}
+
+/// Waits until `hash` is committed or `wait` has passed; answers where it stands then.
+async fn wait_for_commit(
+    ctx: &NodeContext,
+    hash: Hash,
+    wait: Duration,
+) -> Result<TxView, ApiError> {
+    let deadline = Instant::now() + wait;
+    let mut committed = ctx.committed.clone();
+    loop {
+        // Marked seen before storage is read, so a commit after the read wakes us.
+        committed.borrow_and_update();
+        let view = view(ctx, hash)?;
+        if matches!(view, TxView::Committed { .. }) {
+            return Ok(view);
+        }
+        match tokio::time::timeout_at(deadline, committed.changed()).await {
+            Err(_elapsed) => return Ok(view),
+            Ok(Err(_closed)) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SHUTTING_DOWN",
+                    "the node is shutting down",
+                ));
+            }
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+pub async fn status(
+    State(api): ApiState,
+    ApiPath(hash): ApiPath<String>,
+) -> Result<Json<TxView>, ApiError> {
+    let hash = params::hash(&hash)?;
+    match view(&api.ctx, hash)? {
+        TxView::Unknown { .. } => Err(ApiError::not_found("transaction")),
+        view => Ok(Json(view)),
+    }
+}
+
+fn view(ctx: &NodeContext, hash: Hash) -> Result<TxView, ApiError> {
+    Ok(match ctx.status(&hash)? {
+        TxStatus::Pending => TxView::Pending { hash },
+        TxStatus::Unknown => TxView::Unknown { hash },
+        TxStatus::Committed { height, index } => {
+            let results = stored_results(ctx, height)?;
+            let receipt = results
+                .receipts
+                .get(index as usize)
+                .ok_or_else(|| missing(height, "a receipt"))?;
+            let events = events::of_block(height, &results)
+                .filter(|e| e.tx == Some(hash))
+                .collect();
+            TxView::Committed {
+                hash,
+                height,
+                index,
+                code: receipt.result.map_or_else(|r| r.code(), |()| "OK"),
+                events,
+            }
+        }
+    })
+}
+
+fn committed_receipt(
+    ctx: &NodeContext,
+    hash: Hash,
+) -> Result<Option<tally_contracts::Receipt>, ApiError> {
+    let Some(location) = ctx.storage.tx_location(&hash)? else {
+        return Ok(None);
+    };
+    let results = stored_results(ctx, location.height)?;
+    Ok(results.receipts.get(location.index as usize).cloned())
+}
+
+/// A committed block's results; their absence means the data directory is damaged.
+pub fn stored_results(ctx: &NodeContext, height: u64) -> Result<BlockResults, ApiError> {
+    let bytes = ctx
+        .storage
+        .results(height)?
+        .ok_or_else(|| missing(height, "the results"))?;
+    Ok(BlockResults::decode(&bytes)?)
+}
+
+fn missing(height: u64, what: &str) -> ApiError {
+    ApiError::from(crate::storage::StorageError::Damaged(format!(
+        "{what} of committed block {height} are missing"
+    )))
+}

@@ -6,6 +6,8 @@ use tally_consensus::{BLOCK_BYTES_MAX, BlockHash, Evidence};
 use tally_contracts::{Event, Receipt, SignedTransaction, encoding};
 use tally_crypto::{Hash, PublicKey, merkle_root};
 
+use crate::validator_update::{BLOCK_VALIDATOR_UPDATES_MAX, ValidatorUpdate};
+
 /// The most transactions one block may carry, whatever the node's configuration says.
 pub const BLOCK_TXS_MAX: usize = 20_000;
 /// The most pieces of evidence one block may carry.
@@ -33,6 +35,8 @@ pub struct Block {
     pub txs: Vec<SignedTransaction>,
     /// Equivocation evidence, put on chain for the regulator.
     pub evidence: Vec<Evidence>,
+    /// Changes of the validator set (see [`crate::validator_update`]).
+    pub validator_updates: Vec<ValidatorUpdate>,
 }
 
 /// What executing a block produced, stored beside it for queries and event streams.
@@ -109,6 +113,13 @@ impl Block {
                 max: BLOCK_EVIDENCE_MAX,
             });
         }
+        if block.validator_updates.len() > BLOCK_VALIDATOR_UPDATES_MAX {
+            return Err(BlockError::TooMany {
+                what: "validator updates",
+                count: block.validator_updates.len(),
+                max: BLOCK_VALIDATOR_UPDATES_MAX,
+            });
+        }
         for (index, tx) in block.txs.iter().enumerate() {
             encoding::check_limits(tx).map_err(|e| BlockError::Transaction {
                 index,
@@ -147,6 +158,7 @@ mod tests {
             },
             txs: Vec::new(),
             evidence: Vec::new(),
+            validator_updates: Vec::new(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The `tally` command line, grouped by area: `tally keys ...`, `tally node ...`.
+//! The `tally` command line, grouped by area: `tally keys ...`, `tally node ...`, `tally genesis`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -18,6 +18,16 @@ pub enum Area {
     /// Run a validator or audit node.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Build a genesis file from a TOML description (chain id, validators and powers,
+    /// institutions and roles, currencies, limits).
+    Genesis {
+        /// The description (TOML).
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// Where to write the genesis file (JSON); an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,14 +7,21 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`storage`]: the data directory (sled): blocks, certificates, state, indexes, signer record.
 //! - [`mempool`]: verified transactions waiting for a block, bounded, in nonce order.
+//! - [`genesis`]: the genesis file and the description `tally genesis` builds it from.
+//! - [`validator_update`]: governance of the validator set, carried in blocks.
+//! - [`chain`]: the chain task: consensus, mempool, execution and block sync.
+//! - [`node`]: starting and stopping a whole node (network, chain task, router).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod block;
 pub mod chain;
 pub mod config;
+pub mod genesis;
 pub mod mempool;
 pub mod metrics;
 pub mod network;
+pub mod node;
 pub mod service;
 pub mod storage;
+pub mod validator_update;

@@ -8,8 +8,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use tally_crypto::{KeyFile, SigningKey};
 use tally_node::config::Config;
-use tally_node::network::{self, GossipTopic, NetworkEvent};
-use tracing::{debug, info};
+use tally_node::genesis::{GenesisDescription, GenesisFile};
+use tally_node::network;
+use tally_node::node::{Node, NodeOptions};
+use tracing::info;
 
 use cli::{Area, Cli, KeysCommand, NodeCommand};
 
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
         Area::Keys(KeysCommand::Generate { out }) => generate_key(&out),
         Area::Keys(KeysCommand::Show { file }) => show_key(&file),
         Area::Node(NodeCommand::Run { config }) => run_node(&config),
+        Area::Genesis { input, out } => write_genesis(&input, &out),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,80 +67,69 @@ fn print_identity(key: &SigningKey) -> Result<()> {
     Ok(())
 }
 
+fn write_genesis(input: &Path, out: &Path) -> Result<()> {
+    let description = GenesisDescription::load(input)?;
+    let genesis = description
+        .build()
+        .map_err(|e| anyhow::anyhow!("{} refused: {e}", input.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    std::io::Write::write_all(&mut file, genesis.to_json().as_bytes())?;
+    println!("wrote {}", out.display());
+    println!("chain id:     {}", genesis.chain_id);
+    println!("genesis hash: {}", genesis.hash());
+    println!("validators:   {}", genesis.validators.len());
+    Ok(())
+}
+
 fn run_node(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)
         .with_context(|| format!("configuration {} refused", config_path.display()))?;
     let key = KeyFile::read(&config.key_file)?;
+    let genesis = GenesisFile::load(&config.genesis_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, key))
+    runtime.block_on(serve(config, key, genesis))
 }
 
-async fn serve(config: Config, key: SigningKey) -> Result<()> {
+async fn serve(config: Config, key: SigningKey, genesis: GenesisFile) -> Result<()> {
     // Installed before anything starts, so a signal during start-up is not lost.
     let shutdown = shutdown_signal()?;
-    tokio::pin!(shutdown);
-
     info!(
         mode = ?config.mode,
         public_key = %config.public_key,
+        chain_id = genesis.chain_id,
         peers = config.peers.len(),
         observers = config.observers.len(),
         "starting node"
     );
-    // Extension point: open storage in `config.data_dir`, read `config.genesis_file` and take
-    // the validator set from it (then `handle.set_peer_set`), start the mempool, consensus
-    // and the API on `config.api_address`. Each is a task owning its state, fed from the
-    // event loop below.
-    let mut network = network::start(&key, config.network()).await?;
-    info!(addresses = ?network.listen_addresses, "node running");
-
-    let signal = loop {
-        tokio::select! {
-            event = network.events.recv() => match event {
-                Some(event) => route(event),
-                None => break None,
-            },
-            signal = &mut shutdown => break Some(signal),
-        }
+    // The HTTP API (`tally_node::api::serve`) is not built yet; when it is, it is started
+    // here on `config.api_address` with `node.context`.
+    let node = Node::start(&config, key, &genesis, NodeOptions::default()).await?;
+    let mut committed = node.context.committed.clone();
+    let signal = tokio::select! {
+        signal = shutdown => Some(signal),
+        // The chain task stops by itself only on an error; shut down and report it.
+        _ = async {
+            loop {
+                if committed.changed().await.is_err() {
+                    return;
+                }
+            }
+        } => None,
     };
     match signal {
         Some(name) => info!(signal = name, "shutting down"),
-        None => info!("network stopped; shutting down"),
+        None => info!("the chain task stopped; shutting down"),
     }
-    // Extension point: stop accepting API requests and flush storage before the network.
-    network.handle.shutdown().await?;
-    network.task.await.context("network task failed")?;
+    node.shutdown().await?;
     info!("stopped");
     Ok(())
-}
-
-/// Where each network event goes. Until consensus, the mempool and block sync are wired in,
-/// messages have no consumer and are dropped here, in one visible place.
-fn route(event: NetworkEvent) {
-    match event {
-        // Extension point: consensus messages (proposals, votes) go to the consensus task.
-        NetworkEvent::Direct { from, bytes } => {
-            debug!(peer = %from, bytes = bytes.len(), "direct message: no consensus yet, dropped")
-        }
-        // Extension point: transactions go to the mempool, evidence to consensus.
-        NetworkEvent::Gossip { from, topic, bytes } => {
-            let consumer = match topic {
-                GossipTopic::Transactions => "mempool",
-                GossipTopic::Evidence => "consensus",
-            };
-            debug!(peer = %from, %topic, bytes = bytes.len(), consumer, "gossip: no consumer yet, dropped")
-        }
-        // Extension point: block sync answers from storage. Dropping the responder fails the
-        // request at the peer at once instead of letting it time out.
-        NetworkEvent::SyncRequest { from, .. } => {
-            debug!(peer = %from, "sync request: block sync not served yet, refused")
-        }
-        NetworkEvent::PeerConnected(peer) => debug!(%peer, "peer connected"),
-        NetworkEvent::PeerDisconnected(peer) => debug!(%peer, "peer disconnected"),
-    }
 }
 
 /// Resolves with the signal's name on SIGINT or SIGTERM.

@@ -183,6 +183,38 @@ impl<T: PoolTx + Clone> Mempool<T> {
         taken
     }
 
+    pub fn get(&self, hash: &Hash) -> Option<&T> {
+        let (sender, nonce) = self.by_hash.get(hash)?;
+        self.by_sender.get(sender)?.get(nonce).map(|e| &e.tx)
+    }
+
+    /// Drops one transaction (committed, or found invalid), if it is here.
+    pub fn remove(&mut self, hash: &Hash) {
+        let Some((sender, nonce)) = self.by_hash.remove(hash) else {
+            return;
+        };
+        let Some(queue) = self.by_sender.get_mut(&sender) else {
+            return;
+        };
+        if let Some(entry) = queue.remove(&nonce) {
+            self.by_arrival.remove(&entry.arrival);
+            self.bytes = self.bytes.saturating_sub(entry.tx.size_bytes());
+        }
+        if queue.is_empty() {
+            self.by_sender.remove(&sender);
+        }
+    }
+
+    /// Each waiting transaction, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.by_arrival.values().filter_map(|(sender, nonce)| {
+            self.by_sender
+                .get(sender)
+                .and_then(|q| q.get(nonce))
+                .map(|e| &e.tx)
+        })
+    }
+
     /// Drops what a committed block made stale: for each sender touched, every transaction
     /// below its new next nonce.
     pub fn remove_committed(&mut self, senders: &[([u8; 32], u64)]) {

@@ -20,6 +20,8 @@ const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CHAIN_ID: &[u8] = b"m/chain_id";
 const KEY_HEAD: &[u8] = b"m/head";
 const KEY_SIGNER_RECORD: &[u8] = b"record";
+const KEY_GENESIS: &[u8] = b"m/genesis";
+const KEY_VALIDATOR_SCHEDULE: &[u8] = b"m/validator_schedule";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -55,6 +57,8 @@ pub struct BlockCommit<'a> {
     pub tx_hashes: &'a [Hash],
     /// (account key bytes, index in block) for each account a transaction touched.
     pub account_entries: &'a [(Vec<u8>, u32)],
+    /// The validator-set schedule after this block, when the block changed it.
+    pub validator_schedule: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,8 +181,62 @@ impl Storage {
             key.extend_from_slice(&index.to_be_bytes());
             batch.insert(key, &[]);
         }
+        if let Some(schedule) = commit.validator_schedule {
+            batch.insert(KEY_VALIDATOR_SCHEDULE, schedule);
+        }
         batch.insert(KEY_HEAD, &commit.height.to_be_bytes());
         self.chain.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Commits the genesis state (its ledger writes) and the genesis hash in one batch, into
+    /// a data directory that has neither yet.
+    pub fn commit_genesis(
+        &self,
+        genesis: &Hash,
+        state_writes: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), StorageError> {
+        if self.chain.get(KEY_GENESIS)?.is_some() || self.head()?.is_some() {
+            return Err(StorageError::Damaged(
+                "genesis applied twice to one data directory".to_string(),
+            ));
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in state_writes {
+            let mut full = Vec::with_capacity(2 + key.len());
+            full.extend_from_slice(b"s/");
+            full.extend_from_slice(key);
+            match value {
+                Some(v) => batch.insert(full, v.as_slice()),
+                None => batch.remove(full),
+            }
+        }
+        batch.insert(KEY_GENESIS, genesis.as_bytes());
+        self.chain.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The hash of the genesis this directory was started from, if any.
+    pub fn genesis_hash(&self) -> Result<Option<Hash>, StorageError> {
+        let Some(bytes) = self.chain.get(KEY_GENESIS)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 32] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| StorageError::Damaged("the genesis hash is not 32 bytes".to_string()))?;
+        Ok(Some(Hash(bytes)))
+    }
+
+    /// The validator-set schedule stored with the last block that changed it.
+    pub fn validator_schedule(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.chain.get(KEY_VALIDATOR_SCHEDULE)?.map(|v| v.to_vec()))
+    }
+
+    /// Flushes everything written so far to disk.
+    pub fn flush(&self) -> Result<(), StorageError> {
         self.db.flush()?;
         Ok(())
     }
@@ -326,6 +384,7 @@ mod tests {
             state_writes: writes,
             tx_hashes: &hashes,
             account_entries: &entries,
+            validator_schedule: None,
         });
         assert!(result.is_ok(), "{result:?}");
     }

@@ -109,7 +109,35 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
         &SigningKey::from_seed([5; 32]),
         &dir.path().join("node.key"),
     )?;
-    std::fs::write(dir.path().join("genesis.json"), "{}")?;
+    // A chain with this node as its only validator: it commits blocks on its own.
+    let validator = SigningKey::from_seed([5; 32]).public_key();
+    let institution = SigningKey::from_seed([7; 32]).public_key();
+    let description = dir.path().join("genesis.toml");
+    std::fs::write(
+        &description,
+        format!(
+            "chain_id = \"cli-test\"\ntime_ms = 1000\ncurrencies = [\"CNY\"]\nplatform = 1\n\
+             governance_keys = [\"{institution}\"]\ngovernance_threshold = 1\n\
+             validators = [{{ public_key = \"{validator}\", power = 1 }}]\n\
+             institutions = [{{ id = 1, public_key = \"{institution}\", roles = [\"platform\", \"bank\"] }}]\n\
+             tiers = [{{ single_max = 10, daily_max = 20 }}]\n"
+        ),
+    )?;
+    let genesis = dir.path().join("genesis.json");
+    let built = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "genesis",
+            "--in",
+            path_arg(&description)?,
+            "--out",
+            path_arg(&genesis)?,
+        ])
+        .output()?;
+    ensure!(
+        built.status.success(),
+        "tally genesis failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let peer = SigningKey::from_seed([6; 32]).public_key();
     let config = dir.path().join("tally.toml");
     std::fs::write(
@@ -135,7 +163,8 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
         }
     });
 
-    let started = wait_for_line(&lines, "node running");
+    let started =
+        wait_for_line(&lines, "node running").and_then(|()| wait_for_line(&lines, "committed"));
     if let Err(e) = started {
         let _ = child.kill();
         return Err(e);

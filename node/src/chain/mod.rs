@@ -1,2 +1,766 @@
-//! The chain task: drives consensus, builds and checks blocks, executes decided blocks and
-//! commits them. Being built; see issue 4.
+//! The chain task: one task owning consensus, the mempool, the verification caches and
+//! execution. Everything reaches it through one bounded channel of [`ChainInput`]s (network
+//! messages decoded by the router, gossiped transactions, timer firings, synced blocks) plus
+//! the API's [`Submission`]s; what it asks of the network leaves through a bounded channel
+//! of [`Outbound`] commands, so it never waits on the network.
+//!
+//! Consensus outputs are carried out in the order given: a `Broadcast` leaves only after the
+//! signer recorded it (the [`SledSignerStore`] flushes before returning); a `Decision` is
+//! executed and committed before the outputs after it (they belong to the next height).
+
+mod commit;
+mod pool;
+mod proposal;
+mod signer_store;
+pub mod sync;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tally_consensus::{
+    BlockHash, Config as ConsensusConfig, Consensus, Evidence, Height, Input, Message, Output,
+    Signer, Timeout, TimeoutConfig, ValidatorSet, ValidatorSets,
+};
+use tally_contracts::{
+    ChainHead, Ledger, SignedTransaction, VerifiedTransaction, encoding, verify_transactions,
+};
+use tally_crypto::{Hash, KeyCache, PublicKey, SigningKey};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::config::Mode;
+use crate::genesis::GenesisFile;
+use crate::mempool::{Mempool, MempoolLimits};
+use crate::metrics::Metrics;
+use crate::network::{GossipTopic, PeerSet};
+use crate::service::{Submission, SubmitError};
+use crate::storage::{Storage, StorageError};
+use crate::validator_update::{UpdateError, ValidatorUpdate};
+
+pub use pool::{PoolEntry, sender_key};
+pub use signer_store::SledSignerStore;
+pub use sync::{SyncTask, SyncedBlock};
+
+/// Capacity of the chain task's input channel.
+pub const CHAIN_INPUTS_MAX: usize = 4096;
+/// Capacity of the outbound channel to the network.
+pub const OUTBOUND_MAX: usize = 4096;
+/// The most inputs taken from the channel at once (their signatures verified in one batch).
+const INPUT_BATCH_MAX: usize = 1024;
+/// How often this node's own consensus messages are sent again (peers may have missed them).
+const RESEND_INTERVAL_MS: u64 = 1_000;
+/// How often transactions admitted from the API are gossiped, in one message.
+const GOSSIP_INTERVAL_MS: u64 = 20;
+/// The most transactions in one gossip message.
+const GOSSIP_TXS_MAX: usize = 2_048;
+/// A proposed block's time may be at most this far ahead of the checker's clock.
+pub const BLOCK_TIME_DRIFT_MS_MAX: u64 = 2_000;
+/// The most pieces of evidence kept for a later block.
+const PENDING_EVIDENCE_MAX: usize = 64;
+/// The most validator updates kept for a later block.
+const PENDING_UPDATES_MAX: usize = 16;
+/// The ledger invariants (a full scan) are checked after every this many blocks in debug
+/// builds; never in release builds.
+const INVARIANT_CHECK_EVERY_BLOCKS: u64 = 8;
+/// How long a proposer with an empty mempool waits before proposing (an empty block, or what
+/// arrived meanwhile): keeps an idle chain from committing empty blocks as fast as it can.
+/// Below every propose timeout, so the round does not time out.
+const EMPTY_BLOCK_DELAY_MS: u64 = 100;
+
+/// What the chain task is fed.
+#[derive(Debug)]
+pub enum ChainInput {
+    /// A consensus message from a validator, decoded, its signature not yet checked.
+    Message {
+        from: PublicKey,
+        message: Message,
+    },
+    /// Transactions gossiped by a peer, decoded, signatures not yet checked.
+    Transactions {
+        from: PublicKey,
+        txs: Vec<SignedTransaction>,
+    },
+    Evidence {
+        from: PublicKey,
+        evidence: Evidence,
+    },
+    /// A validator-set update, from a peer's gossip (no reply) or submitted here.
+    ValidatorUpdate {
+        update: ValidatorUpdate,
+        reply: Option<oneshot::Sender<Result<(), UpdateError>>>,
+    },
+    /// A timeout consensus scheduled has fired.
+    Timeout(Timeout),
+    /// Propose now at (height, round): the mempool was empty when consensus asked, so the
+    /// proposal waited a little for transactions.
+    ProposeNow {
+        height: Height,
+        round: tally_consensus::Round,
+    },
+    /// Decided blocks fetched from a peer, in height order.
+    Synced {
+        from: PublicKey,
+        blocks: Vec<SyncedBlock>,
+    },
+}
+
+/// What the chain task asks of the network.
+#[derive(Debug)]
+pub enum Outbound {
+    Broadcast(Vec<u8>),
+    Publish(GossipTopic, Vec<u8>),
+    Report(PublicKey, String),
+    PeerSet(PeerSet),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("the ledger failed: {0}")]
+    Ledger(#[from] tally_contracts::ExecutionError),
+    #[error("genesis: {0}")]
+    Genesis(String),
+    #[error("the data directory was started from another genesis")]
+    OtherGenesis,
+    #[error("consensus: {0}")]
+    Consensus(#[from] tally_consensus::Error),
+    #[error("decided block {height} cannot be applied: {reason}")]
+    BadDecidedBlock { height: u64, reason: String },
+}
+
+/// How the chain task is set up.
+#[derive(Debug, Clone)]
+pub struct ChainSettings {
+    pub mode: Mode,
+    pub key: SigningKey,
+    pub mempool: MempoolLimits,
+    pub block_txs_max: usize,
+    pub block_bytes_max: usize,
+    pub timeouts: TimeoutConfig,
+    /// Keys allowed to connect besides the validators.
+    pub observers: BTreeSet<PublicKey>,
+}
+
+/// The chain task's state. See the module documentation.
+pub struct Chain {
+    chain_id: String,
+    mode: Mode,
+    storage: Storage,
+    consensus: Consensus<SledSignerStore>,
+    mempool: Mempool<PoolEntry>,
+    /// Hashes in the mempool, for the API's status queries.
+    pending_view: Arc<RwLock<BTreeSet<Hash>>>,
+    keys: KeyCache,
+    /// Transactions of blocks validated at the current height, by block hash, to execute
+    /// without verifying again.
+    validated: BTreeMap<BlockHash, Vec<VerifiedTransaction>>,
+    head: ChainHead,
+    head_hash: Hash,
+    /// Every scheduled change of the validator set: (effective height, validators).
+    schedule: Vec<(u64, Vec<tally_consensus::Validator>)>,
+    pending_evidence: Vec<Evidence>,
+    pending_updates: Vec<ValidatorUpdate>,
+    to_gossip: Vec<Vec<u8>>,
+    settings: ChainSettings,
+    metrics: Arc<Metrics>,
+    committed: watch::Sender<u64>,
+    outbound: mpsc::Sender<Outbound>,
+    /// For timers to feed their timeouts back.
+    inputs: mpsc::Sender<ChainInput>,
+    /// Set when this node found its state differs from the chain: it stops following.
+    halted: bool,
+    /// Outputs after a decision, carried out on the next turn of the loop so a run of
+    /// decisions (a lone validator, a catching-up node) cannot starve the other inputs.
+    deferred: Vec<Output>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("chain_id", &self.chain_id)
+            .field("height", &self.consensus.height())
+            .field("mempool", &self.mempool.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What starting the chain task gives the rest of the node.
+#[derive(Debug)]
+pub struct ChainParts {
+    pub chain: Chain,
+    pub committed: watch::Receiver<u64>,
+    pub pending: Arc<RwLock<BTreeSet<Hash>>>,
+}
+
+impl Chain {
+    /// Opens the chain from storage: applies genesis to an empty data directory (or checks
+    /// a non-empty one belongs to it), rebuilds the validator sets, and starts consensus at
+    /// the height after the stored head with the signer's stored record.
+    pub fn open(
+        settings: ChainSettings,
+        storage: Storage,
+        genesis: &GenesisFile,
+        metrics: Arc<Metrics>,
+        outbound: mpsc::Sender<Outbound>,
+        inputs: mpsc::Sender<ChainInput>,
+    ) -> Result<ChainParts, ChainError> {
+        let chain_id = genesis.chain_id.clone();
+        match storage.genesis_hash()? {
+            Some(hash) if hash == genesis.hash() => {}
+            Some(_) => return Err(ChainError::OtherGenesis),
+            None => {
+                let outcome = genesis
+                    .ledger
+                    .apply(&storage)
+                    .map_err(|e| ChainError::Genesis(e.to_string()))?;
+                let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = outcome
+                    .writes
+                    .into_iter()
+                    .map(|w| (w.key, w.value))
+                    .collect();
+                storage.commit_genesis(&genesis.hash(), &writes)?;
+                info!(chain_id, "genesis applied");
+            }
+        }
+        let head = Ledger::chain_head(&storage)?
+            .ok_or_else(|| ChainError::Genesis("no chain head after genesis".to_string()))?;
+        let head_hash = match head.height {
+            0 => Hash::ZERO,
+            h => storage
+                .block(h)?
+                .map(|b| BlockHash::of(&b).0)
+                .ok_or(StorageError::Damaged(format!("block {h} is missing")))?,
+        };
+        let mut sets = ValidatorSets::new(genesis.validator_set()?);
+        let schedule: Vec<(u64, Vec<tally_consensus::Validator>)> =
+            match storage.validator_schedule()? {
+                Some(bytes) => tally_consensus::decode(&bytes, usize::MAX)?,
+                None => Vec::new(),
+            };
+        for (at, validators) in &schedule {
+            sets.schedule(Height(*at), ValidatorSet::new(validators.clone())?)?;
+        }
+        let signer = match settings.mode {
+            Mode::Validator => Some(Signer::new(
+                settings.key.clone(),
+                &chain_id,
+                SledSignerStore::new(storage.clone()),
+            )?),
+            Mode::Audit => None,
+        };
+        let mut config = ConsensusConfig::new(&chain_id);
+        config.timeouts = settings.timeouts;
+        let height = Height(head.height.saturating_add(1));
+        let consensus = Consensus::new(config, sets, height, signer);
+        let (committed_tx, committed) = watch::channel(head.height);
+        let pending_view = Arc::new(RwLock::new(BTreeSet::new()));
+        metrics
+            .height
+            .set(i64::try_from(head.height).unwrap_or(i64::MAX));
+        let chain = Chain {
+            chain_id,
+            mode: settings.mode,
+            storage,
+            consensus,
+            mempool: Mempool::new(settings.mempool),
+            pending_view: pending_view.clone(),
+            keys: KeyCache::default(),
+            validated: BTreeMap::new(),
+            head,
+            head_hash,
+            schedule,
+            pending_evidence: Vec::new(),
+            pending_updates: Vec::new(),
+            to_gossip: Vec::new(),
+            settings,
+            metrics,
+            committed: committed_tx,
+            outbound,
+            inputs,
+            halted: false,
+            deferred: Vec::new(),
+        };
+        Ok(ChainParts {
+            chain,
+            committed,
+            pending: pending_view,
+        })
+    }
+
+    /// The keys allowed to connect: every validator of the set in force now and of every
+    /// set scheduled later (so a joining validator connects before its first height), and
+    /// the observers.
+    fn peer_set(&self) -> PeerSet {
+        let now = self.consensus.height();
+        let mut validators: BTreeSet<PublicKey> = self
+            .consensus
+            .validator_sets()
+            .at(now)
+            .map(|s| s.validators().iter().map(|v| v.public_key).collect())
+            .unwrap_or_default();
+        for (at, set) in &self.schedule {
+            if Height(*at) > now {
+                validators.extend(set.iter().map(|v| v.public_key));
+            }
+        }
+        PeerSet {
+            validators,
+            observers: self.settings.observers.clone(),
+        }
+    }
+
+    /// Runs until `shutdown` changes or the inputs close. Storage is flushed on the way out.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<ChainInput>,
+        mut submissions: mpsc::Receiver<Submission>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ChainError> {
+        self.send(Outbound::PeerSet(self.peer_set()));
+        let started = self.consensus.start();
+        self.carry_out(started)?;
+        let mut resend = tokio::time::interval(Duration::from_millis(RESEND_INTERVAL_MS));
+        resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut gossip = tokio::time::interval(Duration::from_millis(GOSSIP_INTERVAL_MS));
+        gossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = std::future::ready(()), if !self.deferred.is_empty() => {
+                    let deferred = std::mem::take(&mut self.deferred);
+                    self.carry_out(deferred)?;
+                    tokio::task::yield_now().await;
+                }
+                input = inputs.recv() => {
+                    let Some(first) = input else { break };
+                    let mut batch = vec![first];
+                    while batch.len() < INPUT_BATCH_MAX {
+                        match inputs.try_recv() {
+                            Ok(input) => batch.push(input),
+                            Err(_) => break,
+                        }
+                    }
+                    self.handle(batch, Vec::new())?;
+                }
+                submission = submissions.recv() => {
+                    let Some(first) = submission else { break };
+                    let mut batch = vec![first];
+                    while batch.len() < INPUT_BATCH_MAX {
+                        match submissions.try_recv() {
+                            Ok(s) => batch.push(s),
+                            Err(_) => break,
+                        }
+                    }
+                    self.handle(Vec::new(), batch)?;
+                }
+                _ = resend.tick() => {
+                    if !self.halted {
+                        for message in self.consensus.messages_to_resend() {
+                            self.send(Outbound::Broadcast(message.encode()));
+                        }
+                    }
+                }
+                _ = gossip.tick() => self.flush_gossip(),
+            }
+        }
+        // Refuse what is still queued: the submitters hear "shutting down", not silence.
+        submissions.close();
+        while let Ok(s) = submissions.try_recv() {
+            let _ = s.reply.send(Err(SubmitError::ShuttingDown));
+        }
+        self.storage.flush()?;
+        info!(height = self.head.height, "chain task stopped");
+        Ok(())
+    }
+
+    fn send(&self, command: Outbound) {
+        if let Err(e) = self.outbound.try_send(command) {
+            // Consensus tolerates a lost message (it resends); the rest is best effort.
+            warn!(error = %e, "outbound queue full; a network command was dropped");
+        }
+    }
+
+    /// One batch of inputs: consensus messages are verified together, transactions too.
+    fn handle(
+        &mut self,
+        inputs: Vec<ChainInput>,
+        submissions: Vec<Submission>,
+    ) -> Result<(), ChainError> {
+        if self.halted {
+            for s in submissions {
+                let _ = s.reply.send(Err(SubmitError::ShuttingDown));
+            }
+            return Ok(());
+        }
+        let mut messages = Vec::new();
+        let mut gossiped = Vec::new();
+        let mut others = Vec::new();
+        for input in inputs {
+            match input {
+                ChainInput::Message { from, message } => messages.push((from, message)),
+                ChainInput::Transactions { from, txs } => gossiped.push((from, txs)),
+                other => others.push(other),
+            }
+        }
+        if !submissions.is_empty() || !gossiped.is_empty() {
+            self.admit(submissions, gossiped);
+        }
+        if !messages.is_empty() {
+            self.on_messages(messages)?;
+        }
+        for input in others {
+            match input {
+                ChainInput::Timeout(timeout) => {
+                    let out = self.consensus.step(Input::Timeout(timeout));
+                    self.carry_out(out)?;
+                }
+                ChainInput::Synced { from, blocks } => self.on_synced(from, blocks)?,
+                ChainInput::ProposeNow { height, round } => {
+                    if self.consensus.height() == height && self.consensus.round() == round {
+                        let block = self.build_block(height, round)?;
+                        let out = self.consensus.step(Input::BlockToPropose {
+                            height,
+                            round,
+                            block,
+                        });
+                        self.carry_out(out)?;
+                    }
+                }
+                ChainInput::Evidence { from, evidence } => self.on_evidence(from, evidence),
+                ChainInput::ValidatorUpdate { update, reply } => {
+                    let local = reply.is_some();
+                    let verdict = self.on_validator_update(update, local);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(verdict);
+                    }
+                }
+                ChainInput::Message { .. } | ChainInput::Transactions { .. } => {}
+            }
+            if self.halted {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_messages(&mut self, messages: Vec<(PublicKey, Message)>) -> Result<(), ChainError> {
+        let now = self.consensus.height();
+        // Messages of decided heights cannot change anything; skip their signatures.
+        let (froms, messages): (Vec<PublicKey>, Vec<Message>) = messages
+            .into_iter()
+            .filter(|(_, m)| m.height() >= now)
+            .unzip();
+        let verdicts = tally_consensus::verify_messages(
+            messages,
+            self.consensus.validator_sets(),
+            &self.chain_id,
+            &mut self.keys,
+        );
+        for (from, verdict) in froms.into_iter().zip(verdicts) {
+            match verdict {
+                Ok(verified) => {
+                    let out = self.consensus.step(Input::Message(verified));
+                    self.carry_out(out)?;
+                    if self.halted {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    warn!(peer = %from, error = %e, "consensus message refused");
+                    self.send(Outbound::Report(
+                        from,
+                        format!("bad consensus message: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out consensus outputs in order; outputs of inputs fed back while doing so
+    /// (a built block, a validity verdict) are carried out after those already queued.
+    fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), ChainError> {
+        if !self.deferred.is_empty() {
+            // Earlier outputs are waiting: these come after them.
+            self.deferred.extend(outputs);
+            return Ok(());
+        }
+        let mut queue: VecDeque<Output> = outputs.into();
+        while let Some(output) = queue.pop_front() {
+            if self.halted {
+                return Ok(());
+            }
+            match output {
+                Output::Broadcast(message) => {
+                    self.send(Outbound::Broadcast(message.encode()));
+                }
+                Output::ScheduleTimeout {
+                    timeout,
+                    duration_ms,
+                } => {
+                    let inputs = self.inputs.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(duration_ms)).await;
+                        let _ = inputs.send(ChainInput::Timeout(timeout)).await;
+                    });
+                }
+                Output::RequestBlock { height, round } if self.mempool.is_empty() => {
+                    let inputs = self.inputs.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(EMPTY_BLOCK_DELAY_MS)).await;
+                        let _ = inputs.send(ChainInput::ProposeNow { height, round }).await;
+                    });
+                }
+                Output::RequestBlock { height, round } => {
+                    let block = self.build_block(height, round)?;
+                    queue.extend(self.consensus.step(Input::BlockToPropose {
+                        height,
+                        round,
+                        block,
+                    }));
+                }
+                Output::ValidateBlock {
+                    height,
+                    round,
+                    block_hash,
+                    block,
+                } => {
+                    let valid = match self.check_proposal(height, round, block_hash, &block) {
+                        Ok(()) => true,
+                        Err(reason) => {
+                            warn!(height = height.0, round = round.0, %reason, "proposed block refused");
+                            false
+                        }
+                    };
+                    queue.extend(self.consensus.step(Input::BlockValidity {
+                        height,
+                        block: block_hash,
+                        valid,
+                    }));
+                }
+                Output::Decision(decision) => {
+                    self.apply_decision(decision)?;
+                    self.deferred.extend(queue.drain(..));
+                }
+                Output::Evidence(evidence) => {
+                    warn!(
+                        validator = evidence.validator().0,
+                        height = evidence.height().0,
+                        "equivocation"
+                    );
+                    self.send(Outbound::Publish(
+                        GossipTopic::Evidence,
+                        tally_consensus::encode(&evidence),
+                    ));
+                    self.keep_evidence(evidence);
+                }
+                // Needed only for liveness after a crash while holding a valid value; not
+                // stored yet (see the issue's report).
+                Output::Persist(_) => {}
+                Output::SignerRefused {
+                    height,
+                    round,
+                    error,
+                } => debug!(height = height.0, round = round.0, %error, "signer refused"),
+            }
+        }
+        self.metrics.round.set(i64::from(self.consensus.round().0));
+        Ok(())
+    }
+
+    /// Admits transactions from the API and from gossip: decode, verify in one batch,
+    /// insert into the mempool. Submitters get an answer; what the API gave is gossiped.
+    fn admit(
+        &mut self,
+        submissions: Vec<Submission>,
+        gossiped: Vec<(PublicKey, Vec<SignedTransaction>)>,
+    ) {
+        let mut txs: Vec<SignedTransaction> = Vec::new();
+        // Per transaction: where to answer (API) and its encoded size.
+        let mut origins: Vec<(Option<oneshot::Sender<Result<Hash, SubmitError>>>, usize)> =
+            Vec::new();
+        for s in submissions {
+            if self.mode == Mode::Audit {
+                let _ = s.reply.send(Err(SubmitError::ReadOnly));
+                continue;
+            }
+            match encoding::decode(&s.bytes) {
+                Ok(tx) => {
+                    origins.push((Some(s.reply), s.bytes.len()));
+                    txs.push(tx);
+                }
+                Err(e) => {
+                    let _ = s.reply.send(Err(SubmitError::Decode(e)));
+                }
+            }
+        }
+        for (_, batch) in gossiped {
+            for tx in batch {
+                if self.mempool.contains(&tx.tx.hash()) {
+                    continue;
+                }
+                origins.push((None, encoding::encode(&tx).len()));
+                txs.push(tx);
+            }
+        }
+        let verdicts = verify_transactions(&self.chain_id, txs.clone(), &mut self.keys);
+        let mut view = match self.pending_view.write() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for ((signed, verdict), (reply, size)) in txs.into_iter().zip(verdicts).zip(origins) {
+            let result = match verdict {
+                Err(e) => Err(SubmitError::Verify(e)),
+                Ok(verified) => {
+                    let hash = verified.hash();
+                    let next = pool::next_nonce(&self.storage, signed.tx.sender);
+                    let bytes = reply.is_some().then(|| encoding::encode(&signed));
+                    let entry = PoolEntry {
+                        signed,
+                        verified,
+                        size_bytes: size,
+                        admitted: std::time::Instant::now(),
+                    };
+                    match self.mempool.insert(entry, next) {
+                        Ok(()) => {
+                            view.insert(hash);
+                            if let Some(bytes) = bytes {
+                                self.to_gossip.push(bytes);
+                            }
+                            Ok(hash)
+                        }
+                        Err(e) => Err(SubmitError::Mempool(e)),
+                    }
+                }
+            };
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        drop(view);
+        self.metrics
+            .mempool_txs
+            .set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));
+    }
+
+    fn flush_gossip(&mut self) {
+        while !self.to_gossip.is_empty() {
+            let n = self.to_gossip.len().min(GOSSIP_TXS_MAX);
+            let batch: Vec<Vec<u8>> = self.to_gossip.drain(..n).collect();
+            self.send(Outbound::Publish(
+                GossipTopic::Transactions,
+                tally_consensus::encode(&batch),
+            ));
+        }
+    }
+
+    fn keep_evidence(&mut self, evidence: Evidence) {
+        if self.pending_evidence.len() < PENDING_EVIDENCE_MAX
+            && !self.pending_evidence.contains(&evidence)
+        {
+            self.pending_evidence.push(evidence);
+        }
+    }
+
+    fn on_evidence(&mut self, from: PublicKey, evidence: Evidence) {
+        let Some(set) = self.consensus.validator_sets().at(evidence.height()) else {
+            return;
+        };
+        match evidence.verify(set, &self.chain_id) {
+            Ok(()) => self.keep_evidence(evidence),
+            Err(e) => {
+                self.send(Outbound::Report(from, format!("bad evidence: {e}")));
+            }
+        }
+    }
+
+    fn last_scheduled(&self) -> u64 {
+        self.schedule.last().map_or(0, |(at, _)| *at)
+    }
+
+    /// Keeps an update that verifies now, for a block this node may propose; gossips the
+    /// ones submitted here.
+    fn on_validator_update(
+        &mut self,
+        update: ValidatorUpdate,
+        local: bool,
+    ) -> Result<(), UpdateError> {
+        let height = self.consensus.height();
+        let current = self
+            .consensus
+            .validator_sets()
+            .at(height)
+            .ok_or_else(|| UpdateError::BadSet("no set in force".to_string()))?;
+        update.verify(&self.chain_id, height.0, self.last_scheduled(), current)?;
+        if self.pending_updates.contains(&update) {
+            return Ok(());
+        }
+        if self.pending_updates.len() >= PENDING_UPDATES_MAX {
+            return Err(UpdateError::BadSet("too many updates waiting".to_string()));
+        }
+        if local {
+            self.send(Outbound::Publish(
+                GossipTopic::Governance,
+                tally_consensus::encode(&update),
+            ));
+        }
+        info!(
+            effective_height = update.change.effective_height,
+            validators = update.change.validators.len(),
+            "validator update waiting for a block"
+        );
+        self.pending_updates.push(update);
+        Ok(())
+    }
+
+    fn on_synced(&mut self, from: PublicKey, blocks: Vec<SyncedBlock>) -> Result<(), ChainError> {
+        for synced in blocks {
+            let height = self.consensus.height();
+            if synced.certificate.height < height {
+                continue;
+            }
+            if synced.certificate.height > height {
+                // Not consecutive with what we have: a later poll fills the gap.
+                break;
+            }
+            let before = self.head.height;
+            let out = self.consensus.step(Input::Decided {
+                block: synced.block,
+                certificate: synced.certificate,
+            });
+            self.carry_out(out)?;
+            if self.head.height == before {
+                warn!(peer = %from, height = height.0, "synced block refused (certificate)");
+                self.send(Outbound::Report(
+                    from,
+                    "synced block with a bad certificate".to_string(),
+                ));
+                break;
+            }
+            if self.halted {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn halt(&mut self, height: u64, reason: &str) {
+        error!(
+            height,
+            reason, "this node's state differs from the chain; it stops following"
+        );
+        self.metrics.audit_alarm.set(1);
+        self.halted = true;
+    }
+}
+
+/// Milliseconds since the Unix epoch by the local clock.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -81,16 +81,23 @@ pub struct PeerSet {
 pub enum GossipTopic {
     Transactions,
     Evidence,
+    /// Validator-set updates waiting for a proposer to put them in a block.
+    Governance,
 }
 
 impl GossipTopic {
-    pub const ALL: [GossipTopic; 2] = [GossipTopic::Transactions, GossipTopic::Evidence];
+    pub const ALL: [GossipTopic; 3] = [
+        GossipTopic::Transactions,
+        GossipTopic::Evidence,
+        GossipTopic::Governance,
+    ];
 
     /// The name on the wire; the version lets the encoding change without confusing peers.
     pub fn wire_name(self) -> &'static str {
         match self {
             GossipTopic::Transactions => "/tally/transactions/1",
             GossipTopic::Evidence => "/tally/evidence/1",
+            GossipTopic::Governance => "/tally/governance/1",
         }
     }
 }

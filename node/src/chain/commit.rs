@@ -1,0 +1,197 @@
+//! Executing a decided block and committing it with everything it changed.
+
+use tally_consensus::{BlockHash, Decision, Height, ValidatorSet};
+use tally_contracts::{BlockContext, ChainHead, Ledger, Party, TxKind};
+
+use super::{Chain, ChainError, INVARIANT_CHECK_EVERY_BLOCKS, Outbound, pool};
+use crate::block::{Block, BlockResults};
+use crate::storage::BlockCommit;
+
+impl Chain {
+    /// Executes a decided block over storage and commits it atomically (block, certificate,
+    /// results, ledger writes, indexes, validator schedule); then updates the mempool, the
+    /// metrics and the committed height. A block that does not fit our chain halts the node:
+    /// a quorum decided it, so our state is the one that differs.
+    pub(super) fn apply_decision(&mut self, decision: Decision) -> Result<(), ChainError> {
+        let height = decision.height.0;
+        let span = tracing::info_span!("commit", height, round = decision.round.0);
+        let _enter = span.enter();
+        let block = match Block::decode(&decision.block) {
+            Ok(b) => b,
+            Err(e) => {
+                self.halt(height, &format!("decided block does not decode: {e}"));
+                return Ok(());
+            }
+        };
+        if let Err(reason) = self.check_header(&block, decision.height) {
+            self.halt(height, &reason);
+            return Ok(());
+        }
+        let block_hash = BlockHash::of(&decision.block);
+        let verified = match self.validated.remove(&block_hash) {
+            Some(v) => v,
+            None => match self.verify_block_txs(&block) {
+                Some(v) => v,
+                None => {
+                    self.halt(height, "a decided transaction's signatures do not verify");
+                    return Ok(());
+                }
+            },
+        };
+        let outcome = Ledger::execute_block(
+            &self.storage,
+            BlockContext {
+                height,
+                time_ms: block.header.time_ms,
+            },
+            &verified,
+        )?;
+        // Validator updates: checked against the set in force at this height, scheduled in
+        // consensus (which is already at the next height) and recorded with the block.
+        let mut schedule_changed = false;
+        for update in &block.validator_updates {
+            let current = self
+                .consensus
+                .validator_sets()
+                .at(decision.height)
+                .cloned()
+                .ok_or_else(|| ChainError::BadDecidedBlock {
+                    height,
+                    reason: "no validator set".to_string(),
+                })?;
+            let set: ValidatorSet = update
+                .verify(&self.chain_id, height, self.last_scheduled(), &current)
+                .map_err(|e| ChainError::BadDecidedBlock {
+                    height,
+                    reason: e.to_string(),
+                })?;
+            let at = update.change.effective_height;
+            self.consensus.schedule_validator_set(Height(at), set)?;
+            self.schedule.push((at, update.change.validators.clone()));
+            schedule_changed = true;
+            tracing::info!(
+                effective_height = at,
+                validators = update.change.validators.len(),
+                "validator set change scheduled"
+            );
+        }
+        let results = BlockResults {
+            state_root: outcome.state_root,
+            expired: outcome.expired,
+            receipts: outcome.receipts,
+        };
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = outcome
+            .writes
+            .into_iter()
+            .map(|w| (w.key, w.value))
+            .collect();
+        let tx_hashes: Vec<tally_crypto::Hash> = verified.iter().map(|v| v.hash()).collect();
+        let account_entries = touched_accounts(&block);
+        let schedule_bytes = schedule_changed.then(|| tally_consensus::encode(&self.schedule));
+        self.storage.commit_block(&BlockCommit {
+            height,
+            block: &decision.block,
+            certificate: &tally_consensus::encode(&decision.certificate),
+            results: &results.encode(),
+            state_writes: &writes,
+            tx_hashes: &tx_hashes,
+            account_entries: &account_entries,
+            validator_schedule: schedule_bytes.as_deref(),
+        })?;
+        self.head = ChainHead {
+            height,
+            time_ms: block.header.time_ms,
+            state_root: results.state_root,
+        };
+        self.head_hash = block_hash.0;
+        self.validated.clear();
+        if cfg!(debug_assertions) && (height == 1 || height % INVARIANT_CHECK_EVERY_BLOCKS == 0) {
+            if let Err(violation) = tally_contracts::check_invariants(&self.storage) {
+                self.halt(height, &format!("ledger invariant violated: {violation:?}"));
+                return Ok(());
+            }
+        }
+        self.after_commit(&block, &tx_hashes);
+        if schedule_changed {
+            self.send(Outbound::PeerSet(self.peer_set()));
+        }
+        tracing::info!(txs = block.txs.len(), state_root = %results.state_root, "committed");
+        Ok(())
+    }
+
+    fn after_commit(&mut self, block: &Block, tx_hashes: &[tally_crypto::Hash]) {
+        let now = std::time::Instant::now();
+        for hash in tx_hashes {
+            if let Some(entry) = self.mempool.get(hash) {
+                self.metrics
+                    .commit_latency_seconds
+                    .observe(now.duration_since(entry.admitted).as_secs_f64());
+            }
+            self.mempool.remove(hash);
+        }
+        let mut senders: Vec<([u8; 32], u64)> = block
+            .txs
+            .iter()
+            .map(|t| {
+                (
+                    pool::sender_key(t.tx.sender),
+                    pool::next_nonce(&self.storage, t.tx.sender),
+                )
+            })
+            .collect();
+        senders.sort_unstable();
+        senders.dedup();
+        self.mempool.remove_committed(&senders);
+        {
+            let mut view = match self.pending_view.write() {
+                Ok(v) => v,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            view.clear();
+            view.extend(self.mempool.iter().map(|e| e.verified.hash()));
+        }
+        self.pending_evidence
+            .retain(|e| !block.evidence.contains(e));
+        self.pending_updates
+            .retain(|u| !block.validator_updates.contains(u));
+        let height = block.header.height;
+        self.metrics
+            .height
+            .set(i64::try_from(height).unwrap_or(i64::MAX));
+        self.metrics.committed_txs.inc_by(block.txs.len() as u64);
+        self.metrics
+            .mempool_txs
+            .set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));
+        self.committed.send_replace(height);
+    }
+}
+
+/// (account key bytes, index in block) of the accounts each transaction names: its sender
+/// and the account it pays, for the account history index. Keys are
+/// `AccountId::to_key_bytes()`.
+fn touched_accounts(block: &Block) -> Vec<(Vec<u8>, u32)> {
+    let mut entries = Vec::new();
+    for (index, signed) in block.txs.iter().enumerate() {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        if let Party::Account(id) = signed.tx.sender {
+            entries.push((id.to_key_bytes().to_vec(), index));
+        }
+        let other = match &signed.tx.kind {
+            TxKind::Transfer { to, .. } => Some(*to),
+            TxKind::PayMerchant { merchant, .. } => Some(*merchant),
+            TxKind::CrossBorderTransfer { beneficiary, .. } => Some(*beneficiary),
+            TxKind::RegisterAccount { account, .. }
+            | TxKind::RegisterMerchant { account, .. }
+            | TxKind::RegisterBiller { account, .. }
+            | TxKind::Freeze { account, .. }
+            | TxKind::Unfreeze { account } => Some(*account),
+            _ => None,
+        };
+        if let Some(id) = other {
+            entries.push((id.to_key_bytes().to_vec(), index));
+        }
+    }
+    entries.sort();
+    entries.dedup();
+    entries
+}

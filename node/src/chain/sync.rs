@@ -1,0 +1,204 @@
+//! Block sync: a node that is behind fetches decided blocks with their certificates from
+//! peers; every node serves them from storage.
+//!
+//! The sync task polls one connected peer at a time (round robin) for the blocks after its
+//! committed height. What comes back goes to the chain task, which hands each block to
+//! consensus as [`tally_consensus::Input::Decided`]: consensus verifies the certificate
+//! against the validator set in force at that height, and the block is then executed and
+//! committed like any decided block. Polling, rather than waiting to notice a gap, also
+//! covers a node that restarted, started late or was partitioned, with one mechanism.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tally_consensus::CommitCertificate;
+use tally_crypto::PublicKey;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use super::ChainInput;
+use crate::metrics::Metrics;
+use crate::network::{NetworkHandle, SyncResponder};
+use crate::storage::Storage;
+
+/// How often the sync task asks a peer for blocks after its head.
+pub const SYNC_INTERVAL_MS: u64 = 200;
+/// The most blocks one response carries.
+pub const SYNC_BLOCKS_MAX: u32 = 64;
+/// Requests waiting to be served; more are refused (the peer asks again later).
+pub const SYNC_REQUESTS_QUEUED_MAX: usize = 64;
+/// The most bytes of a sync request.
+const SYNC_REQUEST_BYTES_MAX: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRequest {
+    pub from_height: u64,
+    pub count_max: u32,
+}
+
+/// A decided block and its certificate, both as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlock {
+    pub block: Vec<u8>,
+    pub certificate: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockResponse {
+    /// The responder's committed height.
+    pub head: u64,
+    /// Consecutive blocks from the requested height.
+    pub blocks: Vec<StoredBlock>,
+}
+
+/// A block from a peer, decoded, its certificate not yet verified.
+#[derive(Debug, Clone)]
+pub struct SyncedBlock {
+    pub block: Vec<u8>,
+    pub certificate: CommitCertificate,
+}
+
+/// What the sync task needs.
+#[derive(Debug)]
+pub struct SyncTask {
+    pub storage: Storage,
+    pub network: NetworkHandle,
+    pub committed: watch::Receiver<u64>,
+    pub chain: mpsc::Sender<ChainInput>,
+    pub requests: mpsc::Receiver<(PublicKey, Vec<u8>, SyncResponder)>,
+    pub metrics: std::sync::Arc<Metrics>,
+    /// The most bytes of one response (the network's message limit, less framing).
+    pub response_bytes_max: usize,
+    /// Whether to ask peers for blocks (an isolated test node may only serve).
+    pub fetch: bool,
+}
+
+impl SyncTask {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(SYNC_INTERVAL_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_peer = 0usize;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                request = self.requests.recv() => match request {
+                    Some((from, bytes, responder)) => self.serve(from, &bytes, responder).await,
+                    None => return,
+                },
+                _ = tick.tick(), if self.fetch => {
+                    next_peer = next_peer.wrapping_add(1);
+                    self.fetch_from_a_peer(next_peer).await;
+                }
+            }
+        }
+    }
+
+    async fn serve(&self, from: PublicKey, bytes: &[u8], responder: SyncResponder) {
+        let request: BlockRequest = match tally_consensus::decode(bytes, SYNC_REQUEST_BYTES_MAX) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(peer = %from, error = %e, "malformed sync request");
+                let _ = self.network.report(from, "malformed sync request").await;
+                return;
+            }
+        };
+        match read_blocks(&self.storage, &request, self.response_bytes_max) {
+            Ok(response) => {
+                if let Err(e) = responder.respond(tally_consensus::encode(&response)).await {
+                    debug!(peer = %from, error = %e, "sync response not sent");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read blocks to serve"),
+        }
+    }
+
+    async fn fetch_from_a_peer(&self, turn: usize) {
+        let Ok(peers) = self.network.connected_peers().await else {
+            return;
+        };
+        let Some(peer) = peers.get(turn % peers.len().max(1)).copied() else {
+            return;
+        };
+        let committed = *self.committed.borrow();
+        let request = BlockRequest {
+            from_height: committed.saturating_add(1),
+            count_max: SYNC_BLOCKS_MAX,
+        };
+        let bytes = match self
+            .network
+            .request(peer, tally_consensus::encode(&request))
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                debug!(%peer, error = %e, "sync request failed");
+                return;
+            }
+        };
+        let response: BlockResponse = match tally_consensus::decode(&bytes, self.response_bytes_max)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(%peer, error = %e, "malformed sync response");
+                let _ = self.network.report(peer, "malformed sync response").await;
+                return;
+            }
+        };
+        self.metrics
+            .sync_lag
+            .set(i64::try_from(response.head.saturating_sub(committed)).unwrap_or(i64::MAX));
+        let mut blocks = Vec::with_capacity(response.blocks.len());
+        for stored in response.blocks.into_iter().take(SYNC_BLOCKS_MAX as usize) {
+            match tally_consensus::decode::<CommitCertificate>(
+                &stored.certificate,
+                self.response_bytes_max,
+            ) {
+                Ok(certificate) => blocks.push(SyncedBlock {
+                    block: stored.block,
+                    certificate,
+                }),
+                Err(e) => {
+                    warn!(%peer, error = %e, "malformed certificate in a sync response");
+                    let _ = self.network.report(peer, "malformed certificate").await;
+                    return;
+                }
+            }
+        }
+        if !blocks.is_empty() {
+            debug!(%peer, from = request.from_height, count = blocks.len(), "blocks fetched");
+            let _ = self
+                .chain
+                .send(ChainInput::Synced { from: peer, blocks })
+                .await;
+        }
+    }
+}
+
+/// Consecutive stored blocks from the requested height, within the count and byte limits.
+fn read_blocks(
+    storage: &Storage,
+    request: &BlockRequest,
+    bytes_max: usize,
+) -> Result<BlockResponse, crate::storage::StorageError> {
+    let head = storage.head()?.unwrap_or(0);
+    let count = request.count_max.min(SYNC_BLOCKS_MAX);
+    let mut blocks = Vec::new();
+    // Room for the response's own framing.
+    let mut bytes = 64usize;
+    let mut height = request.from_height.max(1);
+    while height <= head && blocks.len() < count as usize {
+        let (Some(block), Some(certificate)) =
+            (storage.block(height)?, storage.certificate(height)?)
+        else {
+            break;
+        };
+        let size = block.len() + certificate.len() + 16;
+        if bytes.saturating_add(size) > bytes_max {
+            break;
+        }
+        bytes += size;
+        blocks.push(StoredBlock { block, certificate });
+        height += 1;
+    }
+    Ok(BlockResponse { head, blocks })
+}

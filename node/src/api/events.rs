@@ -326,65 +326,39 @@ pub async fn stream(
         .into_response())
 }
 
-/// Why the pump stopped sending.
-enum Stop {
-    /// The client went away, or the node is shutting down: nothing to say.
-    Gone,
-    Failed(ApiError),
-}
-
+/// Sends matching events from `start` on, until the client goes away or the node shuts
+/// down (`Ok`), or storage fails (`Err`, told to the client).
 async fn pump(
     api: &Api,
     filter: &Filter,
     start: Position,
     sender: &mpsc::Sender<Result<SseEvent, Infallible>>,
 ) -> Result<(), ApiError> {
-    match pump_until_stopped(api, filter, start, sender).await {
-        Stop::Gone => Ok(()),
-        Stop::Failed(e) => Err(e),
-    }
-}
-
-async fn pump_until_stopped(
-    api: &Api,
-    filter: &Filter,
-    start: Position,
-    sender: &mpsc::Sender<Result<SseEvent, Infallible>>,
-) -> Stop {
     let mut next = start;
     let mut committed = api.ctx.committed.clone();
     loop {
         // Marked seen before the head is read, so a commit after the read wakes us.
         committed.borrow_and_update();
-        let head = match api.ctx.storage.head() {
-            Ok(head) => head.unwrap_or(0),
-            Err(e) => return Stop::Failed(e.into()),
-        };
+        let head = api.ctx.storage.head()?.unwrap_or(0);
         while next.height <= head {
             if sender.is_closed() {
-                return Stop::Gone;
+                return Ok(());
             }
-            let results = match stored_results(&api.ctx, next.height) {
-                Ok(results) => results,
-                Err(e) => return Stop::Failed(e),
-            };
+            let results = stored_results(&api.ctx, next.height)?;
             for view in of_block(next.height, &results).skip(next.index as usize) {
                 if !filter.matches(&view.event) {
                     continue;
                 }
-                let data = match serde_json::to_string(&view) {
-                    Ok(data) => data,
-                    Err(e) => {
-                        return Stop::Failed(ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "EVENT_UNREADABLE",
-                            e.to_string(),
-                        ));
-                    }
-                };
+                let data = serde_json::to_string(&view).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "EVENT_UNREADABLE",
+                        e.to_string(),
+                    )
+                })?;
                 let event = SseEvent::default().id(view.id).data(data);
                 if sender.send(Ok(event)).await.is_err() {
-                    return Stop::Gone;
+                    return Ok(());
                 }
             }
             next = Position {
@@ -395,10 +369,10 @@ async fn pump_until_stopped(
         tokio::select! {
             changed = committed.changed() => {
                 if changed.is_err() {
-                    return Stop::Gone;
+                    return Ok(());
                 }
             }
-            () = sender.closed() => return Stop::Gone,
+            () = sender.closed() => return Ok(()),
         }
     }
 }

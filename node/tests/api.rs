@@ -378,6 +378,7 @@ fn seal(
         },
         txs: signed,
         evidence: Vec::new(),
+        validator_updates: Vec::new(),
     };
     let block_bytes = block.encode();
     let mut certificate = CommitCertificate {

@@ -51,3 +51,174 @@ async fn four_validators_commit_thousands_of_transfers_with_the_same_state() -> 
     }
     cluster.shutdown().await
 }
+
+/// Five fresh wallets opened, then each pays another; submitted to node `to`. Returns the
+/// hashes of the payments once the openings are committed.
+async fn some_payments(
+    cluster: &Cluster,
+    first_wallet: u128,
+    to: usize,
+) -> Result<Vec<tally_crypto::Hash>> {
+    let wallets = first_wallet..first_wallet + 5;
+    let opening: Vec<_> = wallets
+        .clone()
+        .flat_map(|id| open_wallet(id, 1_000))
+        .collect();
+    let opened = cluster.submit_all(&opening, |_| to).await?;
+    cluster.wait_committed_ok(to, &opened).await?;
+    let payments: Vec<_> = wallets
+        .map(|id| {
+            let payee = if id == first_wallet {
+                id + 1
+            } else {
+                first_wallet
+            };
+            transfer(id, payee, 3, 10)
+        })
+        .collect();
+    cluster.submit_all(&payments, |_| to).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_validator_restarts_and_catches_up_with_the_same_state() -> Result<()> {
+    let mut cluster = Cluster::new(genesis(4))?;
+    for i in 0..4 {
+        cluster.start(i).await?;
+    }
+    cluster.wait_all(3).await?;
+    cluster.take(3)?.kill().await;
+    let hashes = some_payments(&cluster, 1_000, 0).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let height = cluster.height(0)? + 3;
+    cluster.wait_height(0, height).await?;
+    cluster.start(3).await?;
+    cluster.wait_height(3, height + 3).await?;
+    cluster.wait_committed_ok(3, &hashes).await?;
+    cluster.wait_all(height + 3).await?;
+    cluster.assert_same_chain(height + 3)?;
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_late_syncs_from_height_one() -> Result<()> {
+    let mut cluster = Cluster::new(genesis(4))?;
+    for i in 0..3 {
+        cluster.start(i).await?;
+    }
+    let hashes = some_payments(&cluster, 2_000, 1).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    cluster.wait_all(6).await?;
+    cluster.start(3).await?;
+    let height = cluster.height(0)?;
+    cluster.wait_height(3, height).await?;
+    cluster.wait_committed_ok(3, &hashes).await?;
+    cluster.assert_same_chain(height)?;
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_validator_is_added_by_governance_and_later_removed() -> Result<()> {
+    use tally_consensus::{Validator, ValidatorSet};
+    use tally_node::validator_update::{ValidatorChange, ValidatorUpdate};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "off".into()))
+        .with_test_writer()
+        .try_init();
+    let mut cluster = Cluster::new(genesis(4))?;
+    for i in 0..4 {
+        cluster.start(i).await?;
+    }
+    cluster.wait_all(2).await?;
+    let four = cluster.genesis.validator_set()?;
+    let fifth = validator_key(4);
+    let at = cluster.height(0)? + 8;
+    let added = ValidatorChange::with(
+        &four,
+        Validator {
+            public_key: fifth.public_key(),
+            power: 1,
+        },
+        at,
+    );
+    let keys: Vec<_> = (0..4).map(validator_key).collect();
+    let update = ValidatorUpdate::sign(added.clone(), CHAIN, &[&keys[0], &keys[1], &keys[2]]);
+    cluster.node(0)?.submit_validator_update(update).await??;
+    // The fifth starts as a follower; it is let in once the change is scheduled.
+    cluster.start(4).await?;
+    cluster.wait_all(at + 1).await?;
+    // With five validators a quorum is four: without the fifth's votes nothing commits.
+    cluster.take(3)?.kill().await;
+    cluster.wait_height(0, at + 4).await?;
+    cluster.wait_height(4, at + 4).await?;
+    let five = ValidatorSet::new(added.validators.clone())?;
+    let at2 = cluster.height(0)? + 8;
+    let removed = ValidatorChange::without(&five, &fifth.public_key(), at2);
+    let update = ValidatorUpdate::sign(removed, CHAIN, &[&keys[0], &keys[1], &keys[2], &fifth]);
+    cluster.node(1)?.submit_validator_update(update).await??;
+    cluster.wait_height(0, at2).await?;
+    cluster.take(4)?.shutdown().await?;
+    // Back to the four (one of them down): three of four still commit.
+    cluster.wait_height(0, at2 + 3).await?;
+    let height = cluster.height(0)?;
+    cluster.wait_all(height).await?;
+    cluster.assert_same_chain(height)?;
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_peer_message_is_dropped_and_the_node_goes_on_committing() -> Result<()> {
+    use std::time::Duration;
+    use tally_node::network::{self, NetworkConfig, PeerAddress, PeerSet};
+    let mut cluster = Cluster::new(genesis(4))?;
+    for i in 0..3 {
+        cluster.start(i).await?;
+    }
+    cluster.wait_all(2).await?;
+    // Validator 3's key, speaking garbage.
+    let target = cluster.node(0)?;
+    let rogue = network::start(
+        &validator_key(3),
+        NetworkConfig {
+            listen_address: "/ip4/127.0.0.1/tcp/0".parse()?,
+            peers: vec![PeerAddress {
+                public_key: target.public_key,
+                address: target
+                    .listen_addresses
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("no address"))?,
+            }],
+            peer_set: PeerSet {
+                validators: (0..4).map(|i| validator_key(i).public_key()).collect(),
+                observers: Default::default(),
+            },
+            message_bytes_max: 1 << 20,
+            request_timeout: Duration::from_secs(2),
+            redial_delay_max: Duration::from_secs(60),
+            peer_block_duration: Duration::from_secs(60),
+            events_capacity: 64,
+        },
+    )
+    .await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut sent = false;
+    while tokio::time::Instant::now() < deadline {
+        if rogue
+            .handle
+            .send_direct(target.public_key, vec![0xff; 100])
+            .await
+            .is_ok()
+        {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::ensure!(sent, "the rogue peer never connected");
+    let height = cluster.height(0)?;
+    cluster.wait_height(0, height + 3).await?;
+    let hashes = some_payments(&cluster, 3_000, 0).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    rogue.handle.shutdown().await.ok();
+    cluster.shutdown().await
+}

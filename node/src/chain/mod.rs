@@ -718,6 +718,11 @@ impl Chain {
 
     fn on_synced(&mut self, from: PublicKey, blocks: Vec<SyncedBlock>) -> Result<(), ChainError> {
         for synced in blocks {
+            // What the previous block's decision left for later comes first.
+            while !self.deferred.is_empty() && !self.halted {
+                let deferred = std::mem::take(&mut self.deferred);
+                self.carry_out(deferred)?;
+            }
             let height = self.consensus.height();
             if synced.certificate.height < height {
                 continue;

@@ -305,17 +305,26 @@ impl Router {
         let input = match event {
             NetworkEvent::Direct { from, bytes } => match Message::decode(&bytes) {
                 Ok(message) => ChainInput::Message { from, message },
-                Err(e) => return Ok(self.garbage(from, "consensus message", e).await),
+                Err(e) => {
+                    self.garbage(from, "consensus message", e).await;
+                    return Ok(());
+                }
             },
             NetworkEvent::Gossip { from, topic, bytes } => match topic {
                 GossipTopic::Transactions => match self.decode_txs(&bytes) {
                     Ok(txs) => ChainInput::Transactions { from, txs },
-                    Err(e) => return Ok(self.garbage(from, "transaction batch", e).await),
+                    Err(e) => {
+                        self.garbage(from, "transaction batch", e).await;
+                        return Ok(());
+                    }
                 },
                 GossipTopic::Evidence => {
                     match tally_consensus::decode::<Evidence>(&bytes, self.message_bytes_max) {
                         Ok(evidence) => ChainInput::Evidence { from, evidence },
-                        Err(e) => return Ok(self.garbage(from, "evidence", e).await),
+                        Err(e) => {
+                            self.garbage(from, "evidence", e).await;
+                            return Ok(());
+                        }
                     }
                 }
                 GossipTopic::Governance => {
@@ -325,7 +334,10 @@ impl Router {
                             update,
                             reply: None,
                         },
-                        Err(e) => return Ok(self.garbage(from, "validator update", e).await),
+                        Err(e) => {
+                            self.garbage(from, "validator update", e).await;
+                            return Ok(());
+                        }
                     }
                 }
             },

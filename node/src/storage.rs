@@ -121,12 +121,12 @@ impl Storage {
                         found,
                     });
                 }
-                if let Some(head) = storage.head()? {
-                    if storage.block(head)?.is_none() || storage.certificate(head)?.is_none() {
-                        return Err(StorageError::Damaged(format!(
-                            "the head is {head} but its block or certificate is missing"
-                        )));
-                    }
+                if let Some(head) = storage.head()?
+                    && (storage.block(head)?.is_none() || storage.certificate(head)?.is_none())
+                {
+                    return Err(StorageError::Damaged(format!(
+                        "the head is {head} but its block or certificate is missing"
+                    )));
                 }
             }
         }

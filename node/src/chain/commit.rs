@@ -105,11 +105,12 @@ impl Chain {
         };
         self.head_hash = block_hash.0;
         self.validated.clear();
-        if cfg!(debug_assertions) && (height == 1 || height % INVARIANT_CHECK_EVERY_BLOCKS == 0) {
-            if let Err(violation) = tally_contracts::check_invariants(&self.storage) {
-                self.halt(height, &format!("ledger invariant violated: {violation:?}"));
-                return Ok(());
-            }
+        if cfg!(debug_assertions)
+            && (height == 1 || height.is_multiple_of(INVARIANT_CHECK_EVERY_BLOCKS))
+            && let Err(violation) = tally_contracts::check_invariants(&self.storage)
+        {
+            self.halt(height, &format!("ledger invariant violated: {violation:?}"));
+            return Ok(());
         }
         self.after_commit(&block, &tx_hashes);
         if schedule_changed {

@@ -68,6 +68,9 @@ const INVARIANT_CHECK_EVERY_BLOCKS: u64 = 8;
 /// Below every propose timeout, so the round does not time out.
 const EMPTY_BLOCK_DELAY_MS: u64 = 100;
 
+/// Where a submitter hears whether its transaction was admitted.
+type SubmitReply = oneshot::Sender<Result<Hash, SubmitError>>;
+
 /// What the chain task is fed.
 #[derive(Debug)]
 pub enum ChainInput {
@@ -580,8 +583,7 @@ impl Chain {
     ) {
         let mut txs: Vec<SignedTransaction> = Vec::new();
         // Per transaction: where to answer (API) and its encoded size.
-        let mut origins: Vec<(Option<oneshot::Sender<Result<Hash, SubmitError>>>, usize)> =
-            Vec::new();
+        let mut origins: Vec<(Option<SubmitReply>, usize)> = Vec::new();
         for s in submissions {
             if self.mode == Mode::Audit {
                 let _ = s.reply.send(Err(SubmitError::ReadOnly));

@@ -1,0 +1,363 @@
+//! A devnet's directory: the institutions' keys, the genesis, and one directory per node
+//! with its key, configuration and data. Made once; a second `up` on the same directory
+//! reads it back and resumes that network, never regenerating anything.
+//!
+//! ```text
+//! DIR/devnet.json              what was made: chain id, institutions, nodes and their ports
+//! DIR/genesis.toml             the description `tally genesis` read
+//! DIR/genesis.json             the genesis every node starts from
+//! DIR/institutions/NAME.key    each institution's signing key
+//! DIR/nodes/NAME/tally.toml    a node's configuration (node.key, data/ and node.log beside it)
+//! ```
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
+use tally_contracts::InstitutionId;
+use tally_crypto::{KeyFile, PublicKey, SigningKey};
+
+use crate::client::new_key;
+
+/// The chain id every devnet uses.
+pub const CHAIN_ID: &str = "tally-devnet";
+
+/// An institution of the devnet's genesis.
+#[derive(Debug, Clone, Copy)]
+pub struct InstitutionSpec {
+    pub id: u32,
+    pub name: &'static str,
+    pub roles: &'static [&'static str],
+}
+
+pub const BANK_A: InstitutionSpec = InstitutionSpec {
+    id: 1,
+    name: "bank-a",
+    roles: &["bank", "kyc", "acquirer"],
+};
+pub const BANK_B: InstitutionSpec = InstitutionSpec {
+    id: 2,
+    name: "bank-b",
+    roles: &["bank", "kyc", "acquirer"],
+};
+pub const PLATFORM: InstitutionSpec = InstitutionSpec {
+    id: 3,
+    name: "platform",
+    roles: &["platform", "kyc"],
+};
+/// The Hong Kong side of the CNY→HKD corridor.
+pub const HK_BANK: InstitutionSpec = InstitutionSpec {
+    id: 4,
+    name: "hk-bank",
+    roles: &["bank", "kyc", "acquirer"],
+};
+pub const REGULATOR: InstitutionSpec = InstitutionSpec {
+    id: 5,
+    name: "regulator",
+    roles: &["regulator"],
+};
+pub const FX_PROVIDER: InstitutionSpec = InstitutionSpec {
+    id: 6,
+    name: "fx-provider",
+    roles: &["fx_provider"],
+};
+
+pub const INSTITUTIONS: [InstitutionSpec; 6] =
+    [BANK_A, BANK_B, PLATFORM, HK_BANK, REGULATOR, FX_PROVIDER];
+/// The institutions whose keys govern the chain (the four that run the first validators).
+const GOVERNORS: [InstitutionSpec; 4] = [BANK_A, BANK_B, PLATFORM, HK_BANK];
+const CURRENCIES: [&str; 3] = ["CNY", "HKD", "USD"];
+/// How much wallet money each bank may issue, per currency (minor units).
+const ISSUANCE_LIMIT: u64 = 1_000_000_000_000;
+/// How far the FX provider's liquidity may go below zero, per currency.
+const FX_CREDIT_LINE: u64 = 1_000_000_000_000;
+
+pub const VALIDATORS_MAX: usize = 16;
+pub const OBSERVERS_MAX: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeMode {
+    Validator,
+    Audit,
+}
+
+/// One node of the devnet, as recorded in `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeSpec {
+    pub name: String,
+    pub mode: NodeMode,
+    pub public_key: PublicKey,
+    pub p2p_address: SocketAddr,
+    pub api_address: SocketAddr,
+}
+
+/// What `devnet.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub chain_id: String,
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// A devnet directory, made or read back.
+#[derive(Debug)]
+pub struct Layout {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Layout {
+    /// Reads the devnet in `dir` if there is one, else makes a new one there.
+    pub fn create_or_resume(
+        dir: &Path,
+        validators: usize,
+        observers: usize,
+        tally_bin: &Path,
+    ) -> Result<(Layout, bool)> {
+        if dir.join("devnet.json").exists() {
+            return Ok((Layout::read(dir)?, true));
+        }
+        ensure!(
+            (1..=VALIDATORS_MAX).contains(&validators),
+            "--validators must be 1..={VALIDATORS_MAX}"
+        );
+        ensure!(
+            observers <= OBSERVERS_MAX,
+            "--observers must be 0..={OBSERVERS_MAX}"
+        );
+        Ok((
+            Layout::create(dir, validators, observers, tally_bin)?,
+            false,
+        ))
+    }
+
+    pub fn read(dir: &Path) -> Result<Layout> {
+        let path = dir.join("devnet.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a devnet manifest", path.display()))?;
+        Ok(Layout {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    fn create(dir: &Path, validators: usize, observers: usize, tally_bin: &Path) -> Result<Layout> {
+        std::fs::create_dir_all(dir.join("institutions"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        for institution in INSTITUTIONS {
+            KeyFile::write_new(&new_key()?, &institution_key_path(dir, institution))?;
+        }
+        let names: Vec<(String, NodeMode)> = (0..validators)
+            .map(|i| (format!("validator-{i}"), NodeMode::Validator))
+            .chain((0..observers).map(|i| (format!("audit-{i}"), NodeMode::Audit)))
+            .collect();
+        let addresses = free_loopback_addresses(names.len() * 2)?;
+        let mut nodes = Vec::new();
+        for ((name, mode), pair) in names.into_iter().zip(addresses.chunks(2)) {
+            let [p2p_address, api_address] = pair else {
+                bail!("not enough free ports");
+            };
+            let node_dir = dir.join("nodes").join(&name);
+            std::fs::create_dir_all(&node_dir)?;
+            let key = new_key()?;
+            KeyFile::write_new(&key, &node_dir.join("node.key"))?;
+            nodes.push(NodeSpec {
+                name,
+                mode,
+                public_key: key.public_key(),
+                p2p_address: *p2p_address,
+                api_address: *api_address,
+            });
+        }
+        let manifest = Manifest {
+            chain_id: CHAIN_ID.to_string(),
+            nodes,
+        };
+        let layout = Layout {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
+        layout.write_genesis(tally_bin)?;
+        for node in &layout.manifest.nodes {
+            std::fs::write(layout.config_path(node), layout.config_text(node))?;
+        }
+        // Written last: its presence means the directory is complete.
+        std::fs::write(
+            dir.join("devnet.json"),
+            serde_json::to_string_pretty(&layout.manifest)?,
+        )?;
+        Ok(layout)
+    }
+
+    pub fn node_dir(&self, node: &NodeSpec) -> PathBuf {
+        self.dir.join("nodes").join(&node.name)
+    }
+
+    pub fn config_path(&self, node: &NodeSpec) -> PathBuf {
+        self.node_dir(node).join("tally.toml")
+    }
+
+    pub fn institution_key(&self, institution: InstitutionSpec) -> Result<SigningKey> {
+        Ok(KeyFile::read(&institution_key_path(
+            &self.dir,
+            institution,
+        ))?)
+    }
+
+    pub fn validators(&self) -> impl Iterator<Item = &NodeSpec> {
+        self.manifest
+            .nodes
+            .iter()
+            .filter(|n| n.mode == NodeMode::Validator)
+    }
+
+    pub fn auditors(&self) -> impl Iterator<Item = &NodeSpec> {
+        self.manifest
+            .nodes
+            .iter()
+            .filter(|n| n.mode == NodeMode::Audit)
+    }
+
+    /// Builds the genesis with `tally genesis`, from a description written here.
+    fn write_genesis(&self, tally_bin: &Path) -> Result<()> {
+        let mut keys = Vec::new();
+        for institution in INSTITUTIONS {
+            keys.push((institution, self.institution_key(institution)?.public_key()));
+        }
+        let key_of = |spec: InstitutionSpec| {
+            keys.iter()
+                .find(|(i, _)| i.id == spec.id)
+                .map(|(_, k)| k.to_hex())
+                .unwrap_or_default()
+        };
+        let time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis();
+        let mut text = format!(
+            "chain_id = \"{CHAIN_ID}\"\ntime_ms = {time_ms}\ncurrencies = {CURRENCIES:?}\n\
+             platform = {}\ngovernance_threshold = 3\nmerchant_fee_bps_max = 100\n",
+            PLATFORM.id
+        );
+        let governors: Vec<String> = GOVERNORS.iter().map(|g| key_of(*g)).collect();
+        text.push_str(&format!("governance_keys = {governors:?}\n"));
+        text.push_str("validators = [\n");
+        for node in self.validators() {
+            text.push_str(&format!(
+                "  {{ public_key = \"{}\", power = 1 }},\n",
+                node.public_key
+            ));
+        }
+        text.push_str("]\ninstitutions = [\n");
+        for institution in INSTITUTIONS {
+            text.push_str(&format!(
+                "  {{ id = {}, public_key = \"{}\", roles = {:?} }},\n",
+                institution.id,
+                key_of(institution),
+                institution.roles
+            ));
+        }
+        text.push_str("]\nissuance_limits = [\n");
+        for bank in [BANK_A, BANK_B, HK_BANK] {
+            for currency in CURRENCIES {
+                text.push_str(&format!(
+                    "  {{ institution = {}, currency = \"{currency}\", limit = {ISSUANCE_LIMIT} }},\n",
+                    bank.id
+                ));
+            }
+        }
+        text.push_str("]\nfx_credit_lines = [\n");
+        for currency in CURRENCIES {
+            text.push_str(&format!(
+                "  {{ institution = {}, currency = \"{currency}\", limit = {FX_CREDIT_LINE} }},\n",
+                FX_PROVIDER.id
+            ));
+        }
+        // Tier 0: a basic wallet; tier 1: a verified one (¥5,000 a payment, ¥20,000 a day).
+        text.push_str(
+            "]\ntiers = [\n  { single_max = 100000, daily_max = 500000 },\n  \
+             { single_max = 500000, daily_max = 2000000 },\n]\ncorridors = [\n",
+        );
+        for (from, to) in [
+            ("CNY", "HKD"),
+            ("HKD", "CNY"),
+            ("CNY", "USD"),
+            ("USD", "CNY"),
+        ] {
+            text.push_str(&format!(
+                "  {{ from = \"{from}\", to = \"{to}\", single_max = 10000000 }},\n"
+            ));
+        }
+        text.push_str("]\n");
+        let description = self.dir.join("genesis.toml");
+        std::fs::write(&description, text)?;
+        let out = Command::new(tally_bin)
+            .arg("genesis")
+            .arg("--in")
+            .arg(&description)
+            .arg("--out")
+            .arg(self.dir.join("genesis.json"))
+            .output()
+            .with_context(|| format!("running {}", tally_bin.display()))?;
+        ensure!(
+            out.status.success(),
+            "tally genesis failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
+    /// A node's `tally.toml`. Paths are relative to the node's directory.
+    fn config_text(&self, node: &NodeSpec) -> String {
+        let mode = match node.mode {
+            NodeMode::Validator => "validator",
+            NodeMode::Audit => "audit",
+        };
+        // Validators admit the audit nodes as observers; every node dials the validators.
+        let observers: Vec<String> = self.auditors().map(|a| a.public_key.to_hex()).collect();
+        let mut text = format!(
+            "mode = \"{mode}\"\nlisten_address = \"{}\"\napi_address = \"{}\"\n\
+             data_dir = \"data\"\nkey_file = \"node.key\"\ngenesis_file = \"../../genesis.json\"\n",
+            node.p2p_address, node.api_address
+        );
+        if node.mode == NodeMode::Validator {
+            text.push_str(&format!("observers = {observers:?}\n"));
+        }
+        for peer in self.validators().filter(|v| v.name != node.name) {
+            text.push_str(&format!(
+                "\n[[peers]]\naddress = \"{}\"\npublic_key = \"{}\"\n",
+                peer.p2p_address, peer.public_key
+            ));
+        }
+        text
+    }
+}
+
+fn institution_key_path(dir: &Path, institution: InstitutionSpec) -> PathBuf {
+    dir.join("institutions")
+        .join(format!("{}.key", institution.name))
+}
+
+/// `count` distinct free loopback ports: all are held bound until all are chosen.
+fn free_loopback_addresses(count: usize) -> Result<Vec<SocketAddr>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("binding a loopback port")?;
+    Ok(listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<std::io::Result<Vec<_>>>()?)
+}
+
+/// True if nothing listens on `address` now (a resumed network needs its ports back).
+pub fn port_is_free(address: SocketAddr) -> bool {
+    TcpListener::bind(address).is_ok()
+}
+
+pub fn institution_id(spec: InstitutionSpec) -> InstitutionId {
+    InstitutionId(spec.id)
+}

@@ -1,0 +1,210 @@
+//! `tally-devnet`: a working Tally network on this machine in one command, and the payment
+//! story told through its public API.
+//!
+//! ```sh
+//! cargo run --release -p tally-devnet -- demo     # start a devnet, tell the story, stop
+//! cargo run --release -p tally-devnet -- up       # start a devnet and keep it until Ctrl-C
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod layout;
+mod processes;
+mod story;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+
+use crate::layout::Layout;
+use crate::processes::{Network, tally_binary};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tally-devnet",
+    version,
+    about = "A local Tally settlement network"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: DevnetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DevnetCommand {
+    /// Start a devnet (or resume the one in --dir) and run it until Ctrl-C.
+    Up {
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Audit nodes.
+        #[arg(long, default_value_t = 1)]
+        observers: usize,
+        /// The devnet's directory; a fresh temporary one if absent.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Tell the payment story through the API of a devnet this command starts (or, with
+    /// --api, of one already running, whose --dir holds the institutions' keys).
+    Demo {
+        /// The devnet's directory; a fresh temporary one (removed after) if absent.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// A running node's API, e.g. http://127.0.0.1:8080 (requires --dir).
+        #[arg(long, value_name = "URL", requires = "dir")]
+        api: Option<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "tally_devnet=info".to_string()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            DevnetCommand::Up {
+                validators,
+                observers,
+                dir,
+            } => up(validators, observers, dir).await,
+            DevnetCommand::Demo { dir, api } => demo(dir, api).await,
+        }
+    });
+    match result {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A new directory under the system's temporary directory.
+fn fresh_dir() -> Result<PathBuf> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let dir = std::env::temp_dir().join(format!("tally-devnet-{}-{now}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Makes or resumes the devnet in `dir` and starts it; returns once it commits.
+async fn start(dir: &Path, validators: usize, observers: usize) -> Result<(Layout, Network)> {
+    let tally = tally_binary()?;
+    let (layout, resumed) = Layout::create_or_resume(dir, validators, observers, &tally)?;
+    if resumed {
+        eprintln!("resuming the devnet in {}", dir.display());
+    }
+    let mut network = Network::start(&layout, &tally).await?;
+    if let Err(e) = network.wait_committed().await {
+        network.stop().await;
+        return Err(e);
+    }
+    Ok((layout, network))
+}
+
+async fn up(validators: usize, observers: usize, dir: Option<PathBuf>) -> Result<bool> {
+    let dir = match dir {
+        Some(d) => d,
+        None => fresh_dir()?,
+    };
+    let (_layout, mut network) = start(&dir, validators, observers).await?;
+    println!("devnet running in {}", dir.display());
+    for node in &network.nodes {
+        println!(
+            "  {:<12} {:<9} api http://{}   log {}",
+            node.spec.name,
+            format!("{:?}", node.spec.mode).to_lowercase(),
+            node.api.address,
+            node.log.display()
+        );
+    }
+    println!(
+        "resume later with: tally-devnet up --dir {}\nCtrl-C stops it.",
+        dir.display()
+    );
+    // Runs until Ctrl-C, or until a node dies on its own.
+    let ended = loop {
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => {
+                break signal.map(|()| None).map_err(|e| anyhow!("waiting for Ctrl-C: {e}"));
+            }
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                if let Some(exited) = network.exited() {
+                    break Ok(Some(exited));
+                }
+            }
+        }
+    };
+    eprintln!("stopping the devnet");
+    network.stop().await;
+    match ended? {
+        None => Ok(true),
+        Some((name, status)) => {
+            eprintln!("{name} exited on its own ({status})");
+            Ok(false)
+        }
+    }
+}
+
+async fn demo(dir: Option<PathBuf>, api: Option<String>) -> Result<bool> {
+    if let (Some(dir), Some(url)) = (&dir, &api) {
+        let layout = Layout::read(dir)?;
+        let submit_to = parse_api_url(url)?;
+        let summary = story::tell(&layout, submit_to).await;
+        return Ok(summary.steps_failed == 0);
+    }
+    let (dir, temporary) = match dir {
+        Some(d) => (d, false),
+        None => (fresh_dir()?, true),
+    };
+    let started = start(&dir, 4, 1).await;
+    let ok = match started {
+        Ok((layout, mut network)) => {
+            let submit_to = network
+                .validators()
+                .next()
+                .map(|n| n.api.address)
+                .ok_or_else(|| anyhow!("the devnet has no validator"));
+            let summary = match submit_to {
+                Ok(address) => Ok(story::tell(&layout, address).await),
+                Err(e) => Err(e),
+            };
+            network.stop().await;
+            summary.map(|s| s.steps_failed == 0)
+        }
+        Err(e) => Err(e),
+    };
+    if temporary {
+        if ok.as_ref().is_ok_and(|ok| *ok) {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            eprintln!("the devnet's directory (logs) is kept: {}", dir.display());
+        }
+    }
+    ok
+}
+
+/// `http://127.0.0.1:8080` (or without the scheme) → a socket address.
+fn parse_api_url(url: &str) -> Result<SocketAddr> {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let host_port = rest.trim_end_matches('/');
+    host_port
+        .parse()
+        .with_context(|| format!("--api {url:?}: expected http://IP:PORT"))
+}

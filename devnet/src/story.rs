@@ -1,0 +1,1249 @@
+//! The payment story, told through the public HTTP API of a running devnet: each step signs
+//! transactions as the people and institutions of the story would, submits them, and then
+//! checks what changed (balances, statuses, events), not only that the call returned.
+//!
+//! The story's accounts, orders and bills get ids unique to the run, so it can be told again
+//! on the same network.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use serde::Deserialize;
+use tally_contracts::{
+    AccountId, AccountKind, Bill, BillId, CardToken, Currency, Event, FxAmount, InstitutionId,
+    Order, OrderId, OrderStatus, Party, PaymentCode, PaymentSource, SettlementCycleRecord,
+    TransferId, TxKind,
+};
+use tally_crypto::{Hash, SigningKey};
+
+use crate::client::{Api, Receipt, Submitter, new_key};
+use crate::layout::{
+    BANK_A, BANK_B, FX_PROVIDER, HK_BANK, InstitutionSpec, Layout, PLATFORM, REGULATOR,
+    institution_id,
+};
+use crate::processes::Health;
+
+/// How long the audit node may take to reach the validators' height.
+const AUDIT_CATCH_UP_MS: u64 = 30_000;
+/// Tea House's merchant fee, in basis points.
+const TEA_HOUSE_FEE_BPS: u16 = 50;
+/// CNY→HKD: 1.0850 HKD cents per fen, at the ledger's rate scale.
+const CNY_HKD_RATE: u64 = 1_085_000_000;
+
+/// The one-line result of the story.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub steps_ok: u32,
+    pub steps_failed: u32,
+    pub height: u64,
+    pub audit_verified_height: Option<u64>,
+}
+
+/// A customer, merchant or biller: an account id and the device key that signs for it.
+#[derive(Debug)]
+struct Holder {
+    id: AccountId,
+    key: SigningKey,
+}
+
+impl Holder {
+    fn new(id: u128) -> Result<Holder> {
+        Ok(Holder {
+            id: AccountId(id),
+            key: new_key()?,
+        })
+    }
+
+    fn party(&self) -> Party {
+        Party::Account(self.id)
+    }
+}
+
+/// Everyone in the story.
+#[derive(Debug)]
+struct Cast {
+    bank_a: SigningKey,
+    bank_b: SigningKey,
+    hk_bank: SigningKey,
+    platform: SigningKey,
+    regulator: SigningKey,
+    fx: SigningKey,
+    /// A consumer at Bank A, paying in CNY.
+    alice: Holder,
+    /// A consumer at Bank B, paying in CNY.
+    bob: Holder,
+    /// Alice's relative in Hong Kong, with an HKD wallet at the HK bank.
+    chen: Holder,
+    tea_house: Holder,
+    book_store: Holder,
+    city_power: Holder,
+    alice_card: CardToken,
+    bob_card: CardToken,
+}
+
+struct Story {
+    cast: Cast,
+    sub: Submitter,
+    validators: Vec<Api>,
+    auditors: Vec<Api>,
+    /// Ids of this run: orders, bills, transfers, payment codes.
+    next_id: u128,
+    step: u32,
+    ok: u32,
+    failed: u32,
+    audit_verified_height: Option<u64>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn yuan(fen: i128) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let fen = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", fen / 100, fen % 100)
+}
+
+fn card(seed: &[u8]) -> CardToken {
+    CardToken(Hash::digest("tally-devnet-card", seed).0)
+}
+
+fn identity(name: &str, run: u128) -> Hash {
+    Hash::digest("tally-devnet-identity", format!("{name}/{run}").as_bytes())
+}
+
+/// Tells the story on the devnet of `layout`, submitting to `submit_to`; prints one line per
+/// step and the JSON summary last.
+pub async fn tell(layout: &Layout, submit_to: SocketAddr) -> Summary {
+    let mut story = match Story::new(layout, submit_to) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("✗ the story cannot start: {e:#}");
+            let summary = Summary {
+                steps_ok: 0,
+                steps_failed: 1,
+                height: 0,
+                audit_verified_height: None,
+            };
+            print_summary(&summary);
+            return summary;
+        }
+    };
+    println!(
+        "The payment story on chain {:?}: {} validators, {} audit node(s).",
+        layout.manifest.chain_id,
+        story.validators.len(),
+        story.auditors.len()
+    );
+    let r = story.onboard_merchants().await;
+    story.record(
+        "Bank A and Bank B register two merchants and a utility biller",
+        r,
+    );
+    let r = story.register_consumers().await;
+    story.record(
+        "Alice registers at Bank A, Bob at Bank B, Chen at the HK bank; Alice and Bob bind cards",
+        r,
+    );
+    let r = story.top_up().await;
+    story.record(
+        "Alice tops up ¥1000.00 from her Bank A card, Bob ¥500.00 from his Bank B card",
+        r,
+    );
+    let r = story.balance_query().await;
+    story.record("Alice checks her balance and history", r);
+    let r = story.online_shopping().await;
+    story.record(
+        "Online shopping: Alice pays Tea House ¥200.00 into escrow, confirms receipt, gets ¥50.00 refunded",
+        r,
+    );
+    let r = story.cancelled_order().await;
+    story.record(
+        "Alice pays Book Store into escrow, then cancels: the hold is voided",
+        r,
+    );
+    let r = story.payment_code().await;
+    story.record(
+        "Offline: Tea House collects ¥30.00 with Alice's payment code",
+        r,
+    );
+    let r = story.merchant_qr().await;
+    story.record("Offline: Bob scans Book Store's QR and pays ¥25.00", r);
+    let r = story.utility_bill().await;
+    story.record(
+        "City Power issues Alice a bill of ¥88.50; she pays exactly that",
+        r,
+    );
+    let r = story.interbank_transfer().await;
+    story.record(
+        "Alice (Bank A) transfers ¥120.00 to Bob (Bank B): an interbank obligation",
+        r,
+    );
+    let r = story.remittance().await;
+    story.record(
+        "Cross-border: CNY→HKD published at 1.0850; Alice remits ¥100.00 to Chen in Hong Kong",
+        r,
+    );
+    let r = story.reused_code().await;
+    story.record("Alice's payment code, used a second time, is refused", r);
+    let r = story.overdraft().await;
+    story.record(
+        "Bob tries to send ¥1000.00 with less in his wallet: refused",
+        r,
+    );
+    let r = story.freeze().await;
+    story.record(
+        "The regulator freezes Bob's wallet; his next payment is refused",
+        r,
+    );
+    let r = story.settlement_cycle().await;
+    story.record(
+        "A settlement cycle nets the banks' obligations; the receivers confirm",
+        r,
+    );
+    let r = story.merchant_settlement().await;
+    story.record(
+        "Tea House settles its takings to Bank A, less the platform's fee",
+        r,
+    );
+    let r = story.audit().await;
+    story.record(
+        "The audit node verified every block; its state root equals the validators'",
+        r,
+    );
+    let height = story.height().await.unwrap_or(0);
+    let summary = Summary {
+        steps_ok: story.ok,
+        steps_failed: story.failed,
+        height,
+        audit_verified_height: story.audit_verified_height,
+    };
+    print_summary(&summary);
+    summary
+}
+
+fn print_summary(summary: &Summary) {
+    match serde_json::to_string(summary) {
+        Ok(line) => println!("{line}"),
+        Err(e) => println!("{{\"error\":\"{e}\"}}"),
+    }
+}
+
+impl Story {
+    fn new(layout: &Layout, submit_to: SocketAddr) -> Result<Story> {
+        let key = |spec: InstitutionSpec| {
+            layout
+                .institution_key(spec)
+                .with_context(|| format!("the key of {}", spec.name))
+        };
+        // Ids unique to this run: milliseconds since the epoch, shifted clear of the counter.
+        let run = u128::from(now_ms()) << 20;
+        let cast = Cast {
+            bank_a: key(BANK_A)?,
+            bank_b: key(BANK_B)?,
+            hk_bank: key(HK_BANK)?,
+            platform: key(PLATFORM)?,
+            regulator: key(REGULATOR)?,
+            fx: key(FX_PROVIDER)?,
+            alice: Holder::new(run + 1)?,
+            bob: Holder::new(run + 2)?,
+            chen: Holder::new(run + 3)?,
+            tea_house: Holder::new(run + 4)?,
+            book_store: Holder::new(run + 5)?,
+            city_power: Holder::new(run + 6)?,
+            alice_card: card(format!("alice/{run}").as_bytes()),
+            bob_card: card(format!("bob/{run}").as_bytes()),
+        };
+        Ok(Story {
+            cast,
+            sub: Submitter::new(Api::new(submit_to), layout.manifest.chain_id.clone()),
+            validators: layout
+                .validators()
+                .map(|n| Api::new(n.api_address))
+                .collect(),
+            auditors: layout.auditors().map(|n| Api::new(n.api_address)).collect(),
+            next_id: run + 100,
+            step: 0,
+            ok: 0,
+            failed: 0,
+            audit_verified_height: None,
+        })
+    }
+
+    fn record(&mut self, what: &str, result: Result<String>) {
+        self.step += 1;
+        match result {
+            Ok(outcome) => {
+                self.ok += 1;
+                println!("{:>2}. {what}\n    ✓ {outcome}", self.step);
+            }
+            Err(e) => {
+                self.failed += 1;
+                println!("{:>2}. {what}\n    ✗ {e:#}", self.step);
+            }
+        }
+    }
+
+    fn id(&mut self) -> u128 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    async fn balance(&self, account: AccountId) -> Result<i128> {
+        Ok(self.sub.account(account).await?.balance)
+    }
+
+    async fn height(&self) -> Result<u64> {
+        let api = self
+            .validators
+            .first()
+            .ok_or_else(|| anyhow!("no validator"))?;
+        let health: Health = api.get_json("/health").await?;
+        health.height.ok_or_else(|| anyhow!("nothing committed"))
+    }
+
+    async fn order(&self, order: OrderId) -> Result<Order> {
+        self.sub.record(&format!("/v1/orders/{}", order.0)).await
+    }
+
+    /// Sends and requires `OK`.
+    async fn ok(&mut self, sender: Party, keys: &[&SigningKey], kind: TxKind) -> Result<Receipt> {
+        let name = kind.name();
+        let receipt = self.sub.send(sender, keys, kind).await?;
+        ensure!(
+            receipt.is_ok(),
+            "{name} was refused: {} (tx {})",
+            receipt.code,
+            receipt.hash
+        );
+        Ok(receipt)
+    }
+
+    /// Sends and requires the rejection `code`.
+    async fn refused(
+        &mut self,
+        sender: Party,
+        keys: &[&SigningKey],
+        kind: TxKind,
+        code: &str,
+    ) -> Result<Receipt> {
+        let name = kind.name();
+        let receipt = self.sub.send(sender, keys, kind).await?;
+        ensure!(
+            receipt.code == code,
+            "{name}: expected {code}, the ledger answered {}",
+            receipt.code
+        );
+        Ok(receipt)
+    }
+
+    async fn onboard_merchants(&mut self) -> Result<String> {
+        let c = &self.cast;
+        let run = c.alice.id.0;
+        let merchants = [
+            (
+                &c.tea_house,
+                BANK_A,
+                &c.bank_a,
+                TEA_HOUSE_FEE_BPS,
+                "tea-house",
+            ),
+            (&c.book_store, BANK_B, &c.bank_b, 30, "book-store"),
+        ];
+        let mut plans = Vec::new();
+        for (merchant, acquirer, acquirer_key, fee_bps, name) in merchants {
+            plans.push((
+                Party::Institution(institution_id(acquirer)),
+                [acquirer_key.clone(), merchant.key.clone()],
+                TxKind::RegisterMerchant {
+                    account: merchant.id,
+                    key: merchant.key.public_key(),
+                    currency: Currency::CNY,
+                    fee_bps,
+                    identity: identity(name, run),
+                },
+            ));
+        }
+        plans.push((
+            Party::Institution(institution_id(BANK_A)),
+            [c.bank_a.clone(), c.city_power.key.clone()],
+            TxKind::RegisterBiller {
+                account: c.city_power.id,
+                key: c.city_power.key.public_key(),
+                currency: Currency::CNY,
+                identity: identity("city-power", run),
+            },
+        ));
+        for (sender, [a, b], kind) in plans {
+            self.ok(sender, &[&a, &b], kind).await?;
+        }
+        let c = &self.cast;
+        for (id, kind) in [
+            (c.tea_house.id, AccountKind::Merchant),
+            (c.book_store.id, AccountKind::Merchant),
+            (c.city_power.id, AccountKind::Biller),
+        ] {
+            let view = self.sub.account(id).await?;
+            ensure!(
+                view.account.kind == kind,
+                "account {} is {:?}, not {kind:?}",
+                id.0,
+                view.account.kind
+            );
+        }
+        Ok("OK: MerchantRegistered ×2, BillerRegistered".to_string())
+    }
+
+    async fn register_consumers(&mut self) -> Result<String> {
+        let run = self.cast.alice.id.0;
+        let people = [
+            (
+                &self.cast.alice,
+                BANK_A,
+                &self.cast.bank_a,
+                Currency::CNY,
+                "alice",
+            ),
+            (
+                &self.cast.bob,
+                BANK_B,
+                &self.cast.bank_b,
+                Currency::CNY,
+                "bob",
+            ),
+            (
+                &self.cast.chen,
+                HK_BANK,
+                &self.cast.hk_bank,
+                Currency::HKD,
+                "chen",
+            ),
+        ];
+        let mut plans = Vec::new();
+        for (who, bank, bank_key, currency, name) in people {
+            plans.push((
+                who.party(),
+                [who.key.clone(), bank_key.clone()],
+                TxKind::RegisterAccount {
+                    account: who.id,
+                    key: who.key.public_key(),
+                    currency,
+                    institution: institution_id(bank),
+                    tier: 1,
+                    identity: identity(name, run),
+                },
+                bank,
+            ));
+        }
+        for (party, [a, b], kind, bank) in plans {
+            let receipt = self.ok(party, &[&a, &b], kind).await?;
+            let registered = receipt.event("AccountRegistered", |e| match e {
+                Event::AccountRegistered { institution, .. } => Some(*institution),
+                _ => None,
+            })?;
+            ensure!(
+                registered == institution_id(bank),
+                "registered at the wrong bank"
+            );
+        }
+        let c = &self.cast;
+        let bindings = [
+            (
+                c.alice.party(),
+                [c.alice.key.clone(), c.bank_a.clone()],
+                c.alice_card,
+                BANK_A,
+            ),
+            (
+                c.bob.party(),
+                [c.bob.key.clone(), c.bank_b.clone()],
+                c.bob_card,
+                BANK_B,
+            ),
+        ];
+        for (party, [a, b], card, bank) in bindings {
+            let receipt = self
+                .ok(
+                    party,
+                    &[&a, &b],
+                    TxKind::BindCard {
+                        card,
+                        bank: institution_id(bank),
+                    },
+                )
+                .await?;
+            receipt.event("CardBound", |e| {
+                matches!(e, Event::CardBound { .. }).then_some(())
+            })?;
+        }
+        let chen = self.sub.account(self.cast.chen.id).await?;
+        ensure!(
+            chen.account.currency == Currency::HKD,
+            "Chen's wallet is not in HKD"
+        );
+        Ok("OK: AccountRegistered ×3, CardBound ×2".to_string())
+    }
+
+    async fn top_up(&mut self) -> Result<String> {
+        let c = &self.cast;
+        let plans = [
+            (
+                c.alice.party(),
+                c.alice.id,
+                [c.alice.key.clone(), c.bank_a.clone()],
+                c.alice_card,
+                100_000u64,
+            ),
+            (
+                c.bob.party(),
+                c.bob.id,
+                [c.bob.key.clone(), c.bank_b.clone()],
+                c.bob_card,
+                50_000,
+            ),
+        ];
+        for (party, account, [a, b], card, amount) in plans {
+            let id = TransferId(self.id());
+            let receipt = self
+                .ok(party, &[&a, &b], TxKind::TopUp { id, card, amount })
+                .await?;
+            let topped = receipt.event("ToppedUp", |e| match e {
+                Event::ToppedUp { amount, .. } => Some(*amount),
+                _ => None,
+            })?;
+            ensure!(topped == amount, "topped up {topped}, asked {amount}");
+            let balance = self.balance(account).await?;
+            ensure!(
+                balance == i128::from(amount),
+                "balance {balance} after topping up {amount}"
+            );
+        }
+        Ok("OK: Alice ¥1000.00, Bob ¥500.00".to_string())
+    }
+
+    async fn balance_query(&mut self) -> Result<String> {
+        let view = self.sub.account(self.cast.alice.id).await?;
+        ensure!(view.balance == 100_000, "balance is {}", yuan(view.balance));
+        ensure!(
+            view.available == 100_000,
+            "available is {}",
+            yuan(view.available)
+        );
+        #[derive(Deserialize)]
+        struct History {
+            entries: Vec<serde_json::Value>,
+        }
+        let history: History = self
+            .sub
+            .api
+            .get_json(&format!("/v1/accounts/{}/history", self.cast.alice.id.0))
+            .await?;
+        // Registration, card binding and top-up.
+        ensure!(
+            history.entries.len() >= 3,
+            "history has {} entries, expected 3",
+            history.entries.len()
+        );
+        Ok(format!(
+            "OK: ¥{} available at height {}, {} history entries",
+            yuan(view.available),
+            view.height,
+            history.entries.len()
+        ))
+    }
+
+    async fn create_order(&mut self, merchant_is_tea_house: bool, amount: u64) -> Result<OrderId> {
+        let order = OrderId(self.id());
+        let merchant = if merchant_is_tea_house {
+            &self.cast.tea_house
+        } else {
+            &self.cast.book_store
+        };
+        let (party, key) = (merchant.party(), merchant.key.clone());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::CreateOrder {
+                    order,
+                    amount,
+                    currency: Currency::CNY,
+                    expires_at_ms: now_ms() + 3_600_000,
+                    items: Hash::digest("tally-devnet-items", &order.0.to_be_bytes()),
+                },
+            )
+            .await?;
+        receipt.event("OrderCreated", |e| {
+            matches!(e, Event::OrderCreated { .. }).then_some(())
+        })?;
+        Ok(order)
+    }
+
+    async fn pay_into_escrow(&mut self, order: OrderId) -> Result<()> {
+        let (party, key) = (self.cast.alice.party(), self.cast.alice.key.clone());
+        let id = TransferId(self.id());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::PayOrder {
+                    id,
+                    order,
+                    source: PaymentSource::Balance,
+                    escrow_ms: Some(86_400_000),
+                },
+            )
+            .await?;
+        receipt.event("PaymentHeld", |e| {
+            matches!(e, Event::PaymentHeld { .. }).then_some(())
+        })?;
+        let status = self.order(order).await?.status;
+        ensure!(status == OrderStatus::Held, "order is {status:?}, not held");
+        Ok(())
+    }
+
+    async fn online_shopping(&mut self) -> Result<String> {
+        let merchant_before = self.balance(self.cast.tea_house.id).await?;
+        let order = self.create_order(true, 20_000).await?;
+        self.pay_into_escrow(order).await?;
+        let alice = self.sub.account(self.cast.alice.id).await?;
+        ensure!(
+            alice.available == 80_000,
+            "Alice's available is {} during escrow",
+            yuan(alice.available)
+        );
+        ensure!(
+            self.balance(self.cast.tea_house.id).await? == merchant_before,
+            "the merchant was paid before delivery"
+        );
+        let (party, key) = (self.cast.alice.party(), self.cast.alice.key.clone());
+        let receipt = self
+            .ok(party, &[&key], TxKind::ConfirmReceipt { order })
+            .await?;
+        receipt.event("PaymentCompleted", |e| {
+            matches!(e, Event::PaymentCompleted { .. }).then_some(())
+        })?;
+        ensure!(
+            self.balance(self.cast.tea_house.id).await? == merchant_before + 20_000,
+            "the merchant did not receive ¥200.00 on confirmation"
+        );
+        let (party, key) = (self.cast.tea_house.party(), self.cast.tea_house.key.clone());
+        let id = TransferId(self.id());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::Refund {
+                    id,
+                    order,
+                    amount: 5_000,
+                },
+            )
+            .await?;
+        let total = receipt.event("Refunded", |e| match e {
+            Event::Refunded { refunded_total, .. } => Some(*refunded_total),
+            _ => None,
+        })?;
+        let record = self.order(order).await?;
+        ensure!(
+            record.status == OrderStatus::Paid && record.refunded == 5_000 && total == 5_000,
+            "order is {:?} with {} refunded",
+            record.status,
+            record.refunded
+        );
+        let alice = self.balance(self.cast.alice.id).await?;
+        ensure!(
+            alice == 85_000,
+            "Alice has ¥{}, expected ¥850.00",
+            yuan(alice)
+        );
+        Ok(format!(
+            "OK: PaymentHeld → PaymentCompleted → Refunded ¥50.00; Alice has ¥{}",
+            yuan(alice)
+        ))
+    }
+
+    async fn cancelled_order(&mut self) -> Result<String> {
+        let order = self.create_order(false, 6_000).await?;
+        self.pay_into_escrow(order).await?;
+        let (party, key) = (self.cast.alice.party(), self.cast.alice.key.clone());
+        let receipt = self
+            .ok(party, &[&key], TxKind::CancelOrder { order })
+            .await?;
+        receipt.event("PaymentVoided", |e| {
+            matches!(e, Event::PaymentVoided { .. }).then_some(())
+        })?;
+        let status = self.order(order).await?.status;
+        ensure!(status == OrderStatus::Cancelled, "order is {status:?}");
+        let alice = self.sub.account(self.cast.alice.id).await?;
+        ensure!(
+            alice.balance == 85_000 && alice.available == 85_000,
+            "Alice has ¥{} (¥{} available) after the cancellation",
+            yuan(alice.balance),
+            yuan(alice.available)
+        );
+        Ok("OK: OrderCancelled, PaymentVoided; Alice keeps ¥850.00".to_string())
+    }
+
+    fn alice_code(&mut self) -> (PaymentCode, tally_crypto::Signature) {
+        let code = PaymentCode {
+            payer: self.cast.alice.id,
+            payer_key: self.cast.alice.key.public_key(),
+            max_amount: 10_000,
+            expires_at_ms: now_ms() + 5 * 60_000,
+            // One code for the story: its nonce is fixed so the reuse step shows it again.
+            code_nonce: 1,
+        };
+        let signature = code.sign(&self.cast.alice.key, &self.sub.chain_id);
+        (code, signature)
+    }
+
+    async fn payment_code(&mut self) -> Result<String> {
+        let before = self.balance(self.cast.tea_house.id).await?;
+        let (code, code_signature) = self.alice_code();
+        let (party, key) = (self.cast.tea_house.party(), self.cast.tea_house.key.clone());
+        let id = TransferId(self.id());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::CollectByCode {
+                    id,
+                    code,
+                    code_signature,
+                    amount: 3_000,
+                },
+            )
+            .await?;
+        receipt.event("CollectedByCode", |e| {
+            matches!(e, Event::CollectedByCode { .. }).then_some(())
+        })?;
+        ensure!(
+            self.balance(self.cast.alice.id).await? == 82_000,
+            "Alice was not debited ¥30.00"
+        );
+        ensure!(
+            self.balance(self.cast.tea_house.id).await? == before + 3_000,
+            "Tea House was not credited ¥30.00"
+        );
+        #[derive(Deserialize)]
+        struct CodeView {
+            used: bool,
+        }
+        let view: CodeView = self
+            .sub
+            .record(&format!(
+                "/v1/payment-codes/{}/{}",
+                code.payer_key, code.code_nonce
+            ))
+            .await?;
+        ensure!(view.used, "the API does not show the code as used");
+        Ok("OK: CollectedByCode ¥30.00; the code is now marked used".to_string())
+    }
+
+    async fn merchant_qr(&mut self) -> Result<String> {
+        let before = self.balance(self.cast.book_store.id).await?;
+        let (party, key) = (self.cast.bob.party(), self.cast.bob.key.clone());
+        let merchant = self.cast.book_store.id;
+        let id = TransferId(self.id());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::PayMerchant {
+                    id,
+                    merchant,
+                    amount: 2_500,
+                },
+            )
+            .await?;
+        receipt.event("MerchantPaid", |e| {
+            matches!(e, Event::MerchantPaid { .. }).then_some(())
+        })?;
+        ensure!(
+            self.balance(self.cast.bob.id).await? == 47_500,
+            "Bob was not debited ¥25.00"
+        );
+        ensure!(
+            self.balance(merchant).await? == before + 2_500,
+            "Book Store was not credited"
+        );
+        Ok("OK: MerchantPaid; Bob has ¥475.00".to_string())
+    }
+
+    async fn utility_bill(&mut self) -> Result<String> {
+        let bill = BillId(self.id());
+        let (party, key) = (
+            self.cast.city_power.party(),
+            self.cast.city_power.key.clone(),
+        );
+        self.ok(
+            party,
+            &[&key],
+            TxKind::IssueBill {
+                bill,
+                customer: Hash::digest(
+                    "tally-devnet-customer",
+                    &self.cast.alice.id.0.to_be_bytes(),
+                ),
+                amount: 8_850,
+                due_ms: now_ms() + 14 * 86_400_000,
+            },
+        )
+        .await?;
+        let (party, key) = (self.cast.alice.party(), self.cast.alice.key.clone());
+        // Paying a different amount is refused before the exact one is accepted.
+        let id = TransferId(self.id());
+        self.refused(
+            party,
+            &[&key],
+            TxKind::PayBill {
+                id,
+                bill,
+                amount: 8_000,
+            },
+            "BILL_AMOUNT_MISMATCH",
+        )
+        .await?;
+        let id = TransferId(self.id());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::PayBill {
+                    id,
+                    bill,
+                    amount: 8_850,
+                },
+            )
+            .await?;
+        receipt.event("BillPaid", |e| {
+            matches!(e, Event::BillPaid { .. }).then_some(())
+        })?;
+        let record: Bill = self.sub.record(&format!("/v1/bills/{}", bill.0)).await?;
+        ensure!(
+            record.paid_by == Some(self.cast.alice.id),
+            "the bill is not marked paid by Alice"
+        );
+        let alice = self.balance(self.cast.alice.id).await?;
+        ensure!(
+            alice == 73_150,
+            "Alice has ¥{}, expected ¥731.50",
+            yuan(alice)
+        );
+        Ok("OK: BillPaid (a wrong amount first: BILL_AMOUNT_MISMATCH)".to_string())
+    }
+
+    /// The open obligation Bank A → Bank B in CNY, as the API reports it.
+    async fn obligation_a_to_b(&self) -> Result<u128> {
+        #[derive(Deserialize)]
+        struct Obligation {
+            currency: Currency,
+            from: InstitutionId,
+            to: InstitutionId,
+            amount: u128,
+        }
+        #[derive(Deserialize)]
+        struct InstitutionView {
+            open_obligations: Vec<Obligation>,
+        }
+        let view: InstitutionView = self
+            .sub
+            .record(&format!("/v1/institutions/{}", BANK_A.id))
+            .await?;
+        Ok(view
+            .open_obligations
+            .iter()
+            .filter(|o| {
+                o.currency == Currency::CNY
+                    && o.from == institution_id(BANK_A)
+                    && o.to == institution_id(BANK_B)
+            })
+            .map(|o| o.amount)
+            .sum())
+    }
+
+    async fn interbank_transfer(&mut self) -> Result<String> {
+        let owed_before = self.obligation_a_to_b().await?;
+        let (party, key) = (self.cast.alice.party(), self.cast.alice.key.clone());
+        let to = self.cast.bob.id;
+        let id = TransferId(self.id());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::Transfer {
+                    id,
+                    to,
+                    amount: 12_000,
+                },
+            )
+            .await?;
+        receipt.event("TransferReceived", |e| {
+            matches!(e, Event::TransferReceived { .. }).then_some(())
+        })?;
+        ensure!(
+            self.balance(self.cast.alice.id).await? == 61_150,
+            "Alice was not debited"
+        );
+        ensure!(self.balance(to).await? == 59_500, "Bob was not credited");
+        // The ledger records the obligation without an event (`ObligationRecorded` is never
+        // emitted), so it is read from the institution's open obligations.
+        let owed = self.obligation_a_to_b().await?;
+        ensure!(
+            owed == owed_before + 12_000,
+            "Bank A owes Bank B {owed}, {owed_before} before the transfer"
+        );
+        Ok(format!(
+            "OK: TransferReceived; Bank A now owes Bank B ¥{}",
+            yuan(i128::try_from(owed).unwrap_or(i128::MAX))
+        ))
+    }
+
+    async fn remittance(&mut self) -> Result<String> {
+        let fx = institution_id(FX_PROVIDER);
+        let block_time = self.latest_block_time().await?;
+        let fx_key = self.cast.fx.clone();
+        self.ok(
+            Party::Institution(fx),
+            &[&fx_key],
+            TxKind::PublishFxRate {
+                base: Currency::CNY,
+                quote: Currency::HKD,
+                rate: CNY_HKD_RATE,
+                valid_from_ms: block_time,
+                valid_until_ms: block_time + 3_600_000,
+            },
+        )
+        .await?;
+        let (party, key) = (self.cast.alice.party(), self.cast.alice.key.clone());
+        let beneficiary = self.cast.chen.id;
+        let id = TransferId(self.id());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::CrossBorderTransfer {
+                    id,
+                    provider: fx,
+                    beneficiary,
+                    amount: FxAmount::Send {
+                        debit: 10_000,
+                        min_credit: 10_800,
+                    },
+                },
+            )
+            .await?;
+        let (debited, credited) = receipt.event("RemittanceCredited", |e| match e {
+            Event::RemittanceCredited {
+                debited, credited, ..
+            } => Some((*debited, *credited)),
+            _ => None,
+        })?;
+        // floor(10000 × 1.085) = 10850 HK cents.
+        ensure!(
+            debited == 10_000 && credited == 10_850,
+            "debited {debited}, credited {credited}"
+        );
+        ensure!(
+            self.balance(self.cast.alice.id).await? == 51_150,
+            "Alice was not debited ¥100.00"
+        );
+        let chen = self.balance(beneficiary).await?;
+        ensure!(chen == 10_850, "Chen has HK${}", yuan(chen));
+        Ok("OK: RemittanceCredited ¥100.00 → HK$108.50 to Chen".to_string())
+    }
+
+    async fn latest_block_time(&self) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Header {
+            time_ms: u64,
+        }
+        #[derive(Deserialize)]
+        struct Latest {
+            header: Header,
+        }
+        let latest: Latest = self.sub.api.get_json("/v1/blocks/latest").await?;
+        Ok(latest.header.time_ms)
+    }
+
+    async fn reused_code(&mut self) -> Result<String> {
+        let (code, code_signature) = self.alice_code();
+        let (party, key) = (self.cast.tea_house.party(), self.cast.tea_house.key.clone());
+        let id = TransferId(self.id());
+        self.refused(
+            party,
+            &[&key],
+            TxKind::CollectByCode {
+                id,
+                code,
+                code_signature,
+                amount: 3_000,
+            },
+            "PAYMENT_CODE_USED",
+        )
+        .await?;
+        ensure!(
+            self.balance(self.cast.alice.id).await? == 51_150,
+            "Alice's balance changed"
+        );
+        Ok("PAYMENT_CODE_USED, nothing moved".to_string())
+    }
+
+    async fn overdraft(&mut self) -> Result<String> {
+        let (party, key) = (self.cast.bob.party(), self.cast.bob.key.clone());
+        let to = self.cast.alice.id;
+        let id = TransferId(self.id());
+        self.refused(
+            party,
+            &[&key],
+            TxKind::Transfer {
+                id,
+                to,
+                amount: 100_000,
+            },
+            "INSUFFICIENT_FUNDS",
+        )
+        .await?;
+        ensure!(
+            self.balance(self.cast.bob.id).await? == 59_500,
+            "Bob's balance changed"
+        );
+        Ok("INSUFFICIENT_FUNDS, nothing moved".to_string())
+    }
+
+    async fn freeze(&mut self) -> Result<String> {
+        let regulator = self.cast.regulator.clone();
+        let account = self.cast.bob.id;
+        let receipt = self
+            .ok(
+                Party::Institution(institution_id(REGULATOR)),
+                &[&regulator],
+                TxKind::Freeze {
+                    account,
+                    reason: Hash::digest("tally-devnet-case", b"case 2026-117"),
+                },
+            )
+            .await?;
+        receipt.event("AccountFrozen", |e| {
+            matches!(e, Event::AccountFrozen { .. }).then_some(())
+        })?;
+        ensure!(
+            self.sub.account(account).await?.account.frozen,
+            "the account is not frozen"
+        );
+        let (party, key) = (self.cast.bob.party(), self.cast.bob.key.clone());
+        let merchant = self.cast.book_store.id;
+        let id = TransferId(self.id());
+        self.refused(
+            party,
+            &[&key],
+            TxKind::PayMerchant {
+                id,
+                merchant,
+                amount: 1_000,
+            },
+            "ACCOUNT_FROZEN",
+        )
+        .await?;
+        ensure!(
+            self.balance(account).await? == 59_500,
+            "Bob's balance changed"
+        );
+        Ok("AccountFrozen; the payment: ACCOUNT_FROZEN".to_string())
+    }
+
+    async fn settlement_cycle(&mut self) -> Result<String> {
+        let bank_a = self.cast.bank_a.clone();
+        let receipt = self
+            .ok(
+                Party::Institution(institution_id(BANK_A)),
+                &[&bank_a],
+                TxKind::SettlementCycle,
+            )
+            .await?;
+        let (cycle, positions) = receipt.event("SettlementCycleOpened", |e| match e {
+            Event::SettlementCycleOpened { cycle, positions } => Some((*cycle, positions.clone())),
+            _ => None,
+        })?;
+        for currency in [Currency::CNY, Currency::HKD] {
+            let sum: i128 = positions
+                .iter()
+                .filter(|p| p.currency == currency)
+                .map(|p| p.net)
+                .sum();
+            ensure!(sum == 0, "{currency} positions sum to {sum}");
+        }
+        let net = |institution: InstitutionId, currency: Currency| {
+            positions
+                .iter()
+                .find(|p| p.institution == institution && p.currency == currency)
+                .map_or(0, |p| p.net)
+        };
+        // Bank A's customers paid Bank B's ¥120.00 and the FX provider ¥100.00.
+        ensure!(
+            net(institution_id(BANK_A), Currency::CNY) <= -22_000,
+            "Bank A's CNY position is {}",
+            net(institution_id(BANK_A), Currency::CNY)
+        );
+        ensure!(
+            net(institution_id(BANK_B), Currency::CNY) >= 12_000,
+            "Bank B's CNY position is {}",
+            net(institution_id(BANK_B), Currency::CNY)
+        );
+        let path = format!("/v1/settlement-cycles/{}", cycle.0);
+        let record: SettlementCycleRecord = self.sub.record(&path).await?;
+        let keys = [
+            (institution_id(BANK_A), self.cast.bank_a.clone()),
+            (institution_id(BANK_B), self.cast.bank_b.clone()),
+            (institution_id(HK_BANK), self.cast.hk_bank.clone()),
+            (institution_id(PLATFORM), self.cast.platform.clone()),
+            (institution_id(FX_PROVIDER), self.cast.fx.clone()),
+        ];
+        for receiver in &record.awaiting {
+            let key = keys
+                .iter()
+                .find(|(id, _)| id == receiver)
+                .map(|(_, k)| k.clone())
+                .ok_or_else(|| anyhow!("receiver {receiver:?} is not in the story"))?;
+            self.ok(
+                Party::Institution(*receiver),
+                &[&key],
+                TxKind::ConfirmSettlement { cycle },
+            )
+            .await?;
+        }
+        let record: SettlementCycleRecord = self.sub.record(&path).await?;
+        ensure!(
+            record.awaiting.is_empty(),
+            "still awaiting {:?}",
+            record.awaiting
+        );
+        let shown: Vec<String> = positions
+            .iter()
+            .filter(|p| p.net != 0)
+            .map(|p| format!("{}:{} {}", p.institution.0, p.currency, yuan(p.net)))
+            .collect();
+        Ok(format!(
+            "OK: cycle {} nets [{}]; closed after {} confirmation(s)",
+            cycle.0,
+            shown.join(", "),
+            positions.iter().filter(|p| p.net > 0).count()
+        ))
+    }
+
+    async fn merchant_settlement(&mut self) -> Result<String> {
+        let merchant = self.cast.tea_house.id;
+        let takings = self.balance(merchant).await?;
+        let amount = u64::try_from(takings).context("Tea House's balance")?;
+        ensure!(amount > 0, "Tea House has nothing to settle");
+        let settlement = AccountId::institutional(
+            institution_id(BANK_A),
+            AccountKind::BankSettlement,
+            Currency::CNY,
+        );
+        let fees =
+            AccountId::institutional(institution_id(PLATFORM), AccountKind::Fee, Currency::CNY);
+        let (settlement_before, fees_before) =
+            (self.balance(settlement).await?, self.balance(fees).await?);
+        let (party, key) = (self.cast.tea_house.party(), self.cast.tea_house.key.clone());
+        let id = TransferId(self.id());
+        let receipt = self
+            .ok(party, &[&key], TxKind::SettleMerchant { id, amount })
+            .await?;
+        let (net, fee) = receipt.event("MerchantSettled", |e| match e {
+            Event::MerchantSettled { net, fee, .. } => Some((*net, *fee)),
+            _ => None,
+        })?;
+        let expected_fee = amount * u64::from(TEA_HOUSE_FEE_BPS) / 10_000;
+        ensure!(
+            fee == expected_fee && net + fee == amount,
+            "net {net} + fee {fee} for {amount}"
+        );
+        ensure!(
+            self.balance(merchant).await? == 0,
+            "Tea House still holds money"
+        );
+        ensure!(
+            self.balance(settlement).await? == settlement_before + i128::from(net),
+            "Bank A's settlement account did not receive the net"
+        );
+        ensure!(
+            self.balance(fees).await? == fees_before + i128::from(fee),
+            "the platform did not receive the fee"
+        );
+        Ok(format!(
+            "OK: MerchantSettled ¥{} to Bank A, fee ¥{} to the platform",
+            yuan(i128::from(net)),
+            yuan(i128::from(fee))
+        ))
+    }
+
+    async fn audit(&mut self) -> Result<String> {
+        let auditor = *self
+            .auditors
+            .first()
+            .ok_or_else(|| anyhow!("this devnet has no audit node"))?;
+        let target = self.height().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(AUDIT_CATCH_UP_MS);
+        let audit_height = loop {
+            let health = auditor.get("/health").await?;
+            if health.status != hyper::StatusCode::OK {
+                bail!("the audit node is unhealthy: {}", health.error_text());
+            }
+            let health: Health = health.json()?;
+            ensure!(
+                health.status == "ok",
+                "the audit node says {}",
+                health.status
+            );
+            let height = health.height.unwrap_or(0);
+            self.audit_verified_height = Some(height);
+            if height >= target {
+                break height;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "the audit node reached height {height}, the validators {target}, within {AUDIT_CATCH_UP_MS} ms"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        #[derive(Deserialize, PartialEq, Eq, Debug)]
+        struct Results {
+            state_root: Hash,
+        }
+        #[derive(Deserialize)]
+        struct Block {
+            hash: serde_json::Value,
+            results: Results,
+        }
+        // Its latest verified block, as every validator has it.
+        let path = format!("/v1/blocks/{audit_height}");
+        let audited: Block = auditor.get_json(&path).await?;
+        for (i, validator) in self.validators.iter().enumerate() {
+            let block: Block = validator
+                .get_json(&path)
+                .await
+                .with_context(|| format!("validator {i}"))?;
+            ensure!(
+                block.hash == audited.hash && block.results == audited.results,
+                "validator {i}'s block {audit_height} differs from the audit node's"
+            );
+        }
+        Ok(format!(
+            "OK: audit node healthy, verified up to {audit_height}; its state root there = {}… on all {} validators",
+            audited
+                .results
+                .state_root
+                .to_hex()
+                .get(..12)
+                .unwrap_or_default(),
+            self.validators.len()
+        ))
+    }
+}

@@ -97,6 +97,9 @@ fn run_node(config_path: &Path) -> Result<()> {
     runtime.block_on(serve(config, key, genesis))
 }
 
+/// How long open API connections (event streams) get to finish at shutdown.
+const API_SHUTDOWN_MS: std::time::Duration = std::time::Duration::from_millis(3_000);
+
 async fn serve(config: Config, key: SigningKey, genesis: GenesisFile) -> Result<()> {
     // Installed before anything starts, so a signal during start-up is not lost.
     let shutdown = shutdown_signal()?;
@@ -108,9 +111,21 @@ async fn serve(config: Config, key: SigningKey, genesis: GenesisFile) -> Result<
         observers = config.observers.len(),
         "starting node"
     );
-    // The HTTP API (`tally_node::api::serve`) is not built yet; when it is, it is started
-    // here on `config.api_address` with `node.context`.
+    // Bound before the node starts, so a busy port is reported before anything else runs.
+    let api_listener = tokio::net::TcpListener::bind(config.api_address)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", config.api_address))?;
+    let api_address = api_listener.local_addr()?;
     let node = Node::start(&config, key, &genesis, NodeOptions::default()).await?;
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(tally_node::api::serve(
+        api_listener,
+        node.context.clone(),
+        async move {
+            let _ = api_stopped.await;
+        },
+    ));
+    info!(address = %api_address, "HTTP API listening");
     let mut committed = node.context.committed.clone();
     let signal = tokio::select! {
         signal = shutdown => Some(signal),
@@ -126,6 +141,19 @@ async fn serve(config: Config, key: SigningKey, genesis: GenesisFile) -> Result<
     match signal {
         Some(name) => info!(signal = name, "shutting down"),
         None => info!("the chain task stopped; shutting down"),
+    }
+    // Stop taking requests first, then let the node flush and stop.
+    let _ = stop_api.send(());
+    // Open event streams never end by themselves: give them a bound, then cut them.
+    let api_abort = api.abort_handle();
+    match tokio::time::timeout(API_SHUTDOWN_MS, api).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the HTTP API stopped with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP API task failed"),
+        Err(_) => {
+            api_abort.abort();
+            info!("closed the HTTP API's open streams");
+        }
     }
     node.shutdown().await?;
     info!("stopped");

@@ -163,11 +163,21 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
         }
     });
 
-    let started =
-        wait_for_line(&lines, "node running").and_then(|()| wait_for_line(&lines, "committed"));
-    if let Err(e) = started {
-        let _ = child.kill();
-        return Err(e);
+    // The node logs these in an order that depends on timing (a lone validator may commit
+    // before the API line is written), so wait for all of them in any order.
+    let started = wait_for_all(&lines, &["node running", "HTTP API listening", "committed"])
+        .and_then(|found| health_of(found.get(1).map_or("", String::as_str)));
+    match started {
+        Ok(health) => {
+            if !health.starts_with("HTTP/1.1 200") || !health.contains("\"height\"") {
+                let _ = child.kill();
+                bail!("the API's /health answered: {health}");
+            }
+        }
+        Err(e) => {
+            let _ = child.kill();
+            return Err(e);
+        }
     }
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -190,12 +200,51 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
     Ok(())
 }
 
-fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) -> Result<()> {
+/// Asks the API named in a log line (`address=IP:PORT`) for `/health`, over plain HTTP/1.1.
+fn health_of(api_line: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let address = api_line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .context("no address in the API's log line")?;
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// Waits until each needle has appeared in some line; returns the first line for each.
+fn wait_for_all(lines: &mpsc::Receiver<String>, needles: &[&str]) -> Result<Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut found: Vec<Option<String>> = vec![None; needles.len()];
+    while found.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = lines.recv_timeout(left) else {
+            let missing: Vec<&str> = needles
+                .iter()
+                .zip(&found)
+                .filter(|(_, f)| f.is_none())
+                .map(|(n, _)| *n)
+                .collect();
+            bail!("no log lines containing {missing:?}");
+        };
+        for (needle, slot) in needles.iter().zip(found.iter_mut()) {
+            if slot.is_none() && line.contains(needle) {
+                *slot = Some(line.clone());
+            }
+        }
+    }
+    Ok(found.into_iter().flatten().collect())
+}
+
+fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return Ok(()),
+            Ok(line) if line.contains(needle) => return Ok(line),
             Ok(_) => {}
             Err(_) => bail!("no log line containing {needle:?}"),
         }

@@ -141,8 +141,8 @@ async fn up(validators: usize, observers: usize, dir: Option<PathBuf>) -> Result
     // Runs until Ctrl-C, or until a node dies on its own.
     let ended = loop {
         tokio::select! {
-            signal = tokio::signal::ctrl_c() => {
-                break signal.map(|()| None).map_err(|e| anyhow!("waiting for Ctrl-C: {e}"));
+            signal = interrupted() => {
+                break signal.map(|()| None);
             }
             () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
                 if let Some(exited) = network.exited() {
@@ -182,7 +182,10 @@ async fn demo(dir: Option<PathBuf>, api: Option<String>) -> Result<bool> {
                 .map(|n| n.api.address)
                 .ok_or_else(|| anyhow!("the devnet has no validator"));
             let summary = match submit_to {
-                Ok(address) => Ok(story::tell(&layout, address).await),
+                Ok(address) => tokio::select! {
+                    summary = story::tell(&layout, address) => Ok(summary),
+                    signal = interrupted() => signal.and_then(|()| Err(anyhow!("interrupted"))),
+                },
                 Err(e) => Err(e),
             };
             network.stop().await;
@@ -198,6 +201,16 @@ async fn demo(dir: Option<PathBuf>, api: Option<String>) -> Result<bool> {
         }
     }
     ok
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, so either stops the nodes cleanly.
+async fn interrupted() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("listening for Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
+    }
 }
 
 /// `http://127.0.0.1:8080` (or without the scheme) → a socket address.

@@ -108,7 +108,13 @@ async fn start(dir: &Path, validators: usize, observers: usize) -> Result<(Layou
     let tally = tally_binary()?;
     let (layout, resumed) = Layout::create_or_resume(dir, validators, observers, &tally)?;
     if resumed {
-        eprintln!("resuming the devnet in {}", dir.display());
+        let nodes = &layout.manifest.nodes;
+        let kept = layout.validators().count();
+        eprintln!(
+            "resuming the devnet in {} as it was made: {kept} validators, {} audit node(s)",
+            dir.display(),
+            nodes.len() - kept
+        );
     }
     let mut network = Network::start(&layout, &tally).await?;
     if let Err(e) = network.wait_committed().await {

@@ -32,14 +32,28 @@ pub fn tally_binary() -> Result<PathBuf> {
     let here = std::env::current_exe().context("finding this binary's path")?;
     let dir = here.parent().context("this binary has no directory")?;
     let beside = dir.join("tally");
+    let release = dir.ends_with("release");
+    let profile = if release { " --release" } else { "" };
+    // Under `cargo run` (which sets CARGO) the node is built, or brought up to date, first:
+    // the README's one command then works from a fresh clone and never runs a stale node.
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        eprintln!("building the node: cargo build{profile} -p tally-node --bin tally");
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-p", "tally-node", "--bin", "tally"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .context("running cargo build")?;
+        if !status.success() {
+            bail!("cargo build{profile} -p tally-node --bin tally failed");
+        }
+    }
     if beside.is_file() {
         return Ok(beside);
     }
-    let profile = if dir.ends_with("release") {
-        " --release"
-    } else {
-        ""
-    };
     bail!(
         "the `tally` binary is not in {} (build it with `cargo build{profile} -p tally-node --bin tally`, \
          or set TALLY_BIN)",

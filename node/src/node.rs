@@ -115,6 +115,7 @@ impl Node {
             block_bytes_max: usize_of(limits.block_bytes_max),
             timeouts: options.timeouts,
             observers: config.observers.clone(),
+            data_dir: config.data_dir.clone(),
         };
         let parts = Chain::open(
             settings,
@@ -200,6 +201,20 @@ impl Node {
             .await
             .map_err(|_| NodeError::Stopped)?;
         answer.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Hands decided blocks to the chain task exactly as the sync task does with what a peer
+    /// served, as if `from` had served them. Test equipment: lets a test play a peer that
+    /// serves a forged block, without a second network stack.
+    pub async fn deliver_synced(
+        &self,
+        from: PublicKey,
+        blocks: Vec<crate::chain::SyncedBlock>,
+    ) -> Result<(), NodeError> {
+        self.chain_inputs
+            .send(ChainInput::Synced { from, blocks })
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// Resolves when the chain task stops by itself (an error) rather than by shutdown.

@@ -3,6 +3,7 @@
 use tally_consensus::{BlockHash, Decision, Height, ValidatorSet};
 use tally_contracts::{BlockContext, ChainHead, Ledger, Party, TxKind};
 
+use super::audit::Offence;
 use super::{Chain, ChainError, INVARIANT_CHECK_EVERY_BLOCKS, Outbound, pool};
 use crate::block::{Block, BlockResults};
 use crate::storage::BlockCommit;
@@ -19,12 +20,27 @@ impl Chain {
         let block = match Block::decode(&decision.block) {
             Ok(b) => b,
             Err(e) => {
-                self.halt(height, &format!("decided block does not decode: {e}"));
+                self.raise_alarm(Offence {
+                    height,
+                    reason: format!("decided block does not decode: {e}"),
+                    block: &decision.block,
+                    certificate: &decision.certificate,
+                    peer: None,
+                });
                 return Ok(());
             }
         };
+        // For an audit node this is where a state root differing from its own re-execution
+        // shows: the header's root is the validators' root after the previous block, signed
+        // with the block by the quorum whose certificate consensus just verified.
         if let Err(reason) = self.check_header(&block, decision.height) {
-            self.halt(height, &reason);
+            self.raise_alarm(Offence {
+                height,
+                reason,
+                block: &decision.block,
+                certificate: &decision.certificate,
+                peer: None,
+            });
             return Ok(());
         }
         let block_hash = BlockHash::of(&decision.block);
@@ -33,7 +49,13 @@ impl Chain {
             None => match self.verify_block_txs(&block) {
                 Some(v) => v,
                 None => {
-                    self.halt(height, "a decided transaction's signatures do not verify");
+                    self.raise_alarm(Offence {
+                        height,
+                        reason: "a decided transaction's signatures do not verify".to_string(),
+                        block: &decision.block,
+                        certificate: &decision.certificate,
+                        peer: None,
+                    });
                     return Ok(());
                 }
             },
@@ -109,7 +131,13 @@ impl Chain {
             && (height == 1 || height.is_multiple_of(INVARIANT_CHECK_EVERY_BLOCKS))
             && let Err(violation) = tally_contracts::check_invariants(&self.storage)
         {
-            self.halt(height, &format!("ledger invariant violated: {violation:?}"));
+            self.raise_alarm(Offence {
+                height,
+                reason: format!("ledger invariant violated: {violation:?}"),
+                block: &decision.block,
+                certificate: &decision.certificate,
+                peer: None,
+            });
             return Ok(());
         }
         self.after_commit(&block, &tx_hashes);

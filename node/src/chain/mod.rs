@@ -8,6 +8,7 @@
 //! signer recorded it (the [`SledSignerStore`] flushes before returning); a `Decision` is
 //! executed and committed before the outputs after it (they belong to the next height).
 
+pub mod audit;
 mod commit;
 mod pool;
 mod proposal;
@@ -27,7 +28,7 @@ use tally_contracts::{
 };
 use tally_crypto::{Hash, KeyCache, PublicKey, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Mode;
 use crate::genesis::GenesisFile;
@@ -144,6 +145,8 @@ pub struct ChainSettings {
     pub timeouts: TimeoutConfig,
     /// Keys allowed to connect besides the validators.
     pub observers: BTreeSet<PublicKey>,
+    /// The node's data directory, where alarm evidence is kept (see [`audit`]).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The chain task's state. See the module documentation.
@@ -262,7 +265,7 @@ impl Chain {
         metrics
             .height
             .set(i64::try_from(head.height).unwrap_or(i64::MAX));
-        let chain = Chain {
+        let mut chain = Chain {
             chain_id,
             mode: settings.mode,
             storage,
@@ -285,6 +288,7 @@ impl Chain {
             halted: false,
             deferred: Vec::new(),
         };
+        chain.resume_alarm();
         Ok(ChainParts {
             chain,
             committed,
@@ -733,6 +737,20 @@ impl Chain {
                 // Not consecutive with what we have: a later poll fills the gap.
                 break;
             }
+            if self.mode == Mode::Audit
+                && let Err(reason) = self.check_certificate(&synced)
+            {
+                // An audit node's peers are the validators: a block they serve whose
+                // certificate does not verify is itself what the regulator must see.
+                self.raise_alarm(audit::Offence {
+                    height: height.0,
+                    reason,
+                    block: &synced.block,
+                    certificate: &synced.certificate,
+                    peer: Some(from),
+                });
+                break;
+            }
             let before = self.head.height;
             let out = self.consensus.step(Input::Decided {
                 block: synced.block,
@@ -754,13 +772,21 @@ impl Chain {
         Ok(())
     }
 
-    fn halt(&mut self, height: u64, reason: &str) {
-        error!(
-            height,
-            reason, "this node's state differs from the chain; it stops following"
-        );
-        self.metrics.audit_alarm.set(1);
-        self.halted = true;
+    /// The checks consensus makes of a decided block's certificate, with the reason when
+    /// one fails (consensus itself only drops such a block).
+    fn check_certificate(&mut self, synced: &SyncedBlock) -> Result<(), String> {
+        let certificate = &synced.certificate;
+        if certificate.block != BlockHash::of(&synced.block) {
+            return Err("the certificate is for another block".to_string());
+        }
+        let set = self
+            .consensus
+            .validator_sets()
+            .at(certificate.height)
+            .ok_or_else(|| format!("no validator set in force at {}", certificate.height.0))?;
+        certificate
+            .verify_with(set, &self.chain_id, &mut self.keys)
+            .map_err(|e| format!("the certificate does not verify: {e}"))
     }
 }
 

@@ -110,7 +110,10 @@ impl Chain {
             ));
         }
         if h.state_root != self.head.state_root {
-            return Err("state root differs from ours".to_string());
+            return Err(format!(
+                "state root {} differs from ours {}",
+                h.state_root, self.head.state_root
+            ));
         }
         if h.txs_root != txs_root(&block.txs) {
             return Err("transactions root does not match".to_string());

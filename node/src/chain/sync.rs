@@ -85,7 +85,8 @@ impl SyncTask {
                     Some((from, bytes, responder)) => self.serve(from, &bytes, responder).await,
                     None => return,
                 },
-                _ = tick.tick(), if self.fetch => {
+                // A node that raised the alarm has stopped following: no more fetching.
+                _ = tick.tick(), if self.fetch && self.metrics.audit_alarm.get() == 0 => {
                     next_peer = next_peer.wrapping_add(1);
                     self.fetch_from_a_peer(next_peer).await;
                 }

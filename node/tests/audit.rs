@@ -6,10 +6,18 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, ensure};
 use common::*;
+use tally_consensus::{
+    BlockHash, CommitCertificate, CommitSignature, Height, Round, Vote, VoteKind,
+};
 use tally_contracts::{AccountId, encoding, query};
-use tally_node::block::BlockResults;
+use tally_crypto::Hash;
+use tally_node::block::{Block, BlockHeader, BlockResults, txs_root};
+use tally_node::chain::SyncedBlock;
+use tally_node::chain::audit::read_evidence;
 use tally_node::config::Mode;
 use tally_node::service::SubmitError;
 
@@ -102,5 +110,179 @@ async fn the_audit_node_follows_four_validators_with_the_same_state() -> Result<
         matches!(refused, Err(SubmitError::ReadOnly)),
         "the audit node took a transaction: {refused:?}"
     );
+    cluster.shutdown().await
+}
+
+/// An empty block on top of the audit node's head at `height - 1`, claiming `state_root`,
+/// with a certificate really signed by all four validators' keys: what a corrupt quorum
+/// would produce.
+fn signed_block(cluster: &Cluster, height: u64, state_root: Hash) -> Result<SyncedBlock> {
+    let storage = &cluster.node(AUDIT)?.context.storage;
+    let parent_bytes = storage.block(height - 1)?.context("parent block missing")?;
+    let parent = Block::decode(&parent_bytes)?;
+    let block = Block {
+        header: BlockHeader {
+            chain_id: CHAIN.into(),
+            height,
+            time_ms: parent.header.time_ms + 1,
+            parent: BlockHash::of(&parent_bytes).0,
+            state_root,
+            txs_root: txs_root(&[]),
+            proposer: validator_key(0).public_key(),
+        },
+        txs: Vec::new(),
+        evidence: Vec::new(),
+        validator_updates: Vec::new(),
+    }
+    .encode();
+    let set = cluster.genesis.validator_set()?;
+    let mut signatures = Vec::new();
+    for i in 0..4 {
+        let key = validator_key(i);
+        let validator = set
+            .index_of(&key.public_key())
+            .context("validator not in the set")?;
+        let vote = Vote {
+            kind: VoteKind::Precommit,
+            height: Height(height),
+            round: Round(0),
+            block: Some(BlockHash::of(&block)),
+            validator,
+        };
+        let signature = key.sign(VoteKind::Precommit.domain(), CHAIN, &vote.signing_bytes());
+        signatures.push(CommitSignature {
+            validator,
+            signature,
+        });
+    }
+    signatures.sort();
+    Ok(SyncedBlock {
+        certificate: CommitCertificate {
+            height: Height(height),
+            round: Round(0),
+            block: BlockHash::of(&block),
+            signatures,
+        },
+        block,
+    })
+}
+
+/// Waits until the audit node's height has not moved for a while (nothing left in flight).
+async fn settled_height(cluster: &Cluster) -> Result<u64> {
+    let mut last = cluster.height(AUDIT)?;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = cluster.height(AUDIT)?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    anyhow::bail!("the audit node's height never settled")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certified_block_with_a_wrong_state_root_raises_the_alarm_and_stops_the_audit_node()
+-> Result<()> {
+    let mut cluster = validators_and_audit().await?;
+    transfers(&cluster, 5, 2).await?;
+    cluster.wait_height(AUDIT, cluster.height(0)?).await?;
+    // The validators stop; the test now plays the peer that serves the next block.
+    for i in 0..4 {
+        cluster.take(i)?.shutdown().await?;
+    }
+    let head = settled_height(&cluster).await?;
+    let ours = state_root_after(&cluster, AUDIT, head)?;
+    let forged_root = Hash::digest("test", b"not the state after the head");
+    let forged = signed_block(&cluster, head + 1, forged_root)?;
+    let honest = signed_block(&cluster, head + 1, ours)?;
+    let audit = cluster.node(AUDIT)?;
+    ensure!(audit.context.metrics.audit_alarm.get() == 0);
+    audit
+        .deliver_synced(validator_key(0).public_key(), vec![forged.clone()])
+        .await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while audit.context.metrics.audit_alarm.get() == 0 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no alarm in {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ensure!(
+        cluster.height(AUDIT)? == head,
+        "the forged block was committed"
+    );
+    // The evidence names the block, both roots, and holds the block and certificate.
+    let evidence = read_evidence(&cluster.data_dir(AUDIT))?;
+    let [kept] = evidence.as_slice() else {
+        anyhow::bail!("expected one piece of evidence, found {evidence:?}");
+    };
+    ensure!(kept.height == head + 1);
+    ensure!(kept.our_state_root == ours);
+    ensure!(kept.claimed_state_root == Some(forged_root));
+    ensure!(kept.block == hex::encode(&forged.block));
+    ensure!(kept.certificate == hex::encode(tally_consensus::encode(&forged.certificate)));
+    ensure!(
+        kept.reason.contains("state root"),
+        "reason: {}",
+        kept.reason
+    );
+    // It has stopped following: even the honest block is not taken.
+    audit
+        .deliver_synced(validator_key(1).public_key(), vec![honest.clone()])
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(
+        cluster.height(AUDIT)? == head,
+        "a halted audit node followed"
+    );
+    // The alarm survives a restart: the node comes back halted, with the alarm up.
+    cluster.take(AUDIT)?.kill().await;
+    cluster
+        .start_with(AUDIT, Mode::Audit, BTreeSet::new())
+        .await?;
+    let audit = cluster.node(AUDIT)?;
+    ensure!(
+        audit.context.metrics.audit_alarm.get() == 1,
+        "alarm cleared by a restart"
+    );
+    audit
+        .deliver_synced(validator_key(1).public_key(), vec![honest])
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(
+        cluster.height(AUDIT)? == head,
+        "a restarted halted audit node followed"
+    );
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_audit_node_restarts_and_resumes_verifying_where_it_stopped() -> Result<()> {
+    let mut cluster = validators_and_audit().await?;
+    transfers(&cluster, 5, 2).await?;
+    cluster.wait_height(AUDIT, cluster.height(0)?).await?;
+    let stopped_at = cluster.height(AUDIT)?;
+    cluster.take(AUDIT)?.kill().await;
+    // Its storage kept what it had verified: reopened, it starts from there.
+    cluster
+        .start_with(AUDIT, Mode::Audit, BTreeSet::new())
+        .await?;
+    let resumed_at = cluster.height(AUDIT)?;
+    ensure!(
+        resumed_at == stopped_at,
+        "killed at {stopped_at}, resumed at {resumed_at}"
+    );
+    // The chain moves on meanwhile (fresh wallets), and the audit node verifies it too.
+    let opening: Vec<_> = (500..505).flat_map(|id| open_wallet(id, 1_000)).collect();
+    let hashes = cluster.submit_all(&opening, |n| n % 4).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let height = cluster.height(0)?;
+    ensure!(height > resumed_at);
+    cluster.wait_all(height).await?;
+    cluster.wait_committed_ok(AUDIT, &hashes).await?;
+    cluster.assert_same_chain(height)?;
+    ensure!(cluster.node(AUDIT)?.context.metrics.audit_alarm.get() == 0);
     cluster.shutdown().await
 }

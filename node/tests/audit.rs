@@ -117,6 +117,16 @@ async fn the_audit_node_follows_four_validators_with_the_same_state() -> Result<
 /// with a certificate really signed by all four validators' keys: what a corrupt quorum
 /// would produce.
 fn signed_block(cluster: &Cluster, height: u64, state_root: Hash) -> Result<SyncedBlock> {
+    signed_by(cluster, height, state_root, 4)
+}
+
+/// [`signed_block`] with the precommits of only the first `signers` validators.
+fn signed_by(
+    cluster: &Cluster,
+    height: u64,
+    state_root: Hash,
+    signers: usize,
+) -> Result<SyncedBlock> {
     let storage = &cluster.node(AUDIT)?.context.storage;
     let parent_bytes = storage.block(height - 1)?.context("parent block missing")?;
     let parent = Block::decode(&parent_bytes)?;
@@ -137,7 +147,7 @@ fn signed_block(cluster: &Cluster, height: u64, state_root: Hash) -> Result<Sync
     .encode();
     let set = cluster.genesis.validator_set()?;
     let mut signatures = Vec::new();
-    for i in 0..4 {
+    for i in 0..signers {
         let key = validator_key(i);
         let validator = set
             .index_of(&key.public_key())
@@ -167,6 +177,34 @@ fn signed_block(cluster: &Cluster, height: u64, state_root: Hash) -> Result<Sync
     })
 }
 
+/// An audit node that followed four validators through some transfers, after the
+/// validators stopped: the test then plays the peer that serves the next block. Returns the
+/// audit node's head.
+async fn audit_node_alone() -> Result<(Cluster, u64)> {
+    let mut cluster = validators_and_audit().await?;
+    transfers(&cluster, 5, 2).await?;
+    cluster.wait_height(AUDIT, cluster.height(0)?).await?;
+    for i in 0..4 {
+        cluster.take(i)?.shutdown().await?;
+    }
+    let head = settled_height(&cluster).await?;
+    Ok((cluster, head))
+}
+
+/// Waits until the audit node raised the alarm.
+async fn wait_alarm(cluster: &Cluster) -> Result<()> {
+    let audit = cluster.node(AUDIT)?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while audit.context.metrics.audit_alarm.get() == 0 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no alarm in {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// Waits until the audit node's height has not moved for a while (nothing left in flight).
 async fn settled_height(cluster: &Cluster) -> Result<u64> {
     let mut last = cluster.height(AUDIT)?;
@@ -184,14 +222,7 @@ async fn settled_height(cluster: &Cluster) -> Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certified_block_with_a_wrong_state_root_raises_the_alarm_and_stops_the_audit_node()
 -> Result<()> {
-    let mut cluster = validators_and_audit().await?;
-    transfers(&cluster, 5, 2).await?;
-    cluster.wait_height(AUDIT, cluster.height(0)?).await?;
-    // The validators stop; the test now plays the peer that serves the next block.
-    for i in 0..4 {
-        cluster.take(i)?.shutdown().await?;
-    }
-    let head = settled_height(&cluster).await?;
+    let (mut cluster, head) = audit_node_alone().await?;
     let ours = state_root_after(&cluster, AUDIT, head)?;
     let forged_root = Hash::digest("test", b"not the state after the head");
     let forged = signed_block(&cluster, head + 1, forged_root)?;
@@ -201,14 +232,7 @@ async fn a_certified_block_with_a_wrong_state_root_raises_the_alarm_and_stops_th
     audit
         .deliver_synced(validator_key(0).public_key(), vec![forged.clone()])
         .await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while audit.context.metrics.audit_alarm.get() == 0 {
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no alarm in {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_alarm(&cluster).await?;
     ensure!(
         cluster.height(AUDIT)? == head,
         "the forged block was committed"
@@ -263,7 +287,9 @@ async fn a_killed_audit_node_restarts_and_resumes_verifying_where_it_stopped() -
     let mut cluster = validators_and_audit().await?;
     transfers(&cluster, 5, 2).await?;
     cluster.wait_height(AUDIT, cluster.height(0)?).await?;
+    // It may commit one more block between this read and the kill; never fewer.
     let stopped_at = cluster.height(AUDIT)?;
+    ensure!(stopped_at > 0);
     cluster.take(AUDIT)?.kill().await;
     // Its storage kept what it had verified: reopened, it starts from there.
     cluster
@@ -271,7 +297,7 @@ async fn a_killed_audit_node_restarts_and_resumes_verifying_where_it_stopped() -
         .await?;
     let resumed_at = cluster.height(AUDIT)?;
     ensure!(
-        resumed_at == stopped_at,
+        resumed_at >= stopped_at,
         "killed at {stopped_at}, resumed at {resumed_at}"
     );
     // The chain moves on meanwhile (fresh wallets), and the audit node verifies it too.
@@ -284,5 +310,35 @@ async fn a_killed_audit_node_restarts_and_resumes_verifying_where_it_stopped() -
     cluster.wait_committed_ok(AUDIT, &hashes).await?;
     cluster.assert_same_chain(height)?;
     ensure!(cluster.node(AUDIT)?.context.metrics.audit_alarm.get() == 0);
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_whose_certificate_lacks_a_quorum_raises_the_alarm() -> Result<()> {
+    let (cluster, head) = audit_node_alone().await?;
+    let ours = state_root_after(&cluster, AUDIT, head)?;
+    // The right state root, but precommits of only 2 of 4 validators: below 2f+1.
+    let short = signed_by(&cluster, head + 1, ours, 2)?;
+    let audit = cluster.node(AUDIT)?;
+    audit
+        .deliver_synced(validator_key(0).public_key(), vec![short.clone()])
+        .await?;
+    wait_alarm(&cluster).await?;
+    ensure!(
+        cluster.height(AUDIT)? == head,
+        "a block without a quorum was committed"
+    );
+    let evidence = read_evidence(&cluster.data_dir(AUDIT))?;
+    let [kept] = evidence.as_slice() else {
+        anyhow::bail!("expected one piece of evidence, found {evidence:?}");
+    };
+    ensure!(kept.height == head + 1);
+    ensure!(
+        kept.reason.contains("certificate"),
+        "reason: {}",
+        kept.reason
+    );
+    ensure!(kept.block == hex::encode(&short.block));
+    ensure!(kept.peer == Some(validator_key(0).public_key().to_string()));
     cluster.shutdown().await
 }

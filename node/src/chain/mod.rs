@@ -61,9 +61,6 @@ pub const BLOCK_TIME_DRIFT_MS_MAX: u64 = 2_000;
 const PENDING_EVIDENCE_MAX: usize = 64;
 /// The most validator updates kept for a later block.
 const PENDING_UPDATES_MAX: usize = 16;
-/// The ledger invariants (a full scan) are checked after every this many blocks in debug
-/// builds; never in release builds.
-const INVARIANT_CHECK_EVERY_BLOCKS: u64 = 8;
 /// How long a proposer with an empty mempool waits before proposing (an empty block, or what
 /// arrived meanwhile): keeps an idle chain from committing empty blocks as fast as it can.
 /// Below every propose timeout, so the round does not time out.

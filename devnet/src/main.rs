@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod client;
 mod layout;
 mod processes;
@@ -56,6 +57,28 @@ enum DevnetCommand {
         #[arg(long, value_name = "URL", requires = "dir")]
         api: Option<String>,
     },
+    /// Load a devnet this command starts (or, with --api, running ones) with signed
+    /// transfers and payments, and report throughput, commit latency, memory and the
+    /// signature-verification ceiling.
+    Bench {
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Target submissions per second; as fast as the network takes them if absent.
+        #[arg(long)]
+        rate: Option<u64>,
+        #[arg(long, value_enum, default_value_t = bench::Mix::Transfers)]
+        mix: bench::Mix,
+        /// Print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+        /// The devnet's directory; a fresh temporary one (removed after) if absent.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Running validators' APIs, e.g. http://127.0.0.1:8080 (requires --dir).
+        #[arg(long, value_name = "URL", requires = "dir", num_args = 1..)]
+        api: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +104,22 @@ fn main() -> std::process::ExitCode {
                 dir,
             } => up(validators, observers, dir).await,
             DevnetCommand::Demo { dir, api } => demo(dir, api).await,
+            DevnetCommand::Bench {
+                duration,
+                rate,
+                mix,
+                json,
+                dir,
+                api,
+            } => {
+                let options = bench::Options {
+                    duration_s: duration,
+                    rate,
+                    mix,
+                    json,
+                };
+                bench(options, dir, api).await
+            }
         }
     });
     match result {
@@ -196,6 +235,57 @@ async fn demo(dir: Option<PathBuf>, api: Option<String>) -> Result<bool> {
             };
             network.stop().await;
             summary.map(|s| s.steps_failed == 0)
+        }
+        Err(e) => Err(e),
+    };
+    if temporary {
+        if ok.as_ref().is_ok_and(|ok| *ok) {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            eprintln!("the devnet's directory (logs) is kept: {}", dir.display());
+        }
+    }
+    ok
+}
+
+async fn bench(options: bench::Options, dir: Option<PathBuf>, api: Vec<String>) -> Result<bool> {
+    if let Some(dir) = &dir
+        && !api.is_empty()
+    {
+        let layout = Layout::read(dir)?;
+        let validators = api
+            .iter()
+            .map(|u| parse_api_url(u))
+            .collect::<Result<Vec<_>>>()?;
+        let report = bench::run(&layout, &validators, &[], &options).await?;
+        bench::print(&report, options.json)?;
+        return Ok(report.committed > 0);
+    }
+    let (dir, temporary) = match dir {
+        Some(d) => (d, false),
+        None => (fresh_dir()?, true),
+    };
+    let (layout, mut network) = start(&dir, 4, 1).await?;
+    let validators: Vec<SocketAddr> = network.validators().map(|n| n.api.address).collect();
+    let pids: Vec<bench::NodePid> = network
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            n.pid().map(|pid| bench::NodePid {
+                name: n.spec.name.clone(),
+                pid,
+            })
+        })
+        .collect();
+    let report = tokio::select! {
+        report = bench::run(&layout, &validators, &pids, &options) => report,
+        signal = interrupted() => signal.and_then(|()| Err(anyhow!("interrupted"))),
+    };
+    network.stop().await;
+    let ok = match report {
+        Ok(report) => {
+            bench::print(&report, options.json)?;
+            Ok(report.committed > 0)
         }
         Err(e) => Err(e),
     };

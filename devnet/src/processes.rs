@@ -70,6 +70,13 @@ pub struct NodeProcess {
     child: Child,
 }
 
+impl NodeProcess {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
 /// The running devnet.
 #[derive(Debug)]
 pub struct Network {

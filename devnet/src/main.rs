@@ -87,6 +87,8 @@ fn main() -> std::process::ExitCode {
             std::env::var("RUST_LOG").unwrap_or_else(|_| "tally_devnet=info".to_string()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads a terminal, not in files and CI logs.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {

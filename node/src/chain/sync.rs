@@ -74,22 +74,70 @@ pub struct SyncTask {
 }
 
 impl SyncTask {
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let SyncTask {
+            storage,
+            network,
+            committed,
+            chain,
+            requests,
+            metrics,
+            response_bytes_max,
+            fetch,
+        } = self;
+        // Serving runs in its own task: a node waiting for a peer's answer must still answer
+        // that peer's request, or two nodes asking each other at once would both wait out
+        // the request timeout (and a behind node would stall for that long).
+        let server = Server {
+            storage,
+            network: network.clone(),
+            response_bytes_max,
+        };
+        let serving = tokio::spawn(server.run(requests, shutdown.clone()));
+        let fetcher = Fetcher {
+            network,
+            committed,
+            chain,
+            metrics,
+            response_bytes_max,
+        };
         let mut tick = tokio::time::interval(Duration::from_millis(SYNC_INTERVAL_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_peer = 0usize;
         loop {
             tokio::select! {
+                _ = shutdown.changed() => break,
+                // A node that raised the alarm has stopped following: no more fetching.
+                _ = tick.tick(), if fetch && fetcher.metrics.audit_alarm.get() == 0 => {
+                    next_peer = next_peer.wrapping_add(1);
+                    fetcher.fetch_from_a_peer(next_peer).await;
+                }
+            }
+        }
+        let _ = serving.await;
+    }
+}
+
+/// Answers peers' sync requests from storage.
+struct Server {
+    storage: Storage,
+    network: NetworkHandle,
+    response_bytes_max: usize,
+}
+
+impl Server {
+    async fn run(
+        self,
+        mut requests: mpsc::Receiver<(PublicKey, Vec<u8>, SyncResponder)>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
                 _ = shutdown.changed() => return,
-                request = self.requests.recv() => match request {
+                request = requests.recv() => match request {
                     Some((from, bytes, responder)) => self.serve(from, &bytes, responder).await,
                     None => return,
                 },
-                // A node that raised the alarm has stopped following: no more fetching.
-                _ = tick.tick(), if self.fetch && self.metrics.audit_alarm.get() == 0 => {
-                    next_peer = next_peer.wrapping_add(1);
-                    self.fetch_from_a_peer(next_peer).await;
-                }
             }
         }
     }
@@ -112,7 +160,18 @@ impl SyncTask {
             Err(e) => warn!(error = %e, "cannot read blocks to serve"),
         }
     }
+}
 
+/// Asks peers, one at a time, for the blocks after this node's head.
+struct Fetcher {
+    network: NetworkHandle,
+    committed: watch::Receiver<u64>,
+    chain: mpsc::Sender<ChainInput>,
+    metrics: std::sync::Arc<Metrics>,
+    response_bytes_max: usize,
+}
+
+impl Fetcher {
     async fn fetch_from_a_peer(&self, turn: usize) {
         let Ok(peers) = self.network.connected_peers().await else {
             return;

@@ -8,20 +8,15 @@
 
 #![forbid(unsafe_code)]
 
-mod bench;
-mod client;
-mod layout;
-mod processes;
-mod story;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 
-use crate::layout::Layout;
-use crate::processes::{Network, tally_binary};
+use tally_devnet::layout::Layout;
+use tally_devnet::processes::{Network, tally_binary};
+use tally_devnet::{bench, story};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -7,6 +7,7 @@
 //!   would: bit flips, truncation, extension, random overwrite, an inflated length prefix, a
 //!   re-encoded non-canonical (overlong) varint.
 //! - [`cases`]: the proptest case count, `TALLY_FUZZ_CASES=N` to run longer.
+//! - [`binaries`]: the `tally` binary for the suites that run real node processes.
 
 use proptest::prelude::*;
 
@@ -502,5 +503,43 @@ pub mod mutate {
             4 => proptest::collection::vec(any::<u8>(), 0..64),
             1 => proptest::collection::vec(any::<u8>(), 0..max.max(1)),
         ]
+    }
+}
+
+/// The binaries of this workspace that the process-level suites run.
+pub mod binaries {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    /// The `tally` binary of this build, built (or brought up to date) first with the same
+    /// profile as the test: cargo builds another package's binaries for a test only when
+    /// they belong to the test's own package. Answers an error in words when the build fails.
+    pub fn tally() -> Result<PathBuf, String> {
+        let here = std::env::current_exe().map_err(|e| format!("finding the test binary: {e}"))?;
+        // target/<profile>/deps/<test>: the binaries are in target/<profile>.
+        let dir = here
+            .parent()
+            .and_then(|deps| deps.parent())
+            .ok_or("the test binary is not in a cargo target directory")?;
+        let release = dir.ends_with("release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "tally-node", "--bin", "tally"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .map_err(|e| format!("running cargo build: {e}"))?;
+        if !status.success() {
+            return Err("cargo build -p tally-node --bin tally failed".into());
+        }
+        let tally = dir.join("tally");
+        if tally.is_file() {
+            Ok(tally)
+        } else {
+            Err(format!("{} was not built", tally.display()))
+        }
     }
 }

@@ -1,0 +1,12 @@
+//! The devnet as a library: the layout of a local network on disk (keys, genesis, configs),
+//! its `tally` node processes, the HTTP client that signs and submits, the payment story and
+//! the load generator. The `tally-devnet` binary is a thin command line over these; the
+//! cross-crate fault suites in `tests/` drive real node processes through them too.
+
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod client;
+pub mod layout;
+pub mod processes;
+pub mod story;

@@ -42,6 +42,13 @@ pub(crate) fn record_obligation(
         .checked_add(u128::from(amount))
         .ok_or(Rejection::Overflow)?;
     tx.state.put(k, &open);
+    // The institutions' back offices follow their obligations from the event stream.
+    tx.emit(Event::ObligationRecorded {
+        currency,
+        from,
+        to,
+        amount,
+    });
     Ok(())
 }
 

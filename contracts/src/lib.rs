@@ -62,39 +62,4 @@ pub use types::{
 };
 pub use verify::{VerifiedTransaction, VerifyError, verify_transactions};
 
-/// Read access to records by id, for queries and tests.
-pub mod query {
-    use crate::state::{State, key};
-    use crate::{
-        Account, AccountId, Bill, BillId, CycleId, ExecutionError, Hold, Institution,
-        InstitutionId, Order, OrderId, SettlementCycleRecord, StateStore, TransferId,
-    };
-
-    pub fn account(
-        store: &dyn StateStore,
-        id: AccountId,
-    ) -> Result<Option<Account>, ExecutionError> {
-        State::new(store).get(&key::account(id))
-    }
-    pub fn institution(
-        store: &dyn StateStore,
-        id: InstitutionId,
-    ) -> Result<Option<Institution>, ExecutionError> {
-        State::new(store).get(&key::institution(id))
-    }
-    pub fn order(store: &dyn StateStore, id: OrderId) -> Result<Option<Order>, ExecutionError> {
-        State::new(store).get(&key::order(id))
-    }
-    pub fn bill(store: &dyn StateStore, id: BillId) -> Result<Option<Bill>, ExecutionError> {
-        State::new(store).get(&key::bill(id))
-    }
-    pub fn hold(store: &dyn StateStore, id: TransferId) -> Result<Option<Hold>, ExecutionError> {
-        State::new(store).get(&key::hold(id))
-    }
-    pub fn cycle(
-        store: &dyn StateStore,
-        id: CycleId,
-    ) -> Result<Option<SettlementCycleRecord>, ExecutionError> {
-        State::new(store).get(&key::cycle(id))
-    }
-}
+pub mod query;

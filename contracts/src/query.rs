@@ -1,0 +1,303 @@
+//! Read access to committed records, for queries, audit reports and tests: records by id,
+//! bounded scans of one kind of record, and the postings each event stands for.
+//!
+//! Nothing here writes. Scans take a limit and answer at most that many records, in key
+//! order, so a caller can page on from the last one it got.
+
+use serde::Serialize;
+
+use crate::state::{State, decode_record, key};
+use crate::{
+    Account, AccountId, AccountKind, Amount, Bill, BillId, Currency, CycleId, Event,
+    ExecutionError, Hold, Institution, InstitutionId, Ledger, Order, OrderId,
+    SettlementCycleRecord, StateStore, TransferId, TxKind,
+};
+
+pub fn account(store: &dyn StateStore, id: AccountId) -> Result<Option<Account>, ExecutionError> {
+    State::new(store).get(&key::account(id))
+}
+pub fn institution(
+    store: &dyn StateStore,
+    id: InstitutionId,
+) -> Result<Option<Institution>, ExecutionError> {
+    State::new(store).get(&key::institution(id))
+}
+pub fn order(store: &dyn StateStore, id: OrderId) -> Result<Option<Order>, ExecutionError> {
+    State::new(store).get(&key::order(id))
+}
+pub fn bill(store: &dyn StateStore, id: BillId) -> Result<Option<Bill>, ExecutionError> {
+    State::new(store).get(&key::bill(id))
+}
+pub fn hold(store: &dyn StateStore, id: TransferId) -> Result<Option<Hold>, ExecutionError> {
+    State::new(store).get(&key::hold(id))
+}
+pub fn cycle(
+    store: &dyn StateStore,
+    id: CycleId,
+) -> Result<Option<SettlementCycleRecord>, ExecutionError> {
+    State::new(store).get(&key::cycle(id))
+}
+
+/// Accounts in id order, starting after `after` (from the first when `None`), at most
+/// `limit` of them.
+pub fn accounts(
+    store: &dyn StateStore,
+    after: Option<AccountId>,
+    limit: usize,
+) -> Result<Vec<Account>, ExecutionError> {
+    let (first, end) = key::tag_range(key::ACCOUNT);
+    let start: Vec<u8> = match after {
+        None => first,
+        Some(AccountId(u128::MAX)) => return Ok(Vec::new()),
+        Some(AccountId(id)) => key::account(AccountId(id.saturating_add(1))).into(),
+    };
+    store
+        .scan(&start, &end, limit)?
+        .iter()
+        .map(|(k, v)| decode_record(k, v))
+        .collect()
+}
+
+/// Open holds in transfer-id order, at most `limit` of them.
+pub fn holds(store: &dyn StateStore, limit: usize) -> Result<Vec<Hold>, ExecutionError> {
+    let (start, end) = key::tag_range(key::HOLD);
+    store
+        .scan(&start, &end, limit)?
+        .iter()
+        .map(|(k, v)| decode_record(k, v))
+        .collect()
+}
+
+/// An interbank obligation not yet netted by a settlement cycle: `from` owes `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Obligation {
+    pub currency: Currency,
+    pub from: InstitutionId,
+    pub to: InstitutionId,
+    pub amount: u128,
+}
+
+/// Open obligations in (currency, from, to) order, at most `limit` of them.
+pub fn obligations(
+    store: &dyn StateStore,
+    limit: usize,
+) -> Result<Vec<Obligation>, ExecutionError> {
+    let (start, end) = key::tag_range(key::OBLIGATION);
+    store
+        .scan(&start, &end, limit)?
+        .iter()
+        .map(|(k, v)| {
+            let corrupt = || ExecutionError::Corrupt { key: k.clone() };
+            let rest = k.strip_prefix(&[key::OBLIGATION]).ok_or_else(corrupt)?;
+            let (currency, rest) = rest.split_first_chunk::<3>().ok_or_else(corrupt)?;
+            let (from, rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+            let to: [u8; 4] = rest.try_into().map_err(|_| corrupt())?;
+            Ok(Obligation {
+                currency: Currency(*currency),
+                from: InstitutionId(u32::from_be_bytes(*from)),
+                to: InstitutionId(u32::from_be_bytes(to)),
+                amount: decode_record(k, v)?,
+            })
+        })
+        .collect()
+}
+
+/// One posted debit-credit pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Posting {
+    pub debit: AccountId,
+    pub credit: AccountId,
+    pub amount: Amount,
+}
+
+/// Money an event moved: who paid whom how much (in the payer's currency), and the
+/// postings that made it, exactly as the ledger posted them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Movement {
+    pub kind: &'static str,
+    pub from: AccountId,
+    pub to: AccountId,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub postings: Vec<Posting>,
+}
+
+fn record<T>(found: Option<T>, k: &[u8]) -> Result<T, ExecutionError> {
+    found.ok_or_else(|| ExecutionError::Corrupt { key: k.to_vec() })
+}
+
+fn account_of(store: &dyn StateStore, id: AccountId) -> Result<Account, ExecutionError> {
+    record(account(store, id)?, &key::account(id))
+}
+
+fn order_of(store: &dyn StateStore, id: OrderId) -> Result<Order, ExecutionError> {
+    record(order(store, id)?, &key::order(id))
+}
+
+/// The posted money movement an event records, if it records one (holds placed or voided
+/// post nothing). `kind` is the transaction that caused the event, when one did: a
+/// remittance's event does not name its FX provider.
+///
+/// What the event leaves out is read from committed state that later blocks do not change:
+/// an account's currency and institution, a paid order's funding account, the platform.
+pub fn movement(
+    store: &dyn StateStore,
+    event: &Event,
+    kind: Option<&TxKind>,
+) -> Result<Option<Movement>, ExecutionError> {
+    let one = |name, from: AccountId, to: AccountId, amount: Amount, currency| Movement {
+        kind: name,
+        from,
+        to,
+        amount,
+        currency,
+        postings: vec![Posting {
+            debit: from,
+            credit: to,
+            amount,
+        }],
+    };
+    let currency_of = |id| account_of(store, id).map(|a| a.currency);
+    Ok(Some(match event {
+        Event::ToppedUp {
+            account,
+            bank,
+            amount,
+            ..
+        } => {
+            let currency = currency_of(*account)?;
+            let issuance = AccountId::institutional(*bank, AccountKind::BankIssuance, currency);
+            one("ToppedUp", issuance, *account, *amount, currency)
+        }
+        Event::Withdrawn {
+            account,
+            bank,
+            amount,
+            ..
+        } => {
+            let currency = currency_of(*account)?;
+            let issuance = AccountId::institutional(*bank, AccountKind::BankIssuance, currency);
+            one("Withdrawn", *account, issuance, *amount, currency)
+        }
+        Event::TransferReceived {
+            from, to, amount, ..
+        } => one("TransferReceived", *from, *to, *amount, currency_of(*from)?),
+        Event::PaymentCompleted {
+            order,
+            merchant,
+            amount,
+            ..
+        } => {
+            let o = order_of(store, *order)?;
+            let funding = record(o.funding, &key::order(*order))?;
+            one("PaymentCompleted", funding, *merchant, *amount, o.currency)
+        }
+        Event::Refunded { order, amount, .. } => {
+            let o = order_of(store, *order)?;
+            let funding = record(o.funding, &key::order(*order))?;
+            one("Refunded", o.merchant, funding, *amount, o.currency)
+        }
+        Event::CollectedByCode {
+            payer,
+            merchant,
+            amount,
+            ..
+        } => one(
+            "CollectedByCode",
+            *payer,
+            *merchant,
+            *amount,
+            currency_of(*payer)?,
+        ),
+        Event::MerchantPaid {
+            payer,
+            merchant,
+            amount,
+            ..
+        } => one(
+            "MerchantPaid",
+            *payer,
+            *merchant,
+            *amount,
+            currency_of(*payer)?,
+        ),
+        Event::BillPaid {
+            payer,
+            biller,
+            amount,
+            ..
+        } => one("BillPaid", *payer, *biller, *amount, currency_of(*payer)?),
+        Event::MerchantSettled {
+            merchant,
+            bank,
+            net,
+            fee,
+            ..
+        } => {
+            let currency = currency_of(*merchant)?;
+            let settlement = AccountId::institutional(*bank, AccountKind::BankSettlement, currency);
+            let platform = Ledger::rules(store)?.platform;
+            let fees = AccountId::institutional(platform, AccountKind::Fee, currency);
+            let mut postings = Vec::with_capacity(2);
+            if *net > 0 {
+                postings.push(Posting {
+                    debit: *merchant,
+                    credit: settlement,
+                    amount: *net,
+                });
+            }
+            if *fee > 0 {
+                postings.push(Posting {
+                    debit: *merchant,
+                    credit: fees,
+                    amount: *fee,
+                });
+            }
+            Movement {
+                kind: "MerchantSettled",
+                from: *merchant,
+                to: settlement,
+                amount: net.saturating_add(*fee),
+                currency,
+                postings,
+            }
+        }
+        Event::RemittanceCredited {
+            sender,
+            beneficiary,
+            debited,
+            debit_currency,
+            credited,
+            credit_currency,
+            ..
+        } => {
+            let Some(TxKind::CrossBorderTransfer { provider, .. }) = kind else {
+                return Err(ExecutionError::Corrupt {
+                    key: key::account(*sender).into(),
+                });
+            };
+            let liquidity =
+                |currency| AccountId::institutional(*provider, AccountKind::FxLiquidity, currency);
+            Movement {
+                kind: "RemittanceCredited",
+                from: *sender,
+                to: *beneficiary,
+                amount: *debited,
+                currency: *debit_currency,
+                postings: vec![
+                    Posting {
+                        debit: *sender,
+                        credit: liquidity(*debit_currency),
+                        amount: *debited,
+                    },
+                    Posting {
+                        debit: liquidity(*credit_currency),
+                        credit: *beneficiary,
+                        amount: *credited,
+                    },
+                ],
+            }
+        }
+        _ => return Ok(None),
+    }))
+}

@@ -20,6 +20,20 @@
 //! [limits]                                 # every field optional; defaults shown in `Limits`
 //! message_bytes_max = 4194304
 //! ```
+//!
+//! Test builds only (debug assertions on; a release build refuses to start with "test fault
+//! modes are refused by release builds"): a `[test_faults]` section makes the node faulty
+//! on purpose, for fault tests. Every key is optional; see [`TestFaults`].
+//!
+//! ```toml
+//! [test_faults]
+//! # "equivocating-proposer" | "double-voter" | "silent" | "invalid-blocks"
+//! byzantine = "invalid-blocks"
+//! # with "invalid-blocks" only, and then required: "bad-signature" | "wrong-state-root"
+//! invalid_block = "bad-signature"
+//! # polled every 200 ms; one hex public key (or libp2p peer id) a line, '#' comments
+//! blocked_peers_file = "blocked-peers.txt"
+//! ```
 
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
@@ -90,6 +104,10 @@ pub enum ConfigError {
     GenesisFileMissing { path: PathBuf },
     #[error("data_dir {path} exists and is not a directory")]
     DataDirNotDirectory { path: PathBuf },
+    #[error("[test_faults]: test fault modes are refused by release builds")]
+    TestFaultsInRelease,
+    #[error("[test_faults]: {0}")]
+    TestFaults(String),
 }
 
 /// What the node does.
@@ -139,6 +157,101 @@ impl Default for Limits {
     }
 }
 
+/// Test-only fault modes (`[test_faults]`), refused by release builds. The default is an
+/// honest node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestFaults {
+    /// How this validator misbehaves in consensus, if at all.
+    pub byzantine: Option<Byzantine>,
+    /// A file the network polls (every 200 ms): the peers listed there (hex public keys or
+    /// libp2p peer ids, one a line, `#` starts a comment) are disconnected and refused both
+    /// ways, and their messages dropped, until their line is removed. A missing file blocks
+    /// nobody. Lets a test build and heal partitions without root.
+    pub blocked_peers_file: Option<PathBuf>,
+}
+
+impl TestFaults {
+    pub fn is_honest(&self) -> bool {
+        self.byzantine.is_none() && self.blocked_peers_file.is_none()
+    }
+}
+
+/// A Byzantine validator's behaviour (see `crate::faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Byzantine {
+    /// `"equivocating-proposer"`: as proposer, signs and sends a second, different block for
+    /// the same height and round, to every peer.
+    EquivocatingProposer,
+    /// `"double-voter"`: every prevote and precommit is followed by a conflicting one (nil
+    /// for a block, a made-up block for nil), signed with the key past the signer's record.
+    DoubleVoter,
+    /// `"silent"`: sends no consensus message at all; still follows the chain by sync.
+    Silent,
+    /// `"invalid-blocks"`: as proposer, proposes only blocks of the given kind.
+    InvalidBlocks(InvalidBlock),
+}
+
+/// What is wrong with the blocks an `"invalid-blocks"` validator proposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvalidBlock {
+    /// `"bad-signature"`: a transaction whose signature does not verify.
+    BadSignature,
+    /// `"wrong-state-root"`: a header whose state root is not the state after the parent.
+    WrongStateRoot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ByzantineName {
+    EquivocatingProposer,
+    DoubleVoter,
+    Silent,
+    InvalidBlocks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestFaultsEntry {
+    byzantine: Option<ByzantineName>,
+    invalid_block: Option<InvalidBlock>,
+    blocked_peers_file: Option<PathBuf>,
+}
+
+fn check_test_faults(
+    entry: Option<TestFaultsEntry>,
+    base: &Path,
+) -> Result<TestFaults, ConfigError> {
+    let Some(entry) = entry else {
+        return Ok(TestFaults::default());
+    };
+    // Even an empty section: a release binary is never started from a test's config.
+    if !cfg!(debug_assertions) {
+        return Err(ConfigError::TestFaultsInRelease);
+    }
+    let byzantine = match (entry.byzantine, entry.invalid_block) {
+        (None, None) => None,
+        (Some(ByzantineName::InvalidBlocks), Some(kind)) => Some(Byzantine::InvalidBlocks(kind)),
+        (Some(ByzantineName::InvalidBlocks), None) => {
+            return Err(ConfigError::TestFaults(
+                "byzantine = \"invalid-blocks\" needs invalid_block = \"bad-signature\" or \"wrong-state-root\"".to_string(),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ConfigError::TestFaults(
+                "invalid_block goes only with byzantine = \"invalid-blocks\"".to_string(),
+            ));
+        }
+        (Some(ByzantineName::EquivocatingProposer), None) => Some(Byzantine::EquivocatingProposer),
+        (Some(ByzantineName::DoubleVoter), None) => Some(Byzantine::DoubleVoter),
+        (Some(ByzantineName::Silent), None) => Some(Byzantine::Silent),
+    };
+    Ok(TestFaults {
+        byzantine,
+        blocked_peers_file: entry.blocked_peers_file.map(|p| base.join(p)),
+    })
+}
+
 /// A checked configuration. Paths are absolute or relative to the working directory.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -156,6 +269,8 @@ pub struct Config {
     pub api_address: SocketAddr,
     pub genesis_file: PathBuf,
     pub limits: Limits,
+    /// Test-only fault modes; empty (honest) unless the file has `[test_faults]`.
+    pub test_faults: TestFaults,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +288,7 @@ struct ConfigFile {
     genesis_file: PathBuf,
     #[serde(default)]
     limits: Limits,
+    test_faults: Option<TestFaultsEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +315,7 @@ impl Config {
 
     fn check(file: ConfigFile, base: &Path) -> Result<Config, ConfigError> {
         check_limits(&file.limits)?;
+        let test_faults = check_test_faults(file.test_faults, base)?;
         let listen_address = parse_address("listen_address", &file.listen_address)?;
         let api_address =
             file.api_address
@@ -265,6 +382,7 @@ impl Config {
             api_address,
             genesis_file,
             limits: file.limits,
+            test_faults,
         })
     }
 
@@ -284,6 +402,7 @@ impl Config {
             redial_delay_max: Duration::from_millis(limits.redial_delay_ms_max),
             peer_block_duration: Duration::from_millis(limits.peer_block_ms),
             events_capacity: usize::try_from(limits.network_events_max).unwrap_or(usize::MAX),
+            blocked_peers_file: self.test_faults.blocked_peers_file.clone(),
         }
     }
 }
@@ -626,6 +745,49 @@ block_bytes_max = 524288
         assert!(matches!(genesis, ConfigError::GenesisFileMissing { .. }));
         let data = fixture.load_edited("\"data\"", "\"genesis.json\"")?;
         assert!(matches!(data, ConfigError::DataDirNotDirectory { .. }));
+        Ok(())
+    }
+
+    #[test]
+    fn test_faults_are_read_in_debug_builds_and_refused_in_release() -> Result<()> {
+        let fixture = Fixture::new()?;
+        let honest = fixture.load(&fixture.valid_text())?;
+        assert!(honest.test_faults.is_honest());
+        let text = format!(
+            "{}\n[test_faults]\nbyzantine = \"invalid-blocks\"\ninvalid_block = \"wrong-state-root\"\nblocked_peers_file = \"blocked.txt\"\n",
+            fixture.valid_text()
+        );
+        let loaded = fixture.load(&text);
+        if !cfg!(debug_assertions) {
+            let error = loaded
+                .err()
+                .context("a release build accepted test faults")?;
+            assert!(matches!(error, ConfigError::TestFaultsInRelease));
+            assert!(error.to_string().contains("refused by release builds"));
+            return Ok(());
+        }
+        let faults = loaded?.test_faults;
+        assert_eq!(
+            faults.byzantine,
+            Some(Byzantine::InvalidBlocks(InvalidBlock::WrongStateRoot))
+        );
+        assert_eq!(
+            faults.blocked_peers_file,
+            Some(fixture.dir.path().join("blocked.txt"))
+        );
+        for (section, needle) in [
+            ("byzantine = \"invalid-blocks\"", "needs invalid_block"),
+            (
+                "byzantine = \"silent\"\ninvalid_block = \"bad-signature\"",
+                "only with",
+            ),
+            ("byzantine = \"liar\"", "liar"),
+            ("colour = 1", "colour"),
+        ] {
+            let text = format!("{}\n[test_faults]\n{section}\n", fixture.valid_text());
+            let error = fixture.load(&text).err().context(section)?;
+            assert!(error.to_string().contains(needle), "{section}: {error}");
+        }
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ pub mod api;
 pub mod block;
 pub mod chain;
 pub mod config;
+pub mod faults;
 pub mod genesis;
 pub mod mempool;
 pub mod metrics;

@@ -116,6 +116,7 @@ impl Node {
             timeouts: options.timeouts,
             observers: config.observers.clone(),
             data_dir: config.data_dir.clone(),
+            byzantine: config.test_faults.byzantine,
         };
         let parts = Chain::open(
             settings,

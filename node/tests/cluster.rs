@@ -197,6 +197,7 @@ async fn a_malformed_peer_message_is_dropped_and_the_node_goes_on_committing() -
             redial_delay_max: Duration::from_secs(60),
             peer_block_duration: Duration::from_secs(60),
             events_capacity: 64,
+            blocked_peers_file: None,
         },
     )
     .await?;

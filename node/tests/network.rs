@@ -40,6 +40,7 @@ fn config(
         redial_delay_max: Duration::from_secs(1),
         peer_block_duration: Duration::from_secs(60),
         events_capacity: 1024,
+        blocked_peers_file: None,
     }
 }
 

@@ -180,8 +180,7 @@ impl Chain {
             view.clear();
             view.extend(self.mempool.iter().map(|e| e.verified.hash()));
         }
-        self.pending_evidence
-            .retain(|e| !block.evidence.contains(e));
+        self.evidence_committed(&block.evidence);
         self.pending_updates
             .retain(|u| !block.validator_updates.contains(u));
         let height = block.header.height;

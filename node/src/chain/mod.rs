@@ -30,7 +30,8 @@ use tally_crypto::{Hash, KeyCache, PublicKey, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::config::Mode;
+use crate::config::{Byzantine, Mode};
+use crate::faults::Faults;
 use crate::genesis::GenesisFile;
 use crate::mempool::{Mempool, MempoolLimits};
 use crate::metrics::Metrics;
@@ -59,6 +60,9 @@ const GOSSIP_TXS_MAX: usize = 2_048;
 pub const BLOCK_TIME_DRIFT_MS_MAX: u64 = 2_000;
 /// The most pieces of evidence kept for a later block.
 const PENDING_EVIDENCE_MAX: usize = 64;
+/// The most pieces of committed evidence remembered, so that a copy gossiped late is not put
+/// on chain again.
+const COMMITTED_EVIDENCE_REMEMBERED: usize = 1024;
 /// The most validator updates kept for a later block.
 const PENDING_UPDATES_MAX: usize = 16;
 /// How long a proposer with an empty mempool waits before proposing (an empty block, or what
@@ -144,6 +148,8 @@ pub struct ChainSettings {
     pub observers: BTreeSet<PublicKey>,
     /// The node's data directory, where alarm evidence is kept (see [`audit`]).
     pub data_dir: std::path::PathBuf,
+    /// Test-only Byzantine behaviour (see [`crate::faults`]); `None` for an honest node.
+    pub byzantine: Option<Byzantine>,
 }
 
 /// The chain task's state. See the module documentation.
@@ -164,6 +170,8 @@ pub struct Chain {
     /// Every scheduled change of the validator set: (effective height, validators).
     schedule: Vec<(u64, Vec<tally_consensus::Validator>)>,
     pending_evidence: Vec<Evidence>,
+    /// Evidence committed lately, oldest first (see [`COMMITTED_EVIDENCE_REMEMBERED`]).
+    committed_evidence: VecDeque<Evidence>,
     pending_updates: Vec<ValidatorUpdate>,
     to_gossip: Vec<Vec<u8>>,
     settings: ChainSettings,
@@ -177,6 +185,8 @@ pub struct Chain {
     /// Outputs after a decision, carried out on the next turn of the loop so a run of
     /// decisions (a lone validator, a catching-up node) cannot starve the other inputs.
     deferred: Vec<Output>,
+    /// Set only by a test's `[test_faults]`: what this validator does wrong.
+    faults: Option<Faults>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -262,6 +272,12 @@ impl Chain {
         metrics
             .height
             .set(i64::try_from(head.height).unwrap_or(i64::MAX));
+        let faults = match (settings.byzantine, settings.mode) {
+            (Some(byzantine), Mode::Validator) => {
+                Some(Faults::new(byzantine, settings.key.clone(), &chain_id))
+            }
+            _ => None,
+        };
         let mut chain = Chain {
             chain_id,
             mode: settings.mode,
@@ -275,6 +291,7 @@ impl Chain {
             head_hash,
             schedule,
             pending_evidence: Vec::new(),
+            committed_evidence: VecDeque::new(),
             pending_updates: Vec::new(),
             to_gossip: Vec::new(),
             settings,
@@ -284,6 +301,7 @@ impl Chain {
             inputs,
             halted: false,
             deferred: Vec::new(),
+            faults,
         };
         chain.resume_alarm();
         Ok(ChainParts {
@@ -363,7 +381,7 @@ impl Chain {
                 _ = resend.tick() => {
                     if !self.halted {
                         for message in self.consensus.messages_to_resend() {
-                            self.send(Outbound::Broadcast(message.encode()));
+                            self.broadcast(message);
                         }
                     }
                 }
@@ -378,6 +396,18 @@ impl Chain {
         self.storage.flush()?;
         info!(height = self.head.height, "chain task stopped");
         Ok(())
+    }
+
+    /// Sends one of this node's consensus messages to every validator.
+    fn broadcast(&self, message: Message) {
+        match &self.faults {
+            None => self.send(Outbound::Broadcast(message.encode())),
+            Some(faults) => {
+                for message in faults.outgoing(message) {
+                    self.send(Outbound::Broadcast(message.encode()));
+                }
+            }
+        }
     }
 
     fn send(&self, command: Outbound) {
@@ -498,9 +528,7 @@ impl Chain {
                 return Ok(());
             }
             match output {
-                Output::Broadcast(message) => {
-                    self.send(Outbound::Broadcast(message.encode()));
-                }
+                Output::Broadcast(message) => self.broadcast(message),
                 Output::ScheduleTimeout {
                     timeout,
                     duration_ms,
@@ -663,8 +691,21 @@ impl Chain {
     fn keep_evidence(&mut self, evidence: Evidence) {
         if self.pending_evidence.len() < PENDING_EVIDENCE_MAX
             && !self.pending_evidence.contains(&evidence)
+            && !self.committed_evidence.contains(&evidence)
         {
             self.pending_evidence.push(evidence);
+        }
+    }
+
+    /// Forgets pending evidence that `block` committed and remembers it, so a late copy
+    /// from gossip does not go on chain twice.
+    fn evidence_committed(&mut self, committed: &[Evidence]) {
+        self.pending_evidence.retain(|e| !committed.contains(e));
+        for evidence in committed {
+            if self.committed_evidence.len() >= COMMITTED_EVIDENCE_REMEMBERED {
+                self.committed_evidence.pop_front();
+            }
+            self.committed_evidence.push_back(evidence.clone());
         }
     }
 

@@ -62,7 +62,11 @@ impl Chain {
             txs = block.txs.len(),
             "proposing"
         );
-        Ok(block.encode())
+        let bytes = block.encode();
+        Ok(match &self.faults {
+            Some(faults) => faults.proposed_block(bytes),
+            None => bytes,
+        })
     }
 
     /// Whether a proposed block may be voted for. On success, its verified transactions are

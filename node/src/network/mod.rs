@@ -20,6 +20,7 @@
 //! the upper layer can do the same with [`NetworkHandle::report`].
 
 mod codec;
+mod gate;
 mod handle;
 mod identity;
 mod task;
@@ -59,6 +60,9 @@ pub struct NetworkConfig {
     /// Capacity of the event channel to the node. When it is full, events are dropped
     /// (and logged) rather than stalling the swarm: the node must keep up.
     pub events_capacity: usize,
+    /// Test-only connection gating: the peers listed in this file are cut off both ways
+    /// until removed from it (see `[test_faults]` in the config).
+    pub blocked_peers_file: Option<std::path::PathBuf>,
 }
 
 /// A peer to dial: its key (hence its `PeerId`) and where it listens.

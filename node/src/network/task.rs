@@ -10,7 +10,7 @@ use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, allow_block_list, connection_limits,
     noise, tcp, yamux,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 use tally_crypto::{Hash, PublicKey, SigningKey};
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 use super::codec::{Frame, FrameCodec};
+use super::gate::{GATE_POLL_INTERVAL, GateFile};
 use super::handle::{Command, SyncResponder};
 use super::{GossipTopic, NetworkConfig, NetworkError, NetworkEvent, PeerSet, identity};
 
@@ -47,6 +48,8 @@ struct Behaviour {
     // Gating behaviours first: they refuse a connection before the others hear of it.
     allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Test-only partitions from the blocked peers file (see `gate.rs`).
+    gated: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     limits: connection_limits::Behaviour,
     direct: request_response::Behaviour<FrameCodec>,
     sync: request_response::Behaviour<FrameCodec>,
@@ -99,6 +102,7 @@ impl Behaviour {
         Ok(Behaviour {
             allowed: allow_block_list::Behaviour::default(),
             blocked: allow_block_list::Behaviour::default(),
+            gated: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
             direct: request_response(DIRECT_PROTOCOL, config.request_timeout),
             sync: request_response(SYNC_PROTOCOL, config.request_timeout),
@@ -141,6 +145,9 @@ pub(super) struct NetworkTask {
     connected: BTreeMap<PeerId, PublicKey>,
     dial_targets: BTreeMap<PeerId, DialTarget>,
     blocked_until: BTreeMap<PeerId, Instant>,
+    /// The blocked peers file, if configured, and the peers it lists now.
+    gate_file: Option<GateFile>,
+    gated: BTreeSet<PeerId>,
     topics: HashMap<TopicHash, GossipTopic>,
     pending_requests: HashMap<OutboundRequestId, (PublicKey, ResponseReply)>,
 }
@@ -204,6 +211,8 @@ impl NetworkTask {
             connected: BTreeMap::new(),
             dial_targets,
             blocked_until: BTreeMap::new(),
+            gate_file: config.blocked_peers_file.clone().map(GateFile::new),
+            gated: BTreeSet::new(),
             topics,
             pending_requests: HashMap::new(),
             config: config.clone(),
@@ -215,6 +224,8 @@ impl NetworkTask {
     pub(super) async fn run(mut self) {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut gate_poll = tokio::time::interval(GATE_POLL_INTERVAL);
+        gate_poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown_reply = loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -224,6 +235,7 @@ impl NetworkTask {
                     Some(command) => self.on_command(command),
                 },
                 _ = housekeeping.tick() => self.on_housekeeping(),
+                _ = gate_poll.tick(), if self.gate_file.is_some() => self.poll_gate(),
             }
         };
         // Dropping the swarm closes every connection and releases the listening port.
@@ -413,6 +425,25 @@ impl NetworkTask {
         self.swarm.behaviour_mut().blocked.block_peer(peer);
     }
 
+    /// Applies a change of the blocked peers file: newly listed peers are disconnected and
+    /// refused (dial and inbound), peers no longer listed are allowed again.
+    fn poll_gate(&mut self) {
+        let Some(listed) = self.gate_file.as_mut().and_then(GateFile::poll) else {
+            return;
+        };
+        let behaviour = self.swarm.behaviour_mut();
+        for peer in self.gated.difference(&listed) {
+            behaviour.gated.unblock_peer(*peer);
+            info!(peer_id = %peer, "peer no longer gated");
+        }
+        for peer in listed.difference(&self.gated) {
+            // Closes the peer's connections too.
+            behaviour.gated.block_peer(*peer);
+            info!(peer_id = %peer, "peer gated");
+        }
+        self.gated = listed;
+    }
+
     fn on_housekeeping(&mut self) {
         let now = Instant::now();
         let expired: Vec<PeerId> = self
@@ -430,6 +461,7 @@ impl NetworkTask {
         for (peer, target) in &mut self.dial_targets {
             let wanted = self.members.contains_key(peer)
                 && !self.blocked_until.contains_key(peer)
+                && !self.gated.contains(peer)
                 && !self.swarm.is_connected(peer);
             if !wanted || target.next_at > now {
                 continue;
@@ -526,7 +558,12 @@ impl NetworkTask {
         }
     }
 
+    /// The key of a member peer; `None` for others and for gated peers, whose messages
+    /// still in flight when the gate closed are dropped.
     fn member_key(&self, peer: &PeerId) -> Option<PublicKey> {
+        if self.gated.contains(peer) {
+            return None;
+        }
         self.members.get(peer).map(|m| m.key)
     }
 
@@ -660,7 +697,10 @@ impl NetworkTask {
             return;
         };
         let topic = self.topics.get(&message.topic).copied();
-        let author = message.source.and_then(|peer| self.member_key(&peer));
+        let author = message
+            .source
+            .and_then(|peer| self.member_key(&peer))
+            .filter(|_| !self.gated.contains(&propagation_source));
         let (acceptance, event) = match (topic, author) {
             _ if message.data.len() > self.config.message_bytes_max => {
                 let reason = format!(

@@ -203,6 +203,7 @@ impl Cluster {
             api_address: "127.0.0.1:0".parse::<SocketAddr>()?,
             genesis_file: self.dir.path().join("unused.json"),
             limits: Limits::default(),
+            test_faults: Default::default(),
         })
     }
 

@@ -1,0 +1,146 @@
+//! Test-only Byzantine behaviour of a validator, switched on by `[test_faults]` in the config
+//! (refused by release builds; see [`crate::config::TestFaults`]). The chain task calls in
+//! here at two points only: every consensus message it is about to send
+//! ([`Faults::outgoing`]) and every block it proposes ([`Faults::proposed_block`]). The
+//! honest path never sees this module.
+//!
+//! The conflicting messages are signed with the validator key directly, past the signer and
+//! its store: the signer would (rightly) refuse them.
+
+use tally_consensus::{
+    BlockHash, DOMAIN_PROPOSAL, Message, Proposal, SignedProposal, SignedVote, Vote,
+};
+use tally_contracts::{AccountId, Party, SignedTransaction, Transaction, TransferId, TxKind};
+use tally_crypto::{Hash, Signature, SigningKey};
+use tracing::warn;
+
+use crate::block::{Block, txs_root};
+use crate::config::{Byzantine, InvalidBlock};
+
+/// A validator that misbehaves as `byzantine` says.
+pub struct Faults {
+    byzantine: Byzantine,
+    key: SigningKey,
+    chain_id: String,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("byzantine", &self.byzantine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Faults {
+    pub fn new(byzantine: Byzantine, key: SigningKey, chain_id: &str) -> Faults {
+        warn!(
+            ?byzantine,
+            "TEST FAULT MODE: this validator is Byzantine on purpose"
+        );
+        Faults {
+            byzantine,
+            key,
+            chain_id: chain_id.to_string(),
+        }
+    }
+
+    /// What goes out in place of `message`, which consensus signed through its signer.
+    pub fn outgoing(&self, message: Message) -> Vec<Message> {
+        match (self.byzantine, message) {
+            (Byzantine::Silent, _) => Vec::new(),
+            (Byzantine::DoubleVoter, Message::Vote(vote)) => {
+                let other = self.conflicting_vote(vote);
+                vec![Message::Vote(vote), Message::Vote(other)]
+            }
+            (Byzantine::EquivocatingProposer, Message::Proposal { proposal, block }) => {
+                match self.conflicting_proposal(proposal, &block) {
+                    Some(other) => vec![Message::Proposal { proposal, block }, other],
+                    None => vec![Message::Proposal { proposal, block }],
+                }
+            }
+            (_, message) => vec![message],
+        }
+    }
+
+    /// The block this node proposes in place of `block` (encoded), which it built honestly.
+    pub fn proposed_block(&self, block: Vec<u8>) -> Vec<u8> {
+        let Byzantine::InvalidBlocks(kind) = self.byzantine else {
+            return block;
+        };
+        let Ok(mut decoded) = Block::decode(&block) else {
+            return block;
+        };
+        match kind {
+            InvalidBlock::WrongStateRoot => {
+                decoded.header.state_root = Hash::digest("tally/fault", b"wrong state root");
+            }
+            InvalidBlock::BadSignature => {
+                decoded
+                    .txs
+                    .push(self.badly_signed_transaction(decoded.header.height));
+                decoded.header.txs_root = txs_root(&decoded.txs);
+            }
+        }
+        decoded.encode()
+    }
+
+    /// The same vote for another value: nil for a block, a made-up block for nil.
+    fn conflicting_vote(&self, signed: SignedVote) -> SignedVote {
+        let mut vote: Vote = signed.vote;
+        vote.block = match vote.block {
+            Some(_) => None,
+            None => Some(BlockHash(Hash::digest(
+                "tally/fault",
+                &vote.height.0.to_be_bytes(),
+            ))),
+        };
+        let signature = self
+            .key
+            .sign(vote.kind.domain(), &self.chain_id, &vote.signing_bytes());
+        SignedVote { vote, signature }
+    }
+
+    /// A second proposal for the same height and round: the same block one millisecond
+    /// later (a valid block, so honest nodes may vote for either).
+    fn conflicting_proposal(&self, signed: SignedProposal, block: &[u8]) -> Option<Message> {
+        let mut other = Block::decode(block).ok()?;
+        other.header.time_ms = other.header.time_ms.checked_add(1)?;
+        let bytes = other.encode();
+        let proposal = Proposal {
+            block: BlockHash::of(&bytes),
+            ..signed.proposal
+        };
+        let signature = self
+            .key
+            .sign(DOMAIN_PROPOSAL, &self.chain_id, &proposal.signing_bytes());
+        Some(Message::Proposal {
+            proposal: SignedProposal {
+                proposal,
+                signature,
+            },
+            block: bytes,
+        })
+    }
+
+    /// A well-formed transfer whose signature does not verify.
+    fn badly_signed_transaction(&self, height: u64) -> SignedTransaction {
+        let mut signed = Transaction {
+            chain_id: self.chain_id.clone(),
+            sender: Party::Account(AccountId(u128::from(height))),
+            nonce: 0,
+            kind: TxKind::Transfer {
+                id: TransferId(u128::from(height)),
+                to: AccountId(1),
+                amount: 1,
+            },
+        }
+        .sign(&[&self.key]);
+        for s in &mut signed.signatures {
+            let mut bytes = s.signature.0;
+            bytes[0] ^= 1;
+            s.signature = Signature(bytes);
+        }
+        signed
+    }
+}

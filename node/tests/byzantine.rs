@@ -1,0 +1,455 @@
+//! One Byzantine validator among four (the test-only `[test_faults]` modes, see
+//! `tally_node::faults`), and partitions built with the blocked peers file, over real
+//! loopback sockets with the real node. Each test checks that the honest nodes hold the same
+//! blocks and state roots, that the chain goes on, and where a validator equivocated, that
+//! the evidence is on chain and held by the audit node.
+
+// Test equipment: a step that fails is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::*;
+use tally_consensus::{EquivocationKind, Evidence, ValidatorIndex};
+use tally_contracts::{Rejection, verify_transactions};
+use tally_crypto::{KeyCache, PublicKey};
+use tally_node::block::{Block, BlockResults};
+use tally_node::config::{Byzantine, InvalidBlock, Mode, TestFaults};
+use tally_node::network::PeerAddress;
+use tally_node::node::Node;
+
+/// The faulty validator's index.
+const FAULTY: usize = 3;
+/// The audit node's index; its key is not a validator's.
+const AUDIT: usize = 4;
+/// How long the tests watch a stalled node not committing.
+const STALL_WATCH: Duration = Duration::from_millis(1_500);
+
+/// Starts node `i` with `faults`, dialling every node running now (so it may start after
+/// nodes the cluster does not know the address of).
+async fn start_faulty(
+    cluster: &mut Cluster,
+    i: usize,
+    mode: Mode,
+    observers: BTreeSet<PublicKey>,
+    faults: TestFaults,
+) -> Result<()> {
+    let mut config = cluster.config(i, mode, observers)?;
+    config.peers = cluster
+        .running()
+        .filter(|n| n.public_key != validator_key(i).public_key())
+        .map(|n| PeerAddress {
+            public_key: n.public_key,
+            address: n.listen_addresses[0].clone(),
+        })
+        .collect();
+    config.test_faults = faults;
+    let node = Node::start(
+        &config,
+        validator_key(i),
+        &cluster.genesis,
+        cluster.options.clone(),
+    )
+    .await
+    .with_context(|| format!("node {i} did not start"))?;
+    while cluster.nodes.len() <= i {
+        cluster.nodes.push(None);
+    }
+    cluster.nodes[i] = Some(node);
+    Ok(())
+}
+
+/// Validators 0..3 honest, the audit node, then validator 3 with `byzantine`.
+async fn cluster_with(byzantine: Byzantine) -> Result<Cluster> {
+    let mut cluster = Cluster::new(genesis(4))?;
+    let observers = BTreeSet::from([validator_key(AUDIT).public_key()]);
+    for i in 0..FAULTY {
+        cluster
+            .start_with(i, Mode::Validator, observers.clone())
+            .await?;
+    }
+    cluster
+        .start_with(AUDIT, Mode::Audit, BTreeSet::new())
+        .await?;
+    start_faulty(
+        &mut cluster,
+        FAULTY,
+        Mode::Validator,
+        observers,
+        TestFaults {
+            byzantine: Some(byzantine),
+            blocked_peers_file: None,
+        },
+    )
+    .await?;
+    Ok(cluster)
+}
+
+/// Opens wallets 1..=4 through the honest validators and has them pay each other once;
+/// waits until validator 0 committed every one, accepted.
+async fn honest_payments(cluster: &Cluster, honest: &[usize]) -> Result<()> {
+    let opening: Vec<_> = (1..=4).flat_map(|id| open_wallet(id, 10_000)).collect();
+    let hashes = cluster
+        .submit_all(&opening, |n| honest[n / 3 % honest.len()])
+        .await?;
+    cluster.wait_committed_ok(honest[0], &hashes).await?;
+    let payments: Vec<_> = (1..=4).map(|id| transfer(id, id % 4 + 1, 3, 100)).collect();
+    let hashes = cluster
+        .submit_all(&payments, |n| honest[n % honest.len()])
+        .await?;
+    cluster.wait_committed_ok(honest[0], &hashes).await
+}
+
+/// Nodes `nodes` hold the same block and the same state root after it at every height
+/// each of them has, up to `height`; each has at least `height`.
+fn assert_agree(cluster: &Cluster, nodes: &[usize], height: u64) -> Result<()> {
+    let first = cluster.node(nodes[0])?;
+    for h in 1..=height {
+        let block = first.context.storage.block(h)?.context("block missing")?;
+        let root = state_root(first, h)?;
+        for &i in &nodes[1..] {
+            let other = cluster.node(i)?;
+            ensure!(
+                other.context.storage.block(h)?.as_ref() == Some(&block),
+                "block {h} differs on node {i}"
+            );
+            ensure!(
+                state_root(other, h)? == root,
+                "state root after {h} differs on node {i}"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn state_root(node: &Node, height: u64) -> Result<tally_crypto::Hash> {
+    let results = node
+        .context
+        .storage
+        .results(height)?
+        .with_context(|| format!("no results for block {height}"))?;
+    Ok(BlockResults::decode(&results)?.state_root)
+}
+
+fn blocks(node: &Node, height: u64) -> Result<Vec<Block>> {
+    (1..=height)
+        .map(|h| {
+            let bytes = node.context.storage.block(h)?.context("block missing")?;
+            Ok(Block::decode(&bytes)?)
+        })
+        .collect()
+}
+
+/// The evidence committed in blocks 1..=height on `node`.
+fn committed_evidence(node: &Node, height: u64) -> Result<Vec<Evidence>> {
+    Ok(blocks(node, height)?
+        .into_iter()
+        .flat_map(|b| b.evidence)
+        .collect())
+}
+
+fn faulty_index(cluster: &Cluster) -> Result<ValidatorIndex> {
+    cluster
+        .genesis
+        .validator_set()?
+        .index_of(&validator_key(FAULTY).public_key())
+        .context("faulty validator not in the set")
+}
+
+/// Waits until the audit node has committed evidence of `kind` against the faulty
+/// validator; returns the height it holds then.
+async fn wait_for_evidence(cluster: &Cluster, kinds: &[EquivocationKind]) -> Result<u64> {
+    let faulty = faulty_index(cluster)?;
+    let audit = cluster.node(AUDIT)?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let height = cluster.height(AUDIT)?;
+        let evidence = committed_evidence(audit, height)?;
+        if evidence
+            .iter()
+            .any(|e| e.validator() == faulty && kinds.contains(&e.kind()))
+        {
+            ensure!(
+                evidence.iter().all(|e| e.validator() == faulty),
+                "evidence against an honest validator: {evidence:?}"
+            );
+            return Ok(height);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no {kinds:?} evidence on the audit node by height {height}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The common checks after a Byzantine run: honest payments commit, the chain passes
+/// `height` (the faulty validator had its turns to propose), and the honest validators and
+/// the audit node agree on every block and state root.
+async fn honest_nodes_agree_and_go_on(cluster: &Cluster, height: u64) -> Result<u64> {
+    honest_payments(cluster, &[0, 1, 2]).await?;
+    let target = height.max(cluster.height(0)?);
+    for i in [0, 1, 2, AUDIT] {
+        cluster.wait_height(i, target).await?;
+    }
+    assert_agree(cluster, &[0, 1, 2, AUDIT], target)?;
+    Ok(target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocating_proposer_is_outvoted_and_its_evidence_committed() -> Result<()> {
+    let cluster = cluster_with(Byzantine::EquivocatingProposer).await?;
+    let height = honest_nodes_agree_and_go_on(&cluster, 8).await?;
+    let at = wait_for_evidence(&cluster, &[EquivocationKind::Proposal]).await?;
+    let height = height.max(at);
+    for i in [0, 1, 2] {
+        cluster.wait_height(i, height).await?;
+    }
+    assert_agree(&cluster, &[0, 1, 2, AUDIT], height)?;
+    // Every piece of evidence verifies and none is committed twice.
+    let evidence = committed_evidence(cluster.node(AUDIT)?, height)?;
+    let set = cluster.genesis.validator_set()?;
+    for e in &evidence {
+        e.verify(&set, CHAIN)?;
+    }
+    let distinct: BTreeSet<&Evidence> = evidence.iter().collect();
+    ensure!(distinct.len() == evidence.len(), "evidence committed twice");
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_voter_is_outvoted_and_its_evidence_committed() -> Result<()> {
+    let cluster = cluster_with(Byzantine::DoubleVoter).await?;
+    let height = honest_nodes_agree_and_go_on(&cluster, 6).await?;
+    let at = wait_for_evidence(
+        &cluster,
+        &[EquivocationKind::Prevote, EquivocationKind::Precommit],
+    )
+    .await?;
+    for i in [0, 1, 2] {
+        cluster.wait_height(i, at).await?;
+    }
+    assert_agree(&cluster, &[0, 1, 2, AUDIT], height.max(at))?;
+    let evidence = committed_evidence(cluster.node(AUDIT)?, height.max(at))?;
+    let distinct: BTreeSet<&Evidence> = evidence.iter().collect();
+    ensure!(distinct.len() == evidence.len(), "evidence committed twice");
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_validator_does_not_stop_the_chain_and_still_follows_it() -> Result<()> {
+    let cluster = cluster_with(Byzantine::Silent).await?;
+    let height = honest_nodes_agree_and_go_on(&cluster, 6).await?;
+    // It never proposed nor voted, so no block of its is decided; it follows by sync.
+    let faulty = validator_key(FAULTY).public_key();
+    for block in blocks(cluster.node(0)?, height)? {
+        ensure!(
+            block.header.proposer != faulty,
+            "a silent validator's block was decided"
+        );
+    }
+    cluster.wait_height(FAULTY, height).await?;
+    assert_agree(&cluster, &[0, FAULTY], height)?;
+    cluster.shutdown().await
+}
+
+/// Honest nodes never decide a block of the faulty proposer, whose every block is invalid;
+/// what they decided verifies.
+async fn invalid_blocks_are_refused(kind: InvalidBlock) -> Result<()> {
+    let cluster = cluster_with(Byzantine::InvalidBlocks(kind)).await?;
+    let height = honest_nodes_agree_and_go_on(&cluster, 8).await?;
+    let faulty = validator_key(FAULTY).public_key();
+    let mut keys = KeyCache::default();
+    let mut parent_root = None;
+    for (h, block) in (1..).zip(blocks(cluster.node(0)?, height)?) {
+        ensure!(
+            block.header.proposer != faulty,
+            "{kind:?}: the faulty proposer's block {h} was decided"
+        );
+        let verdicts = verify_transactions(CHAIN, block.txs.clone(), &mut keys);
+        ensure!(
+            verdicts.iter().all(Result::is_ok),
+            "block {h}: bad signature"
+        );
+        if let Some(root) = parent_root {
+            ensure!(
+                block.header.state_root == root,
+                "block {h}: wrong state root"
+            );
+        }
+        parent_root = Some(state_root(cluster.node(0)?, h)?);
+    }
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_with_a_bad_signature_are_refused() -> Result<()> {
+    invalid_blocks_are_refused(InvalidBlock::BadSignature).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_with_a_wrong_state_root_are_refused() -> Result<()> {
+    invalid_blocks_are_refused(InvalidBlock::WrongStateRoot).await
+}
+
+/// An overdraft is not an invalid block: a transfer above the balance is committed with an
+/// INSUFFICIENT_FUNDS receipt and changes nothing, the same on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdraft_is_committed_as_a_rejection_that_moves_nothing() -> Result<()> {
+    let mut cluster = Cluster::new(genesis(4))?;
+    for i in 0..4 {
+        cluster.start(i).await?;
+    }
+    let opening: Vec<_> = (1..=2).flat_map(|id| open_wallet(id, 1_000)).collect();
+    let hashes = cluster.submit_all(&opening, |n| n % 4).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let overdraft = transfer(1, 2, 3, 5_000);
+    let hash = cluster.submit_all(&[overdraft], |_| 1).await?[0];
+    let node = cluster.node(0)?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let location = loop {
+        if let Some(l) = node.context.storage.tx_location(&hash)? {
+            break l;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "overdraft not committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let results = BlockResults::decode(
+        &node
+            .context
+            .storage
+            .results(location.height)?
+            .context("no results")?,
+    )?;
+    let receipt = &results.receipts[location.index as usize];
+    ensure!(
+        receipt.result == Err(Rejection::InsufficientFunds),
+        "overdraft receipt: {receipt:?}"
+    );
+    cluster.wait_all(location.height).await?;
+    assert_agree(&cluster, &[0, 1, 2, 3], location.height)?;
+    cluster.shutdown().await
+}
+
+/// Writes the blocked peers file of a node: the keys of `nodes`.
+fn block_peers(path: &PathBuf, nodes: &[usize]) -> Result<()> {
+    let text: String = nodes
+        .iter()
+        .map(|&i| format!("{}\n", validator_key(i).public_key().to_hex()))
+        .collect();
+    // Written whole then renamed, so the node never reads half a file.
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+fn gated(cluster: &Cluster, i: usize) -> TestFaults {
+    TestFaults {
+        byzantine: None,
+        blocked_peers_file: Some(cluster.dir.path().join(format!("blocked-{i}"))),
+    }
+}
+
+/// Waits for the gate to be read (it is polled every 200 ms) and in-flight heights to end.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_one_partition_goes_on_on_the_three_side_and_converges_when_healed() -> Result<()> {
+    let mut cluster = Cluster::new(genesis(4))?;
+    for i in 0..3 {
+        cluster.start(i).await?;
+    }
+    let faults = gated(&cluster, 3);
+    let file = faults.blocked_peers_file.clone().context("no file")?;
+    start_faulty(&mut cluster, 3, Mode::Validator, BTreeSet::new(), faults).await?;
+    cluster.wait_all(2).await?;
+
+    // Node 3 alone: gating on its side cuts every link both ways.
+    block_peers(&file, &[0, 1, 2])?;
+    settle().await;
+    let isolated_at = cluster.height(3)?;
+    honest_payments(&cluster, &[0, 1, 2]).await?;
+    let majority_at = cluster.height(0)?;
+    cluster.wait_height(0, isolated_at + 3).await?;
+    tokio::time::sleep(STALL_WATCH).await;
+    ensure!(
+        cluster.height(3)? == isolated_at,
+        "the isolated node committed alone ({isolated_at} -> {})",
+        cluster.height(3)?
+    );
+    ensure!(cluster.height(0)? > isolated_at, "the majority stalled");
+
+    // Healed: node 3 catches up and the four go on together.
+    block_peers(&file, &[])?;
+    let target = cluster.height(0)?.max(majority_at) + 2;
+    cluster.wait_all(target).await?;
+    assert_agree(&cluster, &[0, 1, 2, 3], target)?;
+    let late = vec![transfer(1, 2, 4, 10)];
+    let hashes = cluster.submit_all(&late, |_| 3).await?;
+    cluster.wait_committed_ok(3, &hashes).await?;
+    cluster.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_two_partition_commits_nothing_forks_nothing_and_resumes_when_healed() -> Result<()> {
+    let mut cluster = Cluster::new(genesis(4))?;
+    for i in 0..2 {
+        cluster.start(i).await?;
+    }
+    let files: Vec<PathBuf> = [2, 3]
+        .iter()
+        .map(|&i| cluster.dir.path().join(format!("blocked-{i}")))
+        .collect();
+    for i in [2, 3] {
+        let faults = gated(&cluster, i);
+        start_faulty(&mut cluster, i, Mode::Validator, BTreeSet::new(), faults).await?;
+    }
+    cluster.wait_all(2).await?;
+
+    // {0, 1} | {2, 3}: nodes 2 and 3 refuse 0 and 1, which cuts every link across.
+    for file in &files {
+        block_peers(file, &[0, 1])?;
+    }
+    settle().await;
+    let before: Vec<u64> = (0..4).map(|i| cluster.height(i)).collect::<Result<_>>()?;
+    // Transactions wait on both sides; no side has the 3 of 4 votes needed to commit.
+    let opening: Vec<_> = (1..=2).flat_map(|id| open_wallet(id, 1_000)).collect();
+    let hashes = cluster.submit_all(&opening, |n| [0, 2][n / 3]).await?;
+    tokio::time::sleep(STALL_WATCH).await;
+    let during: Vec<u64> = (0..4).map(|i| cluster.height(i)).collect::<Result<_>>()?;
+    ensure!(
+        before == during,
+        "a minority side committed: {before:?} -> {during:?}"
+    );
+    // No fork: wherever two nodes both have a height, they have the same block.
+    let low = *during.iter().min().context("no nodes")?;
+    assert_agree(&cluster, &[0, 1, 2, 3], low)?;
+    let high = *during.iter().max().context("no nodes")?;
+    for h in low + 1..=high {
+        let held: BTreeSet<Vec<u8>> = (0..4)
+            .filter_map(|i| cluster.node(i).ok()?.context.storage.block(h).ok()?)
+            .collect();
+        ensure!(held.len() <= 1, "two blocks at height {h}");
+    }
+
+    // Healed: the chain resumes, the waiting transactions commit, all agree.
+    for file in &files {
+        block_peers(file, &[])?;
+    }
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let target = cluster.height(0)?;
+    cluster.wait_all(target).await?;
+    assert_agree(&cluster, &[0, 1, 2, 3], target)?;
+    cluster.shutdown().await
+}

@@ -100,6 +100,9 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let storage = Storage::open(&config.data_dir, &genesis.chain_id)?;
         let metrics = Arc::new(Metrics::new());
+        metrics
+            .audit_mode
+            .set(i64::from(config.mode == crate::config::Mode::Audit));
         let (inputs_tx, inputs_rx) = mpsc::channel(CHAIN_INPUTS_MAX);
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_MAX);
         let limits = &config.limits;
@@ -126,6 +129,8 @@ impl Node {
             outbound_tx,
             inputs_tx.clone(),
         )?;
+        // The API answers the validator set in force; storage keeps only later changes.
+        storage.put_genesis_validators(&tally_consensus::encode(&genesis.validators))?;
         let mut network_config = config.network();
         // The genesis names who may connect; the chain task widens it as the set changes.
         network_config.peer_set.validators = genesis

@@ -22,6 +22,7 @@ const KEY_HEAD: &[u8] = b"m/head";
 const KEY_SIGNER_RECORD: &[u8] = b"record";
 const KEY_GENESIS: &[u8] = b"m/genesis";
 const KEY_VALIDATOR_SCHEDULE: &[u8] = b"m/validator_schedule";
+const KEY_GENESIS_VALIDATORS: &[u8] = b"m/genesis_validators";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -233,6 +234,17 @@ impl Storage {
     /// The validator-set schedule stored with the last block that changed it.
     pub fn validator_schedule(&self) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.chain.get(KEY_VALIDATOR_SCHEDULE)?.map(|v| v.to_vec()))
+    }
+
+    /// Records the genesis validator set (encoded), for readers of the set in force.
+    pub fn put_genesis_validators(&self, validators: &[u8]) -> Result<(), StorageError> {
+        self.chain.insert(KEY_GENESIS_VALIDATORS, validators)?;
+        Ok(())
+    }
+
+    /// The genesis validator set, encoded, if the node recorded it.
+    pub fn genesis_validators(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.chain.get(KEY_GENESIS_VALIDATORS)?.map(|v| v.to_vec()))
     }
 
     /// Flushes everything written so far to disk.

@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use tally_consensus::{BlockHash, CommitCertificate, Evidence, MESSAGE_BYTES_MAX, ValidatorIndex};
+use tally_consensus::{
+    BlockHash, CommitCertificate, Evidence, MESSAGE_BYTES_MAX, Validator, ValidatorIndex,
+};
 use tally_crypto::PublicKey;
 
 use super::error::ApiError;
@@ -83,14 +85,71 @@ pub async fn at_height(
     Ok(Json(view(&api, height)?))
 }
 
-/// The validators as the latest block shows them: who proposed it and which validator
-/// indexes signed its certificate. The full set with keys and powers is not in storage.
+/// The validators: who proposed the latest block and which validator indexes signed its
+/// certificate; the set in force at that height, and the changes scheduled after it.
 #[derive(Debug, Serialize)]
 pub struct ValidatorsView {
     height: u64,
     round: u32,
     proposer: PublicKey,
     signers: Vec<ValidatorIndex>,
+    /// The set that signed the latest block, in index order; absent when this node did not
+    /// record its genesis set.
+    in_force: Option<ValidatorSetView>,
+    /// Sets taking effect above the latest block, by height.
+    scheduled: Vec<ValidatorSetView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidatorSetView {
+    /// The first height this set signs.
+    from_height: u64,
+    validators: Vec<ValidatorView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidatorView {
+    index: u32,
+    public_key: PublicKey,
+    power: u64,
+}
+
+fn set_view(from_height: u64, validators: &[Validator]) -> ValidatorSetView {
+    ValidatorSetView {
+        from_height,
+        validators: validators
+            .iter()
+            .zip(0u32..)
+            .map(|(v, index)| ValidatorView {
+                index,
+                public_key: v.public_key,
+                power: v.power,
+            })
+            .collect(),
+    }
+}
+
+fn decode_stored<T: Serialize + serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    tally_consensus::decode(bytes, usize::MAX)
+        .map_err(|e| damaged(format!("the stored {what}: {e}")))
+}
+
+/// The genesis set (from height 1) and every scheduled change, in height order.
+fn validator_sets(api: &Api) -> Result<Vec<ValidatorSetView>, ApiError> {
+    let mut sets = Vec::new();
+    if let Some(bytes) = api.ctx.storage.genesis_validators()? {
+        let genesis: Vec<Validator> = decode_stored(&bytes, "genesis validators")?;
+        sets.push(set_view(1, &genesis));
+    }
+    if let Some(bytes) = api.ctx.storage.validator_schedule()? {
+        let schedule: Vec<(u64, Vec<Validator>)> = decode_stored(&bytes, "validator schedule")?;
+        sets.extend(schedule.iter().map(|(at, set)| set_view(*at, set)));
+    }
+    sets.sort_by_key(|s| s.from_height);
+    Ok(sets)
 }
 
 pub async fn validators(State(api): ApiState) -> Result<Json<ValidatorsView>, ApiError> {
@@ -98,11 +157,21 @@ pub async fn validators(State(api): ApiState) -> Result<Json<ValidatorsView>, Ap
     let (_, block) = stored_block(&api, height)?
         .ok_or_else(|| damaged(format!("the head block {height} is missing")))?;
     let certificate = stored_certificate(&api, height)?;
+    let (mut in_force, mut scheduled) = (None, Vec::new());
+    for set in validator_sets(&api)? {
+        if set.from_height <= height {
+            in_force = Some(set);
+        } else {
+            scheduled.push(set);
+        }
+    }
     Ok(Json(ValidatorsView {
         height,
         round: certificate.round.0,
         proposer: block.header.proposer,
         signers: certificate.signatures.iter().map(|s| s.validator).collect(),
+        in_force,
+        scheduled,
     }))
 }
 

@@ -6,11 +6,14 @@
 //! in `node/openapi.yaml`, which a test keeps in step with [`router`].
 
 mod accounts;
+mod audit;
+mod audit_page;
 mod blocks;
 mod error;
 mod events;
 mod ledger;
 mod params;
+mod report;
 mod transactions;
 
 use std::future::Future;
@@ -65,7 +68,12 @@ struct Api {
     limits: Limits,
     streams: Arc<Semaphore>,
     waiters: Arc<Semaphore>,
+    /// Audit scans running at once (each may read thousands of blocks).
+    scans: Arc<Semaphore>,
 }
+
+/// Audit scans that may run at once; one more is answered 429.
+pub const SCANS_MAX: usize = 2;
 
 type ApiState = State<Arc<Api>>;
 
@@ -81,6 +89,7 @@ pub fn router_with(ctx: NodeContext, limits: Limits) -> Router {
         limits,
         streams: Arc::new(Semaphore::new(limits.streams_max)),
         waiters: Arc::new(Semaphore::new(limits.waiters_max)),
+        scans: Arc::new(Semaphore::new(SCANS_MAX)),
     });
     let v1 = Router::new()
         .route("/transactions", post(transactions::submit))
@@ -101,11 +110,21 @@ pub fn router_with(ctx: NodeContext, limits: Limits) -> Router {
         .route("/blocks/{height}", get(blocks::at_height))
         .route("/validators", get(blocks::validators))
         .route("/evidence", get(blocks::evidence))
-        .route("/events", get(events::stream));
+        .route("/events", get(events::stream))
+        .route("/audit/net-positions", get(audit::net_positions_view))
+        .route("/audit/large-transactions", get(audit::large_transactions))
+        .route("/audit/frozen", get(audit::frozen_view))
+        .route("/audit/accounts/{id}/statement", get(audit::statement_view))
+        .route("/audit/report", get(report::report))
+        .route("/audit/report.csv", get(report::report_csv));
     Router::new()
         .nest("/v1", v1)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/regulator", get(audit_page::redirect))
+        .route("/regulator/", get(audit_page::index))
+        .route("/regulator/app.js", get(audit_page::script))
+        .route("/regulator/style.css", get(audit_page::style))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
@@ -151,25 +170,54 @@ async fn json_body_too_large(request: Request, next: Next) -> Response {
     response
 }
 
+/// What the node is and how far it got.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NodeStatus {
+    /// `validator` or `audit`.
+    mode: &'static str,
+    /// The last committed height.
+    height: Option<u64>,
+    /// An audit node only: the highest height whose state this node computed itself and
+    /// found equal to the state root the validators signed (in the next block's header).
+    /// Every committed block's certificate was verified and the block re-executed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_height: Option<u64>,
+    /// Whether the audit alarm is raised.
+    alarm: bool,
+}
+
+fn node_status(ctx: &NodeContext) -> Result<NodeStatus, ApiError> {
+    let audit = ctx.metrics.audit_mode.get() > 0;
+    let height = ctx.storage.head()?;
+    Ok(NodeStatus {
+        mode: if audit { "audit" } else { "validator" },
+        height,
+        verified_height: audit.then(|| height.unwrap_or(0).saturating_sub(1)),
+        alarm: ctx.metrics.audit_alarm.get() > 0,
+    })
+}
+
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
-    height: Option<u64>,
+    #[serde(flatten)]
+    node: NodeStatus,
 }
 
-/// 200 with the head height while the node is sound; 503 while it raises an alarm.
+/// 200 with the mode and head height while the node is sound; 503 while it raises an alarm.
 async fn health(State(api): ApiState) -> Result<axum::Json<Health>, ApiError> {
-    if api.ctx.metrics.audit_alarm.get() > 0 {
+    let node = node_status(&api.ctx)?;
+    if node.alarm {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "AUDIT_ALARM",
-            "the node found a mismatch in the chain and stopped following it",
+            format!(
+                "the node found a mismatch in the chain after height {} and stopped following it",
+                node.height.unwrap_or(0)
+            ),
         ));
     }
-    Ok(axum::Json(Health {
-        status: "ok",
-        height: api.ctx.storage.head()?,
-    }))
+    Ok(axum::Json(Health { status: "ok", node }))
 }
 
 async fn metrics(State(api): ApiState) -> Response {

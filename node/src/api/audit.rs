@@ -1,0 +1,972 @@
+//! The regulator's read-only audit endpoints, under `/v1/audit`: net positions per
+//! institution and currency, large transactions, frozen accounts and held funds, and a
+//! per-account statement. `report.rs` bundles them for a block range.
+//!
+//! Everything is read from committed storage: state at the head through
+//! `tally_contracts::query`, and the money each block moved from its stored results (the
+//! events, turned into the ledger's postings by [`query::movement`]). Every scan is bounded:
+//! a block range holds at most [`RANGE_BLOCKS_MAX`] blocks, or the request is answered 400
+//! `RANGE_TOO_LARGE`; state scans read at most a fixed number of records per request and say
+//! where to page on. Scans run on the blocking pool, a few at a time (429 `TOO_MANY_SCANS`).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tally_consensus::Evidence;
+use tally_contracts::query::{self, Movement, Obligation};
+use tally_contracts::{
+    Account, AccountId, AccountKind, Currency, Event, InstitutionId, NetPosition, net_positions,
+};
+use tally_crypto::Hash;
+
+use super::error::ApiError;
+use super::params::{self, ApiPath, ApiQuery};
+use super::{Api, ApiState, at_head};
+use crate::block::{Block, BlockResults};
+use crate::storage::{Storage, StorageError};
+
+/// The most blocks one request's range may hold.
+pub const RANGE_BLOCKS_MAX: u64 = 10_000;
+/// The range read when a request names neither end: the latest blocks.
+pub const RANGE_BLOCKS_DEFAULT: u64 = 1_000;
+/// A statement's balances are carried from the head back, or from genesis forward: at most
+/// this many blocks are read for one statement.
+pub const STATEMENT_SCAN_BLOCKS_MAX: u64 = 100_000;
+/// The most accounts one frozen-accounts request reads.
+pub const ACCOUNTS_SCAN_MAX: usize = 100_000;
+/// The most frozen accounts one answer lists.
+pub const FROZEN_PAGE_MAX: usize = 1_000;
+/// The most open holds read.
+pub const HOLDS_MAX: usize = 10_000;
+/// The most open obligations read (a settlement cycle nets at most as many).
+pub const OBLIGATIONS_MAX: usize = 10_000;
+/// The most large transactions one answer lists; `next_from` says where to go on.
+pub const LARGE_TRANSACTIONS_MAX: usize = 1_000;
+
+/// The blocks `from..=to`; empty when `from > to` (a time range with no block in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BlockRange {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl BlockRange {
+    pub fn heights(self) -> std::ops::RangeInclusive<u64> {
+        self.from..=self.to
+    }
+}
+
+/// A block range by heights (`from`, `to`, inclusive) or by block time (`from_ms`,
+/// `to_ms`, inclusive), never both. Missing ends: `to` is the head, `from` is
+/// [`RANGE_BLOCKS_DEFAULT`] blocks below `to`.
+///
+/// The fields are text, parsed here: `serde(flatten)` hands query values on as strings.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RangeQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub from_ms: Option<String>,
+    pub to_ms: Option<String>,
+}
+
+fn bad_range(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("BAD_RANGE", message)
+}
+
+fn number(what: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
+    text.map(|t| {
+        t.parse()
+            .map_err(|_| bad_range(format!("{what} must be a whole number, not {t:?}")))
+    })
+    .transpose()
+}
+
+pub fn damaged(message: String) -> ApiError {
+    StorageError::Damaged(message).into()
+}
+
+pub fn committed_head(storage: &Storage) -> Result<u64, ApiError> {
+    storage
+        .head()?
+        .ok_or_else(|| ApiError::not_found("block (none committed yet)"))
+}
+
+pub fn stored_block(storage: &Storage, height: u64) -> Result<Block, ApiError> {
+    let bytes = storage
+        .block(height)?
+        .ok_or_else(|| damaged(format!("committed block {height} is missing")))?;
+    Ok(Block::decode(&bytes)?)
+}
+
+pub fn stored_results(storage: &Storage, height: u64) -> Result<BlockResults, ApiError> {
+    let bytes = storage.results(height)?.ok_or_else(|| {
+        damaged(format!(
+            "the results of committed block {height} are missing"
+        ))
+    })?;
+    Ok(BlockResults::decode(&bytes)?)
+}
+
+fn block_time(storage: &Storage, height: u64) -> Result<u64, ApiError> {
+    Ok(stored_block(storage, height)?.header.time_ms)
+}
+
+/// The first height in `1..=head` whose block time passes `ok` (block times rise with
+/// height), or `head + 1`.
+fn first_height_where(
+    storage: &Storage,
+    head: u64,
+    ok: impl Fn(u64) -> bool,
+) -> Result<u64, ApiError> {
+    let (mut low, mut high) = (1u64, head.saturating_add(1));
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if ok(block_time(storage, middle)?) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    Ok(low)
+}
+
+/// Refuses a range of more than [`RANGE_BLOCKS_MAX`] blocks.
+fn too_large(range: BlockRange) -> Result<(), ApiError> {
+    if range.from <= range.to && range.to - range.from >= RANGE_BLOCKS_MAX {
+        return Err(ApiError::bad_request(
+            "RANGE_TOO_LARGE",
+            format!(
+                "a range holds at most {RANGE_BLOCKS_MAX} blocks; {}..={} holds {}",
+                range.from,
+                range.to,
+                (range.to - range.from).saturating_add(1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl RangeQuery {
+    /// The blocks asked for, checked against the head and [`RANGE_BLOCKS_MAX`].
+    pub fn resolve(&self, storage: &Storage) -> Result<BlockRange, ApiError> {
+        let (from, to) = (
+            number("from", self.from.as_deref())?,
+            number("to", self.to.as_deref())?,
+        );
+        let (from_ms, to_ms) = (
+            number("from_ms", self.from_ms.as_deref())?,
+            number("to_ms", self.to_ms.as_deref())?,
+        );
+        let head = committed_head(storage)?;
+        let by_height = from.is_some() || to.is_some();
+        let by_time = from_ms.is_some() || to_ms.is_some();
+        let range = match (by_height, by_time) {
+            (true, true) => {
+                return Err(bad_range(
+                    "give a range by heights (from, to) or by block time (from_ms, to_ms), not both",
+                ));
+            }
+            (_, true) => {
+                let from_ms = from_ms.unwrap_or(0);
+                let to_ms = to_ms.unwrap_or(u64::MAX);
+                if from_ms > to_ms {
+                    return Err(bad_range("from_ms is after to_ms"));
+                }
+                let from = first_height_where(storage, head, |t| t >= from_ms)?;
+                let to = first_height_where(storage, head, |t| t > to_ms)?.saturating_sub(1);
+                BlockRange { from, to }
+            }
+            (_, false) => {
+                let to = to.unwrap_or(head);
+                let from =
+                    from.unwrap_or_else(|| to.saturating_sub(RANGE_BLOCKS_DEFAULT - 1).max(1));
+                if from == 0 {
+                    return Err(bad_range("heights start at 1"));
+                }
+                if from > to {
+                    return Err(bad_range(format!("from {from} is above to {to}")));
+                }
+                too_large(BlockRange { from, to })?;
+                if to > head {
+                    return Err(bad_range(format!("to {to} is above the head {head}")));
+                }
+                BlockRange { from, to }
+            }
+        };
+        too_large(range)?;
+        Ok(range)
+    }
+}
+
+/// Runs a scan on the blocking pool, holding one of the node's few scan permits.
+pub async fn scan<T: Send + 'static>(
+    api: &Api,
+    work: impl FnOnce(&Storage) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = api.scans.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_SCANS",
+            "too many audit scans are running; retry shortly",
+        )
+    })?;
+    let storage = api.ctx.storage.clone();
+    tokio::task::spawn_blocking(move || work(&storage))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "SCAN_FAILED",
+                format!("the scan stopped: {e}"),
+            )
+        })?
+}
+
+/// The currency and institution of accounts, read once per request (neither changes).
+#[derive(Debug, Default)]
+pub struct AccountBook(BTreeMap<AccountId, (Currency, InstitutionId)>);
+
+impl AccountBook {
+    pub fn of(
+        &mut self,
+        storage: &Storage,
+        id: AccountId,
+    ) -> Result<(Currency, InstitutionId), ApiError> {
+        if let Some(found) = self.0.get(&id) {
+            return Ok(*found);
+        }
+        let account = query::account(storage, id)?
+            .ok_or_else(|| damaged(format!("account {} moved money but is missing", id.0)))?;
+        let found = (account.currency, account.institution);
+        self.0.insert(id, found);
+        Ok(found)
+    }
+}
+
+/// One money movement in a committed block: by a transaction (`index`, `hash`), or by a
+/// hold released at block time (neither).
+#[derive(Debug, Clone, Serialize)]
+pub struct MovementItem {
+    pub height: u64,
+    pub index: Option<u32>,
+    pub time_ms: u64,
+    pub hash: Option<Hash>,
+    /// The transaction's kind, or `HoldExpired`.
+    pub tx_kind: &'static str,
+    pub kind: &'static str,
+    pub from: AccountId,
+    pub from_institution: InstitutionId,
+    pub to: AccountId,
+    pub to_institution: InstitutionId,
+    pub amount: u64,
+    pub currency: String,
+    #[serde(skip)]
+    pub movement: Movement,
+}
+
+/// What one pass over a block range collects besides money movements.
+#[derive(Debug, Default)]
+pub struct RangeScan {
+    pub freezes: Vec<FreezeItem>,
+    pub evidence: Vec<EvidenceItem>,
+    pub cycles: Vec<CycleItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FreezeItem {
+    pub height: u64,
+    pub hash: Option<Hash>,
+    pub account: AccountId,
+    pub frozen: bool,
+    pub reason: Option<Hash>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceItem {
+    pub height: u64,
+    pub validator: u32,
+    pub kind: &'static str,
+    pub evidence_height: u64,
+    pub round: u32,
+    pub evidence: Evidence,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleItem {
+    pub height: u64,
+    pub cycle: u64,
+    pub positions: Vec<PositionView>,
+}
+
+/// What is done with each money movement of a scan, in chain order.
+pub type OnMovement<'a> =
+    dyn FnMut(&Storage, &mut AccountBook, MovementItem) -> Result<(), ApiError> + 'a;
+
+/// Reads every block of `range` once, in order: hands each money movement to
+/// `on_movement` and collects freezes, evidence and settlement cycles.
+pub fn scan_range(
+    storage: &Storage,
+    range: BlockRange,
+    book: &mut AccountBook,
+    on_movement: &mut OnMovement<'_>,
+) -> Result<RangeScan, ApiError> {
+    let mut out = RangeScan::default();
+    for height in range.heights() {
+        let block = stored_block(storage, height)?;
+        let results = stored_results(storage, height)?;
+        let time_ms = block.header.time_ms;
+        for evidence in &block.evidence {
+            out.evidence.push(EvidenceItem {
+                height,
+                validator: evidence.validator().0,
+                kind: match evidence {
+                    Evidence::ConflictingVotes { .. } => "ConflictingVotes",
+                    Evidence::ConflictingProposals { .. } => "ConflictingProposals",
+                },
+                evidence_height: evidence.height().0,
+                round: evidence.round().0,
+                evidence: evidence.clone(),
+            });
+        }
+        let expired = results.expired.iter().map(|e| (None, e));
+        let caused = results.receipts.iter().enumerate().flat_map(|(i, r)| {
+            r.events
+                .iter()
+                .map(move |e| (Some((u32::try_from(i).unwrap_or(u32::MAX), r.tx)), e))
+        });
+        for (by, event) in expired.chain(caused) {
+            let signed = by.and_then(|(i, _)| block.txs.get(i as usize));
+            let kind = signed.map(|s| &s.tx.kind);
+            match event {
+                Event::AccountFrozen { account, reason } => out.freezes.push(FreezeItem {
+                    height,
+                    hash: by.map(|(_, h)| h),
+                    account: *account,
+                    frozen: true,
+                    reason: Some(*reason),
+                }),
+                Event::AccountUnfrozen { account } => out.freezes.push(FreezeItem {
+                    height,
+                    hash: by.map(|(_, h)| h),
+                    account: *account,
+                    frozen: false,
+                    reason: None,
+                }),
+                Event::SettlementCycleOpened { cycle, positions } => out.cycles.push(CycleItem {
+                    height,
+                    cycle: cycle.0,
+                    positions: positions.iter().map(PositionView::from).collect(),
+                }),
+                _ => {}
+            }
+            let Some(movement) = query::movement(storage, event, kind)? else {
+                continue;
+            };
+            let (_, from_institution) = book.of(storage, movement.from)?;
+            let (_, to_institution) = book.of(storage, movement.to)?;
+            let item = MovementItem {
+                height,
+                index: by.map(|(i, _)| i),
+                time_ms,
+                hash: by.map(|(_, h)| h),
+                tx_kind: kind.map_or("HoldExpired", |k| k.name()),
+                kind: movement.kind,
+                from: movement.from,
+                from_institution,
+                to: movement.to,
+                to_institution,
+                amount: movement.amount,
+                currency: movement.currency.to_string(),
+                movement,
+            };
+            on_movement(storage, book, item)?;
+        }
+    }
+    Ok(out)
+}
+
+/// A net position with its currency as text.
+#[derive(Debug, Clone, Serialize)]
+pub struct PositionView {
+    pub currency: String,
+    pub institution: InstitutionId,
+    pub net: i128,
+}
+
+impl From<&NetPosition> for PositionView {
+    fn from(p: &NetPosition) -> PositionView {
+        PositionView {
+            currency: p.currency.to_string(),
+            institution: p.institution,
+            net: p.net,
+        }
+    }
+}
+
+/// Interbank money of one institution in one currency over a block range: what its
+/// accounts paid to and received from other institutions' accounts.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowView {
+    pub currency: String,
+    pub institution: InstitutionId,
+    pub paid: u128,
+    pub received: u128,
+    /// `received - paid`: positive receives in settlement, negative pays.
+    pub net: i128,
+}
+
+/// Interbank flows per currency and institution, summed the way the ledger records
+/// obligations: every posting between accounts of two institutions.
+#[derive(Debug, Default)]
+pub struct FlowSums(BTreeMap<(Currency, InstitutionId), (u128, u128)>);
+
+impl FlowSums {
+    pub fn add(
+        &mut self,
+        storage: &Storage,
+        book: &mut AccountBook,
+        item: &MovementItem,
+    ) -> Result<(), ApiError> {
+        for posting in &item.movement.postings {
+            let (currency, from) = book.of(storage, posting.debit)?;
+            let (_, to) = book.of(storage, posting.credit)?;
+            if from == to {
+                continue;
+            }
+            let amount = u128::from(posting.amount);
+            let payer = self.0.entry((currency, from)).or_default();
+            payer.0 = payer.0.saturating_add(amount);
+            let payee = self.0.entry((currency, to)).or_default();
+            payee.1 = payee.1.saturating_add(amount);
+        }
+        Ok(())
+    }
+
+    pub fn views(&self) -> Vec<FlowView> {
+        self.0
+            .iter()
+            .map(|((currency, institution), (paid, received))| FlowView {
+                currency: currency.to_string(),
+                institution: *institution,
+                paid: *paid,
+                received: *received,
+                net: signed(*received) - signed(*paid),
+            })
+            .collect()
+    }
+}
+
+fn signed(x: u128) -> i128 {
+    i128::try_from(x).unwrap_or(i128::MAX)
+}
+
+/// Open obligations and the net positions they make, at the head.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenPositions {
+    /// What a settlement cycle would net now: positive receives, negative pays.
+    pub positions: Vec<PositionView>,
+    pub obligations: Vec<ObligationView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObligationView {
+    pub currency: String,
+    pub from: InstitutionId,
+    pub to: InstitutionId,
+    pub amount: u128,
+}
+
+pub fn open_positions(storage: &Storage) -> Result<OpenPositions, ApiError> {
+    let obligations = query::obligations(storage, OBLIGATIONS_MAX)?;
+    let all: Vec<_> = obligations
+        .iter()
+        .map(|o| (o.currency, o.from, o.to, o.amount))
+        .collect();
+    Ok(OpenPositions {
+        positions: net_positions(&all).iter().map(PositionView::from).collect(),
+        obligations: obligations
+            .iter()
+            .map(|o: &Obligation| ObligationView {
+                currency: o.currency.to_string(),
+                from: o.from,
+                to: o.to,
+                amount: o.amount,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PositionsQuery {
+    #[serde(flatten)]
+    range: RangeQuery,
+    currency: Option<String>,
+    institution: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PositionsView {
+    /// The committed height the open positions were read at.
+    height: u64,
+    open: OpenPositions,
+    range: BlockRange,
+    /// Interbank flows in `range`, per currency and institution.
+    flows: Vec<FlowView>,
+}
+
+fn filters(
+    currency: Option<&str>,
+    institution: Option<&str>,
+) -> Result<(Option<String>, Option<InstitutionId>), ApiError> {
+    let currency = currency
+        .map(params::currency)
+        .transpose()?
+        .map(|c| c.to_string());
+    let institution = institution
+        .map(|i| params::decimal("institution", i).map(InstitutionId))
+        .transpose()?;
+    Ok((currency, institution))
+}
+
+/// `GET /v1/audit/net-positions`: open positions at the head, flows over a range.
+pub async fn net_positions_view(
+    State(api): ApiState,
+    ApiQuery(q): ApiQuery<PositionsQuery>,
+) -> Result<Json<PositionsView>, ApiError> {
+    let (currency, institution) = filters(q.currency.as_deref(), q.institution.as_deref())?;
+    let range = q.range.resolve(&api.ctx.storage)?;
+    let keep = move |c: &str, i: InstitutionId| {
+        currency.as_deref().is_none_or(|x| x == c) && institution.is_none_or(|x| x == i)
+    };
+    scan(&api, move |storage| {
+        let (height, mut open) = at_head(storage, open_positions)?;
+        let mut book = AccountBook::default();
+        let mut sums = FlowSums::default();
+        scan_range(storage, range, &mut book, &mut |s, b, item| {
+            sums.add(s, b, &item)
+        })?;
+        let mut flows = sums.views();
+        open.positions.retain(|p| keep(&p.currency, p.institution));
+        open.obligations
+            .retain(|o| keep(&o.currency, o.from) || keep(&o.currency, o.to));
+        flows.retain(|f| keep(&f.currency, f.institution));
+        Ok(Json(PositionsView {
+            height,
+            open,
+            range,
+            flows,
+        }))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LargeQuery {
+    #[serde(flatten)]
+    range: RangeQuery,
+    threshold: Option<String>,
+    currency: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LargeView {
+    range: BlockRange,
+    threshold: u64,
+    currency: Option<String>,
+    /// Oldest first.
+    items: Vec<MovementItem>,
+    /// Set when the answer stopped at [`LARGE_TRANSACTIONS_MAX`] items: ask again from here.
+    next_from: Option<u64>,
+}
+
+/// The threshold in minor units: a movement of at least this much is large.
+pub fn threshold(text: Option<&str>, default: Option<u64>) -> Result<u64, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "BAD_THRESHOLD",
+            "threshold is a whole amount in minor units, at least 1",
+        )
+    };
+    match text {
+        None => default.ok_or_else(bad),
+        Some(t) => match t.parse::<u64>() {
+            Ok(0) | Err(_) => Err(bad()),
+            Ok(n) => Ok(n),
+        },
+    }
+}
+
+/// Large movements of `range`, at most [`LARGE_TRANSACTIONS_MAX`] (whole blocks), and the
+/// height to go on from when cut.
+pub fn large_movements(
+    storage: &Storage,
+    range: BlockRange,
+    threshold: u64,
+    currency: Option<&str>,
+    book: &mut AccountBook,
+) -> Result<(Vec<MovementItem>, Option<u64>), ApiError> {
+    let mut items = Vec::new();
+    let mut height = range.from;
+    while height <= range.to {
+        // Block by block, so a cut falls between blocks.
+        let one = BlockRange {
+            from: height,
+            to: height,
+        };
+        scan_range(storage, one, book, &mut |_, _, m| {
+            if m.amount >= threshold && currency.is_none_or(|c| c == m.currency) {
+                items.push(m);
+            }
+            Ok(())
+        })?;
+        height += 1;
+        if items.len() >= LARGE_TRANSACTIONS_MAX && height <= range.to {
+            return Ok((items, Some(height)));
+        }
+    }
+    Ok((items, None))
+}
+
+/// `GET /v1/audit/large-transactions`: movements of at least `threshold` in a range.
+pub async fn large_transactions(
+    State(api): ApiState,
+    ApiQuery(q): ApiQuery<LargeQuery>,
+) -> Result<Json<LargeView>, ApiError> {
+    let threshold = threshold(q.threshold.as_deref(), None)?;
+    let currency = q
+        .currency
+        .as_deref()
+        .map(params::currency)
+        .transpose()?
+        .map(|c| c.to_string());
+    let range = q.range.resolve(&api.ctx.storage)?;
+    scan(&api, move |storage| {
+        let mut book = AccountBook::default();
+        let (items, next_from) =
+            large_movements(storage, range, threshold, currency.as_deref(), &mut book)?;
+        Ok(Json(LargeView {
+            range,
+            threshold,
+            currency,
+            items,
+            next_from,
+        }))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FrozenQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FrozenAccount {
+    pub id: AccountId,
+    pub kind: AccountKind,
+    pub currency: String,
+    pub institution: InstitutionId,
+    /// Posted balance, which cannot move while the account is frozen.
+    pub balance: i128,
+    pub debits_pending: u128,
+    pub credits_pending: u128,
+}
+
+impl From<&Account> for FrozenAccount {
+    fn from(a: &Account) -> FrozenAccount {
+        FrozenAccount {
+            id: a.id,
+            kind: a.kind,
+            currency: a.currency.to_string(),
+            institution: a.institution,
+            balance: a.balance(),
+            debits_pending: a.debits_pending,
+            credits_pending: a.credits_pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldView {
+    pub id: u128,
+    pub debit: AccountId,
+    pub credit: AccountId,
+    pub amount: u64,
+    pub currency: String,
+    pub expires_at_ms: u64,
+    pub purpose: tally_contracts::HoldPurpose,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrencyTotal {
+    pub currency: String,
+    pub amount: i128,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FrozenView {
+    pub height: u64,
+    /// Frozen accounts with ids above `after`, in id order.
+    pub accounts: Vec<FrozenAccount>,
+    /// Posted balances of `accounts`, per currency.
+    pub frozen_totals: Vec<CurrencyTotal>,
+    /// Money reserved by open holds (escrow, card authorizations), in id order.
+    pub holds: Vec<HoldView>,
+    pub held_totals: Vec<CurrencyTotal>,
+    /// Whether more than [`HOLDS_MAX`] holds are open (only the first are listed).
+    pub holds_truncated: bool,
+    /// Pass as `after` for the next page; absent once every account was read.
+    pub next_after: Option<AccountId>,
+}
+
+fn totals(items: impl Iterator<Item = (Currency, i128)>) -> Vec<CurrencyTotal> {
+    let mut sums: BTreeMap<Currency, i128> = BTreeMap::new();
+    for (currency, amount) in items {
+        let sum = sums.entry(currency).or_default();
+        *sum = sum.saturating_add(amount);
+    }
+    sums.into_iter()
+        .map(|(currency, amount)| CurrencyTotal {
+            currency: currency.to_string(),
+            amount,
+        })
+        .collect()
+}
+
+/// Frozen accounts after `after` (a page of at most `limit`), and every open hold.
+pub fn frozen(
+    storage: &Storage,
+    after: Option<AccountId>,
+    limit: usize,
+) -> Result<FrozenView, ApiError> {
+    let (height, (scanned, holds)) = at_head(storage, |s| {
+        Ok((
+            query::accounts(s, after, ACCOUNTS_SCAN_MAX)?,
+            query::holds(s, HOLDS_MAX.saturating_add(1))?,
+        ))
+    })?;
+    let mut accounts: Vec<&Account> = Vec::new();
+    let mut last_read = None;
+    for account in &scanned {
+        last_read = Some(account.id);
+        if account.frozen {
+            accounts.push(account);
+            if accounts.len() >= limit {
+                break;
+            }
+        }
+    }
+    let read_all = scanned.len() < ACCOUNTS_SCAN_MAX && last_read == scanned.last().map(|a| a.id);
+    let holds_truncated = holds.len() > HOLDS_MAX;
+    let mut book = AccountBook::default();
+    let mut hold_views = Vec::with_capacity(holds.len().min(HOLDS_MAX));
+    let mut held = Vec::with_capacity(hold_views.capacity());
+    for hold in holds.iter().take(HOLDS_MAX) {
+        let (currency, _) = book.of(storage, hold.debit)?;
+        held.push((currency, i128::from(hold.amount)));
+        hold_views.push(HoldView {
+            id: hold.id.0,
+            debit: hold.debit,
+            credit: hold.credit,
+            amount: hold.amount,
+            currency: currency.to_string(),
+            expires_at_ms: hold.expires_at_ms,
+            purpose: hold.purpose,
+        });
+    }
+    let held_totals = totals(held.into_iter());
+    Ok(FrozenView {
+        height,
+        frozen_totals: totals(accounts.iter().map(|a| (a.currency, a.balance()))),
+        accounts: accounts.into_iter().map(FrozenAccount::from).collect(),
+        holds: hold_views,
+        held_totals,
+        holds_truncated,
+        next_after: if read_all { None } else { last_read },
+    })
+}
+
+/// `GET /v1/audit/frozen`: frozen accounts and held funds, at the head.
+pub async fn frozen_view(
+    State(api): ApiState,
+    ApiQuery(q): ApiQuery<FrozenQuery>,
+) -> Result<Json<FrozenView>, ApiError> {
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| params::decimal("after", a).map(AccountId))
+        .transpose()?;
+    let limit = params::page_limit(q.limit, 100, FROZEN_PAGE_MAX)?;
+    scan(&api, move |storage| {
+        Ok(Json(frozen(storage, after, limit)?))
+    })
+    .await
+}
+
+/// One entry of a statement: money in (`credit`) or out (`debit`) of the account.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementEntry {
+    pub height: u64,
+    pub index: Option<u32>,
+    pub time_ms: u64,
+    pub hash: Option<Hash>,
+    pub kind: &'static str,
+    pub counterparty: AccountId,
+    pub debit: u64,
+    pub credit: u64,
+    pub balance_after: i128,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Statement {
+    pub account: AccountId,
+    pub kind: AccountKind,
+    pub currency: String,
+    pub institution: InstitutionId,
+    pub range: BlockRange,
+    /// The posted balance after block `range.from - 1`.
+    pub opening_balance: i128,
+    pub entries: Vec<StatementEntry>,
+    /// The posted balance after block `range.to`.
+    pub closing_balance: i128,
+    pub total_debits: u128,
+    pub total_credits: u128,
+    /// The head the balance was carried from (or 0 when carried from genesis).
+    pub anchored_at: u64,
+}
+
+/// Every posting of `item` touching `account`, as (debit, credit, counterparty).
+fn touching(item: &MovementItem, account: AccountId) -> Vec<(u64, u64, AccountId)> {
+    item.movement
+        .postings
+        .iter()
+        .filter_map(|p| {
+            if p.debit == account {
+                Some((p.amount, 0, p.credit))
+            } else if p.credit == account {
+                Some((0, p.amount, p.debit))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The account's postings in `range`, in chain order, as statement entries with
+/// `balance_after` still zero.
+fn postings_of(
+    storage: &Storage,
+    account: AccountId,
+    range: BlockRange,
+    book: &mut AccountBook,
+) -> Result<Vec<StatementEntry>, ApiError> {
+    let mut out = Vec::new();
+    scan_range(storage, range, book, &mut |_, _, item| {
+        for (debit, credit, counterparty) in touching(&item, account) {
+            out.push(StatementEntry {
+                height: item.height,
+                index: item.index,
+                time_ms: item.time_ms,
+                hash: item.hash,
+                kind: item.kind,
+                counterparty,
+                debit,
+                credit,
+                balance_after: 0,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn net_of(entries: &[StatementEntry]) -> i128 {
+    entries
+        .iter()
+        .map(|e| i128::from(e.credit) - i128::from(e.debit))
+        .sum()
+}
+
+/// The statement of `account` for `range`. Balances are carried from the cheaper anchor:
+/// forward from genesis (every account starts at zero), or back from the head's balance.
+pub fn statement(
+    storage: &Storage,
+    account: AccountId,
+    range: BlockRange,
+) -> Result<Statement, ApiError> {
+    let (head, found) = at_head(storage, |s| Ok(query::account(s, account)?))?;
+    let record = found.ok_or_else(|| ApiError::not_found("account"))?;
+    let forward = range.to;
+    let backward = head.saturating_sub(range.from).saturating_add(1);
+    if forward.min(backward) > STATEMENT_SCAN_BLOCKS_MAX {
+        return Err(ApiError::bad_request(
+            "RANGE_TOO_LARGE",
+            format!(
+                "a statement reads at most {STATEMENT_SCAN_BLOCKS_MAX} blocks from genesis or \
+                 from the head; this one needs {}",
+                forward.min(backward)
+            ),
+        ));
+    }
+    let mut book = AccountBook::default();
+    let mut entries = postings_of(storage, account, range, &mut book)?;
+    let (opening, anchored_at) = if forward <= backward {
+        let before = BlockRange {
+            from: 1,
+            to: range.from.saturating_sub(1),
+        };
+        (
+            net_of(&postings_of(storage, account, before, &mut book)?),
+            0,
+        )
+    } else {
+        let after = BlockRange {
+            from: range.to.saturating_add(1),
+            to: head,
+        };
+        let later = net_of(&postings_of(storage, account, after, &mut book)?);
+        (record.balance() - later - net_of(&entries), head)
+    };
+    let mut balance = opening;
+    let (mut total_debits, mut total_credits) = (0u128, 0u128);
+    for entry in &mut entries {
+        balance += i128::from(entry.credit) - i128::from(entry.debit);
+        entry.balance_after = balance;
+        total_debits = total_debits.saturating_add(u128::from(entry.debit));
+        total_credits = total_credits.saturating_add(u128::from(entry.credit));
+    }
+    Ok(Statement {
+        account,
+        kind: record.kind,
+        currency: record.currency.to_string(),
+        institution: record.institution,
+        range,
+        opening_balance: opening,
+        entries,
+        closing_balance: balance,
+        total_debits,
+        total_credits,
+        anchored_at,
+    })
+}
+
+/// `GET /v1/audit/accounts/{id}/statement`.
+pub async fn statement_view(
+    State(api): ApiState,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> Result<Json<Statement>, ApiError> {
+    let id = AccountId(params::decimal("account id", &id)?);
+    let range = q.resolve(&api.ctx.storage)?;
+    if query::account(&api.ctx.storage, id)?.is_none() {
+        return Err(ApiError::not_found("account"));
+    }
+    scan(&api, move |storage| {
+        Ok(Json(statement(storage, id, range)?))
+    })
+    .await
+}

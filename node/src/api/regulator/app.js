@@ -1,0 +1,225 @@
+// The regulator's page: polls the node's JSON API (same origin) and renders with DOM
+// methods only (textContent), so nothing read from the chain is ever parsed as HTML.
+"use strict";
+
+const POLL_MS = 5000;
+const BLOCKS_SHOWN = 10;
+const API = "../v1";
+
+function $(id) { return document.getElementById(id); }
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+function row(cells, numeric) {
+  const tr = el("tr");
+  cells.forEach((c, i) => tr.appendChild(el("td", c, numeric && numeric.includes(i) ? "num" : "")));
+  return tr;
+}
+
+function time(ms) { return ms ? new Date(Number(ms)).toISOString().replace("T", " ").replace(".000Z", "Z") : ""; }
+function short(hex) { return hex ? String(hex).slice(0, 16) + "…" : ""; }
+
+// A JSON answer, or an Error carrying the API's stable code.
+async function api(path) {
+  const response = await fetch(path.startsWith("/") ? path : API + "/" + path, { cache: "no-store" });
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (!response.ok) {
+    const error = new Error((body && body.message) || response.statusText);
+    error.code = (body && body.code) || String(response.status);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function showError(target, error) {
+  clear(target);
+  target.appendChild(el("p", (error.code ? error.code + ": " : "") + error.message, "error"));
+}
+
+async function refreshHead() {
+  const alerts = [];
+  try {
+    const health = await api("/health");
+    $("node-mode").textContent = health.mode;
+    $("verified-height").textContent = health.verified_height === undefined ? "–" : health.verified_height;
+    alerts.push({ ok: true, text: "Node healthy (" + health.mode + ")" });
+  } catch (error) {
+    alerts.push({ ok: false, text: error.code === "AUDIT_ALARM" ? "AUDIT ALARM: " + error.message : "Health: " + error.message });
+  }
+  let head = null;
+  try {
+    const latest = await api("blocks/latest");
+    head = latest.height;
+    $("head-height").textContent = head;
+    $("head-time").textContent = time(latest.header.time_ms);
+  } catch (error) {
+    $("head-height").textContent = error.status === 404 ? "0" : "?";
+  }
+  try {
+    const evidence = await api("evidence");
+    evidence.items.forEach((item) => alerts.push({
+      ok: false,
+      text: "Equivocation in block " + item.height + ": " + Object.keys(item.evidence)[0],
+    }));
+  } catch (error) {
+    alerts.push({ ok: false, text: "Evidence: " + error.message });
+  }
+  const list = $("alerts");
+  clear(list);
+  alerts.forEach((a) => list.appendChild(el("li", a.text, a.ok ? "ok" : "alarm")));
+  return head;
+}
+
+async function refreshBlocks(head) {
+  const body = $("blocks");
+  if (!head) { clear(body); return; }
+  const heights = [];
+  for (let h = head; h >= 1 && heights.length < BLOCKS_SHOWN; h--) heights.push(h);
+  const blocks = await Promise.all(heights.map((h) => api("blocks/" + h).catch(() => null)));
+  clear(body);
+  blocks.filter(Boolean).forEach((b) => body.appendChild(row(
+    [b.height, time(b.header.time_ms), b.txs.length, b.evidence.length, short(b.header.proposer)], [0, 2, 3])));
+}
+
+async function refreshValidators() {
+  const target = $("validators");
+  try {
+    const v = await api("validators");
+    clear(target);
+    target.appendChild(el("p", "Block " + v.height + ", round " + v.round + ", proposer " + short(v.proposer) +
+      ", signed by " + v.signers.length));
+    const sets = (v.in_force ? [["In force since " + v.in_force.from_height, v.in_force]] : [])
+      .concat(v.scheduled.map((s) => ["Scheduled from " + s.from_height, s]));
+    sets.forEach(([title, set]) => {
+      target.appendChild(el("h3", title));
+      const table = el("table");
+      set.validators.forEach((x) => table.appendChild(row([x.index, x.public_key, "power " + x.power], [0])));
+      target.appendChild(table);
+    });
+  } catch (error) {
+    showError(target, error);
+  }
+}
+
+async function refreshPositions() {
+  try {
+    const p = await api("audit/net-positions");
+    const positions = $("positions");
+    clear(positions);
+    p.open.positions.forEach((x) => positions.appendChild(row([x.currency, x.institution, x.net], [2])));
+    const flows = $("flows");
+    clear(flows);
+    p.flows.forEach((x) => flows.appendChild(row([x.currency, x.institution, x.paid, x.received, x.net], [2, 3, 4])));
+  } catch (error) {
+    showError($("positions"), error);
+  }
+}
+
+async function refreshLarge() {
+  const threshold = $("threshold").value.trim() || "1";
+  const body = $("large");
+  try {
+    const large = await api("audit/large-transactions?threshold=" + encodeURIComponent(threshold));
+    clear(body);
+    large.items.slice().reverse().forEach((m) => body.appendChild(row(
+      [m.height, time(m.time_ms), m.kind, m.from, m.to, m.amount + " " + m.currency, short(m.hash)], [0, 5])));
+  } catch (error) {
+    clear(body);
+    body.appendChild(row([(error.code || "") + " " + error.message]));
+  }
+}
+
+function definitionList(pairs) {
+  const dl = el("dl", null, "result");
+  pairs.forEach(([k, v]) => { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); });
+  return dl;
+}
+
+async function searchTransaction(hash, target) {
+  const tx = await api("transactions/" + hash);
+  const pairs = [["Transaction", tx.hash], ["Status", tx.status]];
+  if (tx.status === "committed") {
+    pairs.push(["Block", tx.height], ["Index", tx.index], ["Result", tx.code]);
+    const block = await api("blocks/" + tx.height);
+    const signed = block.txs[tx.index];
+    if (signed) {
+      pairs.push(["Time", time(block.header.time_ms)]);
+      pairs.push(["Sender", JSON.stringify(signed.tx.sender)]);
+      pairs.push(["Kind", Object.keys(signed.tx.kind)[0] || String(signed.tx.kind)]);
+    }
+    tx.events.forEach((e) => pairs.push(["Event " + e.id, e.kind + " " + JSON.stringify(e.event[e.kind])]));
+  }
+  clear(target);
+  const result = definitionList(pairs);
+  result.id = "tx-result";
+  result.dataset.status = tx.status;
+  target.appendChild(result);
+}
+
+async function searchAccount(id, target) {
+  const view = await api("accounts/" + id);
+  const history = await api("accounts/" + id + "/history?limit=20");
+  const a = view.account;
+  clear(target);
+  const result = definitionList([
+    ["Account", id], ["Kind", a.kind], ["Institution", a.institution], ["Balance", view.balance],
+    ["Available", view.available], ["Frozen", a.frozen ? "yes" : "no"], ["At height", view.height],
+  ]);
+  result.id = "account-result";
+  target.appendChild(result);
+  const table = el("table");
+  history.entries.forEach((e) => table.appendChild(row([e.height + ":" + e.index, e.code,
+    Object.keys(e.transaction.tx.kind)[0] || "", short(e.hash)])));
+  target.appendChild(table);
+}
+
+async function search(query) {
+  const target = $("search-result");
+  const q = query.trim();
+  if (!q) return;
+  target.textContent = "searching…";
+  try {
+    if (/^[0-9a-fA-F]{64}$/.test(q)) await searchTransaction(q.toLowerCase(), target);
+    else if (/^[0-9]+$/.test(q)) await searchAccount(q, target);
+    else throw Object.assign(new Error("enter a 64-digit transaction hash or a decimal account id"), { code: "BAD_SEARCH" });
+  } catch (error) {
+    showError(target, error);
+  }
+}
+
+async function refresh() {
+  try {
+    const head = await refreshHead();
+    await Promise.all([refreshBlocks(head), refreshValidators(), refreshPositions(), refreshLarge()]);
+    $("updated").textContent = new Date().toISOString().slice(11, 19) + "Z";
+  } finally {
+    setTimeout(refresh, POLL_MS);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    search($("search-input").value);
+  });
+  $("large-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    refreshLarge();
+  });
+  const params = new URLSearchParams(window.location.search);
+  const asked = params.get("tx") || params.get("account");
+  if (asked) {
+    $("search-input").value = asked;
+    search(asked);
+  }
+  refresh();
+});

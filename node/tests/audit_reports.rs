@@ -1,0 +1,612 @@
+//! The regulator's audit endpoints on an audit node that follows four validators: net
+//! positions, large transactions, frozen accounts and funds, statements and the block-range
+//! report (JSON and CSV) agree with the validators' state and with sums computed here from
+//! the transactions submitted; and each endpoint refuses bad requests with its code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+#[path = "common/http.rs"]
+mod http;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result, ensure};
+use common::*;
+use http::{get, get_json};
+use hyper::StatusCode;
+use serde_json::Value;
+use tally_contracts::*;
+use tally_crypto::{Hash, SigningKey};
+use tally_node::config::Mode;
+
+const AUDIT: usize = 4;
+const TOP_UP: u64 = 300_000;
+/// Payments of at least this much are large in these tests.
+const THRESHOLD: u64 = 200_000;
+
+fn sign(sender: Party, nonce: u64, keys: &[&SigningKey], kind: TxKind) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN.into(),
+        sender,
+        nonce,
+        kind,
+    }
+    .sign(keys)
+}
+
+/// Register wallet `id` at `bank`, bind a card of `bank`, top up [`TOP_UP`]: nonces 0..=2.
+fn open_wallet_at(id: u128, bank: InstitutionId) -> Vec<SignedTransaction> {
+    let k = wallet_key(id);
+    let b = institution_key(bank);
+    let card = CardToken(Hash::digest("card", &id.to_le_bytes()).0);
+    let me = Party::Account(AccountId(id));
+    vec![
+        sign(
+            me,
+            0,
+            &[&k, &b],
+            TxKind::RegisterAccount {
+                account: AccountId(id),
+                key: k.public_key(),
+                currency: Currency::CNY,
+                institution: bank,
+                tier: 0,
+                identity: Hash::digest("identity", &id.to_le_bytes()),
+            },
+        ),
+        sign(me, 1, &[&k, &b], TxKind::BindCard { card, bank }),
+        sign(
+            me,
+            2,
+            &[&k, &b],
+            TxKind::TopUp {
+                id: TransferId(id),
+                card,
+                amount: TOP_UP,
+            },
+        ),
+    ]
+}
+
+fn bank_of(id: u128) -> InstitutionId {
+    if id <= 4 { BANK_A } else { BANK_B }
+}
+
+/// What the test submitted, and what it expects from it.
+#[derive(Default)]
+struct Expected {
+    balances: BTreeMap<u128, i128>,
+    /// Interbank (paid, received) per institution, CNY.
+    flows: BTreeMap<u32, (u128, u128)>,
+    /// Hashes of movements of at least [`THRESHOLD`].
+    large: BTreeSet<String>,
+    /// (debit, credit) postings touching each wallet, in order.
+    postings: BTreeMap<u128, Vec<(u64, u64)>>,
+}
+
+impl Expected {
+    fn top_up(&mut self, id: u128) {
+        *self.balances.entry(id).or_default() += i128::from(TOP_UP);
+        self.postings.entry(id).or_default().push((0, TOP_UP));
+    }
+
+    fn payment(&mut self, tx: &SignedTransaction, from: u128, to: u128, amount: u64) {
+        *self.balances.entry(from).or_default() -= i128::from(amount);
+        *self.balances.entry(to).or_default() += i128::from(amount);
+        self.postings.entry(from).or_default().push((amount, 0));
+        self.postings.entry(to).or_default().push((0, amount));
+        let (a, b) = (bank_of(from), bank_of(to));
+        if a != b {
+            self.flows.entry(a.0).or_default().0 += u128::from(amount);
+            self.flows.entry(b.0).or_default().1 += u128::from(amount);
+        }
+        if amount >= THRESHOLD {
+            self.large.insert(tx.tx.hash().to_hex());
+        }
+    }
+
+    fn net(&self, institution: u32) -> i128 {
+        let (paid, received) = self.flows.get(&institution).copied().unwrap_or_default();
+        received as i128 - paid as i128
+    }
+}
+
+struct Setup {
+    cluster: Cluster,
+    audit: SocketAddr,
+    validator: SocketAddr,
+    head: u64,
+    expected: Expected,
+    /// Wallet 8's freeze.
+    freeze: Hash,
+}
+
+async fn setup() -> Result<Setup> {
+    let mut cluster = Cluster::new(genesis(4))?;
+    let observers = BTreeSet::from([validator_key(AUDIT).public_key()]);
+    for i in 0..4 {
+        cluster
+            .start_with(i, Mode::Validator, observers.clone())
+            .await?;
+    }
+    cluster
+        .start_with(AUDIT, Mode::Audit, BTreeSet::new())
+        .await?;
+    let mut expected = Expected::default();
+    let opening: Vec<_> = (1..=8u128)
+        .flat_map(|id| open_wallet_at(id, bank_of(id)))
+        .collect();
+    for id in 1..=8 {
+        expected.top_up(id);
+    }
+    // Top-ups are large too.
+    expected.large.extend(
+        opening
+            .iter()
+            .skip(2)
+            .step_by(3)
+            .map(|t| t.tx.hash().to_hex()),
+    );
+    let hashes = cluster.submit_all(&opening, |n| n / 3 % 4).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+
+    // Payments within and across the two banks, two of them large.
+    let plan: [(u128, u128, u64); 8] = [
+        (1, 5, 1_000),
+        (5, 1, 2_500),
+        (2, 3, 700),
+        (6, 2, 250_000),
+        (3, 7, 201_000),
+        (7, 8, 4_000),
+        (4, 6, 999),
+        (8, 4, 3_333),
+    ];
+    let mut nonces: BTreeMap<u128, u64> = (1..=8).map(|id| (id, 3)).collect();
+    let mut payments = Vec::new();
+    for (from, to, amount) in plan {
+        let nonce = nonces.get_mut(&from).unwrap();
+        let tx = sign(
+            Party::Account(AccountId(from)),
+            *nonce,
+            &[&wallet_key(from)],
+            TxKind::Transfer {
+                id: TransferId(1_000 + u128::from(*nonce) * 16 + from),
+                to: AccountId(to),
+                amount,
+            },
+        );
+        *nonce += 1;
+        expected.payment(&tx, from, to, amount);
+        payments.push(tx);
+    }
+    let hashes = cluster.submit_all(&payments, |n| n % 4).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+
+    // The regulator freezes wallet 8.
+    let reason = Hash::digest("test", b"suspicious");
+    let freeze = sign(
+        Party::Institution(REGULATOR),
+        0,
+        &[&institution_key(REGULATOR)],
+        TxKind::Freeze {
+            account: AccountId(8),
+            reason,
+        },
+    );
+    let hashes = cluster.submit_all(std::slice::from_ref(&freeze), |_| 1).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let head = cluster.height(0)?;
+    cluster.wait_height(AUDIT, head).await?;
+    cluster.wait_committed_ok(AUDIT, &hashes).await?;
+    let audit = http::serve(cluster.node(AUDIT)?).await?;
+    let validator = http::serve(cluster.node(0)?).await?;
+    Ok(Setup {
+        cluster,
+        audit,
+        validator,
+        head,
+        expected,
+        freeze: freeze.tx.hash(),
+    })
+}
+
+fn as_i128(v: &Value) -> i128 {
+    v.as_i64()
+        .map(i128::from)
+        .or_else(|| v.as_u64().map(i128::from))
+        .unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// `{institution: net}` of a list of positions or flows in CNY.
+fn nets(list: &Value) -> BTreeMap<u32, i128> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["currency"] == "CNY")
+        .map(|p| {
+            (
+                p["institution"].as_u64().unwrap() as u32,
+                as_i128(&p["net"]),
+            )
+        })
+        .collect()
+}
+
+fn expected_nets(e: &Expected) -> BTreeMap<u32, i128> {
+    [BANK_A.0, BANK_B.0]
+        .into_iter()
+        .map(|i| (i, e.net(i)))
+        .filter(|(_, n)| *n != 0)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reports_match_the_validators_state_and_the_submitted_payments() -> Result<()> {
+    let Setup {
+        cluster,
+        audit,
+        validator,
+        head,
+        expected,
+        freeze,
+    } = setup().await?;
+    let range = format!("from=1&to={head}");
+
+    // Health and validators.
+    let health = get_json(audit, "/health").await?;
+    ensure!(health["mode"] == "audit", "{health}");
+    ensure!(health["alarm"] == false, "{health}");
+    let height = health["height"].as_u64().context("height")?;
+    ensure!(height >= head);
+    ensure!(
+        health["verified_height"].as_u64() == Some(height - 1),
+        "{health}"
+    );
+    let health = get_json(validator, "/health").await?;
+    ensure!(
+        health["mode"] == "validator" && health["verified_height"].is_null(),
+        "{health}"
+    );
+    let validators = get_json(audit, "/v1/validators").await?;
+    let keys: Vec<Value> = (0..4)
+        .map(|i| serde_json::to_value(validator_key(i).public_key()).unwrap())
+        .collect();
+    let in_force: Vec<Value> = validators["in_force"]["validators"]
+        .as_array()
+        .context("in_force")?
+        .iter()
+        .map(|v| v["public_key"].clone())
+        .collect();
+    ensure!(in_force == keys, "{validators}");
+    ensure!(validators["scheduled"] == serde_json::json!([]));
+
+    // Net positions: open obligations at the head, and flows over the whole chain, equal
+    // the interbank sums of the payments; the validator answers the same.
+    let path = format!("/v1/audit/net-positions?{range}");
+    let ours = get_json(audit, &path).await?;
+    let theirs = get_json(validator, &path).await?;
+    let want = expected_nets(&expected);
+    ensure!(nets(&ours["open"]["positions"]) == want, "{ours}");
+    ensure!(nets(&ours["flows"]) == want, "{ours}");
+    ensure!(ours["open"] == theirs["open"] && ours["flows"] == theirs["flows"]);
+    for flow in ours["flows"].as_array().unwrap() {
+        let i = flow["institution"].as_u64().unwrap() as u32;
+        let (paid, received) = expected.flows[&i];
+        ensure!(as_i128(&flow["paid"]) == paid as i128, "{flow}");
+        ensure!(as_i128(&flow["received"]) == received as i128, "{flow}");
+    }
+    let only_a = get_json(audit, &format!("{path}&institution=1&currency=CNY")).await?;
+    ensure!(nets(&only_a["flows"]).keys().eq([&BANK_A.0]), "{only_a}");
+
+    // Large transactions, by heights and by block time.
+    let path = format!("/v1/audit/large-transactions?threshold={THRESHOLD}&{range}");
+    let large = get_json(audit, &path).await?;
+    let hashes = |v: &Value| -> BTreeSet<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["hash"].as_str().unwrap().to_string())
+            .collect()
+    };
+    ensure!(hashes(&large) == expected.large, "{large}");
+    ensure!(large == get_json(validator, &path).await?);
+    let first = get_json(audit, "/v1/blocks/1").await?;
+    let last = get_json(audit, &format!("/v1/blocks/{head}")).await?;
+    let by_time = get_json(
+        audit,
+        &format!(
+            "/v1/audit/large-transactions?threshold={THRESHOLD}&from_ms={}&to_ms={}",
+            first["header"]["time_ms"], last["header"]["time_ms"]
+        ),
+    )
+    .await?;
+    ensure!(by_time["range"] == large["range"], "{by_time}");
+    ensure!(hashes(&by_time) == expected.large);
+    let all = get_json(
+        audit,
+        &format!("/v1/audit/large-transactions?threshold=1&{range}"),
+    )
+    .await?;
+    ensure!(all["items"].as_array().unwrap().len() == 8 + 8, "{all}");
+
+    // Frozen accounts and funds.
+    let frozen = get_json(audit, "/v1/audit/frozen").await?;
+    let accounts = frozen["accounts"].as_array().unwrap();
+    ensure!(accounts.len() == 1 && accounts[0]["id"] == 8, "{frozen}");
+    ensure!(as_i128(&accounts[0]["balance"]) == expected.balances[&8]);
+    let account = get_json(validator, "/v1/accounts/8").await?;
+    ensure!(account["account"]["frozen"] == true);
+    ensure!(as_i128(&account["balance"]) == expected.balances[&8]);
+    ensure!(frozen["frozen_totals"][0]["amount"] == accounts[0]["balance"]);
+    ensure!(frozen["holds"] == serde_json::json!([]));
+
+    // Statements: opening, entries and closing agree with the validators' balances and the
+    // payments, and two adjacent ranges (read from genesis and from the head) join up.
+    for id in [1u128, 6, 8] {
+        let whole = get_json(audit, &format!("/v1/audit/accounts/{id}/statement?{range}")).await?;
+        let balance = get_json(validator, &format!("/v1/accounts/{id}")).await?["balance"].clone();
+        ensure!(as_i128(&whole["opening_balance"]) == 0, "{whole}");
+        ensure!(
+            as_i128(&whole["closing_balance"]) == as_i128(&balance),
+            "{whole}"
+        );
+        ensure!(as_i128(&balance) == expected.balances[&id]);
+        // Payments in one block run in the proposer's order, not the submission order.
+        let mut entries: Vec<(u64, u64)> = whole["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["debit"].as_u64().unwrap(), e["credit"].as_u64().unwrap()))
+            .collect();
+        let mut want_entries = expected.postings[&id].clone();
+        entries.sort_unstable();
+        want_entries.sort_unstable();
+        ensure!(entries == want_entries, "{whole}");
+        let split = whole["entries"].as_array().unwrap().last().unwrap()["height"]
+            .as_u64()
+            .unwrap();
+        let early = get_json(
+            audit,
+            &format!("/v1/audit/accounts/{id}/statement?from=1&to={}", split - 1),
+        )
+        .await?;
+        let late = get_json(
+            audit,
+            &format!("/v1/audit/accounts/{id}/statement?from={split}&to={head}"),
+        )
+        .await?;
+        ensure!(early["anchored_at"] == 0, "{early}");
+        ensure!(
+            early["closing_balance"] == late["opening_balance"],
+            "{early} {late}"
+        );
+        ensure!(
+            late["closing_balance"] == whole["closing_balance"],
+            "{late}"
+        );
+        // One block at the head: its balance is carried back from the head's.
+        let now = get_json(audit, "/health").await?["height"]
+            .as_u64()
+            .unwrap();
+        let tip = get_json(
+            audit,
+            &format!("/v1/audit/accounts/{id}/statement?from={now}&to={now}"),
+        )
+        .await?;
+        ensure!(tip["anchored_at"].as_u64() >= Some(now), "{tip}");
+        ensure!(tip["closing_balance"] == whole["closing_balance"], "{tip}");
+    }
+
+    // The report: the same tables for the range, as JSON and as CSV.
+    let path = format!("/v1/audit/report?{range}&threshold={THRESHOLD}&accounts=1,8");
+    let report = get_json(audit, &path).await?;
+    ensure!(nets(&report["net_flows"]) == want, "{report}");
+    ensure!(nets(&report["open_positions"]["positions"]) == want);
+    let large_in_report: BTreeSet<String> = report["large_transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["hash"].as_str().unwrap().to_string())
+        .collect();
+    ensure!(large_in_report == expected.large);
+    ensure!(report["frozen"]["accounts"][0]["id"] == 8);
+    let freezes = report["freezes"].as_array().unwrap();
+    ensure!(freezes.len() == 1, "{report}");
+    ensure!(freezes[0]["account"] == 8 && freezes[0]["frozen"] == true);
+    ensure!(freezes[0]["hash"] == freeze.to_hex());
+    ensure!(report["evidence"] == serde_json::json!([]));
+    ensure!(report["statements"].as_array().unwrap().len() == 2);
+    ensure!(report["node"]["mode"] == "audit");
+
+    for path in [
+        format!("/v1/audit/report.csv?{range}&threshold={THRESHOLD}&accounts=1,8"),
+        format!("/v1/audit/report?{range}&threshold={THRESHOLD}&accounts=1,8&format=csv"),
+    ] {
+        let csv = get(audit, &path).await?;
+        ensure!(csv.status == StatusCode::OK, "{}", csv.text());
+        ensure!(
+            csv.header("content-type").as_deref() == Some("text/csv; charset=utf-8"),
+            "{:?}",
+            csv.headers
+        );
+        let sections = csv_sections(&csv.text());
+        let flows = &sections["net_flows"];
+        ensure!(flows[0] == ["currency", "institution", "paid", "received", "net"]);
+        let csv_nets: BTreeMap<u32, i128> = flows[1..]
+            .iter()
+            .map(|r| (r[1].parse().unwrap(), r[4].parse().unwrap()))
+            .collect();
+        ensure!(csv_nets == want, "{flows:?}");
+        let large = &sections["large_transactions"];
+        let csv_large: BTreeSet<String> = large[1..].iter().map(|r| r[3].clone()).collect();
+        ensure!(csv_large == expected.large, "{large:?}");
+        ensure!(sections["frozen_accounts"][1][0] == "8");
+        ensure!(sections["freezes"].len() == 2);
+        ensure!(
+            sections["statement_entries"].len() - 1
+                == expected.postings[&1].len() + expected.postings[&8].len()
+        );
+        ensure!(sections["report"][1][6] == "audit");
+    }
+    cluster.shutdown().await
+}
+
+/// `# name` then rows, per section; fields split on commas (the test's values hold none).
+fn csv_sections(text: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if let Some(name) = line.strip_prefix("# ") {
+            current = name.to_string();
+            out.entry(current.clone()).or_default();
+        } else {
+            out.entry(current.clone())
+                .or_default()
+                .push(line.split(',').map(str::to_string).collect());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
+    let mut cluster = Cluster::new(genesis(1))?;
+    cluster.start(0).await?;
+    let addr = http::serve(cluster.node(0)?).await?;
+    // Before the first block, a range has nothing to cover.
+    let early = get(addr, "/v1/audit/large-transactions?threshold=1").await?;
+    if cluster.height(0)? == 0 {
+        early.error(StatusCode::NOT_FOUND, "NOT_FOUND")?;
+    }
+    let hashes = cluster
+        .submit_all(&open_wallet_at(1, BANK_A), |_| 0)
+        .await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let head = cluster.height(0)?;
+
+    let bad = StatusCode::BAD_REQUEST;
+    let cases: Vec<(String, StatusCode, &str)> = vec![
+        ("/v1/audit/large-transactions".into(), bad, "BAD_THRESHOLD"),
+        (
+            "/v1/audit/large-transactions?threshold=0".into(),
+            bad,
+            "BAD_THRESHOLD",
+        ),
+        (
+            "/v1/audit/large-transactions?threshold=x".into(),
+            bad,
+            "BAD_THRESHOLD",
+        ),
+        (
+            "/v1/audit/large-transactions?threshold=1&from=3&to=2".into(),
+            bad,
+            "BAD_RANGE",
+        ),
+        (
+            "/v1/audit/large-transactions?threshold=1&from=0".into(),
+            bad,
+            "BAD_RANGE",
+        ),
+        (
+            "/v1/audit/large-transactions?threshold=1&from=one".into(),
+            bad,
+            "BAD_RANGE",
+        ),
+        (
+            format!("/v1/audit/large-transactions?threshold=1&to={}", head + 100),
+            bad,
+            "BAD_RANGE",
+        ),
+        (
+            "/v1/audit/large-transactions?threshold=1&from=1&from_ms=5".into(),
+            bad,
+            "BAD_RANGE",
+        ),
+        (
+            "/v1/audit/large-transactions?threshold=1&from_ms=9&to_ms=8".into(),
+            bad,
+            "BAD_RANGE",
+        ),
+        (
+            "/v1/audit/large-transactions?threshold=1&from=1&to=10001".into(),
+            bad,
+            "RANGE_TOO_LARGE",
+        ),
+        (
+            "/v1/audit/large-transactions?threshold=1&currency=cny".into(),
+            bad,
+            "BAD_CURRENCY",
+        ),
+        (
+            "/v1/audit/net-positions?from=1&to=20000".into(),
+            bad,
+            "RANGE_TOO_LARGE",
+        ),
+        (
+            "/v1/audit/net-positions?institution=bank".into(),
+            bad,
+            "BAD_ID",
+        ),
+        (
+            "/v1/audit/net-positions?currency=EURO".into(),
+            bad,
+            "BAD_CURRENCY",
+        ),
+        ("/v1/audit/frozen?limit=0".into(), bad, "BAD_LIMIT"),
+        ("/v1/audit/frozen?limit=1001".into(), bad, "BAD_LIMIT"),
+        ("/v1/audit/frozen?after=x".into(), bad, "BAD_ID"),
+        ("/v1/audit/accounts/x/statement".into(), bad, "BAD_ID"),
+        (
+            "/v1/audit/accounts/1/statement?from=2&to=1".into(),
+            bad,
+            "BAD_RANGE",
+        ),
+        (
+            "/v1/audit/accounts/1/statement?from=1&to=99999".into(),
+            bad,
+            "RANGE_TOO_LARGE",
+        ),
+        (
+            "/v1/audit/accounts/77/statement".into(),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        ("/v1/audit/report?format=xml".into(), bad, "BAD_FORMAT"),
+        ("/v1/audit/report?accounts=1,x".into(), bad, "BAD_ID"),
+        (
+            "/v1/audit/report?accounts=1,2,3,4,5,6,7,8,9,10,11".into(),
+            bad,
+            "BAD_ACCOUNTS",
+        ),
+        (
+            "/v1/audit/report?accounts=77".into(),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        ("/v1/audit/report.csv?from=5&to=1".into(), bad, "BAD_RANGE"),
+        ("/v1/audit/report?threshold=0".into(), bad, "BAD_THRESHOLD"),
+    ];
+    for (path, status, code) in &cases {
+        get(addr, path)
+            .await?
+            .error(*status, code)
+            .with_context(|| path.clone())?;
+    }
+    // The defaults answer: the latest blocks, and the validator's own health.
+    let report = get_json(addr, "/v1/audit/report").await?;
+    ensure!(report["range"]["from"] == 1, "{report}");
+    ensure!(report["threshold"] == 5_000_000);
+    let statement = get_json(addr, "/v1/audit/accounts/1/statement").await?;
+    ensure!(
+        as_i128(&statement["closing_balance"]) == i128::from(TOP_UP),
+        "{statement}"
+    );
+    let health = get_json(addr, "/health").await?;
+    ensure!(
+        health["mode"] == "validator" && health["status"] == "ok",
+        "{health}"
+    );
+    cluster.shutdown().await
+}

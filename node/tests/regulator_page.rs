@@ -1,0 +1,145 @@
+//! The regulator's page in headless Chromium: served by a running node, it shows the head
+//! height and finds a committed transaction by its hash, rendered into the DOM.
+//!
+//! Without `/usr/bin/chromium` (Debian's `chromium` package) the test says so and passes,
+//! except under `CI=true`, where `.ci/run` installs it and its absence is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+#[path = "common/http.rs"]
+mod http;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use common::*;
+use hyper::StatusCode;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The longest one Chromium run may take before the test gives up on it.
+const CHROMIUM_WAIT: Duration = Duration::from_secs(40);
+
+/// Chromium's path, or `None` (after saying why) when the test cannot run here.
+fn chromium() -> Result<Option<&'static str>> {
+    if Path::new(CHROMIUM).exists() {
+        return Ok(Some(CHROMIUM));
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        bail!("{CHROMIUM} is missing under CI=true: .ci/run should have installed it");
+    }
+    eprintln!("skipped: {CHROMIUM} is missing (apt-get install chromium)");
+    Ok(None)
+}
+
+/// The DOM of `url` after its scripts ran, as headless Chromium dumps it.
+async fn dump_dom(chromium: &str, url: &str) -> Result<String> {
+    let profile = tempfile::tempdir()?;
+    let mut command = tokio::process::Command::new(chromium);
+    command
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--run-all-compositor-stages-before-draw",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(CHROMIUM_WAIT, command.output())
+        .await
+        .context("chromium did not finish in time")??;
+    ensure!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The text of the element with `id` in `dom` (the first text up to the next tag).
+fn text_of<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
+    let at = dom.find(&format!("id=\"{id}\""))?;
+    let rest = &dom[at..];
+    let start = rest.find('>')? + 1;
+    let end = rest[start..].find('<')? + start;
+    Some(rest[start..end].trim())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<()> {
+    let Some(chromium) = chromium()? else {
+        return Ok(());
+    };
+    let mut cluster = Cluster::new(genesis(1))?;
+    cluster.start(0).await?;
+    let txs = open_wallet(1, 5_000);
+    let hashes = cluster.submit_all(&txs, |_| 0).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let known = hashes[2];
+    let location = cluster
+        .node(0)?
+        .context
+        .storage
+        .tx_location(&known)?
+        .context("committed")?;
+    let addr = http::serve(cluster.node(0)?).await?;
+
+    // The page and its files come with a same-origin-only policy.
+    let page = http::get(addr, "/regulator/").await?;
+    ensure!(page.status == StatusCode::OK);
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    ensure!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+    ensure!(!page.text().contains("http://") && !page.text().contains("https://"));
+    for file in ["app.js", "style.css"] {
+        let answer = http::get(addr, &format!("/regulator/{file}")).await?;
+        ensure!(answer.status == StatusCode::OK, "{file}");
+        ensure!(!answer.text().contains("http://") && !answer.text().contains("https://"));
+    }
+
+    let url = format!("http://{addr}/regulator/?tx={}", known.to_hex());
+    let dom = dump_dom(chromium, &url).await?;
+    let head = cluster.height(0)?;
+    let shown: u64 = text_of(&dom, "head-height")
+        .with_context(|| format!("no head height in the page:\n{dom}"))?
+        .parse()
+        .with_context(|| format!("the head height is not a number:\n{dom}"))?;
+    ensure!(
+        shown >= location.height && shown <= head,
+        "head shown {shown}, committed {}..={head}",
+        location.height
+    );
+    ensure!(dom.contains("id=\"tx-result\""), "no search result:\n{dom}");
+    ensure!(dom.contains("data-status=\"committed\""), "{dom}");
+    ensure!(
+        dom.contains(&known.to_hex()),
+        "the hash is not shown:\n{dom}"
+    );
+    ensure!(
+        dom.contains("TopUp"),
+        "the transaction's kind is not shown:\n{dom}"
+    );
+    ensure!(
+        dom.contains("Node healthy (validator)"),
+        "no health alert line:\n{dom}"
+    );
+
+    // An unknown hash is reported as not found, in the page.
+    let unknown = "ab".repeat(32);
+    let dom = dump_dom(chromium, &format!("http://{addr}/regulator/?tx={unknown}")).await?;
+    ensure!(
+        text_of(&dom, "search-result").is_some() && dom.contains("NOT_FOUND"),
+        "{dom}"
+    );
+    cluster.shutdown().await
+}

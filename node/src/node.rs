@@ -52,6 +52,8 @@ pub enum NodeError {
     Stopped,
     #[error("a task panicked: {0}")]
     Join(String),
+    #[error("test fault modes are refused by release builds")]
+    TestFaultsInRelease,
 }
 
 /// A running node.
@@ -98,6 +100,10 @@ impl Node {
         genesis: &GenesisFile,
         options: NodeOptions,
     ) -> Result<Node, NodeError> {
+        // `Config::load` refuses them already; this covers a configuration built in code.
+        if !cfg!(debug_assertions) && !config.test_faults.is_honest() {
+            return Err(NodeError::TestFaultsInRelease);
+        }
         let storage = Storage::open(&config.data_dir, &genesis.chain_id)?;
         let metrics = Arc::new(Metrics::new());
         metrics

@@ -188,6 +188,44 @@ async fn wait_for_evidence(cluster: &Cluster, kinds: &[EquivocationKind]) -> Res
     }
 }
 
+/// The evidence `node` serves at `/v1/evidence` (its real API router on a loopback port),
+/// checked to be exactly what its blocks 1..=height carry.
+async fn assert_served_evidence(node: &Node, height: u64) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let router = tally_node::api::router(node.context.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!(
+        "GET /v1/evidence?before_height={} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n",
+        height + 1
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await??;
+    server.abort();
+    let answer = String::from_utf8(answer)?;
+    let (head, body) = answer.split_once("\r\n\r\n").context("no HTTP body")?;
+    ensure!(head.starts_with("HTTP/1.1 200"), "/v1/evidence: {head}");
+    let page: serde_json::Value = serde_json::from_str(body)?;
+    let served: BTreeSet<String> = page["items"]
+        .as_array()
+        .context("no items")?
+        .iter()
+        .map(|item| item["evidence"].to_string())
+        .collect();
+    let stored: BTreeSet<String> = committed_evidence(node, height)?
+        .iter()
+        .map(|e| Ok(serde_json::to_value(e)?.to_string()))
+        .collect::<Result<_>>()?;
+    ensure!(!served.is_empty(), "no evidence served");
+    ensure!(served == stored, "served evidence differs from the blocks'");
+    Ok(())
+}
+
 /// The common checks after a Byzantine run: honest payments commit, the chain passes
 /// `height` (the faulty validator had its turns to propose), and the honest validators and
 /// the audit node agree on every block and state root.
@@ -219,6 +257,7 @@ async fn an_equivocating_proposer_is_outvoted_and_its_evidence_committed() -> Re
     }
     let distinct: BTreeSet<&Evidence> = evidence.iter().collect();
     ensure!(distinct.len() == evidence.len(), "evidence committed twice");
+    assert_served_evidence(cluster.node(AUDIT)?, height).await?;
     cluster.shutdown().await
 }
 
@@ -238,6 +277,7 @@ async fn a_double_voter_is_outvoted_and_its_evidence_committed() -> Result<()> {
     let evidence = committed_evidence(cluster.node(AUDIT)?, height.max(at))?;
     let distinct: BTreeSet<&Evidence> = evidence.iter().collect();
     ensure!(distinct.len() == evidence.len(), "evidence committed twice");
+    assert_served_evidence(cluster.node(AUDIT)?, height.max(at)).await?;
     cluster.shutdown().await
 }
 

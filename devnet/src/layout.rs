@@ -201,6 +201,20 @@ impl Layout {
         self.node_dir(node).join("tally.toml")
     }
 
+    /// Appends TOML to a node's `tally.toml`, e.g. a `[limits]` or `[test_faults]` section
+    /// for a test. Read by the node at its next start; every section may appear once.
+    pub fn append_config(&self, node: &NodeSpec, text: &str) -> Result<()> {
+        use std::io::Write;
+        let path = self.config_path(node);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        writeln!(file, "\n{}", text.trim_end())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
     pub fn institution_key(&self, institution: InstitutionSpec) -> Result<SigningKey> {
         Ok(KeyFile::read(&institution_key_path(
             &self.dir,

@@ -1,6 +1,7 @@
 //! The devnet's node processes: each a `tally node run` of the same binary, logging to a file
 //! in its directory. Started together, watched until they commit, stopped with SIGTERM and,
-//! after a bound, SIGKILL.
+//! after a bound, SIGKILL. The fault suites also stop, kill (SIGKILL) and restart single
+//! nodes; a node's log is appended to across restarts.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -61,19 +62,79 @@ pub fn tally_binary() -> Result<PathBuf> {
     )
 }
 
-/// One running node.
+/// One node: running, or stopped (killed) by a fault test until it is restarted.
 #[derive(Debug)]
 pub struct NodeProcess {
     pub spec: NodeSpec,
     pub api: Api,
     pub log: PathBuf,
-    child: Child,
+    /// `None` once stopped or killed.
+    child: Option<Child>,
 }
 
 impl NodeProcess {
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// True while the process was started and not stopped (it may have exited on its own:
+    /// see [`NodeProcess::exit_status`]).
+    pub fn is_started(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The exit status if the process ended on its own, without being stopped.
+    pub fn exit_status(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        match self.child.as_mut() {
+            Some(child) => Ok(child.try_wait()?),
+            None => Ok(None),
+        }
+    }
+
+    /// SIGKILL, then reaps the process: a crash at whatever point it was. Nothing if not
+    /// running.
+    pub async fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child
+                .kill()
+                .await
+                .with_context(|| format!("killing {}", self.spec.name))?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, waits for a clean exit, and kills it after [`STOP_WAIT_MS`]. Answers the
+    /// exit status (`None` if it had to be killed, or was not running).
+    pub async fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Some(pid) = child.id() {
+            // Through `kill(1)`: this crate forbids unsafe code, so no direct libc call.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        match tokio::time::timeout(Duration::from_millis(STOP_WAIT_MS), child.wait()).await {
+            Ok(Ok(status)) => {
+                if status.success() {
+                    info!(node = %self.spec.name, "stopped");
+                } else {
+                    warn!(node = %self.spec.name, %status, "stopped");
+                }
+                Some(status)
+            }
+            Ok(Err(e)) => {
+                warn!(node = %self.spec.name, error = %e, "cannot wait");
+                None
+            }
+            Err(_) => {
+                warn!(node = %self.spec.name, "still running after SIGTERM; killed");
+                let _ = child.kill().await;
+                None
+            }
+        }
     }
 }
 
@@ -107,7 +168,12 @@ impl Network {
         let mut network = Network { nodes: Vec::new() };
         for spec in &layout.manifest.nodes {
             match start_node(layout, spec, tally_bin) {
-                Ok(node) => network.nodes.push(node),
+                Ok(child) => network.nodes.push(NodeProcess {
+                    spec: spec.clone(),
+                    api: Api::new(spec.api_address),
+                    log: log_path(layout, spec),
+                    child: Some(child),
+                }),
                 Err(e) => {
                     network.stop().await;
                     return Err(e);
@@ -148,7 +214,7 @@ impl Network {
             let Some(node) = self.nodes.get_mut(index) else {
                 bail!("no node {index}");
             };
-            if let Some(status) = node.child.try_wait()? {
+            if let Some(status) = node.exit_status()? {
                 bail!(
                     "{} exited ({status}) before committing; its log ends:\n{}",
                     node.spec.name,
@@ -171,22 +237,44 @@ impl Network {
         }
     }
 
+    /// Starts node `index` again after it was stopped or killed, on the same directory,
+    /// ports and configuration (re-read, so a test may change it between runs). Its ports must
+    /// be free again: a killed process's are at once.
+    pub fn restart(&mut self, layout: &Layout, index: usize, tally_bin: &Path) -> Result<()> {
+        let Some(node) = self.nodes.get_mut(index) else {
+            bail!("no node {index}");
+        };
+        if node.child.is_some() {
+            bail!("{} is still running", node.spec.name);
+        }
+        node.child = Some(start_node(layout, &node.spec, tally_bin)?);
+        Ok(())
+    }
+
+    /// SIGKILL to every node still running, without waiting (for a drop guard: the
+    /// processes were spawned kill-on-drop as well, and are reaped in the background).
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.start_kill();
+            }
+        }
+    }
+
     /// The first node that exited, if any: name and status.
     pub fn exited(&mut self) -> Option<(String, String)> {
-        self.nodes
-            .iter_mut()
-            .find_map(|n| match n.child.try_wait() {
-                Ok(Some(status)) => Some((n.spec.name.clone(), status.to_string())),
-                Ok(None) => None,
-                Err(e) => Some((n.spec.name.clone(), e.to_string())),
-            })
+        self.nodes.iter_mut().find_map(|n| match n.exit_status() {
+            Ok(Some(status)) => Some((n.spec.name.clone(), status.to_string())),
+            Ok(None) => None,
+            Err(e) => Some((n.spec.name.clone(), e.to_string())),
+        })
     }
 
     /// SIGTERM to every node, then waits for each, killing any still running after the
     /// bound.
     pub async fn stop(&mut self) {
         for node in &self.nodes {
-            if let Some(pid) = node.child.id() {
+            if let Some(pid) = node.pid() {
                 // Through `kill(1)`: this crate forbids unsafe code, so no direct libc call.
                 let _ = std::process::Command::new("kill")
                     .args(["-TERM", &pid.to_string()])
@@ -197,7 +285,10 @@ impl Network {
         }
         let deadline = Instant::now() + Duration::from_millis(STOP_WAIT_MS);
         for node in &mut self.nodes {
-            match tokio::time::timeout_at(deadline, node.child.wait()).await {
+            let Some(mut child) = node.child.take() else {
+                continue;
+            };
+            match tokio::time::timeout_at(deadline, child.wait()).await {
                 Ok(Ok(status)) if status.success() => {
                     info!(node = %node.spec.name, "stopped");
                 }
@@ -205,16 +296,19 @@ impl Network {
                 Ok(Err(e)) => warn!(node = %node.spec.name, error = %e, "cannot wait"),
                 Err(_) => {
                     warn!(node = %node.spec.name, "still running after SIGTERM; killed");
-                    let _ = node.child.kill().await;
+                    let _ = child.kill().await;
                 }
             }
         }
     }
 }
 
-fn start_node(layout: &Layout, spec: &NodeSpec, tally_bin: &Path) -> Result<NodeProcess> {
-    let dir = layout.node_dir(spec);
-    let log = dir.join("node.log");
+fn log_path(layout: &Layout, spec: &NodeSpec) -> PathBuf {
+    layout.node_dir(spec).join("node.log")
+}
+
+fn start_node(layout: &Layout, spec: &NodeSpec, tally_bin: &Path) -> Result<Child> {
+    let log = log_path(layout, spec);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -236,12 +330,7 @@ fn start_node(layout: &Layout, spec: &NodeSpec, tally_bin: &Path) -> Result<Node
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {} with {}", spec.name, tally_bin.display()))?;
-    Ok(NodeProcess {
-        spec: spec.clone(),
-        api: Api::new(spec.api_address),
-        log,
-        child,
-    })
+    Ok(child)
 }
 
 /// The last lines of a node's log, for an error message.

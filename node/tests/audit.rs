@@ -3,6 +3,8 @@
 //! when the chain disagrees with its own execution.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use std::collections::BTreeSet;
 
@@ -252,6 +254,20 @@ async fn a_certified_block_with_a_wrong_state_root_raises_the_alarm_and_stops_th
         "reason: {}",
         kept.reason
     );
+    // Its API says so: `/health` fails with the alarm, and the report names it.
+    let server = http::serve(audit).await?;
+    let api = server.addr;
+    http::get(api, "/health")
+        .await?
+        .error(hyper::StatusCode::SERVICE_UNAVAILABLE, "AUDIT_ALARM")?;
+    let report = http::get_json(api, "/v1/audit/report").await?;
+    ensure!(
+        report["node"]["alarm"] == true && report["node"]["mode"] == "audit",
+        "{}",
+        report["node"]
+    );
+    ensure!(report["node"]["height"] == head && report["range"]["to"] == head);
+    server.stop().await?;
     // It has stopped following: even the honest block is not taken.
     audit
         .deliver_synced(validator_key(1).public_key(), vec![honest.clone()])

@@ -21,6 +21,9 @@ use tally_crypto::{Hash, SigningKey};
 use tally_node::config::Mode;
 
 const AUDIT: usize = 4;
+/// A merchant acquired by bank A, with a fee of 1%.
+const MERCHANT: u128 = 100;
+const FEE_BPS: u16 = 100;
 const TOP_UP: u64 = 300_000;
 /// Payments of at least this much are large in these tests.
 const THRESHOLD: u64 = 200_000;
@@ -92,17 +95,28 @@ impl Expected {
     }
 
     fn payment(&mut self, tx: &SignedTransaction, from: u128, to: u128, amount: u64) {
-        *self.balances.entry(from).or_default() -= i128::from(amount);
-        *self.balances.entry(to).or_default() += i128::from(amount);
-        self.postings.entry(from).or_default().push((amount, 0));
-        self.postings.entry(to).or_default().push((0, amount));
-        let (a, b) = (bank_of(from), bank_of(to));
-        if a != b {
-            self.flows.entry(a.0).or_default().0 += u128::from(amount);
-            self.flows.entry(b.0).or_default().1 += u128::from(amount);
-        }
+        self.debit(from, amount);
+        self.credit(to, amount);
+        self.flow(bank_of(from), bank_of(to), amount);
         if amount >= THRESHOLD {
             self.large.insert(tx.tx.hash().to_hex());
+        }
+    }
+
+    fn debit(&mut self, account: u128, amount: u64) {
+        *self.balances.entry(account).or_default() -= i128::from(amount);
+        self.postings.entry(account).or_default().push((amount, 0));
+    }
+
+    fn credit(&mut self, account: u128, amount: u64) {
+        *self.balances.entry(account).or_default() += i128::from(amount);
+        self.postings.entry(account).or_default().push((0, amount));
+    }
+
+    fn flow(&mut self, from: InstitutionId, to: InstitutionId, amount: u64) {
+        if from != to {
+            self.flows.entry(from.0).or_default().0 += u128::from(amount);
+            self.flows.entry(to.0).or_default().1 += u128::from(amount);
         }
     }
 
@@ -114,6 +128,7 @@ impl Expected {
 
 struct Setup {
     cluster: Cluster,
+    servers: [http::Server; 2],
     audit: SocketAddr,
     validator: SocketAddr,
     head: u64,
@@ -122,8 +137,138 @@ struct Setup {
     freeze: Hash,
 }
 
+/// Merchant payments: an order paid by a bank-B card (funded by bank B's issuance), one
+/// paid from a bank-A wallet's balance, a partial refund (back to the card's bank), a
+/// direct payment from a bank-B wallet, and a settlement to the acquirer less the fee.
+fn merchant_flows(
+    nonces: &mut BTreeMap<u128, u64>,
+    expected: &mut Expected,
+) -> Vec<Vec<SignedTransaction>> {
+    let m = wallet_key(MERCHANT);
+    let me = Party::Account(AccountId(MERCHANT));
+    let bank_a = institution_key(BANK_A);
+    let bank_b = institution_key(BANK_B);
+    let mut next = |id: u128| {
+        let n = nonces.entry(id).or_default();
+        *n += 1;
+        *n - 1
+    };
+    let expires_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 86_400_000;
+    let register = sign(
+        Party::Institution(BANK_A),
+        0,
+        &[&bank_a, &m],
+        TxKind::RegisterMerchant {
+            account: AccountId(MERCHANT),
+            key: m.public_key(),
+            currency: Currency::CNY,
+            fee_bps: FEE_BPS,
+            identity: Hash::digest("identity", b"merchant"),
+        },
+    );
+    let order = |nonce, order, amount| {
+        sign(
+            me,
+            nonce,
+            &[&m],
+            TxKind::CreateOrder {
+                order: OrderId(order),
+                amount,
+                currency: Currency::CNY,
+                expires_at_ms,
+                items: Hash::digest("items", &order.to_le_bytes()),
+            },
+        )
+    };
+    let orders = vec![
+        order(next(MERCHANT), 1, 50_000),
+        order(next(MERCHANT), 2, 30_000),
+    ];
+    let card5 = CardToken(Hash::digest("card", &5u128.to_le_bytes()).0);
+    let payments = vec![
+        sign(
+            Party::Account(AccountId(5)),
+            next(5),
+            &[&wallet_key(5), &bank_b],
+            TxKind::PayOrder {
+                id: TransferId(9_001),
+                order: OrderId(1),
+                source: PaymentSource::Card(card5),
+                escrow_ms: None,
+            },
+        ),
+        sign(
+            Party::Account(AccountId(1)),
+            next(1),
+            &[&wallet_key(1)],
+            TxKind::PayOrder {
+                id: TransferId(9_002),
+                order: OrderId(2),
+                source: PaymentSource::Balance,
+                escrow_ms: None,
+            },
+        ),
+        sign(
+            Party::Account(AccountId(6)),
+            next(6),
+            &[&wallet_key(6)],
+            TxKind::PayMerchant {
+                id: TransferId(9_003),
+                merchant: AccountId(MERCHANT),
+                amount: 20_000,
+            },
+        ),
+    ];
+    let after = vec![
+        sign(
+            me,
+            next(MERCHANT),
+            &[&m],
+            TxKind::Refund {
+                id: TransferId(9_004),
+                order: OrderId(1),
+                amount: 10_000,
+            },
+        ),
+        sign(
+            me,
+            next(MERCHANT),
+            &[&m],
+            TxKind::SettleMerchant {
+                id: TransferId(9_005),
+                amount: 60_000,
+            },
+        ),
+    ];
+    // Card: bank B's issuance pays the merchant; the wallet's balance does not move.
+    expected.credit(MERCHANT, 50_000);
+    expected.flow(BANK_B, BANK_A, 50_000);
+    expected.debit(1, 30_000);
+    expected.credit(MERCHANT, 30_000);
+    expected.debit(6, 20_000);
+    expected.credit(MERCHANT, 20_000);
+    expected.flow(BANK_B, BANK_A, 20_000);
+    expected.debit(MERCHANT, 10_000);
+    expected.flow(BANK_A, BANK_B, 10_000);
+    let fee = 60_000 * u64::from(FEE_BPS) / 10_000;
+    expected.debit(MERCHANT, 60_000 - fee);
+    expected.debit(MERCHANT, fee);
+    expected.flow(BANK_A, PLATFORM, fee);
+    vec![vec![register], orders, payments, after]
+}
+
 async fn setup() -> Result<Setup> {
-    let mut cluster = Cluster::new(genesis(4))?;
+    let mut genesis = genesis(4);
+    for institution in &mut genesis.ledger.institutions {
+        if institution.id == BANK_A {
+            institution.roles = institution.roles.with(Roles::ACQUIRER);
+        }
+    }
+    let mut cluster = Cluster::new(genesis)?;
     let observers = BTreeSet::from([validator_key(AUDIT).public_key()]);
     for i in 0..4 {
         cluster
@@ -182,6 +327,10 @@ async fn setup() -> Result<Setup> {
     }
     let hashes = cluster.submit_all(&payments, |n| n % 4).await?;
     cluster.wait_committed_ok(0, &hashes).await?;
+    for step in merchant_flows(&mut nonces, &mut expected) {
+        let hashes = cluster.submit_all(&step, |n| n % 4).await?;
+        cluster.wait_committed_ok(0, &hashes).await?;
+    }
 
     // The regulator freezes wallet 8.
     let reason = Hash::digest("test", b"suspicious");
@@ -194,17 +343,20 @@ async fn setup() -> Result<Setup> {
             reason,
         },
     );
-    let hashes = cluster.submit_all(std::slice::from_ref(&freeze), |_| 1).await?;
+    let hashes = cluster
+        .submit_all(std::slice::from_ref(&freeze), |_| 1)
+        .await?;
     cluster.wait_committed_ok(0, &hashes).await?;
     let head = cluster.height(0)?;
     cluster.wait_height(AUDIT, head).await?;
     cluster.wait_committed_ok(AUDIT, &hashes).await?;
-    let audit = http::serve(cluster.node(AUDIT)?).await?;
-    let validator = http::serve(cluster.node(0)?).await?;
+    let audit_api = http::serve(cluster.node(AUDIT)?).await?;
+    let validator_api = http::serve(cluster.node(0)?).await?;
     Ok(Setup {
+        audit: audit_api.addr,
+        validator: validator_api.addr,
+        servers: [audit_api, validator_api],
         cluster,
-        audit,
-        validator,
         head,
         expected,
         freeze: freeze.tx.hash(),
@@ -234,9 +386,9 @@ fn nets(list: &Value) -> BTreeMap<u32, i128> {
 }
 
 fn expected_nets(e: &Expected) -> BTreeMap<u32, i128> {
-    [BANK_A.0, BANK_B.0]
-        .into_iter()
-        .map(|i| (i, e.net(i)))
+    e.flows
+        .keys()
+        .map(|i| (*i, e.net(*i)))
         .filter(|(_, n)| *n != 0)
         .collect()
 }
@@ -245,6 +397,7 @@ fn expected_nets(e: &Expected) -> BTreeMap<u32, i128> {
 async fn audit_reports_match_the_validators_state_and_the_submitted_payments() -> Result<()> {
     let Setup {
         cluster,
+        servers,
         audit,
         validator,
         head,
@@ -329,7 +482,8 @@ async fn audit_reports_match_the_validators_state_and_the_submitted_payments() -
         &format!("/v1/audit/large-transactions?threshold=1&{range}"),
     )
     .await?;
-    ensure!(all["items"].as_array().unwrap().len() == 8 + 8, "{all}");
+    // Top-ups, transfers, two order payments, a refund, a direct payment, a settlement.
+    ensure!(all["items"].as_array().unwrap().len() == 8 + 8 + 5, "{all}");
 
     // Frozen accounts and funds.
     let frozen = get_json(audit, "/v1/audit/frozen").await?;
@@ -344,7 +498,7 @@ async fn audit_reports_match_the_validators_state_and_the_submitted_payments() -
 
     // Statements: opening, entries and closing agree with the validators' balances and the
     // payments, and two adjacent ranges (read from genesis and from the head) join up.
-    for id in [1u128, 6, 8] {
+    for id in [1u128, 5, 6, 8, MERCHANT] {
         let whole = get_json(audit, &format!("/v1/audit/accounts/{id}/statement?{range}")).await?;
         let balance = get_json(validator, &format!("/v1/accounts/{id}")).await?["balance"].clone();
         ensure!(as_i128(&whole["opening_balance"]) == 0, "{whole}");
@@ -450,6 +604,9 @@ async fn audit_reports_match_the_validators_state_and_the_submitted_payments() -
         );
         ensure!(sections["report"][1][6] == "audit");
     }
+    for server in servers {
+        server.stop().await?;
+    }
     cluster.shutdown().await
 }
 
@@ -474,7 +631,8 @@ fn csv_sections(text: &str) -> BTreeMap<String, Vec<Vec<String>>> {
 async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
     let mut cluster = Cluster::new(genesis(1))?;
     cluster.start(0).await?;
-    let addr = http::serve(cluster.node(0)?).await?;
+    let server = http::serve(cluster.node(0)?).await?;
+    let addr = server.addr;
     // Before the first block, a range has nothing to cover.
     let early = get(addr, "/v1/audit/large-transactions?threshold=1").await?;
     if cluster.height(0)? == 0 {
@@ -608,5 +766,6 @@ async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
         health["mode"] == "validator" && health["status"] == "ok",
         "{health}"
     );
+    server.stop().await?;
     cluster.shutdown().await
 }

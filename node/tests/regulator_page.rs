@@ -93,7 +93,8 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
         .storage
         .tx_location(&known)?
         .context("committed")?;
-    let addr = http::serve(cluster.node(0)?).await?;
+    let server = http::serve(cluster.node(0)?).await?;
+    let addr = server.addr;
 
     // The page and its files come with a same-origin-only policy.
     let page = http::get(addr, "/regulator/").await?;
@@ -141,5 +142,6 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
         text_of(&dom, "search-result").is_some() && dom.contains("NOT_FOUND"),
         "{dom}"
     );
+    server.stop().await?;
     cluster.shutdown().await
 }

@@ -73,7 +73,7 @@ struct Api {
 }
 
 /// Audit scans that may run at once; one more is answered 429.
-pub const SCANS_MAX: usize = 2;
+pub const SCANS_MAX: usize = 4;
 
 type ApiState = State<Arc<Api>>;
 

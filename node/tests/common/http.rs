@@ -14,15 +14,52 @@ use tally_node::node::Node;
 /// Every request of these helpers is answered within this, or fails.
 pub const REQUEST_WAIT: Duration = Duration::from_secs(30);
 
-/// Serves `node`'s API on a free loopback port until the test's runtime ends.
-pub async fn serve(node: &Node) -> Result<SocketAddr> {
+/// A node's API served on a loopback port. It holds the node's storage open: stop it before
+/// the node is restarted on the same data directory.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops taking connections and waits for open ones to end.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(REQUEST_WAIT, &mut self.task)
+            .await
+            .context("the API did not stop in time")??;
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `node`'s API on a free loopback port until stopped or dropped.
+pub async fn serve(node: &Node) -> Result<Server> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let router = tally_node::api::router(node.context.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
     });
-    Ok(addr)
+    Ok(Server {
+        addr,
+        stop: Some(stop),
+        task,
+    })
 }
 
 #[derive(Debug)]
@@ -57,8 +94,14 @@ impl Answer {
             self.text()
         );
         let json = self.json()?;
-        anyhow::ensure!(json["code"] == code, "expected code {code}: {json}");
-        anyhow::ensure!(json["message"].is_string(), "no message: {json}");
+        anyhow::ensure!(
+            json.get("code").and_then(|c| c.as_str()) == Some(code),
+            "expected code {code}: {json}"
+        );
+        anyhow::ensure!(
+            json.get("message").is_some_and(|m| m.is_string()),
+            "no message: {json}"
+        );
         Ok(())
     }
 }

@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
-pub mod client;
+/// The HTTP client that signs and submits: it lives in the node library now
+/// (`tally_node::client`), so the `tally` flow commands and the devnet share it.
+pub use tally_node::client;
 pub mod layout;
 pub mod processes;
 pub mod story;

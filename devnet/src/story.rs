@@ -307,7 +307,7 @@ impl Story {
     }
 
     async fn order(&self, order: OrderId) -> Result<Order> {
-        self.sub.record(&format!("/v1/orders/{}", order.0)).await
+        Ok(self.sub.record(&format!("/v1/orders/{}", order.0)).await?)
     }
 
     /// Sends and requires `OK`.

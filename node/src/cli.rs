@@ -1,7 +1,13 @@
-//! The `tally` command line, grouped by area: `tally keys ...`, `tally node ...`, `tally genesis`.
+//! The `tally` command line, grouped by area: `tally keys ...`, `tally node ...`, `tally genesis`,
+//! and the client commands, one per flow: `tally wallet ...`, `tally merchant ...`, `tally bill
+//! ...`, `tally fx ...`, `tally remit`, `tally regulator ...`, `tally institution ...`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use tally_node::client::flows::{
+    BillCommand, Connection, FxCommand, InstitutionCommand, MerchantCommand, RegulatorCommand,
+    RemitCommand, WalletCommand,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "tally", version, about = "Tally permissioned settlement node")]
@@ -27,6 +33,57 @@ pub enum Area {
         /// Where to write the genesis file (JSON); an existing file is never overwritten.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// A consumer's wallet: register, bind a card, top up, withdraw, pay, transfer, show a
+    /// payment code, confirm receipt, balance and history.
+    Wallet {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: WalletCommand,
+    },
+    /// A merchant: register (by its acquirer), create orders, collect by code, cancel,
+    /// refund, settle.
+    Merchant {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: MerchantCommand,
+    },
+    /// Utility bills: register a biller, issue, pay.
+    Bill {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: BillCommand,
+    },
+    /// An FX provider: publish a rate; read the rates.
+    Fx {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: FxCommand,
+    },
+    /// Send money abroad through an FX provider (payment versus payment).
+    Remit {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(flatten)]
+        command: Box<RemitCommand>,
+    },
+    /// A regulator: freeze and unfreeze accounts, sanctions, tier limits.
+    Regulator {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: RegulatorCommand,
+    },
+    /// Interbank settlement: net the open obligations, confirm receipt; positions.
+    Institution {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: InstitutionCommand,
     },
 }
 

@@ -10,6 +10,7 @@
 //! - [`genesis`]: the genesis file and the description `tally genesis` builds it from.
 //! - [`validator_update`]: governance of the validator set, carried in blocks.
 //! - [`chain`]: the chain task: consensus, mempool, execution and block sync.
+//! - [`client`]: the HTTP client that signs and submits, and the `tally` flow commands.
 //! - [`faults`]: test-only Byzantine behaviour, switched on by `[test_faults]` in the config.
 //! - [`node`]: starting and stopping a whole node (network, chain task, router).
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod block;
 pub mod chain;
+pub mod client;
 pub mod config;
 pub mod faults;
 pub mod genesis;

@@ -7,6 +7,7 @@ use clap::Parser;
 use std::path::Path;
 use std::process::ExitCode;
 use tally_crypto::{KeyFile, SigningKey};
+use tally_node::client::flows::{self, ClientCommand, CommandError, Connection};
 use tally_node::config::Config;
 use tally_node::genesis::{GenesisDescription, GenesisFile};
 use tally_node::network;
@@ -24,11 +25,77 @@ fn main() -> ExitCode {
         Area::Keys(KeysCommand::Show { file }) => show_key(&file),
         Area::Node(NodeCommand::Run { config }) => run_node(&config),
         Area::Genesis { input, out } => write_genesis(&input, &out),
+        Area::Wallet {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Wallet(command)),
+        Area::Merchant {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Merchant(command)),
+        Area::Bill {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Bill(command)),
+        Area::Fx {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Fx(command)),
+        Area::Remit {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Remit(command)),
+        Area::Regulator {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Regulator(command)),
+        Area::Institution {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Institution(command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command: the outcome in words (or JSON with `--json`) on stdout; a refusal
+/// or any other error in words on stderr, with a non-zero exit.
+fn run_client(connection: &Connection, command: ClientCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let print = |report: &flows::Report| {
+        if connection.json {
+            println!("{}", report.json);
+        } else {
+            println!("{}", report.text);
+        }
+    };
+    match runtime.block_on(flows::run(connection, command)) {
+        Ok(report) => {
+            print(&report);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            if let (CommandError::Refused(refusal), true) = (&error, connection.json) {
+                print(&refusal.report);
+            }
+            match error {
+                CommandError::Refused(_) => eprintln!("{error}"),
+                _ => eprintln!("error: {error}"),
+            }
             ExitCode::FAILURE
         }
     }

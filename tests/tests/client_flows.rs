@@ -1,0 +1,1066 @@
+//! Every `tally` client command, run as a subprocess against a real network of `tally` node
+//! processes (4 validators and an audit node on loopback): each flow of the payment process
+//! end to end, checked by what changed (balances, statuses, the receipt's events), and per
+//! area a refusal that must exit non-zero with the ledger's code in its message. Bad input
+//! (amounts, key files, the API address, the chain id) must fail in words, never panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tally_devnet::layout::{
+    BANK_A, BANK_B, FX_PROVIDER, HK_BANK, INSTITUTIONS, InstitutionSpec, Layout, PLATFORM,
+    REGULATOR,
+};
+use tally_devnet::processes::Network;
+
+/// Validators of the test network; the audit node follows them.
+const VALIDATORS: usize = 4;
+/// The whole suite after the build, network start included, must end within this.
+const SUITE_BUDGET: Duration = Duration::from_secs(90);
+
+const ALICE: u128 = 1_001;
+const BOB: u128 = 1_002;
+const CHEN: u128 = 1_003;
+const TEA_HOUSE: u128 = 2_001;
+const CITY_POWER: u128 = 3_001;
+
+/// The network and its directory; stopped and removed on every path out of the test.
+struct Devnet {
+    runtime: tokio::runtime::Runtime,
+    network: Option<Network>,
+    layout: Layout,
+    tally: PathBuf,
+    api: String,
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        if let Some(mut network) = self.network.take() {
+            self.runtime.block_on(network.stop());
+        }
+        let _ = std::fs::remove_dir_all(&self.layout.dir);
+    }
+}
+
+/// What one `tally` command did.
+#[derive(Debug)]
+struct Run {
+    success: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Devnet {
+    fn start(tally: PathBuf) -> Devnet {
+        let dir = std::env::temp_dir().join(format!(
+            "tally-client-flows-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let (layout, resumed) =
+            Layout::create_or_resume(&dir, VALIDATORS, 1, &tally).expect("the devnet layout");
+        assert!(!resumed);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let api = format!("http://{}", layout.validators().next().unwrap().api_address);
+        let mut devnet = Devnet {
+            runtime,
+            network: None,
+            layout,
+            tally,
+            api,
+        };
+        let network = devnet
+            .runtime
+            .block_on(Network::start(&devnet.layout, &devnet.tally))
+            .expect("starting the nodes");
+        devnet.network = Some(network);
+        let network = devnet.network.as_mut().unwrap();
+        devnet
+            .runtime
+            .block_on(network.wait_committed())
+            .expect("the network commits");
+        devnet
+    }
+
+    fn institution_key(&self, spec: InstitutionSpec) -> String {
+        self.layout
+            .dir
+            .join("institutions")
+            .join(format!("{}.key", spec.name))
+            .display()
+            .to_string()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.layout.dir.join(name).display().to_string()
+    }
+
+    /// `tally ARGS --api URL`.
+    fn run(&self, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--api", &self.api]);
+        self.run_raw(&all)
+    }
+
+    /// `tally ARGS`.
+    fn run_raw(&self, args: &[&str]) -> Run {
+        let out = Command::new(&self.tally)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("running tally");
+        let run = Run {
+            success: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        // A panic exits with 101; every failure must be an error in words with exit 1.
+        assert_ne!(
+            run.code,
+            Some(101),
+            "tally {args:?} panicked: {}",
+            run.stderr
+        );
+        run
+    }
+
+    /// Runs a command with `--json`, requires success, and answers its JSON.
+    fn ok(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all);
+        assert!(
+            run.success,
+            "tally {args:?} failed: {}{}",
+            run.stdout, run.stderr
+        );
+        let value: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("tally {args:?}: not JSON ({e}): {}", run.stdout));
+        if let Some(code) = value.get("code") {
+            assert_eq!(code, "OK", "tally {args:?}: {value}");
+        }
+        value
+    }
+
+    /// Runs a command that the ledger must refuse with `code`: exit 1, the code in words on
+    /// stderr, and the receipt as JSON with the same code.
+    fn refused(&self, args: &[&str], code: &str) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all);
+        assert!(!run.success, "tally {args:?} succeeded: {}", run.stdout);
+        assert_eq!(run.code, Some(1), "tally {args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("refused: {code} (")),
+            "tally {args:?}: expected {code}, stderr: {}",
+            run.stderr
+        );
+        let value: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(value["code"], code);
+        assert_eq!(value["outcome"], "refused");
+        assert!(value["height"].as_u64().is_some(), "no height: {value}");
+        value
+    }
+
+    /// Runs a command that must fail before anything is submitted: exit 1, `words` in the
+    /// message.
+    fn bad_input(&self, args: &[&str], words: &str) {
+        let run = self.run(args);
+        assert!(!run.success, "tally {args:?} succeeded: {}", run.stdout);
+        assert_eq!(run.code, Some(1), "tally {args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(words),
+            "tally {args:?}: expected {words:?} in: {}",
+            run.stderr
+        );
+    }
+
+    fn balance(&self, account: u128) -> i64 {
+        let view = self.ok(&["wallet", "balance", "--account", &account.to_string()]);
+        view["balance"].as_i64().unwrap()
+    }
+
+    fn new_key(&self, name: &str) -> String {
+        let path = self.path(name);
+        let run = self.run_raw(&["keys", "generate", "--out", &path]);
+        assert!(run.success, "{}", run.stderr);
+        path
+    }
+}
+
+/// The first event named `name` in a receipt's JSON.
+fn event<'a>(receipt: &'a Value, name: &str) -> &'a Value {
+    receipt["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e.get(name))
+        .unwrap_or_else(|| panic!("no {name} event in {receipt}"))
+}
+
+/// A currency as the API writes it: its three ASCII bytes.
+fn currency_json(code: &str) -> Value {
+    Value::from(code.as_bytes().to_vec())
+}
+
+fn id(spec: InstitutionSpec) -> String {
+    spec.id.to_string()
+}
+
+#[test]
+fn every_client_command_runs_every_flow_end_to_end() {
+    // Built (or found up to date) before the clock starts: the budget is the network's.
+    let tally = tally_tests::binaries::tally().expect("the tally binary");
+    let started = Instant::now();
+    let net = Devnet::start(tally);
+    let network_up = started.elapsed();
+    let bank_a = net.institution_key(BANK_A);
+    let bank_b = net.institution_key(BANK_B);
+    let hk_bank = net.institution_key(HK_BANK);
+    let regulator = net.institution_key(REGULATOR);
+    let fx = net.institution_key(FX_PROVIDER);
+    let platform = net.institution_key(PLATFORM);
+    let alice = net.new_key("alice.key");
+    let bob = net.new_key("bob.key");
+    let chen = net.new_key("chen.key");
+    let tea = net.new_key("tea.key");
+    let power = net.new_key("power.key");
+    let (alice_id, bob_id, chen_id) = (ALICE.to_string(), BOB.to_string(), CHEN.to_string());
+    let (tea_id, power_id) = (TEA_HOUSE.to_string(), CITY_POWER.to_string());
+
+    // --- Onboarding: a merchant and a biller by their acquirer, three wallets by their banks.
+    let r = net.ok(&[
+        "merchant",
+        "register",
+        "--institution",
+        &id(BANK_A),
+        "--key",
+        &bank_a,
+        "--cosigner-key",
+        &tea,
+        "--merchant",
+        &tea_id,
+        "--currency",
+        "CNY",
+        "--fee-bps",
+        "50",
+        "--identity",
+        "tea-house",
+    ]);
+    assert_eq!(event(&r, "MerchantRegistered")["fee_bps"], 50);
+    let r = net.ok(&[
+        "bill",
+        "register-biller",
+        "--institution",
+        &id(BANK_A),
+        "--key",
+        &bank_a,
+        "--cosigner-key",
+        &power,
+        "--biller",
+        &power_id,
+        "--currency",
+        "CNY",
+        "--identity",
+        "city-power",
+    ]);
+    event(&r, "BillerRegistered");
+    for (account, key, bank, bank_key, currency) in [
+        (&alice_id, &alice, BANK_A, &bank_a, "CNY"),
+        (&bob_id, &bob, BANK_B, &bank_b, "CNY"),
+        (&chen_id, &chen, HK_BANK, &hk_bank, "HKD"),
+    ] {
+        let r = net.ok(&[
+            "wallet",
+            "register",
+            "--account",
+            account,
+            "--key",
+            key,
+            "--cosigner-key",
+            bank_key,
+            "--institution",
+            &id(bank),
+            "--currency",
+            currency,
+            "--tier",
+            "1",
+            "--identity",
+            account,
+        ]);
+        assert_eq!(event(&r, "AccountRegistered")["institution"], bank.id);
+    }
+    // Registering needs the KYC institution's co-signature: with another key, refused.
+    let stranger = net.new_key("stranger.key");
+    net.refused(
+        &[
+            "wallet",
+            "register",
+            "--account",
+            "1009",
+            "--key",
+            &stranger,
+            "--cosigner-key",
+            &bob,
+            "--institution",
+            &id(BANK_A),
+            "--currency",
+            "CNY",
+            "--identity",
+            "x",
+        ],
+        "MISSING_CO_SIGNATURE",
+    );
+
+    // --- Cards, top-up, withdraw.
+    for (account, key, bank, bank_key, card) in [
+        (&alice_id, &alice, BANK_A, &bank_a, "alice-card"),
+        (&bob_id, &bob, BANK_B, &bank_b, "bob-card"),
+    ] {
+        let r = net.ok(&[
+            "wallet",
+            "bind-card",
+            "--account",
+            account,
+            "--key",
+            key,
+            "--cosigner-key",
+            bank_key,
+            "--bank",
+            &id(bank),
+            "--card",
+            card,
+        ]);
+        event(&r, "CardBound");
+    }
+    let r = net.ok(&[
+        "wallet",
+        "top-up",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--cosigner-key",
+        &bank_a,
+        "--card",
+        "alice-card",
+        "--amount",
+        "1000.00 CNY",
+    ]);
+    assert_eq!(event(&r, "ToppedUp")["amount"], 100_000);
+    net.ok(&[
+        "wallet",
+        "top-up",
+        "--account",
+        &bob_id,
+        "--key",
+        &bob,
+        "--cosigner-key",
+        &bank_b,
+        "--card",
+        "bob-card",
+        "--amount",
+        "500",
+        "--currency",
+        "CNY",
+    ]);
+    assert_eq!(net.balance(ALICE), 100_000);
+    assert_eq!(net.balance(BOB), 50_000);
+    let r = net.ok(&[
+        "wallet",
+        "withdraw",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--cosigner-key",
+        &bank_a,
+        "--card",
+        "alice-card",
+        "--amount",
+        "10.00 CNY",
+    ]);
+    assert_eq!(event(&r, "Withdrawn")["amount"], 1_000);
+    // A card that was never bound: refused.
+    net.refused(
+        &[
+            "wallet",
+            "top-up",
+            "--account",
+            &alice_id,
+            "--key",
+            &alice,
+            "--cosigner-key",
+            &bank_a,
+            "--card",
+            "someone-elses-card",
+            "--amount",
+            "1 CNY",
+        ],
+        "CARD_NOT_BOUND",
+    );
+
+    // --- Balance (in words too) and transfer between banks.
+    let words = net.run(&["wallet", "balance", "--account", &alice_id]);
+    assert!(
+        words.success && words.stdout.contains("balance 990.00 CNY"),
+        "{words:?}"
+    );
+    let transfer = net.run(&[
+        "wallet",
+        "transfer",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--to",
+        &bob_id,
+        "--amount",
+        "12.50 CNY",
+    ]);
+    assert!(transfer.success, "{transfer:?}");
+    assert!(
+        transfer.stdout.starts_with("transfer ")
+            && transfer.stdout.contains("committed at height ")
+            && transfer
+                .stdout
+                .contains("12.50 CNY from account 1001 to account 1002"),
+        "{}",
+        transfer.stdout
+    );
+    assert_eq!(net.balance(ALICE), 97_750);
+    assert_eq!(net.balance(BOB), 51_250);
+    net.refused(
+        &[
+            "wallet",
+            "transfer",
+            "--account",
+            &bob_id,
+            "--key",
+            &bob,
+            "--to",
+            &alice_id,
+            "--amount",
+            "4000.00 CNY",
+        ],
+        "INSUFFICIENT_FUNDS",
+    );
+    assert_eq!(net.balance(BOB), 51_250);
+
+    // --- Online shopping: order, escrow, confirm, refund; a cancelled order.
+    net.ok(&[
+        "merchant",
+        "create-order",
+        "--account",
+        &tea_id,
+        "--key",
+        &tea,
+        "--order",
+        "1",
+        "--amount",
+        "200.00 CNY",
+        "--items",
+        "two pots of tea",
+    ]);
+    let r = net.ok(&[
+        "wallet",
+        "pay-order",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--order",
+        "1",
+        "--escrow-minutes",
+        "1440",
+    ]);
+    assert_eq!(event(&r, "PaymentHeld")["amount"], 20_000);
+    let order = net.ok(&["merchant", "order", "--order", "1"]);
+    assert_eq!(order["record"]["status"], "Held");
+    let view = net.ok(&["wallet", "balance", "--account", &alice_id]);
+    assert_eq!(view["available"], 77_750);
+    let r = net.ok(&[
+        "wallet",
+        "confirm-receipt",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--order",
+        "1",
+    ]);
+    assert_eq!(event(&r, "PaymentCompleted")["amount"], 20_000);
+    assert_eq!(net.balance(TEA_HOUSE), 20_000);
+    let r = net.ok(&[
+        "merchant",
+        "refund",
+        "--account",
+        &tea_id,
+        "--key",
+        &tea,
+        "--order",
+        "1",
+        "--amount",
+        "50.00 CNY",
+    ]);
+    assert_eq!(event(&r, "Refunded")["refunded_total"], 5_000);
+    assert_eq!(net.balance(ALICE), 82_750);
+    net.refused(
+        &[
+            "merchant",
+            "refund",
+            "--account",
+            &tea_id,
+            "--key",
+            &tea,
+            "--order",
+            "1",
+            "--amount",
+            "160.00 CNY",
+        ],
+        "REFUND_EXCEEDS_PAID",
+    );
+    net.ok(&[
+        "merchant",
+        "create-order",
+        "--account",
+        &tea_id,
+        "--key",
+        &tea,
+        "--order",
+        "2",
+        "--amount",
+        "60 CNY",
+    ]);
+    net.ok(&[
+        "wallet",
+        "pay-order",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--order",
+        "2",
+        "--escrow-minutes",
+        "60",
+    ]);
+    let r = net.ok(&[
+        "merchant",
+        "cancel",
+        "--account",
+        &tea_id,
+        "--key",
+        &tea,
+        "--order",
+        "2",
+    ]);
+    assert_eq!(event(&r, "PaymentVoided")["amount"], 6_000);
+    let view = net.ok(&["wallet", "balance", "--account", &alice_id]);
+    assert_eq!(
+        (&view["balance"], &view["available"]),
+        (&82_750.into(), &82_750.into())
+    );
+    // The payer's own cancel of an order that is no longer held: refused.
+    net.refused(
+        &[
+            "wallet",
+            "cancel-order",
+            "--account",
+            &alice_id,
+            "--key",
+            &alice,
+            "--order",
+            "2",
+        ],
+        "ORDER_NOT_CANCELLABLE",
+    );
+
+    // --- Offline: a payment code, collected once; a merchant's QR.
+    let code = net.ok(&[
+        "wallet",
+        "show-code",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--max-amount",
+        "100.00 CNY",
+        "--valid-minutes",
+        "5",
+    ]);
+    let code = code["payment_code"].as_str().unwrap().to_string();
+    let r = net.ok(&[
+        "merchant",
+        "collect",
+        "--account",
+        &tea_id,
+        "--key",
+        &tea,
+        "--code",
+        &code,
+        "--amount",
+        "30.00 CNY",
+    ]);
+    assert_eq!(event(&r, "CollectedByCode")["amount"], 3_000);
+    assert_eq!(net.balance(ALICE), 79_750);
+    net.refused(
+        &[
+            "merchant",
+            "collect",
+            "--account",
+            &tea_id,
+            "--key",
+            &tea,
+            "--code",
+            &code,
+            "--amount",
+            "30.00 CNY",
+        ],
+        "PAYMENT_CODE_USED",
+    );
+    let r = net.ok(&[
+        "wallet",
+        "pay-merchant",
+        "--account",
+        &bob_id,
+        "--key",
+        &bob,
+        "--merchant",
+        &tea_id,
+        "--amount",
+        "25 CNY",
+    ]);
+    assert_eq!(event(&r, "MerchantPaid")["amount"], 2_500);
+    assert_eq!(net.balance(BOB), 48_750);
+
+    // --- Bills: issue, a wrong amount refused, the exact amount read from the chain.
+    net.ok(&[
+        "bill",
+        "issue",
+        "--account",
+        &power_id,
+        "--key",
+        &power,
+        "--bill",
+        "1",
+        "--customer",
+        "alice's meter 17",
+        "--amount",
+        "88.50 CNY",
+    ]);
+    net.refused(
+        &[
+            "bill",
+            "pay",
+            "--account",
+            &alice_id,
+            "--key",
+            &alice,
+            "--bill",
+            "1",
+            "--amount",
+            "80 CNY",
+        ],
+        "BILL_AMOUNT_MISMATCH",
+    );
+    let r = net.ok(&[
+        "bill",
+        "pay",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--bill",
+        "1",
+    ]);
+    assert_eq!(event(&r, "BillPaid")["amount"], 8_850);
+    let bill = net.ok(&["bill", "show", "--bill", "1"]);
+    assert_eq!(bill["record"]["paid_by"], ALICE as u64);
+    assert_eq!(net.balance(ALICE), 70_900);
+
+    // --- Cross-border: a rate, a remittance at it, and one asking more than the rate gives.
+    let r = net.ok(&[
+        "fx",
+        "publish-rate",
+        "--institution",
+        &id(FX_PROVIDER),
+        "--key",
+        &fx,
+        "--base",
+        "CNY",
+        "--quote",
+        "HKD",
+        "--rate",
+        "1.0850",
+    ]);
+    assert_eq!(event(&r, "FxRatePublished")["rate"], 1_085_000_000u64);
+    let rates = net.ok(&["fx", "rates", "--base", "CNY", "--quote", "HKD"]);
+    assert_eq!(rates["record"]["rates"][0]["rate"], 1_085_000_000u64);
+    let r = net.ok(&[
+        "remit",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--provider",
+        &id(FX_PROVIDER),
+        "--to",
+        &chen_id,
+        "--send",
+        "100.00 CNY",
+    ]);
+    let credited = event(&r, "RemittanceCredited");
+    assert_eq!(
+        (&credited["debited"], &credited["credited"]),
+        (&10_000.into(), &10_850.into())
+    );
+    assert_eq!(net.balance(CHEN), 10_850);
+    assert_eq!(net.balance(ALICE), 60_900);
+    net.refused(
+        &[
+            "remit",
+            "--account",
+            &alice_id,
+            "--key",
+            &alice,
+            "--provider",
+            &id(FX_PROVIDER),
+            "--to",
+            &chen_id,
+            "--send",
+            "10.00 CNY",
+            "--min-receive",
+            "11.00 HKD",
+        ],
+        "FX_SLIPPAGE",
+    );
+
+    // --- Regulation: freeze stops payments, unfreeze restores them; only a regulator may.
+    let r = net.ok(&[
+        "regulator",
+        "freeze",
+        "--institution",
+        &id(REGULATOR),
+        "--key",
+        &regulator,
+        "--target",
+        &bob_id,
+        "--reason",
+        "case 2026-117",
+    ]);
+    event(&r, "AccountFrozen");
+    assert_eq!(
+        net.ok(&["wallet", "balance", "--account", &bob_id])["account"]["frozen"],
+        true
+    );
+    net.refused(
+        &[
+            "wallet",
+            "pay-merchant",
+            "--account",
+            &bob_id,
+            "--key",
+            &bob,
+            "--merchant",
+            &tea_id,
+            "--amount",
+            "1 CNY",
+        ],
+        "ACCOUNT_FROZEN",
+    );
+    net.refused(
+        &[
+            "regulator",
+            "unfreeze",
+            "--institution",
+            &id(BANK_A),
+            "--key",
+            &bank_a,
+            "--target",
+            &bob_id,
+        ],
+        "ROLE_REQUIRED",
+    );
+    let r = net.ok(&[
+        "regulator",
+        "unfreeze",
+        "--institution",
+        &id(REGULATOR),
+        "--key",
+        &regulator,
+        "--target",
+        &bob_id,
+    ]);
+    event(&r, "AccountUnfrozen");
+    // Tier limits are a governance change: three governance keys co-sign; one is too few.
+    let r = net.ok(&[
+        "regulator",
+        "set-limits",
+        "--institution",
+        &id(REGULATOR),
+        "--key",
+        &regulator,
+        "--cosigner-key",
+        &bank_a,
+        "--cosigner-key",
+        &bank_b,
+        "--cosigner-key",
+        &platform,
+        "--tier",
+        "1",
+        "--single-max",
+        "300.00 CNY",
+        "--daily-max",
+        "2000 CNY",
+    ]);
+    event(&r, "GovernanceApplied");
+    net.refused(
+        &[
+            "regulator",
+            "set-limits",
+            "--institution",
+            &id(REGULATOR),
+            "--key",
+            &regulator,
+            "--cosigner-key",
+            &bank_a,
+            "--tier",
+            "1",
+            "--single-max",
+            "1 CNY",
+            "--daily-max",
+            "1 CNY",
+        ],
+        "GOVERNANCE_QUORUM",
+    );
+    net.refused(
+        &[
+            "wallet",
+            "transfer",
+            "--account",
+            &bob_id,
+            "--key",
+            &bob,
+            "--to",
+            &alice_id,
+            "--amount",
+            "300.01 CNY",
+        ],
+        "OVER_TIER_SINGLE_LIMIT",
+    );
+
+    // --- Interbank settlement: net, every receiver confirms, the cycle closes.
+    let before = net.ok(&["institution", "show", "--institution", &id(BANK_A)]);
+    assert!(
+        !before["record"]["open_obligations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let r = net.ok(&[
+        "institution",
+        "settle-cycle",
+        "--institution",
+        &id(BANK_A),
+        "--key",
+        &bank_a,
+    ]);
+    let opened = event(&r, "SettlementCycleOpened");
+    let cycle = opened["cycle"].as_u64().unwrap().to_string();
+    let positions = opened["positions"].as_array().unwrap();
+    // Bank A's customers paid Bank B ¥12.50 and the FX provider ¥100.00, received ¥25.00.
+    let net_of = |who: InstitutionSpec, currency: &str| {
+        positions
+            .iter()
+            .find(|p| p["institution"] == who.id && p["currency"] == currency_json(currency))
+            .map_or(0, |p| p["net"].as_i64().unwrap())
+    };
+    assert_eq!(net_of(BANK_A, "CNY"), -8_750);
+    assert_eq!(net_of(FX_PROVIDER, "CNY"), 10_000);
+    assert_eq!(net_of(HK_BANK, "HKD"), 10_850);
+    let state = net.ok(&["institution", "cycle", "--cycle", &cycle]);
+    let awaiting: Vec<u64> = state["record"]["awaiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap())
+        .collect();
+    assert!(!awaiting.is_empty());
+    for receiver in &awaiting {
+        let spec = INSTITUTIONS
+            .iter()
+            .find(|i| u64::from(i.id) == *receiver)
+            .unwrap();
+        let r = net.ok(&[
+            "institution",
+            "confirm",
+            "--institution",
+            &receiver.to_string(),
+            "--key",
+            &net.institution_key(*spec),
+            "--cycle",
+            &cycle,
+        ]);
+        event(&r, "SettlementConfirmed");
+    }
+    let state = net.ok(&["institution", "cycle", "--cycle", &cycle]);
+    assert_eq!(state["record"]["awaiting"], Value::Array(Vec::new()));
+    net.refused(
+        &[
+            "institution",
+            "settle-cycle",
+            "--institution",
+            &id(BANK_A),
+            "--key",
+            &bank_a,
+        ],
+        "NOTHING_TO_SETTLE",
+    );
+
+    // --- The merchant settles all its takings, less the platform's 0.5 %.
+    let takings = net.balance(TEA_HOUSE);
+    assert_eq!(takings, 20_000 - 5_000 + 3_000 + 2_500);
+    let r = net.ok(&["merchant", "settle", "--account", &tea_id, "--key", &tea]);
+    let settled = event(&r, "MerchantSettled");
+    assert_eq!(settled["fee"], 102);
+    assert_eq!(settled["net"], 20_500 - 102);
+    assert_eq!(net.balance(TEA_HOUSE), 0);
+    net.refused(
+        &[
+            "merchant",
+            "settle",
+            "--account",
+            &tea_id,
+            "--key",
+            &tea,
+            "--amount",
+            "1 CNY",
+        ],
+        "INSUFFICIENT_FUNDS",
+    );
+
+    // --- History, newest first, with every kind Alice sent.
+    let history = net.ok(&[
+        "wallet",
+        "history",
+        "--account",
+        &alice_id,
+        "--limit",
+        "100",
+    ]);
+    let entries = history["entries"].as_array().unwrap();
+    assert!(entries.len() >= 12, "{} entries", entries.len());
+    let heights: Vec<u64> = entries
+        .iter()
+        .map(|e| e["height"].as_u64().unwrap())
+        .collect();
+    assert!(heights.windows(2).all(|w| w[0] >= w[1]), "{heights:?}");
+
+    // --- Bad input fails in words before anything is sent.
+    let transfer = |amount: &str, key: &str| {
+        vec![
+            "wallet".to_string(),
+            "transfer".into(),
+            "--account".into(),
+            alice_id.clone(),
+            "--key".into(),
+            key.to_string(),
+            "--to".into(),
+            bob_id.clone(),
+            "--amount".into(),
+            amount.to_string(),
+        ]
+    };
+    let args = |v: &[String]| v.iter().map(String::clone).collect::<Vec<_>>();
+    let run_bad = |v: Vec<String>, words: &str| {
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        net.bad_input(&refs, words);
+    };
+    run_bad(
+        args(&transfer("1.234 CNY", &alice)),
+        "more decimals than CNY has (2)",
+    );
+    run_bad(
+        args(&transfer("12.50 HKD", &alice)),
+        "is in HKD, not in CNY",
+    );
+    run_bad(args(&transfer("-5 CNY", &alice)), "is not an amount");
+    run_bad(args(&transfer("1e3", &alice)), "is not an amount");
+    let missing = net.path("no-such.key");
+    run_bad(args(&transfer("1 CNY", &missing)), "key file");
+    let garbage = net.path("garbage.key");
+    std::fs::write(&garbage, "not a key").unwrap();
+    run_bad(args(&transfer("1 CNY", &garbage)), "key file");
+    run_bad(
+        vec![
+            "wallet".into(),
+            "balance".into(),
+            "--account".into(),
+            "424242".into(),
+        ],
+        "account 424242 does not exist",
+    );
+    run_bad(
+        vec![
+            "merchant".into(),
+            "collect".into(),
+            "--account".into(),
+            tea_id.clone(),
+            "--key".into(),
+            tea.clone(),
+            "--code".into(),
+            "tallycode:zz".into(),
+            "--amount".into(),
+            "1 CNY".into(),
+        ],
+        "not a payment code",
+    );
+    let mut wrong_chain = args(&transfer("1 CNY", &alice));
+    wrong_chain.extend(["--chain-id".to_string(), "another-chain".to_string()]);
+    run_bad(wrong_chain, "WRONG_CHAIN");
+    let unreachable = net.run_raw(&[
+        "wallet",
+        "balance",
+        "--account",
+        "1",
+        "--api",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(unreachable.code, Some(1));
+    assert!(
+        unreachable.stderr.contains("127.0.0.1:1"),
+        "{unreachable:?}"
+    );
+    let https = net.run_raw(&[
+        "wallet",
+        "balance",
+        "--account",
+        "1",
+        "--api",
+        "https://x:1",
+    ]);
+    assert!(https.stderr.contains("plain HTTP"), "{https:?}");
+    // Nothing moved through all of that.
+    assert_eq!(net.balance(ALICE), 60_900);
+
+    let elapsed = started.elapsed();
+    eprintln!(
+        "client flows: network up in {:.1} s, all commands in {:.1} s",
+        network_up.as_secs_f64(),
+        (elapsed - network_up).as_secs_f64()
+    );
+    assert!(elapsed < SUITE_BUDGET, "the suite took {elapsed:?}");
+}

@@ -8,6 +8,7 @@
 mod accounts;
 mod audit;
 mod audit_page;
+mod audit_scan;
 mod blocks;
 mod error;
 mod events;

@@ -15,9 +15,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tally_contracts::AccountId;
 
-use super::audit::{
+use super::audit::{self, FrozenView, LARGE_TRANSACTIONS_MAX, OpenPositions, Statement};
+use super::audit_scan::{
     self, AccountBook, BlockRange, CycleItem, EvidenceItem, FlowSums, FlowView, FreezeItem,
-    FrozenView, LARGE_TRANSACTIONS_MAX, MovementItem, OpenPositions, RangeQuery, Statement,
+    MovementItem, RangeQuery,
 };
 use super::error::ApiError;
 use super::params::{self, ApiQuery};
@@ -96,7 +97,7 @@ fn build(
     let mut sums = FlowSums::default();
     let mut large = Vec::new();
     let mut truncated = false;
-    let scanned = audit::scan_range(storage, range, &mut book, &mut |s, b, item| {
+    let scanned = audit_scan::scan_range(storage, range, &mut book, &mut |s, b, item| {
         sums.add(s, b, &item)?;
         if item.amount >= threshold {
             if large.len() < LARGE_TRANSACTIONS_MAX {
@@ -117,7 +118,7 @@ fn build(
         if range.from > range.to {
             return Ok(None);
         }
-        Ok(Some(audit::stored_block(storage, h)?.header.time_ms))
+        Ok(Some(audit_scan::stored_block(storage, h)?.header.time_ms))
     };
     Ok(Report {
         chain_id,
@@ -154,7 +155,7 @@ async fn answer(
     }
     let chain_id = api.ctx.chain_id.clone();
     let node = super::node_status(&api.ctx)?;
-    let report = audit::scan(&api, move |storage| {
+    let report = audit_scan::scan(&api, move |storage| {
         build(storage, chain_id, node, range, threshold, &statement_of)
     })
     .await?;

@@ -1,0 +1,440 @@
+//! Reading the chain for the audit endpoints: block ranges asked for by height or block
+//! time, bounded to [`RANGE_BLOCKS_MAX`] blocks; one pass over a range's stored blocks and
+//! results that turns each event into the ledger's postings ([`query::movement`]); the
+//! interbank flows those postings make; and running such scans on the blocking pool, a
+//! few at a time.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tally_consensus::Evidence;
+use tally_contracts::query::{self, Movement};
+use tally_contracts::{AccountId, Currency, Event, InstitutionId, NetPosition};
+use tally_crypto::Hash;
+
+use super::Api;
+use super::error::ApiError;
+use crate::block::{Block, BlockResults};
+use crate::storage::{Storage, StorageError};
+
+/// The most blocks one request's range may hold.
+pub const RANGE_BLOCKS_MAX: u64 = 10_000;
+/// The range read when a request names neither end: the latest blocks.
+pub const RANGE_BLOCKS_DEFAULT: u64 = 1_000;
+/// The blocks `from..=to`; empty when `from > to` (a time range with no block in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BlockRange {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl BlockRange {
+    pub fn heights(self) -> std::ops::RangeInclusive<u64> {
+        self.from..=self.to
+    }
+}
+
+/// A block range by heights (`from`, `to`, inclusive) or by block time (`from_ms`,
+/// `to_ms`, inclusive), never both. Missing ends: `to` is the head, `from` is
+/// [`RANGE_BLOCKS_DEFAULT`] blocks below `to`.
+///
+/// The fields are text, parsed here: `serde(flatten)` hands query values on as strings.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RangeQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub from_ms: Option<String>,
+    pub to_ms: Option<String>,
+}
+
+fn bad_range(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("BAD_RANGE", message)
+}
+
+fn number(what: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
+    text.map(|t| {
+        t.parse()
+            .map_err(|_| bad_range(format!("{what} must be a whole number, not {t:?}")))
+    })
+    .transpose()
+}
+
+pub fn damaged(message: String) -> ApiError {
+    StorageError::Damaged(message).into()
+}
+
+pub fn committed_head(storage: &Storage) -> Result<u64, ApiError> {
+    storage
+        .head()?
+        .ok_or_else(|| ApiError::not_found("block (none committed yet)"))
+}
+
+pub fn stored_block(storage: &Storage, height: u64) -> Result<Block, ApiError> {
+    let bytes = storage
+        .block(height)?
+        .ok_or_else(|| damaged(format!("committed block {height} is missing")))?;
+    Ok(Block::decode(&bytes)?)
+}
+
+pub fn stored_results(storage: &Storage, height: u64) -> Result<BlockResults, ApiError> {
+    let bytes = storage.results(height)?.ok_or_else(|| {
+        damaged(format!(
+            "the results of committed block {height} are missing"
+        ))
+    })?;
+    Ok(BlockResults::decode(&bytes)?)
+}
+
+fn block_time(storage: &Storage, height: u64) -> Result<u64, ApiError> {
+    Ok(stored_block(storage, height)?.header.time_ms)
+}
+
+/// The first height in `1..=head` whose block time passes `ok` (block times rise with
+/// height), or `head + 1`.
+fn first_height_where(
+    storage: &Storage,
+    head: u64,
+    ok: impl Fn(u64) -> bool,
+) -> Result<u64, ApiError> {
+    let (mut low, mut high) = (1u64, head.saturating_add(1));
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if ok(block_time(storage, middle)?) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    Ok(low)
+}
+
+/// Refuses a range of more than [`RANGE_BLOCKS_MAX`] blocks.
+fn too_large(range: BlockRange) -> Result<(), ApiError> {
+    if range.from <= range.to && range.to - range.from >= RANGE_BLOCKS_MAX {
+        return Err(ApiError::bad_request(
+            "RANGE_TOO_LARGE",
+            format!(
+                "a range holds at most {RANGE_BLOCKS_MAX} blocks; {}..={} holds {}",
+                range.from,
+                range.to,
+                (range.to - range.from).saturating_add(1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl RangeQuery {
+    /// The blocks asked for, checked against the head and [`RANGE_BLOCKS_MAX`].
+    pub fn resolve(&self, storage: &Storage) -> Result<BlockRange, ApiError> {
+        let (from, to) = (
+            number("from", self.from.as_deref())?,
+            number("to", self.to.as_deref())?,
+        );
+        let (from_ms, to_ms) = (
+            number("from_ms", self.from_ms.as_deref())?,
+            number("to_ms", self.to_ms.as_deref())?,
+        );
+        let head = committed_head(storage)?;
+        let by_height = from.is_some() || to.is_some();
+        let by_time = from_ms.is_some() || to_ms.is_some();
+        let range = match (by_height, by_time) {
+            (true, true) => {
+                return Err(bad_range(
+                    "give a range by heights (from, to) or by block time (from_ms, to_ms), not both",
+                ));
+            }
+            (_, true) => {
+                let from_ms = from_ms.unwrap_or(0);
+                let to_ms = to_ms.unwrap_or(u64::MAX);
+                if from_ms > to_ms {
+                    return Err(bad_range("from_ms is after to_ms"));
+                }
+                let from = first_height_where(storage, head, |t| t >= from_ms)?;
+                let to = first_height_where(storage, head, |t| t > to_ms)?.saturating_sub(1);
+                BlockRange { from, to }
+            }
+            (_, false) => {
+                let to = to.unwrap_or(head);
+                let from =
+                    from.unwrap_or_else(|| to.saturating_sub(RANGE_BLOCKS_DEFAULT - 1).max(1));
+                if from == 0 {
+                    return Err(bad_range("heights start at 1"));
+                }
+                if from > to {
+                    return Err(bad_range(format!("from {from} is above to {to}")));
+                }
+                too_large(BlockRange { from, to })?;
+                if to > head {
+                    return Err(bad_range(format!("to {to} is above the head {head}")));
+                }
+                BlockRange { from, to }
+            }
+        };
+        too_large(range)?;
+        Ok(range)
+    }
+}
+
+/// Runs a scan on the blocking pool, holding one of the node's few scan permits.
+pub async fn scan<T: Send + 'static>(
+    api: &Api,
+    work: impl FnOnce(&Storage) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = api.scans.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_SCANS",
+            "too many audit scans are running; retry shortly",
+        )
+    })?;
+    let storage = api.ctx.storage.clone();
+    tokio::task::spawn_blocking(move || work(&storage))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "SCAN_FAILED",
+                format!("the scan stopped: {e}"),
+            )
+        })?
+}
+
+/// The currency and institution of accounts, read once per request (neither changes).
+#[derive(Debug, Default)]
+pub struct AccountBook(BTreeMap<AccountId, (Currency, InstitutionId)>);
+
+impl AccountBook {
+    pub fn of(
+        &mut self,
+        storage: &Storage,
+        id: AccountId,
+    ) -> Result<(Currency, InstitutionId), ApiError> {
+        if let Some(found) = self.0.get(&id) {
+            return Ok(*found);
+        }
+        let account = query::account(storage, id)?
+            .ok_or_else(|| damaged(format!("account {} moved money but is missing", id.0)))?;
+        let found = (account.currency, account.institution);
+        self.0.insert(id, found);
+        Ok(found)
+    }
+}
+
+/// One money movement in a committed block: by a transaction (`index`, `hash`), or by a
+/// hold released at block time (neither).
+#[derive(Debug, Clone, Serialize)]
+pub struct MovementItem {
+    pub height: u64,
+    pub index: Option<u32>,
+    pub time_ms: u64,
+    pub hash: Option<Hash>,
+    /// The transaction's kind, or `HoldExpired`.
+    pub tx_kind: &'static str,
+    pub kind: &'static str,
+    pub from: AccountId,
+    pub from_institution: InstitutionId,
+    pub to: AccountId,
+    pub to_institution: InstitutionId,
+    pub amount: u64,
+    pub currency: String,
+    #[serde(skip)]
+    pub movement: Movement,
+}
+
+/// What one pass over a block range collects besides money movements.
+#[derive(Debug, Default)]
+pub struct RangeScan {
+    pub freezes: Vec<FreezeItem>,
+    pub evidence: Vec<EvidenceItem>,
+    pub cycles: Vec<CycleItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FreezeItem {
+    pub height: u64,
+    pub hash: Option<Hash>,
+    pub account: AccountId,
+    pub frozen: bool,
+    pub reason: Option<Hash>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceItem {
+    pub height: u64,
+    pub validator: u32,
+    pub kind: &'static str,
+    pub evidence_height: u64,
+    pub round: u32,
+    pub evidence: Evidence,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleItem {
+    pub height: u64,
+    pub cycle: u64,
+    pub positions: Vec<PositionView>,
+}
+
+/// What is done with each money movement of a scan, in chain order.
+pub type OnMovement<'a> =
+    dyn FnMut(&Storage, &mut AccountBook, MovementItem) -> Result<(), ApiError> + 'a;
+
+/// Reads every block of `range` once, in order: hands each money movement to
+/// `on_movement` and collects freezes, evidence and settlement cycles.
+pub fn scan_range(
+    storage: &Storage,
+    range: BlockRange,
+    book: &mut AccountBook,
+    on_movement: &mut OnMovement<'_>,
+) -> Result<RangeScan, ApiError> {
+    let mut out = RangeScan::default();
+    for height in range.heights() {
+        let block = stored_block(storage, height)?;
+        let results = stored_results(storage, height)?;
+        let time_ms = block.header.time_ms;
+        for evidence in &block.evidence {
+            out.evidence.push(EvidenceItem {
+                height,
+                validator: evidence.validator().0,
+                kind: match evidence {
+                    Evidence::ConflictingVotes { .. } => "ConflictingVotes",
+                    Evidence::ConflictingProposals { .. } => "ConflictingProposals",
+                },
+                evidence_height: evidence.height().0,
+                round: evidence.round().0,
+                evidence: evidence.clone(),
+            });
+        }
+        let expired = results.expired.iter().map(|e| (None, e));
+        let caused = results.receipts.iter().enumerate().flat_map(|(i, r)| {
+            r.events
+                .iter()
+                .map(move |e| (Some((u32::try_from(i).unwrap_or(u32::MAX), r.tx)), e))
+        });
+        for (by, event) in expired.chain(caused) {
+            let signed = by.and_then(|(i, _)| block.txs.get(i as usize));
+            let kind = signed.map(|s| &s.tx.kind);
+            match event {
+                Event::AccountFrozen { account, reason } => out.freezes.push(FreezeItem {
+                    height,
+                    hash: by.map(|(_, h)| h),
+                    account: *account,
+                    frozen: true,
+                    reason: Some(*reason),
+                }),
+                Event::AccountUnfrozen { account } => out.freezes.push(FreezeItem {
+                    height,
+                    hash: by.map(|(_, h)| h),
+                    account: *account,
+                    frozen: false,
+                    reason: None,
+                }),
+                Event::SettlementCycleOpened { cycle, positions } => out.cycles.push(CycleItem {
+                    height,
+                    cycle: cycle.0,
+                    positions: positions.iter().map(PositionView::from).collect(),
+                }),
+                _ => {}
+            }
+            let Some(movement) = query::movement(storage, event, kind)? else {
+                continue;
+            };
+            let (_, from_institution) = book.of(storage, movement.from)?;
+            let (_, to_institution) = book.of(storage, movement.to)?;
+            let item = MovementItem {
+                height,
+                index: by.map(|(i, _)| i),
+                time_ms,
+                hash: by.map(|(_, h)| h),
+                tx_kind: kind.map_or("HoldExpired", |k| k.name()),
+                kind: movement.kind,
+                from: movement.from,
+                from_institution,
+                to: movement.to,
+                to_institution,
+                amount: movement.amount,
+                currency: movement.currency.to_string(),
+                movement,
+            };
+            on_movement(storage, book, item)?;
+        }
+    }
+    Ok(out)
+}
+
+/// A net position with its currency as text.
+#[derive(Debug, Clone, Serialize)]
+pub struct PositionView {
+    pub currency: String,
+    pub institution: InstitutionId,
+    pub net: i128,
+}
+
+impl From<&NetPosition> for PositionView {
+    fn from(p: &NetPosition) -> PositionView {
+        PositionView {
+            currency: p.currency.to_string(),
+            institution: p.institution,
+            net: p.net,
+        }
+    }
+}
+
+/// Interbank money of one institution in one currency over a block range: what its
+/// accounts paid to and received from other institutions' accounts.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowView {
+    pub currency: String,
+    pub institution: InstitutionId,
+    pub paid: u128,
+    pub received: u128,
+    /// `received - paid`: positive receives in settlement, negative pays.
+    pub net: i128,
+}
+
+/// Interbank flows per currency and institution, summed the way the ledger records
+/// obligations: every posting between accounts of two institutions.
+#[derive(Debug, Default)]
+pub struct FlowSums(BTreeMap<(Currency, InstitutionId), (u128, u128)>);
+
+impl FlowSums {
+    pub fn add(
+        &mut self,
+        storage: &Storage,
+        book: &mut AccountBook,
+        item: &MovementItem,
+    ) -> Result<(), ApiError> {
+        for posting in &item.movement.postings {
+            let (currency, from) = book.of(storage, posting.debit)?;
+            let (_, to) = book.of(storage, posting.credit)?;
+            if from == to {
+                continue;
+            }
+            let amount = u128::from(posting.amount);
+            let payer = self.0.entry((currency, from)).or_default();
+            payer.0 = payer.0.saturating_add(amount);
+            let payee = self.0.entry((currency, to)).or_default();
+            payee.1 = payee.1.saturating_add(amount);
+        }
+        Ok(())
+    }
+
+    pub fn views(&self) -> Vec<FlowView> {
+        self.0
+            .iter()
+            .map(|((currency, institution), (paid, received))| FlowView {
+                currency: currency.to_string(),
+                institution: *institution,
+                paid: *paid,
+                received: *received,
+                net: signed(*received) - signed(*paid),
+            })
+            .collect()
+    }
+}
+
+fn signed(x: u128) -> i128 {
+    i128::try_from(x).unwrap_or(i128::MAX)
+}

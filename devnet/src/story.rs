@@ -891,15 +891,23 @@ impl Story {
             "Alice was not debited"
         );
         ensure!(self.balance(to).await? == 59_500, "Bob was not credited");
-        // The ledger records the obligation without an event (`ObligationRecorded` is never
-        // emitted), so it is read from the institution's open obligations.
+        // The transfer crossed banks: the receipt tells Bank A's back office what it now
+        // owes, and the institution's open obligations agree.
+        let recorded = receipt.event("ObligationRecorded", |e| match e {
+            Event::ObligationRecorded { amount, .. } => Some(*amount),
+            _ => None,
+        })?;
+        ensure!(
+            recorded == 12_000,
+            "the receipt records an obligation of {recorded}"
+        );
         let owed = self.obligation_a_to_b().await?;
         ensure!(
             owed == owed_before + 12_000,
             "Bank A owes Bank B {owed}, {owed_before} before the transfer"
         );
         Ok(format!(
-            "OK: TransferReceived; Bank A now owes Bank B ¥{}",
+            "OK: TransferReceived, ObligationRecorded; Bank A now owes Bank B ¥{}",
             yuan(i128::try_from(owed).unwrap_or(i128::MAX))
         ))
     }

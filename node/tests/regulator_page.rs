@@ -67,6 +67,35 @@ async fn dump_dom(chromium: &str, url: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Saves a picture of `url` to `path`.
+async fn screenshot(chromium: &str, url: &str, path: &str) -> Result<()> {
+    let profile = tempfile::tempdir()?;
+    let status = tokio::time::timeout(
+        CHROMIUM_WAIT,
+        tokio::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",
+                "--hide-scrollbars",
+                "--window-size=1400,1800",
+                "--virtual-time-budget=4000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--screenshot={path}"))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .status(),
+    )
+    .await
+    .context("chromium did not finish in time")??;
+    ensure!(status.success(), "chromium failed to take the screenshot");
+    Ok(())
+}
+
 /// The text of the element with `id` in `dom` (the first text up to the next tag).
 fn text_of<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
     let at = dom.find(&format!("id=\"{id}\""))?;
@@ -108,7 +137,10 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
         ensure!(!answer.text().contains("http://") && !answer.text().contains("https://"));
     }
 
-    let url = format!("http://{addr}/regulator/?tx={}", known.to_hex());
+    let url = format!(
+        "http://{addr}/regulator/?tx={}&threshold=1000",
+        known.to_hex()
+    );
     let dom = dump_dom(chromium, &url).await?;
     let head = cluster.height(0)?;
     let shown: u64 = text_of(&dom, "head-height")
@@ -134,6 +166,26 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
         dom.contains("Node healthy (validator)"),
         "no health alert line:\n{dom}"
     );
+    // The validator set, the latest blocks and the large movements (the top-up) are shown.
+    ensure!(
+        dom.contains(&validator_key(0).public_key().to_hex()),
+        "no validator in the page:\n{dom}"
+    );
+    let blocks = &dom[dom.find("id=\"blocks\"").context("no blocks table")?..];
+    ensure!(
+        blocks.contains("<tr><td class=\"num\">"),
+        "no block rows:\n{dom}"
+    );
+    let large = &dom[dom.find("id=\"large\"").context("no large table")?..];
+    ensure!(
+        large.contains("5000 CNY") && large.contains("institution 1"),
+        "{dom}"
+    );
+
+    // For a person to look at: `TALLY_PAGE_SCREENSHOT=page.png` keeps a picture of the page.
+    if let Ok(path) = std::env::var("TALLY_PAGE_SCREENSHOT") {
+        screenshot(chromium, &url, &path).await?;
+    }
 
     // An unknown hash is reported as not found, in the page.
     let unknown = "ab".repeat(32);

@@ -23,6 +23,12 @@ function row(cells, numeric) {
   return tr;
 }
 
+// Institutions' accounts have ids above 2^127, beyond what a JSON number holds exactly:
+// name them by their institution instead.
+function account(id, institution) {
+  return Number.isSafeInteger(id) ? String(id) : "institution " + institution;
+}
+
 function time(ms) { return ms ? new Date(Number(ms)).toISOString().replace("T", " ").replace(".000Z", "Z") : ""; }
 function short(hex) { return hex ? String(hex).slice(0, 16) + "…" : ""; }
 
@@ -131,7 +137,8 @@ async function refreshLarge() {
     const large = await api("audit/large-transactions?threshold=" + encodeURIComponent(threshold));
     clear(body);
     large.items.slice().reverse().forEach((m) => body.appendChild(row(
-      [m.height, time(m.time_ms), m.kind, m.from, m.to, m.amount + " " + m.currency, short(m.hash)], [0, 5])));
+      [m.height, time(m.time_ms), m.kind, account(m.from, m.from_institution),
+        account(m.to, m.to_institution), m.amount + " " + m.currency, short(m.hash)], [0, 5])));
   } catch (error) {
     clear(body);
     body.appendChild(row([(error.code || "") + " " + error.message]));
@@ -219,6 +226,7 @@ document.addEventListener("DOMContentLoaded", () => {
     refreshLarge();
   });
   const params = new URLSearchParams(window.location.search);
+  if (params.get("threshold")) $("threshold").value = params.get("threshold");
   const asked = params.get("tx") || params.get("account");
   if (asked) {
     $("search-input").value = asked;

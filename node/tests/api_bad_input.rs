@@ -12,18 +12,15 @@
 mod api_support;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use api_support::*;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Bytes, Frame};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
 use serde_json::{Value, json};
 use tally_contracts::*;
 use tally_crypto::{Hash, PublicKey};
 use tally_node::api::REQUEST_BODY_BYTES_MAX;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TX: &str = "/v1/transactions";
 
@@ -108,36 +105,73 @@ async fn balances(audit_api: SocketAddr) -> BTreeMap<String, Value> {
     out
 }
 
-/// A body sent in chunks with no declared length (`Transfer-Encoding: chunked`).
+/// A body sent in chunks with no declared length (`Transfer-Encoding: chunked`), over a
+/// raw socket: the server may answer and close before the body is all sent, so the
+/// answer is read while the body is still being written, and write errors are ignored.
 async fn post_chunked(addr: SocketAddr, content_type: &str, total: usize) -> Answer {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let chunk = vec![b' '; 16 * 1024];
-    let frames = (0..total.div_ceil(chunk.len()))
-        .map(move |_| Ok::<_, Infallible>(Frame::data(Bytes::from(chunk.clone()))));
-    let body = StreamBody::new(futures::stream::iter(frames));
-    let request = Request::builder()
-        .method("POST")
-        .uri(TX)
-        .header("host", "tally.test")
-        .header("content-type", content_type)
-        .body(body)
-        .unwrap();
-    let response = tokio::time::timeout(WAIT, sender.send_request(request))
-        .await
-        .unwrap()
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body: body.to_vec(),
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST {TX} HTTP/1.1\r\nhost: tally.test\r\ncontent-type: {content_type}\r\n\
+         transfer-encoding: chunked\r\n\r\n"
+    );
+    let sending = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 16 * 1024];
+        for _ in 0..total.div_ceil(chunk.len()) {
+            writer
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            writer.write_all(&chunk).await?;
+            writer.write_all(b"\r\n").await?;
+        }
+        writer.write_all(b"0\r\n\r\n").await
+    });
+    let mut received = Vec::new();
+    let answer = loop {
+        if let Some(answer) = parse_response(&received) {
+            break answer;
+        }
+        let mut buffer = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, reader.read(&mut buffer))
+            .await
+            .expect("no answer in time")
+            .unwrap_or(0);
+        assert!(
+            n > 0,
+            "connection closed before a whole answer: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+    };
+    sending.abort();
+    answer
+}
+
+/// A whole HTTP/1.1 answer with a `content-length` body, once `bytes` hold one.
+fn parse_response(bytes: &[u8]) -> Option<Answer> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut headers = hyper::HeaderMap::new();
+    let mut length = 0;
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        if name == "content-length" {
+            length = value.parse().ok()?;
+        }
+        headers.insert(
+            hyper::header::HeaderName::from_bytes(name.as_bytes()).ok()?,
+            value.parse().ok()?,
+        );
     }
+    (body.len() >= length).then(|| Answer {
+        status: StatusCode::from_u16(status).unwrap(),
+        headers,
+        body: body.as_bytes()[..length].to_vec(),
+    })
 }
 
 /// The JSON form of `signed` with `edit` applied to its text.
@@ -600,6 +634,53 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         get(api, path)
             .await
             .error(StatusCode::BAD_REQUEST, "BAD_ID");
+    }
+
+    // ---- hostile shapes: nesting past the parser's depth, bad UTF-8 in paths, headers
+    // and query values, numbers past their type
+    let deep = "[".repeat(REQUEST_BODY_BYTES_MAX / 2);
+    post_json(api, TX, deep.into_bytes())
+        .await
+        .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
+    let deep_object = format!("{{\"tx\": {}", "{\"a\": ".repeat(10_000));
+    post_json(api, TX, deep_object.into_bytes())
+        .await
+        .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
+    get(api, "/v1/accounts/%FF%FE")
+        .await
+        .error(StatusCode::BAD_REQUEST, "BAD_PATH");
+    get(api, "/v1/transactions/%C3%28")
+        .await
+        .error(StatusCode::BAD_REQUEST, "BAD_PATH");
+    post_bytes(
+        api,
+        "/v1/transactions?wait_ms=18446744073709551616",
+        encoding::encode(&good),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "BAD_QUERY");
+    post_bytes(api, "/v1/transactions?wait_ms=-1", encoding::encode(&good))
+        .await
+        .error(StatusCode::BAD_REQUEST, "BAD_QUERY");
+    get(
+        api,
+        &format!("/v1/accounts/{PAYER}/history?before=1:4294967296"),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "BAD_CURSOR");
+    get(api, "/v1/events?from_index=4294967296")
+        .await
+        .error(StatusCode::BAD_REQUEST, "BAD_QUERY");
+    for cursor in ["1:-1", "18446744073709551616:0", ":", "1:2:3"] {
+        call(
+            api,
+            "GET",
+            "/v1/events",
+            &[("last-event-id", cursor)],
+            Vec::new(),
+        )
+        .await
+        .error(StatusCode::BAD_REQUEST, "BAD_CURSOR");
     }
 
     // ---- the node keeps serving, and nothing moved

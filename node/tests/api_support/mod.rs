@@ -341,7 +341,9 @@ impl TestNet {
     /// committed so far; answers that height.
     pub async fn audit_caught_up(&self) -> u64 {
         let audit = self.audit.as_ref().expect("no audit node");
-        let height = *self.validator.context.committed.borrow();
+        // The stored head, not the `committed` watch: the chain task bumps the watch a
+        // moment after the block is in storage, where the API already reads it.
+        let height = self.head().max(*self.validator.context.committed.borrow());
         let mut committed = audit.context.committed.clone();
         assert!(
             wait_for_height(&mut committed, height, WAIT).await,

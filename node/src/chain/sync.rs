@@ -85,15 +85,16 @@ impl SyncTask {
             response_bytes_max,
             fetch,
         } = self;
-        // Serving runs in its own task: a node waiting for a peer's answer must still answer
+        // Serving runs beside fetching: a node waiting for a peer's answer must still answer
         // that peer's request, or two nodes asking each other at once would both wait out
-        // the request timeout (and a behind node would stall for that long).
+        // the request timeout (and a behind node would stall for that long). Both run in
+        // this one task, so aborting it (a killed node) releases storage at once.
         let server = Server {
             storage,
             network: network.clone(),
             response_bytes_max,
         };
-        let serving = tokio::spawn(server.run(requests, shutdown.clone()));
+        let serving = server.run(requests, shutdown.clone());
         let fetcher = Fetcher {
             network,
             committed,
@@ -103,18 +104,20 @@ impl SyncTask {
         };
         let mut tick = tokio::time::interval(Duration::from_millis(SYNC_INTERVAL_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_peer = 0usize;
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                // A node that raised the alarm has stopped following: no more fetching.
-                _ = tick.tick(), if fetch && fetcher.metrics.audit_alarm.get() == 0 => {
-                    next_peer = next_peer.wrapping_add(1);
-                    fetcher.fetch_from_a_peer(next_peer).await;
+        let fetching = async move {
+            let mut next_peer = 0usize;
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    // A node that raised the alarm has stopped following: no more fetching.
+                    _ = tick.tick(), if fetch && fetcher.metrics.audit_alarm.get() == 0 => {
+                        next_peer = next_peer.wrapping_add(1);
+                        fetcher.fetch_from_a_peer(next_peer).await;
+                    }
                 }
             }
-        }
-        let _ = serving.await;
+        };
+        tokio::join!(serving, fetching);
     }
 }
 

@@ -1,0 +1,486 @@
+//! The client commands and their options, one enum per area: what `tally <area> --help` shows.
+
+use super::*;
+
+/// Where the node is and how to speak to it; taken by every client command.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// The node's HTTP API (http://HOST:PORT).
+    #[arg(
+        long,
+        env = "TALLY_API",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub api: String,
+    /// The chain id to sign for; read from the node's latest block when not given.
+    #[arg(long, env = "TALLY_CHAIN_ID", global = true)]
+    pub chain_id: Option<String>,
+    /// Print the outcome as JSON on standard output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// A wallet, merchant or biller account acting: its id and its device key.
+#[derive(Debug, Clone, Args)]
+pub struct AccountSigner {
+    /// The account that signs and sends.
+    #[arg(long, value_name = "ID")]
+    pub account: u128,
+    /// The account's device key file.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+}
+
+/// An institution acting: its id and its key.
+#[derive(Debug, Clone, Args)]
+pub struct InstitutionSigner {
+    /// The institution that signs and sends.
+    #[arg(long, value_name = "ID")]
+    pub institution: u32,
+    /// The institution's key file.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+}
+
+/// An amount: "12.50 CNY", or "12.50" with `--currency`.
+#[derive(Debug, Clone, Args)]
+pub struct AmountArg {
+    /// The amount in major units, with its currency ("12.50 CNY") or with --currency.
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub amount: String,
+    /// The currency of --amount, when it does not say.
+    #[arg(long, value_name = "CODE")]
+    pub currency: Option<String>,
+}
+
+/// A client-chosen transfer id; a random one when not given. Reusing one applies the
+/// transfer at most once.
+#[derive(Debug, Clone, Args)]
+pub struct TransferIdArg {
+    /// The transfer's id (idempotency key); random when not given.
+    #[arg(long = "transfer-id", value_name = "ID")]
+    pub transfer_id: Option<u128>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Open a wallet at a KYC institution, which co-signs.
+    Register {
+        #[command(flatten)]
+        signer: AccountSigner,
+        /// The KYC institution's key file (co-signs).
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: PathBuf,
+        /// The institution that verified the holder and holds the wallet.
+        #[arg(long, value_name = "ID")]
+        institution: u32,
+        #[arg(long, value_name = "CODE")]
+        currency: String,
+        /// The KYC tier (its limits are the chain's).
+        #[arg(long, default_value_t = 0)]
+        tier: u8,
+        /// The verified identity (hashed; never stored in clear).
+        #[arg(long)]
+        identity: String,
+    },
+    /// Bind a bank-issued card token to the wallet; the bank co-signs.
+    BindCard {
+        #[command(flatten)]
+        signer: AccountSigner,
+        /// The card bank's key file (co-signs).
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: PathBuf,
+        /// The card's bank.
+        #[arg(long, value_name = "ID")]
+        bank: u32,
+        /// The bank's card token: 64 hex digits, or a reference that is hashed into one.
+        #[arg(long)]
+        card: String,
+    },
+    /// Move money from a bound card's bank into the wallet; the bank co-signs.
+    TopUp {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: PathBuf,
+        #[arg(long)]
+        card: String,
+        #[command(flatten)]
+        amount: AmountArg,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Move money from the wallet back to a bound card's bank; the bank co-signs.
+    Withdraw {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: PathBuf,
+        #[arg(long)]
+        card: String,
+        #[command(flatten)]
+        amount: AmountArg,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Show an account's balances and limits.
+    Balance {
+        #[arg(long, value_name = "ID")]
+        account: u128,
+    },
+    /// Show an account's transactions, newest first.
+    History {
+        #[arg(long, value_name = "ID")]
+        account: u128,
+        /// How many entries (at most 100).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Entries older than this position ("HEIGHT:INDEX", from a previous page).
+        #[arg(long)]
+        before: Option<String>,
+    },
+    /// Send money to another wallet (at any institution).
+    Transfer {
+        #[command(flatten)]
+        signer: AccountSigner,
+        /// The receiving wallet.
+        #[arg(long, value_name = "ID")]
+        to: u128,
+        #[command(flatten)]
+        amount: AmountArg,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Pay a merchant's order from the balance or a bound card, at once or into escrow.
+    PayOrder {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        order: u128,
+        /// Pay with this bound card instead of the balance.
+        #[arg(long)]
+        card: Option<String>,
+        /// The card bank's key file, when paying by card (co-signs).
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Option<PathBuf>,
+        /// Hold the money in escrow until confirmed receipt, at most this many minutes.
+        #[arg(long, value_name = "MINUTES")]
+        escrow_minutes: Option<u64>,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Pay a merchant by the id in its QR code.
+    PayMerchant {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        merchant: u128,
+        #[command(flatten)]
+        amount: AmountArg,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Make a one-time payment code for a merchant to collect with (offline payment).
+    ShowCode {
+        #[command(flatten)]
+        signer: AccountSigner,
+        /// The most the merchant may collect with it.
+        #[arg(long, value_name = "AMOUNT")]
+        max_amount: String,
+        #[arg(long, value_name = "CODE")]
+        currency: Option<String>,
+        /// How long it stays good (at most 10 minutes).
+        #[arg(long, default_value_t = 5)]
+        valid_minutes: u64,
+        /// The code's one-time number; random when not given.
+        #[arg(long)]
+        code_nonce: Option<u64>,
+    },
+    /// Confirm an escrowed order arrived: the merchant is paid.
+    ConfirmReceipt {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        order: u128,
+    },
+    /// Cancel an order paid into escrow: the money stays in the wallet.
+    CancelOrder {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        order: u128,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// Register a merchant at its acquiring bank: the bank sends, the merchant's key co-signs.
+    Register {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        /// The merchant's key file (co-signs; the merchant signs with it from then on).
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: PathBuf,
+        /// The merchant account's id.
+        #[arg(long = "merchant", value_name = "ID")]
+        merchant: u128,
+        #[arg(long, value_name = "CODE")]
+        currency: String,
+        /// The platform's fee on settlement, in basis points.
+        #[arg(long, default_value_t = 0)]
+        fee_bps: u16,
+        #[arg(long)]
+        identity: String,
+    },
+    /// Create an order for a customer to pay.
+    CreateOrder {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        order: u128,
+        #[command(flatten)]
+        amount: AmountArg,
+        /// Minutes until the order expires (at most 30 days).
+        #[arg(long, default_value_t = 60)]
+        expires_minutes: u64,
+        /// What was ordered (hashed).
+        #[arg(long, default_value = "")]
+        items: String,
+    },
+    /// Collect a payment with the code a customer shows.
+    Collect {
+        #[command(flatten)]
+        signer: AccountSigner,
+        /// The customer's code (from `tally wallet show-code`).
+        #[arg(long)]
+        code: String,
+        #[command(flatten)]
+        amount: AmountArg,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Cancel an open or escrowed order.
+    Cancel {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        order: u128,
+    },
+    /// Refund part or all of a paid order.
+    Refund {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        order: u128,
+        #[command(flatten)]
+        amount: AmountArg,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Settle takings to the acquiring bank, less the platform's fee.
+    Settle {
+        #[command(flatten)]
+        signer: AccountSigner,
+        /// How much; the whole balance when not given.
+        #[arg(long, value_name = "AMOUNT")]
+        amount: Option<String>,
+        #[arg(long, value_name = "CODE")]
+        currency: Option<String>,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Show an order.
+    Order {
+        #[arg(long, value_name = "ID")]
+        order: u128,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BillCommand {
+    /// Register a biller at its acquiring bank: the bank sends, the biller's key co-signs.
+    RegisterBiller {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: PathBuf,
+        #[arg(long = "biller", value_name = "ID")]
+        biller: u128,
+        #[arg(long, value_name = "CODE")]
+        currency: String,
+        #[arg(long)]
+        identity: String,
+    },
+    /// Issue a bill to a customer.
+    Issue {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        bill: u128,
+        /// The biller's customer reference (hashed).
+        #[arg(long)]
+        customer: String,
+        #[command(flatten)]
+        amount: AmountArg,
+        /// Days until it is due.
+        #[arg(long, default_value_t = 14)]
+        due_days: u64,
+    },
+    /// Pay a bill: exactly the amount due (read from the chain when not given).
+    Pay {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        bill: u128,
+        #[arg(long, value_name = "AMOUNT")]
+        amount: Option<String>,
+        #[arg(long, value_name = "CODE")]
+        currency: Option<String>,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Show a bill.
+    Show {
+        #[arg(long, value_name = "ID")]
+        bill: u128,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FxCommand {
+    /// Publish a rate (quote per base, in major units, e.g. 1.0850), valid from now.
+    PublishRate {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "CODE")]
+        base: String,
+        #[arg(long, value_name = "CODE")]
+        quote: String,
+        /// Units of the quote currency per unit of the base currency.
+        #[arg(long)]
+        rate: String,
+        /// Minutes it stays valid (at most a day).
+        #[arg(long, default_value_t = 60)]
+        valid_minutes: u64,
+    },
+    /// Show the published rates.
+    Rates {
+        #[arg(long, value_name = "ID")]
+        provider: Option<u32>,
+        #[arg(long, value_name = "CODE")]
+        base: Option<String>,
+        #[arg(long, value_name = "CODE")]
+        quote: Option<String>,
+    },
+}
+
+/// Send money abroad: debit in the wallet's currency, credit the beneficiary in theirs at
+/// the provider's published rate, both in one block or neither.
+#[derive(Debug, Args)]
+pub struct RemitCommand {
+    #[command(flatten)]
+    pub signer: AccountSigner,
+    /// The FX provider.
+    #[arg(long, value_name = "ID")]
+    pub provider: u32,
+    /// The beneficiary's wallet.
+    #[arg(long, value_name = "ID")]
+    pub to: u128,
+    /// Debit exactly this ("100.00 CNY").
+    #[arg(long, value_name = "AMOUNT", conflicts_with_all = ["receive", "max_send"])]
+    pub send: Option<String>,
+    /// With --send: the least the beneficiary must get; the published rate's amount when
+    /// not given.
+    #[arg(long, value_name = "AMOUNT", requires = "send")]
+    pub min_receive: Option<String>,
+    /// Credit exactly this ("108.50 HKD").
+    #[arg(long, value_name = "AMOUNT", required_unless_present = "send")]
+    pub receive: Option<String>,
+    /// With --receive: the most to be debited; the published rate's amount when not given.
+    #[arg(long, value_name = "AMOUNT", requires = "receive")]
+    pub max_send: Option<String>,
+    #[command(flatten)]
+    pub id: TransferIdArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegulatorCommand {
+    /// Freeze an account: it can neither send nor receive.
+    Freeze {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        /// The account to freeze.
+        #[arg(long = "target", value_name = "ID")]
+        target: u128,
+        /// The case reference (hashed).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Unfreeze an account.
+    Unfreeze {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long = "target", value_name = "ID")]
+        target: u128,
+    },
+    /// Set a KYC tier's single and daily limits: a governance change, co-signed by enough
+    /// governance keys (repeat --cosigner-key).
+    SetLimits {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        #[arg(long)]
+        tier: u8,
+        /// The most one payment may move ("5000.00 CNY").
+        #[arg(long, value_name = "AMOUNT")]
+        single_max: String,
+        /// The most that may leave an account in a day.
+        #[arg(long, value_name = "AMOUNT")]
+        daily_max: String,
+        /// The currency whose decimals the limits are written in.
+        #[arg(long, value_name = "CODE")]
+        currency: Option<String>,
+    },
+    /// Put an identity on the sanctions list.
+    Sanction {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long)]
+        identity: String,
+    },
+    /// Take an identity off the sanctions list.
+    Unsanction {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long)]
+        identity: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstitutionCommand {
+    /// Net all open interbank obligations into a settlement cycle.
+    SettleCycle {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+    },
+    /// Confirm receipt of a cycle's net amount (a receiver of the cycle).
+    Confirm {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "ID")]
+        cycle: u64,
+    },
+    /// Show an institution's open obligations and net positions.
+    Show {
+        #[arg(long, value_name = "ID")]
+        institution: u32,
+    },
+    /// Show a settlement cycle.
+    Cycle {
+        #[arg(long, value_name = "ID")]
+        cycle: u64,
+    },
+}

@@ -1,0 +1,530 @@
+//! The `tally` client commands, one per flow of the payment process: each reads its inputs
+//! (account and institution ids, key files, amounts in major units), builds the flow's
+//! transaction, signs it with the sender's key and any co-signer's, submits it, waits for the
+//! commit, and tells the outcome in words or as JSON. Read commands (balance, history, orders,
+//! bills, rates, positions) read the API.
+//!
+//! - `args`: the commands and their options (clap); one enum per area.
+//! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`, `interbank`:
+//!   each area's transaction builders and reads.
+//! - `words`: events and payment codes as people read and pass them on.
+//!
+//! Every input from outside (arguments, key files, the node's answers) is checked, and a
+//! mistake is a [`CommandError`] in words; a transaction the ledger refused is
+//! [`CommandError::Refused`] with its stable code.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tally_contracts::fx::RATE_SCALE;
+use tally_contracts::{
+    AccountId, Amount, Bill, BillId, CardToken, Currency, CycleId, Event, FxAmount,
+    GovernanceAction, InstitutionId, Order, OrderId, Party, PaymentCode, PaymentSource, TransferId,
+    TxKind,
+};
+use tally_crypto::{Hash, KeyFile, Signature, SigningKey};
+
+use super::ClientError;
+use super::api::{Api, Receipt};
+use super::money::{self, Money, MoneyError, format_minor};
+use super::submitter::{AccountView, AtHeight, Submitter};
+
+mod args;
+mod bills;
+mod fx;
+mod interbank;
+mod merchant;
+mod regulator;
+mod wallet;
+mod words;
+
+pub use args::*;
+use words::extra_lines;
+pub use words::{decode_payment_code, encode_payment_code, event_name, event_words};
+
+/// The longest a payment code may live (the ledger's bound).
+const PAYMENT_CODE_VALID_MINUTES_MAX: u64 = 10;
+/// The longest an FX rate may be valid (the ledger's bound).
+const FX_RATE_VALID_MINUTES_MAX: u64 = 24 * 60;
+/// The longest an order may stay open (the ledger's bound).
+const ORDER_VALID_MINUTES_MAX: u64 = 30 * 24 * 60;
+/// The most history entries one page shows (the API's bound).
+const HISTORY_LIMIT_MAX: usize = 100;
+/// The largest payment code text accepted: the encoded code is ~150 bytes.
+const PAYMENT_CODE_HEX_CHARS_MAX: usize = 1_024;
+/// Domain tags under which free text becomes the 32-byte digests the ledger keeps.
+const IDENTITY_DOMAIN: &str = "tally-identity";
+const CARD_DOMAIN: &str = "tally-card-token";
+const CUSTOMER_DOMAIN: &str = "tally-customer-reference";
+const ITEMS_DOMAIN: &str = "tally-order-items";
+const REASON_DOMAIN: &str = "tally-case-reference";
+const MS_PER_MINUTE: u64 = 60_000;
+/// How payment codes are written: a prefix, then the hex of the code and its signature.
+const PAYMENT_CODE_PREFIX: &str = "tallycode:";
+
+/// What can go wrong in a client command.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error("key file {path}: {detail}")]
+    KeyFile { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The ledger executed the transaction and refused it.
+    #[error(
+        "refused: {} ({}); {} {} at height {}",
+        .0.code,
+        .0.message,
+        .0.what,
+        .0.hash,
+        .0.height
+    )]
+    Refused(Box<Refusal>),
+}
+
+/// A transaction the ledger executed and refused, and what the command tells of it.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The ledger's stable rejection code.
+    pub code: String,
+    pub message: String,
+    /// The command's name for the transaction.
+    pub what: String,
+    pub hash: Hash,
+    /// The committing height, or "?" when the node did not say.
+    pub height: String,
+    pub report: Report,
+}
+
+fn input(message: impl Into<String>) -> CommandError {
+    CommandError::Input(message.into())
+}
+
+/// What a command tells: words for people, JSON for programs.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub text: String,
+    /// The JSON text: the node's own answer for reads (ids above 2^64 survive), the receipt
+    /// for transactions.
+    pub json: String,
+}
+
+/// One client command, by area.
+#[derive(Debug)]
+pub enum ClientCommand {
+    Wallet(WalletCommand),
+    Merchant(MerchantCommand),
+    Bill(BillCommand),
+    Fx(FxCommand),
+    Remit(Box<RemitCommand>),
+    Regulator(RegulatorCommand),
+    Institution(InstitutionCommand),
+}
+
+/// A transaction ready to sign: who sends it, whose keys sign, and what it does in words.
+struct Plan {
+    /// The command's name in outcomes ("transfer").
+    what: &'static str,
+    sender: Party,
+    keys: Vec<SigningKey>,
+    kind: TxKind,
+    /// What it does, for the outcome line.
+    words: String,
+    /// The event a success must carry.
+    expect: Option<&'static str>,
+    /// The currency its amounts are in, where one applies.
+    currency: Option<Currency>,
+}
+
+/// Runs one client command against the node at `connection.api`.
+pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Report, CommandError> {
+    let api = Api::new(api_address(&connection.api)?);
+    let mut client = Client {
+        api,
+        chain_id: connection.chain_id.clone(),
+    };
+    let plan = match command {
+        ClientCommand::Wallet(c) => match wallet::run(&mut client, c).await? {
+            Step::Read(report) => return Ok(report),
+            Step::Send(plan) => *plan,
+        },
+        ClientCommand::Merchant(c) => match merchant::run(&mut client, c).await? {
+            Step::Read(report) => return Ok(report),
+            Step::Send(plan) => *plan,
+        },
+        ClientCommand::Bill(c) => match bills::run(&mut client, c).await? {
+            Step::Read(report) => return Ok(report),
+            Step::Send(plan) => *plan,
+        },
+        ClientCommand::Fx(c) => match fx::run(&mut client, c).await? {
+            Step::Read(report) => return Ok(report),
+            Step::Send(plan) => *plan,
+        },
+        ClientCommand::Remit(c) => fx::remit(&mut client, *c).await?,
+        ClientCommand::Regulator(c) => regulator::run(&mut client, c).await?,
+        ClientCommand::Institution(c) => match interbank::run(&mut client, c).await? {
+            Step::Read(report) => return Ok(report),
+            Step::Send(plan) => *plan,
+        },
+    };
+    send(&mut client, plan).await
+}
+
+/// `http://HOST:PORT` (or `HOST:PORT`) as a socket address.
+pub fn api_address(text: &str) -> Result<SocketAddr, CommandError> {
+    let rest = text.trim();
+    if rest.starts_with("https://") {
+        return Err(input(format!(
+            "--api {text}: this client speaks plain HTTP; put TLS in front of the node's loopback API"
+        )));
+    }
+    let rest = rest.strip_prefix("http://").unwrap_or(rest);
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') {
+        return Err(input(format!(
+            "--api {text}: give only the node's address, like http://127.0.0.1:8080"
+        )));
+    }
+    rest.to_socket_addrs()
+        .map_err(|e| input(format!("--api {text}: {e}")))?
+        .next()
+        .ok_or_else(|| input(format!("--api {text}: no address")))
+}
+
+struct Client {
+    api: Api,
+    chain_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LatestHeader {
+    chain_id: String,
+    time_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct LatestBlock {
+    header: LatestHeader,
+}
+
+impl Client {
+    /// The chain id given, or the one in the node's latest block.
+    async fn chain_id(&mut self) -> Result<String, CommandError> {
+        if let Some(id) = &self.chain_id {
+            return Ok(id.clone());
+        }
+        let latest = self.latest().await?;
+        self.chain_id = Some(latest.header.chain_id.clone());
+        Ok(latest.header.chain_id)
+    }
+
+    async fn latest(&self) -> Result<LatestBlock, CommandError> {
+        self.api
+            .get_json::<LatestBlock>("/v1/blocks/latest")
+            .await
+            .map_err(|e| match e.api_code() {
+                Some("NOT_FOUND") => input("the node has committed no block yet; try again"),
+                _ => e.into(),
+            })
+    }
+
+    /// `GET path`'s body as text; a 404 is "`what` does not exist".
+    async fn read_raw(&self, path: &str, what: &str) -> Result<String, CommandError> {
+        let answer = self.api.get(path).await?;
+        if answer.status != hyper::StatusCode::OK {
+            return Err(not_found(answer.error(), what));
+        }
+        String::from_utf8(answer.body.to_vec())
+            .map_err(|_| ClientError::Answer(format!("{what}: an answer that is not UTF-8")).into())
+    }
+
+    async fn account(&self, id: u128) -> Result<AccountView, CommandError> {
+        let path = format!("/v1/accounts/{id}");
+        self.api
+            .get_json::<AccountView>(&path)
+            .await
+            .map_err(|e| not_found(e, &format!("account {id}")))
+    }
+
+    async fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<AtHeight<T>, CommandError> {
+        self.api
+            .get_json::<AtHeight<T>>(path)
+            .await
+            .map_err(|e| not_found(e, what))
+    }
+}
+
+fn not_found(e: ClientError, what: &str) -> CommandError {
+    match e.api_code() {
+        Some("NOT_FOUND") => input(format!("{what} does not exist on the chain")),
+        _ => e.into(),
+    }
+}
+
+enum Step {
+    Read(Report),
+    Send(Box<Plan>),
+}
+
+fn read_key(path: &Path) -> Result<SigningKey, CommandError> {
+    KeyFile::read(path).map_err(|e| CommandError::KeyFile {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
+/// Free text as a 32-byte digest, or 64 hex digits taken as they are.
+fn digest_of(domain: &str, text: &str) -> Hash {
+    match Hash::from_hex(text.trim()) {
+        Ok(hash) if text.trim().len() == 64 => hash,
+        _ => Hash::digest(domain, text.as_bytes()),
+    }
+}
+
+fn card_token(text: &str) -> Result<CardToken, CommandError> {
+    if text.trim().is_empty() {
+        return Err(input("--card is empty"));
+    }
+    Ok(CardToken(digest_of(CARD_DOMAIN, text).0))
+}
+
+fn customer_account(id: u128, flag: &str) -> Result<AccountId, CommandError> {
+    let account = AccountId(id);
+    if !account.is_customer_id() {
+        return Err(input(format!(
+            "{flag} {id}: account ids below 2^127 are for customers, merchants and billers"
+        )));
+    }
+    Ok(account)
+}
+
+fn transfer_id(arg: &TransferIdArg) -> Result<TransferId, CommandError> {
+    match arg.transfer_id {
+        Some(id) => Ok(TransferId(id)),
+        None => {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| CommandError::Client(ClientError::Randomness(e.to_string())))?;
+            Ok(TransferId(u128::from_be_bytes(bytes)))
+        }
+    }
+}
+
+fn random_u64() -> Result<u64, CommandError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| CommandError::Client(ClientError::Randomness(e.to_string())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn optional_currency(text: Option<&str>) -> Result<Option<Currency>, CommandError> {
+    Ok(text.map(money::currency).transpose()?)
+}
+
+/// An amount in the currency of `account`: a different written currency is refused here,
+/// before the ledger would.
+fn amount_in(arg: &AmountArg, currency: Currency) -> Result<Money, CommandError> {
+    let given = optional_currency(arg.currency.as_deref())?;
+    if let Some(given) = given.filter(|g| *g != currency) {
+        return Err(MoneyError::CurrencyMismatch {
+            amount: arg.amount.clone(),
+            given: given.to_string(),
+            expected: currency.to_string(),
+        }
+        .into());
+    }
+    Ok(Money::parse_positive(&arg.amount, Some(currency))?)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn minutes_from_now(minutes: u64, flag: &str, max: u64) -> Result<u64, CommandError> {
+    if minutes == 0 || minutes > max {
+        return Err(input(format!("{flag} must be 1..={max}")));
+    }
+    Ok(now_ms().saturating_add(minutes.saturating_mul(MS_PER_MINUTE)))
+}
+
+/// The account's currency, read from the chain: amounts are checked against it.
+async fn currency_of(client: &Client, account: u128) -> Result<Currency, CommandError> {
+    Ok(client.account(account).await?.account.currency)
+}
+
+fn account_party(signer: &AccountSigner, flag: &str) -> Result<(Party, SigningKey), CommandError> {
+    let account = customer_account(signer.account, flag)?;
+    Ok((Party::Account(account), read_key(&signer.key)?))
+}
+
+fn institution_party(signer: &InstitutionSigner) -> Result<(Party, SigningKey), CommandError> {
+    Ok((
+        Party::Institution(InstitutionId(signer.institution)),
+        read_key(&signer.key)?,
+    ))
+}
+
+fn plan(what: &'static str, sender: Party, keys: Vec<SigningKey>, kind: TxKind) -> Plan {
+    Plan {
+        what,
+        sender,
+        keys,
+        kind,
+        words: String::new(),
+        expect: None,
+        currency: None,
+    }
+}
+
+impl Plan {
+    fn words(mut self, words: impl Into<String>) -> Plan {
+        self.words = words.into();
+        self
+    }
+
+    fn expect(mut self, event: &'static str) -> Plan {
+        self.expect = Some(event);
+        self
+    }
+
+    fn in_currency(mut self, currency: Currency) -> Plan {
+        self.currency = Some(currency);
+        self
+    }
+}
+
+/// Signs, submits, waits for the commit, and tells the outcome.
+async fn send(client: &mut Client, plan: Plan) -> Result<Report, CommandError> {
+    let chain_id = client.chain_id().await?;
+    let mut submitter = Submitter::new(client.api, chain_id);
+    let keys: Vec<&SigningKey> = plan.keys.iter().collect();
+    let receipt = submitter.send(plan.sender, &keys, plan.kind).await?;
+    let height = receipt
+        .height
+        .map_or_else(|| "?".to_string(), |h| h.to_string());
+    let json = receipt_json(plan.what, &plan.words, &receipt);
+    if !receipt.is_ok() {
+        return Err(CommandError::Refused(Box::new(Refusal {
+            code: receipt.code.clone(),
+            message: receipt.message.clone().unwrap_or_default(),
+            what: plan.what.to_string(),
+            hash: receipt.hash,
+            height,
+            report: Report {
+                text: String::new(),
+                json,
+            },
+        })));
+    }
+    if let Some(expected) = plan.expect
+        && !receipt.events.iter().any(|e| event_name(e) == expected)
+    {
+        return Err(ClientError::MissingEvent(expected.to_string()).into());
+    }
+    let short = receipt.hash.to_hex();
+    let mut text = format!(
+        "{} {}… committed at height {height}: {}",
+        plan.what,
+        short.get(..12).unwrap_or(&short),
+        plan.words
+    );
+    for line in extra_lines(&receipt.events, plan.currency) {
+        text.push_str("\n  ");
+        text.push_str(&line);
+    }
+    Ok(Report { text, json })
+}
+
+/// A receipt as the command's JSON answer.
+#[derive(Serialize)]
+struct ReceiptJson<'a> {
+    command: &'a str,
+    outcome: &'a str,
+    code: &'a str,
+    message: Option<&'a str>,
+    hash: Hash,
+    height: Option<u64>,
+    summary: &'a str,
+    events: &'a [Event],
+}
+
+fn receipt_json(what: &str, words: &str, receipt: &Receipt) -> String {
+    to_json(&ReceiptJson {
+        command: what,
+        outcome: if receipt.is_ok() {
+            "committed"
+        } else {
+            "refused"
+        },
+        code: &receipt.code,
+        message: receipt.message.as_deref(),
+        hash: receipt.hash,
+        height: receipt.height,
+        summary: words,
+        events: &receipt.events,
+    })
+}
+
+/// JSON text; written straight from the values, so 128-bit ids keep every digit.
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot write JSON: {e}\"}}"))
+}
+
+/// A node's answer as `T`.
+fn parse<T: serde::de::DeserializeOwned>(raw: &str, what: &str) -> Result<T, CommandError> {
+    serde_json::from_str(raw)
+        .map_err(|e| ClientError::Answer(format!("{what} of another shape: {e}")).into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_addresses_are_plain_http_host_and_port() {
+        let expected: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        for text in [
+            "http://127.0.0.1:8080",
+            "127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+        ] {
+            assert_eq!(api_address(text).unwrap(), expected, "{text}");
+        }
+        for bad in [
+            "https://127.0.0.1:8080",
+            "http://127.0.0.1:8080/v1",
+            "127.0.0.1",
+            "",
+        ] {
+            assert!(api_address(bad).is_err(), "{bad:?} was taken");
+        }
+    }
+
+    #[test]
+    fn free_text_becomes_a_digest_and_hex_stays_itself() {
+        let hex = "ab".repeat(32);
+        assert_eq!(digest_of(CARD_DOMAIN, &hex).to_hex(), hex);
+        assert_ne!(
+            digest_of(CARD_DOMAIN, "alice-card"),
+            digest_of(CARD_DOMAIN, "bob-card")
+        );
+        assert!(card_token(" ").is_err());
+        assert!(customer_account(1 << 127, "--to").is_err());
+        assert!(customer_account(7, "--to").is_ok());
+    }
+}

@@ -1,0 +1,87 @@
+//! A regulator: freezes, sanctions, and tier limits (a governance change).
+
+use super::*;
+
+pub(super) async fn run(
+    _client: &mut Client,
+    command: RegulatorCommand,
+) -> Result<Plan, CommandError> {
+    Ok(match command {
+        RegulatorCommand::Freeze {
+            signer,
+            target,
+            reason,
+        } => {
+            let (sender, key) = institution_party(&signer)?;
+            if reason.trim().is_empty() {
+                return Err(input("--reason is empty: name the case"));
+            }
+            let kind = TxKind::Freeze {
+                account: AccountId(target),
+                reason: digest_of(REASON_DOMAIN, &reason),
+            };
+            plan("freeze", sender, vec![key], kind)
+                .words(format!("account {target} frozen ({reason})"))
+                .expect("AccountFrozen")
+        }
+        RegulatorCommand::Unfreeze { signer, target } => {
+            let (sender, key) = institution_party(&signer)?;
+            let kind = TxKind::Unfreeze {
+                account: AccountId(target),
+            };
+            plan("unfreeze", sender, vec![key], kind)
+                .words(format!("account {target} unfrozen"))
+                .expect("AccountUnfrozen")
+        }
+        RegulatorCommand::SetLimits {
+            signer,
+            cosigner_key,
+            tier,
+            single_max,
+            daily_max,
+            currency,
+        } => {
+            let (sender, key) = institution_party(&signer)?;
+            let currency = optional_currency(currency.as_deref())?
+                .or_else(|| Money::written_currency(&single_max))
+                .ok_or_else(|| MoneyError::NoCurrency(single_max.clone()))?;
+            let single = Money::parse_positive(&single_max, Some(currency))?;
+            let daily = Money::parse_positive(&daily_max, Some(currency))?;
+            if daily.minor < single.minor {
+                return Err(input("--daily-max is below --single-max"));
+            }
+            let mut keys = vec![key];
+            for path in &cosigner_key {
+                keys.push(read_key(path)?);
+            }
+            let kind = TxKind::Govern(GovernanceAction::SetTierLimits {
+                tier,
+                single_max: single.minor,
+                daily_max: daily.minor,
+            });
+            plan("set-limits", sender, keys, kind)
+                .words(format!(
+                    "tier {tier}: at most {single} a payment, {daily} a day"
+                ))
+                .expect("GovernanceApplied")
+        }
+        RegulatorCommand::Sanction { signer, identity } => {
+            let (sender, key) = institution_party(&signer)?;
+            let kind = TxKind::AddSanction {
+                identity: digest_of(IDENTITY_DOMAIN, &identity),
+            };
+            plan("sanction", sender, vec![key], kind)
+                .words("identity added to the sanctions list")
+                .expect("SanctionAdded")
+        }
+        RegulatorCommand::Unsanction { signer, identity } => {
+            let (sender, key) = institution_party(&signer)?;
+            let kind = TxKind::RemoveSanction {
+                identity: digest_of(IDENTITY_DOMAIN, &identity),
+            };
+            plan("unsanction", sender, vec![key], kind)
+                .words("identity removed from the sanctions list")
+                .expect("SanctionRemoved")
+        }
+    })
+}

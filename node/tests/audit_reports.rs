@@ -769,3 +769,48 @@ async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
     server.stop().await?;
     cluster.shutdown().await
 }
+
+/// How fast the report reads the chain: with `TALLY_AUDIT_BENCH=1`, a chain of a few
+/// thousand payments is built on one validator and the report, the CSV and a statement are
+/// timed over all of it. Without the variable it does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_scan_speed() -> Result<()> {
+    if std::env::var("TALLY_AUDIT_BENCH").is_err() {
+        return Ok(());
+    }
+    let wallets: u128 = 500;
+    let rounds: u64 = 4;
+    let mut cluster = Cluster::new(genesis(1))?;
+    cluster.start(0).await?;
+    let opening: Vec<_> = (1..=wallets)
+        .flat_map(|id| open_wallet(id, 100_000))
+        .collect();
+    let hashes = cluster.submit_all(&opening, |_| 0).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let payments: Vec<_> = (3..3 + rounds)
+        .flat_map(|nonce| (1..=wallets).map(move |id| transfer(id, id % wallets + 1, nonce, 7)))
+        .collect();
+    let hashes = cluster.submit_all(&payments, |_| 0).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let head = cluster.height(0)?;
+    let server = http::serve(cluster.node(0)?).await?;
+    let movements = wallets as u64 * (1 + rounds);
+    for path in [
+        format!("/v1/audit/report?from=1&to={head}&threshold=1&accounts=1"),
+        format!("/v1/audit/report.csv?from=1&to={head}&threshold=1"),
+        format!("/v1/audit/net-positions?from=1&to={head}"),
+        format!("/v1/audit/accounts/1/statement?from={head}&to={head}"),
+    ] {
+        let started = std::time::Instant::now();
+        let answer = get(server.addr, &path).await?;
+        let elapsed = started.elapsed();
+        ensure!(answer.status == StatusCode::OK, "{}", answer.text());
+        eprintln!(
+            "{path}: {head} blocks, {movements} movements, {} bytes in {:.1} ms",
+            answer.body.len(),
+            elapsed.as_secs_f64() * 1e3
+        );
+    }
+    server.stop().await?;
+    cluster.shutdown().await
+}

@@ -8,8 +8,17 @@
 //!   re-encoded non-canonical (overlong) varint.
 //! - [`cases`]: the proptest case count, `TALLY_FUZZ_CASES=N` to run longer.
 //! - [`binaries`]: the `tally` binary for the suites that run real node processes.
+//! - [`network`]: a devnet of real `tally` processes that a fault test starts, kills and
+//!   restarts node by node, and always tears down.
+//! - [`load`]: funded wallets, a transfer load that survives faults, a mempool flood.
+//! - [`chain`]: the checks after a fault: agreement of blocks and state roots, committed
+//!   transactions on every node, the ledger invariants through the audit node.
 
 use proptest::prelude::*;
+
+pub mod chain;
+pub mod load;
+pub mod network;
 
 /// How many cases each fuzz property runs.
 pub mod cases {

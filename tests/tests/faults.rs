@@ -1,0 +1,644 @@
+//! Faults over real node processes: 4 validators and 1 audit node of the `tally` binary on
+//! loopback, each test on its own devnet (issue 7). After every fault: all nodes agree on
+//! every block and state root, nothing the API answered as committed is lost, and the ledger
+//! invariants hold, read through the audit node.
+//!
+//! One network at a time (a process-wide lock): five node processes already fill two cores.
+//! `TALLY_FAULT_ROUNDS=N` runs the crash loop N times (default 5). Figures go to stderr
+//! (`cargo test -p tally-tests --test faults -- --nocapture`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use tally_contracts::{AccountId, Event, TransferId};
+use tally_devnet::client::Submitter;
+use tally_tests::chain::{self, check_agreement, check_committed_everywhere, check_ledger};
+use tally_tests::load::{self, Load};
+use tally_tests::network::TestNet;
+
+/// One devnet at a time.
+static ONE_NETWORK: Mutex<()> = Mutex::new(());
+
+/// Bounds of the waits in these tests.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+const LOAD_WAIT: Duration = Duration::from_secs(60);
+/// How long the killed validator stays down while the others go on.
+const DOWN_TIME: Duration = Duration::from_secs(5);
+/// How long a network without quorum is watched for a commit.
+const HALT_WATCH: Duration = Duration::from_secs(4);
+
+/// Runs `body` on a fresh devnet of 4 validators and 1 audit node, every node configured
+/// with `config` too. The devnet is always torn down; on failure its directory (logs,
+/// data) is kept and named.
+fn run(name: &str, config: &str, body: impl AsyncFnOnce(&mut TestNet) -> Result<()>) {
+    let _one = ONE_NETWORK.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(async {
+        let started = Instant::now();
+        let mut net = TestNet::start(4, 1, config).await?;
+        eprintln!(
+            "[{name}] devnet up in {:.1} s at {}",
+            started.elapsed().as_secs_f64(),
+            net.dir().display()
+        );
+        let outcome = body(&mut net).await;
+        if outcome.is_err() {
+            if let Some(kept) = net.keep_dir() {
+                eprintln!("[{name}] failed; the devnet is kept in {}", kept.display());
+            }
+            for i in 0..net.len() {
+                eprintln!("--- {} log tail\n{}", net.name(i), net.log_tail(i));
+            }
+        }
+        net.shutdown().await;
+        eprintln!("[{name}] done in {:.1} s", started.elapsed().as_secs_f64());
+        outcome
+    });
+    if let Err(e) = result {
+        panic!("{name}: {e:#}");
+    }
+}
+
+fn deadline(after: Duration) -> Instant {
+    Instant::now() + after
+}
+
+/// Waits until every running node has the same head as the highest, and answers it.
+async fn converge(net: &mut TestNet) -> Result<u64> {
+    let top = net.top_height().await;
+    net.wait_all(top, deadline(CATCH_UP_WAIT)).await?;
+    Ok(top)
+}
+
+/// The checks after every fault: agreement, the answered-committed transactions on every
+/// node, the ledger through the audit node. Prints what they saw.
+async fn check_after_fault(
+    net: &mut TestNet,
+    name: &str,
+    committed: &[tally_crypto::Hash],
+) -> Result<()> {
+    net.check_alive()?;
+    let top = converge(net).await?;
+    let agreement = check_agreement(net).await?;
+    check_committed_everywhere(net, committed).await?;
+    let ledger = check_ledger(net.api(net.audit()?)?).await?;
+    eprintln!(
+        "[{name}] converged at {top}; {} nodes agree on heights 1..={}; {} answered-committed \
+         transfers found on every node; ledger at {}: {} accounts ({} customer), {} txs ({} \
+         applied), customer money {:?}, sums zero, none below floor",
+        agreement.nodes,
+        agreement.common_height,
+        committed.len(),
+        ledger.height,
+        ledger.accounts,
+        ledger.customer_accounts,
+        ledger.txs,
+        ledger.applied,
+        ledger.customer_money
+    );
+    Ok(())
+}
+
+#[test]
+fn a_validator_killed_under_load_rejoins_catches_up_and_nothing_committed_is_lost() {
+    run("sigkill-under-load", "", async |net| {
+        let validators = net.validators();
+        let apis: Vec<_> = validators.iter().map(|&i| net.api(i).unwrap()).collect();
+        let wallets = load::make_wallets(&net.layout, &apis, 1_000, 8).await?;
+        let load = Load::start(apis, &net.layout.manifest.chain_id, &wallets);
+        load.wait_committed(10, deadline(LOAD_WAIT)).await?;
+
+        let victim = validators[2];
+        let before = net.height(victim).await?;
+        net.kill(victim).await?;
+        let killed = Instant::now();
+        // Three of four validators hold more than 2/3 of the power: the chain goes on.
+        let others_before = net.top_height().await;
+        let committed_before = load.committed();
+        tokio::time::sleep(DOWN_TIME).await;
+        let others_after = net.top_height().await;
+        ensure!(
+            others_after > others_before,
+            "the three live validators committed nothing in {DOWN_TIME:?} ({others_before})"
+        );
+        let committed_while_down = load.committed() - committed_before;
+        net.restart(victim)?;
+        let restarted = Instant::now();
+        let target = net.top_height().await;
+        net.wait_height(victim, target, deadline(CATCH_UP_WAIT))
+            .await?;
+        let catch_up = restarted.elapsed();
+        // And it follows from there on, under the same load.
+        let now = net.top_height().await;
+        net.wait_height(victim, now + 2, deadline(CATCH_UP_WAIT))
+            .await?;
+        load.wait_committed(load.committed() + 10, deadline(LOAD_WAIT))
+            .await?;
+        let outcome = load.stop().await;
+        eprintln!(
+            "[sigkill-under-load] killed {} at height {before} (down {:.1} s, {} transfers committed \
+             meanwhile, heights {others_before}→{others_after}); caught up to {target} in {:.2} s; \
+             load: {} committed, {} rejected, {} failed {:?}",
+            net.name(victim),
+            restarted.duration_since(killed).as_secs_f64(),
+            committed_while_down,
+            catch_up.as_secs_f64(),
+            outcome.committed.len(),
+            outcome.rejected,
+            outcome.failed,
+            outcome.failure_samples
+        );
+        ensure!(outcome.rejected == 0, "the ledger rejected load transfers");
+        check_after_fault(net, "sigkill-under-load", &outcome.committed).await
+    });
+}
+
+#[test]
+fn two_of_four_validators_stopped_commit_nothing_and_fork_nothing_then_resume() {
+    run("two-stopped", "", async |net| {
+        let validators = net.validators();
+        let apis: Vec<_> = validators.iter().map(|&i| net.api(i).unwrap()).collect();
+        let wallets = load::make_wallets(&net.layout, &apis, 1_000, 2).await?;
+
+        for &v in &validators[2..] {
+            net.stop(v).await?;
+        }
+        // A block whose precommits were already out may still land: let it, then watch.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let live: Vec<usize> = net.running();
+        let mut halted_at = Vec::new();
+        for &i in &live {
+            halted_at.push(net.height(i).await?);
+        }
+        // A transfer submitted now is taken, but cannot commit.
+        let mut submitter = Submitter::new(apis[0], net.layout.manifest.chain_id.clone());
+        let pending = {
+            let w = &wallets[0];
+            let signed = tally_contracts::Transaction {
+                chain_id: submitter.chain_id.clone(),
+                sender: tally_contracts::Party::Account(w.id),
+                nonce: 3,
+                kind: tally_contracts::TxKind::Transfer {
+                    id: TransferId(77),
+                    to: wallets[1].id,
+                    amount: 5,
+                },
+            }
+            .sign(&[&w.key]);
+            let sent = load::flood(apis[0].address, std::slice::from_ref(&signed), 1).await;
+            ensure!(
+                sent.accepted == 1,
+                "the live validator did not take a transfer: {sent:?}"
+            );
+            signed.tx.hash()
+        };
+        tokio::time::sleep(HALT_WATCH).await;
+        for (&i, &h) in live.iter().zip(&halted_at) {
+            let now = net.height(i).await?;
+            ensure!(
+                now == h,
+                "{} committed without a quorum: {h} → {now}",
+                net.name(i)
+            );
+        }
+        let status: chain::TxStatus = apis[0]
+            .get_json(&format!("/v1/transactions/{pending}"))
+            .await?;
+        ensure!(
+            status.status == "pending",
+            "the transfer is {}",
+            status.status
+        );
+        let agreement = check_agreement(net).await?;
+        eprintln!(
+            "[two-stopped] 2 of 4 validators stopped: heights {halted_at:?} unchanged for {:?}; \
+             no fork on the {} live nodes up to {}",
+            HALT_WATCH, agreement.nodes, agreement.common_height
+        );
+
+        let restarted = Instant::now();
+        for &v in &validators[2..] {
+            net.restart(v)?;
+        }
+        let resume = halted_at.iter().copied().max().unwrap_or(0) + 2;
+        net.wait_all(resume, deadline(CATCH_UP_WAIT)).await?;
+        eprintln!(
+            "[two-stopped] restarted: all 5 nodes past height {resume} in {:.2} s",
+            restarted.elapsed().as_secs_f64()
+        );
+        // The transfer taken during the halt commits once the quorum is back.
+        let wait_until = deadline(CATCH_UP_WAIT);
+        loop {
+            let status: chain::TxStatus = apis[0]
+                .get_json(&format!("/v1/transactions/{pending}"))
+                .await?;
+            if status.status == "committed" {
+                ensure!(status.code.as_deref() == Some("OK"), "{status:?}");
+                break;
+            }
+            ensure!(
+                Instant::now() < wait_until,
+                "the halted transfer never committed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        submitter.api = apis[1];
+        let (hash, _) = load::honest_transfer(
+            &mut submitter,
+            &wallets[1],
+            wallets[0].id,
+            TransferId(78),
+            deadline(LOAD_WAIT),
+        )
+        .await?;
+        check_after_fault(net, "two-stopped", &[pending, hash]).await
+    });
+}
+
+#[test]
+fn the_audit_node_killed_resumes_verifying_where_it_stopped() {
+    run("audit-killed", "", async |net| {
+        let validators = net.validators();
+        let apis: Vec<_> = validators.iter().map(|&i| net.api(i).unwrap()).collect();
+        let wallets = load::make_wallets(&net.layout, &apis, 1_000, 4).await?;
+        let load = Load::start(apis, &net.layout.manifest.chain_id, &wallets);
+        load.wait_committed(5, deadline(LOAD_WAIT)).await?;
+
+        let audit = net.audit()?;
+        let health = net.health(audit).await?;
+        let verified_before = health.verified_height;
+        let verified = health.height.unwrap_or(0);
+        let log_before = net.log(audit).len();
+        net.kill(audit).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let restarted = Instant::now();
+        net.restart(audit)?;
+        // Its first answer after the restart: the height it had verified, not 0.
+        let (first, first_verified) = loop {
+            if let Ok(h) = net.health(audit).await {
+                break (h.height.unwrap_or(0), h.verified_height);
+            }
+            ensure!(
+                restarted.elapsed() < CATCH_UP_WAIT,
+                "the audit node does not answer after its restart:\n{}",
+                net.log_tail(audit)
+            );
+            net.check_alive()?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        ensure!(
+            first_verified >= verified_before,
+            "the audit node's verified height went back: {verified_before:?} → {first_verified:?}"
+        );
+        ensure!(
+            first >= verified,
+            "the audit node restarted at height {first}, below the {verified} it had verified"
+        );
+        let target = net.top_height().await;
+        net.wait_height(audit, target, deadline(CATCH_UP_WAIT))
+            .await?;
+        let catch_up = restarted.elapsed();
+        let outcome = load.stop().await;
+        let head = converge(net).await?;
+        // What it verified after the restart: only the blocks it had not.
+        let after = net
+            .log(audit)
+            .get(log_before..)
+            .unwrap_or_default()
+            .to_string();
+        ensure!(
+            !after.contains("genesis applied"),
+            "the audit node started over from genesis"
+        );
+        // The heights it verified after the restart: each once, the first right after
+        // the last it had verified before the kill (one may have landed between the read
+        // and the kill), none from the start again.
+        let heights: Vec<u64> = after
+            .lines()
+            .filter(|l| l.contains(" committed"))
+            .filter_map(|l| {
+                let rest = l.split("commit{height=").nth(1)?;
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let first_again = *heights
+            .first()
+            .context("nothing verified after the restart")?;
+        ensure!(
+            (verified + 1..=verified + 2).contains(&first_again),
+            "after the restart the audit node verified from {first_again}, having verified {verified}"
+        );
+        ensure!(
+            heights.windows(2).all(|w| w[1] == w[0] + 1),
+            "the audit node verified some height twice or skipped one after its restart"
+        );
+        let verified_again = heights.len();
+        eprintln!(
+            "[audit-killed] killed at height {verified} (/health verified_height \
+             {verified_before:?}); first answer after restart at {first} (verified \
+             {first_verified:?}); caught up to {target} in {:.2} s; verified {verified_again} blocks after \
+             the restart, from {first_again} (none from 0), converged at {head}",
+            catch_up.as_secs_f64()
+        );
+        check_after_fault(net, "audit-killed", &outcome.committed).await
+    });
+}
+
+fn fault_rounds() -> usize {
+    std::env::var("TALLY_FAULT_ROUNDS")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(5)
+}
+
+#[test]
+fn a_validator_killed_again_and_again_mid_write_reopens_its_data_and_never_serves_a_wrong_state() {
+    run("crash-loop", "", async |net| {
+        let validators = net.validators();
+        let apis: Vec<_> = validators.iter().map(|&i| net.api(i).unwrap()).collect();
+        let wallets = load::make_wallets(&net.layout, &apis, 1_000, 8).await?;
+        let load = Load::start(apis, &net.layout.manifest.chain_id, &wallets);
+        load.wait_committed(5, deadline(LOAD_WAIT)).await?;
+        let victim = validators[1];
+        let witness = validators[0];
+        let rounds = fault_rounds();
+        let mut catch_ups = Vec::new();
+        for round in 0..rounds {
+            // Kill at a different moment of the block cycle each round.
+            let pause = 150 + (round as u64 * 337) % 900;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let at = net.height(victim).await.unwrap_or(0);
+            net.kill(victim).await?;
+            net.restart(victim)?;
+            let restarted = Instant::now();
+            // It opens its data directory and serves again, or refuses with a reason.
+            let head = loop {
+                let node = &mut net.net.nodes[victim];
+                if let Some(status) = node.exit_status()? {
+                    let tail = net.log_tail(victim);
+                    bail!(
+                        "round {round}: the restarted validator exited ({status}); {}:\n{tail}",
+                        if tail.contains("damaged") || tail.contains("corrupt") {
+                            "it said why"
+                        } else {
+                            "WITHOUT a clear reason"
+                        }
+                    );
+                }
+                if let Ok(h) = net.height(victim).await {
+                    break h;
+                }
+                ensure!(
+                    restarted.elapsed() < CATCH_UP_WAIT,
+                    "round {round}: no answer after the restart"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            ensure!(
+                head + 1 >= at,
+                "round {round}: killed at {at}, reopened at {head}: committed blocks lost"
+            );
+            // What it serves at once is what the others hold.
+            if head > 0 {
+                let mine = net.block(victim, head).await?;
+                let theirs = net.block(witness, head).await?;
+                ensure!(
+                    mine.hash == theirs.hash
+                        && mine.results.state_root == theirs.results.state_root,
+                    "round {round}: after the crash it serves another block {head}"
+                );
+            }
+            let target = net.top_height().await;
+            net.wait_height(victim, target, deadline(CATCH_UP_WAIT))
+                .await?;
+            catch_ups.push(restarted.elapsed().as_secs_f64());
+            eprintln!(
+                "[crash-loop] round {round}: killed at {at} after {pause} ms, reopened at \
+                 {head}, caught up to {target} in {:.2} s",
+                restarted.elapsed().as_secs_f64()
+            );
+        }
+        load.wait_committed(load.committed() + 5, deadline(LOAD_WAIT))
+            .await?;
+        let outcome = load.stop().await;
+        let worst = catch_ups.iter().copied().fold(0.0, f64::max);
+        eprintln!(
+            "[crash-loop] {rounds} kills; worst catch-up {worst:.2} s; load: {} committed, {} \
+             failed",
+            outcome.committed.len(),
+            outcome.failed
+        );
+        ensure!(outcome.rejected == 0, "the ledger rejected load transfers");
+        check_after_fault(net, "crash-loop", &outcome.committed).await
+    });
+}
+
+/// The mempool's capacity in the flood test: small, so ten times it is quick to send.
+const FLOOD_MEMPOOL_TXS: u64 = 200;
+/// How much a node's resident memory may grow over its level before the flood.
+const FLOOD_RSS_GROWTH_MAX_KIB: u64 = 128 * 1024;
+
+#[test]
+fn a_mempool_flood_of_ten_times_its_capacity_stays_bounded_and_honest_transfers_commit() {
+    let config = format!("[limits]\nmempool_txs_max = {FLOOD_MEMPOOL_TXS}\n");
+    run("mempool-flood", &config, async |net| {
+        let validators = net.validators();
+        let apis: Vec<_> = validators.iter().map(|&i| net.api(i).unwrap()).collect();
+        let wallets = load::make_wallets(&net.layout, &apis, 1_000, 4).await?;
+        let flood_first = 1_000_000u128;
+        let flood_count = usize::try_from(FLOOD_MEMPOOL_TXS * 10)?;
+        let flood_txs = load::flood_registrations(&net.layout, flood_first, flood_count)?;
+        let flooded = validators[0];
+        let baseline: Vec<u64> = (0..net.len())
+            .map(|i| net.memory_kib(i).map_or(0, |m| m.0))
+            .collect();
+
+        // Memory and the flooded node's mempool, sampled through the flood.
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let pids: Vec<Option<u32>> = (0..net.len()).map(|i| net.pid(i)).collect();
+        let metrics_api = net.api(flooded)?;
+        let sampler = {
+            let sampling = sampling.clone();
+            tokio::spawn(async move {
+                let mut peak_rss = vec![0u64; pids.len()];
+                let mut peak_mempool = 0u64;
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    for (i, pid) in pids.iter().enumerate() {
+                        if let Some(kib) = pid.and_then(rss_kib) {
+                            peak_rss[i] = peak_rss[i].max(kib);
+                        }
+                    }
+                    if let Ok(answer) = metrics_api.get("/metrics").await {
+                        let text = String::from_utf8_lossy(&answer.body).to_string();
+                        if let Some(n) = metric(&text, "tally_mempool_txs") {
+                            peak_mempool = peak_mempool.max(n);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                (peak_rss, peak_mempool)
+            })
+        };
+
+        // Honest transfers during the flood, to the flooded validator and to another.
+        let honest = {
+            let (wallets, chain_id) = (wallets.clone(), net.layout.manifest.chain_id.clone());
+            let targets = [apis[0], apis[1]];
+            tokio::spawn(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (k, w) in wallets.iter().enumerate() {
+                    let to = wallets[(k + 1) % wallets.len()].id;
+                    let (w, chain_id) = (w.clone(), chain_id.clone());
+                    let api = targets[k % 2];
+                    tasks.spawn(async move {
+                        let mut submitter = Submitter::new(api, chain_id);
+                        let mut done = Vec::new();
+                        for n in 0..3u128 {
+                            let id = TransferId((w.id.0 << 32) | n);
+                            done.push(
+                                load::honest_transfer(
+                                    &mut submitter,
+                                    &w,
+                                    to,
+                                    id,
+                                    deadline(LOAD_WAIT),
+                                )
+                                .await?,
+                            );
+                        }
+                        Ok::<_, anyhow::Error>(done)
+                    });
+                }
+                let mut all = Vec::new();
+                while let Some(r) = tasks.join_next().await {
+                    all.extend(r.context("an honest sender")??);
+                }
+                Ok::<_, anyhow::Error>(all)
+            })
+        };
+        let outcome = load::flood(net.api(flooded)?.address, &flood_txs, 32).await;
+        let honest = honest.await.context("the honest senders")??;
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let (peak_rss, peak_mempool) = sampler.await.context("the sampler")?;
+
+        let busy: usize = outcome
+            .refused
+            .iter()
+            .filter(|(k, _)| k.starts_with("HTTP 503") || k.starts_with("HTTP 429"))
+            .map(|(_, v)| *v)
+            .sum();
+        eprintln!(
+            "[mempool-flood] {} registrations to {} in {:.2} s ({:.0}/s): {} taken, refused {:?}, \
+             {} unanswered; mempool peak {peak_mempool} of {FLOOD_MEMPOOL_TXS}",
+            outcome.sent,
+            net.name(flooded),
+            outcome.elapsed.as_secs_f64(),
+            outcome.sent as f64 / outcome.elapsed.as_secs_f64().max(1e-3),
+            outcome.accepted,
+            outcome.refused,
+            outcome.unanswered
+        );
+        for i in 0..net.len() {
+            eprintln!(
+                "[mempool-flood] {}: RSS {} MiB before, peak {} MiB during the flood",
+                net.name(i),
+                baseline[i] / 1024,
+                peak_rss[i] / 1024
+            );
+        }
+        let latencies: Vec<String> = honest
+            .iter()
+            .map(|(_, d)| format!("{:.2}", d.as_secs_f64()))
+            .collect();
+        eprintln!(
+            "[mempool-flood] {} honest transfers committed during the flood, in s: {latencies:?}",
+            honest.len()
+        );
+        ensure!(outcome.sent == flood_count, "not all of the flood was sent");
+        ensure!(
+            outcome.unanswered == 0,
+            "the flooded node stopped answering"
+        );
+        ensure!(busy > 0, "the flood never filled the mempool: {outcome:?}");
+        ensure!(
+            busy + outcome.accepted == outcome.sent,
+            "refusals other than 503/429: {:?}",
+            outcome.refused
+        );
+        ensure!(
+            peak_mempool <= FLOOD_MEMPOOL_TXS,
+            "the mempool held {peak_mempool}, above its {FLOOD_MEMPOOL_TXS}"
+        );
+        for i in 0..net.len() {
+            ensure!(
+                peak_rss[i] <= baseline[i] + FLOOD_RSS_GROWTH_MAX_KIB,
+                "{}: resident memory grew from {} to {} KiB in the flood",
+                net.name(i),
+                baseline[i],
+                peak_rss[i]
+            );
+        }
+        ensure!(
+            honest.len() == wallets.len() * 3,
+            "honest transfers missing"
+        );
+
+        // Every registration the node took is committed, once; none it refused is.
+        let drain = deadline(LOAD_WAIT);
+        let registered = loop {
+            let head = converge(net).await?;
+            let blocks = chain::blocks(net.api(net.audit()?)?, 1, head).await?;
+            let registered = blocks
+                .iter()
+                .flat_map(|b| b.results.receipts.iter())
+                .flat_map(|r| r.events.iter())
+                .filter(|e| {
+                    matches!(e, Event::AccountRegistered { account: AccountId(a), .. }
+                        if (flood_first..flood_first + flood_count as u128).contains(a))
+                })
+                .count();
+            if registered >= outcome.accepted || Instant::now() > drain {
+                break registered;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        ensure!(
+            registered == outcome.accepted,
+            "{} registrations taken, {registered} committed",
+            outcome.accepted
+        );
+        let hashes: Vec<_> = honest.iter().map(|(h, _)| *h).collect();
+        check_after_fault(net, "mempool-flood", &hashes).await
+    });
+}
+
+/// `VmRSS` of a process, KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A metric's value from the Prometheus text.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}

@@ -1131,3 +1131,121 @@ async fn openapi_describes_every_route() {
     }
     net.shutdown().await;
 }
+
+/// A client that goes away frees its stream slot: with one slot, an idle stream (its
+/// filter matches nothing) is dropped and a new one is admitted soon after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_frees_its_slot() {
+    let net = TestNet::start_with(Setup {
+        api_limits: api::Limits {
+            streams_max: 1,
+            ..api::Limits::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    net.wait_height(1).await;
+    let mut idle = send(
+        net.api,
+        "GET",
+        "/v1/events?kind=SanctionAdded",
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(idle.status(), StatusCode::OK);
+    for round in 0..3 {
+        get(net.api, "/v1/events")
+            .await
+            .error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
+        drop(idle);
+        let dropped = tokio::time::Instant::now();
+        idle = loop {
+            let answer = send(
+                net.api,
+                "GET",
+                "/v1/events?kind=SanctionAdded",
+                &[],
+                Vec::new(),
+            )
+            .await;
+            if answer.status() == StatusCode::OK {
+                break answer;
+            }
+            assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(
+                dropped.elapsed() < Duration::from_secs(3),
+                "round {round}: the slot of a dropped stream is still held after {:?}",
+                dropped.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+    }
+    drop(idle);
+    net.shutdown().await;
+}
+
+/// A client that goes away while waiting for its commit frees its waiter slot (on a node
+/// that cannot commit, so the wait would otherwise last its whole `wait_ms`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_waiter_frees_its_slot() {
+    let net = TestNet::start_with(Setup {
+        genesis_validators: 2,
+        api_limits: api::Limits {
+            waiters_max: 1,
+            ..api::Limits::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    for nonce in 0..3 {
+        let signed = transfer_from(100, nonce, 101, 1);
+        let api_addr = net.api;
+        let bytes = encoding::encode(&signed);
+        let waiting = tokio::spawn(async move {
+            send(
+                api_addr,
+                "POST",
+                "/v1/transactions?wait_ms=20000",
+                &[("content-type", "application/octet-stream")],
+                bytes,
+            )
+            .await
+        });
+        let path = format!("/v1/transactions/{}", signed.tx.hash().to_hex());
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while get(net.api, &path).await.status != StatusCode::OK {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        post_bytes(
+            net.api,
+            "/v1/transactions?wait_ms=10",
+            encoding::encode(&transfer_from(200 + u128::from(nonce), 0, 101, 1)),
+        )
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_WAITERS");
+        waiting.abort(); // the client goes away, its connection with it
+        let dropped = tokio::time::Instant::now();
+        loop {
+            let probe = transfer_from(300 + u128::from(nonce), 0, 101, 1);
+            let answer = post_bytes(
+                net.api,
+                "/v1/transactions?wait_ms=10",
+                encoding::encode(&probe),
+            )
+            .await;
+            if answer.status == StatusCode::ACCEPTED {
+                break;
+            }
+            answer.error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_WAITERS");
+            assert!(
+                dropped.elapsed() < Duration::from_secs(3),
+                "the waiter slot of a dropped client is still held after {:?}",
+                dropped.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    net.shutdown().await;
+}

@@ -90,6 +90,16 @@ pub async fn blocks(api: Api, from: u64, to: u64) -> Result<Vec<BlockView>> {
 /// state root (before the block), the results' state root (after it), and the certificate
 /// names that block. No block holds evidence.
 pub async fn check_agreement(net: &TestNet) -> Result<Agreement> {
+    Ok(check_agreement_with_offender(net, None).await?.0)
+}
+
+/// As [`check_agreement`], but evidence against `offender` (a validator index) is expected
+/// and answered, with its height; evidence or an equivocation logged against any other
+/// validator fails.
+pub async fn check_agreement_with_offender(
+    net: &TestNet,
+    offender: Option<u32>,
+) -> Result<(Agreement, Vec<(u64, Evidence)>)> {
     let running = net.running();
     let mut heads = Vec::new();
     for &i in &running {
@@ -101,6 +111,7 @@ pub async fn check_agreement(net: &TestNet) -> Result<Agreement> {
         bail!("no node is running");
     };
     let reference = blocks(net.api(first)?, 1, common).await?;
+    let mut evidence = Vec::new();
     for block in &reference {
         ensure!(
             block.certificate.block == block.hash,
@@ -108,12 +119,15 @@ pub async fn check_agreement(net: &TestNet) -> Result<Agreement> {
             net.name(first),
             block.height
         );
-        ensure!(
-            block.evidence.is_empty(),
-            "block {} carries evidence {:?}",
-            block.height,
-            block.evidence
-        );
+        for e in &block.evidence {
+            ensure!(
+                Some(e.validator().0) == offender,
+                "block {} carries evidence against validator {}: {e:?}",
+                block.height,
+                e.validator().0
+            );
+            evidence.push((block.height, e.clone()));
+        }
     }
     for &i in running.iter().skip(1) {
         let theirs = blocks(net.api(i)?, 1, common).await?;
@@ -144,15 +158,23 @@ pub async fn check_agreement(net: &TestNet) -> Result<Agreement> {
         }
     }
     // A node's own log names every equivocation it saw, even one not yet in a block.
+    let expected = offender.map(|o| format!("validator={o} "));
     for i in 0..net.len() {
-        if let Some(line) = net.log(i).lines().find(|l| l.contains("equivocation")) {
+        let log = net.log(i);
+        let unexpected = log.lines().find(|l| {
+            l.contains("equivocation") && expected.as_ref().is_none_or(|e| !l.contains(e))
+        });
+        if let Some(line) = unexpected {
             bail!("{} saw an equivocation: {line}", net.name(i));
         }
     }
-    Ok(Agreement {
-        common_height: common,
-        nodes: running.len(),
-    })
+    Ok((
+        Agreement {
+            common_height: common,
+            nodes: running.len(),
+        },
+        evidence,
+    ))
 }
 
 /// Each of `hashes` is committed on every running node, at one height and index.

@@ -16,6 +16,12 @@ use tally_devnet::processes::{Network, log_tail};
 
 use crate::chain::BlockView;
 
+/// The blocked-peers file name, in each node's directory: configure it with
+/// [`PARTITIONABLE`].
+pub const BLOCKED_PEERS_FILE: &str = "blocked-peers.txt";
+/// The configuration that lets [`TestNet::partition`] cut and heal the network.
+pub const PARTITIONABLE: &str = "[test_faults]\nblocked_peers_file = \"blocked-peers.txt\"\n";
+
 /// How often waits poll a node.
 const POLL: Duration = Duration::from_millis(100);
 /// How long a freshly started network may take to commit its first block.
@@ -55,15 +61,26 @@ impl TestNet {
     /// ports, appends `extra_config` (TOML, e.g. a `[limits]` section) to every node's
     /// configuration, starts every node and waits until each has committed a block.
     pub async fn start(validators: usize, auditors: usize, extra_config: &str) -> Result<TestNet> {
+        TestNet::start_with(validators, auditors, |_| extra_config.to_string()).await
+    }
+
+    /// As [`TestNet::start`], with each node's extra configuration chosen by `configure`
+    /// (e.g. a `[test_faults]` section for one validator only).
+    pub async fn start_with(
+        validators: usize,
+        auditors: usize,
+        configure: impl Fn(&NodeSpec) -> String,
+    ) -> Result<TestNet> {
         let tally = tally_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("tally-faults-")
             .tempdir()
             .context("making the devnet's directory")?;
         let (layout, _) = Layout::create_or_resume(dir.path(), validators, auditors, &tally)?;
-        if !extra_config.trim().is_empty() {
-            for node in &layout.manifest.nodes {
-                layout.append_config(node, extra_config)?;
+        for node in &layout.manifest.nodes {
+            let extra = configure(node);
+            if !extra.trim().is_empty() {
+                layout.append_config(node, &extra)?;
             }
         }
         let net = Network::start(&layout, &tally).await?;
@@ -223,6 +240,33 @@ impl TestNet {
     /// Appends TOML to node `i`'s configuration (read at its next start).
     pub fn append_config(&self, i: usize, text: &str) -> Result<()> {
         self.layout.append_config(self.spec(i)?, text)
+    }
+
+    /// Cuts the network into `groups` (node indexes; a node in no group is cut from all):
+    /// each node's blocked-peers file (the `[test_faults]` connection gate, polled by the
+    /// node every 200 ms) lists every node outside its group. `&[]` heals.
+    pub fn partition(&self, groups: &[&[usize]]) -> Result<()> {
+        for i in 0..self.len() {
+            let group: Vec<usize> = groups
+                .iter()
+                .find(|g| g.contains(&i))
+                .map_or_else(|| vec![i], |g| g.to_vec());
+            let mut text = String::from("# written by the fault test\n");
+            if !groups.is_empty() {
+                for j in (0..self.len()).filter(|j| !group.contains(j)) {
+                    text.push_str(&self.spec(j)?.public_key.to_hex());
+                    text.push('\n');
+                }
+            }
+            let path = self.layout.node_dir(self.spec(i)?).join(BLOCKED_PEERS_FILE);
+            // Whole or not at all: the node may read the file at any moment.
+            let staging = path.with_extension("tmp");
+            std::fs::write(&staging, text)
+                .with_context(|| format!("writing {}", staging.display()))?;
+            std::fs::rename(&staging, &path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// `/health` of node `i`.

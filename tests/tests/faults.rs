@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use tally_contracts::{AccountId, Event, TransferId};
 use tally_devnet::client::Submitter;
-use tally_tests::chain::{self, check_agreement, check_committed_everywhere, check_ledger};
+use tally_devnet::layout::NodeSpec;
+use tally_tests::chain::{
+    self, check_agreement, check_agreement_with_offender, check_committed_everywhere, check_ledger,
+};
 use tally_tests::load::{self, Load};
-use tally_tests::network::TestNet;
+use tally_tests::network::{PARTITIONABLE, TestNet};
 
 /// One devnet at a time.
 static ONE_NETWORK: Mutex<()> = Mutex::new(());
@@ -34,6 +37,15 @@ const HALT_WATCH: Duration = Duration::from_secs(4);
 /// with `config` too. The devnet is always torn down; on failure its directory (logs,
 /// data) is kept and named.
 fn run(name: &str, config: &str, body: impl AsyncFnOnce(&mut TestNet) -> Result<()>) {
+    run_with(name, |_| config.to_string(), body);
+}
+
+/// As [`run`], with each node's extra configuration chosen by `configure`.
+fn run_with(
+    name: &str,
+    configure: impl Fn(&NodeSpec) -> String,
+    body: impl AsyncFnOnce(&mut TestNet) -> Result<()>,
+) {
     let _one = ONE_NETWORK.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -42,7 +54,7 @@ fn run(name: &str, config: &str, body: impl AsyncFnOnce(&mut TestNet) -> Result<
         .unwrap();
     let result = runtime.block_on(async {
         let started = Instant::now();
-        let mut net = TestNet::start(4, 1, config).await?;
+        let mut net = TestNet::start_with(4, 1, configure).await?;
         eprintln!(
             "[{name}] devnet up in {:.1} s at {}",
             started.elapsed().as_secs_f64(),
@@ -641,4 +653,174 @@ fn metric(text: &str, name: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|v| v as u64)
+}
+
+/// Heights of `nodes` now.
+async fn heights(net: &TestNet, nodes: &[usize]) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for &i in nodes {
+        out.push(net.height(i).await?);
+    }
+    Ok(out)
+}
+
+/// How long each side of a partition is watched.
+const PARTITION_WATCH: Duration = Duration::from_secs(3);
+
+#[test]
+fn partitions_3_1_and_2_2_the_side_above_two_thirds_goes_on_and_all_converge_when_healed() {
+    run("partitions", PARTITIONABLE, async |net| {
+        let v = net.validators();
+        let audit = net.audit()?;
+        let apis: Vec<_> = v.iter().map(|&i| net.api(i).unwrap()).collect();
+        let wallets = load::make_wallets(&net.layout, &apis, 1_000, 2).await?;
+        let mut committed = Vec::new();
+        let chain_id = net.layout.manifest.chain_id.clone();
+
+        // 3 | 1: three validators (and the audit node) against one.
+        let majority = [v[0], v[1], v[2], audit];
+        let minority = [v[3]];
+        net.partition(&[&majority, &minority])?;
+        // Let the gate close and a block in flight land.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let m0 = heights(net, &majority).await?;
+        let lone0 = net.height(v[3]).await?;
+        let mut submitter = Submitter::new(apis[0], chain_id.clone());
+        let (hash, _) = load::honest_transfer(
+            &mut submitter,
+            &wallets[0],
+            wallets[1].id,
+            TransferId(1),
+            deadline(LOAD_WAIT),
+        )
+        .await?;
+        committed.push(hash);
+        tokio::time::sleep(PARTITION_WATCH).await;
+        let m1 = heights(net, &majority).await?;
+        let lone1 = net.height(v[3]).await?;
+        ensure!(
+            m1.iter().zip(&m0).all(|(a, b)| a >= &(b + 2)),
+            "the 3-validator side did not go on: {m0:?} → {m1:?}"
+        );
+        ensure!(
+            lone1 == lone0,
+            "the lone validator committed alone: {lone0} → {lone1}"
+        );
+        eprintln!(
+            "[partitions] 3|1: the majority went {m0:?} → {m1:?} (a transfer committed), the lone \
+             validator stayed at {lone0}"
+        );
+        net.partition(&[])?;
+        let healed = Instant::now();
+        let top = net.top_height().await;
+        net.wait_height(v[3], top, deadline(CATCH_UP_WAIT)).await?;
+        eprintln!(
+            "[partitions] healed: the lone validator caught up from {lone0} to {top} in {:.2} s",
+            healed.elapsed().as_secs_f64()
+        );
+        check_agreement(net).await?;
+
+        // 2 | 2: no side holds more than 2/3 of the power.
+        net.partition(&[&[v[0], v[1], audit], &[v[2], v[3]]])?;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let all: Vec<usize> = net.running();
+        let h0 = heights(net, &all).await?;
+        tokio::time::sleep(PARTITION_WATCH).await;
+        let h1 = heights(net, &all).await?;
+        ensure!(
+            h0 == h1,
+            "a half of the network committed alone: {h0:?} → {h1:?}"
+        );
+        eprintln!("[partitions] 2|2: every node stayed at {h0:?} for {PARTITION_WATCH:?}");
+        net.partition(&[])?;
+        let healed = Instant::now();
+        let resume = h1.iter().copied().max().unwrap_or(0) + 2;
+        net.wait_all(resume, deadline(CATCH_UP_WAIT)).await?;
+        eprintln!(
+            "[partitions] healed: all nodes past {resume} in {:.2} s",
+            healed.elapsed().as_secs_f64()
+        );
+        submitter.api = apis[3];
+        let (hash, _) = load::honest_transfer(
+            &mut submitter,
+            &wallets[1],
+            wallets[0].id,
+            TransferId(2),
+            deadline(LOAD_WAIT),
+        )
+        .await?;
+        committed.push(hash);
+        check_after_fault(net, "partitions", &committed).await
+    });
+}
+
+#[test]
+fn a_double_voting_validator_among_four_honest_agree_the_chain_goes_on_and_the_audit_node_shows_the_evidence()
+ {
+    let byzantine = "validator-3";
+    run_with(
+        "byzantine",
+        |spec| {
+            if spec.name == byzantine {
+                "[test_faults]\nbyzantine = \"double-voter\"\n".to_string()
+            } else {
+                String::new()
+            }
+        },
+        async |net| {
+            let v = net.validators();
+            ensure!(
+                net.name(v[3]) == byzantine,
+                "validator 3 is not the faulty one"
+            );
+            let honest: Vec<_> = v[..3].iter().map(|&i| net.api(i).unwrap()).collect();
+            let wallets = load::make_wallets(&net.layout, &honest, 1_000, 4).await?;
+            let load = Load::start(honest, &net.layout.manifest.chain_id, &wallets);
+            load.wait_committed(20, deadline(LOAD_WAIT)).await?;
+            // The evidence reaches a block, and the audit node shows it.
+            let audit = net.api(net.audit()?)?;
+            let wait_until = deadline(LOAD_WAIT);
+            let shown = loop {
+                let page: serde_json::Value = audit.get_json("/v1/evidence").await?;
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                if !items.is_empty() {
+                    break items;
+                }
+                ensure!(Instant::now() < wait_until, "no evidence on chain in time");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let outcome = load.stop().await;
+            ensure!(outcome.rejected == 0, "the ledger rejected load transfers");
+            converge(net).await?;
+            let (agreement, evidence) = check_agreement_with_offender(net, Some(3)).await?;
+            ensure!(!evidence.is_empty(), "no evidence in the agreed blocks");
+            for item in &shown {
+                let e: tally_consensus::Evidence =
+                    serde_json::from_value(item["evidence"].clone())?;
+                ensure!(
+                    e.validator().0 == 3,
+                    "the audit node shows evidence against {}",
+                    e.validator().0
+                );
+            }
+            eprintln!(
+                "[byzantine] double voter validator-3: {} nodes agree up to {}; {} evidence items on \
+                 chain, all against validator 3 (first at height {}); the audit node's /v1/evidence \
+                 shows {}; load: {} committed through the honest validators",
+                agreement.nodes,
+                agreement.common_height,
+                evidence.len(),
+                evidence.first().map_or(0, |(h, _)| *h),
+                shown.len(),
+                outcome.committed.len()
+            );
+            check_committed_everywhere(net, &outcome.committed).await?;
+            let ledger = check_ledger(audit).await?;
+            eprintln!(
+                "[byzantine] ledger at {}: {} accounts, {} txs, sums zero, none below floor",
+                ledger.height, ledger.accounts, ledger.txs
+            );
+            Ok(())
+        },
+    );
 }

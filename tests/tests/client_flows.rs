@@ -587,6 +587,36 @@ fn every_client_command_runs_every_flow_end_to_end() {
         ],
         "ORDER_NOT_CANCELLABLE",
     );
+    // Paid by card: the card's bank co-signs and funds it; the wallet is not touched.
+    net.ok(&[
+        "merchant",
+        "create-order",
+        "--account",
+        &tea_id,
+        "--key",
+        &tea,
+        "--order",
+        "3",
+        "--amount",
+        "20 CNY",
+    ]);
+    let r = net.ok(&[
+        "wallet",
+        "pay-order",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--order",
+        "3",
+        "--card",
+        "alice-card",
+        "--cosigner-key",
+        &bank_a,
+    ]);
+    assert_eq!(event(&r, "PaymentCompleted")["amount"], 2_000);
+    assert_eq!(net.balance(ALICE), 82_750);
+    assert_eq!(net.balance(TEA_HOUSE), 17_000);
 
     // --- Offline: a payment code, collected once; a merchant's QR.
     let code = net.ok(&[
@@ -729,6 +759,7 @@ fn every_client_command_runs_every_flow_end_to_end() {
     );
     assert_eq!(net.balance(CHEN), 10_850);
     assert_eq!(net.balance(ALICE), 60_900);
+    // (the FX_SLIPPAGE refusal and a --receive remittance follow)
     net.refused(
         &[
             "remit",
@@ -747,6 +778,27 @@ fn every_client_command_runs_every_flow_end_to_end() {
         ],
         "FX_SLIPPAGE",
     );
+    // Receiving an exact amount: the most to debit is the rate's, rounded up.
+    let r = net.ok(&[
+        "remit",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--provider",
+        &id(FX_PROVIDER),
+        "--to",
+        &chen_id,
+        "--receive",
+        "10.85 HKD",
+    ]);
+    let credited = event(&r, "RemittanceCredited");
+    assert_eq!(
+        (&credited["debited"], &credited["credited"]),
+        (&1_000.into(), &1_085.into())
+    );
+    assert_eq!(net.balance(CHEN), 11_935);
+    assert_eq!(net.balance(ALICE), 59_900);
 
     // --- Regulation: freeze stops payments, unfreeze restores them; only a regulator may.
     let r = net.ok(&[
@@ -805,6 +857,50 @@ fn every_client_command_runs_every_flow_end_to_end() {
         &bob_id,
     ]);
     event(&r, "AccountUnfrozen");
+    // A sanctioned identity cannot open a wallet until it is taken off the list.
+    let sanctioned = [
+        "wallet",
+        "register",
+        "--account",
+        "1010",
+        "--key",
+        &stranger,
+        "--cosigner-key",
+        &bank_a,
+        "--institution",
+        "1",
+        "--currency",
+        "CNY",
+        "--identity",
+        "mallory",
+    ];
+    let r = net.ok(&[
+        "regulator",
+        "sanction",
+        "--institution",
+        &id(REGULATOR),
+        "--key",
+        &regulator,
+        "--identity",
+        "mallory",
+    ]);
+    event(&r, "SanctionAdded");
+    net.refused(&sanctioned, "SANCTIONED");
+    let r = net.ok(&[
+        "regulator",
+        "unsanction",
+        "--institution",
+        &id(REGULATOR),
+        "--key",
+        &regulator,
+        "--identity",
+        "mallory",
+    ]);
+    event(&r, "SanctionRemoved");
+    // Another account id: the refused registration's body (and so its hash) is on chain.
+    let mut cleared = sanctioned;
+    cleared[3] = "1011";
+    net.ok(&cleared);
     // Tier limits are a governance change: three governance keys co-sign; one is too few.
     let r = net.ok(&[
         "regulator",
@@ -881,16 +977,16 @@ fn every_client_command_runs_every_flow_end_to_end() {
     let opened = event(&r, "SettlementCycleOpened");
     let cycle = opened["cycle"].as_u64().unwrap().to_string();
     let positions = opened["positions"].as_array().unwrap();
-    // Bank A's customers paid Bank B ¥12.50 and the FX provider ¥100.00, received ¥25.00.
+    // Bank A's customers paid Bank B ¥12.50 and the FX provider ¥110.00, received ¥25.00.
     let net_of = |who: InstitutionSpec, currency: &str| {
         positions
             .iter()
             .find(|p| p["institution"] == who.id && p["currency"] == currency_json(currency))
             .map_or(0, |p| p["net"].as_i64().unwrap())
     };
-    assert_eq!(net_of(BANK_A, "CNY"), -8_750);
-    assert_eq!(net_of(FX_PROVIDER, "CNY"), 10_000);
-    assert_eq!(net_of(HK_BANK, "HKD"), 10_850);
+    assert_eq!(net_of(BANK_A, "CNY"), -9_750);
+    assert_eq!(net_of(FX_PROVIDER, "CNY"), 11_000);
+    assert_eq!(net_of(HK_BANK, "HKD"), 11_935);
     let state = net.ok(&["institution", "cycle", "--cycle", &cycle]);
     let awaiting: Vec<u64> = state["record"]["awaiting"]
         .as_array()
@@ -932,11 +1028,11 @@ fn every_client_command_runs_every_flow_end_to_end() {
 
     // --- The merchant settles all its takings, less the platform's 0.5 %.
     let takings = net.balance(TEA_HOUSE);
-    assert_eq!(takings, 20_000 - 5_000 + 3_000 + 2_500);
+    assert_eq!(takings, 20_000 - 5_000 + 2_000 + 3_000 + 2_500);
     let r = net.ok(&["merchant", "settle", "--account", &tea_id, "--key", &tea]);
     let settled = event(&r, "MerchantSettled");
-    assert_eq!(settled["fee"], 102);
-    assert_eq!(settled["net"], 20_500 - 102);
+    assert_eq!(settled["fee"], 112);
+    assert_eq!(settled["net"], 22_500 - 112);
     assert_eq!(net.balance(TEA_HOUSE), 0);
     net.refused(
         &[
@@ -1054,7 +1150,7 @@ fn every_client_command_runs_every_flow_end_to_end() {
     ]);
     assert!(https.stderr.contains("plain HTTP"), "{https:?}");
     // Nothing moved through all of that.
-    assert_eq!(net.balance(ALICE), 60_900);
+    assert_eq!(net.balance(ALICE), 59_900);
 
     let elapsed = started.elapsed();
     eprintln!(

@@ -105,6 +105,23 @@ async fn balances(audit_api: SocketAddr) -> BTreeMap<String, Value> {
     out
 }
 
+/// The code of every transaction in blocks `1..=height` as `addr` serves them (the block,
+/// then the transaction's status), sorted.
+async fn committed_codes(addr: SocketAddr, height: u64) -> Vec<String> {
+    let mut codes = Vec::new();
+    for h in 1..=height {
+        let block = get(addr, &format!("/v1/blocks/{h}")).await.json();
+        for receipt in block["results"]["receipts"].as_array().unwrap() {
+            let hash = receipt["tx"].as_str().unwrap();
+            let status = get(addr, &format!("{TX}/{hash}")).await.json();
+            assert_eq!(status["height"], h, "{status}");
+            codes.push(status["code"].as_str().unwrap().to_string());
+        }
+    }
+    codes.sort();
+    codes
+}
+
 /// A body sent in chunks with no declared length (`Transfer-Encoding: chunked`), over a
 /// raw socket: the server may answer and close before the body is all sent, so the
 /// answer is read while the body is still being written, and write errors are ignored.
@@ -704,6 +721,28 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         theirs["results"]["state_root"]
     );
     assert_eq!(ours, theirs);
+    // What reached a block: the wallets' opening and the one payment, accepted, and each
+    // transaction answered 422 above with its ledger code; nothing refused at the door.
+    let mut expected: Vec<String> = [
+        ["OK"; 9].as_slice(),
+        &["INVALID_AMOUNT"; 2],
+        &["OVER_TIER_SINGLE_LIMIT"; 2],
+        &["UNKNOWN_SENDER"; 2],
+        &[
+            "INSUFFICIENT_FUNDS",
+            "WRONG_SIGNER",
+            "MISSING_CO_SIGNATURE",
+            "TRANSFER_EXISTS",
+            "TRANSFER_EXISTS_WITH_DIFFERENT_BODY",
+            "ACCOUNT_NOT_FOUND",
+        ],
+    ]
+    .concat()
+    .into_iter()
+    .map(String::from)
+    .collect();
+    expected.sort();
+    assert_eq!(committed_codes(audit_api, height).await, expected);
 
     // A good transaction still commits, and the audit node sees exactly its effect.
     net.commit_signed(&transfer(&net, PAYER, PAYEE, 40, 1_234))

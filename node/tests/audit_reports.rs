@@ -495,6 +495,11 @@ async fn audit_reports_match_the_validators_state_and_the_submitted_payments() -
     ensure!(as_i128(&account["balance"]) == expected.balances[&8]);
     ensure!(frozen["frozen_totals"][0]["amount"] == accounts[0]["balance"]);
     ensure!(frozen["holds"] == serde_json::json!([]));
+    ensure!(frozen["next_after"].is_null(), "{frozen}");
+    let page = get_json(audit, "/v1/audit/frozen?after=7&limit=1").await?;
+    ensure!(page["accounts"][0]["id"] == 8, "{page}");
+    let page = get_json(audit, "/v1/audit/frozen?after=8").await?;
+    ensure!(page["accounts"] == serde_json::json!([]), "{page}");
 
     // Statements: opening, entries and closing agree with the validators' balances and the
     // payments, and two adjacent ranges (read from genesis and from the head) join up.

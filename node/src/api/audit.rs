@@ -30,8 +30,11 @@ use crate::storage::Storage;
 /// A statement's balances are carried from the head back, or from genesis forward: at most
 /// this many blocks are read for one statement.
 pub const STATEMENT_SCAN_BLOCKS_MAX: u64 = 100_000;
-/// The most accounts one frozen-accounts request reads.
-pub const ACCOUNTS_SCAN_MAX: usize = 100_000;
+/// The most accounts one page of the frozen-accounts scan reads (one state read, so it
+/// stays short beside a busy chain's commits).
+pub const ACCOUNTS_SCAN_MAX: usize = 20_000;
+/// The most pages of accounts a report reads for its frozen-accounts table.
+pub const REPORT_ACCOUNT_PAGES_MAX: usize = 50;
 /// The most frozen accounts one answer lists.
 pub const FROZEN_PAGE_MAX: usize = 1_000;
 /// The most open holds read.
@@ -315,30 +318,52 @@ fn totals(items: impl Iterator<Item = (Currency, i128)>) -> Vec<CurrencyTotal> {
         .collect()
 }
 
-/// Frozen accounts after `after` (a page of at most `limit`), and every open hold.
-pub fn frozen(
+/// One page of frozen accounts after `after`: at most `limit` of them, from at most
+/// [`ACCOUNTS_SCAN_MAX`] accounts read, with where the next page starts.
+fn frozen_page(
     storage: &Storage,
     after: Option<AccountId>,
     limit: usize,
-) -> Result<FrozenView, ApiError> {
-    let (height, (scanned, holds)) = at_head(storage, |s| {
-        Ok((
-            query::accounts(s, after, ACCOUNTS_SCAN_MAX)?,
-            query::holds(s, HOLDS_MAX.saturating_add(1))?,
-        ))
+) -> Result<(u64, Vec<Account>, Option<AccountId>), ApiError> {
+    let (height, scanned) = at_head(storage, |s| {
+        Ok(query::accounts(s, after, ACCOUNTS_SCAN_MAX)?)
     })?;
-    let mut accounts: Vec<&Account> = Vec::new();
+    let mut frozen = Vec::new();
     let mut last_read = None;
-    for account in &scanned {
+    for account in scanned.iter() {
         last_read = Some(account.id);
         if account.frozen {
-            accounts.push(account);
-            if accounts.len() >= limit {
+            frozen.push(account.clone());
+            if frozen.len() >= limit {
                 break;
             }
         }
     }
     let read_all = scanned.len() < ACCOUNTS_SCAN_MAX && last_read == scanned.last().map(|a| a.id);
+    Ok((height, frozen, if read_all { None } else { last_read }))
+}
+
+/// Frozen accounts after `after` (at most `limit`, reading at most `pages` pages of
+/// accounts), and every open hold.
+pub fn frozen(
+    storage: &Storage,
+    after: Option<AccountId>,
+    limit: usize,
+    pages: usize,
+) -> Result<FrozenView, ApiError> {
+    let (height, mut accounts, mut next_after) = frozen_page(storage, after, limit)?;
+    for _ in 1..pages {
+        let Some(from) = next_after.filter(|_| accounts.len() < limit) else {
+            break;
+        };
+        let (_, more, next) = frozen_page(storage, Some(from), limit - accounts.len())?;
+        accounts.extend(more);
+        next_after = next;
+    }
+    let holds = at_head(storage, |s| {
+        Ok(query::holds(s, HOLDS_MAX.saturating_add(1))?)
+    })?
+    .1;
     let holds_truncated = holds.len() > HOLDS_MAX;
     let mut book = AccountBook::default();
     let mut hold_views = Vec::with_capacity(holds.len().min(HOLDS_MAX));
@@ -356,15 +381,14 @@ pub fn frozen(
             purpose: hold.purpose,
         });
     }
-    let held_totals = totals(held.into_iter());
     Ok(FrozenView {
         height,
         frozen_totals: totals(accounts.iter().map(|a| (a.currency, a.balance()))),
-        accounts: accounts.into_iter().map(FrozenAccount::from).collect(),
+        accounts: accounts.iter().map(FrozenAccount::from).collect(),
         holds: hold_views,
-        held_totals,
+        held_totals: totals(held.into_iter()),
         holds_truncated,
-        next_after: if read_all { None } else { last_read },
+        next_after,
     })
 }
 
@@ -380,7 +404,7 @@ pub async fn frozen_view(
         .transpose()?;
     let limit = params::page_limit(q.limit, 100, FROZEN_PAGE_MAX)?;
     scan(&api, move |storage| {
-        Ok(Json(frozen(storage, after, limit)?))
+        Ok(Json(frozen(storage, after, limit, 1)?))
     })
     .await
 }

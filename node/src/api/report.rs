@@ -109,7 +109,12 @@ fn build(
         Ok(())
     })?;
     let (state_height, open_positions) = at_head(storage, audit::open_positions)?;
-    let frozen = audit::frozen(storage, None, audit::FROZEN_PAGE_MAX)?;
+    let frozen = audit::frozen(
+        storage,
+        None,
+        audit::FROZEN_PAGE_MAX,
+        audit::REPORT_ACCOUNT_PAGES_MAX,
+    )?;
     let statements = statement_of
         .iter()
         .map(|id| audit::statement(storage, *id, range))

@@ -11,11 +11,19 @@ use tally_consensus::{
     BlockHash, DOMAIN_PROPOSAL, Message, Proposal, SignedProposal, SignedVote, Vote,
 };
 use tally_contracts::{AccountId, Party, SignedTransaction, Transaction, TransferId, TxKind};
-use tally_crypto::{Hash, Signature, SigningKey};
+use tally_crypto::{Hash, PublicKey, Signature, SigningKey};
 use tracing::warn;
 
 use crate::block::{Block, txs_root};
 use crate::config::{Byzantine, InvalidBlock};
+
+/// Who a consensus message goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// Every connected validator.
+    All,
+    Only(Vec<PublicKey>),
+}
 
 /// A validator that misbehaves as `byzantine` says.
 pub struct Faults {
@@ -45,21 +53,42 @@ impl Faults {
         }
     }
 
-    /// What goes out in place of `message`, which consensus signed through its signer.
-    pub fn outgoing(&self, message: Message) -> Vec<Message> {
+    /// What goes out, and to whom, in place of `message`, which consensus signed through its
+    /// signer and would send to every validator; `others` are the other validators' keys.
+    ///
+    /// The equivocating proposer sends its two blocks to the two halves of the validators
+    /// first, so each half sees a different block first, then the other block to each half,
+    /// so every honest node holds the signed pair: the evidence.
+    pub fn outgoing(&self, message: Message, others: &[PublicKey]) -> Vec<(Recipients, Message)> {
         match (self.byzantine, message) {
             (Byzantine::Silent, _) => Vec::new(),
             (Byzantine::DoubleVoter, Message::Vote(vote)) => {
                 let other = self.conflicting_vote(vote);
-                vec![Message::Vote(vote), Message::Vote(other)]
+                vec![
+                    (Recipients::All, Message::Vote(vote)),
+                    (Recipients::All, Message::Vote(other)),
+                ]
             }
             (Byzantine::EquivocatingProposer, Message::Proposal { proposal, block }) => {
-                match self.conflicting_proposal(proposal, &block) {
-                    Some(other) => vec![Message::Proposal { proposal, block }, other],
-                    None => vec![Message::Proposal { proposal, block }],
-                }
+                let first = Message::Proposal { proposal, block };
+                let Message::Proposal { block, .. } = &first else {
+                    return vec![(Recipients::All, first)];
+                };
+                let Some(second) = self.conflicting_proposal(proposal, block) else {
+                    return vec![(Recipients::All, first)];
+                };
+                let (even, odd): (Vec<_>, Vec<_>) =
+                    others.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+                let even: Vec<PublicKey> = even.into_iter().map(|(_, k)| *k).collect();
+                let odd: Vec<PublicKey> = odd.into_iter().map(|(_, k)| *k).collect();
+                vec![
+                    (Recipients::Only(even.clone()), first.clone()),
+                    (Recipients::Only(odd.clone()), second.clone()),
+                    (Recipients::Only(even), second),
+                    (Recipients::Only(odd), first),
+                ]
             }
-            (_, message) => vec![message],
+            (_, message) => vec![(Recipients::All, message)],
         }
     }
 

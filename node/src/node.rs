@@ -271,6 +271,7 @@ async fn outbox(network: NetworkHandle, mut commands: mpsc::Receiver<Outbound>) 
     while let Some(command) = commands.recv().await {
         let result = match command {
             Outbound::Broadcast(bytes) => network.broadcast_direct(bytes).await.map(|_| ()),
+            Outbound::SendTo(peer, bytes) => network.send_direct(peer, bytes).await,
             Outbound::Publish(topic, bytes) => match network.publish(topic, bytes).await {
                 // Alone on the network, or the same bytes again: nothing to do.
                 Err(NetworkError::NoSubscribers(_) | NetworkError::Duplicate) => Ok(()),

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::config::{Byzantine, Mode};
-use crate::faults::Faults;
+use crate::faults::{Faults, Recipients};
 use crate::genesis::GenesisFile;
 use crate::mempool::{Mempool, MempoolLimits};
 use crate::metrics::Metrics;
@@ -114,6 +114,8 @@ pub enum ChainInput {
 #[derive(Debug)]
 pub enum Outbound {
     Broadcast(Vec<u8>),
+    /// A consensus message to one validator only (test fault modes alone send these).
+    SendTo(PublicKey, Vec<u8>),
     Publish(GossipTopic, Vec<u8>),
     Report(PublicKey, String),
     PeerSet(PeerSet),
@@ -403,8 +405,30 @@ impl Chain {
         match &self.faults {
             None => self.send(Outbound::Broadcast(message.encode())),
             Some(faults) => {
-                for message in faults.outgoing(message) {
-                    self.send(Outbound::Broadcast(message.encode()));
+                let now = self.consensus.height();
+                let own = self.settings.key.public_key();
+                let others: Vec<PublicKey> = self
+                    .consensus
+                    .validator_sets()
+                    .at(now)
+                    .map(|set| {
+                        set.validators()
+                            .iter()
+                            .map(|v| v.public_key)
+                            .filter(|key| *key != own)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (recipients, message) in faults.outgoing(message, &others) {
+                    let bytes = message.encode();
+                    match recipients {
+                        Recipients::All => self.send(Outbound::Broadcast(bytes)),
+                        Recipients::Only(keys) => {
+                            for key in keys {
+                                self.send(Outbound::SendTo(key, bytes.clone()));
+                            }
+                        }
+                    }
                 }
             }
         }

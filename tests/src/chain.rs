@@ -11,9 +11,11 @@
 //!   appears once in the chain, every transfer id moves money once, and each customer
 //!   account's balance is exactly what its committed top-ups and transfers make it.
 //!
-//! The audit-report endpoints are not in the API yet, so the ledger is read account by
-//! account: every institutional account the genesis can hold (derived ids) and every
-//! customer account the chain's events registered.
+//! The ledger is read account by account: every institutional account the genesis can hold
+//! (derived ids) and every customer account the chain's events registered. The regulator's
+//! audit reports are then checked against it: open net positions sum to zero per currency,
+//! and the first customer accounts' statements from height 1 carry each posting once to the
+//! balance the ledger holds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -236,6 +238,8 @@ pub struct LedgerReport {
     pub applied: usize,
     /// Per currency, the money in customer accounts.
     pub customer_money: BTreeMap<Currency, i128>,
+    /// Customer accounts whose audit statement was checked against the ledger.
+    pub statements: usize,
 }
 
 const CURRENCIES: [Currency; 3] = [Currency::CNY, Currency::HKD, Currency::USD];
@@ -394,7 +398,9 @@ pub async fn check_ledger(audit: Api) -> Result<LedgerReport> {
         if !quiet {
             continue;
         }
-        return judge(&accounts, &replay, head);
+        let mut report = judge(&accounts, &replay, head)?;
+        report.statements = check_audit_reports(audit, &accounts, head).await?;
+        return Ok(report);
     }
     bail!("the ledger kept changing while it was read ({QUIET_READ_TRIES} tries)")
 }
@@ -501,5 +507,109 @@ fn judge(accounts: &[AccountView], replay: &Replay, height: u64) -> Result<Ledge
         txs: replay.txs,
         applied: replay.applied,
         customer_money,
+        statements: 0,
     })
+}
+
+/// Statements checked per ledger check: the first customer accounts (the test's wallets).
+const STATEMENTS_CHECKED_MAX: usize = 16;
+
+/// `GET path` as JSON, retried a few times while the audit scans are busy (429).
+async fn audit_json(audit: Api, path: &str) -> Result<serde_json::Value> {
+    for _ in 0..20 {
+        let answer = audit.get(path).await?;
+        if answer.status.as_u16() == 429 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
+        return answer.json().with_context(|| format!("GET {path}"));
+    }
+    bail!("GET {path}: the audit scans stayed busy")
+}
+
+fn int(value: &serde_json::Value, what: &str) -> Result<i128> {
+    value
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| value.as_u64().map(i128::from))
+        .ok_or_else(|| anyhow!("{what} is not an integer: {value}"))
+}
+
+/// The regulator's audit reports agree with the ledger: open net positions sum to zero per
+/// currency; each checked customer account's statement from height 1 opens at zero, carries
+/// every posting once into the next balance, and closes at the account's balance.
+async fn check_audit_reports(audit: Api, accounts: &[AccountView], head: u64) -> Result<usize> {
+    let positions = audit_json(audit, &format!("/v1/audit/net-positions?from=1&to={head}")).await?;
+    let mut net: BTreeMap<String, i128> = BTreeMap::new();
+    for p in field(field(&positions, "open"), "positions")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let currency = field(&p, "currency")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        *net.entry(currency).or_default() += int(field(&p, "net"), "a net position")?;
+    }
+    for (currency, sum) in &net {
+        ensure!(
+            *sum == 0,
+            "{currency}: open net positions sum to {sum}, not zero"
+        );
+    }
+    let mut checked = 0;
+    for view in accounts
+        .iter()
+        .filter(|v| v.account.id.is_customer_id())
+        .take(STATEMENTS_CHECKED_MAX)
+    {
+        let id = view.account.id.0;
+        let statement = audit_json(
+            audit,
+            &format!("/v1/audit/accounts/{id}/statement?from=1&to={head}"),
+        )
+        .await?;
+        let opening = int(field(&statement, "opening_balance"), "opening_balance")?;
+        ensure!(
+            opening == 0,
+            "account {id}: its statement opens at {opening}, not 0"
+        );
+        let mut balance = opening;
+        let mut seen = BTreeSet::new();
+        for entry in field(&statement, "entries")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let place = (
+                field(&entry, "height").as_u64(),
+                field(&entry, "index").as_u64(),
+            );
+            ensure!(
+                seen.insert(place),
+                "account {id}: a transaction posted twice in its statement at {place:?}"
+            );
+            balance +=
+                int(field(&entry, "credit"), "credit")? - int(field(&entry, "debit"), "debit")?;
+            ensure!(
+                balance == int(field(&entry, "balance_after"), "balance_after")?,
+                "account {id}: its statement's running balance breaks at {place:?}"
+            );
+        }
+        let closing = int(field(&statement, "closing_balance"), "closing_balance")?;
+        ensure!(
+            closing == balance && closing == view.balance,
+            "account {id}: statement closes at {closing} (entries make {balance}), the ledger \
+             says {}",
+            view.balance
+        );
+        checked += 1;
+    }
+    Ok(checked)
+}
+
+/// A JSON object's field, `null` when absent.
+fn field<'a>(value: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    value.get(name).unwrap_or(&serde_json::Value::Null)
 }

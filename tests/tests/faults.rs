@@ -104,7 +104,8 @@ async fn check_after_fault(
     eprintln!(
         "[{name}] converged at {top}; {} nodes agree on heights 1..={}; {} answered-committed \
          transfers found on every node; ledger at {}: {} accounts ({} customer), {} txs ({} \
-         applied), customer money {:?}, sums zero, none below floor",
+         applied), customer money {:?}, sums zero, none below floor; net positions zero, {} \
+         audit statements agree",
         agreement.nodes,
         agreement.common_height,
         committed.len(),
@@ -113,7 +114,8 @@ async fn check_after_fault(
         ledger.customer_accounts,
         ledger.txs,
         ledger.applied,
-        ledger.customer_money
+        ledger.customer_money,
+        ledger.statements
     );
     Ok(())
 }

@@ -263,8 +263,13 @@ impl Cluster {
         self.nodes.iter().flatten()
     }
 
+    /// Node `i`'s committed height: its storage head. The chain task writes a block before
+    /// it moves the `committed` watch, so a transaction found in storage can be a block
+    /// ahead of the watch; tests that compare nodes at "the height" must use the head.
     pub fn height(&self, i: usize) -> Result<u64> {
-        Ok(*self.node(i)?.context.committed.borrow())
+        let node = self.node(i)?;
+        let watched = *node.context.committed.borrow();
+        Ok(node.context.storage.head()?.unwrap_or(0).max(watched))
     }
 
     /// Waits until node `i` has committed `height`.

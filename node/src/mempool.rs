@@ -5,10 +5,26 @@
 //! order, but never a nonce before its predecessor. Signatures are checked by the caller
 //! (in batches) before a transaction gets here, once per transaction: the pool only holds
 //! verified transactions.
+//!
+//! A sender's transactions form a run from its next committed nonce; those beyond a gap in
+//! that run ("gapped") cannot be executed, so they must never keep out one that can. The
+//! rule: a gapped transaction is the first to go: an executable transaction arriving at a
+//! full pool evicts gapped ones (farthest ahead of its sender's next nonce first), a gapped
+//! one waits at most [`GAPPED_BLOCKS_MAX`] committed blocks, and a sender holds at most
+//! [`GAPPED_PER_SENDER_MAX`] of them.
 
 use std::collections::BTreeMap;
 
 use tally_crypto::Hash;
+
+/// How many committed blocks a transaction may wait with a gap before it. Long enough for a
+/// client to resubmit a missing nonce (a refused or lost one), short enough that an
+/// abandoned gap does not hold its slots for long; eviction, not expiry, is what keeps
+/// executable transactions flowing when the pool is full.
+pub const GAPPED_BLOCKS_MAX: u64 = 128;
+/// How many gapped transactions one sender may hold: enough for a client sending a little
+/// out of order, far below a pool's worth.
+pub const GAPPED_PER_SENDER_MAX: usize = 64;
 
 /// What the pool needs to know of a transaction.
 pub trait PoolTx {
@@ -35,6 +51,8 @@ pub enum MempoolError {
     Busy,
     #[error("nonce {nonce} was already used (next is {next})")]
     NonceUsed { nonce: u64, next: u64 },
+    /// Also the answer when the sender already holds [`GAPPED_PER_SENDER_MAX`] transactions
+    /// beyond a gap and this one would be another.
     #[error("nonce {nonce} is too far ahead of the next nonce {next}")]
     NonceTooFarAhead { nonce: u64, next: u64 },
     #[error("another transaction with nonce {nonce} from this sender is waiting")]
@@ -43,19 +61,61 @@ pub enum MempoolError {
     TooLarge { size: usize, max: usize },
 }
 
+/// Key of a gapped transaction in the eviction order: (nonce minus its sender's next
+/// nonce, arrival); the greatest goes first.
+type GapKey = (u64, u64);
+
+#[derive(Debug)]
+struct Gap {
+    key: GapKey,
+    /// The pool's block count when the transaction became gapped.
+    since: u64,
+}
+
 #[derive(Debug)]
 struct Entry<T> {
     tx: T,
     arrival: u64,
+    gap: Option<Gap>,
+}
+
+#[derive(Debug)]
+struct Queue<T> {
+    /// The sender's next nonce in the committed state, as last told.
+    next: u64,
+    txs: BTreeMap<u64, Entry<T>>,
+}
+
+impl<T> Queue<T> {
+    /// The nonce after the run of consecutive transactions from `next`.
+    fn run_end(&self) -> u64 {
+        let mut end = self.next;
+        for nonce in self.txs.range(self.next..).map(|(n, _)| *n) {
+            if nonce != end {
+                break;
+            }
+            end = end.saturating_add(1);
+        }
+        end
+    }
+
+    fn gapped_count(&self) -> usize {
+        self.txs.values().filter(|e| e.gap.is_some()).count()
+    }
 }
 
 #[derive(Debug)]
 pub struct Mempool<T> {
     limits: MempoolLimits,
-    by_sender: BTreeMap<[u8; 32], BTreeMap<u64, Entry<T>>>,
+    by_sender: BTreeMap<[u8; 32], Queue<T>>,
     by_hash: BTreeMap<Hash, ([u8; 32], u64)>,
     by_arrival: BTreeMap<u64, ([u8; 32], u64)>,
+    /// The gapped transactions, in eviction order (last goes first).
+    gapped: BTreeMap<GapKey, ([u8; 32], u64)>,
+    gapped_bytes: usize,
     next_arrival: u64,
+    /// Committed blocks seen (calls of [`Mempool::remove_committed`]): the clock of expiry.
+    blocks: u64,
     bytes: usize,
 }
 
@@ -66,7 +126,10 @@ impl<T: PoolTx + Clone> Mempool<T> {
             by_sender: BTreeMap::new(),
             by_hash: BTreeMap::new(),
             by_arrival: BTreeMap::new(),
+            gapped: BTreeMap::new(),
+            gapped_bytes: 0,
             next_arrival: 0,
+            blocks: 0,
             bytes: 0,
         }
     }
@@ -83,12 +146,18 @@ impl<T: PoolTx + Clone> Mempool<T> {
         self.bytes
     }
 
+    /// How many transactions wait with a gap before them.
+    pub fn gapped_len(&self) -> usize {
+        self.gapped.len()
+    }
+
     pub fn contains(&self, hash: &Hash) -> bool {
         self.by_hash.contains_key(hash)
     }
 
     /// Adds a verified transaction. `next_nonce` is the sender's next nonce in the committed
-    /// state.
+    /// state. At a full pool, a transaction its sender can execute next evicts gapped ones
+    /// (see the module's rule); a gapped one is refused.
     pub fn insert(&mut self, tx: T, next_nonce: u64) -> Result<(), MempoolError> {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
@@ -116,25 +185,70 @@ impl<T: PoolTx + Clone> Mempool<T> {
         if self
             .by_sender
             .get(&sender)
-            .is_some_and(|queue| queue.contains_key(&nonce))
+            .is_some_and(|queue| queue.txs.contains_key(&nonce))
         {
             return Err(MempoolError::NonceTaken { nonce });
         }
-        if self.by_hash.len() >= self.limits.txs_max
-            || self.bytes.saturating_add(size) > self.limits.bytes_max
-        {
-            return Err(MempoolError::Busy);
+        self.advance(&sender, next_nonce);
+        let (executable, sender_gapped) = match self.by_sender.get(&sender) {
+            Some(queue) => (nonce == queue.run_end(), queue.gapped_count()),
+            None => (nonce == next_nonce, 0),
+        };
+        if !executable && sender_gapped >= GAPPED_PER_SENDER_MAX {
+            return Err(MempoolError::NonceTooFarAhead {
+                nonce,
+                next: next_nonce,
+            });
+        }
+        if !self.fits(size) {
+            // Room is made only for an executable transaction, and only if evicting every
+            // gapped one would make enough.
+            let room_without_gapped = self.len().saturating_sub(self.gapped.len())
+                < self.limits.txs_max
+                && (self.bytes.saturating_sub(self.gapped_bytes)).saturating_add(size)
+                    <= self.limits.bytes_max;
+            if !executable || !room_without_gapped {
+                return Err(MempoolError::Busy);
+            }
+            while !self.fits(size) {
+                let Some((_, &(victim_sender, victim_nonce))) = self.gapped.last_key_value() else {
+                    return Err(MempoolError::Busy);
+                };
+                // A gapped transaction's removal changes no other's standing.
+                self.detach(&victim_sender, victim_nonce);
+                tracing::debug!(
+                    nonce = victim_nonce,
+                    "mempool: evicted a gapped transaction"
+                );
+            }
         }
         let arrival = self.next_arrival;
         self.next_arrival += 1;
         self.by_sender
             .entry(sender)
-            .or_default()
-            .insert(nonce, Entry { tx, arrival });
+            .or_insert_with(|| Queue {
+                next: next_nonce,
+                txs: BTreeMap::new(),
+            })
+            .txs
+            .insert(
+                nonce,
+                Entry {
+                    tx,
+                    arrival,
+                    gap: None,
+                },
+            );
         self.by_hash.insert(hash, (sender, nonce));
         self.by_arrival.insert(arrival, (sender, nonce));
         self.bytes += size;
+        self.classify(&sender);
         Ok(())
+    }
+
+    /// Whether a transaction of `size` bytes fits beside what is here.
+    fn fits(&self, size: usize) -> bool {
+        self.len() < self.limits.txs_max && self.bytes.saturating_add(size) <= self.limits.bytes_max
     }
 
     /// Transactions for a block, up to `txs_max` and `bytes_max`: in arrival order, each
@@ -163,7 +277,7 @@ impl<T: PoolTx + Clone> Mempool<T> {
                 continue;
             }
             let mut nonce = *nonce;
-            while let Some(entry) = self.by_sender.get(sender).and_then(|q| q.get(&nonce)) {
+            while let Some(entry) = self.by_sender.get(sender).and_then(|q| q.txs.get(&nonce)) {
                 let size = entry.tx.size_bytes();
                 if taken.len() >= txs_max || bytes.saturating_add(size) > bytes_max {
                     return taken;
@@ -185,24 +299,15 @@ impl<T: PoolTx + Clone> Mempool<T> {
 
     pub fn get(&self, hash: &Hash) -> Option<&T> {
         let (sender, nonce) = self.by_hash.get(hash)?;
-        self.by_sender.get(sender)?.get(nonce).map(|e| &e.tx)
+        self.by_sender.get(sender)?.txs.get(nonce).map(|e| &e.tx)
     }
 
     /// Drops one transaction (committed, or found invalid), if it is here.
     pub fn remove(&mut self, hash: &Hash) {
-        let Some((sender, nonce)) = self.by_hash.remove(hash) else {
+        let Some((sender, nonce)) = self.by_hash.get(hash).copied() else {
             return;
         };
-        let Some(queue) = self.by_sender.get_mut(&sender) else {
-            return;
-        };
-        if let Some(entry) = queue.remove(&nonce) {
-            self.by_arrival.remove(&entry.arrival);
-            self.bytes = self.bytes.saturating_sub(entry.tx.size_bytes());
-        }
-        if queue.is_empty() {
-            self.by_sender.remove(&sender);
-        }
+        self.take(&sender, nonce);
     }
 
     /// Each waiting transaction, in arrival order.
@@ -210,28 +315,111 @@ impl<T: PoolTx + Clone> Mempool<T> {
         self.by_arrival.values().filter_map(|(sender, nonce)| {
             self.by_sender
                 .get(sender)
-                .and_then(|q| q.get(nonce))
+                .and_then(|q| q.txs.get(nonce))
                 .map(|e| &e.tx)
         })
     }
 
     /// Drops what a committed block made stale: for each sender touched, every transaction
-    /// below its new next nonce.
+    /// below its new next nonce. Called once per committed block: it is also the clock by
+    /// which gapped transactions expire after [`GAPPED_BLOCKS_MAX`] blocks.
     pub fn remove_committed(&mut self, senders: &[([u8; 32], u64)]) {
+        self.blocks = self.blocks.saturating_add(1);
         for (sender, next) in senders {
-            let Some(queue) = self.by_sender.get_mut(sender) else {
-                continue;
-            };
-            let stale: Vec<u64> = queue.range(..next).map(|(n, _)| *n).collect();
-            for nonce in stale {
-                if let Some(entry) = queue.remove(&nonce) {
-                    self.by_hash.remove(&entry.tx.hash());
-                    self.by_arrival.remove(&entry.arrival);
-                    self.bytes = self.bytes.saturating_sub(entry.tx.size_bytes());
-                }
+            self.advance(sender, *next);
+        }
+        let expired: Vec<([u8; 32], u64)> = self
+            .gapped
+            .values()
+            .filter(|(sender, nonce)| {
+                self.by_sender
+                    .get(sender)
+                    .and_then(|q| q.txs.get(nonce))
+                    .and_then(|e| e.gap.as_ref())
+                    .is_some_and(|gap| self.blocks.saturating_sub(gap.since) >= GAPPED_BLOCKS_MAX)
+            })
+            .copied()
+            .collect();
+        for (sender, nonce) in expired {
+            self.detach(&sender, nonce);
+        }
+    }
+
+    /// Records that `sender`'s next committed nonce is `next` (never moving it back): drops
+    /// its transactions below it and reclassifies the rest.
+    fn advance(&mut self, sender: &[u8; 32], next: u64) {
+        let Some(queue) = self.by_sender.get_mut(sender) else {
+            return;
+        };
+        if next <= queue.next {
+            return;
+        }
+        queue.next = next;
+        let stale: Vec<u64> = queue.txs.range(..next).map(|(n, _)| *n).collect();
+        for nonce in stale {
+            self.detach(sender, nonce);
+        }
+        self.classify(sender);
+    }
+
+    /// Removes one transaction from every index, then reclassifies its sender's others.
+    fn take(&mut self, sender: &[u8; 32], nonce: u64) {
+        self.detach(sender, nonce);
+        self.classify(sender);
+    }
+
+    /// Removes one transaction from every index, leaving its sender's others as they were.
+    fn detach(&mut self, sender: &[u8; 32], nonce: u64) {
+        let Some(queue) = self.by_sender.get_mut(sender) else {
+            return;
+        };
+        if let Some(entry) = queue.txs.remove(&nonce) {
+            self.by_hash.remove(&entry.tx.hash());
+            self.by_arrival.remove(&entry.arrival);
+            let size = entry.tx.size_bytes();
+            self.bytes = self.bytes.saturating_sub(size);
+            if let Some(gap) = entry.gap {
+                self.gapped.remove(&gap.key);
+                self.gapped_bytes = self.gapped_bytes.saturating_sub(size);
             }
-            if queue.is_empty() {
-                self.by_sender.remove(sender);
+        }
+        if queue.txs.is_empty() {
+            self.by_sender.remove(sender);
+        }
+    }
+
+    /// Marks each of `sender`'s transactions gapped or not, keeping the gapped index and the
+    /// time each became gapped.
+    fn classify(&mut self, sender: &[u8; 32]) {
+        let Some(queue) = self.by_sender.get_mut(sender) else {
+            return;
+        };
+        let (next, run_end) = (queue.next, queue.run_end());
+        for (nonce, entry) in queue.txs.iter_mut() {
+            let size = entry.tx.size_bytes();
+            if (next..run_end).contains(nonce) {
+                if let Some(gap) = entry.gap.take() {
+                    self.gapped.remove(&gap.key);
+                    self.gapped_bytes = self.gapped_bytes.saturating_sub(size);
+                }
+                continue;
+            }
+            let key = (nonce.saturating_sub(next), entry.arrival);
+            match &mut entry.gap {
+                Some(gap) if gap.key == key => {}
+                Some(gap) => {
+                    self.gapped.remove(&gap.key);
+                    self.gapped.insert(key, (*sender, *nonce));
+                    gap.key = key;
+                }
+                None => {
+                    self.gapped.insert(key, (*sender, *nonce));
+                    self.gapped_bytes = self.gapped_bytes.saturating_add(size);
+                    entry.gap = Some(Gap {
+                        key,
+                        since: self.blocks,
+                    });
+                }
             }
         }
     }
@@ -348,5 +536,131 @@ mod tests {
         assert_eq!(pool.bytes(), 100);
         assert!(pool.contains(&tx(1, 2).hash()));
         assert_eq!(pool.reap(10, 10_000, |_| 2), vec![tx(1, 2)]);
+    }
+
+    fn wide_pool(txs_max: usize) -> Mempool<Tx> {
+        Mempool::new(MempoolLimits {
+            txs_max,
+            bytes_max: 100 * txs_max,
+            nonce_ahead_max: 1_024,
+        })
+    }
+
+    #[test]
+    fn a_pool_full_of_gapped_transactions_still_admits_executable_ones() {
+        let mut pool = pool(4);
+        // Four senders each skip nonces: nothing here can run.
+        for s in 1..=4u8 {
+            assert_eq!(pool.insert(tx(s, u64::from(s)), 0), Ok(()));
+        }
+        assert_eq!((pool.len(), pool.gapped_len()), (4, 4));
+        // Another gapped one finds the pool full.
+        assert_eq!(pool.insert(tx(5, 3), 0), Err(MempoolError::Busy));
+        // An executable one evicts the gapped one farthest ahead (sender 4, nonce 4).
+        assert_eq!(pool.insert(tx(9, 0), 0), Ok(()));
+        assert!(!pool.contains(&tx(4, 4).hash()));
+        assert!(pool.contains(&tx(9, 0).hash()));
+        // So does the next one after a queued run, then the next farthest (sender 3).
+        assert_eq!(pool.insert(tx(9, 1), 0), Ok(()));
+        assert!(!pool.contains(&tx(3, 3).hash()));
+        // Filling a sender's gap makes its waiting transaction executable.
+        assert_eq!(pool.insert(tx(1, 0), 0), Ok(()));
+        assert!(!pool.contains(&tx(2, 2).hash()));
+        assert_eq!((pool.len(), pool.gapped_len(), pool.bytes()), (4, 0, 400));
+        // No gapped transaction is left: now an executable one is refused.
+        assert_eq!(pool.insert(tx(7, 0), 0), Err(MempoolError::Busy));
+        let block = pool.reap(10, 10_000, |_| 0);
+        assert_eq!(block, vec![tx(9, 0), tx(9, 1), tx(1, 0), tx(1, 1)]);
+    }
+
+    #[test]
+    fn an_executable_transaction_evicts_as_many_gapped_ones_as_its_bytes_need() {
+        let mut pool = pool(10); // 1,000 bytes
+        assert_eq!(pool.insert(tx(1, 0), 0), Ok(()));
+        for s in 2..=10u8 {
+            assert_eq!(pool.insert(tx(s, 1), 0), Ok(()));
+        }
+        let big = Tx {
+            size: 250,
+            ..tx(1, 1)
+        };
+        // Not enough room even without every gapped one: nothing is evicted.
+        let huge = Tx {
+            size: 950,
+            ..tx(1, 1)
+        };
+        assert_eq!(pool.insert(huge, 0), Err(MempoolError::Busy));
+        assert_eq!((pool.len(), pool.gapped_len()), (10, 9));
+        assert_eq!(pool.insert(big.clone(), 0), Ok(()));
+        assert_eq!((pool.len(), pool.gapped_len(), pool.bytes()), (8, 6, 950));
+        assert_eq!(pool.reap(10, 10_000, |_| 0), vec![tx(1, 0), big]);
+    }
+
+    #[test]
+    fn gapped_transactions_expire_after_gapped_blocks_max() {
+        let mut pool = pool(10);
+        assert_eq!(pool.insert(tx(1, 3), 0), Ok(()));
+        assert_eq!(pool.insert(tx(2, 0), 0), Ok(()));
+        // Sender 3's gap is filled in time; sender 4's gap is closed by a commit.
+        assert_eq!(pool.insert(tx(3, 1), 0), Ok(()));
+        assert_eq!(pool.insert(tx(4, 2), 0), Ok(()));
+        assert_eq!(pool.gapped_len(), 3);
+        for _ in 1..GAPPED_BLOCKS_MAX / 2 {
+            pool.remove_committed(&[]);
+        }
+        assert_eq!(pool.insert(tx(3, 0), 0), Ok(()));
+        pool.remove_committed(&[([4; 32], 2)]);
+        // Sender 5's nonce 1 becomes gapped later, when its nonce 0 is dropped as invalid.
+        assert_eq!(pool.insert(tx(5, 0), 0), Ok(()));
+        assert_eq!(pool.insert(tx(5, 1), 0), Ok(()));
+        pool.remove(&tx(5, 0).hash());
+        assert_eq!(pool.gapped_len(), 2);
+        for _ in GAPPED_BLOCKS_MAX / 2..GAPPED_BLOCKS_MAX - 1 {
+            pool.remove_committed(&[]);
+        }
+        assert!(pool.contains(&tx(1, 3).hash()), "not yet expired");
+        pool.remove_committed(&[]);
+        assert!(!pool.contains(&tx(1, 3).hash()), "expired");
+        for t in [tx(2, 0), tx(3, 0), tx(3, 1), tx(4, 2), tx(5, 1)] {
+            assert!(pool.contains(&t.hash()), "{t:?} stays");
+        }
+        assert_eq!((pool.len(), pool.bytes()), (5, 500));
+        for _ in 0..GAPPED_BLOCKS_MAX / 2 {
+            pool.remove_committed(&[]);
+        }
+        assert!(
+            !pool.contains(&tx(5, 1).hash()),
+            "expired, counted from its gap"
+        );
+        assert_eq!((pool.len(), pool.gapped_len(), pool.bytes()), (4, 0, 400));
+    }
+
+    #[test]
+    fn a_sender_holds_at_most_gapped_per_sender_max_gapped_transactions() {
+        let mut pool = wide_pool(1_000);
+        let cap = GAPPED_PER_SENDER_MAX as u64;
+        for nonce in 1..=cap {
+            assert_eq!(pool.insert(tx(1, nonce), 0), Ok(()));
+        }
+        assert_eq!(
+            pool.insert(tx(1, cap + 1), 0),
+            Err(MempoolError::NonceTooFarAhead {
+                nonce: cap + 1,
+                next: 0
+            })
+        );
+        assert_eq!(
+            pool.insert(tx(2, 5), 0),
+            Ok(()),
+            "other senders are not held"
+        );
+        // Filling the gap makes the whole run executable; the sender may queue more.
+        assert_eq!(pool.insert(tx(1, 0), 0), Ok(()));
+        assert_eq!(pool.gapped_len(), 1);
+        for nonce in cap + 1..=cap + 100 {
+            assert_eq!(pool.insert(tx(1, nonce), 0), Ok(()), "executable run");
+        }
+        assert_eq!(pool.insert(tx(1, cap + 102), 0), Ok(()));
+        assert_eq!(pool.len(), GAPPED_PER_SENDER_MAX + 100 + 1 + 1 + 1);
     }
 }

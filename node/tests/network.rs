@@ -322,6 +322,24 @@ async fn a_key_outside_the_peer_set_cannot_connect_until_it_is_allowed() -> Resu
     };
     node_a.net.handle.set_peer_set(with_outsider).await?;
     wait_connected(&outsider_node, 1).await?;
+    // The dialler may count the connection a moment before A has taken it in.
+    let admitted = async {
+        loop {
+            if node_a
+                .net
+                .handle
+                .connected_peers()
+                .await?
+                .contains(&outsider)
+            {
+                return Ok::<(), NetworkError>(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(WAIT, admitted)
+        .await
+        .context("A did not take the outsider in")??;
     node_a
         .net
         .handle

@@ -826,3 +826,146 @@ fn a_double_voting_validator_among_four_honest_agree_the_chain_goes_on_and_the_a
         },
     );
 }
+
+/// Rewrites node `i`'s `[test_faults]` section (the last section of its configuration: the
+/// suite appends it) to `section`; read at the node's next start.
+fn set_test_faults(net: &TestNet, i: usize, section: &str) -> Result<()> {
+    let path = net.layout.config_path(net.spec(i)?);
+    let text = std::fs::read_to_string(&path)?;
+    let honest = match text.find("[test_faults]") {
+        Some(at) => &text[..at],
+        None => text.as_str(),
+    };
+    std::fs::write(&path, format!("{honest}{section}"))?;
+    Ok(())
+}
+
+#[test]
+fn the_other_byzantine_modes_one_validator_of_four_the_honest_agree_and_the_chain_goes_on() {
+    let byzantine = "validator-3";
+    run_with(
+        "byzantine-modes",
+        |spec| {
+            if spec.name == byzantine {
+                "[test_faults]\nbyzantine = \"equivocating-proposer\"\n".to_string()
+            } else {
+                String::new()
+            }
+        },
+        async |net| {
+            let v = net.validators();
+            let faulty = v[3];
+            ensure!(
+                net.name(faulty) == byzantine,
+                "validator 3 is not the faulty one"
+            );
+            let honest: Vec<_> = v[..3].iter().map(|&i| net.api(i).unwrap()).collect();
+            let wallets = load::make_wallets(&net.layout, &honest, 1_000, 4).await?;
+            let load = Load::start(honest, &net.layout.manifest.chain_id, &wallets);
+            load.wait_committed(10, deadline(LOAD_WAIT)).await?;
+
+            // The equivocating proposer: its two proposals become evidence on chain, which
+            // the audit node shows.
+            let audit = net.api(net.audit()?)?;
+            let wait_until = deadline(LOAD_WAIT);
+            let shown = loop {
+                let page: serde_json::Value = audit.get_json("/v1/evidence").await?;
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                if !items.is_empty() {
+                    break items;
+                }
+                ensure!(
+                    Instant::now() < wait_until,
+                    "no proposal evidence on chain in time"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            for item in &shown {
+                let e: tally_consensus::Evidence =
+                    serde_json::from_value(item["evidence"].clone())?;
+                ensure!(
+                    e.validator().0 == 3,
+                    "the audit node shows evidence against {}",
+                    e.validator().0
+                );
+            }
+            eprintln!(
+                "[byzantine-modes] equivocating proposer: {} evidence items shown by the audit node",
+                shown.len()
+            );
+
+            // Then silent, and proposing invalid blocks of each kind: the validator is
+            // restarted in each mode, and the chain must go on by at least two of its turns
+            // to propose (every fourth height) while the load keeps committing.
+            let faulty_key = net.spec(faulty)?.public_key;
+            for (mode, section, logged) in [
+                (
+                    "silent",
+                    "[test_faults]\nbyzantine = \"silent\"\n",
+                    "byzantine=Silent",
+                ),
+                (
+                    "invalid blocks (bad signature)",
+                    "[test_faults]\nbyzantine = \"invalid-blocks\"\ninvalid_block = \"bad-signature\"\n",
+                    "byzantine=InvalidBlocks(BadSignature)",
+                ),
+                (
+                    "invalid blocks (wrong state root)",
+                    "[test_faults]\nbyzantine = \"invalid-blocks\"\ninvalid_block = \"wrong-state-root\"\n",
+                    "byzantine=InvalidBlocks(WrongStateRoot)",
+                ),
+            ] {
+                net.stop(faulty).await?;
+                set_test_faults(net, faulty, section)?;
+                net.restart(faulty)?;
+                let from = net.height(v[0]).await?;
+                let committed_before = load.committed();
+                net.wait_height(v[0], from + 8, deadline(LOAD_WAIT)).await?;
+                load.wait_committed(committed_before + 5, deadline(LOAD_WAIT))
+                    .await?;
+                // It really ran in this mode (it says so at start), and none of its blocks
+                // was decided.
+                ensure!(
+                    net.log(faulty).contains(logged),
+                    "{mode}: the faulty validator's log does not show the mode {logged}"
+                );
+                let to = net.height(v[0]).await?;
+                let decided = chain::blocks(net.api(v[0])?, from + 1, to).await?;
+                ensure!(
+                    decided.iter().all(|b| b.header.proposer != faulty_key),
+                    "{mode}: a block proposed by the faulty validator was decided"
+                );
+                eprintln!(
+                    "[byzantine-modes] {mode}: the honest validators went {from} -> {}, {} load \
+                     transfers committed meanwhile",
+                    net.height(v[0]).await?,
+                    load.committed() - committed_before
+                );
+            }
+            let outcome = load.stop().await;
+            ensure!(outcome.rejected == 0, "the ledger rejected load transfers");
+            converge(net).await?;
+            let (agreement, evidence) = check_agreement_with_offender(net, Some(3)).await?;
+            ensure!(!evidence.is_empty(), "no evidence in the agreed blocks");
+            // No block the faulty validator proposed while it proposed invalid ones was
+            // decided: every decided block's header and transactions are checked by
+            // agreement and by the audit node's re-execution (its alarm is down).
+            let health = net.health(net.audit()?).await?;
+            ensure!(
+                health.status == "ok",
+                "the audit node is not healthy: {health:?}"
+            );
+            check_committed_everywhere(net, &outcome.committed).await?;
+            let ledger = check_ledger(audit).await?;
+            eprintln!(
+                "[byzantine-modes] {} nodes agree up to {}; {} evidence items, all against \
+                 validator 3; ledger at {}: sums zero, none below floor",
+                agreement.nodes,
+                agreement.common_height,
+                evidence.len(),
+                ledger.height
+            );
+            Ok(())
+        },
+    );
+}

@@ -26,8 +26,6 @@ pub struct Metrics {
     pub sync_lag: Gauge,
     /// 1 while the audit node has found a mismatch and stopped following.
     pub audit_alarm: Gauge,
-    /// 1 on an audit node (no key, never votes, re-executes every block).
-    pub audit_mode: Gauge,
 }
 
 impl Metrics {
@@ -42,7 +40,6 @@ impl Metrics {
         let peers = Gauge::default();
         let sync_lag = Gauge::default();
         let audit_alarm = Gauge::default();
-        let audit_mode = Gauge::default();
         registry.register("height", "Last committed height", height.clone());
         registry.register(
             "round",
@@ -75,11 +72,6 @@ impl Metrics {
             "1 when the audit node found a mismatch and stopped following",
             audit_alarm.clone(),
         );
-        registry.register(
-            "audit_mode",
-            "1 on an audit node, 0 on a validator",
-            audit_mode.clone(),
-        );
         Metrics {
             registry,
             height,
@@ -90,7 +82,6 @@ impl Metrics {
             peers,
             sync_lag,
             audit_alarm,
-            audit_mode,
         }
     }
 

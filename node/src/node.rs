@@ -106,9 +106,6 @@ impl Node {
         }
         let storage = Storage::open(&config.data_dir, &genesis.chain_id)?;
         let metrics = Arc::new(Metrics::new());
-        metrics
-            .audit_mode
-            .set(i64::from(config.mode == crate::config::Mode::Audit));
         let (inputs_tx, inputs_rx) = mpsc::channel(CHAIN_INPUTS_MAX);
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_MAX);
         let limits = &config.limits;
@@ -152,6 +149,7 @@ impl Node {
         let pending = parts.pending.clone();
         let context = NodeContext {
             chain_id: genesis.chain_id.clone(),
+            mode: config.mode,
             storage: storage.clone(),
             submit: submit_tx,
             committed: parts.committed.clone(),

@@ -12,6 +12,7 @@ use tally_contracts::{DecodeError, VerifyError};
 use tally_crypto::Hash;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::config::Mode;
 use crate::mempool::MempoolError;
 use crate::storage::Storage;
 
@@ -53,6 +54,8 @@ pub enum TxStatus {
 #[derive(Clone)]
 pub struct NodeContext {
     pub chain_id: String,
+    /// Validator or audit node, from the configuration.
+    pub mode: Mode,
     pub storage: Storage,
     /// Transactions to admit; a full channel means the node is busy.
     pub submit: mpsc::Sender<Submission>,

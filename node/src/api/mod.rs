@@ -188,7 +188,7 @@ pub struct NodeStatus {
 }
 
 fn node_status(ctx: &NodeContext) -> Result<NodeStatus, ApiError> {
-    let audit = ctx.metrics.audit_mode.get() > 0;
+    let audit = ctx.mode == crate::config::Mode::Audit;
     let height = ctx.storage.head()?;
     Ok(NodeStatus {
         mode: if audit { "audit" } else { "validator" },

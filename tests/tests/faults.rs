@@ -781,30 +781,12 @@ fn a_double_voting_validator_among_four_honest_agree_the_chain_goes_on_and_the_a
             load.wait_committed(20, deadline(LOAD_WAIT)).await?;
             // The evidence reaches a block, and the audit node shows it.
             let audit = net.api(net.audit()?)?;
-            let wait_until = deadline(LOAD_WAIT);
-            let shown = loop {
-                let page: serde_json::Value = audit.get_json("/v1/evidence").await?;
-                let items = page["items"].as_array().cloned().unwrap_or_default();
-                if !items.is_empty() {
-                    break items;
-                }
-                ensure!(Instant::now() < wait_until, "no evidence on chain in time");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            };
+            let shown = evidence_shown_against(audit, 3).await?;
             let outcome = load.stop().await;
             ensure!(outcome.rejected == 0, "the ledger rejected load transfers");
             converge(net).await?;
             let (agreement, evidence) = check_agreement_with_offender(net, Some(3)).await?;
             ensure!(!evidence.is_empty(), "no evidence in the agreed blocks");
-            for item in &shown {
-                let e: tally_consensus::Evidence =
-                    serde_json::from_value(item["evidence"].clone())?;
-                ensure!(
-                    e.validator().0 == 3,
-                    "the audit node shows evidence against {}",
-                    e.validator().0
-                );
-            }
             eprintln!(
                 "[byzantine] double voter validator-3: {} nodes agree up to {}; {} evidence items on \
                  chain, all against validator 3 (first at height {}); the audit node's /v1/evidence \
@@ -825,6 +807,33 @@ fn a_double_voting_validator_among_four_honest_agree_the_chain_goes_on_and_the_a
             Ok(())
         },
     );
+}
+
+/// Waits (bounded) until the audit node's `/v1/evidence` shows committed evidence, and checks
+/// that every item names validator `offender`. Answers the items.
+async fn evidence_shown_against(
+    audit: tally_devnet::client::Api,
+    offender: u32,
+) -> Result<Vec<serde_json::Value>> {
+    let wait_until = deadline(LOAD_WAIT);
+    let shown = loop {
+        let page: serde_json::Value = audit.get_json("/v1/evidence").await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if !items.is_empty() {
+            break items;
+        }
+        ensure!(Instant::now() < wait_until, "no evidence on chain in time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for item in &shown {
+        let e: tally_consensus::Evidence = serde_json::from_value(item["evidence"].clone())?;
+        ensure!(
+            e.validator().0 == offender,
+            "the audit node shows evidence against {}",
+            e.validator().0
+        );
+    }
+    Ok(shown)
 }
 
 /// Rewrites node `i`'s `[test_faults]` section (the last section of its configuration: the
@@ -867,28 +876,7 @@ fn the_other_byzantine_modes_one_validator_of_four_the_honest_agree_and_the_chai
             // The equivocating proposer: its two proposals become evidence on chain, which
             // the audit node shows.
             let audit = net.api(net.audit()?)?;
-            let wait_until = deadline(LOAD_WAIT);
-            let shown = loop {
-                let page: serde_json::Value = audit.get_json("/v1/evidence").await?;
-                let items = page["items"].as_array().cloned().unwrap_or_default();
-                if !items.is_empty() {
-                    break items;
-                }
-                ensure!(
-                    Instant::now() < wait_until,
-                    "no proposal evidence on chain in time"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            };
-            for item in &shown {
-                let e: tally_consensus::Evidence =
-                    serde_json::from_value(item["evidence"].clone())?;
-                ensure!(
-                    e.validator().0 == 3,
-                    "the audit node shows evidence against {}",
-                    e.validator().0
-                );
-            }
+            let shown = evidence_shown_against(audit, 3).await?;
             eprintln!(
                 "[byzantine-modes] equivocating proposer: {} evidence items shown by the audit node",
                 shown.len()

@@ -1,16 +1,33 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::{PublicKey, SigningKey};
 
 /// A key on disk: JSON with the public key and the secret seed in hex. Written with mode
-/// 0600 so only its owner can read it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// 0600 so only its owner can read it; a file that group or others may read is refused
+/// (a key another local user could have copied is not this node's alone any more).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFile {
     pub algorithm: String,
     pub public_key: PublicKey,
     pub secret_seed: String,
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        self.secret_seed.zeroize();
+    }
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("algorithm", &self.algorithm)
+            .field("public_key", &self.public_key)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,30 +46,69 @@ pub enum KeyFileError {
     Exists { path: PathBuf },
     #[error("key file {path} is not valid: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error(
+        "key file {path} may be read by group or others (mode {mode:o}); a private key must \
+         be readable by its owner only: run `chmod 600 {path}`"
+    )]
+    Exposed { path: PathBuf, mode: u32 },
 }
 
 const ALGORITHM: &str = "ed25519";
 
+/// The permission bits that must be clear on a private key file: every group and other bit.
+#[cfg(unix)]
+const MODE_NOT_OWNER: u32 = 0o077;
+
+/// Refuses a key file that anyone but its owner may read or write.
+#[cfg(unix)]
+fn check_owner_only(path: &Path, file: &std::fs::File) -> Result<(), KeyFileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file
+        .metadata()
+        .map_err(|source| KeyFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & MODE_NOT_OWNER != 0 {
+        return Err(KeyFileError::Exposed {
+            path: path.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
 impl KeyFile {
     pub fn from_key(key: &SigningKey) -> KeyFile {
+        let seed = Zeroizing::new(key.seed());
         KeyFile {
             algorithm: ALGORITHM.to_string(),
             public_key: key.public_key(),
-            secret_seed: hex::encode(key.seed()),
+            secret_seed: hex::encode(*seed),
         }
     }
 
-    /// Reads and checks a key file: the algorithm, the seed's length, and that the public key
-    /// written in the file is the one the seed gives.
+    /// Reads and checks a key file: readable by its owner only (unix), the algorithm, the
+    /// seed's length, and that the public key written in the file is the one the seed
+    /// gives. The decoded seed and the file's text are wiped from memory afterwards.
     pub fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
+        use std::io::Read;
         let invalid = |reason: String| KeyFileError::Invalid {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+        let read_err = |source| KeyFileError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut opened = std::fs::File::open(path).map_err(read_err)?;
+        // Checked on the opened file, so the file read is the file checked.
+        #[cfg(unix)]
+        check_owner_only(path, &opened)?;
+        let mut text = Zeroizing::new(String::new());
+        opened.read_to_string(&mut text).map_err(read_err)?;
         let file: KeyFile = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         if file.algorithm != ALGORITHM {
             return Err(invalid(format!(
@@ -60,12 +116,16 @@ impl KeyFile {
                 file.algorithm
             )));
         }
-        let seed =
-            hex::decode(&file.secret_seed).map_err(|e| invalid(format!("secret_seed: {e}")))?;
-        let seed: [u8; 32] = seed
-            .try_into()
-            .map_err(|_| invalid("secret_seed must be 32 bytes".to_string()))?;
-        let key = SigningKey::from_seed(seed);
+        let decoded = Zeroizing::new(
+            hex::decode(&file.secret_seed).map_err(|e| invalid(format!("secret_seed: {e}")))?,
+        );
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+            decoded
+                .as_slice()
+                .try_into()
+                .map_err(|_| invalid("secret_seed must be 32 bytes".to_string()))?,
+        );
+        let key = SigningKey::from_seed(*seed);
         if key.public_key() != file.public_key {
             return Err(invalid(
                 "public_key does not match the secret seed".to_string(),
@@ -136,22 +196,83 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
+    /// Writes `text` to `path` readable by its owner only.
+    fn write_private(path: &Path, text: &str) {
+        assert!(std::fs::write(path, text).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            assert!(std::fs::set_permissions(path, private).is_ok());
+        }
+    }
+
     #[test]
     fn mismatched_public_key_is_refused() {
         let path = temp_path("mismatch");
         let mut file = KeyFile::from_key(&SigningKey::from_seed([1; 32]));
         file.public_key = SigningKey::from_seed([2; 32]).public_key();
-        let text = serde_json::to_string(&file).unwrap_or_default();
-        assert!(std::fs::write(&path, text).is_ok());
+        write_private(&path, &serde_json::to_string(&file).unwrap_or_default());
         assert!(matches!(
             KeyFile::read(&path),
             Err(KeyFileError::Invalid { .. })
         ));
-        assert!(std::fs::write(&path, "{not json").is_ok());
+        write_private(&path, "{not json");
         assert!(matches!(
             KeyFile::read(&path),
             Err(KeyFileError::Invalid { .. })
         ));
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// Another local user (group or other) who may read a key file may have copied the key:
+    /// such a file is refused, with the file and the fix named, whatever the bit.
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_readable_by_group_or_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp_path("exposed");
+        let key = SigningKey::from_seed([5; 32]);
+        assert!(KeyFile::write_new(&key, &path).is_ok());
+        for mode in [
+            0o640,
+            0o604,
+            0o644,
+            0o660,
+            0o602,
+            0o620,
+            0o610,
+            0o601,
+            0o700 | 0o070,
+        ] {
+            assert!(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).is_ok());
+            let refused = KeyFile::read(&path);
+            let Err(KeyFileError::Exposed {
+                path: named,
+                mode: seen,
+            }) = &refused
+            else {
+                panic!("mode {mode:o} was not refused: {refused:?}");
+            };
+            assert_eq!((named, *seen), (&path, mode));
+            let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.contains(&format!("chmod 600 {}", path.display())),
+                "{message}"
+            );
+        }
+        // Owner-only modes are read.
+        for mode in [0o600, 0o400, 0o700] {
+            assert!(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).is_ok());
+            let read = KeyFile::read(&path).map(|k| k.public_key()).ok();
+            assert_eq!(read, Some(key.public_key()), "mode {mode:o}");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_key_file_does_not_print_its_seed() {
+        let file = KeyFile::from_key(&SigningKey::from_seed([0xab; 32]));
+        assert!(!format!("{file:?}").contains("abab"));
     }
 }

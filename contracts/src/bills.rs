@@ -8,7 +8,7 @@ use crate::consumer::{NewHolder, register_holder};
 use crate::context::{Tx, TxError, TxResult};
 use crate::ledger::accounts::AccountKind;
 use crate::ledger::transfers::{Leg, check_amount, claim_transfer_id, post_linked};
-use crate::regulation::record_outflow;
+use crate::regulation::clear_outflow;
 use crate::state::key;
 use crate::transaction::Roles;
 use crate::types::{AccountId, Amount, BillId, Currency, InstitutionId, TimeMs, TransferId};
@@ -120,7 +120,7 @@ pub(crate) fn pay_bill(
         return Err(Rejection::CurrencyMismatch.into());
     }
     claim_transfer_id(tx, id, body)?;
-    record_outflow(tx, payer, amount)?;
+    let cleared = clear_outflow(tx, payer, amount)?;
     post_linked(
         tx,
         &[Leg {
@@ -128,6 +128,7 @@ pub(crate) fn pay_bill(
             credit: bill.biller,
             amount,
         }],
+        Some(cleared),
     )?;
     bill.paid_by = Some(payer);
     tx.state.put(k, &bill);

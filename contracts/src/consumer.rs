@@ -7,7 +7,7 @@ use tally_crypto::{Hash, PublicKey};
 use crate::context::{Tx, TxError, TxResult};
 use crate::ledger::accounts::{Account, AccountKind, Holder, SecondFactor};
 use crate::ledger::transfers::{Leg, claim_transfer_id, post_linked};
-use crate::regulation::record_outflow;
+use crate::regulation::clear_outflow;
 use crate::state::key;
 use crate::transaction::Roles;
 use crate::types::{AccountId, Amount, CardToken, Currency, InstitutionId, TransferId};
@@ -174,6 +174,7 @@ pub(crate) fn top_up(
             credit: sender,
             amount,
         }],
+        None,
     )?;
     tx.emit(Event::ToppedUp {
         id,
@@ -196,7 +197,7 @@ pub(crate) fn withdraw(
     let account = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
     let bank = cosigning_card_bank(tx, sender, card)?;
     claim_transfer_id(tx, id, body)?;
-    record_outflow(tx, sender, amount)?;
+    let cleared = clear_outflow(tx, sender, amount)?;
     let issuance = AccountId::institutional(bank, AccountKind::BankIssuance, account.currency);
     post_linked(
         tx,
@@ -205,6 +206,7 @@ pub(crate) fn withdraw(
             credit: issuance,
             amount,
         }],
+        Some(cleared),
     )?;
     tx.emit(Event::Withdrawn {
         id,
@@ -215,7 +217,9 @@ pub(crate) fn withdraw(
     Ok(())
 }
 
-/// `Transfer`: wallet to wallet, at the same or another institution.
+/// `Transfer`: wallet to wallet, at the same or another institution. Only consumers'
+/// wallets send and receive transfers: a merchant or biller paying a wallet directly would
+/// skip settlement and its fee.
 pub(crate) fn transfer(
     tx: &mut Tx<'_, '_>,
     sender: AccountId,
@@ -224,8 +228,9 @@ pub(crate) fn transfer(
     to: AccountId,
     amount: Amount,
 ) -> TxResult {
+    tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
     claim_transfer_id(tx, id, body)?;
-    record_outflow(tx, sender, amount)?;
+    let cleared = clear_outflow(tx, sender, amount)?;
     let recipient = tx.account(to)?;
     if recipient.kind != AccountKind::ConsumerWallet {
         return Err(Rejection::WrongAccountKind.into());
@@ -237,6 +242,7 @@ pub(crate) fn transfer(
             credit: to,
             amount,
         }],
+        Some(cleared),
     )?;
     tx.emit(Event::TransferReceived {
         id,

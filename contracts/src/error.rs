@@ -58,6 +58,7 @@ rejections! {
     CardAlreadyBound => "CARD_ALREADY_BOUND", "card is already bound to this account";
     CardNotBound => "CARD_NOT_BOUND", "card is not bound to this account";
     TooManyCards => "TOO_MANY_CARDS", "account has the most cards allowed";
+    CardAuthorizationsExceeded => "CARD_AUTHORIZATIONS_EXCEEDED", "wallet has the most card payments waiting for their bank";
     OrderExists => "ORDER_EXISTS", "order id is taken";
     OrderNotFound => "ORDER_NOT_FOUND", "order does not exist";
     OrderExpired => "ORDER_EXPIRED", "order expired";

@@ -14,7 +14,7 @@ use tally_crypto::Hash;
 use crate::context::{Tx, TxError, TxResult};
 use crate::ledger::accounts::AccountKind;
 use crate::ledger::transfers::{Leg, check_amount, claim_transfer_id, post_linked};
-use crate::regulation::record_outflow;
+use crate::regulation::clear_outflow;
 use crate::state::key;
 use crate::transaction::{FxAmount, Roles};
 use crate::types::{AccountId, Amount, Currency, InstitutionId, TimeMs, TransferId};
@@ -102,9 +102,6 @@ pub(crate) fn cross_border_transfer(
     let from = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
     let to = tx.account_of_kind(beneficiary, AccountKind::ConsumerWallet)?;
     tx.institution_with(provider, Roles::FX_PROVIDER)?;
-    if tx.is_sanctioned(&to.holder.identity)? {
-        return Err(Rejection::Sanctioned.into());
-    }
     if from.currency == to.currency {
         return Err(Rejection::CurrencyMismatch.into());
     }
@@ -141,7 +138,7 @@ pub(crate) fn cross_border_transfer(
         return Err(Rejection::CorridorLimitExceeded.into());
     }
     claim_transfer_id(tx, id, body)?;
-    record_outflow(tx, sender, debit)?;
+    let cleared = clear_outflow(tx, sender, debit)?;
     post_linked(
         tx,
         &[
@@ -156,6 +153,7 @@ pub(crate) fn cross_border_transfer(
                 amount: credit,
             },
         ],
+        Some(cleared),
     )?;
     tx.emit(Event::RemittanceCredited {
         id,

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::StateStore;
 use crate::interbank::SettlementCycleRecord;
 use crate::ledger::accounts::Account;
-use crate::ledger::transfers::Hold;
+use crate::ledger::transfers::{Hold, HoldPurpose};
 use crate::merchant::Order;
 use crate::state::{decode_record, key};
 use crate::types::{AccountId, Currency, CycleId, OrderId, TransferId};
@@ -36,6 +36,8 @@ pub enum InvariantViolation {
     HoldWithoutTransfer { hold: TransferId },
     #[error("cycle {cycle:?} net positions do not sum to zero")]
     NetPositionsNotZero { cycle: CycleId },
+    #[error("{account:?} counts other card authorizations than its open ones")]
+    CardAuthorizationsMismatch { account: AccountId },
 }
 
 /// What the check saw.
@@ -66,7 +68,8 @@ fn all<T: DeserializeOwned>(store: &dyn StateStore, tag: u8) -> Result<Vec<T>, I
 /// debits equal pending credits; no account's available balance is below its floor; each
 /// account's pending totals equal the sum of its holds; every hold's transfer id is
 /// claimed; no order refunded more than was paid; every settlement cycle's net positions
-/// sum to zero per currency. (That a transfer id applies at most once is structural: one
+/// sum to zero per currency; each wallet's count of card payments waiting for their bank
+/// equals its open card-authorization holds. (That a transfer id applies at most once is structural: one
 /// record per id, claimed in the same layer as the movement.)
 pub fn check_invariants(store: &dyn StateStore) -> Result<InvariantReport, InvariantViolation> {
     let accounts: Vec<Account> = all(store, key::ACCOUNT)?;
@@ -84,6 +87,19 @@ pub fn check_invariants(store: &dyn StateStore) -> Result<InvariantReport, Invar
             .is_some();
         if !claimed {
             return Err(InvariantViolation::HoldWithoutTransfer { hold: hold.id });
+        }
+    }
+
+    // Open card authorizations per payer, from the holds and their orders.
+    let payers: BTreeMap<OrderId, AccountId> = orders
+        .iter()
+        .filter_map(|o| o.payer.map(|p| (o.id, p)))
+        .collect();
+    let mut authorizations: BTreeMap<AccountId, u32> = BTreeMap::new();
+    for hold in &holds {
+        if let HoldPurpose::CardAuthorization(order) = hold.purpose {
+            let payer = payers.get(&order).copied().unwrap_or_default();
+            *authorizations.entry(payer).or_default() += 1;
         }
     }
 
@@ -107,10 +123,18 @@ pub fn check_invariants(store: &dyn StateStore) -> Result<InvariantReport, Invar
         if a.available() < a.floor() || a.balance() < a.floor() {
             return Err(InvariantViolation::BelowFloor { account: a.id });
         }
+        let open = authorizations.remove(&a.id).unwrap_or_default();
+        if open != u32::from(a.holder.card_authorizations) {
+            return Err(InvariantViolation::CardAuthorizationsMismatch { account: a.id });
+        }
         let (debits, credits) = held.get(&a.id).copied().unwrap_or_default();
         if debits != a.debits_pending || credits != a.credits_pending {
             return Err(InvariantViolation::PendingMismatch { account: a.id });
         }
+    }
+    // A card authorization whose payer is not an account is counted nowhere.
+    if let Some((account, _)) = authorizations.pop_first() {
+        return Err(InvariantViolation::CardAuthorizationsMismatch { account });
     }
     for (currency, sum) in posted {
         if sum != 0 {

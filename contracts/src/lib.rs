@@ -48,8 +48,8 @@ pub use invariants::{InvariantReport, InvariantViolation, check_invariants};
 pub use ledger::accounts::{Account, AccountKind, Holder, SecondFactor};
 pub use ledger::transfers::{Hold, HoldPurpose, TransferRecord};
 pub use merchant::{
-    CARD_AUTHORIZATION_MS, ESCROW_MS_MAX, Order, OrderStatus, PAYMENT_CODE_LIFETIME_MS_MAX,
-    merchant_fee,
+    CARD_AUTHORIZATION_MS, CARD_AUTHORIZATIONS_PER_WALLET_MAX, ESCROW_MS_MAX, Order, OrderStatus,
+    PAYMENT_CODE_LIFETIME_MS_MAX, merchant_fee,
 };
 pub use store::{Entries, MemoryStore, StateStore, Write};
 pub use transaction::{

@@ -10,9 +10,9 @@ use crate::context::{Tx, TxError, TxResult};
 use crate::ledger::accounts::AccountKind;
 use crate::ledger::transfers::{
     Hold, HoldPurpose, Leg, check_amount, claim_transfer_id, find_hold, place_hold, post_linked,
-    resolve_hold,
+    resolve_hold, screen,
 };
-use crate::regulation::record_outflow;
+use crate::regulation::clear_outflow;
 use crate::state::key;
 use crate::transaction::{PaymentCode, PaymentSource, Roles};
 use crate::types::{AccountId, Amount, Currency, InstitutionId, OrderId, TimeMs, TransferId};
@@ -24,6 +24,11 @@ pub const ESCROW_MS_MAX: u64 = 90 * 86_400_000;
 pub const CARD_AUTHORIZATION_MS: u64 = 15 * 60_000;
 /// The longest an order may stay open: 30 days.
 pub const ORDER_LIFETIME_MS_MAX: u64 = 30 * 86_400_000;
+/// The most card payments one wallet may have waiting for their bank's approval at once.
+/// Such a hold reserves the bank's issuance headroom without the bank's consent, so a
+/// wallet may tie up at most this many times its tier's single-payment limit (each hold is
+/// also counted against the payer's daily limit, and stays counted if it is voided).
+pub const CARD_AUTHORIZATIONS_PER_WALLET_MAX: u8 = 2;
 /// The longest a payment code may be valid: 10 minutes.
 pub const PAYMENT_CODE_LIFETIME_MS_MAX: u64 = 10 * 60_000;
 
@@ -151,12 +156,14 @@ pub(crate) fn create_order(
     Ok(())
 }
 
-/// `PayOrder`. From balance: the payer's own money, under its tier limits and second
-/// factor. From a card: the card's bank's issuance account, which moves only if the bank
-/// co-signed; without its co-signature the money is held until the bank posts or voids
-/// it (`AuthorizeCardPayment`) or the authorization expires. With `escrow_ms`, a funded
-/// payment is held until `ConfirmReceipt` or the escrow expires (then it goes to the
-/// merchant).
+/// `PayOrder`. From balance: the payer's own money. From a card: the card's bank's
+/// issuance account, which moves only if the bank co-signed; without its co-signature the
+/// money is held until the bank posts or voids it (`AuthorizeCardPayment`) or the
+/// authorization expires, and a wallet may have at most
+/// [`CARD_AUTHORIZATIONS_PER_WALLET_MAX`] such holds open. Either way the payer passes the
+/// same outflow checks (frozen, sanctions, second factor, tier limits) before the source is
+/// looked at. With `escrow_ms`, a funded payment is held until `ConfirmReceipt` or the
+/// escrow expires (then it goes to the merchant).
 pub(crate) fn pay_order(
     tx: &mut Tx<'_, '_>,
     payer: AccountId,
@@ -181,11 +188,9 @@ pub(crate) fn pay_order(
         return Err(Rejection::InvalidField.into());
     }
     claim_transfer_id(tx, id, body)?;
+    let cleared = clear_outflow(tx, payer, order.amount)?;
     let (funding, bank_approved) = match source {
-        PaymentSource::Balance => {
-            record_outflow(tx, payer, order.amount)?;
-            (payer, true)
-        }
+        PaymentSource::Balance => (payer, true),
         PaymentSource::Card(card) => {
             let binding: CardBinding = tx
                 .state
@@ -202,10 +207,13 @@ pub(crate) fn pay_order(
     let hold = match (bank_approved, escrow_ms) {
         (true, None) => None,
         (true, Some(ms)) => Some((HoldPurpose::Escrow(order_id), ms)),
-        (false, None) => Some((
-            HoldPurpose::CardAuthorization(order_id),
-            CARD_AUTHORIZATION_MS,
-        )),
+        (false, None) => {
+            open_card_authorization(tx, payer)?;
+            Some((
+                HoldPurpose::CardAuthorization(order_id),
+                CARD_AUTHORIZATION_MS,
+            ))
+        }
         // Escrow of card money needs the bank's approval up front.
         (false, Some(_)) => return Err(Rejection::MissingCoSignature.into()),
     };
@@ -218,6 +226,7 @@ pub(crate) fn pay_order(
                     credit: order.merchant,
                     amount: order.amount,
                 }],
+                Some(cleared),
             )?;
             order.status = OrderStatus::Paid;
             order.paid = order.amount;
@@ -240,6 +249,7 @@ pub(crate) fn pay_order(
                     expires_at_ms,
                     purpose,
                 },
+                Some(cleared),
             )?;
             order.status = OrderStatus::Held;
             order.hold = Some(id);
@@ -256,9 +266,38 @@ pub(crate) fn pay_order(
     Ok(())
 }
 
+/// Counts one more card payment of `payer` waiting for its bank, within the bound.
+fn open_card_authorization(tx: &mut Tx<'_, '_>, payer: AccountId) -> TxResult {
+    let mut wallet = tx.account(payer)?;
+    if wallet.holder.card_authorizations >= CARD_AUTHORIZATIONS_PER_WALLET_MAX {
+        return Err(Rejection::CardAuthorizationsExceeded.into());
+    }
+    wallet.holder.card_authorizations += 1;
+    tx.put_account(&wallet);
+    Ok(())
+}
+
+/// A card authorization hold is resolved (approved, declined, voided or expired): its
+/// payer has one fewer waiting.
+fn close_card_authorization(tx: &mut Tx<'_, '_>, order: &Order, hold: &Hold) -> TxResult {
+    if !matches!(hold.purpose, HoldPurpose::CardAuthorization(_)) {
+        return Ok(());
+    }
+    let payer = order.payer.ok_or(Rejection::OrderNotHeld)?;
+    let mut wallet = tx.account(payer)?;
+    wallet.holder.card_authorizations = wallet
+        .holder
+        .card_authorizations
+        .checked_sub(1)
+        .ok_or(Rejection::Overflow)?;
+    tx.put_account(&wallet);
+    Ok(())
+}
+
 /// Posts an order's hold in full: the order is paid.
 fn complete_held(tx: &mut Tx<'_, '_>, order: &mut Order, hold: &Hold) -> TxResult {
     resolve_hold(tx, hold, hold.amount)?;
+    close_card_authorization(tx, order, hold)?;
     order.status = OrderStatus::Paid;
     order.paid = hold.amount;
     order.hold = None;
@@ -275,6 +314,7 @@ fn complete_held(tx: &mut Tx<'_, '_>, order: &mut Order, hold: &Hold) -> TxResul
 /// Voids an order's hold: the money stays with the payer; the order is `next`.
 fn void_held(tx: &mut Tx<'_, '_>, order: &mut Order, hold: &Hold, next: OrderStatus) -> TxResult {
     resolve_hold(tx, hold, 0)?;
+    close_card_authorization(tx, order, hold)?;
     let payer = order.payer.unwrap_or_default();
     order.status = next;
     order.hold = None;
@@ -335,8 +375,10 @@ pub(crate) fn authorize_card_payment(
     }
 }
 
-/// `CancelOrder`: the merchant cancels an unpaid order, or the merchant or payer voids a
-/// held payment (the money returns to the payer).
+/// `CancelOrder`. The merchant cancels its own order, open or held (a held payment is
+/// voided: the money stays with the payer). The payer of a held payment voids its own
+/// payment: the hold is released and the order is open again for anyone to pay — a payer
+/// never cancels the merchant's order. Anyone else: `NOT_PERMITTED`.
 pub(crate) fn cancel_order(tx: &mut Tx<'_, '_>, sender: AccountId, id: OrderId) -> TxResult {
     let mut order = order(tx, id)?;
     let is_merchant = order.merchant == sender;
@@ -346,9 +388,13 @@ pub(crate) fn cancel_order(tx: &mut Tx<'_, '_>, sender: AccountId, id: OrderId) 
             order.status = OrderStatus::Cancelled;
             put_order(tx, &order);
         }
-        OrderStatus::Held if is_merchant || is_payer => {
+        OrderStatus::Held if is_merchant => {
             let hold = held(tx, &order)?;
             void_held(tx, &mut order, &hold, OrderStatus::Cancelled)?;
+        }
+        OrderStatus::Held if is_payer => {
+            let hold = held(tx, &order)?;
+            return void_held(tx, &mut order, &hold, OrderStatus::Open);
         }
         OrderStatus::Open | OrderStatus::Held => return Err(Rejection::NotPermitted.into()),
         OrderStatus::Paid | OrderStatus::Cancelled => {
@@ -387,6 +433,10 @@ pub(crate) fn refund(
         return Err(Rejection::RefundExceedsPaid.into());
     }
     claim_transfer_id(tx, id, body)?;
+    // A refund of a card payment goes to the card's bank, but it is the payer's money:
+    // a frozen or sanctioned payer receives no refund either way.
+    let payer_account = tx.account(payer)?;
+    screen(tx, &payer_account)?;
     post_linked(
         tx,
         &[Leg {
@@ -394,6 +444,7 @@ pub(crate) fn refund(
             credit: funding,
             amount,
         }],
+        None,
     )?;
     order.refunded = refunded;
     put_order(tx, &order);
@@ -439,7 +490,7 @@ pub(crate) fn collect_by_code(
     }
     tx.state.put(used, &());
     claim_transfer_id(tx, id, body)?;
-    record_outflow(tx, code.payer, amount)?;
+    let cleared = clear_outflow(tx, code.payer, amount)?;
     post_linked(
         tx,
         &[Leg {
@@ -447,6 +498,7 @@ pub(crate) fn collect_by_code(
             credit: merchant,
             amount,
         }],
+        Some(cleared),
     )?;
     tx.emit(Event::CollectedByCode {
         id,
@@ -469,7 +521,7 @@ pub(crate) fn pay_merchant(
     tx.account_of_kind(payer, AccountKind::ConsumerWallet)?;
     tx.account_of_kind(merchant, AccountKind::Merchant)?;
     claim_transfer_id(tx, id, body)?;
-    record_outflow(tx, payer, amount)?;
+    let cleared = clear_outflow(tx, payer, amount)?;
     post_linked(
         tx,
         &[Leg {
@@ -477,6 +529,7 @@ pub(crate) fn pay_merchant(
             credit: merchant,
             amount,
         }],
+        Some(cleared),
     )?;
     tx.emit(Event::MerchantPaid {
         id,
@@ -528,7 +581,7 @@ pub(crate) fn settle_merchant(
             amount: fee,
         });
     }
-    post_linked(tx, &legs)?;
+    post_linked(tx, &legs, None)?;
     tx.emit(Event::MerchantSettled {
         id,
         merchant,

@@ -5,18 +5,52 @@
 use tally_crypto::Hash;
 
 use crate::context::{Tx, TxResult};
+use crate::ledger::accounts::AccountKind;
 use crate::state::key;
 use crate::transaction::Roles;
 use crate::types::{AccountId, Amount, DAY_MS, InstitutionId};
 use crate::{Event, Rejection};
 
-/// Checks that `account` may send `amount` now — not frozen, second factor present above
-/// its threshold, within its tier's single-payment and daily limits — and counts it
-/// against today's outflow. Called before the money moves, in the same transaction.
-pub(crate) fn record_outflow(tx: &mut Tx<'_, '_>, account: AccountId, amount: Amount) -> TxResult {
-    let mut a = tx.account(account)?;
+/// Proof that one consumer payment passed the outflow checks in this transaction: who
+/// pays and how much. Only [`clear_outflow`] makes one, and the ledger's posting helpers
+/// ([`crate::ledger::transfers::post_linked`], [`crate::ledger::transfers::place_hold`])
+/// demand one for every leg that spends a consumer's money — a debit of a wallet, or card
+/// money from a bank's issuance account towards anyone but the wallet itself — so a flow
+/// that skips the checks cannot move the money.
+#[must_use = "the outflow is cleared for one posting: hand it to the ledger"]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ClearedOutflow {
+    payer: AccountId,
+    amount: Amount,
+}
+
+impl ClearedOutflow {
+    pub fn payer(&self) -> AccountId {
+        self.payer
+    }
+
+    pub fn amount(&self) -> Amount {
+        self.amount
+    }
+}
+
+/// The outflow checks, the same for every way money leaves a consumer or is committed on
+/// its behalf (balance, card, payment code, bill, transfer, remittance, withdrawal): the
+/// payer is a consumer wallet (merchants and billers move their money only by settlement
+/// and refunds), not frozen, not sanctioned, the second factor co-signed above its
+/// threshold, and the amount fits the tier's single and daily limits. Counts the amount
+/// against today's outflow, before the money moves, in the same transaction.
+pub(crate) fn clear_outflow(
+    tx: &mut Tx<'_, '_>,
+    payer: AccountId,
+    amount: Amount,
+) -> TxResult<ClearedOutflow> {
+    let mut a = tx.account_of_kind(payer, AccountKind::ConsumerWallet)?;
     if a.frozen {
         return Err(Rejection::AccountFrozen.into());
+    }
+    if tx.is_sanctioned(&a.holder.identity)? {
+        return Err(Rejection::Sanctioned.into());
     }
     let second_factor_missing = a
         .holder
@@ -47,7 +81,7 @@ pub(crate) fn record_outflow(tx: &mut Tx<'_, '_>, account: AccountId, amount: Am
     a.holder.outflow_day = today;
     a.holder.outflow_today = spent;
     tx.put_account(&a);
-    Ok(())
+    Ok(ClearedOutflow { payer, amount })
 }
 
 fn regulator(tx: &Tx<'_, '_>, sender: InstitutionId) -> TxResult {

@@ -823,6 +823,33 @@ fn cancel_open_order_and_void_held_payment() {
         amount: 500
     }));
     assert_eq!(w.account(ALICE).available(), 100_000);
+    // The payer voided its own payment; the merchant's order is open again, not cancelled.
+    assert!(
+        !r.events
+            .contains(&Event::OrderCancelled { order: OrderId(2) })
+    );
+    let reopened = query::order(&w.store, OrderId(2)).unwrap().unwrap();
+    assert_eq!((reopened.status, reopened.payer), (OrderStatus::Open, None));
+    // The merchant may cancel its own held order: the hold is voided, the order cancelled.
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(3, 2, PaymentSource::Balance, Some(100_000)),
+    ));
+    let r = w.submit(a(SHOP), &[&shop], TxKind::CancelOrder { order: OrderId(2) });
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![
+            Event::PaymentVoided {
+                order: OrderId(2),
+                payer: AccountId(ALICE),
+                amount: 500
+            },
+            Event::OrderCancelled { order: OrderId(2) }
+        ]
+    );
+    assert_eq!(w.account(ALICE).available(), 100_000);
     rejected(
         &w.submit(a(SHOP), &[&shop], TxKind::CancelOrder { order: OrderId(2) }),
         Rejection::OrderNotCancellable,
@@ -1579,4 +1606,312 @@ fn genesis_only_on_an_empty_store_and_validated() {
     let a1 = genesis().apply(&MemoryStore::new()).unwrap();
     let a2 = genesis().apply(&MemoryStore::new()).unwrap();
     assert_eq!(a1, a2);
+}
+
+// ---------------------------------------------------------------- no way around the rules
+
+/// Binds card `n` of `bank` to `id`'s wallet.
+fn bind(w: &mut World, id: u128, who: &SigningKey, n: u8, bank: InstitutionId) {
+    ok(&w.submit(
+        a(id),
+        &[who, &institution_key(bank)],
+        TxKind::BindCard {
+            card: card(n),
+            bank,
+        },
+    ));
+}
+
+fn freeze(w: &mut World, id: u128) {
+    ok(&w.institution(
+        REGULATOR,
+        TxKind::Freeze {
+            account: AccountId(id),
+            reason: Hash::digest("case", b"card"),
+        },
+    ));
+}
+
+#[test]
+fn a_customer_whose_wallet_is_frozen_cannot_pay_by_card_even_with_the_bank() {
+    let (mut w, alice, ..) = world();
+    let shop = key(SHOP as u64);
+    let bank = institution_key(BANK_A);
+    bind(&mut w, ALICE, &alice, 7, BANK_A);
+    ok(&create_order(&mut w, &shop, 1, 500, 600_000));
+    freeze(&mut w, ALICE);
+    let issuance_before = w.institutional(BANK_A, AccountKind::BankIssuance, Currency::CNY);
+    for keys in [vec![&alice, &bank], vec![&alice]] {
+        rejected(
+            &w.submit(
+                a(ALICE),
+                &keys,
+                pay(1, 1, PaymentSource::Card(card(7)), None),
+            ),
+            Rejection::AccountFrozen,
+        );
+    }
+    // Nothing moved and nothing was reserved on the bank's issuance account.
+    assert_eq!(
+        w.institutional(BANK_A, AccountKind::BankIssuance, Currency::CNY),
+        issuance_before
+    );
+    assert_eq!(
+        query::order(&w.store, OrderId(1)).unwrap().unwrap().status,
+        OrderStatus::Open
+    );
+    ok(&w.institution(
+        REGULATOR,
+        TxKind::Unfreeze {
+            account: AccountId(ALICE),
+        },
+    ));
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice, &bank],
+        pay(2, 1, PaymentSource::Card(card(7)), None),
+    ));
+}
+
+#[test]
+fn a_customer_paying_by_card_meets_the_same_limits_and_second_factor_as_from_balance() {
+    let (mut w, _alice, bob, ..) = world();
+    let shop = key(SHOP as u64);
+    let bank = institution_key(BANK_A);
+    bind(&mut w, BOB, &bob, 8, BANK_A);
+    // Bob's tier 0: 10_000 a payment, 20_000 a day, whatever the source.
+    ok(&create_order(&mut w, &shop, 1, TIER0_SINGLE + 1, 600_000));
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &bank],
+            pay(1, 1, PaymentSource::Card(card(8)), None),
+        ),
+        Rejection::OverSingleLimit,
+    );
+    for order in 2..=3 {
+        ok(&create_order(&mut w, &shop, order, TIER0_SINGLE, 600_000));
+        ok(&w.submit(
+            a(BOB),
+            &[&bob, &bank],
+            pay(order, order, PaymentSource::Card(card(8)), None),
+        ));
+    }
+    // Card payments count against the day: the next card or balance payment is over it.
+    ok(&create_order(&mut w, &shop, 4, 1, 600_000));
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &bank],
+            pay(4, 4, PaymentSource::Card(card(8)), None),
+        ),
+        Rejection::OverDailyLimit,
+    );
+    w.fund(BOB, BANK_A, 100);
+    rejected(
+        &w.submit(a(BOB), &[&bob], pay(5, 4, PaymentSource::Balance, None)),
+        Rejection::OverDailyLimit,
+    );
+    w.advance(DAY_MS);
+    // A second factor above 50: the card path asks for it as the balance path does.
+    let token = key(780);
+    ok(&w.submit(
+        a(BOB),
+        &[&bob, &token],
+        TxKind::SetSecondFactor {
+            key: Some(token.public_key()),
+            threshold: 50,
+        },
+    ));
+    ok(&create_order(&mut w, &shop, 6, 51, 600_000));
+    for (id, source, keys) in [
+        (6, PaymentSource::Card(card(8)), vec![&bob, &bank]),
+        (7, PaymentSource::Card(card(8)), vec![&bob]),
+        (8, PaymentSource::Balance, vec![&bob]),
+    ] {
+        rejected(
+            &w.submit(a(BOB), &keys, pay(id, 6, source, None)),
+            Rejection::SecondFactorRequired,
+        );
+    }
+    ok(&w.submit(
+        a(BOB),
+        &[&bob, &bank, &token],
+        pay(9, 6, PaymentSource::Card(card(8)), None),
+    ));
+}
+
+#[test]
+fn a_stranger_holding_an_order_by_card_cannot_cancel_it_nor_tie_up_the_bank() {
+    let (mut w, alice, bob, carol, shop) = world();
+    bind(&mut w, BOB, &bob, 9, BANK_B);
+    ok(&create_order(&mut w, &shop, 1, 700, 600_000));
+    // Bob pays by card without the bank's consent: a hold on bank B's issuance account.
+    ok(&w.submit(
+        a(BOB),
+        &[&bob],
+        pay(1, 1, PaymentSource::Card(card(9)), None),
+    ));
+    assert_eq!(w.account(BOB).holder.card_authorizations, 1);
+    // Carol, a stranger to the payment, cannot cancel it.
+    rejected(
+        &w.submit(
+            a(CAROL),
+            &[&carol],
+            TxKind::CancelOrder { order: OrderId(1) },
+        ),
+        Rejection::NotPermitted,
+    );
+    // Bob's cancel voids his own hold and opens the order again; it does not cancel it.
+    let r = w.submit(a(BOB), &[&bob], TxKind::CancelOrder { order: OrderId(1) });
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::PaymentVoided {
+            order: OrderId(1),
+            payer: AccountId(BOB),
+            amount: 700
+        }]
+    );
+    assert_eq!(w.account(BOB).holder.card_authorizations, 0);
+    let order = query::order(&w.store, OrderId(1)).unwrap().unwrap();
+    assert_eq!((order.status, order.payer), (OrderStatus::Open, None));
+    // Now Bob is no payer: the open order is the merchant's alone to cancel.
+    rejected(
+        &w.submit(a(BOB), &[&bob], TxKind::CancelOrder { order: OrderId(1) }),
+        Rejection::NotPermitted,
+    );
+    ok(&w.submit(a(ALICE), &[&alice], pay(2, 1, PaymentSource::Balance, None)));
+    // At most two card payments of one wallet wait for the bank at once: the bank's
+    // headroom a wallet can reserve without consent is bounded.
+    for order in 2..=4 {
+        ok(&create_order(&mut w, &shop, order, 100, 600_000));
+    }
+    ok(&w.submit(
+        a(BOB),
+        &[&bob],
+        pay(3, 2, PaymentSource::Card(card(9)), None),
+    ));
+    ok(&w.submit(
+        a(BOB),
+        &[&bob],
+        pay(4, 3, PaymentSource::Card(card(9)), None),
+    ));
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob],
+            pay(5, 4, PaymentSource::Card(card(9)), None),
+        ),
+        Rejection::CardAuthorizationsExceeded,
+    );
+    assert_eq!(
+        w.institutional(BANK_B, AccountKind::BankIssuance, Currency::CNY)
+            .debits_pending,
+        200
+    );
+    // The bank's answer frees a place; so does expiry.
+    ok(&w.institution(
+        BANK_B,
+        TxKind::AuthorizeCardPayment {
+            order: OrderId(2),
+            approve: false,
+        },
+    ));
+    ok(&w.submit(
+        a(BOB),
+        &[&bob],
+        pay(6, 4, PaymentSource::Card(card(9)), None),
+    ));
+    assert_eq!(w.account(BOB).holder.card_authorizations, 2);
+    w.advance(CARD_AUTHORIZATION_MS);
+    let out = w.block(vec![]);
+    assert_eq!(out.expired.len(), 2);
+    assert_eq!(w.account(BOB).holder.card_authorizations, 0);
+    assert_eq!(
+        w.institutional(BANK_B, AccountKind::BankIssuance, Currency::CNY)
+            .debits_pending,
+        0
+    );
+}
+
+#[test]
+fn a_merchant_or_biller_cannot_pay_wallets_or_shops_directly() {
+    let (mut w, alice, ..) = world();
+    let shop = key(SHOP as u64);
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        TxKind::PayMerchant {
+            id: TransferId(1),
+            merchant: AccountId(SHOP),
+            amount: 5_000,
+        },
+    ));
+    let biller = key(31);
+    ok(&w.submit(
+        Party::Institution(BANK_A),
+        &[&institution_key(BANK_A), &biller],
+        TxKind::RegisterBiller {
+            account: AccountId(31),
+            key: biller.public_key(),
+            currency: Currency::CNY,
+            identity: identity(31),
+        },
+    ));
+    ok(&w.submit(
+        a(31),
+        &[&biller],
+        TxKind::IssueBill {
+            bill: BillId(1),
+            customer: Hash::digest("customer", b"1"),
+            amount: 100,
+            due_ms: w.time_ms + DAY_MS,
+        },
+    ));
+    let before = w.account(SHOP);
+    // The shop tries every consumer flow to move its takings without settlement's fee.
+    for kind in [
+        transfer(2, ALICE, 1_000),
+        TxKind::PayMerchant {
+            id: TransferId(3),
+            merchant: AccountId(SHOP),
+            amount: 1_000,
+        },
+        TxKind::CrossBorderTransfer {
+            id: TransferId(4),
+            provider: FX,
+            beneficiary: AccountId(ALICE),
+            amount: FxAmount::Send {
+                debit: 1_000,
+                min_credit: 0,
+            },
+        },
+        TxKind::PayBill {
+            id: TransferId(7),
+            bill: BillId(1),
+            amount: 100,
+        },
+    ] {
+        rejected(
+            &w.submit(a(SHOP), &[&shop], kind),
+            Rejection::WrongAccountKind,
+        );
+    }
+    let after = w.account(SHOP);
+    assert_eq!(after.balance(), before.balance());
+    assert_eq!(after.holder.nonce, before.holder.nonce + 4);
+    rejected(
+        &w.submit(a(31), &[&biller], transfer(5, ALICE, 1)),
+        Rejection::WrongAccountKind,
+    );
+    // Settlement is the merchant's way out, with its fee.
+    ok(&w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::SettleMerchant {
+            id: TransferId(6),
+            amount: 5_000,
+        },
+    ));
 }

@@ -57,6 +57,10 @@ pub struct Holder {
     pub outflow_day: u64,
     pub outflow_today: u128,
     pub cards: u8,
+    /// Card payments of this wallet waiting for their bank's approval (holds on the bank's
+    /// issuance account the bank has not consented to), at most
+    /// [`crate::CARD_AUTHORIZATIONS_PER_WALLET_MAX`].
+    pub card_authorizations: u8,
     pub merchant_fee_bps: u16,
 }
 
@@ -93,6 +97,7 @@ impl Holder {
             outflow_day: 0,
             outflow_today: 0,
             cards: 0,
+            card_authorizations: 0,
             merchant_fee_bps: 0,
         }
     }

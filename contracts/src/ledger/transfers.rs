@@ -13,7 +13,8 @@ use crate::Rejection;
 use crate::context::TxError;
 use crate::context::{Tx, TxResult};
 use crate::interbank::record_obligation;
-use crate::ledger::accounts::Account;
+use crate::ledger::accounts::{Account, AccountKind};
+use crate::regulation::ClearedOutflow;
 use crate::state::key;
 use crate::types::{AMOUNT_MAX, AccountId, Amount, OrderId, TimeMs, TransferId};
 
@@ -79,55 +80,151 @@ pub(crate) fn claim_transfer_id(tx: &mut Tx<'_, '_>, id: TransferId, body: Hash)
     Ok(())
 }
 
-/// Accounts a group touches, loaded once and written once.
-struct Touched(Vec<Account>);
+/// Accounts a group touches, loaded once and written once. When `screen` is set (new
+/// movements, not the resolution of holds placed earlier), each account is checked as it
+/// is first loaded: not frozen, and, for an account with a holder, its identity not on the
+/// sanctions list (one keyed read: O(log n) in the size of state).
+struct Touched {
+    accounts: Vec<Account>,
+    screen: bool,
+}
 
 impl Touched {
+    fn new(capacity: usize, screen: bool) -> Touched {
+        Touched {
+            accounts: Vec::with_capacity(capacity),
+            screen,
+        }
+    }
+
+    fn get(&mut self, tx: &mut Tx<'_, '_>, id: AccountId) -> TxResult<&mut Account> {
+        let at = match self.accounts.iter().position(|a| a.id == id) {
+            Some(at) => at,
+            None => {
+                let account = tx.account(id)?;
+                if self.screen {
+                    screen(tx, &account)?;
+                }
+                self.accounts.push(account);
+                self.accounts.len() - 1
+            }
+        };
+        self.accounts
+            .get_mut(at)
+            .ok_or(TxError::Rejected(Rejection::AccountNotFound))
+    }
+
     fn with<T>(
         &mut self,
         tx: &mut Tx<'_, '_>,
         id: AccountId,
         f: impl FnOnce(&mut Account) -> Result<T, Rejection>,
     ) -> TxResult<T> {
-        if let Some(account) = self.0.iter_mut().find(|a| a.id == id) {
-            return f(account).map_err(TxError::from);
-        }
-        let mut account = tx.account(id)?;
-        let out = f(&mut account)?;
-        self.0.push(account);
-        Ok(out)
+        f(self.get(tx, id)?).map_err(TxError::from)
     }
 
     fn write(self, tx: &mut Tx<'_, '_>) {
-        for account in &self.0 {
+        for account in &self.accounts {
             tx.put_account(account);
         }
     }
 }
 
-/// Posts every leg or none: all checks (currency, frozen, floors, overflow) run against
-/// the accounts as the earlier legs of the group leave them.
-pub(crate) fn post_linked(tx: &mut Tx<'_, '_>, legs: &[Leg]) -> TxResult {
-    let mut touched = Touched(Vec::with_capacity(legs.len() * 2));
+/// May this account take part in a new movement: not frozen, and not held by a sanctioned
+/// identity. Every new movement of every flow screens every account it touches here, so
+/// listing an identity stops all its accounts at once.
+pub(crate) fn screen(tx: &Tx<'_, '_>, account: &Account) -> TxResult {
+    if account.frozen {
+        return Err(Rejection::AccountFrozen.into());
+    }
+    if account.kind.has_holder() && tx.is_sanctioned(&account.holder.identity)? {
+        return Err(Rejection::Sanctioned.into());
+    }
+    Ok(())
+}
+
+/// Does moving money from `debit` to `credit` spend a consumer's money: a debit of a
+/// consumer wallet, or card money (a bank's issuance account) paid to anyone but a wallet
+/// (a top-up credits the wallet itself; everything else from issuance is a card payment).
+fn spends_for_consumer(debit: &Account, credit: &Account) -> bool {
+    match debit.kind {
+        AccountKind::ConsumerWallet => true,
+        AccountKind::BankIssuance => credit.kind != AccountKind::ConsumerWallet,
+        _ => false,
+    }
+}
+
+/// The outflow clearance a group may use: one, for exactly one leg that spends a
+/// consumer's money, of its payer and amount.
+struct Clearance(Option<ClearedOutflow>);
+
+impl Clearance {
+    fn cover(&mut self, debit: &Account, credit: &Account, amount: Amount) -> TxResult {
+        if !spends_for_consumer(debit, credit) {
+            return Ok(());
+        }
+        let covered = self.0.take().is_some_and(|cleared| {
+            cleared.amount() == amount
+                && (debit.kind != AccountKind::ConsumerWallet || cleared.payer() == debit.id)
+        });
+        // A flow that reaches here without clearing the outflow is a bug in this crate:
+        // tests stop on it; a release build refuses the transaction.
+        debug_assert!(
+            covered,
+            "{:?} spends for a consumer without the outflow checks",
+            debit.id
+        );
+        if covered {
+            Ok(())
+        } else {
+            Err(Rejection::NotPermitted.into())
+        }
+    }
+
+    /// A clearance nothing used is a flow that checked one payment and made another.
+    fn finish(self) -> TxResult {
+        debug_assert!(self.0.is_none(), "cleared outflow {:?} not used", self.0);
+        match self.0 {
+            None => Ok(()),
+            Some(_) => Err(Rejection::NotPermitted.into()),
+        }
+    }
+}
+
+/// Posts every leg or none: all checks (frozen, sanctions, outflow clearance, currency,
+/// floors, overflow) run against the accounts as the earlier legs of the group leave them.
+/// `outflow` clears the one leg that spends a consumer's money, if any.
+pub(crate) fn post_linked(
+    tx: &mut Tx<'_, '_>,
+    legs: &[Leg],
+    outflow: Option<ClearedOutflow>,
+) -> TxResult {
+    let mut clearance = Clearance(outflow);
+    let mut touched = Touched::new(legs.len() * 2, true);
     let mut crossings = Vec::new();
     for leg in legs {
         check_amount(leg.amount)?;
         if leg.debit == leg.credit {
             return Err(Rejection::SameAccount.into());
         }
-        let (currency, from) = touched.with(tx, leg.debit, |a| {
-            a.debit(leg.amount).map(|()| (a.currency, a.institution))
-        })?;
-        let to = touched.with(tx, leg.credit, |a| {
-            if a.currency != currency {
-                return Err(Rejection::CurrencyMismatch);
-            }
-            a.credit(leg.amount).map(|()| a.institution)
-        })?;
-        if from != to {
-            crossings.push((currency, from, to, leg.amount));
+        let debit = touched.get(tx, leg.debit)?.clone();
+        let credit = touched.get(tx, leg.credit)?.clone();
+        clearance.cover(&debit, &credit, leg.amount)?;
+        touched.with(tx, leg.debit, |a| a.debit(leg.amount))?;
+        if credit.currency != debit.currency {
+            return Err(Rejection::CurrencyMismatch.into());
+        }
+        touched.with(tx, leg.credit, |a| a.credit(leg.amount))?;
+        if debit.institution != credit.institution {
+            crossings.push((
+                debit.currency,
+                debit.institution,
+                credit.institution,
+                leg.amount,
+            ));
         }
     }
+    clearance.finish()?;
     touched.write(tx);
     for (currency, from, to, amount) in crossings {
         record_obligation(tx, currency, from, to, amount)?;
@@ -137,21 +234,27 @@ pub(crate) fn post_linked(tx: &mut Tx<'_, '_>, legs: &[Leg]) -> TxResult {
 
 /// Places a hold: reserves `hold.amount` on the debit account and records it as pending
 /// on the credit account, until posted, voided, or expired at `hold.expires_at_ms`.
-pub(crate) fn place_hold(tx: &mut Tx<'_, '_>, hold: &Hold) -> TxResult {
+/// `outflow` clears it when it spends a consumer's money.
+pub(crate) fn place_hold(
+    tx: &mut Tx<'_, '_>,
+    hold: &Hold,
+    outflow: Option<ClearedOutflow>,
+) -> TxResult {
     check_amount(hold.amount)?;
     if hold.debit == hold.credit {
         return Err(Rejection::SameAccount.into());
     }
-    let mut touched = Touched(Vec::with_capacity(2));
-    let currency = touched.with(tx, hold.debit, |a| {
-        a.reserve_debit(hold.amount).map(|()| a.currency)
-    })?;
-    touched.with(tx, hold.credit, |a| {
-        if a.currency != currency {
-            return Err(Rejection::CurrencyMismatch);
-        }
-        a.expect_credit(hold.amount)
-    })?;
+    let mut clearance = Clearance(outflow);
+    let mut touched = Touched::new(2, true);
+    let debit = touched.get(tx, hold.debit)?.clone();
+    let credit = touched.get(tx, hold.credit)?.clone();
+    clearance.cover(&debit, &credit, hold.amount)?;
+    clearance.finish()?;
+    touched.with(tx, hold.debit, |a| a.reserve_debit(hold.amount))?;
+    if credit.currency != debit.currency {
+        return Err(Rejection::CurrencyMismatch.into());
+    }
+    touched.with(tx, hold.credit, |a| a.expect_credit(hold.amount))?;
     touched.write(tx);
     tx.state.put(key::hold(hold.id), hold);
     tx.state.put(key::expiry(hold.expires_at_ms, hold.id), &());
@@ -170,7 +273,9 @@ pub(crate) fn resolve_hold(tx: &mut Tx<'_, '_>, hold: &Hold, posted: Amount) -> 
     if posted > hold.amount {
         return Err(Rejection::InvalidAmount.into());
     }
-    let mut touched = Touched(Vec::with_capacity(2));
+    // A hold placed before a freeze or a sanction still resolves by its rules: the money
+    // was committed when it was placed.
+    let mut touched = Touched::new(2, false);
     let (currency, from) = touched.with(tx, hold.debit, |a| {
         a.settle_debit(hold.amount, posted)
             .map(|()| (a.currency, a.institution))

@@ -204,7 +204,8 @@ pub enum WalletCommand {
         #[arg(long, value_name = "ID")]
         order: u128,
     },
-    /// Cancel an order paid into escrow: the money stays in the wallet.
+    /// Void your own held payment (escrow or a card payment awaiting the bank): the money
+    /// stays with you and the merchant's order is open again.
     CancelOrder {
         #[command(flatten)]
         signer: AccountSigner,

@@ -231,8 +231,10 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
                     order: OrderId(order),
                 },
             )
-            .words(format!("order {order} cancelled; the escrow is released"))
-            .expect("OrderCancelled")
+            .words(format!(
+                "your held payment for order {order} is voided; the order is open again"
+            ))
+            .expect("PaymentVoided")
         }
     })))
 }

@@ -784,6 +784,12 @@ impl Chain {
         Ok(())
     }
 
+    /// Blocks a peer served by sync. A block whose certificate does not verify (no quorum,
+    /// a bad signature, another block's) proves nothing about the chain, only about the
+    /// peer: it is reported (the network cuts it off for a while) and the next poll asks
+    /// another peer. Only what a quorum signed can raise the alarm: a certified block that
+    /// disagrees with this node's own execution (found when it is applied), or a certified
+    /// block that differs from the one this node already committed at that height.
     fn on_synced(&mut self, from: PublicKey, blocks: Vec<SyncedBlock>) -> Result<(), ChainError> {
         for synced in blocks {
             // What the previous block's decision left for later comes first.
@@ -793,52 +799,98 @@ impl Chain {
             }
             let height = self.consensus.height();
             if synced.certificate.height < height {
-                continue;
+                if self.check_decided_again(from, &synced)? {
+                    continue;
+                }
+                break;
             }
             if synced.certificate.height > height {
                 // Not consecutive with what we have: a later poll fills the gap.
                 break;
             }
-            if self.mode == Mode::Audit
-                && let Err(reason) = self.check_certificate(&synced)
-            {
-                // An audit node's peers are the validators: a block they serve whose
-                // certificate does not verify is itself what the regulator must see.
-                self.raise_alarm(audit::Offence {
-                    height: height.0,
-                    reason,
-                    block: &synced.block,
-                    certificate: &synced.certificate,
-                    peer: Some(from),
-                });
-                break;
-            }
             let before = self.head.height;
+            let block_hash = BlockHash::of(&synced.block);
+            let certificate = synced.certificate.clone();
             let out = self.consensus.step(Input::Decided {
                 block: synced.block,
                 certificate: synced.certificate,
             });
             self.carry_out(out)?;
-            if self.head.height == before {
-                warn!(peer = %from, height = height.0, "synced block refused (certificate)");
-                self.send(Outbound::Report(
-                    from,
-                    "synced block with a bad certificate".to_string(),
-                ));
+            if self.halted {
+                // The block was certified and this node's checks of it failed: the alarm
+                // (or, for a validator, the halt) is raised where it was applied.
                 break;
             }
-            if self.halted {
+            if self.head.height == before {
+                // Consensus drops a block whose certificate does not verify; say why.
+                let reason = self
+                    .check_certificate(&certificate, block_hash)
+                    .err()
+                    .unwrap_or_else(|| "the certificate was not accepted".to_string());
+                warn!(peer = %from, height = height.0, %reason, "synced block refused; cutting the peer off");
+                self.send(Outbound::Report(
+                    from,
+                    format!("synced block {} with a bad certificate: {reason}", height.0),
+                ));
                 break;
             }
         }
         Ok(())
     }
 
+    /// A synced block for a height this node has already committed (a late answer, or a
+    /// peer's lie). The same block: nothing to do (true). Another block whose certificate
+    /// verifies: two quorum certificates for one height, which more than a third of the
+    /// voting power must have signed — the alarm (false). Another block with a certificate
+    /// that does not verify: the peer is reported (false).
+    fn check_decided_again(
+        &mut self,
+        from: PublicKey,
+        synced: &SyncedBlock,
+    ) -> Result<bool, ChainError> {
+        let height = synced.certificate.height.0;
+        let Some(ours) = self.storage.block(height)? else {
+            return Ok(true);
+        };
+        let ours_hash = BlockHash::of(&ours);
+        let theirs = BlockHash::of(&synced.block);
+        if theirs == ours_hash {
+            return Ok(true);
+        }
+        match self.check_certificate(&synced.certificate, theirs) {
+            Ok(()) => {
+                self.raise_alarm(audit::Offence {
+                    height,
+                    reason: format!(
+                        "conflicting certificates: a quorum certificate for a block other than \
+                         the committed {} at height {height}",
+                        ours_hash.0
+                    ),
+                    block: &synced.block,
+                    certificate: &synced.certificate,
+                    peer: Some(from),
+                });
+            }
+            Err(reason) => {
+                warn!(peer = %from, height, %reason, "synced block for a decided height refused; cutting the peer off");
+                self.send(Outbound::Report(
+                    from,
+                    format!("synced block {height} with a bad certificate: {reason}"),
+                ));
+            }
+        }
+        Ok(false)
+    }
+
     /// The checks consensus makes of a decided block's certificate, with the reason when
-    /// one fails (consensus itself only drops such a block).
-    fn check_certificate(&mut self, synced: &SyncedBlock) -> Result<(), String> {
-        let certificate = &synced.certificate;
-        if certificate.block != BlockHash::of(&synced.block) {
+    /// one fails (consensus itself only drops such a block). `block` is the hash of the
+    /// block it came with.
+    fn check_certificate(
+        &mut self,
+        certificate: &tally_consensus::CommitCertificate,
+        block: BlockHash,
+    ) -> Result<(), String> {
+        if certificate.block != block {
             return Err("the certificate is for another block".to_string());
         }
         let set = self

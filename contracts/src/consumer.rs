@@ -55,6 +55,9 @@ pub(crate) fn register_holder(tx: &mut Tx<'_, '_>, new: NewHolder) -> TxResult<A
     let mut account = Account::new(new.account, new.kind, new.currency, new.institution);
     account.holder = Holder::new(new.key, new.tier, new.identity);
     account.holder.merchant_fee_bps = new.fee_bps;
+    // The regulator's view of a listing: every account of the identity.
+    tx.state
+        .put(key::identity_account(new.identity, new.account), &());
     Ok(account)
 }
 

@@ -5,6 +5,7 @@
 //! order, so a caller can page on from the last one it got.
 
 use serde::Serialize;
+use tally_crypto::Hash;
 
 use crate::state::{State, decode_record, key};
 use crate::{
@@ -56,6 +57,140 @@ pub fn accounts(
         .iter()
         .map(|(k, v)| decode_record(k, v))
         .collect()
+}
+
+/// Identities on the sanctions list in hash order, starting after `after`, at most
+/// `limit` of them.
+pub fn sanctions(
+    store: &dyn StateStore,
+    after: Option<Hash>,
+    limit: usize,
+) -> Result<Vec<Hash>, ExecutionError> {
+    let (first, end) = key::tag_range(key::SANCTION);
+    let start: Vec<u8> = match after {
+        None => first,
+        // Just past `after`'s own key.
+        Some(identity) => [&key::sanction(identity)[..], &[0]].concat(),
+    };
+    store
+        .scan(&start, &end, limit)?
+        .iter()
+        .map(|(k, _)| {
+            k.strip_prefix(&[key::SANCTION])
+                .and_then(|rest| <[u8; 32]>::try_from(rest).ok())
+                .map(Hash)
+                .ok_or_else(|| ExecutionError::Corrupt { key: k.clone() })
+        })
+        .collect()
+}
+
+/// The accounts registered with `identity` (wallets, merchants, billers) in id order,
+/// starting after `after`, at most `limit` of them. One indexed scan: what a listing of
+/// `identity` stops.
+pub fn identity_accounts(
+    store: &dyn StateStore,
+    identity: Hash,
+    after: Option<AccountId>,
+    limit: usize,
+) -> Result<Vec<Account>, ExecutionError> {
+    let start: Vec<u8> = match after {
+        None => key::identity_account(identity, AccountId(0)).into(),
+        Some(AccountId(u128::MAX)) => return Ok(Vec::new()),
+        Some(AccountId(id)) => key::identity_account(identity, AccountId(id + 1)).into(),
+    };
+    let end = key::identity_accounts_end(identity);
+    store
+        .scan(&start, &end, limit)?
+        .iter()
+        .map(|(k, _)| {
+            let id = k
+                .last_chunk::<16>()
+                .map(|b| AccountId(u128::from_be_bytes(*b)))
+                .ok_or_else(|| ExecutionError::Corrupt { key: k.clone() })?;
+            account_of(store, id)
+        })
+        .collect()
+}
+
+/// An account a sanctions listing stops, with the listed identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SanctionedAccount {
+    pub identity: Hash,
+    pub account: Account,
+}
+
+/// Where a page of [`sanctioned_accounts`] goes on: this identity's accounts after
+/// `after` (all of them when `None`), then the identities listed after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SanctionsCursor {
+    pub identity: Hash,
+    pub after: Option<AccountId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SanctionsPage {
+    pub accounts: Vec<SanctionedAccount>,
+    /// `None` at the end of the list.
+    pub next: Option<SanctionsCursor>,
+}
+
+/// The accounts the sanctions list stops, for the regulator: listed identities in hash
+/// order, each with its accounts in id order, from `from` (the start of the list when
+/// `None`). At most `limit` accounts and `limit` identities per page, each found by
+/// keyed reads and bounded scans.
+pub fn sanctioned_accounts(
+    store: &dyn StateStore,
+    from: Option<SanctionsCursor>,
+    limit: usize,
+) -> Result<SanctionsPage, ExecutionError> {
+    let first_after = |after: Option<Hash>| -> Result<Option<SanctionsCursor>, ExecutionError> {
+        Ok(sanctions(store, after, 1)?
+            .first()
+            .map(|identity| SanctionsCursor {
+                identity: *identity,
+                after: None,
+            }))
+    };
+    let mut next = match from {
+        Some(cursor) => Some(cursor),
+        None => first_after(None)?,
+    };
+    let mut accounts = Vec::new();
+    let mut looked = 0;
+    while let Some(cursor) = next {
+        if accounts.len() >= limit || looked >= limit {
+            return Ok(SanctionsPage {
+                accounts,
+                next: Some(cursor),
+            });
+        }
+        looked += 1;
+        // A cursor's identity may have left the list since the last page.
+        if store.get(&key::sanction(cursor.identity))?.is_some() {
+            let room = limit - accounts.len();
+            let batch = identity_accounts(store, cursor.identity, cursor.after, room)?;
+            let filled = batch.len() == room;
+            let last = batch.last().map(|a| a.id);
+            accounts.extend(batch.into_iter().map(|account| SanctionedAccount {
+                identity: cursor.identity,
+                account,
+            }));
+            if filled {
+                return Ok(SanctionsPage {
+                    accounts,
+                    next: Some(SanctionsCursor {
+                        identity: cursor.identity,
+                        after: last,
+                    }),
+                });
+            }
+        }
+        next = first_after(Some(cursor.identity))?;
+    }
+    Ok(SanctionsPage {
+        accounts,
+        next: None,
+    })
 }
 
 /// Open holds in transfer-id order, at most `limit` of them.

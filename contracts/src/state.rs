@@ -23,6 +23,7 @@ pub(crate) mod key {
     pub const ACCOUNT: u8 = b'A';
     pub const BILL: u8 = b'B';
     pub const CARD: u8 = b'C';
+    pub const IDENTITY_ACCOUNT: u8 = b'D';
     pub const RULES: u8 = b'G';
     pub const HOLD: u8 = b'H';
     pub const INSTITUTION: u8 = b'I';
@@ -108,6 +109,14 @@ pub(crate) mod key {
     }
     pub fn sanction(identity: Hash) -> Key {
         tagged(SANCTION, &[&identity.0])
+    }
+    /// The index from an identity to the accounts registered with it.
+    pub fn identity_account(identity: Hash, account: AccountId) -> Key {
+        tagged(IDENTITY_ACCOUNT, &[&identity.0, &account.to_key_bytes()])
+    }
+    /// Just past every `identity_account(identity, _)` key.
+    pub fn identity_accounts_end(identity: Hash) -> Key {
+        tagged(IDENTITY_ACCOUNT, &[&identity.0, &[0xff; 16], &[0]])
     }
     pub fn obligation(currency: Currency, from: InstitutionId, to: InstitutionId) -> Key {
         tagged(

@@ -1915,3 +1915,239 @@ fn a_merchant_or_biller_cannot_pay_wallets_or_shops_directly() {
         },
     ));
 }
+
+fn sanction(w: &mut World, who: Hash, add: bool) {
+    let kind = if add {
+        TxKind::AddSanction { identity: who }
+    } else {
+        TxKind::RemoveSanction { identity: who }
+    };
+    ok(&w.institution(REGULATOR, kind));
+}
+
+#[test]
+fn a_customer_listed_after_registration_neither_sends_nor_receives_at_any_of_its_accounts() {
+    let (mut w, alice) = fx_world();
+    let bob = key(BOB as u64);
+    let shop = key(SHOP as u64);
+    let bank_a = institution_key(BANK_A);
+    // Alice has two more wallets under the same identity, at bank B, in CNY and USD.
+    let alice_b = w.person_wallet(14, BANK_B, 1, Currency::CNY, identity(ALICE));
+    w.person_wallet(15, BANK_B, 1, Currency::USD, identity(ALICE));
+    w.fund(14, BANK_B, 1_000);
+    w.fund(BOB, BANK_A, 5_000);
+    bind(&mut w, ALICE, &alice, 7, BANK_A);
+    let biller = key(31);
+    ok(&w.submit(
+        Party::Institution(BANK_A),
+        &[&bank_a, &biller],
+        TxKind::RegisterBiller {
+            account: AccountId(31),
+            key: biller.public_key(),
+            currency: Currency::CNY,
+            identity: identity(31),
+        },
+    ));
+    ok(&w.submit(
+        a(31),
+        &[&biller],
+        TxKind::IssueBill {
+            bill: BillId(1),
+            customer: Hash::digest("customer", b"alice"),
+            amount: 100,
+            due_ms: w.time_ms + DAY_MS,
+        },
+    ));
+    // Before the listing: a payment into escrow, a paid order, a payment code.
+    for order in 1..=3 {
+        ok(&create_order(&mut w, &shop, order, 300, 600_000));
+    }
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(1, 1, PaymentSource::Balance, Some(60_000)),
+    ));
+    ok(&w.submit(a(ALICE), &[&alice], pay(2, 2, PaymentSource::Balance, None)));
+    let (c, sig) = code(&alice, 500, w.time_ms + 300_000, 1);
+
+    sanction(&mut w, identity(ALICE), true);
+    let alice_before = w.account(ALICE);
+    let tried: Vec<(u128, Vec<&SigningKey>, TxKind)> = vec![
+        // Sending, from each of her wallets and by every flow.
+        (ALICE, vec![&alice], transfer(10, BOB, 10)),
+        (14, vec![&alice_b], transfer(11, BOB, 10)),
+        (
+            ALICE,
+            vec![&alice],
+            pay(12, 3, PaymentSource::Balance, None),
+        ),
+        (
+            ALICE,
+            vec![&alice, &bank_a],
+            pay(13, 3, PaymentSource::Card(card(7)), None),
+        ),
+        (
+            ALICE,
+            vec![&alice],
+            TxKind::PayMerchant {
+                id: TransferId(14),
+                merchant: AccountId(SHOP),
+                amount: 10,
+            },
+        ),
+        (SHOP, vec![&shop], collect(15, c, sig, 10)),
+        (
+            ALICE,
+            vec![&alice],
+            TxKind::PayBill {
+                id: TransferId(16),
+                bill: BillId(1),
+                amount: 100,
+            },
+        ),
+        (
+            ALICE,
+            vec![&alice],
+            remit(
+                17,
+                USD_BENEFICIARY,
+                FxAmount::Send {
+                    debit: 1_000,
+                    min_credit: 1,
+                },
+            ),
+        ),
+        (
+            ALICE,
+            vec![&alice, &bank_a],
+            TxKind::Withdraw {
+                id: TransferId(18),
+                card: card(7),
+                amount: 10,
+            },
+        ),
+        // Receiving, at each of her wallets and by every flow.
+        (BOB, vec![&bob], transfer(19, ALICE, 10)),
+        (BOB, vec![&bob], transfer(20, 14, 10)),
+        (
+            BOB,
+            vec![&bob],
+            remit(
+                21,
+                15,
+                FxAmount::Send {
+                    debit: 1_000,
+                    min_credit: 1,
+                },
+            ),
+        ),
+        (
+            ALICE,
+            vec![&alice, &bank_a],
+            TxKind::TopUp {
+                id: TransferId(22),
+                card: card(7),
+                amount: 10,
+            },
+        ),
+        (
+            SHOP,
+            vec![&shop],
+            TxKind::Refund {
+                id: TransferId(23),
+                order: OrderId(2),
+                amount: 100,
+            },
+        ),
+    ];
+    for (sender, keys, kind) in tried {
+        let what = format!("{kind:?}");
+        let r = w.submit(a(sender), &keys, kind);
+        assert_eq!(r.result, Err(Rejection::Sanctioned), "{what}: {r:?}");
+    }
+    let mut alice_after = w.account(ALICE);
+    alice_after.holder.nonce = alice_before.holder.nonce;
+    assert_eq!(alice_after, alice_before, "nothing moved but nonces");
+    assert_eq!(w.balance(14), 1_000);
+    assert_eq!(w.balance(15), 0);
+
+    // The regulator's page: every account of the listed identity, by one indexed scan.
+    let page = query::sanctioned_accounts(&w.store, None, 10).unwrap();
+    let listed: Vec<(Hash, u128)> = page
+        .accounts
+        .iter()
+        .map(|s| (s.identity, s.account.id.0))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (identity(ALICE), ALICE),
+            (identity(ALICE), 14),
+            (identity(ALICE), 15)
+        ]
+    );
+    assert_eq!(page.next, None);
+    // Pages of one go on where the last stopped and end with the list.
+    let mut cursor = None;
+    let mut paged = Vec::new();
+    loop {
+        let page = query::sanctioned_accounts(&w.store, cursor, 1).unwrap();
+        paged.extend(page.accounts.iter().map(|s| s.account.id.0));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, vec![ALICE, 14, 15]);
+
+    // The hold placed before the listing resolves by its rules: escrow expiry pays the shop.
+    w.advance(60_000);
+    let out = w.block(vec![]);
+    assert!(
+        matches!(
+            out.expired[..],
+            [Event::PaymentCompleted { amount: 300, .. }]
+        ),
+        "{:?}",
+        out.expired
+    );
+
+    // Taken off the list: she sends and receives again.
+    sanction(&mut w, identity(ALICE), false);
+    ok(&w.submit(a(ALICE), &[&alice], transfer(30, BOB, 10)));
+    ok(&w.submit(a(BOB), &[&bob], transfer(31, 14, 10)));
+    assert!(
+        query::sanctioned_accounts(&w.store, None, 10)
+            .unwrap()
+            .accounts
+            .iter()
+            .all(|s| s.identity != identity(ALICE))
+    );
+}
+
+#[test]
+fn a_merchant_listed_after_registration_is_neither_paid_nor_settled() {
+    let (mut w, alice, ..) = world();
+    let shop = key(SHOP as u64);
+    let pay_shop = |id: u128| TxKind::PayMerchant {
+        id: TransferId(id),
+        merchant: AccountId(SHOP),
+        amount: 1_000,
+    };
+    ok(&w.submit(a(ALICE), &[&alice], pay_shop(1)));
+    sanction(&mut w, identity(SHOP), true);
+    rejected(
+        &w.submit(a(ALICE), &[&alice], pay_shop(2)),
+        Rejection::Sanctioned,
+    );
+    let settle = |id: u128| TxKind::SettleMerchant {
+        id: TransferId(id),
+        amount: 1_000,
+    };
+    rejected(
+        &w.submit(a(SHOP), &[&shop], settle(3)),
+        Rejection::Sanctioned,
+    );
+    sanction(&mut w, identity(SHOP), false);
+    ok(&w.submit(a(SHOP), &[&shop], settle(4)));
+}

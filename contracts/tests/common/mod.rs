@@ -223,6 +223,19 @@ impl World {
         tier: u8,
         currency: Currency,
     ) -> SigningKey {
+        self.person_wallet(id, bank, tier, currency, identity(id))
+    }
+
+    /// Registers a consumer wallet of the person `who` held by `bank`; its key is
+    /// `key(id)`. One person may have several wallets, at one institution or more.
+    pub fn person_wallet(
+        &mut self,
+        id: u128,
+        bank: InstitutionId,
+        tier: u8,
+        currency: Currency,
+        who: Hash,
+    ) -> SigningKey {
         let k = key(id as u64);
         let r = self.submit(
             Party::Account(AccountId(id)),
@@ -233,7 +246,7 @@ impl World {
                 currency,
                 institution: bank,
                 tier,
-                identity: identity(id),
+                identity: who,
             },
         );
         ok(&r);

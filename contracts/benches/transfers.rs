@@ -48,6 +48,8 @@ fn genesis() -> Genesis {
         tiers: vec![TierLimits {
             single_max: 1_000_000_000,
             daily_max: AMOUNT_MAX,
+            yearly_max: NO_CAP,
+            cross_border_yearly_max: NO_CAP,
         }],
         merchant_fee_bps_max: 100,
         corridors: vec![],

@@ -8,7 +8,7 @@ use crate::consumer::{NewHolder, register_holder};
 use crate::context::{Tx, TxError, TxResult};
 use crate::ledger::accounts::AccountKind;
 use crate::ledger::transfers::{Leg, check_amount, claim_transfer_id, post_linked};
-use crate::regulation::clear_outflow;
+use crate::regulation::{Reach, clear_outflow};
 use crate::state::key;
 use crate::transaction::Roles;
 use crate::types::{AccountId, Amount, BillId, Currency, InstitutionId, TimeMs, TransferId};
@@ -120,7 +120,7 @@ pub(crate) fn pay_bill(
         return Err(Rejection::CurrencyMismatch.into());
     }
     claim_transfer_id(tx, id, body)?;
-    let cleared = clear_outflow(tx, payer, amount)?;
+    let cleared = clear_outflow(tx, payer, amount, Reach::Domestic)?;
     post_linked(
         tx,
         &[Leg {

@@ -7,7 +7,7 @@ use tally_crypto::{Hash, PublicKey};
 use crate::context::{Tx, TxError, TxResult};
 use crate::ledger::accounts::{Account, AccountKind, Holder, SecondFactor};
 use crate::ledger::transfers::{Leg, claim_transfer_id, post_linked};
-use crate::regulation::clear_outflow;
+use crate::regulation::{Reach, clear_outflow};
 use crate::state::key;
 use crate::transaction::Roles;
 use crate::types::{AccountId, Amount, CardToken, Currency, InstitutionId, TransferId};
@@ -200,7 +200,7 @@ pub(crate) fn withdraw(
     let account = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
     let bank = cosigning_card_bank(tx, sender, card)?;
     claim_transfer_id(tx, id, body)?;
-    let cleared = clear_outflow(tx, sender, amount)?;
+    let cleared = clear_outflow(tx, sender, amount, Reach::Domestic)?;
     let issuance = AccountId::institutional(bank, AccountKind::BankIssuance, account.currency);
     post_linked(
         tx,
@@ -233,7 +233,7 @@ pub(crate) fn transfer(
 ) -> TxResult {
     tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
     claim_transfer_id(tx, id, body)?;
-    let cleared = clear_outflow(tx, sender, amount)?;
+    let cleared = clear_outflow(tx, sender, amount, Reach::Domestic)?;
     let recipient = tx.account(to)?;
     if recipient.kind != AccountKind::ConsumerWallet {
         return Err(Rejection::WrongAccountKind.into());

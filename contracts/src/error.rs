@@ -47,7 +47,9 @@ rejections! {
     InsufficientFunds => "INSUFFICIENT_FUNDS", "available balance is too low";
     IssuanceLimitExceeded => "ISSUANCE_LIMIT_EXCEEDED", "bank's issuance limit would be exceeded";
     OverSingleLimit => "OVER_TIER_SINGLE_LIMIT", "amount above the KYC tier's single-payment limit";
-    OverDailyLimit => "OVER_TIER_DAILY_LIMIT", "amount above the KYC tier's daily outflow limit";
+    OverDailyLimit => "OVER_TIER_DAILY_LIMIT", "the person's outflow today at this institution would pass the tier's daily limit";
+    OverYearlyLimit => "OVER_TIER_YEARLY_LIMIT", "the person's outflow this year at this institution would pass the tier's yearly limit";
+    CrossBorderQuotaExceeded => "CROSS_BORDER_QUOTA_EXCEEDED", "the person's cross-border transfers this year would pass the tier's yearly quota";
     Overflow => "OVERFLOW", "arithmetic overflow";
     TransferExists => "TRANSFER_EXISTS", "transfer id already applied with this body";
     TransferExistsWithDifferentBody => "TRANSFER_EXISTS_WITH_DIFFERENT_BODY", "transfer id already applied with another body";

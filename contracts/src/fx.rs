@@ -14,7 +14,7 @@ use tally_crypto::Hash;
 use crate::context::{Tx, TxError, TxResult};
 use crate::ledger::accounts::AccountKind;
 use crate::ledger::transfers::{Leg, check_amount, claim_transfer_id, post_linked};
-use crate::regulation::clear_outflow;
+use crate::regulation::{Reach, clear_outflow};
 use crate::state::key;
 use crate::transaction::{FxAmount, Roles};
 use crate::types::{AccountId, Amount, Currency, InstitutionId, TimeMs, TransferId};
@@ -138,7 +138,7 @@ pub(crate) fn cross_border_transfer(
         return Err(Rejection::CorridorLimitExceeded.into());
     }
     claim_transfer_id(tx, id, body)?;
-    let cleared = clear_outflow(tx, sender, debit)?;
+    let cleared = clear_outflow(tx, sender, debit, Reach::CrossBorder)?;
     post_linked(
         tx,
         &[

@@ -82,9 +82,11 @@ impl Genesis {
         }
         if self.tiers.is_empty()
             || self.tiers.len() > TIERS_MAX
-            || self.tiers.iter().any(|t| t.single_max > t.daily_max)
+            || !self.tiers.iter().all(TierLimits::is_consistent)
         {
-            return Err(invalid("tiers: 1..=8, single_max <= daily_max"));
+            return Err(invalid(
+                "tiers: 1..=8, single_max <= daily_max <= yearly_max",
+            ));
         }
         if self.merchant_fee_bps_max > 10_000 {
             return Err(invalid("merchant fee above 100%"));

@@ -27,13 +27,40 @@ pub struct Institution {
     pub nonce: u64,
 }
 
-/// What a KYC tier may move out of an account.
+/// A limit that does not bind: what a genesis file written before yearly limits gets.
+pub const NO_CAP: Amount = Amount::MAX;
+
+fn no_cap() -> Amount {
+    NO_CAP
+}
+
+/// What a KYC tier — an account class, in the style of the regulators' class I / II / III
+/// accounts — lets a person move out. Amounts are minor units of the paying wallet's
+/// currency. The sending wallet's tier sets the limits; the amounts counted against them
+/// are the person's (its identity digest): per day and year, across all its wallets at the
+/// institution holding the wallet; abroad, across all its wallets everywhere. Days are UTC
+/// days of block time, years UTC calendar years ([`crate::utc_year`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierLimits {
-    /// The most one payment may take out of the account.
+    /// The most one payment may take.
     pub single_max: Amount,
-    /// The most that may leave the account in one day (by block time).
+    /// The most a person may send in one day from its wallets at one institution.
     pub daily_max: Amount,
+    /// The most a person may send in one year from its wallets at one institution: small
+    /// for a low-verification class.
+    #[serde(default = "no_cap")]
+    pub yearly_max: Amount,
+    /// The most a person may send abroad (cross-border transfers) in one year, from all
+    /// its wallets at every institution.
+    #[serde(default = "no_cap")]
+    pub cross_border_yearly_max: Amount,
+}
+
+impl TierLimits {
+    /// Limits that make sense: a payment within a day, a day within a year.
+    pub fn is_consistent(&self) -> bool {
+        self.single_max <= self.daily_max && self.daily_max <= self.yearly_max
+    }
 }
 
 /// A cross-border corridor: conversions from `from` to `to` are allowed, each debiting at
@@ -172,15 +199,19 @@ pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult
             tier,
             single_max,
             daily_max,
+            yearly_max,
+            cross_border_yearly_max,
         } => {
             let index = usize::from(*tier);
-            if index >= TIERS_MAX || index > rules.tiers.len() || single_max > daily_max {
-                return Err(Rejection::InvalidField.into());
-            }
             let limits = TierLimits {
                 single_max: *single_max,
                 daily_max: *daily_max,
+                yearly_max: *yearly_max,
+                cross_border_yearly_max: *cross_border_yearly_max,
             };
+            if index >= TIERS_MAX || index > rules.tiers.len() || !limits.is_consistent() {
+                return Err(Rejection::InvalidField.into());
+            }
             match rules.tiers.get_mut(index) {
                 Some(slot) => *slot = limits,
                 None => rules.tiers.push(limits),

@@ -15,6 +15,7 @@
 //! See `README.md` for every transaction, who signs it, its effects, events and errors.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 mod bills;
 mod consumer;
 mod context;
@@ -42,7 +43,7 @@ pub use error::{DecodeError, ExecutionError, Rejection, StoreError};
 pub use events::{Event, NetPosition};
 pub use execute::{BlockContext, BlockOutcome, ChainHead, EXPIRIES_PER_BLOCK_MAX, Ledger, Receipt};
 pub use genesis::{Genesis, GenesisInstitution, GenesisOutcome};
-pub use governance::{Corridor, Institution, Rules, TierLimits};
+pub use governance::{Corridor, Institution, NO_CAP, Rules, TierLimits};
 pub use interbank::{SettlementCycleRecord, net_positions};
 pub use invariants::{InvariantReport, InvariantViolation, check_invariants};
 pub use ledger::accounts::{Account, AccountKind, Holder, SecondFactor};
@@ -51,6 +52,7 @@ pub use merchant::{
     CARD_AUTHORIZATION_MS, CARD_AUTHORIZATIONS_PER_WALLET_MAX, ESCROW_MS_MAX, Order, OrderStatus,
     PAYMENT_CODE_LIFETIME_MS_MAX, merchant_fee,
 };
+pub use regulation::PersonOutflow;
 pub use store::{Entries, MemoryStore, StateStore, Write};
 pub use transaction::{
     FxAmount, GovernanceAction, PAYMENT_CODE_DOMAIN, Party, PaymentCode, PaymentSource, Roles,
@@ -58,7 +60,7 @@ pub use transaction::{
 };
 pub use types::{
     AMOUNT_MAX, AccountId, Amount, BillId, CardToken, Currency, CycleId, DAY_MS, InstitutionId,
-    OrderId, TimeMs, TransferId,
+    OrderId, TimeMs, TransferId, utc_year,
 };
 pub use verify::{VerifiedTransaction, VerifyError, verify_transactions};
 

@@ -12,7 +12,7 @@ use crate::ledger::transfers::{
     Hold, HoldPurpose, Leg, check_amount, claim_transfer_id, find_hold, place_hold, post_linked,
     resolve_hold, screen,
 };
-use crate::regulation::clear_outflow;
+use crate::regulation::{Reach, clear_outflow};
 use crate::state::key;
 use crate::transaction::{PaymentCode, PaymentSource, Roles};
 use crate::types::{AccountId, Amount, Currency, InstitutionId, OrderId, TimeMs, TransferId};
@@ -188,7 +188,7 @@ pub(crate) fn pay_order(
         return Err(Rejection::InvalidField.into());
     }
     claim_transfer_id(tx, id, body)?;
-    let cleared = clear_outflow(tx, payer, order.amount)?;
+    let cleared = clear_outflow(tx, payer, order.amount, Reach::Domestic)?;
     let (funding, bank_approved) = match source {
         PaymentSource::Balance => (payer, true),
         PaymentSource::Card(card) => {
@@ -490,7 +490,7 @@ pub(crate) fn collect_by_code(
     }
     tx.state.put(used, &());
     claim_transfer_id(tx, id, body)?;
-    let cleared = clear_outflow(tx, code.payer, amount)?;
+    let cleared = clear_outflow(tx, code.payer, amount, Reach::Domestic)?;
     post_linked(
         tx,
         &[Leg {
@@ -521,7 +521,7 @@ pub(crate) fn pay_merchant(
     tx.account_of_kind(payer, AccountKind::ConsumerWallet)?;
     tx.account_of_kind(merchant, AccountKind::Merchant)?;
     claim_transfer_id(tx, id, body)?;
-    let cleared = clear_outflow(tx, payer, amount)?;
+    let cleared = clear_outflow(tx, payer, amount, Reach::Domestic)?;
     post_linked(
         tx,
         &[Leg {

@@ -10,8 +10,8 @@ use tally_crypto::Hash;
 use crate::state::{State, decode_record, key};
 use crate::{
     Account, AccountId, AccountKind, Amount, Bill, BillId, Currency, CycleId, Event,
-    ExecutionError, Hold, Institution, InstitutionId, Ledger, Order, OrderId,
-    SettlementCycleRecord, StateStore, TransferId, TxKind,
+    ExecutionError, Hold, Institution, InstitutionId, Ledger, Order, OrderId, PersonOutflow,
+    SettlementCycleRecord, StateStore, TimeMs, TransferId, TxKind,
 };
 
 pub fn account(store: &dyn StateStore, id: AccountId) -> Result<Option<Account>, ExecutionError> {
@@ -57,6 +57,34 @@ pub fn accounts(
         .iter()
         .map(|(k, v)| decode_record(k, v))
         .collect()
+}
+
+/// What a person (identity digest) has sent from its wallets in `currency` at
+/// `institution`, as of `time_ms` (totals of a past day or year read zero): what its
+/// tier's daily and yearly limits are checked against.
+pub fn person_outflow(
+    store: &dyn StateStore,
+    institution: InstitutionId,
+    identity: Hash,
+    currency: Currency,
+    time_ms: TimeMs,
+) -> Result<PersonOutflow, ExecutionError> {
+    let found: Option<PersonOutflow> =
+        State::new(store).get(&key::person_outflow(institution, identity, currency))?;
+    Ok(found.unwrap_or_default().at(time_ms))
+}
+
+/// What a person has sent abroad from its wallets in `currency`, everywhere, as of
+/// `time_ms`: what its yearly cross-border quota is checked against.
+pub fn cross_border_outflow(
+    store: &dyn StateStore,
+    identity: Hash,
+    currency: Currency,
+    time_ms: TimeMs,
+) -> Result<PersonOutflow, ExecutionError> {
+    let found: Option<PersonOutflow> =
+        State::new(store).get(&key::cross_border_outflow(identity, currency))?;
+    Ok(found.unwrap_or_default().at(time_ms))
 }
 
 /// Identities on the sanctions list in hash order, starting after `after`, at most

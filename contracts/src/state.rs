@@ -24,9 +24,11 @@ pub(crate) mod key {
     pub const BILL: u8 = b'B';
     pub const CARD: u8 = b'C';
     pub const IDENTITY_ACCOUNT: u8 = b'D';
+    pub const CROSS_BORDER_OUTFLOW: u8 = b'F';
     pub const RULES: u8 = b'G';
     pub const HOLD: u8 = b'H';
     pub const INSTITUTION: u8 = b'I';
+    pub const PERSON_OUTFLOW: u8 = b'L';
     pub const META: u8 = b'M';
     pub const CYCLE_SEQ: u8 = b'N';
     pub const ORDER: u8 = b'O';
@@ -113,6 +115,17 @@ pub(crate) mod key {
     /// The index from an identity to the accounts registered with it.
     pub fn identity_account(identity: Hash, account: AccountId) -> Key {
         tagged(IDENTITY_ACCOUNT, &[&identity.0, &account.to_key_bytes()])
+    }
+    /// What a person sent from its wallets of one currency at one institution.
+    pub fn person_outflow(institution: InstitutionId, identity: Hash, currency: Currency) -> Key {
+        tagged(
+            PERSON_OUTFLOW,
+            &[&institution.to_key_bytes(), &identity.0, &currency.0],
+        )
+    }
+    /// What a person sent abroad from its wallets of one currency, everywhere.
+    pub fn cross_border_outflow(identity: Hash, currency: Currency) -> Key {
+        tagged(CROSS_BORDER_OUTFLOW, &[&identity.0, &currency.0])
     }
     /// Just past every `identity_account(identity, _)` key.
     pub fn identity_accounts_end(identity: Hash) -> Key {

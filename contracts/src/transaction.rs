@@ -120,10 +120,13 @@ pub enum GovernanceAction {
         currency: Currency,
         limit: Amount,
     },
+    /// A KYC tier's (account class's) limits: see [`crate::TierLimits`].
     SetTierLimits {
         tier: u8,
         single_max: Amount,
         daily_max: Amount,
+        yearly_max: Amount,
+        cross_border_yearly_max: Amount,
     },
     SetFeeSchedule {
         merchant_fee_bps_max: u16,

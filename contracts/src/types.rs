@@ -120,5 +120,53 @@ pub struct CardToken(pub [u8; 32]);
 /// Block time in milliseconds since the Unix epoch, as agreed by consensus.
 pub type TimeMs = u64;
 
-/// Milliseconds in a day: daily limits reset when `time_ms / DAY_MS` changes.
+/// Milliseconds in a day: daily limits reset when `time_ms / DAY_MS` changes (midnight
+/// UTC).
 pub const DAY_MS: TimeMs = 86_400_000;
+
+/// The UTC calendar year (proleptic Gregorian) a block time falls in: yearly limits reset
+/// at 00:00 UTC on 1 January. Integers only: the year whose 1 January is the last one on
+/// or before the block's day.
+pub fn utc_year(time_ms: TimeMs) -> u64 {
+    let day = time_ms / DAY_MS;
+    // Leap years in 1..=y, and the days from 1970-01-01 to 1 January of `year` (≥ 1970).
+    let leaps = |y: u64| y / 4 - y / 100 + y / 400;
+    let first_day = |year: u64| 365 * (year - 1970) + leaps(year - 1) - leaps(1969);
+    // 400 Gregorian years are 146,097 days: the estimate is off by at most one year.
+    // (`day` < 2^38, so nothing here overflows.)
+    let mut year = 1970 + day * 400 / 146_097;
+    while year > 1970 && first_day(year) > day {
+        year -= 1;
+    }
+    while first_day(year + 1) <= day {
+        year += 1;
+    }
+    year
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_years_turn_on_the_first_of_january() {
+        // Days since 1970-01-01 of the last day of a year and the first of the next.
+        for (last_day, year) in [
+            (364u64, 1970u64),
+            (1_095, 1972),
+            (11_322, 2000),
+            (19_722, 2023),
+            (47_481, 2099),
+            (157_419, 2400),
+        ] {
+            assert_eq!(utc_year(last_day * DAY_MS), year);
+            assert_eq!(utc_year((last_day + 1) * DAY_MS - 1), year);
+            assert_eq!(utc_year((last_day + 1) * DAY_MS), year + 1);
+        }
+        assert_eq!(utc_year(0), 1970);
+        // 2000-02-29 exists: day 11,016 is still 2000.
+        assert_eq!(utc_year(11_016 * DAY_MS), 2000);
+        // Never panics, even at the end of time.
+        assert!(utc_year(u64::MAX) > 500_000_000);
+    }
+}

@@ -1526,6 +1526,8 @@ fn governance_adds_institutions_and_changes_rules() {
             tier: 1,
             single_max: 10,
             daily_max: 20,
+            yearly_max: 1_000,
+            cross_border_yearly_max: 100,
         }),
     ));
     rejected(
@@ -1541,6 +1543,8 @@ fn governance_adds_institutions_and_changes_rules() {
             tier: 1,
             single_max: 1_000,
             daily_max: 2_000,
+            yearly_max: 100_000,
+            cross_border_yearly_max: 1_000,
         }),
     );
     let pay = w.sign(a(ALICE), &[&alice], transfer(3, 90, 500));
@@ -2150,4 +2154,165 @@ fn a_merchant_listed_after_registration_is_neither_paid_nor_settled() {
     );
     sanction(&mut w, identity(SHOP), false);
     ok(&w.submit(a(SHOP), &[&shop], settle(4)));
+}
+
+#[test]
+fn a_customer_with_several_wallets_at_one_bank_has_one_persons_limits() {
+    let mut w = World::new();
+    // Bob, a low-verification (tier 0) customer, with two wallets at bank A and one at B.
+    let bob = w.consumer(BOB, BANK_A, 0, Currency::CNY);
+    let bob_2 = w.person_wallet(16, BANK_A, 0, Currency::CNY, identity(BOB));
+    let bob_b = w.person_wallet(17, BANK_B, 0, Currency::CNY, identity(BOB));
+    let alice = w.consumer(ALICE, BANK_A, 1, Currency::CNY);
+    for (id, bank) in [(BOB, BANK_A), (16, BANK_A), (17, BANK_B)] {
+        w.fund(id, bank, 60_000);
+    }
+    let mut next_id = 100;
+    let mut send = |w: &mut World, from: u128, k: &SigningKey, amount: Amount| {
+        next_id += 1;
+        w.submit(a(from), &[k], transfer(next_id, ALICE, amount))
+    };
+    // A day's limit is the person's at bank A, whichever wallet sends.
+    ok(&send(&mut w, BOB, &bob, TIER0_SINGLE));
+    ok(&send(&mut w, 16, &bob_2, TIER0_DAILY - TIER0_SINGLE));
+    rejected(&send(&mut w, 16, &bob_2, 1), Rejection::OverDailyLimit);
+    rejected(&send(&mut w, BOB, &bob, 1), Rejection::OverDailyLimit);
+    let sent =
+        query::person_outflow(&w.store, BANK_A, identity(BOB), Currency::CNY, w.time_ms).unwrap();
+    assert_eq!(sent.day_total, u128::from(TIER0_DAILY));
+    // At another bank the person has that bank's limits.
+    ok(&send(&mut w, 17, &bob_b, TIER0_SINGLE));
+    // The year's limit (50_000 for tier 0) across days: 20_000 + 20_000 + 10_000.
+    w.advance(DAY_MS);
+    ok(&send(&mut w, 16, &bob_2, TIER0_SINGLE));
+    ok(&send(&mut w, BOB, &bob, TIER0_SINGLE));
+    w.advance(DAY_MS);
+    ok(&send(&mut w, BOB, &bob, TIER0_YEARLY - 2 * TIER0_DAILY));
+    rejected(&send(&mut w, 16, &bob_2, 1), Rejection::OverYearlyLimit);
+    rejected(&send(&mut w, BOB, &bob, 1), Rejection::OverYearlyLimit);
+    // Every consumer path counts: a bill, a static-QR payment, a card payment.
+    let shop = w.merchant(SHOP, BANK_A, 0, Currency::CNY);
+    rejected(
+        &w.submit(
+            a(16),
+            &[&bob_2],
+            TxKind::PayMerchant {
+                id: TransferId(200),
+                merchant: AccountId(SHOP),
+                amount: 1,
+            },
+        ),
+        Rejection::OverYearlyLimit,
+    );
+    ok(&create_order(&mut w, &shop, 1, 1, 600_000));
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &institution_key(BANK_A)],
+            pay(201, 1, PaymentSource::Card(card(BOB as u8)), None),
+        ),
+        Rejection::OverYearlyLimit,
+    );
+    let year = utc_year(w.time_ms);
+    // A new calendar year (UTC) starts the count again.
+    while utc_year(w.time_ms + 1_000) == year {
+        w.advance(DAY_MS);
+    }
+    ok(&send(&mut w, 16, &bob_2, TIER0_SINGLE));
+    let sent =
+        query::person_outflow(&w.store, BANK_A, identity(BOB), Currency::CNY, w.time_ms).unwrap();
+    assert_eq!(
+        (sent.year, sent.year_total),
+        (year + 1, u128::from(TIER0_SINGLE))
+    );
+    let _ = alice;
+}
+
+#[test]
+fn a_customer_remitting_from_wallets_at_two_banks_has_one_yearly_cross_border_quota() {
+    let (mut w, _alice) = fx_world();
+    let bob = key(BOB as u64);
+    let bob_b = w.person_wallet(17, BANK_B, 0, Currency::CNY, identity(BOB));
+    w.fund(BOB, BANK_A, 60_000);
+    w.fund(17, BANK_B, 60_000);
+    let send = |id: u128, debit: Amount| {
+        remit(
+            id,
+            USD_BENEFICIARY,
+            FxAmount::Send {
+                debit,
+                min_credit: 1,
+            },
+        )
+    };
+    let rate = |w: &mut World| {
+        let valid_from_ms = w.time_ms;
+        ok(&w.institution(
+            FX,
+            TxKind::PublishFxRate {
+                base: Currency::CNY,
+                quote: Currency::USD,
+                rate: 138_000_000,
+                valid_from_ms,
+                valid_until_ms: valid_from_ms + 3_600_000,
+            },
+        ));
+    };
+    // Tier 0: 30_000 a year abroad, whichever bank the person remits from.
+    ok(&w.submit(a(BOB), &[&bob], send(1, 10_000)));
+    ok(&w.submit(a(17), &[&bob_b], send(2, 10_000)));
+    w.advance(DAY_MS);
+    rate(&mut w);
+    ok(&w.submit(a(BOB), &[&bob], send(3, 10_000)));
+    rejected(
+        &w.submit(a(17), &[&bob_b], send(4, 100)),
+        Rejection::CrossBorderQuotaExceeded,
+    );
+    let abroad =
+        query::cross_border_outflow(&w.store, identity(BOB), Currency::CNY, w.time_ms).unwrap();
+    assert_eq!(abroad.year_total, u128::from(TIER0_CROSS_BORDER_YEARLY));
+    // A domestic transfer still goes: the quota is for cross-border transfers only.
+    ok(&w.submit(a(17), &[&bob_b], transfer(5, BOB, 1)));
+}
+
+#[test]
+fn governance_sets_a_classes_yearly_limits_consistently() {
+    let (mut w, alice, ..) = world();
+    let gov = governance_keys();
+    let bank = institution_key(BANK_A);
+    let set = |single_max, daily_max, yearly_max| {
+        TxKind::Govern(GovernanceAction::SetTierLimits {
+            tier: 1,
+            single_max,
+            daily_max,
+            yearly_max,
+            cross_border_yearly_max: 10,
+        })
+    };
+    rejected(
+        &w.submit(
+            Party::Institution(BANK_A),
+            &[&bank, &gov[0], &gov[1]],
+            set(100, 1_000, 999),
+        ),
+        Rejection::InvalidField,
+    );
+    ok(&w.submit(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[0], &gov[1]],
+        set(100, 1_000, 1_000),
+    ));
+    assert_eq!(
+        Ledger::rules(&w.store).unwrap().tier(1),
+        Some(TierLimits {
+            single_max: 100,
+            daily_max: 1_000,
+            yearly_max: 1_000,
+            cross_border_yearly_max: 10,
+        })
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], transfer(1, BOB, 101)),
+        Rejection::OverSingleLimit,
+    );
 }

@@ -672,6 +672,8 @@ impl Runner {
                         tier,
                         single_max,
                         daily_max: single_max * 3,
+                        yearly_max: single_max * 10,
+                        cross_border_yearly_max: single_max * 4,
                     }),
                 )
             }

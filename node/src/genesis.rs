@@ -10,7 +10,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tally_consensus::{Validator, ValidatorSet};
 use tally_contracts::{
-    Amount, Corridor, Currency, Genesis, GenesisInstitution, InstitutionId, Roles, TierLimits,
+    Amount, Corridor, Currency, Genesis, GenesisInstitution, InstitutionId, NO_CAP, Roles,
+    TierLimits,
 };
 use tally_crypto::{Hash, PublicKey};
 
@@ -148,11 +149,20 @@ pub struct LimitEntry {
     pub limit: Amount,
 }
 
+/// A KYC tier's (account class's) limits, in minor units of the paying wallet's currency.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierEntry {
     pub single_max: Amount,
+    /// A person's outflow per UTC day, across its wallets at one institution.
     pub daily_max: Amount,
+    /// A person's outflow per UTC calendar year at one institution; no cap when left out.
+    #[serde(default)]
+    pub yearly_max: Option<Amount>,
+    /// A person's cross-border transfers per UTC calendar year, everywhere; no cap when
+    /// left out.
+    #[serde(default)]
+    pub cross_border_yearly_max: Option<Amount>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +267,8 @@ impl GenesisDescription {
                 .map(|t| TierLimits {
                     single_max: t.single_max,
                     daily_max: t.daily_max,
+                    yearly_max: t.yearly_max.unwrap_or(NO_CAP),
+                    cross_border_yearly_max: t.cross_border_yearly_max.unwrap_or(NO_CAP),
                 })
                 .collect(),
             merchant_fee_bps_max: self.merchant_fee_bps_max,
@@ -324,7 +336,10 @@ institutions = [
   {{ id = 3, public_key = "{p}", roles = ["platform"] }},
 ]
 issuance_limits = [{{ institution = 1, currency = "CNY", limit = 1000 }}]
-tiers = [{{ single_max = 10, daily_max = 20 }}]
+tiers = [
+  {{ single_max = 10, daily_max = 20 }},
+  {{ single_max = 10, daily_max = 20, yearly_max = 300, cross_border_yearly_max = 50 }},
+]
 "#,
             g = hex(9),
             v1 = hex(1),
@@ -340,6 +355,20 @@ tiers = [{{ single_max = 10, daily_max = 20 }}]
         let file = d.build()?;
         assert_eq!(file.validators.len(), 2);
         assert_eq!(file.validators.get(1).map(|v| v.power), Some(2));
+        // A tier written without yearly limits (as before they existed) has none.
+        let tiers = &file.ledger.tiers;
+        assert_eq!(
+            tiers
+                .first()
+                .map(|t| (t.yearly_max, t.cross_border_yearly_max)),
+            Some((NO_CAP, NO_CAP))
+        );
+        assert_eq!(
+            tiers
+                .get(1)
+                .map(|t| (t.yearly_max, t.cross_border_yearly_max)),
+            Some((300, 50))
+        );
         let back: GenesisFile = serde_json::from_str(&file.to_json()).map_err(|e| e.to_string())?;
         assert_eq!(back, file);
         assert_eq!(back.hash(), file.hash());
@@ -353,6 +382,7 @@ tiers = [{{ single_max = 10, daily_max = 20 }}]
             ("\"kyc\"", "\"king\""),
             ("power = 2", "power = 0"),
             ("platform = 3", "platform = 4"),
+            ("yearly_max = 300", "yearly_max = 19"),
         ] {
             let text = description().replacen(from, to, 1);
             assert_ne!(text, description());

@@ -921,6 +921,10 @@ fn every_client_command_runs_every_flow_end_to_end() {
         "300.00 CNY",
         "--daily-max",
         "2000 CNY",
+        "--yearly-max",
+        "200000 CNY",
+        "--cross-border-yearly-max",
+        "none",
     ]);
     event(&r, "GovernanceApplied");
     net.refused(
@@ -938,6 +942,10 @@ fn every_client_command_runs_every_flow_end_to_end() {
             "--single-max",
             "1 CNY",
             "--daily-max",
+            "1 CNY",
+            "--yearly-max",
+            "1 CNY",
+            "--cross-border-yearly-max",
             "1 CNY",
         ],
         "GOVERNANCE_QUORUM",

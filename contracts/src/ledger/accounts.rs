@@ -55,6 +55,8 @@ pub struct Holder {
     pub second_factor: Option<SecondFactor>,
     /// The day (`time_ms / DAY_MS`) `outflow_today` counts.
     pub outflow_day: u64,
+    /// This wallet's own outflow that day, for its holder to see. The tier's limits apply
+    /// to the person's totals across its wallets ([`crate::query::person_outflow`]).
     pub outflow_today: u128,
     pub cards: u8,
     /// Card payments of this wallet waiting for their bank's approval (holds on the bank's

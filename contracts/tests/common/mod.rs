@@ -19,9 +19,13 @@ pub const FX: InstitutionId = InstitutionId(4);
 pub const REGULATOR: InstitutionId = InstitutionId(5);
 pub const START_MS: u64 = 1_800_000_000_000;
 pub const ISSUANCE_LIMIT: Amount = 1_000_000_000;
-/// Tier 0: 10_000 single, 20_000 daily; tier 1: 1_000_000 single, 5_000_000 daily.
+/// Tier 0 (a low-verification class): 10_000 single, 20_000 daily, 50_000 a year, 30_000
+/// a year abroad; tier 1: 1_000_000 single, 5_000_000 daily, 100_000_000 a year, 5_000_000
+/// a year abroad.
 pub const TIER0_SINGLE: Amount = 10_000;
 pub const TIER0_DAILY: Amount = 20_000;
+pub const TIER0_YEARLY: Amount = 50_000;
+pub const TIER0_CROSS_BORDER_YEARLY: Amount = 30_000;
 
 pub fn key(seed: u64) -> SigningKey {
     let mut bytes = [0u8; 32];
@@ -80,10 +84,14 @@ pub fn genesis() -> Genesis {
             TierLimits {
                 single_max: TIER0_SINGLE,
                 daily_max: TIER0_DAILY,
+                yearly_max: TIER0_YEARLY,
+                cross_border_yearly_max: TIER0_CROSS_BORDER_YEARLY,
             },
             TierLimits {
                 single_max: 1_000_000,
                 daily_max: 5_000_000,
+                yearly_max: 100_000_000,
+                cross_border_yearly_max: 5_000_000,
             },
         ],
         merchant_fee_bps_max: 300,

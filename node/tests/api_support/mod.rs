@@ -92,6 +92,8 @@ pub fn genesis(validators: u64) -> GenesisFile {
         tiers: vec![TierLimits {
             single_max: 1_000_000,
             daily_max: 5_000_000,
+            yearly_max: NO_CAP,
+            cross_border_yearly_max: NO_CAP,
         }],
         merchant_fee_bps_max: 300,
         corridors: vec![Corridor {

@@ -425,8 +425,9 @@ pub enum RegulatorCommand {
         #[arg(long = "target", value_name = "ID")]
         target: u128,
     },
-    /// Set a KYC tier's single and daily limits: a governance change, co-signed by enough
-    /// governance keys (repeat --cosigner-key).
+    /// Set a KYC tier's (account class's) limits: a payment, and a person's day and year at
+    /// one institution and year abroad. A governance change, co-signed by enough governance
+    /// keys (repeat --cosigner-key).
     SetLimits {
         #[command(flatten)]
         signer: InstitutionSigner,
@@ -437,9 +438,16 @@ pub enum RegulatorCommand {
         /// The most one payment may move ("5000.00 CNY").
         #[arg(long, value_name = "AMOUNT")]
         single_max: String,
-        /// The most that may leave an account in a day.
+        /// The most a person may send in a day from its wallets at one institution.
         #[arg(long, value_name = "AMOUNT")]
         daily_max: String,
+        /// The most a person may send in a calendar year (UTC) from its wallets at one
+        /// institution, or "none".
+        #[arg(long, value_name = "AMOUNT")]
+        yearly_max: String,
+        /// The most a person may send abroad in a calendar year (UTC), or "none".
+        #[arg(long, value_name = "AMOUNT")]
+        cross_border_yearly_max: String,
         /// The currency whose decimals the limits are written in.
         #[arg(long, value_name = "CODE")]
         currency: Option<String>,

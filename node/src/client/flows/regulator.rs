@@ -1,6 +1,7 @@
-//! A regulator: freezes, sanctions, and tier limits (a governance change).
+//! A regulator: freezes, sanctions, and tier (account class) limits (a governance change).
 
 use super::*;
+use tally_contracts::NO_CAP;
 
 pub(super) async fn run(
     _client: &mut Client,
@@ -39,6 +40,8 @@ pub(super) async fn run(
             tier,
             single_max,
             daily_max,
+            yearly_max,
+            cross_border_yearly_max,
             currency,
         } => {
             let (sender, key) = institution_party(&signer)?;
@@ -47,21 +50,42 @@ pub(super) async fn run(
                 .ok_or_else(|| MoneyError::NoCurrency(single_max.clone()))?;
             let single = Money::parse_positive(&single_max, Some(currency))?;
             let daily = Money::parse_positive(&daily_max, Some(currency))?;
+            let cap = |text: &str| -> Result<Option<Money>, CommandError> {
+                if text.trim().eq_ignore_ascii_case("none") {
+                    Ok(None)
+                } else {
+                    Ok(Some(Money::parse_positive(text, Some(currency))?))
+                }
+            };
+            let yearly = cap(&yearly_max)?;
+            let abroad = cap(&cross_border_yearly_max)?;
             if daily.minor < single.minor {
                 return Err(input("--daily-max is below --single-max"));
+            }
+            if yearly.as_ref().is_some_and(|y| y.minor < daily.minor) {
+                return Err(input("--yearly-max is below --daily-max"));
             }
             let mut keys = vec![key];
             for path in &cosigner_key {
                 keys.push(read_key(path)?);
             }
+            let minor = |cap: &Option<Money>| cap.as_ref().map_or(NO_CAP, |m| m.minor);
             let kind = TxKind::Govern(GovernanceAction::SetTierLimits {
                 tier,
                 single_max: single.minor,
                 daily_max: daily.minor,
+                yearly_max: minor(&yearly),
+                cross_border_yearly_max: minor(&abroad),
             });
+            let told = |cap: &Option<Money>| {
+                cap.as_ref()
+                    .map_or("no limit".to_string(), |m| m.to_string())
+            };
             plan("set-limits", sender, keys, kind)
                 .words(format!(
-                    "tier {tier}: at most {single} a payment, {daily} a day"
+                    "tier {tier}: at most {single} a payment; a person at most {daily} a day and {} a year at one institution, {} a year abroad",
+                    told(&yearly),
+                    told(&abroad)
                 ))
                 .expect("GovernanceApplied")
         }

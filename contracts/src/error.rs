@@ -72,6 +72,8 @@ rejections! {
     RefundExceedsPaid => "REFUND_EXCEEDS_PAID", "refunds would exceed what was paid";
     PaymentCodeUsed => "PAYMENT_CODE_USED", "payment code was already used";
     PaymentCodeExpired => "PAYMENT_CODE_EXPIRED", "payment code expired";
+    PaymentCodeNotYetValid => "PAYMENT_CODE_NOT_YET_VALID", "payment code is issued later than now";
+    PaymentCodeWrongMerchant => "PAYMENT_CODE_WRONG_MERCHANT", "payment code names another merchant";
     PaymentCodeExceeded => "PAYMENT_CODE_EXCEEDED", "amount above the payment code's maximum";
     FeeAboveSchedule => "FEE_ABOVE_SCHEDULE", "merchant fee rate above the fee schedule";
     BillExists => "BILL_EXISTS", "bill id is taken";

@@ -460,7 +460,8 @@ pub(crate) fn refund(
 
 /// `CollectByCode`: the merchant submits the consumer's offline payment code (signature
 /// checked in verification). The code must be signed by the payer's current device key,
-/// unexpired, used once, and the amount within its maximum. Offline codes cannot carry a
+/// issued at most ten minutes before it expires, within that window now, for this
+/// merchant if it names one, used once, and the amount within its maximum. Offline codes cannot carry a
 /// second factor, so above the payer's second-factor threshold they are refused.
 pub(crate) fn collect_by_code(
     tx: &mut Tx<'_, '_>,
@@ -475,11 +476,20 @@ pub(crate) fn collect_by_code(
     if payer.holder.key != code.payer_key {
         return Err(Rejection::WrongSigner.into());
     }
+    // Good from its issue time, for at most ten minutes: a long-dated code never becomes
+    // usable in its last minutes, and one shown later cannot have been made earlier.
+    let lifetime_ms = code.expires_at_ms.checked_sub(code.issued_at_ms);
+    if lifetime_ms.is_none_or(|ms| ms == 0 || ms > PAYMENT_CODE_LIFETIME_MS_MAX) {
+        return Err(Rejection::InvalidField.into());
+    }
+    if tx.now_ms() < code.issued_at_ms {
+        return Err(Rejection::PaymentCodeNotYetValid.into());
+    }
     if tx.now_ms() >= code.expires_at_ms {
         return Err(Rejection::PaymentCodeExpired.into());
     }
-    if code.expires_at_ms - tx.now_ms() > PAYMENT_CODE_LIFETIME_MS_MAX {
-        return Err(Rejection::InvalidField.into());
+    if code.merchant.is_some_and(|named| named != merchant) {
+        return Err(Rejection::PaymentCodeWrongMerchant.into());
     }
     if amount > code.max_amount {
         return Err(Rejection::PaymentCodeExceeded.into());

@@ -56,15 +56,21 @@ pub enum FxAmount {
 
 /// A consumer's offline payment code, signed by the consumer's device key under
 /// [`PAYMENT_CODE_DOMAIN`] and shown to a merchant, who submits it in `CollectByCode`.
+/// It is good from `issued_at_ms` until before `expires_at_ms`, at most
+/// [`crate::PAYMENT_CODE_LIFETIME_MS_MAX`] (10 minutes) after it was issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentCode {
     pub payer: AccountId,
     /// The key that signed the code; must be the payer's current device key.
     pub payer_key: PublicKey,
     pub max_amount: Amount,
+    /// When the payer made it (block time it is good from).
+    pub issued_at_ms: TimeMs,
     pub expires_at_ms: TimeMs,
     /// One-time: a code with this nonce works once for this key.
     pub code_nonce: u64,
+    /// The merchant it is for, if the payer named one: then only that merchant collects it.
+    pub merchant: Option<AccountId>,
 }
 
 impl PaymentCode {

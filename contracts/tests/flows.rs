@@ -964,20 +964,29 @@ fn card_payment_with_bank_cosignature_or_bank_approved_hold() {
     );
 }
 
+/// Alice's code for any merchant, good for the ten minutes before `expires_at_ms`.
 fn code(
     payer_key: &SigningKey,
     max_amount: Amount,
     expires_at_ms: u64,
     code_nonce: u64,
 ) -> (PaymentCode, tally_crypto::Signature) {
-    let code = PaymentCode {
-        payer: AccountId(ALICE),
-        payer_key: payer_key.public_key(),
-        max_amount,
-        expires_at_ms,
-        code_nonce,
-    };
-    let sig = code.sign(payer_key, CHAIN);
+    signed_code(
+        PaymentCode {
+            payer: AccountId(ALICE),
+            payer_key: payer_key.public_key(),
+            max_amount,
+            issued_at_ms: expires_at_ms.saturating_sub(PAYMENT_CODE_LIFETIME_MS_MAX),
+            expires_at_ms,
+            code_nonce,
+            merchant: None,
+        },
+        payer_key,
+    )
+}
+
+fn signed_code(code: PaymentCode, key: &SigningKey) -> (PaymentCode, tally_crypto::Signature) {
+    let sig = code.sign(key, CHAIN);
     (code, sig)
 }
 
@@ -2315,4 +2324,61 @@ fn governance_sets_a_classes_yearly_limits_consistently() {
         &w.submit(a(ALICE), &[&alice], transfer(1, BOB, 101)),
         Rejection::OverSingleLimit,
     );
+}
+
+#[test]
+fn a_merchant_cannot_collect_a_code_meant_for_another_nor_outside_its_ten_minutes() {
+    let (mut w, alice, _bob, _carol, shop) = world();
+    let other_shop = w.merchant(22, BANK_B, 100, Currency::CNY);
+    let now = w.time_ms;
+    let alices = |issued_at_ms: u64, expires_at_ms: u64, code_nonce: u64, merchant| {
+        signed_code(
+            PaymentCode {
+                payer: AccountId(ALICE),
+                payer_key: alice.public_key(),
+                max_amount: 500,
+                issued_at_ms,
+                expires_at_ms,
+                code_nonce,
+                merchant,
+            },
+            &alice,
+        )
+    };
+    // A code for the shop: another merchant that got to see it cannot collect it.
+    let (c, sig) = alices(now, now + 120_000, 1, Some(AccountId(SHOP)));
+    rejected(
+        &w.submit(a(22), &[&other_shop], collect(1, c, sig, 100)),
+        Rejection::PaymentCodeWrongMerchant,
+    );
+    ok(&w.submit(a(SHOP), &[&shop], collect(2, c, sig, 100)));
+    // Long-dated: never good, not even in its last ten minutes.
+    let (long, long_sig) = alices(now, now + 3_600_000, 2, None);
+    rejected(
+        &w.submit(a(SHOP), &[&shop], collect(3, long, long_sig, 100)),
+        Rejection::InvalidField,
+    );
+    w.advance(3_600_000 - 300_000);
+    rejected(
+        &w.submit(a(SHOP), &[&shop], collect(4, long, long_sig, 100)),
+        Rejection::InvalidField,
+    );
+    // Issued in the future: not good before its issue time, good from it.
+    let now = w.time_ms;
+    let (later, later_sig) = alices(now + 300_000, now + 600_000, 3, None);
+    rejected(
+        &w.submit(a(SHOP), &[&shop], collect(5, later, later_sig, 100)),
+        Rejection::PaymentCodeNotYetValid,
+    );
+    w.advance(300_000);
+    ok(&w.submit(a(22), &[&other_shop], collect(6, later, later_sig, 100)));
+    // No window at all.
+    let now = w.time_ms;
+    let (empty, empty_sig) = alices(now, now, 4, None);
+    rejected(
+        &w.submit(a(SHOP), &[&shop], collect(7, empty, empty_sig, 100)),
+        Rejection::InvalidField,
+    );
+    assert_eq!(w.balance(SHOP), 100);
+    assert_eq!(w.balance(22), 100);
 }

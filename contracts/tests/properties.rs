@@ -486,8 +486,11 @@ impl Runner {
                     payer: AccountId(c),
                     payer_key: ck.public_key(),
                     max_amount: max,
+                    issued_at_ms: w_time,
                     expires_at_ms: w_time + ttl_ms,
                     code_nonce: u64::from(code_nonce),
+                    // Now and then a code meant for the other merchant.
+                    merchant: (code_nonce == 3).then(|| AccountId(merchant((m + 1) % 2).0)),
                 };
                 let code_signature = code.sign(&ck, CHAIN);
                 self.sign(

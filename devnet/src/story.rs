@@ -260,12 +260,19 @@ impl Story {
         };
         Ok(Story {
             cast,
-            sub: Submitter::new(Api::new(submit_to), layout.manifest.chain_id.clone()),
+            // Transactions go as their senders; the story's own checks read as the regulator.
+            sub: Submitter::new(
+                layout.regulator_api_at(submit_to)?,
+                layout.manifest.chain_id.clone(),
+            ),
             validators: layout
                 .validators()
-                .map(|n| Api::new(n.api_address))
-                .collect(),
-            auditors: layout.auditors().map(|n| Api::new(n.api_address)).collect(),
+                .map(|n| layout.regulator_api(n))
+                .collect::<anyhow::Result<_>>()?,
+            auditors: layout
+                .auditors()
+                .map(|n| layout.regulator_api(n))
+                .collect::<anyhow::Result<_>>()?,
             next_id: run + 100,
             step: 0,
             ok: 0,
@@ -690,13 +697,18 @@ impl Story {
     }
 
     fn alice_code(&mut self) -> (PaymentCode, tally_crypto::Signature) {
+        // Good from a minute ago (the chain's clock may be a little behind this one) for
+        // six minutes in all, and only for the tea house.
+        let issued_at_ms = now_ms() - 60_000;
         let code = PaymentCode {
             payer: self.cast.alice.id,
             payer_key: self.cast.alice.key.public_key(),
             max_amount: 10_000,
-            expires_at_ms: now_ms() + 5 * 60_000,
+            issued_at_ms,
+            expires_at_ms: issued_at_ms + 6 * 60_000,
             // One code for the story: its nonce is fixed so the reuse step shows it again.
             code_nonce: 1,
+            merchant: Some(self.cast.tea_house.id),
         };
         let signature = code.sign(&self.cast.alice.key, &self.sub.chain_id);
         (code, signature)
@@ -1192,9 +1204,10 @@ impl Story {
     }
 
     async fn audit(&mut self) -> Result<String> {
-        let auditor = *self
+        let auditor = self
             .auditors
             .first()
+            .cloned()
             .ok_or_else(|| anyhow!("this devnet has no audit node"))?;
         let target = self.height().await?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(AUDIT_CATCH_UP_MS);

@@ -701,8 +701,10 @@ async fn orders_rates_institutions_cycles_and_codes() {
         payer: AccountId(100),
         payer_key: payer.public_key(),
         max_amount: 500,
+        issued_at_ms: now_ms() - 60_000,
         expires_at_ms: now_ms() + 100_000,
         code_nonce: 5,
+        merchant: Some(AccountId(300)),
     };
     let path = format!("/v1/payment-codes/{}/5", payer.public_key().to_hex());
     assert_eq!(get(net.api, &path).await.json()["record"]["used"], false);

@@ -190,12 +190,16 @@ pub enum WalletCommand {
         max_amount: String,
         #[arg(long, value_name = "CODE")]
         currency: Option<String>,
-        /// How long it stays good (at most 10 minutes).
+        /// How long it stays good from now (the chain's latest block time), at most 10
+        /// minutes.
         #[arg(long, default_value_t = 5)]
         valid_minutes: u64,
         /// The code's one-time number; random when not given.
         #[arg(long)]
         code_nonce: Option<u64>,
+        /// The merchant the code is for: no other merchant can collect it.
+        #[arg(long, value_name = "ID")]
+        merchant: Option<u128>,
     },
     /// Confirm an escrowed order arrived: the merchant is paid.
     ConfirmReceipt {

@@ -2,6 +2,7 @@
 //! payment codes; balance and history.
 
 use super::*;
+use tally_contracts::AccountKind;
 
 pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<Step, CommandError> {
     Ok(Step::Send(Box::new(match command {
@@ -195,6 +196,7 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
             currency,
             valid_minutes,
             code_nonce,
+            merchant,
         } => {
             return show_code(
                 client,
@@ -203,6 +205,7 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
                 currency.as_deref(),
                 valid_minutes,
                 code_nonce,
+                merchant,
             )
             .await;
         }
@@ -391,6 +394,7 @@ async fn show_code(
     currency: Option<&str>,
     valid_minutes: u64,
     code_nonce: Option<u64>,
+    merchant: Option<u128>,
 ) -> Result<Step, CommandError> {
     let payer = customer_account(signer.account, "--account")?;
     let key = read_key(&signer.key)?;
@@ -409,11 +413,27 @@ async fn show_code(
         },
         view.account.currency,
     )?;
-    let expires_at_ms = minutes_from_now(
-        valid_minutes,
-        "--valid-minutes",
-        PAYMENT_CODE_VALID_MINUTES_MAX,
-    )?;
+    if valid_minutes == 0 || valid_minutes > PAYMENT_CODE_VALID_MINUTES_MAX {
+        return Err(input(format!(
+            "--valid-minutes must be 1..={PAYMENT_CODE_VALID_MINUTES_MAX}"
+        )));
+    }
+    let merchant = match merchant {
+        None => None,
+        Some(id) => {
+            let view = client.account(id).await?;
+            if view.account.kind != AccountKind::Merchant {
+                return Err(input(format!(
+                    "--merchant {id} is not a merchant's account"
+                )));
+            }
+            Some(AccountId(id))
+        }
+    };
+    // Good from the chain's latest block time, which no later block precedes: a code
+    // stamped with this device's clock could be ahead of the chain and not good yet.
+    let issued_at_ms = client.latest().await?.header.time_ms;
+    let expires_at_ms = issued_at_ms.saturating_add(valid_minutes * MS_PER_MINUTE);
     let code_nonce = match code_nonce {
         Some(n) => n,
         None => random_u64()?,
@@ -437,15 +457,18 @@ async fn show_code(
         payer,
         payer_key: key.public_key(),
         max_amount: max.minor,
+        issued_at_ms,
         expires_at_ms,
         code_nonce,
+        merchant,
     };
     let chain_id = client.chain_id().await?;
     let signature = code.sign(&key, &chain_id);
     let text = encode_payment_code(&code, &signature);
+    let for_whom = merchant.map_or(String::new(), |m| format!(" for merchant {}", m.0));
     Ok(Step::Read(Report {
         text: format!(
-            "payment code of account {}, up to {max}, good once for {valid_minutes} minute(s):\n{text}",
+            "payment code of account {}, up to {max}{for_whom}, good once for {valid_minutes} minute(s):\n{text}",
             signer.account
         ),
         json: to_json(&json!({
@@ -453,8 +476,10 @@ async fn show_code(
             "payer": signer.account.to_string(),
             "max_amount": max.minor,
             "currency": max.currency.to_string(),
+            "issued_at_ms": issued_at_ms,
             "expires_at_ms": expires_at_ms,
             "code_nonce": code_nonce,
+            "merchant": merchant.map(|m| m.0.to_string()),
         })),
     }))
 }

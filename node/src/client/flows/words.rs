@@ -194,8 +194,10 @@ mod tests {
             payer: AccountId(1_001),
             payer_key: key.public_key(),
             max_amount: 10_000,
+            issued_at_ms: 1_799_999_700_000,
             expires_at_ms: 1_800_000_000_000,
             code_nonce: u64::MAX,
+            merchant: Some(AccountId(u128::MAX >> 1)),
         };
         let signature = code.sign(&key, "tally-test");
         let text = encode_payment_code(&code, &signature);

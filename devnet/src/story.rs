@@ -260,19 +260,12 @@ impl Story {
         };
         Ok(Story {
             cast,
-            // Transactions go as their senders; the story's own checks read as the regulator.
-            sub: Submitter::new(
-                layout.regulator_api_at(submit_to)?,
-                layout.manifest.chain_id.clone(),
-            ),
+            sub: Submitter::new(Api::new(submit_to), layout.manifest.chain_id.clone()),
             validators: layout
                 .validators()
-                .map(|n| layout.regulator_api(n))
-                .collect::<anyhow::Result<_>>()?,
-            auditors: layout
-                .auditors()
-                .map(|n| layout.regulator_api(n))
-                .collect::<anyhow::Result<_>>()?,
+                .map(|n| Api::new(n.api_address))
+                .collect(),
+            auditors: layout.auditors().map(|n| Api::new(n.api_address)).collect(),
             next_id: run + 100,
             step: 0,
             ok: 0,
@@ -1204,10 +1197,9 @@ impl Story {
     }
 
     async fn audit(&mut self) -> Result<String> {
-        let auditor = self
+        let auditor = *self
             .auditors
             .first()
-            .cloned()
             .ok_or_else(|| anyhow!("this devnet has no audit node"))?;
         let target = self.height().await?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(AUDIT_CATCH_UP_MS);

@@ -403,6 +403,7 @@ impl Config {
             peer_block_duration: Duration::from_millis(limits.peer_block_ms),
             events_capacity: usize::try_from(limits.network_events_max).unwrap_or(usize::MAX),
             blocked_peers_file: self.test_faults.blocked_peers_file.clone(),
+            counters: Default::default(),
         }
     }
 }

@@ -2,9 +2,93 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+/// Counters of one kind of event, one per value of a label (`reason`, `input`). The values
+/// are fixed words written where the event happens, never text from a peer, so a label has
+/// a few known values and an attacker cannot grow the exposition.
+#[derive(Debug, Clone)]
+pub struct CountBy {
+    label: &'static str,
+    family: Family<[(&'static str, &'static str); 1], Counter>,
+}
+
+impl CountBy {
+    fn new(label: &'static str) -> CountBy {
+        CountBy {
+            label,
+            family: Family::default(),
+        }
+    }
+
+    pub fn inc(&self, value: &'static str) {
+        self.family.get_or_create(&[(self.label, value)]).inc();
+    }
+
+    /// The count for `value` so far (0 if it never happened).
+    pub fn get(&self, value: &'static str) -> u64 {
+        self.family
+            .get(&[(self.label, value)])
+            .map_or(0, |counter| counter.get())
+    }
+}
+
+/// Consensus messages whose signature verified, per validator index. The label is bounded
+/// by the validator set's size (at most `VALIDATORS_MAX`); an operator sees who takes part.
+#[derive(Debug, Clone, Default)]
+pub struct CountByValidator(Family<[(&'static str, u32); 1], Counter>);
+
+impl CountByValidator {
+    pub fn inc(&self, validator: u32) {
+        self.0.get_or_create(&[("validator", validator)]).inc();
+    }
+
+    pub fn get(&self, validator: u32) -> u64 {
+        self.0
+            .get(&[("validator", validator)])
+            .map_or(0, |counter| counter.get())
+    }
+}
+
+/// The `reason` a consensus message refused at verification is counted under.
+pub fn refusal_reason(error: &tally_consensus::Error) -> &'static str {
+    use tally_consensus::Error;
+    match error {
+        Error::UnknownValidator(_) => "unknown_validator",
+        Error::BadSignature(_) => "bad_signature",
+        Error::NotProposer { .. } => "not_proposer",
+        Error::NoValidatorSet(_) => "no_validator_set",
+        Error::BadPolRound { .. } | Error::BlockHashMismatch { .. } => "malformed",
+        _ => "other",
+    }
+}
+
+/// What the network task counts. It gets its own clone (the counters share their values
+/// with these), so a network started without a node still has somewhere to count.
+#[derive(Debug, Clone)]
+pub struct NetworkCounters {
+    /// Peers disconnected and blocked for misbehaving, by reason.
+    pub peers_cut_off: CountBy,
+    /// Connections refused after the handshake proved the peer's key, by reason: `blocked`
+    /// (cut off a while ago), `gated` (the test gate), `not_allowed` (not in the peer set),
+    /// `limit` (connection limits).
+    pub connections_refused: CountBy,
+    /// Peers the test gate (the blocked peers file) lists now: moves once the node read it.
+    pub gated_peers: Gauge,
+}
+
+impl Default for NetworkCounters {
+    fn default() -> NetworkCounters {
+        NetworkCounters {
+            peers_cut_off: CountBy::new("reason"),
+            connections_refused: CountBy::new("reason"),
+            gated_peers: Gauge::default(),
+        }
+    }
+}
 
 /// Every metric the node exports. Cheap to update from any task (atomics).
 #[derive(Debug)]
@@ -26,6 +110,21 @@ pub struct Metrics {
     pub sync_lag: Gauge,
     /// 1 while the audit node has found a mismatch and stopped following.
     pub audit_alarm: Gauge,
+    /// Consensus messages dropped, by reason: `stale` (for a height already decided, not
+    /// checked: it cannot change anything) or why one was refused (its sender is cut off).
+    pub consensus_messages_dropped: CountBy,
+    /// Consensus messages whose signature verified against the set in force at their
+    /// height, per validator.
+    pub consensus_messages_verified: CountByValidator,
+    /// Proposed blocks this node refused to vote for, by reason.
+    pub proposals_refused: CountBy,
+    /// Equivocations this node saw itself (two conflicting messages signed by one validator).
+    pub equivocations_detected: Counter,
+    /// Pieces of evidence in blocks this node committed.
+    pub evidence_committed: Counter,
+    /// Inputs a halted node (an audit node after its alarm) dropped, by kind of input.
+    pub halted_inputs_dropped: CountBy,
+    pub network: NetworkCounters,
 }
 
 impl Metrics {
@@ -40,6 +139,13 @@ impl Metrics {
         let peers = Gauge::default();
         let sync_lag = Gauge::default();
         let audit_alarm = Gauge::default();
+        let consensus_messages_dropped = CountBy::new("reason");
+        let consensus_messages_verified = CountByValidator::default();
+        let proposals_refused = CountBy::new("reason");
+        let equivocations_detected = Counter::default();
+        let evidence_committed = Counter::default();
+        let halted_inputs_dropped = CountBy::new("input");
+        let network = NetworkCounters::default();
         registry.register("height", "Last committed height", height.clone());
         registry.register(
             "round",
@@ -72,6 +178,51 @@ impl Metrics {
             "1 when the audit node found a mismatch and stopped following",
             audit_alarm.clone(),
         );
+        registry.register(
+            "consensus_messages_dropped",
+            "Consensus messages dropped: stale (not checked) or refused, by reason",
+            consensus_messages_dropped.family.clone(),
+        );
+        registry.register(
+            "consensus_messages_verified",
+            "Consensus messages whose signature verified, per validator index",
+            consensus_messages_verified.0.clone(),
+        );
+        registry.register(
+            "proposals_refused",
+            "Proposed blocks refused, by reason",
+            proposals_refused.family.clone(),
+        );
+        registry.register(
+            "equivocations_detected",
+            "Conflicting signed messages of one validator seen by this node",
+            equivocations_detected.clone(),
+        );
+        registry.register(
+            "evidence_committed",
+            "Pieces of evidence in committed blocks",
+            evidence_committed.clone(),
+        );
+        registry.register(
+            "halted_inputs_dropped",
+            "Inputs dropped by a halted node, by kind",
+            halted_inputs_dropped.family.clone(),
+        );
+        registry.register(
+            "peers_cut_off",
+            "Peers disconnected and blocked for misbehaving, by reason",
+            network.peers_cut_off.family.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused after the handshake, by reason",
+            network.connections_refused.family.clone(),
+        );
+        registry.register(
+            "gated_peers",
+            "Peers the test gate lists now",
+            network.gated_peers.clone(),
+        );
         Metrics {
             registry,
             height,
@@ -82,6 +233,13 @@ impl Metrics {
             peers,
             sync_lag,
             audit_alarm,
+            consensus_messages_dropped,
+            consensus_messages_verified,
+            proposals_refused,
+            equivocations_detected,
+            evidence_committed,
+            halted_inputs_dropped,
+            network,
         }
     }
 
@@ -115,6 +273,32 @@ mod tests {
         assert!(text.contains("tally_committed_txs_total 7"), "{text}");
         assert!(
             text.contains("tally_commit_latency_seconds_count 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counts_by_reason_and_validator() {
+        let metrics = Metrics::new();
+        metrics.proposals_refused.inc("state_root");
+        metrics.proposals_refused.inc("state_root");
+        metrics.consensus_messages_verified.inc(3);
+        metrics.network.connections_refused.inc("blocked");
+        assert_eq!(metrics.proposals_refused.get("state_root"), 2);
+        assert_eq!(metrics.proposals_refused.get("tx_signature"), 0);
+        assert_eq!(metrics.consensus_messages_verified.get(3), 1);
+        assert_eq!(metrics.consensus_messages_verified.get(0), 0);
+        let text = metrics.render();
+        assert!(
+            text.contains("tally_proposals_refused_total{reason=\"state_root\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tally_consensus_messages_verified_total{validator=\"3\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tally_connections_refused_total{reason=\"blocked\"} 1"),
             "{text}"
         );
     }

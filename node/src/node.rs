@@ -135,6 +135,7 @@ impl Node {
         // The API answers the validator set in force; storage keeps only later changes.
         storage.put_genesis_validators(&tally_consensus::encode(&genesis.validators))?;
         let mut network_config = config.network();
+        network_config.counters = metrics.network.clone();
         // The genesis names who may connect; the chain task widens it as the set changes.
         network_config.peer_set.validators = genesis
             .validators
@@ -332,6 +333,7 @@ impl Router {
             NetworkEvent::Direct { from, bytes } => match Message::decode(&bytes) {
                 Ok(message) => ChainInput::Message { from, message },
                 Err(e) => {
+                    self.metrics.consensus_messages_dropped.inc("undecodable");
                     self.garbage(from, "consensus message", e).await;
                     return Ok(());
                 }

@@ -3,6 +3,12 @@
 //! loopback sockets with the real node. Each test checks that the honest nodes hold the same
 //! blocks and state roots, that the chain goes on, and where a validator equivocated, that
 //! the evidence is on chain and held by the audit node.
+//!
+//! Each test first checks that its fault happened, from the honest nodes' own counters
+//! (proposals refused with their reason, equivocations seen, messages verified per
+//! validator, the gate's peers), then what it caused; a claim that something did not happen
+//! is judged after a positive sign that it had its chance (the majority went on, the
+//! partitioned nodes kept hearing their own side), never after a fixed pause.
 
 // Test equipment: a step that fails is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -15,11 +21,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::*;
-use tally_consensus::{EquivocationKind, Evidence, ValidatorIndex};
+use tally_consensus::{
+    CommitCertificate, EquivocationKind, Evidence, Height, Round, ValidatorIndex,
+};
 use tally_contracts::{Rejection, verify_transactions};
 use tally_crypto::{KeyCache, PublicKey};
 use tally_node::block::{Block, BlockResults};
 use tally_node::config::{Byzantine, InvalidBlock, Mode, TestFaults};
+use tally_node::metrics::Metrics;
 use tally_node::network::PeerAddress;
 use tally_node::node::Node;
 
@@ -27,8 +36,18 @@ use tally_node::node::Node;
 const FAULTY: usize = 3;
 /// The audit node's index; its key is not a validator's.
 const AUDIT: usize = 4;
-/// How long the tests watch a stalled node not committing.
-const STALL_WATCH: Duration = Duration::from_millis(1_500);
+/// How many of its own side's consensus messages (resent every second) a partitioned node
+/// must verify before its standing still is judged: proof it was live and listening.
+const HEARD_WHILE_CUT: u64 = 4;
+
+fn metrics(cluster: &Cluster, i: usize) -> Result<&Metrics> {
+    Ok(&cluster.node(i)?.context.metrics)
+}
+
+/// The sum of one counter over `nodes`.
+fn total(cluster: &Cluster, nodes: &[usize], read: impl Fn(&Metrics) -> u64) -> Result<u64> {
+    nodes.iter().map(|&i| Ok(read(metrics(cluster, i)?))).sum()
+}
 
 /// Starts node `i` with `faults`, dialling every node running now (so it may start after
 /// nodes the cluster does not know the address of).
@@ -242,6 +261,12 @@ async fn honest_nodes_agree_and_go_on(cluster: &Cluster, height: u64) -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_equivocating_proposer_is_outvoted_and_its_evidence_committed() -> Result<()> {
     let cluster = cluster_with(Byzantine::EquivocatingProposer).await?;
+    // The fault happened: honest nodes saw two proposals signed for one slot.
+    wait_until(
+        "an honest validator saw the proposer equivocate",
+        async || Ok(total(&cluster, &[0, 1, 2], |m| m.equivocations_detected.get())? > 0),
+    )
+    .await?;
     let height = honest_nodes_agree_and_go_on(&cluster, 8).await?;
     let at = wait_for_evidence(&cluster, &[EquivocationKind::Proposal]).await?;
     let height = height.max(at);
@@ -264,6 +289,10 @@ async fn an_equivocating_proposer_is_outvoted_and_its_evidence_committed() -> Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_voter_is_outvoted_and_its_evidence_committed() -> Result<()> {
     let cluster = cluster_with(Byzantine::DoubleVoter).await?;
+    wait_until("an honest validator saw the double vote", async || {
+        Ok(total(&cluster, &[0, 1, 2], |m| m.equivocations_detected.get())? > 0)
+    })
+    .await?;
     let height = honest_nodes_agree_and_go_on(&cluster, 6).await?;
     let at = wait_for_evidence(
         &cluster,
@@ -284,17 +313,63 @@ async fn a_double_voter_is_outvoted_and_its_evidence_committed() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_validator_does_not_stop_the_chain_and_still_follows_it() -> Result<()> {
     let cluster = cluster_with(Byzantine::Silent).await?;
-    let height = honest_nodes_agree_and_go_on(&cluster, 6).await?;
-    // It never proposed nor voted, so no block of its is decided; it follows by sync.
     let faulty = validator_key(FAULTY).public_key();
-    for block in blocks(cluster.node(0)?, height)? {
+    let index = faulty_index(&cluster)?;
+    // It is connected to every honest validator (it hears them all) and follows.
+    wait_until(
+        "the silent validator connected to the three honest ones",
+        async || {
+            let peers = cluster.node(FAULTY)?.network.connected_peers().await?;
+            Ok((0..3).all(|i| peers.contains(&validator_key(i).public_key())))
+        },
+    )
+    .await?;
+    let joined = cluster.height(0)?;
+    // Its turns to propose come round after it joined (two of them: every fourth height).
+    let height = honest_nodes_agree_and_go_on(&cluster, joined + 8).await?;
+    cluster.wait_height(FAULTY, height).await?;
+    assert_agree(&cluster, &[0, FAULTY], height)?;
+    // It had its turns, connected and following, and they passed: every height it was the
+    // first proposer for was decided in a later round, by another proposer.
+    let set = cluster.genesis.validator_set()?;
+    let node = cluster.node(0)?;
+    let turns: Vec<u64> = (joined + 1..=height)
+        .filter(|&h| set.proposer(Height(h), Round(0)) == index)
+        .collect();
+    ensure!(
+        turns.len() >= 2,
+        "the silent validator had {} turns",
+        turns.len()
+    );
+    for &h in &turns {
+        let bytes = node
+            .context
+            .storage
+            .certificate(h)?
+            .context("no certificate")?;
+        let certificate: CommitCertificate = tally_consensus::decode(&bytes, usize::MAX)?;
+        ensure!(
+            certificate.round > Round(0),
+            "height {h}, the silent validator's turn, was decided in round 0"
+        );
+    }
+    // Silence is the fault: none of its messages reached an honest node, and so no block of
+    // its was decided.
+    for i in 0..3 {
+        let heard = metrics(&cluster, i)?
+            .consensus_messages_verified
+            .get(index.0);
+        ensure!(
+            heard == 0,
+            "honest validator {i} verified {heard} messages of the silent validator"
+        );
+    }
+    for block in blocks(node, height)? {
         ensure!(
             block.header.proposer != faulty,
             "a silent validator's block was decided"
         );
     }
-    cluster.wait_height(FAULTY, height).await?;
-    assert_agree(&cluster, &[0, FAULTY], height)?;
     cluster.shutdown().await
 }
 
@@ -302,6 +377,20 @@ async fn a_silent_validator_does_not_stop_the_chain_and_still_follows_it() -> Re
 /// what they decided verifies.
 async fn invalid_blocks_are_refused(kind: InvalidBlock) -> Result<()> {
     let cluster = cluster_with(Byzantine::InvalidBlocks(kind)).await?;
+    // The fault happened: every honest validator refused a proposal of the faulty one for
+    // the reason this kind of block gives.
+    let reason = match kind {
+        InvalidBlock::BadSignature => "tx_signature",
+        InvalidBlock::WrongStateRoot => "state_root",
+    };
+    for i in 0..3 {
+        let m = metrics(&cluster, i)?;
+        wait_until(
+            &format!("honest validator {i} refused a proposal ({reason})"),
+            async || Ok(m.proposals_refused.get(reason) > 0),
+        )
+        .await?;
+    }
     let height = honest_nodes_agree_and_go_on(&cluster, 8).await?;
     let faulty = validator_key(FAULTY).public_key();
     let mut keys = KeyCache::default();
@@ -399,9 +488,60 @@ fn gated(cluster: &Cluster, i: usize) -> TestFaults {
     }
 }
 
-/// Waits for the gate to be read (it is polled every 200 ms) and in-flight heights to end.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(800)).await;
+/// Waits until the partition `sides` is in force: each gated node has read its file (its
+/// gate lists the other side), and no node is connected to one on the other side.
+async fn partitioned(cluster: &Cluster, sides: &[&[usize]], gated: &[usize]) -> Result<()> {
+    let side_of = |i: usize| sides.iter().position(|s| s.contains(&i));
+    for &i in gated {
+        let others = (0..4).filter(|&j| side_of(j) != side_of(i)).count();
+        let m = metrics(cluster, i)?;
+        wait_until(&format!("node {i} read its gate"), async || {
+            Ok(m.network.gated_peers.get() == others as i64)
+        })
+        .await?;
+    }
+    for i in 0..4 {
+        let node = cluster.node(i)?;
+        wait_until(
+            &format!("node {i} lost its links across the partition"),
+            async || {
+                let peers = node.network.connected_peers().await?;
+                Ok((0..4)
+                    .filter(|&j| side_of(j) != side_of(i))
+                    .all(|j| !peers.contains(&validator_key(j).public_key())))
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The highest height any of the four validators holds.
+fn top(cluster: &Cluster) -> Result<u64> {
+    (0..4)
+        .map(|i| cluster.height(i))
+        .try_fold(0, |a, h| Ok(a.max(h?)))
+}
+
+/// Waits until every node of `nodes` has verified [`HEARD_WHILE_CUT`] more consensus
+/// messages (from its own side only, the partition being in force) than `before`.
+async fn heard_own_side(cluster: &Cluster, nodes: &[usize], before: &[u64]) -> Result<()> {
+    for (&i, &b) in nodes.iter().zip(before) {
+        let m = metrics(cluster, i)?;
+        wait_until(
+            &format!("node {i} heard its own side while partitioned"),
+            async || Ok(verified_total(m) >= b + HEARD_WHILE_CUT),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Consensus messages `metrics`' node verified, from any of the four validators.
+fn verified_total(metrics: &Metrics) -> u64 {
+    (0..4)
+        .map(|v| metrics.consensus_messages_verified.get(v))
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,18 +557,25 @@ async fn a_three_one_partition_goes_on_on_the_three_side_and_converges_when_heal
 
     // Node 3 alone: gating on its side cuts every link both ways.
     block_peers(&file, &[0, 1, 2])?;
-    settle().await;
-    let isolated_at = cluster.height(3)?;
+    partitioned(&cluster, &[&[0, 1, 2], &[3]], &[3]).await?;
+    // Once cut off, node 3 can still decide the height whose precommits were already on
+    // their way to it, but none after: no node had gone past `cut_at` when the links went.
+    let cut_at = top(&cluster)?;
     honest_payments(&cluster, &[0, 1, 2]).await?;
     let majority_at = cluster.height(0)?;
-    cluster.wait_height(0, isolated_at + 3).await?;
-    tokio::time::sleep(STALL_WATCH).await;
+    // Its chance: the majority decided two heights past anything node 3 could decide, with
+    // node 3 running and its gate still shut.
+    cluster.wait_height(0, cut_at + 3).await?;
     ensure!(
-        cluster.height(3)? == isolated_at,
-        "the isolated node committed alone ({isolated_at} -> {})",
+        metrics(&cluster, 3)?.network.gated_peers.get() == 3
+            && cluster.node(3)?.network.connected_peers().await?.is_empty(),
+        "node 3's gate opened during the partition"
+    );
+    ensure!(
+        cluster.height(3)? <= cut_at + 1,
+        "the isolated node committed alone (cut off at {cut_at}, now at {})",
         cluster.height(3)?
     );
-    ensure!(cluster.height(0)? > isolated_at, "the majority stalled");
 
     // Healed: node 3 catches up and the four go on together.
     block_peers(&file, &[])?;
@@ -461,16 +608,22 @@ async fn a_two_two_partition_commits_nothing_forks_nothing_and_resumes_when_heal
     for file in &files {
         block_peers(file, &[0, 1])?;
     }
-    settle().await;
-    let before: Vec<u64> = (0..4).map(|i| cluster.height(i)).collect::<Result<_>>()?;
+    partitioned(&cluster, &[&[0, 1], &[2, 3]], &[2, 3]).await?;
+    // As in the 3|1 case: at most the height in flight when the links went is decided.
+    let cut_at = top(&cluster)?;
+    let heard_before: Vec<u64> = (0..4)
+        .map(|i| Ok(verified_total(metrics(&cluster, i)?)))
+        .collect::<Result<_>>()?;
     // Transactions wait on both sides; no side has the 3 of 4 votes needed to commit.
     let opening: Vec<_> = (1..=2).flat_map(|id| open_wallet(id, 1_000)).collect();
     let hashes = cluster.submit_all(&opening, |n| [0, 2][n / 3]).await?;
-    tokio::time::sleep(STALL_WATCH).await;
+    // Their chance: every node keeps hearing its partner's votes, and still nobody can
+    // gather a quorum.
+    heard_own_side(&cluster, &[0, 1, 2, 3], &heard_before).await?;
     let during: Vec<u64> = (0..4).map(|i| cluster.height(i)).collect::<Result<_>>()?;
     ensure!(
-        before == during,
-        "a minority side committed: {before:?} -> {during:?}"
+        during.iter().all(|&h| h <= cut_at + 1),
+        "a minority side committed: cut off at {cut_at}, now {during:?}"
     );
     // No fork: wherever two nodes both have a height, they have the same block.
     let low = *during.iter().min().context("no nodes")?;

@@ -198,24 +198,34 @@ async fn a_malformed_peer_message_is_dropped_and_the_node_goes_on_committing() -
             peer_block_duration: Duration::from_secs(60),
             events_capacity: 64,
             blocked_peers_file: None,
+            counters: Default::default(),
         },
     )
     .await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut sent = false;
-    while tokio::time::Instant::now() < deadline {
-        if rogue
-            .handle
-            .send_direct(target.public_key, vec![0xff; 100])
-            .await
-            .is_ok()
-        {
-            sent = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::ensure!(sent, "the rogue peer never connected");
+    let metrics = &target.context.metrics;
+    let dropped_before = metrics.consensus_messages_dropped.get("undecodable");
+    wait_until(
+        "the rogue peer connected and sent its garbage",
+        async || {
+            Ok(rogue
+                .handle
+                .send_direct(target.public_key, vec![0xff; 100])
+                .await
+                .is_ok())
+        },
+    )
+    .await?;
+    // The garbage arrived: node 0 dropped it as undecodable and cut the rogue off.
+    wait_until(
+        "node 0 dropped the garbage and cut the rogue off",
+        async || {
+            Ok(
+                metrics.consensus_messages_dropped.get("undecodable") > dropped_before
+                    && metrics.network.peers_cut_off.get("reported") > 0,
+            )
+        },
+    )
+    .await?;
     let height = cluster.height(0)?;
     cluster.wait_height(0, height + 3).await?;
     let hashes = some_payments(&cluster, 3_000, 0).await?;

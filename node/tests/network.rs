@@ -5,15 +5,20 @@ use libp2p::Multiaddr;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tally_crypto::{PublicKey, SigningKey};
+use tally_node::metrics::NetworkCounters;
 use tally_node::network::{
     self, GossipTopic, Network, NetworkConfig, NetworkError, NetworkEvent, PeerAddress, PeerSet,
 };
 use tokio::time::timeout;
 
 const MESSAGE_BYTES_MAX: usize = 64 * 1024;
+/// Every wait here is for a condition (an event, a counter), bounded by this. Chosen from
+/// what the waits take: connecting, a redial (250 ms backoff at first) and a gossip mesh
+/// forming each take well under 2 s even with both cores busy; 15 s leaves a wide margin
+/// and is only ever reached by a failing test.
 const WAIT: Duration = Duration::from_secs(15);
-/// How long to watch for something that must not happen.
-const QUIET: Duration = Duration::from_secs(2);
+/// Redials refused that show a refused peer kept trying and stayed out.
+const REDIALS_REFUSED: u64 = 2;
 
 fn key(i: u8) -> SigningKey {
     SigningKey::from_seed([i; 32])
@@ -41,6 +46,7 @@ fn config(
         peer_block_duration: Duration::from_secs(60),
         events_capacity: 1024,
         blocked_peers_file: None,
+        counters: NetworkCounters::default(),
     }
 }
 
@@ -48,6 +54,8 @@ struct Node {
     key: PublicKey,
     address: Multiaddr,
     net: Network,
+    /// What its network counted (cut-offs, refused connections).
+    counters: NetworkCounters,
 }
 
 fn address(net: &Network) -> Result<Multiaddr> {
@@ -71,11 +79,13 @@ async fn start_mesh(seeds: &[u8], configure: impl Fn(u8, &mut NetworkConfig)) ->
             .collect();
         let mut cfg = config(loopback()?, peers, &keys);
         configure(*seed, &mut cfg);
+        let counters = cfg.counters.clone();
         let net = network::start(&key(*seed), cfg).await?;
         nodes.push(Node {
             key: key(*seed).public_key(),
             address: address(&net)?,
             net,
+            counters,
         });
     }
     for node in &nodes {
@@ -160,15 +170,36 @@ async fn publish(node: &Node, topic: GossipTopic, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Collects every event that arrives within `QUIET`.
-async fn events_for_a_while(node: &mut Node) -> Vec<NetworkEvent> {
+/// Collects the events `node` reports until its counters satisfy `done` (the positive
+/// sign that what must not get through had its chances); fails after `WAIT`.
+async fn events_until(
+    node: &mut Node,
+    what: &str,
+    done: impl Fn(&NetworkCounters) -> bool,
+) -> Result<Vec<NetworkEvent>> {
     let mut seen = Vec::new();
-    let _ = timeout(QUIET, async {
-        while let Some(event) = node.net.events.recv().await {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(&node.counters) {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "not in {WAIT:?}: {what}"
+        );
+        if let Ok(Some(event)) = timeout(Duration::from_millis(50), node.net.events.recv()).await {
             seen.push(event);
         }
-    })
-    .await;
+    }
+    while let Ok(event) = node.net.events.try_recv() {
+        seen.push(event);
+    }
+    Ok(seen)
+}
+
+/// The events `node` reported so far, without waiting.
+fn events_so_far(node: &mut Node) -> Vec<NetworkEvent> {
+    let mut seen = Vec::new();
+    while let Ok(event) = node.net.events.try_recv() {
+        seen.push(event);
+    }
     seen
 }
 
@@ -285,11 +316,14 @@ async fn a_key_outside_the_peer_set_cannot_connect_until_it_is_allowed() -> Resu
         public_key: a,
         address: pick(&mut nodes, 0)?.address.clone(),
     };
-    let net = network::start(&key(13), config(loopback()?, vec![dial_a], &[a, outsider])).await?;
+    let outsider_config = config(loopback()?, vec![dial_a], &[a, outsider]);
+    let counters = outsider_config.counters.clone();
+    let net = network::start(&key(13), outsider_config).await?;
     let mut outsider_node = Node {
         key: outsider,
         address: address(&net)?,
         net,
+        counters,
     };
 
     // While the outsider redials, A sends to all its validators and gossips.
@@ -297,7 +331,12 @@ async fn a_key_outside_the_peer_set_cannot_connect_until_it_is_allowed() -> Resu
     let sent = node_a.net.handle.broadcast_direct(b"vote".to_vec()).await?;
     ensure!(sent == 1, "A sent to {sent} validators, expected only B");
     publish(node_a, GossipTopic::Evidence, b"evidence").await?;
-    let seen_by_a = events_for_a_while(node_a).await;
+    // The outsider's chances: A refuses its redials (counted) after the sends above.
+    let refused_before = node_a.counters.connections_refused.get("not_allowed");
+    let seen_by_a = events_until(node_a, "A refused the outsider's redials", |c| {
+        c.connections_refused.get("not_allowed") >= refused_before + REDIALS_REFUSED
+    })
+    .await?;
     ensure!(
         !seen_by_a
             .iter()
@@ -305,7 +344,7 @@ async fn a_key_outside_the_peer_set_cannot_connect_until_it_is_allowed() -> Resu
         "A accepted the outsider"
     );
     ensure!(node_a.net.handle.connected_peers().await? == vec![b]);
-    let seen_by_outsider = events_for_a_while(&mut outsider_node).await;
+    let seen_by_outsider = events_so_far(&mut outsider_node);
     ensure!(
         !seen_by_outsider
             .iter()
@@ -411,13 +450,23 @@ async fn an_oversized_message_cuts_off_its_sender_and_the_others_go_on() -> Resu
     ensure!(gossip_from(pick(&mut nodes, 0)?, k2).await?.1 == b"transfer 2");
     ensure!(gossip_from(pick(&mut nodes, 1)?, k2).await?.1 == b"transfer 2");
 
-    // The cut-off node stays out: its redials are refused and nothing it sends arrives.
+    // The cut-off node stays out: its redials are refused (counted) and nothing it sends
+    // arrives.
     let _ = pick(&mut nodes, 3)?
         .net
         .handle
         .broadcast_direct(b"let me in".to_vec())
         .await;
-    let seen = events_for_a_while(pick(&mut nodes, 0)?).await;
+    let node_0 = pick(&mut nodes, 0)?;
+    let refused_before = node_0.counters.connections_refused.get("blocked");
+    ensure!(
+        node_0.counters.peers_cut_off.get("malformed_direct") == 1,
+        "node 0 did not count the oversized message's cut-off"
+    );
+    let seen = events_until(node_0, "node 0 refused the cut-off node's redials", |c| {
+        c.connections_refused.get("blocked") >= refused_before + REDIALS_REFUSED
+    })
+    .await?;
     ensure!(
         !seen.iter().any(|e| matches!(
             e,
@@ -462,11 +511,14 @@ async fn a_restarted_node_is_redialled_by_its_peers() -> Result<()> {
     }
 
     // It comes back on the same port with nobody to dial: the others must redial it.
-    let net = network::start(&key(31), config(old_address.clone(), Vec::new(), &keys)).await?;
+    let restarted_config = config(old_address.clone(), Vec::new(), &keys);
+    let counters = restarted_config.counters.clone();
+    let net = network::start(&key(31), restarted_config).await?;
     let mut restarted = Node {
         key: k0,
         address: address(&net)?,
         net,
+        counters,
     };
     ensure!(restarted.address == old_address);
     wait_connected(&restarted, 2).await?;

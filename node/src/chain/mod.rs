@@ -110,6 +110,21 @@ pub enum ChainInput {
     },
 }
 
+impl ChainInput {
+    /// A fixed name for the kind of input, for metrics.
+    fn kind(&self) -> &'static str {
+        match self {
+            ChainInput::Message { .. } => "message",
+            ChainInput::Transactions { .. } => "transactions",
+            ChainInput::Evidence { .. } => "evidence",
+            ChainInput::ValidatorUpdate { .. } => "validator_update",
+            ChainInput::Timeout(_) => "timeout",
+            ChainInput::ProposeNow { .. } => "propose_now",
+            ChainInput::Synced { .. } => "synced",
+        }
+    }
+}
+
 /// What the chain task asks of the network.
 #[derive(Debug)]
 pub enum Outbound {
@@ -448,6 +463,9 @@ impl Chain {
         submissions: Vec<Submission>,
     ) -> Result<(), ChainError> {
         if self.halted {
+            for input in &inputs {
+                self.metrics.halted_inputs_dropped.inc(input.kind());
+            }
             for s in submissions {
                 let _ = s.reply.send(Err(SubmitError::ShuttingDown));
             }
@@ -509,7 +527,13 @@ impl Chain {
         // Messages of decided heights cannot change anything; skip their signatures.
         let (froms, messages): (Vec<PublicKey>, Vec<Message>) = messages
             .into_iter()
-            .filter(|(_, m)| m.height() >= now)
+            .filter(|(_, m)| {
+                let current = m.height() >= now;
+                if !current {
+                    self.metrics.consensus_messages_dropped.inc("stale");
+                }
+                current
+            })
             .unzip();
         let verdicts = tally_consensus::verify_messages(
             messages,
@@ -520,6 +544,9 @@ impl Chain {
         for (from, verdict) in froms.into_iter().zip(verdicts) {
             match verdict {
                 Ok(verified) => {
+                    self.metrics
+                        .consensus_messages_verified
+                        .inc(verified.signer().0);
                     let out = self.consensus.step(Input::Message(verified));
                     self.carry_out(out)?;
                     if self.halted {
@@ -527,6 +554,9 @@ impl Chain {
                     }
                 }
                 Err(e) => {
+                    self.metrics
+                        .consensus_messages_dropped
+                        .inc(crate::metrics::refusal_reason(&e));
                     warn!(peer = %from, error = %e, "consensus message refused");
                     self.send(Outbound::Report(
                         from,
@@ -586,7 +616,9 @@ impl Chain {
                 } => {
                     let valid = match self.check_proposal(height, round, block_hash, &block) {
                         Ok(()) => true,
-                        Err(reason) => {
+                        Err(refusal) => {
+                            self.metrics.proposals_refused.inc(refusal.label);
+                            let reason = refusal.detail;
                             warn!(height = height.0, round = round.0, %reason, "proposed block refused");
                             false
                         }
@@ -602,6 +634,7 @@ impl Chain {
                     self.deferred.extend(queue.drain(..));
                 }
                 Output::Evidence(evidence) => {
+                    self.metrics.equivocations_detected.inc();
                     warn!(
                         validator = evidence.validator().0,
                         height = evidence.height().0,
@@ -724,6 +757,9 @@ impl Chain {
     /// Forgets pending evidence that `block` committed and remembers it, so a late copy
     /// from gossip does not go on chain twice.
     fn evidence_committed(&mut self, committed: &[Evidence]) {
+        self.metrics
+            .evidence_committed
+            .inc_by(committed.len() as u64);
         self.pending_evidence.retain(|e| !committed.contains(e));
         for evidence in committed {
             if self.committed_evidence.len() >= COMMITTED_EVIDENCE_REMEMBERED {

@@ -8,6 +8,21 @@ use super::{BLOCK_TIME_DRIFT_MS_MAX, Chain, ChainError, now_ms, pool};
 use crate::block::{BLOCK_EVIDENCE_MAX, Block, BlockHeader, txs_root};
 use crate::validator_update::BLOCK_VALIDATOR_UPDATES_MAX;
 
+/// Why a block does not fit this node's chain: a fixed `label` (the metric's reason) and a
+/// `detail` for the log.
+#[derive(Debug)]
+pub(super) struct BlockFault {
+    pub label: &'static str,
+    pub detail: String,
+}
+
+fn fault(label: &'static str, detail: impl Into<String>) -> BlockFault {
+    BlockFault {
+        label,
+        detail: detail.into(),
+    }
+}
+
 impl Chain {
     /// The block this node proposes at `height`: mempool transactions up to the block
     /// limits, pending evidence and validator updates, on top of the stored head.
@@ -77,18 +92,18 @@ impl Chain {
         _round: Round,
         block_hash: BlockHash,
         bytes: &[u8],
-    ) -> Result<(), String> {
-        let block = Block::decode(bytes).map_err(|e| e.to_string())?;
-        self.check_header(&block, height)?;
+    ) -> Result<(), BlockFault> {
+        let block = Block::decode(bytes).map_err(|e| fault("undecodable", e.to_string()))?;
+        self.header_fault(&block, height)?;
         if block.header.time_ms > now_ms().saturating_add(BLOCK_TIME_DRIFT_MS_MAX) {
-            return Err(format!(
-                "block time {} is ahead of our clock",
-                block.header.time_ms
+            return Err(fault(
+                "time_ahead",
+                format!("block time {} is ahead of our clock", block.header.time_ms),
             ));
         }
         let verified = self
             .verify_block_txs(&block)
-            .ok_or_else(|| "a transaction's signatures do not verify".to_string())?;
+            .ok_or_else(|| fault("tx_signature", "a transaction's signatures do not verify"))?;
         self.validated.insert(block_hash, verified);
         Ok(())
     }
@@ -97,54 +112,68 @@ impl Chain {
     /// height, parent, time after the parent's, state root, transactions root, proposer in
     /// the set, evidence and validator updates.
     pub(super) fn check_header(&self, block: &Block, height: Height) -> Result<(), String> {
+        self.header_fault(block, height).map_err(|f| f.detail)
+    }
+
+    /// [`Chain::check_header`] with the fault's label.
+    fn header_fault(&self, block: &Block, height: Height) -> Result<(), BlockFault> {
         let h = &block.header;
         if h.chain_id != self.chain_id {
-            return Err(format!("chain id {:?}", h.chain_id));
+            return Err(fault("chain_id", format!("chain id {:?}", h.chain_id)));
         }
         if h.height != height.0 || h.height != self.head.height.saturating_add(1) {
-            return Err(format!("height {} (head {})", h.height, self.head.height));
+            return Err(fault(
+                "height",
+                format!("height {} (head {})", h.height, self.head.height),
+            ));
         }
         if h.parent != self.head_hash {
-            return Err("parent is not our head".to_string());
+            return Err(fault("parent", "parent is not our head"));
         }
         if h.time_ms <= self.head.time_ms {
-            return Err(format!(
-                "time {} not after the parent's {}",
-                h.time_ms, self.head.time_ms
+            return Err(fault(
+                "time",
+                format!(
+                    "time {} not after the parent's {}",
+                    h.time_ms, self.head.time_ms
+                ),
             ));
         }
         if h.state_root != self.head.state_root {
-            return Err(format!(
-                "state root {} differs from ours {}",
-                h.state_root, self.head.state_root
+            return Err(fault(
+                "state_root",
+                format!(
+                    "state root {} differs from ours {}",
+                    h.state_root, self.head.state_root
+                ),
             ));
         }
         if h.txs_root != txs_root(&block.txs) {
-            return Err("transactions root does not match".to_string());
+            return Err(fault("txs_root", "transactions root does not match"));
         }
         let set = self
             .consensus
             .validator_sets()
             .at(height)
-            .ok_or_else(|| "no validator set in force".to_string())?;
+            .ok_or_else(|| fault("no_validator_set", "no validator set in force"))?;
         if set.index_of(&h.proposer).is_none() {
-            return Err("proposer is not a validator".to_string());
+            return Err(fault("proposer", "proposer is not a validator"));
         }
         for evidence in &block.evidence {
             let at = self
                 .consensus
                 .validator_sets()
                 .at(evidence.height())
-                .ok_or_else(|| "evidence for a height with no set".to_string())?;
+                .ok_or_else(|| fault("evidence", "evidence for a height with no set"))?;
             evidence
                 .verify(at, &self.chain_id)
-                .map_err(|e| format!("evidence: {e}"))?;
+                .map_err(|e| fault("evidence", format!("evidence: {e}")))?;
         }
         let mut last = self.last_scheduled();
         for update in &block.validator_updates {
             update
                 .verify(&self.chain_id, height.0, last, set)
-                .map_err(|e| format!("validator update: {e}"))?;
+                .map_err(|e| fault("validator_update", format!("validator update: {e}")))?;
             last = update.change.effective_height;
         }
         Ok(())

@@ -63,6 +63,8 @@ pub struct NetworkConfig {
     /// Test-only connection gating: the peers listed in this file are cut off both ways
     /// until removed from it (see `[test_faults]` in the config).
     pub blocked_peers_file: Option<std::path::PathBuf>,
+    /// Where the network counts cut-offs and refused connections (the node's metrics).
+    pub counters: crate::metrics::NetworkCounters,
 }
 
 /// A peer to dial: its key (hence its `PeerId`) and where it listens.

@@ -274,7 +274,7 @@ impl NetworkTask {
                 }
             }
             Command::Report { peer, reason } => match identity::peer_id(&peer) {
-                Ok(peer_id) => self.cut_off(peer_id, &reason),
+                Ok(peer_id) => self.cut_off(peer_id, "reported", &reason),
                 Err(e) => warn!(error = %e, "report about an invalid key ignored"),
             },
             Command::SetPeerSet { peer_set, reply } => {
@@ -410,8 +410,10 @@ impl NetworkTask {
         Ok(())
     }
 
-    /// Disconnects a misbehaving peer and refuses it for `peer_block_duration`.
-    fn cut_off(&mut self, peer: PeerId, reason: &str) {
+    /// Disconnects a misbehaving peer and refuses it for `peer_block_duration`; counted
+    /// under `label` (a fixed word: `reason` may hold a peer's text).
+    fn cut_off(&mut self, peer: PeerId, label: &'static str, reason: &str) {
+        self.config.counters.peers_cut_off.inc(label);
         let key = self.members.get(&peer).map(|m| m.key.to_hex());
         warn!(
             peer = key.as_deref().unwrap_or("unknown"),
@@ -442,6 +444,10 @@ impl NetworkTask {
             info!(peer_id = %peer, "peer gated");
         }
         self.gated = listed;
+        self.config
+            .counters
+            .gated_peers
+            .set(i64::try_from(self.gated.len()).unwrap_or(i64::MAX));
     }
 
     fn on_housekeeping(&mut self) {
@@ -544,6 +550,9 @@ impl NetworkTask {
                 peer_id,
                 ..
             } => {
+                if let libp2p::swarm::ListenError::Denied { cause } = &error {
+                    self.count_refusal(peer_id, cause);
+                }
                 info!(
                     address = %send_back_addr,
                     peer_id = ?peer_id,
@@ -552,10 +561,37 @@ impl NetworkTask {
                 );
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let libp2p::swarm::DialError::Denied { cause } = &error {
+                    self.count_refusal(peer_id, cause);
+                }
                 debug!(peer_id = ?peer_id, error = %error, "dial failed");
             }
             _ => {}
         }
+    }
+
+    /// Counts a connection one of the gating behaviours refused, by which and why.
+    fn count_refusal(&self, peer: Option<PeerId>, cause: &libp2p::swarm::ConnectionDenied) {
+        let reason = if cause.downcast_ref::<allow_block_list::Blocked>().is_some() {
+            // The cut-off list and the test gate refuse with the same error.
+            match peer {
+                Some(peer) if self.gated.contains(&peer) => "gated",
+                _ => "blocked",
+            }
+        } else if cause
+            .downcast_ref::<allow_block_list::NotAllowed>()
+            .is_some()
+        {
+            "not_allowed"
+        } else if cause
+            .downcast_ref::<connection_limits::Exceeded>()
+            .is_some()
+        {
+            "limit"
+        } else {
+            "other"
+        };
+        self.config.counters.connections_refused.inc(reason);
     }
 
     /// The key of a member peer; `None` for others and for gated peers, whose messages
@@ -592,7 +628,11 @@ impl NetworkTask {
                 (Ok(_), None) => {
                     debug!(peer_id = %peer, "direct message from a non-member dropped")
                 }
-                (Err(e), _) => self.cut_off(peer, &format!("malformed direct message: {e}")),
+                (Err(e), _) => self.cut_off(
+                    peer,
+                    "malformed_direct",
+                    &format!("malformed direct message: {e}"),
+                ),
             },
             Event::Message {
                 peer,
@@ -600,7 +640,11 @@ impl NetworkTask {
                 ..
             } => {
                 if let Err(e) = response {
-                    self.cut_off(peer, &format!("malformed direct message ack: {e}"));
+                    self.cut_off(
+                        peer,
+                        "malformed_direct_ack",
+                        &format!("malformed direct message ack: {e}"),
+                    );
                 }
             }
             Event::OutboundFailure { peer, error, .. } => {
@@ -638,7 +682,11 @@ impl NetworkTask {
                     }
                 }
                 (Ok(_), None) => debug!(peer_id = %peer, "sync request from a non-member dropped"),
-                (Err(e), _) => self.cut_off(peer, &format!("malformed sync request: {e}")),
+                (Err(e), _) => self.cut_off(
+                    peer,
+                    "malformed_sync_request",
+                    &format!("malformed sync request: {e}"),
+                ),
             },
             Event::Message {
                 peer,
@@ -653,7 +701,11 @@ impl NetworkTask {
                 let result = match response {
                     Ok(bytes) => Ok(bytes),
                     Err(e) => {
-                        self.cut_off(peer, &format!("malformed sync response: {e}"));
+                        self.cut_off(
+                            peer,
+                            "malformed_sync_response",
+                            &format!("malformed sync response: {e}"),
+                        );
                         Err(e.to_string())
                     }
                 };
@@ -708,7 +760,7 @@ impl NetworkTask {
                     message.data.len(),
                     self.config.message_bytes_max
                 );
-                self.cut_off(propagation_source, &reason);
+                self.cut_off(propagation_source, "oversized_gossip", &reason);
                 (MessageAcceptance::Reject, None)
             }
             (Some(topic), Some(from)) => (

@@ -22,8 +22,34 @@ pub const BANK_A: InstitutionId = InstitutionId(1);
 pub const BANK_B: InstitutionId = InstitutionId(2);
 pub const PLATFORM: InstitutionId = InstitutionId(3);
 pub const REGULATOR: InstitutionId = InstitutionId(5);
-/// Every wait in these tests is bounded by this.
+/// Every wait in these tests is for a condition, bounded by this. How it was chosen: the
+/// slowest condition waited on (a node catching up by sync after a partition, a cut-off
+/// peer's redials refused, a faulty proposer's turn coming round) takes a few seconds on an
+/// idle 2-core machine and stays under ~15 s with a second CPU-bound process on both cores
+/// (the `.ci/repeat --load` runs); 60 s is four times that. A passing test never waits it
+/// out: it only bounds how long a broken one takes to say so.
 pub const WAIT: Duration = Duration::from_secs(60);
+/// How often a wait looks at its condition again.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// Waits until `condition` holds, looking every [`POLL`]; fails naming `what` after
+/// [`WAIT`], or at once with the condition's own error.
+pub async fn wait_until(
+    what: &str,
+    mut condition: impl AsyncFnMut() -> Result<bool>,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if condition().await? {
+            return Ok(());
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "not in {WAIT:?}: {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
 
 pub fn validator_key(i: usize) -> SigningKey {
     SigningKey::from_seed([100u8.wrapping_add(i as u8); 32])

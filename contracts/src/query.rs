@@ -87,6 +87,11 @@ pub fn cross_border_outflow(
     Ok(found.unwrap_or_default().at(time_ms))
 }
 
+/// Whether `identity` is on the sanctions list: one keyed read.
+pub fn is_sanctioned(store: &dyn StateStore, identity: Hash) -> Result<bool, ExecutionError> {
+    Ok(store.get(&key::sanction(identity))?.is_some())
+}
+
 /// Identities on the sanctions list in hash order, starting after `after`, at most
 /// `limit` of them.
 pub fn sanctions(

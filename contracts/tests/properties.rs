@@ -16,14 +16,31 @@ use proptest::prelude::*;
 use tally_contracts::*;
 use tally_crypto::{Hash, SigningKey};
 
-const CONSUMERS: [(u128, InstitutionId, Currency, u8); 6] = [
-    (101, BANK_A, Currency::CNY, 1),
-    (102, BANK_A, Currency::CNY, 0),
-    (103, BANK_B, Currency::CNY, 0),
-    (104, PLATFORM, Currency::CNY, 1),
-    (105, BANK_B, Currency::USD, 1),
-    (106, BANK_A, Currency::HKD, 1),
+/// Wallets: id, institution, currency, tier, and the person (identity) holding it. Person
+/// 101 has wallets at banks A and B, person 102 two at bank A; wallet 103 needs a second
+/// factor above 1_500.
+const CONSUMERS: [(u128, InstitutionId, Currency, u8, u128); 8] = [
+    (101, BANK_A, Currency::CNY, 1, 101),
+    (102, BANK_A, Currency::CNY, 0, 102),
+    (103, BANK_B, Currency::CNY, 0, 103),
+    (104, PLATFORM, Currency::CNY, 1, 104),
+    (105, BANK_B, Currency::USD, 1, 105),
+    (106, BANK_A, Currency::HKD, 1, 106),
+    (107, BANK_A, Currency::CNY, 0, 102),
+    (108, BANK_B, Currency::CNY, 1, 101),
 ];
+const SECOND_FACTOR_WALLET: u128 = 103;
+const SECOND_FACTOR_THRESHOLD: Amount = 1_500;
+
+/// The person holding wallet `id`.
+fn person(id: u128) -> u128 {
+    CONSUMERS.iter().find(|c| c.0 == id).map_or(id, |c| c.4)
+}
+
+/// A wallet's second-factor key (only wallet 103 has one set).
+fn second_factor_key(id: u128) -> SigningKey {
+    key(9_000 + id as u64)
+}
 const MERCHANTS: [(u128, InstitutionId, u16); 2] = [(201, BANK_A, 100), (202, BANK_B, 250)];
 const BILLER: u128 = 301;
 const RATE_CNY_USD: u64 = 138_000_000;
@@ -42,10 +59,32 @@ fn base() -> &'static (MemoryStore, u64, u64) {
     static BASE: OnceLock<(MemoryStore, u64, u64)> = OnceLock::new();
     BASE.get_or_init(|| {
         let mut w = World::new();
-        for (id, bank, currency, tier) in CONSUMERS {
-            w.consumer(id, bank, tier, currency);
+        // Tier 1 with limits the generated amounts reach.
+        let gov = governance_keys();
+        ok(&w.submit(
+            Party::Institution(BANK_A),
+            &[&institution_key(BANK_A), &gov[0], &gov[1]],
+            TxKind::Govern(GovernanceAction::SetTierLimits {
+                tier: 1,
+                single_max: 60_000,
+                daily_max: 120_000,
+                yearly_max: 400_000,
+                cross_border_yearly_max: 100_000,
+            }),
+        ));
+        for (id, bank, currency, tier, who) in CONSUMERS {
+            w.person_wallet(id, bank, tier, currency, identity(who));
             w.fund(id, card_bank(id), 50_000);
         }
+        let token = second_factor_key(SECOND_FACTOR_WALLET);
+        ok(&w.submit(
+            Party::Account(AccountId(SECOND_FACTOR_WALLET)),
+            &[&key(SECOND_FACTOR_WALLET as u64), &token],
+            TxKind::SetSecondFactor {
+                key: Some(token.public_key()),
+                threshold: SECOND_FACTOR_THRESHOLD,
+            },
+        ));
         for (id, bank, fee) in MERCHANTS {
             w.merchant(id, bank, fee, Currency::CNY);
         }
@@ -117,6 +156,7 @@ enum Op {
         to: usize,
         id: u8,
         amount: Amount,
+        second: bool,
     },
     TopUp {
         who: usize,
@@ -140,6 +180,7 @@ enum Op {
         id: u8,
         source: u8,
         escrow_ms: Option<u64>,
+        second: bool,
     },
     ConfirmReceipt {
         payer: usize,
@@ -247,11 +288,11 @@ fn op() -> impl Strategy<Value = Op> {
     let id = 0..40u8;
     let order = 0..10u8;
     prop_oneof![
-        4 => (c.clone(), c.clone(), id.clone(), amount()).prop_map(|(from, to, id, amount)| Op::Transfer { from, to, id, amount }),
+        4 => (c.clone(), c.clone(), id.clone(), amount(), any::<bool>()).prop_map(|(from, to, id, amount, second)| Op::Transfer { from, to, id, amount, second }),
         1 => (c.clone(), id.clone(), amount()).prop_map(|(who, id, amount)| Op::TopUp { who, id, amount }),
         1 => (c.clone(), id.clone(), amount()).prop_map(|(who, id, amount)| Op::Withdraw { who, id, amount }),
         3 => (5..10u8, prop_oneof![1..5_000u64, amount()], prop_oneof![Just(1_500u64), Just(120_000u64)]).prop_map(|(order, amount, ttl_ms)| Op::CreateOrder { merchant: usize::from(order), order, amount, ttl_ms }),
-        5 => (c.clone(), order.clone(), id.clone(), 0..3u8, proptest::option::of(prop_oneof![Just(2_000u64), Just(60_000u64)])).prop_map(|(payer, order, id, source, escrow_ms)| Op::PayOrder { payer, order, id, source, escrow_ms }),
+        5 => (c.clone(), order.clone(), id.clone(), 0..3u8, proptest::option::of(prop_oneof![Just(2_000u64), Just(60_000u64)]), any::<bool>()).prop_map(|(payer, order, id, source, escrow_ms, second)| Op::PayOrder { payer, order, id, source, escrow_ms, second }),
         1 => (c.clone(), order.clone()).prop_map(|(payer, order)| Op::ConfirmReceipt { payer, order }),
         1 => (any::<bool>(), order.clone(), any::<bool>()).prop_map(|(bank, order, approve)| Op::AuthorizeCard { bank, order, approve }),
         1 => (any::<bool>(), c.clone(), order.clone()).prop_map(|(by_merchant, who, order)| Op::CancelOrder { by_merchant, who, order }),
@@ -339,12 +380,15 @@ impl Runner {
                 to,
                 id,
                 amount,
+                second,
             } => {
                 let (f, k) = consumer(from);
                 let (t, _) = consumer(to);
+                let token = second_factor_key(f);
+                let keys: Vec<&SigningKey> = if second { vec![&k, &token] } else { vec![&k] };
                 self.sign(
                     Party::Account(AccountId(f)),
-                    &[&k],
+                    &keys,
                     TxKind::Transfer {
                         id: tid(id),
                         to: AccountId(t),
@@ -396,14 +440,19 @@ impl Runner {
                 id,
                 source,
                 escrow_ms,
+                second,
             } => {
                 let (c, k) = consumer(payer);
                 let bank = institution_key(card_bank(c));
-                let (src, keys): (PaymentSource, Vec<&SigningKey>) = match source {
+                let token = second_factor_key(c);
+                let (src, mut keys): (PaymentSource, Vec<&SigningKey>) = match source {
                     0 => (PaymentSource::Balance, vec![&k]),
                     1 => (PaymentSource::Card(card(c as u8)), vec![&k, &bank]),
                     _ => (PaymentSource::Card(card(c as u8)), vec![&k]),
                 };
+                if second {
+                    keys.push(&token);
+                }
                 self.sign(
                     Party::Account(AccountId(c)),
                     &keys,
@@ -656,11 +705,11 @@ impl Runner {
                 let (p, k) = inst(REGULATOR);
                 let kind = if add {
                     TxKind::AddSanction {
-                        identity: identity(c),
+                        identity: identity(person(c)),
                     }
                 } else {
                     TxKind::RemoveSanction {
-                        identity: identity(c),
+                        identity: identity(person(c)),
                     }
                 };
                 self.sign(p, &[&k], kind)
@@ -901,4 +950,403 @@ fn random_flows_exercise_successes_and_rejections() {
     ] {
         assert!(codes.contains_key(code), "no {code} in {codes:?}");
     }
+}
+
+// ------------------------------------------------- no way around the payment rules
+//
+// Each transaction in its own block, so the state before it is the state it was judged
+// on. Three properties, each checked against the test's own model, not the ledger's:
+// - no frozen or sanctioned person's account sends or receives (a hold placed before
+//   resolves by its rules: its posting is not a new movement);
+// - no person sends more than its tier's single, daily and yearly limits across its
+//   wallets at one institution, nor more abroad than its yearly quota across all;
+// - every order payment is judged by the same outflow checks whichever its source: the
+//   same payment from the other source (card with the bank's co-signature, or balance),
+//   tried on the same state, gets the same outflow verdict.
+
+/// What the outflow checks answer with (the sender is always a consumer wallet here).
+const OUTFLOW_CODES: [&str; 7] = [
+    "ACCOUNT_FROZEN",
+    "SANCTIONED",
+    "SECOND_FACTOR_REQUIRED",
+    "OVER_TIER_SINGLE_LIMIT",
+    "OVER_TIER_DAILY_LIMIT",
+    "OVER_TIER_YEARLY_LIMIT",
+    "CROSS_BORDER_QUOTA_EXCEEDED",
+];
+
+/// The indexes (in `CONSUMERS`) of the tier-0 wallets: 102, 103 and 107 (102's second).
+const TIER0_WALLETS: [usize; 3] = [1, 2, 6];
+
+/// The general mix, with more large payments from low-tier wallets (so the person limits
+/// are reached within a sequence) and more days passing.
+fn rules_op() -> impl Strategy<Value = Op> {
+    let tier0 = proptest::sample::select(&TIER0_WALLETS[..]);
+    let c = 0..CONSUMERS.len();
+    prop_oneof![
+        8 => op(),
+        2 => (tier0.clone(), c, 0..40u8, 4_000..10_001u64, any::<bool>()).prop_map(|(from, to, id, amount, second)| Op::Transfer { from, to, id, amount, second }),
+        2 => (tier0, 0..10u8, 0..40u8, 0..3u8, any::<bool>()).prop_map(|(payer, order, id, source, second)| Op::PayOrder { payer, order, id, source, escrow_ms: None, second }),
+        1 => Just(Op::Advance { ms: DAY_MS }),
+    ]
+}
+
+/// What a run of the rule checks saw, to show the properties were exercised.
+#[derive(Debug, Default)]
+struct RuleStats {
+    /// Order payments whose twin from the other source was tried.
+    twins: usize,
+    /// Card payments the outflow checks refused, by code.
+    card_refused: BTreeMap<&'static str, usize>,
+    /// Refusals of a wallet's payment that its own outflow alone would have allowed: the
+    /// person's other wallets had used the limit.
+    person_limit_bit: usize,
+    /// Payments refused because an account of a sanctioned person or a frozen account took
+    /// part.
+    stopped: BTreeMap<&'static str, usize>,
+    /// Successful payments, checked.
+    payments: usize,
+}
+
+/// The test's own count of what each person (and each wallet) sent.
+#[derive(Default)]
+struct Spent {
+    /// (institution, person, currency, day or year) → total.
+    day: BTreeMap<(InstitutionId, Hash, Currency, u64), u128>,
+    year: BTreeMap<(InstitutionId, Hash, Currency, u64), u128>,
+    /// (person, currency, year) → total sent abroad.
+    abroad: BTreeMap<(Hash, Currency, u64), u128>,
+    /// (wallet, day) → total.
+    wallet_day: BTreeMap<(AccountId, u64), u128>,
+}
+
+/// The same order payment from the other source, signed by the same keys (plus the card
+/// bank's, for a card twin): `None` for anything else.
+fn twin_payment(w: &World, tx: &SignedTransaction) -> Option<(SignedTransaction, bool)> {
+    let TxKind::PayOrder {
+        id,
+        order,
+        source,
+        escrow_ms,
+    } = tx.tx.kind
+    else {
+        return None;
+    };
+    let Party::Account(AccountId(c)) = tx.tx.sender else {
+        return None;
+    };
+    let k = key(c as u64);
+    let bank = institution_key(card_bank(c));
+    let token = second_factor_key(c);
+    let with_token = tx.signatures.iter().any(|s| s.key == token.public_key());
+    let (twin, mut keys) = match source {
+        PaymentSource::Balance => (PaymentSource::Card(card(c as u8)), vec![&k, &bank]),
+        PaymentSource::Card(_) => (PaymentSource::Balance, vec![&k]),
+    };
+    if with_token {
+        keys.push(&token);
+    }
+    let signed = w.sign_nonce(
+        tx.tx.sender,
+        tx.tx.nonce,
+        &keys,
+        TxKind::PayOrder {
+            id,
+            order,
+            source: twin,
+            escrow_ms,
+        },
+    );
+    Some((signed, matches!(source, PaymentSource::Card(_))))
+}
+
+/// Why an account may not take part in a new movement, in `store`.
+fn stopped(store: &MemoryStore, id: AccountId) -> Option<&'static str> {
+    let a = query::account(store, id).unwrap()?;
+    if a.frozen {
+        return Some("frozen");
+    }
+    if a.kind.has_holder() && query::is_sanctioned(store, a.holder.identity).unwrap() {
+        return Some("sanctioned");
+    }
+    None
+}
+
+/// The accounts a transaction's own events moved new money between (not the posting of a
+/// hold placed earlier).
+fn parties(kind: &TxKind, events: &[Event]) -> Vec<AccountId> {
+    let mut out = Vec::new();
+    for e in events {
+        match e {
+            Event::TransferReceived { from, to, .. } => out.extend([*from, *to]),
+            Event::PaymentCompleted {
+                payer, merchant, ..
+            } if matches!(kind, TxKind::PayOrder { .. }) => out.extend([*payer, *merchant]),
+            Event::PaymentHeld {
+                payer, merchant, ..
+            }
+            | Event::CollectedByCode {
+                payer, merchant, ..
+            }
+            | Event::MerchantPaid {
+                payer, merchant, ..
+            } => out.extend([*payer, *merchant]),
+            Event::Refunded { payer, .. } => out.push(*payer),
+            Event::BillPaid { payer, biller, .. } => out.extend([*payer, *biller]),
+            Event::RemittanceCredited {
+                sender,
+                beneficiary,
+                ..
+            } => out.extend([*sender, *beneficiary]),
+            Event::ToppedUp { account, .. } | Event::Withdrawn { account, .. } => {
+                out.push(*account)
+            }
+            Event::MerchantSettled { merchant, .. } => out.push(*merchant),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What a domestic consumer payment asks to take out of a wallet (or commit on its
+/// behalf), judged on the state before it: payer and amount.
+fn domestic_outflow(
+    before: &MemoryStore,
+    kind: &TxKind,
+    sender: Party,
+) -> Option<(AccountId, Amount)> {
+    let Party::Account(s) = sender else {
+        return None;
+    };
+    match kind {
+        TxKind::Transfer { amount, .. }
+        | TxKind::PayMerchant { amount, .. }
+        | TxKind::PayBill { amount, .. }
+        | TxKind::Withdraw { amount, .. } => Some((s, *amount)),
+        TxKind::PayOrder { order, .. } => Some((s, query::order(before, *order).unwrap()?.amount)),
+        TxKind::CollectByCode { code, amount, .. } => Some((code.payer, *amount)),
+        _ => None,
+    }
+}
+
+/// What a successful transaction took out of a consumer's wallet (or committed on its
+/// behalf): payer, amount, and whether it went abroad (the debit is in its event).
+fn outflow(
+    before: &MemoryStore,
+    kind: &TxKind,
+    sender: Party,
+    events: &[Event],
+) -> Option<(AccountId, Amount, bool)> {
+    match (kind, sender) {
+        (TxKind::CrossBorderTransfer { .. }, Party::Account(s)) => {
+            events.iter().find_map(|e| match e {
+                Event::RemittanceCredited { debited, .. } => Some((s, *debited, true)),
+                _ => None,
+            })
+        }
+        _ => domestic_outflow(before, kind, sender).map(|(payer, amount)| (payer, amount, false)),
+    }
+}
+
+fn check_rules(ops: &[Op]) -> RuleStats {
+    let (store, height, time_ms) = base().clone();
+    let mut r = Runner {
+        w: World::from_parts(store, height, time_ms),
+        pending: BTreeMap::new(),
+        sent: Vec::new(),
+        history: Vec::new(),
+    };
+    let mut stats = RuleStats::default();
+    let mut spent = Spent::default();
+    for op in ops {
+        r.pending.clear();
+        let Some(tx) = r.tx(op) else { continue };
+        let before = r.w.store.clone();
+        let rules = Ledger::rules(&before).unwrap();
+        let block = BlockContext {
+            height: r.w.height + 1,
+            time_ms: r.w.time_ms + 1_000,
+        };
+        let twin = twin_payment(&r.w, &tx).map(|(twin, actual_is_card)| {
+            let verified: Vec<VerifiedTransaction> =
+                verify_transactions(CHAIN, vec![twin], &mut r.w.cache)
+                    .into_iter()
+                    .map(|v| v.unwrap())
+                    .collect();
+            let out = Ledger::execute_block(&before, block, &verified).unwrap();
+            (out.receipts[0].result, actual_is_card)
+        });
+        let out = r.w.block(vec![tx.clone()]);
+        assert_eq!(r.w.time_ms, block.time_ms);
+        let receipt = &out.receipts[0];
+        let code = |result: Result<(), Rejection>| result.err().map(Rejection::code);
+        let is_check = |c: Option<&str>| c.is_some_and(|c| OUTFLOW_CODES.contains(&c));
+
+        // The same outflow checks on the card path as on the balance path.
+        if let Some((twin_result, actual_is_card)) = twin {
+            stats.twins += 1;
+            let (card, balance) = if actual_is_card {
+                (code(receipt.result), code(twin_result))
+            } else {
+                (code(twin_result), code(receipt.result))
+            };
+            if is_check(card) || is_check(balance) {
+                assert_eq!(
+                    card, balance,
+                    "the card and balance paths judged {:?} differently",
+                    tx.tx.kind
+                );
+            }
+            if let Some(c) = card.filter(|c| is_check(Some(c))) {
+                *stats.card_refused.entry(c).or_default() += 1;
+            }
+            if card.is_none() {
+                assert!(
+                    matches!(balance, None | Some("INSUFFICIENT_FUNDS")),
+                    "card paid, balance refused {balance:?}: {:?}",
+                    tx.tx.kind
+                );
+            }
+            if balance.is_none() {
+                assert!(
+                    matches!(
+                        card,
+                        None | Some(
+                            "ISSUANCE_LIMIT_EXCEEDED"
+                                | "CARD_AUTHORIZATIONS_EXCEEDED"
+                                | "MISSING_CO_SIGNATURE"
+                        )
+                    ),
+                    "balance paid, card refused {card:?}: {:?}",
+                    tx.tx.kind
+                );
+            }
+        }
+
+        let day = block.time_ms / DAY_MS;
+        let year = utc_year(block.time_ms);
+        match receipt.result {
+            Ok(()) => {
+                // Nobody frozen or sanctioned sent or received.
+                for party in parties(&tx.tx.kind, &receipt.events) {
+                    assert_eq!(
+                        stopped(&before, party),
+                        None,
+                        "{party:?} took part in {:?}",
+                        tx.tx.kind
+                    );
+                }
+                // No person above its limits, by the test's own count.
+                if let Some((payer, amount, abroad)) =
+                    outflow(&before, &tx.tx.kind, tx.tx.sender, &receipt.events)
+                {
+                    stats.payments += 1;
+                    let a = query::account(&before, payer).unwrap().unwrap();
+                    let limits = rules.tier(a.holder.tier).unwrap();
+                    let who = a.holder.identity;
+                    let amount = u128::from(amount);
+                    let d = spent
+                        .day
+                        .entry((a.institution, who, a.currency, day))
+                        .or_default();
+                    *d += amount;
+                    let y = spent
+                        .year
+                        .entry((a.institution, who, a.currency, year))
+                        .or_default();
+                    *y += amount;
+                    assert!(amount <= u128::from(limits.single_max), "single: {tx:?}");
+                    assert!(
+                        *d <= u128::from(limits.daily_max),
+                        "{payer:?}'s person sent {d} today: {tx:?}"
+                    );
+                    assert!(
+                        *y <= u128::from(limits.yearly_max),
+                        "{payer:?}'s person sent {y} this year: {tx:?}"
+                    );
+                    if abroad {
+                        let x = spent.abroad.entry((who, a.currency, year)).or_default();
+                        *x += amount;
+                        assert!(
+                            *x <= u128::from(limits.cross_border_yearly_max),
+                            "{payer:?}'s person sent {x} abroad this year: {tx:?}"
+                        );
+                    }
+                    *spent.wallet_day.entry((payer, day)).or_default() += amount;
+                }
+            }
+            Err(rejection) => {
+                if matches!(rejection, Rejection::AccountFrozen | Rejection::Sanctioned) {
+                    *stats.stopped.entry(rejection.code()).or_default() += 1;
+                }
+                if rejection == Rejection::OverDailyLimit
+                    && let Some((payer, amount)) =
+                        domestic_outflow(&before, &tx.tx.kind, tx.tx.sender)
+                    && let Some(a) = query::account(&before, payer).unwrap()
+                {
+                    let own = spent.wallet_day.get(&(payer, day)).copied().unwrap_or(0);
+                    let limits = rules.tier(a.holder.tier).unwrap();
+                    if own + u128::from(amount) <= u128::from(limits.daily_max) {
+                        stats.person_limit_bit += 1;
+                    }
+                }
+            }
+        }
+    }
+    stats
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn no_sequence_walks_around_frozen_sanctions_limits_or_the_card_path(
+        ops in proptest::collection::vec(rules_op(), 1..80),
+    ) {
+        check_rules(&ops);
+    }
+}
+
+/// The rule checks are not vacuous: the generator reaches card payments refused by each
+/// outflow check, person limits that bite across wallets, and payments stopped by a
+/// freeze or a listing.
+#[test]
+fn the_rule_checks_see_every_rule_bite() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut total = RuleStats::default();
+    for _ in 0..80 {
+        let ops = proptest::collection::vec(rules_op(), 60..80)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let stats = check_rules(&ops);
+        total.twins += stats.twins;
+        total.person_limit_bit += stats.person_limit_bit;
+        total.payments += stats.payments;
+        for (c, n) in stats.card_refused {
+            *total.card_refused.entry(c).or_default() += n;
+        }
+        for (c, n) in stats.stopped {
+            *total.stopped.entry(c).or_default() += n;
+        }
+    }
+    for code in [
+        "ACCOUNT_FROZEN",
+        "SANCTIONED",
+        "SECOND_FACTOR_REQUIRED",
+        "OVER_TIER_SINGLE_LIMIT",
+        "OVER_TIER_DAILY_LIMIT",
+    ] {
+        assert!(
+            total.card_refused.contains_key(code),
+            "no card payment refused {code}: {total:?}"
+        );
+    }
+    assert!(total.person_limit_bit > 0, "{total:?}");
+    assert!(total.stopped.contains_key("SANCTIONED"), "{total:?}");
+    assert!(total.stopped.contains_key("ACCOUNT_FROZEN"), "{total:?}");
+    assert!(total.payments > 500, "{total:?}");
+    eprintln!("{total:?}");
 }

@@ -3,7 +3,7 @@
 //! process. See the crate's README for who may sign each and what it does.
 
 use serde::{Deserialize, Serialize};
-use tally_crypto::{Hash, PublicKey, Signature, SigningKey};
+use tally_crypto::{Hash, HashBuilder, PublicKey, Signature, SigningKey};
 
 use crate::types::{
     AccountId, Amount, BillId, CardToken, Currency, CycleId, InstitutionId, OrderId, TimeMs,
@@ -14,8 +14,8 @@ use crate::types::{
 pub const TX_SIGNATURE_DOMAIN: &str = "tally-tx";
 /// The domain tag a consumer's offline payment code is signed under.
 pub const PAYMENT_CODE_DOMAIN: &str = "tally-payment-code";
-/// The domain tag of transaction hashes.
-pub const TX_HASH_DOMAIN: &str = "tally-tx-hash";
+/// The domain tag of transaction ids (see [`SignedTransaction::hash`]).
+pub const TX_ID_DOMAIN: &str = "tally-tx-id";
 
 /// Who sends a transaction and whose nonce it uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,12 +364,6 @@ impl Transaction {
         postcard::to_allocvec(self).unwrap_or_default()
     }
 
-    /// The transaction's id: the hash of its body (signatures excluded, so co-signing in
-    /// any order names the same transaction).
-    pub fn hash(&self) -> Hash {
-        Hash::digest(TX_HASH_DOMAIN, &self.signing_bytes())
-    }
-
     /// Signs with each key, in canonical order.
     pub fn sign(self, keys: &[&SigningKey]) -> SignedTransaction {
         let bytes = self.signing_bytes();
@@ -387,4 +381,29 @@ impl Transaction {
             signatures,
         }
     }
+}
+
+impl SignedTransaction {
+    /// The transaction's id: its body and the set of keys that signed it. A copy with
+    /// fewer (or other) signatures is another transaction, so it can neither pass for the
+    /// original in the mempool's duplicate check or the committed index, nor answer for it.
+    /// The signatures' bytes are left out: only a key's holder can make another signature
+    /// with it, and every valid one means the same.
+    pub fn hash(&self) -> Hash {
+        tx_id(
+            &self.tx.signing_bytes(),
+            self.signatures.iter().map(|s| &s.key),
+        )
+    }
+}
+
+/// A transaction's id from its signed bytes and its signers' keys (sorted, as in the
+/// canonical encoding). Each part is length-prefixed by the hash builder.
+pub(crate) fn tx_id<'a>(body: &[u8], signers: impl IntoIterator<Item = &'a PublicKey>) -> Hash {
+    signers
+        .into_iter()
+        .fold(HashBuilder::new(TX_ID_DOMAIN).update(body), |id, key| {
+            id.update(&key.0)
+        })
+        .finish()
 }

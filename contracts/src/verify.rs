@@ -6,7 +6,7 @@
 use tally_crypto::{BatchVerifier, Hash, KeyCache, PublicKey};
 
 use crate::encoding::check_limits;
-use crate::transaction::{PAYMENT_CODE_DOMAIN, TX_HASH_DOMAIN, TX_SIGNATURE_DOMAIN};
+use crate::transaction::{PAYMENT_CODE_DOMAIN, TX_SIGNATURE_DOMAIN, tx_id};
 use crate::{DecodeError, SignedTransaction, Transaction, TxKind};
 
 /// A transaction whose every signature (and any payment code's signature) verified.
@@ -22,6 +22,7 @@ impl VerifiedTransaction {
         &self.tx
     }
 
+    /// The transaction's id: its body and its signers (see [`SignedTransaction::hash`]).
     pub fn hash(&self) -> Hash {
         self.hash
     }
@@ -108,9 +109,9 @@ pub fn verify_transactions(
             if has_code && !ok(first + count) {
                 return Err(VerifyError::BadPaymentCode);
             }
-            let signers = item.signatures.iter().map(|s| s.key).collect();
+            let signers: Vec<PublicKey> = item.signatures.iter().map(|s| s.key).collect();
             Ok(VerifiedTransaction {
-                hash: Hash::digest(TX_HASH_DOMAIN, &bytes),
+                hash: tx_id(&bytes, &signers),
                 tx: item.tx,
                 signers,
             })
@@ -153,7 +154,7 @@ mod tests {
             &mut KeyCache::default(),
         );
         let first = out[0].as_ref().unwrap();
-        assert_eq!(first.hash(), good.tx.hash());
+        assert_eq!(first.hash(), good.hash());
         assert!(first.is_signed_by(&a.public_key()) && first.is_signed_by(&b.public_key()));
         assert_eq!(out[1], Err(VerifyError::BadSignature));
         assert!(matches!(out[2], Err(VerifyError::WrongChain(_))));
@@ -166,5 +167,37 @@ mod tests {
         swapped.tx.nonce = 1;
         let out = verify_transactions("c", vec![swapped], &mut KeyCache::default());
         assert_eq!(out[0], Err(VerifyError::BadSignature));
+    }
+
+    /// A copy stripped of a co-signature, or with another signer set, is another
+    /// transaction: its id differs, while the order the keys signed in does not matter.
+    #[test]
+    fn the_id_covers_the_signer_set() {
+        let payer = SigningKey::from_seed([1; 32]);
+        let bank = SigningKey::from_seed([2; 32]);
+        let other = SigningKey::from_seed([3; 32]);
+        let both = transfer(0).sign(&[&payer, &bank]);
+        let either_order = transfer(0).sign(&[&bank, &payer]);
+        let mut stripped = both.clone();
+        stripped.signatures.retain(|s| s.key == payer.public_key());
+        let extra = transfer(0).sign(&[&payer, &bank, &other]);
+        assert_eq!(both.hash(), either_order.hash());
+        assert_ne!(both.hash(), stripped.hash());
+        assert_ne!(both.hash(), extra.hash());
+        assert_ne!(stripped.hash(), transfer(0).sign(&[&bank]).hash());
+        let out = verify_transactions(
+            "c",
+            vec![both.clone(), stripped.clone(), extra.clone()],
+            &mut KeyCache::default(),
+        );
+        let ids: Vec<Option<Hash>> = out
+            .iter()
+            .map(|v| v.as_ref().ok().map(|v| v.hash()))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![Some(both.hash()), Some(stripped.hash()), Some(extra.hash())],
+            "a verified transaction's id is its signed form's"
+        );
     }
 }

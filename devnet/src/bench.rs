@@ -382,7 +382,7 @@ fn now_ms() -> u64 {
 fn prepare(signed: &SignedTransaction, validator: usize) -> Prepared {
     Prepared {
         validator,
-        hash: signed.tx.hash(),
+        hash: signed.hash(),
         bytes: Bytes::from(encoding::encode(signed)),
     }
 }

@@ -155,7 +155,7 @@ async fn run(args: &Args, deadline: Instant) -> Result<Report> {
                 break 'rounds;
             }
             let tx = transfer(id, id % args.wallets + 1, 3 + u64::try_from(round)?, 7);
-            let hash = tx.tx.hash();
+            let hash = tx.hash();
             index_of.insert(hash, index);
             let node = usize::try_from(id)? % v;
             by_node.get_mut(node).context("node index")?.push(Prepared {

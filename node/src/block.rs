@@ -70,7 +70,7 @@ pub enum BlockError {
 
 /// The Merkle root of transactions' body hashes.
 pub fn txs_root(txs: &[SignedTransaction]) -> Hash {
-    let hashes: Vec<Hash> = txs.iter().map(|s| s.tx.hash()).collect();
+    let hashes: Vec<Hash> = txs.iter().map(|s| s.hash()).collect();
     merkle_root(&hashes)
 }
 

@@ -12,10 +12,21 @@
 //! full pool evicts gapped ones (farthest ahead of its sender's next nonce first), a gapped
 //! one waits at most [`GAPPED_BLOCKS_MAX`] committed blocks, and a sender holds at most
 //! [`GAPPED_PER_SENDER_MAX`] of them.
+//!
+//! One transaction per (sender, nonce) slot: the first to arrive holds it, with one
+//! exception. A transaction's id covers its signers, so copies of one body with different
+//! signatures are different transactions, and a copy stripped of a co-signature (a card's
+//! bank, a second factor) would commit with another outcome than the one its sender and
+//! co-signers meant. So when two copies of one body meet, the one whose signers are a
+//! strict superset of the other's holds the slot: it replaces a held copy with fewer
+//! signers (keeping its place in line), and a copy with fewer signers than the held one is
+//! refused ([`MempoolError::FewerSignatures`]). Copies whose signer sets do not contain one
+//! another: the first holds the slot. The chain task also refuses to vote for a block that
+//! carries a copy with fewer signers than one it holds.
 
 use std::collections::BTreeMap;
 
-use tally_crypto::Hash;
+use tally_crypto::{Hash, PublicKey};
 
 /// How many committed blocks a transaction may wait with a gap before it. Long enough for a
 /// client to resubmit a missing nonce (a refused or lost one), short enough that an
@@ -31,8 +42,18 @@ pub trait PoolTx {
     /// The account whose nonce orders this transaction.
     fn sender(&self) -> [u8; 32];
     fn nonce(&self) -> u64;
+    /// The transaction's id (it covers the signer set).
     fn hash(&self) -> Hash;
     fn size_bytes(&self) -> usize;
+    /// The keys that signed, sorted.
+    fn signers(&self) -> &[PublicKey];
+    /// Whether `other` is a copy of this transaction: the same body, whatever signatures.
+    fn same_body(&self, other: &Self) -> bool;
+}
+
+/// Whether the sorted key list `big` holds every key of the sorted list `small` and more.
+pub fn strict_superset(big: &[PublicKey], small: &[PublicKey]) -> bool {
+    big.len() > small.len() && small.iter().all(|k| big.binary_search(k).is_ok())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +78,9 @@ pub enum MempoolError {
     NonceTooFarAhead { nonce: u64, next: u64 },
     #[error("another transaction with nonce {nonce} from this sender is waiting")]
     NonceTaken { nonce: u64 },
+    /// A copy of the same body signed by more keys (a superset of these) is waiting.
+    #[error("a copy of this transaction signed by more keys is waiting (nonce {nonce})")]
+    FewerSignatures { nonce: u64 },
     #[error("the transaction is {size} bytes, more than the mempool's {max}")]
     TooLarge { size: usize, max: usize },
 }
@@ -157,8 +181,9 @@ impl<T: PoolTx + Clone> Mempool<T> {
 
     /// Adds a verified transaction. `next_nonce` is the sender's next nonce in the committed
     /// state. At a full pool, a transaction its sender can execute next evicts gapped ones
-    /// (see the module's rule); a gapped one is refused.
-    pub fn insert(&mut self, tx: T, next_nonce: u64) -> Result<(), MempoolError> {
+    /// (see the module's rule); a gapped one is refused. A copy with more signers than the
+    /// one holding its slot replaces it: the displaced copy is returned.
+    pub fn insert(&mut self, tx: T, next_nonce: u64) -> Result<Option<T>, MempoolError> {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
@@ -182,11 +207,15 @@ impl<T: PoolTx + Clone> Mempool<T> {
                 max: self.limits.bytes_max,
             });
         }
-        if self
-            .by_sender
-            .get(&sender)
-            .is_some_and(|queue| queue.txs.contains_key(&nonce))
-        {
+        if let Some(held) = self.at(&sender, nonce) {
+            if held.same_body(&tx) {
+                if strict_superset(tx.signers(), held.signers()) {
+                    return self.replace(&sender, nonce, tx).map(Some);
+                }
+                if strict_superset(held.signers(), tx.signers()) {
+                    return Err(MempoolError::FewerSignatures { nonce });
+                }
+            }
             return Err(MempoolError::NonceTaken { nonce });
         }
         self.advance(&sender, next_nonce);
@@ -243,7 +272,46 @@ impl<T: PoolTx + Clone> Mempool<T> {
         self.by_arrival.insert(arrival, (sender, nonce));
         self.bytes += size;
         self.classify(&sender);
-        Ok(())
+        Ok(None)
+    }
+
+    /// Puts `tx` in the place of the copy holding its slot (same arrival, same standing).
+    fn replace(&mut self, sender: &[u8; 32], nonce: u64, tx: T) -> Result<T, MempoolError> {
+        let (new_hash, new_size) = (tx.hash(), tx.size_bytes());
+        let old_size = self.at(sender, nonce).map_or(0, PoolTx::size_bytes);
+        let bytes = self.bytes.saturating_sub(old_size).saturating_add(new_size);
+        if bytes > self.limits.bytes_max {
+            return Err(MempoolError::Busy);
+        }
+        let entry = self
+            .by_sender
+            .get_mut(sender)
+            .and_then(|q| q.txs.get_mut(&nonce))
+            .ok_or(MempoolError::NonceTaken { nonce })?;
+        let old = std::mem::replace(&mut entry.tx, tx);
+        if entry.gap.is_some() {
+            self.gapped_bytes = self
+                .gapped_bytes
+                .saturating_sub(old_size)
+                .saturating_add(new_size);
+        }
+        self.by_hash.remove(&old.hash());
+        self.by_hash.insert(new_hash, (*sender, nonce));
+        self.bytes = bytes;
+        Ok(old)
+    }
+
+    /// The transaction holding `sender`'s slot `nonce`, if any.
+    pub fn at(&self, sender: &[u8; 32], nonce: u64) -> Option<&T> {
+        self.by_sender.get(sender)?.txs.get(&nonce).map(|e| &e.tx)
+    }
+
+    /// `sender`'s waiting transactions below `nonce`, in nonce order.
+    pub fn waiting_below(&self, sender: &[u8; 32], nonce: u64) -> impl Iterator<Item = &T> {
+        self.by_sender
+            .get(sender)
+            .into_iter()
+            .flat_map(move |q| q.txs.range(..nonce).map(|(_, e)| &e.tx))
     }
 
     /// Whether a transaction of `size` bytes fits beside what is here.
@@ -434,6 +502,10 @@ mod tests {
         sender: u8,
         nonce: u64,
         size: usize,
+        /// Which body, among a sender's bodies at one nonce.
+        body: u8,
+        /// Sorted.
+        signers: Vec<PublicKey>,
     }
 
     impl PoolTx for Tx {
@@ -444,13 +516,22 @@ mod tests {
             self.nonce
         }
         fn hash(&self) -> Hash {
-            let mut bytes = vec![self.sender];
+            let mut bytes = vec![self.sender, self.body];
             bytes.extend_from_slice(&self.nonce.to_be_bytes());
             bytes.extend_from_slice(&(self.size as u64).to_be_bytes());
+            for key in &self.signers {
+                bytes.extend_from_slice(&key.0);
+            }
             Hash::digest("test-tx", &bytes)
         }
         fn size_bytes(&self) -> usize {
             self.size
+        }
+        fn signers(&self) -> &[PublicKey] {
+            &self.signers
+        }
+        fn same_body(&self, other: &Tx) -> bool {
+            (self.sender, self.nonce, self.body) == (other.sender, other.nonce, other.body)
         }
     }
 
@@ -459,7 +540,18 @@ mod tests {
             sender,
             nonce,
             size: 100,
+            body: 0,
+            signers: vec![PublicKey([sender; 32])],
         }
+    }
+
+    /// `tx(sender, nonce)` signed by the sender and the keys `others` (bytes of the keys).
+    fn signed_by(sender: u8, nonce: u64, others: &[u8]) -> Tx {
+        let mut t = tx(sender, nonce);
+        t.signers.extend(others.iter().map(|k| PublicKey([*k; 32])));
+        t.signers.sort();
+        t.size += 64 * others.len();
+        t
     }
 
     fn pool(txs_max: usize) -> Mempool<Tx> {
@@ -473,7 +565,7 @@ mod tests {
     #[test]
     fn duplicates_and_stale_nonces_are_refused() {
         let mut pool = pool(10);
-        assert_eq!(pool.insert(tx(1, 5), 5), Ok(()));
+        assert_eq!(pool.insert(tx(1, 5), 5), Ok(None));
         assert_eq!(pool.insert(tx(1, 5), 5), Err(MempoolError::Duplicate));
         assert_eq!(
             pool.insert(tx(1, 4), 5),
@@ -498,7 +590,7 @@ mod tests {
     fn full_pool_answers_busy_and_stays_bounded() {
         let mut pool = pool(3);
         for i in 0..3 {
-            assert_eq!(pool.insert(tx(i, 0), 0), Ok(()));
+            assert_eq!(pool.insert(tx(i, 0), 0), Ok(None));
         }
         for i in 3..30 {
             assert_eq!(pool.insert(tx(i, 0), 0), Err(MempoolError::Busy));
@@ -512,7 +604,7 @@ mod tests {
         // Sender 1's nonce 1 arrives before its nonce 0.
         for t in [tx(1, 1), tx(2, 0), tx(1, 0), tx(3, 7), tx(2, 1)] {
             let next = if t.sender == 3 { 5 } else { 0 };
-            assert_eq!(pool.insert(t, next), Ok(()));
+            assert_eq!(pool.insert(t, next), Ok(None));
         }
         let next = |s: &[u8; 32]| if s[0] == 3 { 5 } else { 0 };
         let block = pool.reap(10, 10_000, next);
@@ -529,7 +621,7 @@ mod tests {
     fn committed_transactions_leave_the_pool() {
         let mut pool = pool(10);
         for t in [tx(1, 0), tx(1, 1), tx(1, 2), tx(2, 0)] {
-            assert_eq!(pool.insert(t, 0), Ok(()));
+            assert_eq!(pool.insert(t, 0), Ok(None));
         }
         pool.remove_committed(&[([1; 32], 2), ([2; 32], 1)]);
         assert_eq!(pool.len(), 1);
@@ -551,20 +643,20 @@ mod tests {
         let mut pool = pool(4);
         // Four senders each skip nonces: nothing here can run.
         for s in 1..=4u8 {
-            assert_eq!(pool.insert(tx(s, u64::from(s)), 0), Ok(()));
+            assert_eq!(pool.insert(tx(s, u64::from(s)), 0), Ok(None));
         }
         assert_eq!((pool.len(), pool.gapped_len()), (4, 4));
         // Another gapped one finds the pool full.
         assert_eq!(pool.insert(tx(5, 3), 0), Err(MempoolError::Busy));
         // An executable one evicts the gapped one farthest ahead (sender 4, nonce 4).
-        assert_eq!(pool.insert(tx(9, 0), 0), Ok(()));
+        assert_eq!(pool.insert(tx(9, 0), 0), Ok(None));
         assert!(!pool.contains(&tx(4, 4).hash()));
         assert!(pool.contains(&tx(9, 0).hash()));
         // So does the next one after a queued run, then the next farthest (sender 3).
-        assert_eq!(pool.insert(tx(9, 1), 0), Ok(()));
+        assert_eq!(pool.insert(tx(9, 1), 0), Ok(None));
         assert!(!pool.contains(&tx(3, 3).hash()));
         // Filling a sender's gap makes its waiting transaction executable.
-        assert_eq!(pool.insert(tx(1, 0), 0), Ok(()));
+        assert_eq!(pool.insert(tx(1, 0), 0), Ok(None));
         assert!(!pool.contains(&tx(2, 2).hash()));
         assert_eq!((pool.len(), pool.gapped_len(), pool.bytes()), (4, 0, 400));
         // No gapped transaction is left: now an executable one is refused.
@@ -576,9 +668,9 @@ mod tests {
     #[test]
     fn an_executable_transaction_evicts_as_many_gapped_ones_as_its_bytes_need() {
         let mut pool = pool(10); // 1,000 bytes
-        assert_eq!(pool.insert(tx(1, 0), 0), Ok(()));
+        assert_eq!(pool.insert(tx(1, 0), 0), Ok(None));
         for s in 2..=10u8 {
-            assert_eq!(pool.insert(tx(s, 1), 0), Ok(()));
+            assert_eq!(pool.insert(tx(s, 1), 0), Ok(None));
         }
         let big = Tx {
             size: 250,
@@ -591,7 +683,7 @@ mod tests {
         };
         assert_eq!(pool.insert(huge, 0), Err(MempoolError::Busy));
         assert_eq!((pool.len(), pool.gapped_len()), (10, 9));
-        assert_eq!(pool.insert(big.clone(), 0), Ok(()));
+        assert_eq!(pool.insert(big.clone(), 0), Ok(None));
         assert_eq!((pool.len(), pool.gapped_len(), pool.bytes()), (8, 6, 950));
         assert_eq!(pool.reap(10, 10_000, |_| 0), vec![tx(1, 0), big]);
     }
@@ -599,20 +691,20 @@ mod tests {
     #[test]
     fn gapped_transactions_expire_after_gapped_blocks_max() {
         let mut pool = pool(10);
-        assert_eq!(pool.insert(tx(1, 3), 0), Ok(()));
-        assert_eq!(pool.insert(tx(2, 0), 0), Ok(()));
+        assert_eq!(pool.insert(tx(1, 3), 0), Ok(None));
+        assert_eq!(pool.insert(tx(2, 0), 0), Ok(None));
         // Sender 3's gap is filled in time; sender 4's gap is closed by a commit.
-        assert_eq!(pool.insert(tx(3, 1), 0), Ok(()));
-        assert_eq!(pool.insert(tx(4, 2), 0), Ok(()));
+        assert_eq!(pool.insert(tx(3, 1), 0), Ok(None));
+        assert_eq!(pool.insert(tx(4, 2), 0), Ok(None));
         assert_eq!(pool.gapped_len(), 3);
         for _ in 1..GAPPED_BLOCKS_MAX / 2 {
             pool.remove_committed(&[]);
         }
-        assert_eq!(pool.insert(tx(3, 0), 0), Ok(()));
+        assert_eq!(pool.insert(tx(3, 0), 0), Ok(None));
         pool.remove_committed(&[([4; 32], 2)]);
         // Sender 5's nonce 1 becomes gapped later, when its nonce 0 is dropped as invalid.
-        assert_eq!(pool.insert(tx(5, 0), 0), Ok(()));
-        assert_eq!(pool.insert(tx(5, 1), 0), Ok(()));
+        assert_eq!(pool.insert(tx(5, 0), 0), Ok(None));
+        assert_eq!(pool.insert(tx(5, 1), 0), Ok(None));
         pool.remove(&tx(5, 0).hash());
         assert_eq!(pool.gapped_len(), 2);
         for _ in GAPPED_BLOCKS_MAX / 2..GAPPED_BLOCKS_MAX - 1 {
@@ -640,7 +732,7 @@ mod tests {
         let mut pool = wide_pool(1_000);
         let cap = GAPPED_PER_SENDER_MAX as u64;
         for nonce in 1..=cap {
-            assert_eq!(pool.insert(tx(1, nonce), 0), Ok(()));
+            assert_eq!(pool.insert(tx(1, nonce), 0), Ok(None));
         }
         assert_eq!(
             pool.insert(tx(1, cap + 1), 0),
@@ -651,16 +743,94 @@ mod tests {
         );
         assert_eq!(
             pool.insert(tx(2, 5), 0),
-            Ok(()),
+            Ok(None),
             "other senders are not held"
         );
         // Filling the gap makes the whole run executable; the sender may queue more.
-        assert_eq!(pool.insert(tx(1, 0), 0), Ok(()));
+        assert_eq!(pool.insert(tx(1, 0), 0), Ok(None));
         assert_eq!(pool.gapped_len(), 1);
         for nonce in cap + 1..=cap + 100 {
-            assert_eq!(pool.insert(tx(1, nonce), 0), Ok(()), "executable run");
+            assert_eq!(pool.insert(tx(1, nonce), 0), Ok(None), "executable run");
         }
-        assert_eq!(pool.insert(tx(1, cap + 102), 0), Ok(()));
+        assert_eq!(pool.insert(tx(1, cap + 102), 0), Ok(None));
         assert_eq!(pool.len(), GAPPED_PER_SENDER_MAX + 100 + 1 + 1 + 1);
+    }
+
+    /// A co-signature stripped in flight: whichever copy arrives first, the one with more
+    /// signers holds the slot, in the first one's place in line.
+    #[test]
+    fn a_copy_with_more_signers_holds_the_slot() {
+        let original = signed_by(1, 0, &[50]);
+        let stripped = tx(1, 0);
+        // The stripped copy first: the original replaces it.
+        let mut pool = pool(10);
+        assert_eq!(pool.insert(tx(2, 0), 0), Ok(None));
+        assert_eq!(pool.insert(stripped.clone(), 0), Ok(None));
+        assert_eq!(pool.insert(tx(3, 0), 0), Ok(None));
+        assert_eq!(pool.insert(original.clone(), 0), Ok(Some(stripped.clone())));
+        assert!(pool.contains(&original.hash()) && !pool.contains(&stripped.hash()));
+        assert_eq!((pool.len(), pool.bytes()), (3, 300 + 64));
+        assert_eq!(
+            pool.reap(10, 10_000, |_| 0),
+            vec![tx(2, 0), original.clone(), tx(3, 0)],
+            "the original takes the stripped copy's place in line"
+        );
+        // The original first: the stripped copy is refused.
+        let mut pool = self::pool(10);
+        assert_eq!(pool.insert(original.clone(), 0), Ok(None));
+        assert_eq!(
+            pool.insert(stripped.clone(), 0),
+            Err(MempoolError::FewerSignatures { nonce: 0 })
+        );
+        assert_eq!(
+            pool.insert(original.clone(), 0),
+            Err(MempoolError::Duplicate)
+        );
+        // Other signers, neither set containing the other: the first copy stays.
+        let other = signed_by(1, 0, &[60]);
+        assert_eq!(
+            pool.insert(other, 0),
+            Err(MempoolError::NonceTaken { nonce: 0 })
+        );
+        // Another body at the same nonce, even signed by more keys: taken.
+        let mut another_body = signed_by(1, 0, &[50, 60]);
+        another_body.body = 1;
+        assert_eq!(
+            pool.insert(another_body, 0),
+            Err(MempoolError::NonceTaken { nonce: 0 })
+        );
+        // Still more signers of the same body: replaces again.
+        let more = signed_by(1, 0, &[50, 60]);
+        assert_eq!(pool.insert(more.clone(), 0), Ok(Some(original)));
+        assert_eq!(pool.at(&[1; 32], 0), Some(&more));
+        assert_eq!((pool.len(), pool.bytes()), (1, 100 + 128));
+    }
+
+    #[test]
+    fn a_replacement_keeps_a_gapped_standing_and_the_byte_limit() {
+        let mut pool = pool(3); // 300 bytes
+        assert_eq!(pool.insert(tx(2, 0), 0), Ok(None));
+        assert_eq!(pool.insert(tx(1, 3), 0), Ok(None));
+        assert_eq!(pool.gapped_len(), 1);
+        let bigger = signed_by(1, 3, &[50]);
+        assert_eq!(pool.insert(bigger.clone(), 0), Ok(Some(tx(1, 3))));
+        assert_eq!((pool.len(), pool.gapped_len(), pool.bytes()), (2, 1, 264));
+        // A replacement that would pass the byte limit is refused, the held copy stays.
+        let too_big = Tx {
+            size: 250,
+            ..signed_by(1, 3, &[50, 60])
+        };
+        assert_eq!(pool.insert(too_big, 0), Err(MempoolError::Busy));
+        assert_eq!(pool.at(&[1; 32], 3), Some(&bigger));
+        assert_eq!((pool.len(), pool.bytes()), (2, 264));
+        // Its gap closed by a commit, it leaves the gapped set as any other would.
+        pool.remove_committed(&[([1; 32], 3)]);
+        assert_eq!((pool.len(), pool.gapped_len(), pool.bytes()), (2, 0, 264));
+        assert_eq!(
+            pool.waiting_below(&[1; 32], 10)
+                .cloned()
+                .collect::<Vec<_>>(),
+            vec![bigger]
+        );
     }
 }

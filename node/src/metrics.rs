@@ -124,6 +124,12 @@ pub struct Metrics {
     pub evidence_committed: Counter,
     /// Inputs a halted node (an audit node after its alarm) dropped, by kind of input.
     pub halted_inputs_dropped: CountBy,
+    /// Transactions refused at admission (from the API or gossip), by reason: `wrong_signer`,
+    /// `unknown_sender`, `missing_co_signature` (the sender's or registrar's key did not
+    /// sign), `bad_signature`, `fewer_signatures` (a copy with more signers waits).
+    pub transactions_refused: CountBy,
+    /// The part of `transactions_refused` that peers gossiped, by the same reasons.
+    pub gossiped_transactions_refused: CountBy,
     pub network: NetworkCounters,
 }
 
@@ -145,6 +151,8 @@ impl Metrics {
         let equivocations_detected = Counter::default();
         let evidence_committed = Counter::default();
         let halted_inputs_dropped = CountBy::new("input");
+        let transactions_refused = CountBy::new("reason");
+        let gossiped_transactions_refused = CountBy::new("reason");
         let network = NetworkCounters::default();
         registry.register("height", "Last committed height", height.clone());
         registry.register(
@@ -209,6 +217,16 @@ impl Metrics {
             halted_inputs_dropped.family.clone(),
         );
         registry.register(
+            "transactions_refused",
+            "Transactions refused at admission, by reason",
+            transactions_refused.family.clone(),
+        );
+        registry.register(
+            "gossiped_transactions_refused",
+            "Gossiped transactions refused at admission, by reason",
+            gossiped_transactions_refused.family.clone(),
+        );
+        registry.register(
             "peers_cut_off",
             "Peers disconnected and blocked for misbehaving, by reason",
             network.peers_cut_off.family.clone(),
@@ -239,6 +257,8 @@ impl Metrics {
             equivocations_detected,
             evidence_committed,
             halted_inputs_dropped,
+            transactions_refused,
+            gossiped_transactions_refused,
             network,
         }
     }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use tally_contracts::admission::AdmissionError;
 use tally_contracts::{DecodeError, VerifyError};
 use tally_crypto::Hash;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,6 +32,9 @@ pub enum SubmitError {
     Decode(#[from] DecodeError),
     #[error("transaction refused: {0}")]
     Verify(#[from] VerifyError),
+    /// Its sender's key (or a registration's KYC institution's) is not among the signatures.
+    #[error("transaction refused at admission: {0}")]
+    Admission(#[from] AdmissionError),
     #[error("{0}")]
     Mempool(#[from] MempoolError),
     #[error("this node does not take transactions (audit mode)")]

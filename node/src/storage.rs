@@ -8,14 +8,17 @@
 //!
 //! Keys in the chain tree (heights big-endian so they sort):
 //! `m/...` metadata, `b/{h}` block, `c/{h}` commit certificate, `r/{h}` block results,
-//! `t/{tx hash}` transaction location, `a/{account}/{h}/{i}` account history, `s/{key}` ledger
-//! state.
+//! `t/{tx id}` transaction location (the id covers the body and the signers),
+//! `a/{account}/{h}/{i}` account history, `s/{key}` ledger state.
 
 use std::path::{Path, PathBuf};
 
 use tally_crypto::Hash;
 
-const SCHEMA_VERSION: u32 = 1;
+/// 2: transactions are indexed (`t/{id}`) and named in receipts by an id that covers their
+/// signers (`SignedTransaction::hash`), not by their body's hash; a version-1 directory's
+/// index and state roots do not match what this code computes, so it is refused.
+const SCHEMA_VERSION: u32 = 2;
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CHAIN_ID: &[u8] = b"m/chain_id";
 const KEY_HEAD: &[u8] = b"m/head";

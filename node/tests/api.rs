@@ -70,17 +70,17 @@ async fn submit_in_both_forms_then_status_until_committed() {
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
     let body = answer.json();
     assert_eq!(body["status"], "pending");
-    assert_eq!(hex_of(&body["hash"]), register.tx.hash().to_hex());
+    assert_eq!(hex_of(&body["hash"]), register.hash().to_hex());
 
     // Consensus commits it; the status endpoint follows it there.
-    let committed = net.until_committed(register.tx.hash()).await;
+    let committed = net.until_committed(register.hash()).await;
     let height = committed["height"].as_u64().unwrap();
     assert!(height >= 1);
     assert_eq!(committed["index"], 0, "{committed}");
     assert_eq!(committed["code"], "OK");
     assert_eq!(committed["events"][0]["kind"], "AccountRegistered");
     assert_eq!(committed["events"][0]["id"], format!("{height}:0"));
-    assert_eq!(committed["events"][0]["tx"], register.tx.hash().to_hex());
+    assert_eq!(committed["events"][0]["tx"], register.hash().to_hex());
     // It is the transaction the committed block holds.
     let block = Block::decode(&net.storage().block(height).unwrap().unwrap()).unwrap();
     assert_eq!(block.txs, vec![register.clone()]);
@@ -88,7 +88,7 @@ async fn submit_in_both_forms_then_status_until_committed() {
     // The binary form of the same transaction, once committed: refused.
     let again = post_bytes(net.api, "/v1/transactions", encoding::encode(&register)).await;
     let body = again.error(StatusCode::CONFLICT, "ALREADY_COMMITTED");
-    assert_eq!(hex_of(&body["hash"]), register.tx.hash().to_hex());
+    assert_eq!(hex_of(&body["hash"]), register.hash().to_hex());
 
     // The binary form of a new transaction, waited for.
     let bind = net.sign(
@@ -158,12 +158,12 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     )
     .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
-    let status_path = format!("/v1/transactions/{}", first.tx.hash().to_hex());
+    let status_path = format!("/v1/transactions/{}", first.hash().to_hex());
     let pending = get(net.api, &status_path).await;
     assert_eq!(pending.status, StatusCode::OK);
     assert_eq!(
         pending.json(),
-        json!({"status": "pending", "hash": first.tx.hash().to_hex()})
+        json!({"status": "pending", "hash": first.hash().to_hex()})
     );
     // The same transaction again while it waits; another one with the same nonce; one
     // too far ahead.
@@ -214,7 +214,7 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     });
     let third_path = format!(
         "/v1/transactions/{}",
-        transfer_from(100, 2, 101, 1).tx.hash().to_hex()
+        transfer_from(100, 2, 101, 1).hash().to_hex()
     );
     let deadline = tokio::time::Instant::now() + WAIT;
     while get(net.api, &third_path).await.status != StatusCode::OK {
@@ -309,9 +309,9 @@ async fn waiting_answers_the_outcome() {
     )
     .await;
     let body = answer.error(StatusCode::UNPROCESSABLE_ENTITY, "INSUFFICIENT_FUNDS");
-    assert_eq!(hex_of(&body["hash"]), overdraw.tx.hash().to_hex());
+    assert_eq!(hex_of(&body["hash"]), overdraw.hash().to_hex());
     // The status endpoint says the same: committed, with the rejection's code, no events.
-    let status = net.until_committed(overdraw.tx.hash()).await;
+    let status = net.until_committed(overdraw.hash()).await;
     assert_eq!(status["code"], "INSUFFICIENT_FUNDS");
     assert_eq!(status["events"], json!([]));
     let account = get(net.api, "/v1/accounts/100").await.json();
@@ -766,7 +766,7 @@ async fn blocks_with_certificates_validators_and_evidence() {
     assert_eq!(block["results"]["receipts"][0]["result"]["Ok"], Value::Null);
     assert_eq!(
         block["results"]["receipts"][0]["tx"],
-        register.tx.hash().to_hex()
+        register.hash().to_hex()
     );
     // The certificate served is the stored one, and it verifies for the validator set.
     let certificate: CommitCertificate =
@@ -1214,7 +1214,7 @@ async fn a_dropped_waiter_frees_its_slot() {
             )
             .await
         });
-        let path = format!("/v1/transactions/{}", signed.tx.hash().to_hex());
+        let path = format!("/v1/transactions/{}", signed.hash().to_hex());
         let deadline = tokio::time::Instant::now() + WAIT;
         while get(net.api, &path).await.status != StatusCode::OK {
             assert!(tokio::time::Instant::now() < deadline);

@@ -99,7 +99,7 @@ impl Expected {
         self.credit(to, amount);
         self.flow(bank_of(from), bank_of(to), amount);
         if amount >= THRESHOLD {
-            self.large.insert(tx.tx.hash().to_hex());
+            self.large.insert(tx.hash().to_hex());
         }
     }
 
@@ -291,7 +291,7 @@ async fn setup() -> Result<Setup> {
             .iter()
             .skip(2)
             .step_by(3)
-            .map(|t| t.tx.hash().to_hex()),
+            .map(|t| t.hash().to_hex()),
     );
     let hashes = cluster.submit_all(&opening, |n| n / 3 % 4).await?;
     cluster.wait_committed_ok(0, &hashes).await?;
@@ -359,7 +359,7 @@ async fn setup() -> Result<Setup> {
         cluster,
         head,
         expected,
-        freeze: freeze.tx.hash(),
+        freeze: freeze.hash(),
     })
 }
 

@@ -282,7 +282,7 @@ fn replay(chain: &[BlockView]) -> Result<Replay> {
         for (tx, receipt) in block.txs.iter().zip(&block.results.receipts) {
             txs += 1;
             ensure!(
-                tx.tx.hash() == receipt.tx,
+                tx.hash() == receipt.tx,
                 "block {}: a receipt for another transaction",
                 block.height
             );

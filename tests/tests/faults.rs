@@ -211,7 +211,7 @@ fn two_of_four_validators_stopped_commit_nothing_and_fork_nothing_then_resume() 
                 sent.accepted == 1,
                 "the live validator did not take a transfer: {sent:?}"
             );
-            signed.tx.hash()
+            signed.hash()
         };
         tokio::time::sleep(HALT_WATCH).await;
         for (&i, &h) in live.iter().zip(&halted_at) {

@@ -6,6 +6,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tally_contracts::admission::AdmissionError;
 use tally_contracts::{DecodeError, ExecutionError, Rejection, VerifyError};
 use tally_crypto::Hash;
 
@@ -155,6 +156,14 @@ impl From<SubmitError> for ApiError {
             SubmitError::Mempool(MempoolError::NonceTaken { .. }) => {
                 (StatusCode::CONFLICT, "NONCE_TAKEN")
             }
+            SubmitError::Mempool(MempoolError::FewerSignatures { .. }) => {
+                (StatusCode::CONFLICT, "FEWER_SIGNATURES")
+            }
+            // The ledger's own codes for the same refusals, given before any block.
+            SubmitError::Admission(AdmissionError::State(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "STATE_UNREADABLE")
+            }
+            SubmitError::Admission(a) => (StatusCode::UNPROCESSABLE_ENTITY, a.code()),
             SubmitError::Mempool(MempoolError::NonceTooFarAhead { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "NONCE_TOO_FAR_AHEAD")
             }

@@ -85,7 +85,7 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let body = body?;
     let signed = canonical_bytes(&headers, &body)?;
-    let hash = signed.tx.hash();
+    let hash = signed.hash();
     if api.ctx.storage.tx_location(&hash)?.is_some() {
         return Err(ApiError {
             tx: Some(hash),

@@ -8,6 +8,7 @@
 //! signer recorded it (the [`SledSignerStore`] flushes before returning); a `Decision` is
 //! executed and committed before the outputs after it (they belong to the next height).
 
+mod admission;
 pub mod audit;
 mod commit;
 mod pool;
@@ -72,6 +73,14 @@ const EMPTY_BLOCK_DELAY_MS: u64 = 100;
 
 /// Where a submitter hears whether its transaction was admitted.
 type SubmitReply = oneshot::Sender<Result<Hash, SubmitError>>;
+
+/// Where a transaction being admitted came from.
+enum Origin {
+    /// The API: answer here.
+    Api(SubmitReply),
+    /// A peer's gossip: refusals count against this peer.
+    Peer(PublicKey),
+}
 
 /// What the chain task is fed.
 #[derive(Debug)]
@@ -204,6 +213,8 @@ pub struct Chain {
     deferred: Vec<Output>,
     /// Set only by a test's `[test_faults]`: what this validator does wrong.
     faults: Option<Faults>,
+    /// Per gossiping peer, its transactions refused for a key that did not sign.
+    strikes: admission::Strikes,
 }
 
 impl std::fmt::Debug for Chain {
@@ -319,6 +330,7 @@ impl Chain {
             halted: false,
             deferred: Vec::new(),
             faults,
+            strikes: admission::Strikes::default(),
         };
         chain.resume_alarm();
         Ok(ChainParts {
@@ -660,16 +672,17 @@ impl Chain {
         Ok(())
     }
 
-    /// Admits transactions from the API and from gossip: decode, verify in one batch,
-    /// insert into the mempool. Submitters get an answer; what the API gave is gossiped.
+    /// Admits transactions from the API and from gossip: decode, verify in one batch, check
+    /// the sender's key signed (see [`admission`]), insert into the mempool. Submitters get
+    /// an answer; what the API gave is gossiped; refused gossip is counted against its peer.
     fn admit(
         &mut self,
         submissions: Vec<Submission>,
         gossiped: Vec<(PublicKey, Vec<SignedTransaction>)>,
     ) {
         let mut txs: Vec<SignedTransaction> = Vec::new();
-        // Per transaction: where to answer (API) and its encoded size.
-        let mut origins: Vec<(Option<SubmitReply>, usize)> = Vec::new();
+        // Per transaction: where it came from and its encoded size.
+        let mut origins: Vec<(Origin, usize)> = Vec::new();
         for s in submissions {
             if self.mode == Mode::Audit {
                 let _ = s.reply.send(Err(SubmitError::ReadOnly));
@@ -677,7 +690,7 @@ impl Chain {
             }
             match encoding::decode(&s.bytes) {
                 Ok(tx) => {
-                    origins.push((Some(s.reply), s.bytes.len()));
+                    origins.push((Origin::Api(s.reply), s.bytes.len()));
                     txs.push(tx);
                 }
                 Err(e) => {
@@ -685,50 +698,68 @@ impl Chain {
                 }
             }
         }
-        for (_, batch) in gossiped {
+        for (from, batch) in gossiped {
             for tx in batch {
-                if self.mempool.contains(&tx.tx.hash()) {
+                if self.mempool.contains(&tx.hash()) {
                     continue;
                 }
-                origins.push((None, encoding::encode(&tx).len()));
+                origins.push((Origin::Peer(from), encoding::encode(&tx).len()));
                 txs.push(tx);
             }
         }
         let verdicts = verify_transactions(&self.chain_id, txs.clone(), &mut self.keys);
-        let mut view = match self.pending_view.write() {
-            Ok(v) => v,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for ((signed, verdict), (reply, size)) in txs.into_iter().zip(verdicts).zip(origins) {
-            let result = match verdict {
-                Err(e) => Err(SubmitError::Verify(e)),
-                Ok(verified) => {
-                    let hash = verified.hash();
-                    let next = pool::next_nonce(&self.storage, signed.tx.sender);
-                    let bytes = reply.is_some().then(|| encoding::encode(&signed));
-                    let entry = PoolEntry {
-                        signed,
-                        verified,
-                        size_bytes: size,
-                        admitted: std::time::Instant::now(),
-                    };
-                    match self.mempool.insert(entry, next) {
-                        Ok(()) => {
-                            view.insert(hash);
-                            if let Some(bytes) = bytes {
-                                self.to_gossip.push(bytes);
-                            }
-                            Ok(hash)
-                        }
-                        Err(e) => Err(SubmitError::Mempool(e)),
-                    }
-                }
+        for ((signed, verdict), (origin, size)) in txs.into_iter().zip(verdicts).zip(origins) {
+            let peer = match &origin {
+                Origin::Peer(from) => Some(*from),
+                Origin::Api(_) => None,
             };
-            if let Some(reply) = reply {
+            let result = match verdict {
+                Err(e) => {
+                    self.refused_verification(peer, &e);
+                    Err(SubmitError::Verify(e))
+                }
+                Ok(verified) => match self.admission(&verified) {
+                    Err(e) => {
+                        self.refused_admission(peer, &e);
+                        Err(SubmitError::Admission(e))
+                    }
+                    Ok(()) => {
+                        let hash = verified.hash();
+                        let next = pool::next_nonce(&self.storage, signed.tx.sender);
+                        let bytes = peer.is_none().then(|| encoding::encode(&signed));
+                        let entry = PoolEntry {
+                            signed,
+                            verified,
+                            size_bytes: size,
+                            admitted: std::time::Instant::now(),
+                        };
+                        match self.mempool.insert(entry, next) {
+                            Ok(displaced) => {
+                                let mut view = match self.pending_view.write() {
+                                    Ok(v) => v,
+                                    Err(poisoned) => poisoned.into_inner(),
+                                };
+                                if let Some(displaced) = displaced {
+                                    view.remove(&displaced.verified.hash());
+                                }
+                                view.insert(hash);
+                                if let Some(bytes) = bytes {
+                                    self.to_gossip.push(bytes);
+                                }
+                                Ok(hash)
+                            }
+                            Err(e) => {
+                                self.refused_in_mempool(peer, &e);
+                                Err(SubmitError::Mempool(e))
+                            }
+                        }
+                    }
+                },
+            };
+            if let Origin::Api(reply) = origin {
                 let _ = reply.send(result);
             }
         }
-        drop(view);
         self.metrics
             .mempool_txs
             .set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));

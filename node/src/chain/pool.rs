@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use tally_contracts::{Party, SignedTransaction, StateStore, VerifiedTransaction, query};
-use tally_crypto::Hash;
+use tally_crypto::{Hash, PublicKey};
 
 use crate::mempool::PoolTx;
 
@@ -29,6 +29,12 @@ impl PoolTx for PoolEntry {
     }
     fn size_bytes(&self) -> usize {
         self.size_bytes
+    }
+    fn signers(&self) -> &[PublicKey] {
+        self.verified.signers()
+    }
+    fn same_body(&self, other: &PoolEntry) -> bool {
+        self.signed.tx == other.signed.tx
     }
 }
 

@@ -104,6 +104,9 @@ impl Chain {
         let verified = self
             .verify_block_txs(&block)
             .ok_or_else(|| fault("tx_signature", "a transaction's signatures do not verify"))?;
+        if let Some(detail) = self.weaker_copy(&verified) {
+            return Err(fault("fewer_signatures", detail));
+        }
         self.validated.insert(block_hash, verified);
         Ok(())
     }
@@ -186,7 +189,7 @@ impl Chain {
         let mut missing = Vec::new();
         let mut missing_at = Vec::new();
         for (i, tx) in block.txs.iter().enumerate() {
-            let hash: Hash = tx.tx.hash();
+            let hash: Hash = tx.hash();
             let known = self
                 .mempool
                 .get(&hash)

@@ -160,7 +160,7 @@ impl Api {
     /// ledger is a receipt with its code; a refusal before any block (bad signature, wrong
     /// chain, a busy node) is an error.
     pub async fn submit(&self, signed: &SignedTransaction) -> Result<Receipt, ClientError> {
-        let hash = signed.tx.hash();
+        let hash = signed.hash();
         let path = format!("/v1/transactions?wait_ms={SUBMIT_WAIT_MS}");
         let answer = self
             .call("POST", &path, Some(encoding::encode(signed)))

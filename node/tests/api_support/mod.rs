@@ -390,7 +390,7 @@ impl TestNet {
         assert_eq!(answer.status, StatusCode::OK, "{body}");
         assert_eq!(body["status"], "committed", "{body}");
         assert_eq!(body["code"], "OK", "{body}");
-        assert_eq!(body["hash"], signed.tx.hash().to_hex(), "{body}");
+        assert_eq!(body["hash"], signed.hash().to_hex(), "{body}");
         body
     }
 
@@ -403,7 +403,7 @@ impl TestNet {
         }
         let mut views = Vec::new();
         for signed in txs {
-            let view = self.until_committed(signed.tx.hash()).await;
+            let view = self.until_committed(signed.hash()).await;
             assert_eq!(view["code"], "OK", "{view}");
             views.push(view);
         }

@@ -147,4 +147,16 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), n);
     }
+
+    #[test]
+    fn every_code_is_documented_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for r in Rejection::ALL {
+            assert!(
+                readme.contains(&format!("`{}`", r.code())),
+                "{} is not in contracts/README.md",
+                r.code()
+            );
+        }
+    }
 }

@@ -38,6 +38,8 @@ pub enum InvariantViolation {
     NetPositionsNotZero { cycle: CycleId },
     #[error("{account:?} counts other card authorizations than its open ones")]
     CardAuthorizationsMismatch { account: AccountId },
+    #[error("{account:?} is missing from, or wrongly in, its identity's index")]
+    IdentityIndexMismatch { account: AccountId },
 }
 
 /// What the check saw.
@@ -69,7 +71,8 @@ fn all<T: DeserializeOwned>(store: &dyn StateStore, tag: u8) -> Result<Vec<T>, I
 /// account's pending totals equal the sum of its holds; every hold's transfer id is
 /// claimed; no order refunded more than was paid; every settlement cycle's net positions
 /// sum to zero per currency; each wallet's count of card payments waiting for their bank
-/// equals its open card-authorization holds. (That a transfer id applies at most once is structural: one
+/// equals its open card-authorization holds; the identity index holds exactly every
+/// holder's account under its identity. (That a transfer id applies at most once is structural: one
 /// record per id, claimed in the same layer as the movement.)
 pub fn check_invariants(store: &dyn StateStore) -> Result<InvariantReport, InvariantViolation> {
     let accounts: Vec<Account> = all(store, key::ACCOUNT)?;
@@ -101,6 +104,41 @@ pub fn check_invariants(store: &dyn StateStore) -> Result<InvariantReport, Invar
             let payer = payers.get(&order).copied().unwrap_or_default();
             *authorizations.entry(payer).or_default() += 1;
         }
+    }
+
+    // The identity index (what a sanctions listing stops) holds every holder's account
+    // under its identity, and nothing else.
+    let (start, end) = key::tag_range(key::IDENTITY_ACCOUNT);
+    let indexed = store
+        .scan(&start, &end, usize::MAX)
+        .map_err(|e| InvariantViolation::Store(e.0))?;
+    let holders: BTreeMap<Vec<u8>, AccountId> = accounts
+        .iter()
+        .filter(|a| a.kind.has_holder())
+        .map(|a| {
+            (
+                key::identity_account(a.holder.identity, a.id).to_vec(),
+                a.id,
+            )
+        })
+        .collect();
+    for (k, _) in &indexed {
+        if !holders.contains_key(k) {
+            let account = k
+                .last_chunk::<16>()
+                .map(|b| AccountId(u128::from_be_bytes(*b)))
+                .unwrap_or_default();
+            return Err(InvariantViolation::IdentityIndexMismatch { account });
+        }
+    }
+    if indexed.len() != holders.len() {
+        let listed: Vec<&Vec<u8>> = indexed.iter().map(|(k, _)| k).collect();
+        let missing = holders
+            .iter()
+            .find(|(k, _)| listed.binary_search(k).is_err())
+            .map(|(_, id)| *id)
+            .unwrap_or_default();
+        return Err(InvariantViolation::IdentityIndexMismatch { account: missing });
     }
 
     let mut posted: BTreeMap<Currency, i128> = BTreeMap::new();

@@ -291,3 +291,127 @@ pub(crate) fn resolve_hold(tx: &mut Tx<'_, '_>, hold: &Hold, posted: Amount) -> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::governance::{Rules, TierLimits};
+    use crate::regulation::{Reach, clear_outflow};
+    use crate::state::State;
+    use crate::types::{Currency, InstitutionId};
+    use crate::{BlockContext, MemoryStore};
+    use tally_crypto::{Hash, PublicKey};
+
+    fn rules() -> Rules {
+        Rules {
+            chain_id: "t".into(),
+            currencies: vec![Currency::CNY],
+            platform: InstitutionId(1),
+            governance_keys: Vec::new(),
+            governance_threshold: 1,
+            tiers: vec![TierLimits {
+                single_max: 1_000,
+                daily_max: 1_000,
+                yearly_max: 1_000,
+                cross_border_yearly_max: 1_000,
+            }],
+            merchant_fee_bps_max: 0,
+            corridors: Vec::new(),
+        }
+    }
+
+    fn wallet(id: u128) -> Account {
+        let mut a = Account::new(
+            AccountId(id),
+            AccountKind::ConsumerWallet,
+            Currency::CNY,
+            InstitutionId(1),
+        );
+        a.holder.key = PublicKey([id as u8; 32]);
+        a.holder.identity = Hash::digest("person", &id.to_le_bytes());
+        a.credits_posted = 500;
+        a
+    }
+
+    /// Runs `f` on a transaction over two funded wallets, 1 and 2: what it returned, or
+    /// `None` if it stopped on a debug assertion.
+    fn attempt(f: impl FnOnce(&mut Tx<'_, '_>) -> TxResult) -> Option<Result<(), Rejection>> {
+        let store = MemoryStore::new();
+        let mut state = State::new(&store);
+        let rules = rules();
+        let block = BlockContext {
+            height: 1,
+            time_ms: 1_800_000_000_000,
+        };
+        let mut tx = Tx::new(&mut state, &rules, block, &[]);
+        tx.put_account(&wallet(1));
+        tx.put_account(&wallet(2));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut tx)));
+        outcome.ok().map(|r| match r {
+            Ok(()) => Ok(()),
+            Err(TxError::Rejected(r)) => Err(r),
+            Err(TxError::Failed(e)) => panic!("{e}"),
+        })
+    }
+
+    /// A test build stops at the bug; a release build refuses the transaction.
+    fn refused_as_a_bug(outcome: Option<Result<(), Rejection>>) {
+        if cfg!(debug_assertions) {
+            assert_eq!(outcome, None);
+        } else {
+            assert_eq!(outcome, Some(Err(Rejection::NotPermitted)));
+        }
+    }
+
+    const LEG: Leg = Leg {
+        debit: AccountId(1),
+        credit: AccountId(2),
+        amount: 10,
+    };
+
+    #[test]
+    fn a_wallet_pays_only_with_the_outflow_checks_proof() {
+        refused_as_a_bug(attempt(|tx| post_linked(tx, &[LEG], None)));
+        let hold = Hold {
+            id: TransferId(1),
+            debit: AccountId(1),
+            credit: AccountId(2),
+            amount: 10,
+            expires_at_ms: 1_900_000_000_000,
+            purpose: HoldPurpose::Escrow(OrderId(1)),
+        };
+        refused_as_a_bug(attempt(|tx| place_hold(tx, &hold, None)));
+        assert_eq!(
+            attempt(|tx| {
+                let cleared = clear_outflow(tx, AccountId(1), 10, Reach::Domestic)?;
+                post_linked(tx, &[LEG], Some(cleared))
+            }),
+            Some(Ok(()))
+        );
+    }
+
+    #[test]
+    fn a_proof_covers_only_the_payment_it_cleared() {
+        // Another amount, another payer, or a proof left unused.
+        refused_as_a_bug(attempt(|tx| {
+            let cleared = clear_outflow(tx, AccountId(1), 9, Reach::Domestic)?;
+            post_linked(tx, &[LEG], Some(cleared))
+        }));
+        refused_as_a_bug(attempt(|tx| {
+            let cleared = clear_outflow(tx, AccountId(2), 10, Reach::Domestic)?;
+            post_linked(tx, &[LEG], Some(cleared))
+        }));
+        refused_as_a_bug(attempt(|tx| {
+            let cleared = clear_outflow(tx, AccountId(1), 10, Reach::Domestic)?;
+            let back = Leg {
+                debit: AccountId(2),
+                credit: AccountId(1),
+                amount: 10,
+            };
+            let cleared_2 = clear_outflow(tx, AccountId(2), 10, Reach::Domestic)?;
+            post_linked(tx, &[back], Some(cleared_2))?;
+            post_linked(tx, &[], Some(cleared))
+        }));
+    }
+}

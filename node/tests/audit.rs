@@ -8,8 +8,6 @@ mod http;
 
 use std::collections::BTreeSet;
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, ensure};
 use common::*;
 use tally_consensus::{
@@ -186,39 +184,77 @@ async fn audit_node_alone() -> Result<(Cluster, u64)> {
     let mut cluster = validators_and_audit().await?;
     transfers(&cluster, 5, 2).await?;
     cluster.wait_height(AUDIT, cluster.height(0)?).await?;
-    for i in 0..4 {
-        cluster.take(i)?.shutdown().await?;
+    // Two validators stop first: the other two hold no quorum, so the chain stops where it
+    // is, and the audit node takes from them whatever it lacks. Their stores stay open to
+    // read each validator's head after it stopped.
+    let mut stores = Vec::new();
+    for i in 0..2 {
+        let node = cluster.take(i)?;
+        stores.push(node.context.storage.clone());
+        node.shutdown().await?;
     }
-    let head = settled_height(&cluster).await?;
+    let heads = |stores: &[tally_node::storage::Storage]| -> Result<u64> {
+        stores
+            .iter()
+            .map(|s| Ok(s.head()?.unwrap_or(0)))
+            .try_fold(0, |a, h: Result<u64>| Ok(a.max(h?)))
+    };
+    wait_until(
+        "the audit node holds every block any validator has",
+        async || Ok(cluster.height(AUDIT)? >= heads(&stores)?.max(top_live(&cluster)?)),
+    )
+    .await?;
+    for i in 2..4 {
+        let node = cluster.take(i)?;
+        stores.push(node.context.storage.clone());
+        node.shutdown().await?;
+    }
+    // Nothing is left anywhere for it to take: its head is final.
+    let head = cluster.height(AUDIT)?;
+    let top = heads(&stores)?;
+    ensure!(
+        head == top,
+        "the audit node stopped at {head}, a validator holds {top}"
+    );
     Ok((cluster, head))
+}
+
+/// The highest head of the validators still running.
+fn top_live(cluster: &Cluster) -> Result<u64> {
+    (0..4)
+        .filter(|&i| cluster.node(i).is_ok())
+        .map(|i| cluster.height(i))
+        .try_fold(0, |a, h| Ok(a.max(h?)))
+}
+
+/// Delivers `block` to the halted audit node and waits until it dropped it (counted); its
+/// head must not have moved.
+async fn delivered_to_halted(cluster: &Cluster, block: SyncedBlock, head: u64) -> Result<()> {
+    let audit = cluster.node(AUDIT)?;
+    let dropped = || audit.context.metrics.halted_inputs_dropped.get("synced");
+    let before = dropped();
+    audit
+        .deliver_synced(validator_key(1).public_key(), vec![block])
+        .await?;
+    wait_until(
+        "the halted audit node dropped the synced block",
+        async || Ok(dropped() > before),
+    )
+    .await?;
+    ensure!(
+        cluster.height(AUDIT)? == head,
+        "a halted audit node followed"
+    );
+    Ok(())
 }
 
 /// Waits until the audit node raised the alarm.
 async fn wait_alarm(cluster: &Cluster) -> Result<()> {
     let audit = cluster.node(AUDIT)?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while audit.context.metrics.audit_alarm.get() == 0 {
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no alarm in {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-/// Waits until the audit node's height has not moved for a while (nothing left in flight).
-async fn settled_height(cluster: &Cluster) -> Result<u64> {
-    let mut last = cluster.height(AUDIT)?;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let now = cluster.height(AUDIT)?;
-        if now == last {
-            return Ok(now);
-        }
-        last = now;
-    }
-    anyhow::bail!("the audit node's height never settled")
+    wait_until("the audit node raised the alarm", async || {
+        Ok(audit.context.metrics.audit_alarm.get() > 0)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,14 +305,7 @@ async fn a_certified_block_with_a_wrong_state_root_raises_the_alarm_and_stops_th
     ensure!(report["node"]["height"] == head && report["range"]["to"] == head);
     server.stop().await?;
     // It has stopped following: even the honest block is not taken.
-    audit
-        .deliver_synced(validator_key(1).public_key(), vec![honest.clone()])
-        .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ensure!(
-        cluster.height(AUDIT)? == head,
-        "a halted audit node followed"
-    );
+    delivered_to_halted(&cluster, honest.clone(), head).await?;
     // The alarm survives a restart: the node comes back halted, with the alarm up.
     cluster.take(AUDIT)?.kill().await;
     cluster
@@ -287,14 +316,7 @@ async fn a_certified_block_with_a_wrong_state_root_raises_the_alarm_and_stops_th
         audit.context.metrics.audit_alarm.get() == 1,
         "alarm cleared by a restart"
     );
-    audit
-        .deliver_synced(validator_key(1).public_key(), vec![honest])
-        .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ensure!(
-        cluster.height(AUDIT)? == head,
-        "a restarted halted audit node followed"
-    );
+    delivered_to_halted(&cluster, honest, head).await?;
     cluster.shutdown().await
 }
 

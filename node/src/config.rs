@@ -21,9 +21,10 @@
 //! message_bytes_max = 4194304
 //! ```
 //!
-//! Test builds only (debug assertions on; a release build refuses to start with "test fault
-//! modes are refused by release builds"): a `[test_faults]` section makes the node faulty
-//! on purpose, for fault tests. Every key is optional; see [`TestFaults`].
+//! Test builds only (tally-node's `test-faults` feature, which the test suites turn on;
+//! release and default builds refuse the section with "test fault modes are not compiled
+//! into this build"): a `[test_faults]` section makes the node faulty on purpose, for fault
+//! tests. Every key is optional; see [`TestFaults`].
 //!
 //! ```toml
 //! [test_faults]
@@ -104,8 +105,11 @@ pub enum ConfigError {
     GenesisFileMissing { path: PathBuf },
     #[error("data_dir {path} exists and is not a directory")]
     DataDirNotDirectory { path: PathBuf },
-    #[error("[test_faults]: test fault modes are refused by release builds")]
-    TestFaultsInRelease,
+    #[error(
+        "[test_faults]: test fault modes are not compiled into this build (they are test \
+         equipment: tally-node's `test-faults` feature, on in test builds only)"
+    )]
+    TestFaultsNotBuilt,
     #[error("[test_faults]: {0}")]
     TestFaults(String),
 }
@@ -157,8 +161,9 @@ impl Default for Limits {
     }
 }
 
-/// Test-only fault modes (`[test_faults]`), refused by release builds. The default is an
-/// honest node.
+/// Test-only fault modes (`[test_faults]`), read only by builds with the `test-faults`
+/// feature. The default is an honest node; without the feature it is the only value a
+/// configuration file can give.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TestFaults {
     /// How this validator misbehaves in consensus, if at all.
@@ -177,6 +182,7 @@ impl TestFaults {
 }
 
 /// A Byzantine validator's behaviour (see `crate::faults`).
+#[cfg(feature = "test-faults")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Byzantine {
     /// `"equivocating-proposer"`: as proposer, signs and sends a second, different block for
@@ -191,7 +197,14 @@ pub enum Byzantine {
     InvalidBlocks(InvalidBlock),
 }
 
+/// A build without the `test-faults` feature has no Byzantine behaviour: nothing makes a
+/// value of this type (its field is private and this module never does).
+#[cfg(not(feature = "test-faults"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Byzantine(());
+
 /// What is wrong with the blocks an `"invalid-blocks"` validator proposes.
+#[cfg(feature = "test-faults")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InvalidBlock {
@@ -201,6 +214,7 @@ pub enum InvalidBlock {
     WrongStateRoot,
 }
 
+#[cfg(feature = "test-faults")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum ByzantineName {
@@ -210,6 +224,7 @@ enum ByzantineName {
     InvalidBlocks,
 }
 
+#[cfg(feature = "test-faults")]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TestFaultsEntry {
@@ -218,17 +233,34 @@ struct TestFaultsEntry {
     blocked_peers_file: Option<PathBuf>,
 }
 
+/// What a `[test_faults]` section is read as: its fields in a test build; in a product
+/// build, anything (it is refused whatever it holds).
+#[cfg(feature = "test-faults")]
+type TestFaultsSection = TestFaultsEntry;
+#[cfg(not(feature = "test-faults"))]
+type TestFaultsSection = toml::Table;
+
+/// Without the `test-faults` feature: any `[test_faults]` section, even an empty one, is
+/// refused (a product binary is never started from a test's configuration).
+#[cfg(not(feature = "test-faults"))]
 fn check_test_faults(
-    entry: Option<TestFaultsEntry>,
+    entry: Option<TestFaultsSection>,
+    _base: &Path,
+) -> Result<TestFaults, ConfigError> {
+    match entry {
+        None => Ok(TestFaults::default()),
+        Some(_) => Err(ConfigError::TestFaultsNotBuilt),
+    }
+}
+
+#[cfg(feature = "test-faults")]
+fn check_test_faults(
+    entry: Option<TestFaultsSection>,
     base: &Path,
 ) -> Result<TestFaults, ConfigError> {
     let Some(entry) = entry else {
         return Ok(TestFaults::default());
     };
-    // Even an empty section: a release binary is never started from a test's config.
-    if !cfg!(debug_assertions) {
-        return Err(ConfigError::TestFaultsInRelease);
-    }
     let byzantine = match (entry.byzantine, entry.invalid_block) {
         (None, None) => None,
         (Some(ByzantineName::InvalidBlocks), Some(kind)) => Some(Byzantine::InvalidBlocks(kind)),
@@ -288,7 +320,7 @@ struct ConfigFile {
     genesis_file: PathBuf,
     #[serde(default)]
     limits: Limits,
-    test_faults: Option<TestFaultsEntry>,
+    test_faults: Option<TestFaultsSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -749,8 +781,11 @@ block_bytes_max = 524288
         Ok(())
     }
 
+    /// The test builds (the `test-faults` feature) read the section; product builds refuse
+    /// it (that half runs in `.ci/run`, against a binary built without the feature).
+    #[cfg(feature = "test-faults")]
     #[test]
-    fn test_faults_are_read_in_debug_builds_and_refused_in_release() -> Result<()> {
+    fn test_faults_are_read_by_test_builds() -> Result<()> {
         let fixture = Fixture::new()?;
         let honest = fixture.load(&fixture.valid_text())?;
         assert!(honest.test_faults.is_honest());
@@ -759,14 +794,6 @@ block_bytes_max = 524288
             fixture.valid_text()
         );
         let loaded = fixture.load(&text);
-        if !cfg!(debug_assertions) {
-            let error = loaded
-                .err()
-                .context("a release build accepted test faults")?;
-            assert!(matches!(error, ConfigError::TestFaultsInRelease));
-            assert!(error.to_string().contains("refused by release builds"));
-            return Ok(());
-        }
         let faults = loaded?.test_faults;
         assert_eq!(
             faults.byzantine,

@@ -52,8 +52,10 @@ pub enum NodeError {
     Stopped,
     #[error("a task panicked: {0}")]
     Join(String),
-    #[error("test fault modes are refused by release builds")]
-    TestFaultsInRelease,
+    #[error(
+        "test fault modes are not compiled into this build (tally-node's `test-faults` feature)"
+    )]
+    TestFaultsNotBuilt,
 }
 
 /// A running node.
@@ -101,8 +103,8 @@ impl Node {
         options: NodeOptions,
     ) -> Result<Node, NodeError> {
         // `Config::load` refuses them already; this covers a configuration built in code.
-        if !cfg!(debug_assertions) && !config.test_faults.is_honest() {
-            return Err(NodeError::TestFaultsInRelease);
+        if !cfg!(feature = "test-faults") && !config.test_faults.is_honest() {
+            return Err(NodeError::TestFaultsNotBuilt);
         }
         let storage = Storage::open(&config.data_dir, &genesis.chain_id)?;
         let metrics = Arc::new(Metrics::new());

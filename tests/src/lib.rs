@@ -521,8 +521,10 @@ pub mod binaries {
     use std::process::Command;
 
     /// The `tally` binary of this build, built (or brought up to date) first with the same
-    /// profile as the test: cargo builds another package's binaries for a test only when
-    /// they belong to the test's own package. Answers an error in words when the build fails.
+    /// profile as the test, and with the test fault modes (the `test-faults` feature, which
+    /// the fault suites switch on in their configs): cargo builds another package's binaries
+    /// for a test only when they belong to the test's own package. Answers an error in words
+    /// when the build fails.
     pub fn tally() -> Result<PathBuf, String> {
         let here = std::env::current_exe().map_err(|e| format!("finding the test binary: {e}"))?;
         // target/<profile>/deps/<test>: the binaries are in target/<profile>.
@@ -533,7 +535,15 @@ pub mod binaries {
         let release = dir.ends_with("release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut build = Command::new(cargo);
-        build.args(["build", "-p", "tally-node", "--bin", "tally"]);
+        build.args([
+            "build",
+            "-p",
+            "tally-node",
+            "--bin",
+            "tally",
+            "--features",
+            "test-faults",
+        ]);
         if release {
             build.arg("--release");
         }
@@ -542,7 +552,9 @@ pub mod binaries {
             .status()
             .map_err(|e| format!("running cargo build: {e}"))?;
         if !status.success() {
-            return Err("cargo build -p tally-node --bin tally failed".into());
+            return Err(
+                "cargo build -p tally-node --bin tally --features test-faults failed".into(),
+            );
         }
         let tally = dir.join("tally");
         if tally.is_file() {

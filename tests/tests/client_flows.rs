@@ -303,9 +303,10 @@ fn every_client_command_runs_every_flow_end_to_end() {
         ]);
         assert_eq!(event(&r, "AccountRegistered")["institution"], bank.id);
     }
-    // Registering needs the KYC institution's co-signature: with another key, refused.
+    // Registering needs the KYC institution's co-signature: with another key, refused at
+    // admission (it never reaches a block).
     let stranger = net.new_key("stranger.key");
-    net.refused(
+    net.bad_input(
         &[
             "wallet",
             "register",
@@ -617,6 +618,60 @@ fn every_client_command_runs_every_flow_end_to_end() {
     assert_eq!(event(&r, "PaymentCompleted")["amount"], 2_000);
     assert_eq!(net.balance(ALICE), 82_750);
     assert_eq!(net.balance(TEA_HOUSE), 17_000);
+    // A card payment without the bank's consent holds the order; a stranger to it cannot
+    // cancel it, and the payer's own cancel voids its hold and opens the order again.
+    net.ok(&[
+        "merchant",
+        "create-order",
+        "--account",
+        &tea_id,
+        "--key",
+        &tea,
+        "--order",
+        "5",
+        "--amount",
+        "15 CNY",
+    ]);
+    let r = net.ok(&[
+        "wallet",
+        "pay-order",
+        "--account",
+        &bob_id,
+        "--key",
+        &bob,
+        "--order",
+        "5",
+        "--card",
+        "bob-card",
+    ]);
+    event(&r, "PaymentHeld");
+    let stranger_cancel = [
+        "wallet",
+        "cancel-order",
+        "--account",
+        &alice_id,
+        "--key",
+        &alice,
+        "--order",
+        "5",
+    ];
+    net.refused(&stranger_cancel, "NOT_PERMITTED");
+    let r = net.ok(&[
+        "wallet",
+        "cancel-order",
+        "--account",
+        &bob_id,
+        "--key",
+        &bob,
+        "--order",
+        "5",
+    ]);
+    assert_eq!(event(&r, "PaymentVoided")["amount"], 1_500);
+    let order = net.ok(&["merchant", "order", "--order", "5"]);
+    assert_eq!(order["record"]["status"], "Open");
+    assert_eq!(order["record"]["payer"], Value::Null);
+    // Open again, it is the merchant's alone to cancel.
+    net.refused(&stranger_cancel, "NOT_PERMITTED");
 
     // --- Offline: a payment code, collected once; a merchant's QR.
     let code = net.ok(&[
@@ -833,6 +888,41 @@ fn every_client_command_runs_every_flow_end_to_end() {
         ],
         "ACCOUNT_FROZEN",
     );
+    // By card, even with the bank's co-signature: the same outflow checks, refused.
+    net.ok(&[
+        "merchant",
+        "create-order",
+        "--account",
+        &tea_id,
+        "--key",
+        &tea,
+        "--order",
+        "4",
+        "--amount",
+        "10 CNY",
+    ]);
+    for with_bank in [true, false] {
+        let mut pay = vec![
+            "wallet",
+            "pay-order",
+            "--account",
+            &bob_id,
+            "--key",
+            &bob,
+            "--order",
+            "4",
+            "--card",
+            "bob-card",
+        ];
+        if with_bank {
+            pay.extend(["--cosigner-key", &bank_b]);
+        }
+        net.refused(&pay, "ACCOUNT_FROZEN");
+    }
+    assert_eq!(
+        net.ok(&["merchant", "order", "--order", "4"])["record"]["status"],
+        "Open"
+    );
     net.refused(
         &[
             "regulator",
@@ -897,6 +987,81 @@ fn every_client_command_runs_every_flow_end_to_end() {
         "mallory",
     ]);
     event(&r, "SanctionRemoved");
+    // Bob registered long ago; listed now, his transfer and his remittance are refused.
+    let sanction = |add: bool| {
+        let r = net.ok(&[
+            "regulator",
+            if add { "sanction" } else { "unsanction" },
+            "--institution",
+            &id(REGULATOR),
+            "--key",
+            &regulator,
+            "--identity",
+            &bob_id,
+        ]);
+        event(
+            &r,
+            if add {
+                "SanctionAdded"
+            } else {
+                "SanctionRemoved"
+            },
+        );
+    };
+    sanction(true);
+    let bob_before = net.balance(BOB);
+    let bob_transfer = [
+        "wallet",
+        "transfer",
+        "--account",
+        &bob_id,
+        "--key",
+        &bob,
+        "--to",
+        &alice_id,
+        "--amount",
+        "1 CNY",
+    ];
+    net.refused(&bob_transfer, "SANCTIONED");
+    net.refused(
+        &[
+            "remit",
+            "--account",
+            &bob_id,
+            "--key",
+            &bob,
+            "--provider",
+            &id(FX_PROVIDER),
+            "--to",
+            &chen_id,
+            "--send",
+            "10.00 CNY",
+        ],
+        "SANCTIONED",
+    );
+    // Nor can he be paid.
+    net.refused(
+        &[
+            "wallet",
+            "transfer",
+            "--account",
+            &alice_id,
+            "--key",
+            &alice,
+            "--to",
+            &bob_id,
+            "--amount",
+            "1 CNY",
+        ],
+        "SANCTIONED",
+    );
+    assert_eq!(net.balance(BOB), bob_before);
+    // Off the list, the listing no longer stops him (a transfer beyond his balance is
+    // refused for the money, not the list).
+    sanction(false);
+    let mut too_much = bob_transfer;
+    too_much[9] = "4000 CNY";
+    net.refused(&too_much, "INSUFFICIENT_FUNDS");
     // Another account id: the refused registration's body (and so its hash) is on chain.
     let mut cleared = sanctioned;
     cleared[3] = "1011";

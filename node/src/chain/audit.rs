@@ -3,11 +3,19 @@
 //! An audit node follows the chain by sync and checks two things of every block: its commit
 //! certificate verifies against the validator set in force at its height, and the state root
 //! its header claims (the root after the previous block, signed by the quorum that signed the
-//! block) equals the root this node got by executing the previous block itself. On any
-//! mismatch the node stops following, sets the `audit_alarm` metric (so `/health` fails),
-//! logs an error with the height and both roots, and writes the evidence — the offending
-//! block and certificate — as a JSON file under `audit-evidence/` in its data directory,
-//! where a regulator reads it back with [`read_evidence`].
+//! block) equals the root this node got by executing the previous block itself.
+//!
+//! The alarm means that a quorum signed something false: a certified block whose state root
+//! (or another header check) disagrees with this node's execution, or a second certified
+//! block for a height this node already committed (two quorum certificates for one height).
+//! A block whose certificate does not verify proves nothing about the validators, only about
+//! the peer that served it: that peer is cut off and the block is asked of another (see
+//! `Chain::on_synced`), so one lying peer cannot halt the regulator's view.
+//!
+//! On the alarm the node stops following, sets the `audit_alarm` metric (so `/health`
+//! fails), logs an error with the height and both roots, and writes the evidence — the
+//! offending block and certificate — as a JSON file under `audit-evidence/` in its data
+//! directory, where a regulator reads it back with [`read_evidence`].
 //!
 //! The alarm of an audit node is sticky: a restarted audit node that finds evidence in its
 //! data directory stays halted with the alarm raised, until a person has looked at the

@@ -163,7 +163,7 @@ pub async fn tell(layout: &Layout, submit_to: SocketAddr) -> Summary {
     );
     let r = story.cancelled_order().await;
     story.record(
-        "Alice pays Book Store into escrow, then cancels: the hold is voided",
+        "Alice pays Book Store into escrow, then cancels her payment: the hold is voided and the order open again; Book Store cancels it",
         r,
     );
     let r = story.payment_code().await;
@@ -677,6 +677,24 @@ impl Story {
         receipt.event("PaymentVoided", |e| {
             matches!(e, Event::PaymentVoided { .. }).then_some(())
         })?;
+        // The payer voids her own payment; the order is the merchant's, open again.
+        let record = self.order(order).await?;
+        ensure!(
+            record.status == OrderStatus::Open && record.payer.is_none(),
+            "after Alice's cancel the order is {:?}, payer {:?}",
+            record.status,
+            record.payer
+        );
+        let (party, key) = (
+            self.cast.book_store.party(),
+            self.cast.book_store.key.clone(),
+        );
+        let receipt = self
+            .ok(party, &[&key], TxKind::CancelOrder { order })
+            .await?;
+        receipt.event("OrderCancelled", |e| {
+            matches!(e, Event::OrderCancelled { .. }).then_some(())
+        })?;
         let status = self.order(order).await?.status;
         ensure!(status == OrderStatus::Cancelled, "order is {status:?}");
         let alice = self.sub.account(self.cast.alice.id).await?;
@@ -686,7 +704,7 @@ impl Story {
             yuan(alice.balance),
             yuan(alice.available)
         );
-        Ok("OK: OrderCancelled, PaymentVoided; Alice keeps ¥850.00".to_string())
+        Ok("OK: PaymentVoided (order open again), then OrderCancelled by Book Store; Alice keeps ¥850.00".to_string())
     }
 
     fn alice_code(&mut self) -> (PaymentCode, tally_crypto::Signature) {

@@ -290,10 +290,14 @@ impl Layout {
                 FX_PROVIDER.id
             ));
         }
-        // Tier 0: a basic wallet; tier 1: a verified one (¥5,000 a payment, ¥20,000 a day).
+        // Tier 0: a basic, low-verification wallet (¥1,000 a payment, ¥5,000 a day, a person
+        // ¥20,000 a year, ¥5,000 a year abroad); tier 1: a verified one (¥5,000 a payment,
+        // ¥20,000 a day, ¥500,000 a year, ¥50,000 a year abroad).
         text.push_str(
-            "]\ntiers = [\n  { single_max = 100000, daily_max = 500000 },\n  \
-             { single_max = 500000, daily_max = 2000000 },\n]\ncorridors = [\n",
+            "]\ntiers = [\n  { single_max = 100000, daily_max = 500000, yearly_max = 2000000, \
+             cross_border_yearly_max = 500000 },\n  \
+             { single_max = 500000, daily_max = 2000000, yearly_max = 50000000, \
+             cross_border_yearly_max = 5000000 },\n]\ncorridors = [\n",
         );
         for (from, to) in [
             ("CNY", "HKD"),

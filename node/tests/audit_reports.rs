@@ -286,13 +286,9 @@ async fn setup() -> Result<Setup> {
         expected.top_up(id);
     }
     // Top-ups are large too.
-    expected.large.extend(
-        opening
-            .iter()
-            .skip(2)
-            .step_by(3)
-            .map(|t| t.hash().to_hex()),
-    );
+    expected
+        .large
+        .extend(opening.iter().skip(2).step_by(3).map(|t| t.hash().to_hex()));
     let hashes = cluster.submit_all(&opening, |n| n / 3 % 4).await?;
     cluster.wait_committed_ok(0, &hashes).await?;
 

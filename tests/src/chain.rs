@@ -514,17 +514,24 @@ fn judge(accounts: &[AccountView], replay: &Replay, height: u64) -> Result<Ledge
 /// Statements checked per ledger check: the first customer accounts (the test's wallets).
 const STATEMENTS_CHECKED_MAX: usize = 16;
 
-/// `GET path` as JSON, retried a few times while the audit scans are busy (429).
+/// How long a report read waits for the audit node's scans to have room (it answers 429
+/// while a few scans run). A scan here takes well under a second even on a loaded 2-core
+/// machine; 60 s is only reached when the node never frees a slot, which is a failure.
+const AUDIT_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `GET path` as JSON, retried while the audit scans are busy (429), up to [`AUDIT_BUSY_WAIT`].
 async fn audit_json(audit: Api, path: &str) -> Result<serde_json::Value> {
-    for _ in 0..20 {
+    let deadline = std::time::Instant::now() + AUDIT_BUSY_WAIT;
+    loop {
         let answer = audit.get(path).await?;
-        if answer.status.as_u16() == 429 {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            continue;
+        if answer.status.as_u16() != 429 {
+            return answer.json().with_context(|| format!("GET {path}"));
         }
-        return answer.json().with_context(|| format!("GET {path}"));
+        if std::time::Instant::now() > deadline {
+            bail!("GET {path}: the audit scans stayed busy for {AUDIT_BUSY_WAIT:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    bail!("GET {path}: the audit scans stayed busy")
 }
 
 fn int(value: &serde_json::Value, what: &str) -> Result<i128> {

@@ -5,6 +5,7 @@
 //!
 //! Every wait here is bounded; each error names the node and ends with its log's last lines.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,47 @@ pub struct TestNet {
     pub net: Network,
     pub tally: PathBuf,
     dir: Option<tempfile::TempDir>,
+}
+
+/// A node's `/metrics` (the Prometheus text), read once: what the fault suites judge a
+/// fault by (proposals refused and why, messages verified per validator, the gate's peers).
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// Each sample, keyed by its name and labels as exposed, e.g.
+    /// `tally_proposals_refused_total{reason="state_root"}`.
+    samples: BTreeMap<String, f64>,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                Some((key.to_string(), value.trim().parse::<f64>().ok()?))
+            })
+            .collect();
+        Metrics { samples }
+    }
+
+    /// The value of `sample` (its name, and labels as exposed); 0 when absent, as a counter
+    /// is until it first counts. Values are whole counts and gauges here.
+    pub fn get(&self, sample: &str) -> u64 {
+        self.samples.get(sample).map_or(0, |v| v.max(0.0) as u64)
+    }
+
+    /// The sum of metric `name` over all its label sets.
+    pub fn sum(&self, name: &str) -> u64 {
+        self.samples
+            .iter()
+            .filter(|(key, _)| {
+                key.strip_prefix(name)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))
+            })
+            .map(|(_, v)| v.max(0.0) as u64)
+            .sum()
+    }
 }
 
 /// `/health`'s answer.
@@ -272,6 +314,88 @@ impl TestNet {
     /// `/health` of node `i`.
     pub async fn health(&self, i: usize) -> Result<Health> {
         Ok(self.api(i)?.get_json::<Health>("/health").await?)
+    }
+
+    /// Node `i`'s `/metrics`, parsed.
+    pub async fn metrics(&self, i: usize) -> Result<Metrics> {
+        let answer = self
+            .api(i)?
+            .get("/metrics")
+            .await
+            .with_context(|| format!("{}: /metrics", self.name(i)))?;
+        if !answer.status.is_success() {
+            bail!("{}: /metrics answered {}", self.name(i), answer.status);
+        }
+        Ok(Metrics::parse(&String::from_utf8_lossy(&answer.body)))
+    }
+
+    /// The sum of metric `name` on each of `nodes` now.
+    pub async fn metric_sums(&self, nodes: &[usize], name: &str) -> Result<Vec<u64>> {
+        let mut sums = Vec::with_capacity(nodes.len());
+        for &i in nodes {
+            sums.push(self.metrics(i).await?.sum(name));
+        }
+        Ok(sums)
+    }
+
+    /// Waits until `condition` holds of node `i`'s metrics, failing at `deadline` (naming
+    /// `what`, with the node's log tail) or if the process exits.
+    pub async fn wait_metrics(
+        &mut self,
+        i: usize,
+        what: &str,
+        deadline: Instant,
+        condition: impl Fn(&Metrics) -> bool,
+    ) -> Result<Metrics> {
+        loop {
+            self.check_alive()?;
+            if let Ok(metrics) = self.metrics(i).await
+                && condition(&metrics)
+            {
+                return Ok(metrics);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{}: not in time: {what}; its log ends:\n{}",
+                    self.name(i),
+                    self.log_tail(i)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the partition `groups` (as given to [`TestNet::partition`]; `&[]` for
+    /// healed) is in force on every running node: each has read its blocked-peers file (its
+    /// gate lists everyone outside its group) and has no link left across.
+    pub async fn wait_partition(&mut self, groups: &[&[usize]], deadline: Instant) -> Result<()> {
+        for i in self.running() {
+            let group_size = groups
+                .iter()
+                .find(|g| g.contains(&i))
+                .map_or(1, |g| g.len());
+            let outside = if groups.is_empty() {
+                0
+            } else {
+                self.len() - group_size
+            };
+            let linked_max = if groups.is_empty() {
+                u64::MAX
+            } else {
+                (group_size - 1) as u64
+            };
+            self.wait_metrics(
+                i,
+                &format!("its gate lists {outside} peers and it has at most {linked_max} links"),
+                deadline,
+                |m| {
+                    m.get("tally_gated_peers") == outside as u64
+                        && m.get("tally_peers") <= linked_max
+                },
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The committed height of node `i`, 0 before its first block.

@@ -43,6 +43,26 @@ fn transfer_from(sender: u128, nonce: u64, to: u128, amount: Amount) -> SignedTr
     )
 }
 
+/// Account `id`'s registration (its nonce 0), co-signed by Bank A, in KYC tier `tier`: a
+/// new sender's first transaction that admission takes (a transfer from an account no node
+/// knows is refused `UNKNOWN_SENDER`); the sender's next nonces are then taken under its key.
+fn opening(id: u128, tier: u8) -> SignedTransaction {
+    let k = key(id as u64);
+    sign_at(
+        Party::Account(AccountId(id)),
+        0,
+        &[&k, &institution_key(BANK_A)],
+        TxKind::RegisterAccount {
+            account: AccountId(id),
+            key: k.public_key(),
+            currency: Currency::CNY,
+            institution: BANK_A,
+            tier,
+            identity: tally_crypto::Hash::digest("test/identity", &id.to_le_bytes()),
+        },
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_in_both_forms_then_status_until_committed() {
     let net = TestNet::start().await;
@@ -150,7 +170,7 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     assert_eq!(body["status"], "ok", "{body}");
     assert_eq!(body["height"], Value::Null, "{body}");
 
-    let first = transfer_from(100, 0, 101, 1);
+    let first = opening(100, 0);
     let answer = post_json(
         net.api,
         "/v1/transactions",
@@ -173,7 +193,7 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     post_bytes(
         net.api,
         "/v1/transactions",
-        encoding::encode(&transfer_from(100, 0, 101, 2)),
+        encoding::encode(&opening(100, 1)),
     )
     .await
     .error(StatusCode::CONFLICT, "NONCE_TAKEN");
@@ -224,7 +244,7 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     let refused = post_bytes(
         net.api,
         "/v1/transactions?wait_ms=100",
-        encoding::encode(&transfer_from(200, 0, 101, 1)),
+        encoding::encode(&opening(200, 0)),
     )
     .await;
     refused.error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_WAITERS");
@@ -237,7 +257,7 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     let busy = post_bytes(
         net.api,
         "/v1/transactions",
-        encoding::encode(&transfer_from(200, 0, 101, 1)),
+        encoding::encode(&opening(200, 0)),
     )
     .await;
     busy.error(StatusCode::SERVICE_UNAVAILABLE, "BUSY");
@@ -1201,7 +1221,10 @@ async fn a_dropped_waiter_frees_its_slot() {
     })
     .await;
     for nonce in 0..3 {
-        let signed = transfer_from(100, nonce, 101, 1);
+        let signed = match nonce {
+            0 => opening(100, 0),
+            _ => transfer_from(100, nonce, 101, 1),
+        };
         let api_addr = net.api;
         let bytes = encoding::encode(&signed);
         let waiting = tokio::spawn(async move {
@@ -1223,14 +1246,14 @@ async fn a_dropped_waiter_frees_its_slot() {
         post_bytes(
             net.api,
             "/v1/transactions?wait_ms=10",
-            encoding::encode(&transfer_from(200 + u128::from(nonce), 0, 101, 1)),
+            encoding::encode(&opening(200 + u128::from(nonce), 0)),
         )
         .await
         .error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_WAITERS");
         waiting.abort(); // the client goes away, its connection with it
         let dropped = tokio::time::Instant::now();
         loop {
-            let probe = transfer_from(300 + u128::from(nonce), 0, 101, 1);
+            let probe = opening(300 + u128::from(nonce), 0);
             let answer = post_bytes(
                 net.api,
                 "/v1/transactions?wait_ms=10",

@@ -24,6 +24,8 @@ pub struct Bill {
     pub currency: Currency,
     pub due_ms: TimeMs,
     pub paid_by: Option<AccountId>,
+    /// When it was paid (0 until then): the dispute window runs from it.
+    pub paid_at_ms: TimeMs,
 }
 
 /// `RegisterBiller`: sent by the biller's acquirer, co-signed by the biller's key.
@@ -82,6 +84,7 @@ pub(crate) fn issue_bill(
             currency: b.currency,
             due_ms,
             paid_by: None,
+            paid_at_ms: 0,
         },
     );
     tx.emit(Event::BillIssued {
@@ -131,6 +134,7 @@ pub(crate) fn pay_bill(
         Some(cleared),
     )?;
     bill.paid_by = Some(payer);
+    bill.paid_at_ms = tx.now_ms();
     tx.state.put(k, &bill);
     tx.emit(Event::BillPaid {
         id,

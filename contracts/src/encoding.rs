@@ -4,7 +4,10 @@
 //! bytes, signatures out of order) is refused, so one transaction has one byte string and
 //! one hash.
 
-use crate::{DecodeError, SignedTransaction};
+use crate::transaction::{
+    TRAVEL_RULE_CIPHERTEXT_BYTES_MAX, TRAVEL_RULE_CIPHERTEXT_BYTES_MIN, TRAVEL_RULE_RECIPIENTS_MAX,
+};
+use crate::{DecodeError, SignedTransaction, TxKind};
 
 /// The largest encoded signed transaction accepted.
 pub const TX_BYTES_MAX: usize = 2048;
@@ -29,7 +32,35 @@ pub fn check_limits(signed: &SignedTransaction) -> Result<(), DecodeError> {
             "signatures must be sorted by key, no key twice",
         ));
     }
-    Ok(())
+    match &signed.tx.kind {
+        TxKind::PayMerchant { reference, .. } if !reference.is_well_formed() => Err(
+            DecodeError::Limit("reference: at most 64 bytes, no control characters"),
+        ),
+        TxKind::CrossBorderTransfer { travel_rule, .. } => {
+            if travel_rule.len() > TRAVEL_RULE_RECIPIENTS_MAX {
+                return Err(DecodeError::Limit("travel_rule: at most 3 sealed copies"));
+            }
+            if !travel_rule.windows(2).all(|w| match w {
+                [a, b] => a.recipient < b.recipient,
+                _ => true,
+            }) {
+                return Err(DecodeError::Limit(
+                    "travel_rule: sorted by recipient, one copy each",
+                ));
+            }
+            let sizes = TRAVEL_RULE_CIPHERTEXT_BYTES_MIN..=TRAVEL_RULE_CIPHERTEXT_BYTES_MAX;
+            if !travel_rule
+                .iter()
+                .all(|copy| sizes.contains(&copy.ciphertext.len()))
+            {
+                return Err(DecodeError::Limit(
+                    "travel_rule: each ciphertext 17..=480 bytes",
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 pub fn encode(signed: &SignedTransaction) -> Vec<u8> {

@@ -90,6 +90,19 @@ rejections! {
     NotAReceiver => "NOT_A_RECEIVER", "institution has no net credit in this cycle";
     AlreadyConfirmed => "ALREADY_CONFIRMED", "institution already confirmed this cycle";
     GovernanceQuorum => "GOVERNANCE_QUORUM", "too few governance signers";
+    PaymentNotFound => "PAYMENT_NOT_FOUND", "no static-QR or payment-code payment with this transfer id";
+    BillNotPaid => "BILL_NOT_PAID", "bill has no payment";
+    DisputeExists => "DISPUTE_EXISTS", "this payment was already disputed";
+    DisputeNotFound => "DISPUTE_NOT_FOUND", "no dispute of this payment";
+    DisputeNotOpen => "DISPUTE_NOT_OPEN", "the dispute was already resolved";
+    DisputeOpen => "DISPUTE_OPEN", "the payment is under dispute";
+    DisputeWindowClosed => "DISPUTE_WINDOW_CLOSED", "the payment is older than the dispute window";
+    NothingToDispute => "NOTHING_TO_DISPUTE", "the payment was refunded in full";
+    RefundRequestExists => "REFUND_REQUEST_EXISTS", "the order has a refund request waiting";
+    RefundRequestNotFound => "REFUND_REQUEST_NOT_FOUND", "the order has no refund request waiting";
+    TravelRuleRequired => "TRAVEL_RULE_REQUIRED", "a transfer this large must carry sealed travel-rule data";
+    TravelRuleRecipients => "TRAVEL_RULE_RECIPIENTS", "travel-rule data must be sealed to the beneficiary's institution and a regulator, under their registered keys";
+    EncryptionKeyMissing => "ENCRYPTION_KEY_MISSING", "an institution the data must be sealed to has no encryption key registered";
 }
 
 /// Why a block could not be executed. Unlike a [`Rejection`], this is the node's problem:

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tally_crypto::{Hash, PublicKey};
 
+use crate::transaction::{DisputeOutcome, DisputeReason, Disputed, EncryptionKey, Memo};
 use crate::types::{
     AccountId, Amount, BillId, Currency, CycleId, InstitutionId, OrderId, TimeMs, TransferId,
 };
@@ -117,6 +118,8 @@ pub enum Event {
         payer: AccountId,
         merchant: AccountId,
         amount: Amount,
+        /// The merchant's reference from its QR code (till, order), if it had one.
+        reference: Memo,
     },
     MerchantSettled {
         id: TransferId,
@@ -158,6 +161,8 @@ pub enum Event {
         debit_currency: Currency,
         credited: Amount,
         credit_currency: Currency,
+        /// The institutions the travel-rule data was sealed to (none below the threshold).
+        travel_rule_for: Vec<InstitutionId>,
     },
     ObligationRecorded {
         currency: Currency,
@@ -188,5 +193,48 @@ pub enum Event {
     },
     SanctionRemoved {
         identity: Hash,
+    },
+    /// A payer disputed a payment: `amount` is held on `held_from` (the merchant's or
+    /// biller's account, or its acquirer's settlement account) until `decider` decides or
+    /// `deadline_ms` passes. Names both sides, so both see it.
+    DisputeOpened {
+        disputed: Disputed,
+        payer: AccountId,
+        merchant: AccountId,
+        amount: Amount,
+        reason: DisputeReason,
+        decider: InstitutionId,
+        held_from: AccountId,
+        deadline_ms: TimeMs,
+    },
+    /// A dispute ended: refunded (`held_from` → `refund_to`, where the payment came from)
+    /// or released to the merchant. `decided_by` is `None` when the deadline's rule ended it.
+    DisputeResolved {
+        disputed: Disputed,
+        payer: AccountId,
+        merchant: AccountId,
+        amount: Amount,
+        outcome: DisputeOutcome,
+        decided_by: Option<InstitutionId>,
+        held_from: AccountId,
+        refund_to: AccountId,
+    },
+    RefundRequested {
+        order: OrderId,
+        payer: AccountId,
+        merchant: AccountId,
+        amount: Amount,
+    },
+    /// The merchant answered a refund request; an accepted one also emits `Refunded`.
+    RefundRequestAnswered {
+        order: OrderId,
+        payer: AccountId,
+        merchant: AccountId,
+        amount: Amount,
+        accepted: bool,
+    },
+    EncryptionKeySet {
+        institution: InstitutionId,
+        key: EncryptionKey,
     },
 }

@@ -21,8 +21,8 @@ use crate::state::{State, encode_record, key};
 use crate::transaction::{Party, TxKind};
 use crate::types::{TimeMs, TransferId};
 use crate::{
-    Event, ExecutionError, Rejection, StateStore, VerifiedTransaction, Write, bills, consumer, fx,
-    governance, interbank, merchant, regulation,
+    Event, ExecutionError, Rejection, StateStore, VerifiedTransaction, Write, bills, consumer,
+    disputes, fx, governance, interbank, merchant, regulation, travel_rule,
 };
 
 /// The most holds released at the start of one block; the rest wait for the next block,
@@ -430,8 +430,9 @@ fn dispatch(tx: &mut Tx<'_, '_>, sender: Party, kind: &TxKind, body: Hash) -> Tx
                 id,
                 merchant: to,
                 amount,
+                reference,
             },
-        ) => merchant::pay_merchant(tx, s, body, *id, *to, *amount),
+        ) => merchant::pay_merchant(tx, s, body, *id, *to, *amount, reference),
         (A(s), TxKind::SettleMerchant { id, amount }) => {
             merchant::settle_merchant(tx, s, body, *id, *amount)
         }
@@ -475,8 +476,18 @@ fn dispatch(tx: &mut Tx<'_, '_>, sender: Party, kind: &TxKind, body: Hash) -> Tx
                 provider,
                 beneficiary,
                 amount,
+                travel_rule,
             },
-        ) => fx::cross_border_transfer(tx, s, body, *id, *provider, *beneficiary, *amount),
+        ) => fx::cross_border_transfer(
+            tx,
+            s,
+            body,
+            *id,
+            *provider,
+            *beneficiary,
+            *amount,
+            travel_rule,
+        ),
 
         (I(s), TxKind::SettlementCycle) => interbank::settlement_cycle(tx, s),
         (I(s), TxKind::ConfirmSettlement { cycle }) => interbank::confirm_settlement(tx, s, *cycle),
@@ -487,6 +498,28 @@ fn dispatch(tx: &mut Tx<'_, '_>, sender: Party, kind: &TxKind, body: Hash) -> Tx
         (I(s), TxKind::RemoveSanction { identity }) => {
             regulation::remove_sanction(tx, s, *identity)
         }
+
+        (
+            A(s),
+            TxKind::OpenDispute {
+                id,
+                disputed,
+                reason,
+            },
+        ) => disputes::open_dispute(tx, s, body, *id, *disputed, *reason),
+        (I(s), TxKind::DecideDispute { disputed, outcome }) => {
+            disputes::decide_dispute(tx, s, *disputed, *outcome)
+        }
+        (A(s), TxKind::RequestRefund { order, amount }) => {
+            disputes::request_refund(tx, s, *order, *amount)
+        }
+        (A(s), TxKind::AcceptRefundRequest { id, order }) => {
+            disputes::accept_refund_request(tx, s, body, *id, *order)
+        }
+        (A(s), TxKind::RefuseRefundRequest { order }) => {
+            disputes::refuse_refund_request(tx, s, *order)
+        }
+        (I(s), TxKind::SetEncryptionKey { key }) => travel_rule::set_encryption_key(tx, s, *key),
 
         _ => Err(Rejection::NotPermitted.into()),
     }

@@ -16,7 +16,7 @@ use crate::ledger::accounts::AccountKind;
 use crate::ledger::transfers::{Leg, check_amount, claim_transfer_id, post_linked};
 use crate::regulation::{Reach, clear_outflow};
 use crate::state::key;
-use crate::transaction::{FxAmount, Roles};
+use crate::transaction::{FxAmount, Roles, SealedTravelRule};
 use crate::types::{AccountId, Amount, Currency, InstitutionId, TimeMs, TransferId};
 use crate::{Event, Rejection};
 
@@ -89,7 +89,9 @@ pub(crate) fn publish_rate(
 
 /// `CrossBorderTransfer`: sender's wallet → provider's liquidity in the sender's currency,
 /// provider's liquidity in the beneficiary's currency → beneficiary, at the provider's
-/// current rate, within the corridor's limit and the sender's bound.
+/// current rate, within the corridor's limit and the sender's bound, carrying sealed
+/// travel-rule data from the governance threshold on.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn cross_border_transfer(
     tx: &mut Tx<'_, '_>,
     sender: AccountId,
@@ -98,6 +100,7 @@ pub(crate) fn cross_border_transfer(
     provider: InstitutionId,
     beneficiary: AccountId,
     amount: FxAmount,
+    travel_rule: &[SealedTravelRule],
 ) -> TxResult {
     let from = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
     let to = tx.account_of_kind(beneficiary, AccountKind::ConsumerWallet)?;
@@ -137,6 +140,8 @@ pub(crate) fn cross_border_transfer(
     if debit > corridor.single_max {
         return Err(Rejection::CorridorLimitExceeded.into());
     }
+    let travel_rule_for =
+        crate::travel_rule::check(tx, from.currency, debit, to.institution, travel_rule)?;
     claim_transfer_id(tx, id, body)?;
     let cleared = clear_outflow(tx, sender, debit, Reach::CrossBorder)?;
     post_linked(
@@ -163,6 +168,7 @@ pub(crate) fn cross_border_transfer(
         debit_currency: from.currency,
         credited: credit,
         credit_currency: to.currency,
+        travel_rule_for,
     });
     Ok(())
 }

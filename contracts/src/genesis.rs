@@ -8,8 +8,8 @@ use tally_crypto::{Hash, PublicKey};
 use crate::context::{Tx, TxError};
 use crate::execute::{BlockContext, ChainHead, state_root, with_head};
 use crate::governance::{
-    CORRIDORS_MAX, CURRENCIES_MAX, Corridor, Institution, Rules, TIERS_MAX, TierLimits,
-    add_institution,
+    CORRIDORS_MAX, CURRENCIES_MAX, Corridor, DisputeRules, Institution, Rules, TIERS_MAX,
+    TierLimits, add_institution,
 };
 use crate::ledger::accounts::AccountKind;
 use crate::state::{State, key};
@@ -113,6 +113,9 @@ impl Genesis {
             tiers: self.tiers.clone(),
             merchant_fee_bps_max: self.merchant_fee_bps_max,
             corridors,
+            // Set by governance (`SetDisputeRules`, `SetTravelRuleThreshold`).
+            disputes: DisputeRules::default(),
+            travel_rule_thresholds: Vec::new(),
         })
     }
 
@@ -144,6 +147,7 @@ impl Genesis {
                     key: i.key,
                     roles: i.roles,
                     nonce: 0,
+                    encryption_key: None,
                 },
             )
             .map_err(|e| rejected("institution", e))?;

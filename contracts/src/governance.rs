@@ -8,7 +8,7 @@ use tally_crypto::PublicKey;
 use crate::context::{Tx, TxResult};
 use crate::ledger::accounts::{Account, AccountKind};
 use crate::state::key;
-use crate::transaction::{GovernanceAction, Roles};
+use crate::transaction::{DisputeOutcome, EncryptionKey, GovernanceAction, Roles};
 use crate::types::{AccountId, Amount, Currency, InstitutionId};
 use crate::{Event, Rejection};
 
@@ -25,6 +25,41 @@ pub struct Institution {
     pub key: PublicKey,
     pub roles: Roles,
     pub nonce: u64,
+    /// The X25519 key it receives travel-rule data under, once it registered one
+    /// (`SetEncryptionKey`).
+    pub encryption_key: Option<EncryptionKey>,
+}
+
+/// The longest a dispute window or a decision period may be: one year.
+pub const DISPUTE_PERIOD_MS_MAX: u64 = 366 * 86_400_000;
+
+/// How disputes run: a payer may dispute a payment up to `window_ms` after it completed;
+/// the deciding institution has `decision_ms`; then `default` ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeRules {
+    pub window_ms: u64,
+    pub decision_ms: u64,
+    pub default: DisputeOutcome,
+}
+
+impl Default for DisputeRules {
+    /// The card schemes' usual: 120 days to dispute, 30 days to decide, and an undecided
+    /// dispute ends in the payer's favour (the decider's silence costs the decider's side,
+    /// not the customer).
+    fn default() -> DisputeRules {
+        DisputeRules {
+            window_ms: 120 * 86_400_000,
+            decision_ms: 30 * 86_400_000,
+            default: DisputeOutcome::Refund,
+        }
+    }
+}
+
+impl DisputeRules {
+    pub fn is_consistent(&self) -> bool {
+        (1..=DISPUTE_PERIOD_MS_MAX).contains(&self.window_ms)
+            && (1..=DISPUTE_PERIOD_MS_MAX).contains(&self.decision_ms)
+    }
 }
 
 /// A limit that does not bind: what a genesis file written before yearly limits gets.
@@ -88,11 +123,24 @@ pub struct Rules {
     pub merchant_fee_bps_max: u16,
     /// Sorted by (from, to).
     pub corridors: Vec<Corridor>,
+    pub disputes: DisputeRules,
+    /// Per sender's currency, sorted: from which debit a cross-border transfer must carry
+    /// travel-rule data. A currency not listed has no requirement.
+    pub travel_rule_thresholds: Vec<(Currency, Amount)>,
 }
 
 impl Rules {
     pub fn tier(&self, tier: u8) -> Option<TierLimits> {
         self.tiers.get(usize::from(tier)).copied()
+    }
+
+    /// The travel-rule threshold for transfers out of `currency`, if governance set one.
+    pub fn travel_rule_threshold(&self, currency: Currency) -> Option<Amount> {
+        self.travel_rule_thresholds
+            .binary_search_by_key(&currency, |(c, _)| *c)
+            .ok()
+            .and_then(|i| self.travel_rule_thresholds.get(i))
+            .map(|(_, threshold)| *threshold)
     }
 
     pub fn corridor(&self, from: Currency, to: Currency) -> Option<Corridor> {
@@ -173,6 +221,7 @@ pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult
                     key: *key,
                     roles: *roles,
                     nonce: 0,
+                    encryption_key: None,
                 },
             )?;
             "AddInstitution"
@@ -259,6 +308,38 @@ pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult
                 }
             }
             "SetCorridor"
+        }
+        GovernanceAction::SetDisputeRules {
+            window_ms,
+            decision_ms,
+            default,
+        } => {
+            let disputes = DisputeRules {
+                window_ms: *window_ms,
+                decision_ms: *decision_ms,
+                default: *default,
+            };
+            if !disputes.is_consistent() {
+                return Err(Rejection::InvalidField.into());
+            }
+            rules.disputes = disputes;
+            "SetDisputeRules"
+        }
+        GovernanceAction::SetTravelRuleThreshold {
+            currency,
+            threshold,
+        } => {
+            tx.require_currency(*currency)?;
+            let thresholds = &mut rules.travel_rule_thresholds;
+            match thresholds.binary_search_by_key(currency, |(c, _)| *c) {
+                Ok(i) => {
+                    if let Some(slot) = thresholds.get_mut(i) {
+                        slot.1 = *threshold;
+                    }
+                }
+                Err(i) => thresholds.insert(i, (*currency, *threshold)),
+            }
+            "SetTravelRuleThreshold"
         }
     };
     tx.state.put(key::rules(), &rules);

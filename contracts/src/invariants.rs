@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 
 use crate::StateStore;
+use crate::disputes::{Dispute, DisputeStatus};
 use crate::interbank::SettlementCycleRecord;
 use crate::ledger::accounts::Account;
 use crate::ledger::transfers::{Hold, HoldPurpose};
@@ -40,6 +41,64 @@ pub enum InvariantViolation {
     CardAuthorizationsMismatch { account: AccountId },
     #[error("{account:?} is missing from, or wrongly in, its identity's index")]
     IdentityIndexMismatch { account: AccountId },
+    #[error("dispute hold {hold:?} and its dispute disagree (open, amount, accounts, index)")]
+    DisputeMismatch { hold: TransferId },
+}
+
+/// Every open dispute has its hold (same id, amount and accounts, and a `Dispute` purpose
+/// naming it) and its entry in the open index; every dispute hold has its open dispute;
+/// the open index holds nothing else. So a disputed amount is held exactly while its
+/// dispute is open, and resolved with it.
+fn check_disputes(
+    store: &dyn StateStore,
+    disputes: &[Dispute],
+    holds: &[Hold],
+) -> Result<(), InvariantViolation> {
+    let mut open = 0usize;
+    for d in disputes {
+        let hold = holds.iter().find(|h| h.id == d.hold);
+        let matches = hold.is_some_and(|h| {
+            h.purpose == HoldPurpose::Dispute(d.disputed)
+                && h.amount == d.amount
+                && h.debit == d.held_from
+                && h.credit == d.refund_to
+        });
+        let indexed = store
+            .get(&key::open_dispute(d.opened_at_ms, d.disputed))
+            .map_err(|e| InvariantViolation::Store(e.0))?
+            .is_some();
+        let consistent = match d.status {
+            DisputeStatus::Open => {
+                open += 1;
+                matches && indexed
+            }
+            DisputeStatus::Resolved { .. } => hold.is_none() && !indexed,
+        };
+        if !consistent {
+            return Err(InvariantViolation::DisputeMismatch { hold: d.hold });
+        }
+    }
+    for h in holds {
+        if let HoldPurpose::Dispute(disputed) = h.purpose {
+            let owned = disputes.iter().any(|d| {
+                d.disputed == disputed && d.hold == h.id && d.status == DisputeStatus::Open
+            });
+            if !owned {
+                return Err(InvariantViolation::DisputeMismatch { hold: h.id });
+            }
+        }
+    }
+    let (start, end) = key::tag_range(key::OPEN_DISPUTE);
+    let indexed = store
+        .scan(&start, &end, usize::MAX)
+        .map_err(|e| InvariantViolation::Store(e.0))?
+        .len();
+    if indexed != open {
+        return Err(InvariantViolation::DisputeMismatch {
+            hold: TransferId::default(),
+        });
+    }
+    Ok(())
 }
 
 /// What the check saw.
@@ -79,6 +138,8 @@ pub fn check_invariants(store: &dyn StateStore) -> Result<InvariantReport, Invar
     let holds: Vec<Hold> = all(store, key::HOLD)?;
     let orders: Vec<Order> = all(store, key::ORDER)?;
     let cycles: Vec<SettlementCycleRecord> = all(store, key::CYCLE)?;
+    let disputes: Vec<Dispute> = all(store, key::DISPUTE)?;
+    check_disputes(store, &disputes, &holds)?;
 
     let mut held: BTreeMap<AccountId, (u128, u128)> = BTreeMap::new();
     for hold in &holds {

@@ -19,6 +19,7 @@ pub mod admission;
 mod bills;
 mod consumer;
 mod context;
+mod disputes;
 pub mod encoding;
 mod error;
 mod events;
@@ -33,30 +34,38 @@ mod merchant;
 mod regulation;
 mod state;
 mod store;
+pub mod structuring;
 mod transaction;
+mod travel_rule;
 mod types;
 mod verify;
 
 pub use bills::Bill;
 pub use consumer::{CARDS_PER_ACCOUNT_MAX, CardBinding};
+pub use disputes::{Dispute, DisputeStatus, RefundRequest};
 pub use error::{DecodeError, ExecutionError, Rejection, StoreError};
 pub use events::{Event, NetPosition};
 pub use execute::{BlockContext, BlockOutcome, ChainHead, EXPIRIES_PER_BLOCK_MAX, Ledger, Receipt};
 pub use genesis::{Genesis, GenesisInstitution, GenesisOutcome};
-pub use governance::{Corridor, Institution, NO_CAP, Rules, TierLimits};
+pub use governance::{
+    Corridor, DISPUTE_PERIOD_MS_MAX, DisputeRules, Institution, NO_CAP, Rules, TierLimits,
+};
 pub use interbank::{SettlementCycleRecord, net_positions};
 pub use invariants::{InvariantReport, InvariantViolation, check_invariants};
 pub use ledger::accounts::{Account, AccountKind, Holder, SecondFactor};
 pub use ledger::transfers::{Hold, HoldPurpose, TransferRecord};
 pub use merchant::{
-    CARD_AUTHORIZATION_MS, CARD_AUTHORIZATIONS_PER_WALLET_MAX, ESCROW_MS_MAX, Order, OrderStatus,
-    PAYMENT_CODE_LIFETIME_MS_MAX, merchant_fee,
+    CARD_AUTHORIZATION_MS, CARD_AUTHORIZATIONS_PER_WALLET_MAX, ESCROW_MS_MAX, MerchantPayment,
+    Order, OrderStatus, PAYMENT_CODE_LIFETIME_MS_MAX, merchant_fee,
 };
 pub use regulation::PersonOutflow;
 pub use store::{Entries, MemoryStore, StateStore, Write};
 pub use transaction::{
-    FxAmount, GovernanceAction, PAYMENT_CODE_DOMAIN, Party, PaymentCode, PaymentSource, Roles,
-    SignedTransaction, TX_SIGNATURE_DOMAIN, Transaction, TxKind, TxSignature,
+    DisputeOutcome, DisputeReason, Disputed, EncryptionKey, FxAmount, GovernanceAction,
+    MEMO_BYTES_MAX, Memo, PAYMENT_CODE_DOMAIN, Party, PaymentCode, PaymentSource, Roles,
+    SealedTravelRule, SignedTransaction, TRAVEL_RULE_CIPHERTEXT_BYTES_MAX,
+    TRAVEL_RULE_CIPHERTEXT_BYTES_MIN, TRAVEL_RULE_RECIPIENTS_MAX, TX_SIGNATURE_DOMAIN, Transaction,
+    TxKind, TxSignature,
 };
 pub use types::{
     AMOUNT_MAX, AccountId, Amount, BillId, CardToken, Currency, CycleId, DAY_MS, InstitutionId,

@@ -14,7 +14,7 @@ use crate::ledger::transfers::{
 };
 use crate::regulation::{Reach, clear_outflow};
 use crate::state::key;
-use crate::transaction::{PaymentCode, PaymentSource, Roles};
+use crate::transaction::{Disputed, Memo, PaymentCode, PaymentSource, Roles};
 use crate::types::{AccountId, Amount, Currency, InstitutionId, OrderId, TimeMs, TransferId};
 use crate::{Event, Rejection};
 
@@ -57,6 +57,22 @@ pub struct Order {
     pub hold: Option<TransferId>,
     pub paid: Amount,
     pub refunded: Amount,
+    /// When the payment completed (0 until then): the dispute window runs from it.
+    pub paid_at_ms: TimeMs,
+}
+
+/// A static-QR (`PayMerchant`) or payment-code (`CollectByCode`) payment, kept so its payer
+/// can dispute it and its merchant can match its reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantPayment {
+    pub id: TransferId,
+    pub payer: AccountId,
+    pub merchant: AccountId,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub paid_at_ms: TimeMs,
+    /// The merchant's reference from its QR code; empty for a payment code.
+    pub reference: Memo,
 }
 
 /// `RegisterMerchant`: sent by the acquiring bank, co-signed by the merchant's key.
@@ -97,13 +113,13 @@ pub(crate) fn register_merchant(
     Ok(())
 }
 
-fn order(tx: &Tx<'_, '_>, id: OrderId) -> TxResult<Order> {
+pub(crate) fn order(tx: &Tx<'_, '_>, id: OrderId) -> TxResult<Order> {
     tx.state
         .get(&key::order(id))?
         .ok_or(TxError::Rejected(Rejection::OrderNotFound))
 }
 
-fn put_order(tx: &mut Tx<'_, '_>, order: &Order) {
+pub(crate) fn put_order(tx: &mut Tx<'_, '_>, order: &Order) {
     tx.state.put(key::order(order.id), order);
 }
 
@@ -146,6 +162,7 @@ pub(crate) fn create_order(
             hold: None,
             paid: 0,
             refunded: 0,
+            paid_at_ms: 0,
         },
     );
     tx.emit(Event::OrderCreated {
@@ -230,6 +247,7 @@ pub(crate) fn pay_order(
             )?;
             order.status = OrderStatus::Paid;
             order.paid = order.amount;
+            order.paid_at_ms = tx.now_ms();
             tx.emit(Event::PaymentCompleted {
                 order: order_id,
                 payer,
@@ -301,6 +319,7 @@ fn complete_held(tx: &mut Tx<'_, '_>, order: &mut Order, hold: &Hold) -> TxResul
     order.status = OrderStatus::Paid;
     order.paid = hold.amount;
     order.hold = None;
+    order.paid_at_ms = tx.now_ms();
     put_order(tx, order);
     tx.emit(Event::PaymentCompleted {
         order: order.id,
@@ -425,6 +444,10 @@ pub(crate) fn refund(
     else {
         return Err(Rejection::OrderNotPaid.into());
     };
+    // The disputed amount is held for the dispute's decision: no refund beside it.
+    if crate::disputes::is_open(tx, Disputed::Order(order_id))? {
+        return Err(Rejection::DisputeOpen.into());
+    }
     let refunded = order
         .refunded
         .checked_add(amount)
@@ -510,6 +533,18 @@ pub(crate) fn collect_by_code(
         }],
         Some(cleared),
     )?;
+    record_merchant_payment(
+        tx,
+        MerchantPayment {
+            id,
+            payer: code.payer,
+            merchant,
+            amount,
+            currency: payer.currency,
+            paid_at_ms: tx.now_ms(),
+            reference: Memo::NONE,
+        },
+    );
     tx.emit(Event::CollectedByCode {
         id,
         payer: code.payer,
@@ -519,7 +554,12 @@ pub(crate) fn collect_by_code(
     Ok(())
 }
 
-/// `PayMerchant`: the consumer pays the merchant id read from a static QR code.
+fn record_merchant_payment(tx: &mut Tx<'_, '_>, payment: MerchantPayment) {
+    tx.state.put(key::merchant_payment(payment.id), &payment);
+}
+
+/// `PayMerchant`: the consumer pays the merchant id read from a static QR code, with the
+/// merchant's reference (till, order) from the code, so the merchant can match it.
 pub(crate) fn pay_merchant(
     tx: &mut Tx<'_, '_>,
     payer: AccountId,
@@ -527,9 +567,14 @@ pub(crate) fn pay_merchant(
     id: TransferId,
     merchant: AccountId,
     amount: Amount,
+    reference: &Memo,
 ) -> TxResult {
-    tx.account_of_kind(payer, AccountKind::ConsumerWallet)?;
+    let wallet = tx.account_of_kind(payer, AccountKind::ConsumerWallet)?;
     tx.account_of_kind(merchant, AccountKind::Merchant)?;
+    // Checked when decoded; a memo built in memory is held to the same.
+    if !reference.is_well_formed() {
+        return Err(Rejection::InvalidField.into());
+    }
     claim_transfer_id(tx, id, body)?;
     let cleared = clear_outflow(tx, payer, amount, Reach::Domestic)?;
     post_linked(
@@ -541,11 +586,24 @@ pub(crate) fn pay_merchant(
         }],
         Some(cleared),
     )?;
+    record_merchant_payment(
+        tx,
+        MerchantPayment {
+            id,
+            payer,
+            merchant,
+            amount,
+            currency: wallet.currency,
+            paid_at_ms: tx.now_ms(),
+            reference: reference.clone(),
+        },
+    );
     tx.emit(Event::MerchantPaid {
         id,
         payer,
         merchant,
         amount,
+        reference: reference.clone(),
     });
     Ok(())
 }
@@ -602,13 +660,15 @@ pub(crate) fn settle_merchant(
     Ok(())
 }
 
-/// A hold reached its expiry: an escrow is released to the merchant; an unanswered card
-/// authorization is voided and the order can be paid again.
+/// An order's hold reached its expiry: an escrow is released to the merchant; an
+/// unanswered card authorization is voided and the order can be paid again. (A dispute's
+/// hold ends by [`crate::disputes::expire`].)
 pub(crate) fn expire_hold(tx: &mut Tx<'_, '_>, hold: &Hold) -> TxResult {
-    let (HoldPurpose::Escrow(id) | HoldPurpose::CardAuthorization(id)) = hold.purpose;
-    let mut order = order(tx, id)?;
     match hold.purpose {
-        HoldPurpose::Escrow(_) => complete_held(tx, &mut order, hold),
-        HoldPurpose::CardAuthorization(_) => void_held(tx, &mut order, hold, OrderStatus::Open),
+        HoldPurpose::Escrow(id) => complete_held(tx, &mut order(tx, id)?, hold),
+        HoldPurpose::CardAuthorization(id) => {
+            void_held(tx, &mut order(tx, id)?, hold, OrderStatus::Open)
+        }
+        HoldPurpose::Dispute(_) => crate::disputes::expire(tx, hold),
     }
 }

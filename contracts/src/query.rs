@@ -9,9 +9,10 @@ use tally_crypto::Hash;
 
 use crate::state::{State, decode_record, key};
 use crate::{
-    Account, AccountId, AccountKind, Amount, Bill, BillId, Currency, CycleId, Event,
-    ExecutionError, Hold, Institution, InstitutionId, Ledger, Order, OrderId, PersonOutflow,
-    SettlementCycleRecord, StateStore, TimeMs, TransferId, TxKind,
+    Account, AccountId, AccountKind, Amount, Bill, BillId, Currency, CycleId, Dispute,
+    DisputeOutcome, Disputed, Event, ExecutionError, Hold, Institution, InstitutionId, Ledger,
+    MerchantPayment, Order, OrderId, PersonOutflow, RefundRequest, SettlementCycleRecord,
+    StateStore, TimeMs, TransferId, TxKind,
 };
 
 pub fn account(store: &dyn StateStore, id: AccountId) -> Result<Option<Account>, ExecutionError> {
@@ -32,6 +33,76 @@ pub fn bill(store: &dyn StateStore, id: BillId) -> Result<Option<Bill>, Executio
 pub fn hold(store: &dyn StateStore, id: TransferId) -> Result<Option<Hold>, ExecutionError> {
     State::new(store).get(&key::hold(id))
 }
+/// The dispute of a payment, open or resolved.
+pub fn dispute(
+    store: &dyn StateStore,
+    disputed: Disputed,
+) -> Result<Option<Dispute>, ExecutionError> {
+    State::new(store).get(&key::dispute(disputed))
+}
+/// A static-QR or payment-code payment, by its transfer id.
+pub fn merchant_payment(
+    store: &dyn StateStore,
+    id: TransferId,
+) -> Result<Option<MerchantPayment>, ExecutionError> {
+    State::new(store).get(&key::merchant_payment(id))
+}
+/// The refund request waiting on an order.
+pub fn refund_request(
+    store: &dyn StateStore,
+    order: OrderId,
+) -> Result<Option<RefundRequest>, ExecutionError> {
+    State::new(store).get(&key::refund_request(order))
+}
+
+/// An open dispute and how long it has been open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgedDispute {
+    pub dispute: Dispute,
+    /// Milliseconds from its opening to `now_ms` (the head's block time, for a report).
+    pub age_ms: u64,
+}
+
+/// Where a page of [`open_disputes`] goes on: after this dispute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OpenDisputesCursor {
+    pub opened_at_ms: TimeMs,
+    pub disputed: Disputed,
+}
+
+/// The open disputes, oldest first, for the regulator: from after `after` (the oldest when
+/// `None`), at most `limit`, each with its age at `now_ms`. One bounded scan of an index
+/// kept only for open disputes.
+pub fn open_disputes(
+    store: &dyn StateStore,
+    after: Option<OpenDisputesCursor>,
+    limit: usize,
+    now_ms: TimeMs,
+) -> Result<Vec<AgedDispute>, ExecutionError> {
+    let (first, end) = key::tag_range(key::OPEN_DISPUTE);
+    let start: Vec<u8> = match after {
+        None => first,
+        // Just past `after`'s own key.
+        Some(c) => [&key::open_dispute(c.opened_at_ms, c.disputed)[..], &[0]].concat(),
+    };
+    store
+        .scan(&start, &end, limit)?
+        .iter()
+        .map(|(k, _)| {
+            let corrupt = || ExecutionError::Corrupt { key: k.clone() };
+            let disputed = k
+                .last_chunk::<17>()
+                .and_then(Disputed::from_key_bytes)
+                .ok_or_else(corrupt)?;
+            let dispute = dispute(store, disputed)?.ok_or_else(corrupt)?;
+            Ok(AgedDispute {
+                age_ms: now_ms.saturating_sub(dispute.opened_at_ms),
+                dispute,
+            })
+        })
+        .collect()
+}
+
 pub fn cycle(
     store: &dyn StateStore,
     id: CycleId,
@@ -466,6 +537,19 @@ pub fn movement(
                 ],
             }
         }
+        Event::DisputeResolved {
+            outcome: DisputeOutcome::Refund,
+            held_from,
+            refund_to,
+            amount,
+            ..
+        } => one(
+            "DisputeRefunded",
+            *held_from,
+            *refund_to,
+            *amount,
+            currency_of(*held_from)?,
+        ),
         _ => return Ok(None),
     }))
 }

@@ -24,6 +24,10 @@ pub(crate) mod key {
     pub const BILL: u8 = b'B';
     pub const CARD: u8 = b'C';
     pub const IDENTITY_ACCOUNT: u8 = b'D';
+    pub const REFUND_REQUEST: u8 = b'K';
+    pub const DISPUTE: u8 = b'U';
+    pub const MERCHANT_PAYMENT: u8 = b'V';
+    pub const OPEN_DISPUTE: u8 = b'W';
     pub const CROSS_BORDER_OUTFLOW: u8 = b'F';
     pub const RULES: u8 = b'G';
     pub const HOLD: u8 = b'H';
@@ -102,6 +106,24 @@ pub(crate) mod key {
     }
     pub fn payment_code(payer_key: PublicKey, code_nonce: u64) -> Key {
         tagged(PAYMENT_CODE, &[&payer_key.0, &code_nonce.to_be_bytes()])
+    }
+    /// A dispute, by the payment it disputes: one per payment, ever.
+    pub fn dispute(disputed: crate::Disputed) -> Key {
+        tagged(DISPUTE, &[&disputed.to_key_bytes()])
+    }
+    /// The open disputes, oldest first: what the regulator's list of open disputes scans.
+    pub fn open_dispute(opened_at_ms: u64, disputed: crate::Disputed) -> Key {
+        tagged(
+            OPEN_DISPUTE,
+            &[&opened_at_ms.to_be_bytes(), &disputed.to_key_bytes()],
+        )
+    }
+    /// A static-QR or payment-code payment, by its transfer id.
+    pub fn merchant_payment(id: TransferId) -> Key {
+        tagged(MERCHANT_PAYMENT, &[&id.to_key_bytes()])
+    }
+    pub fn refund_request(order: OrderId) -> Key {
+        tagged(REFUND_REQUEST, &[&order.to_key_bytes()])
     }
     pub fn bill(id: BillId) -> Key {
         tagged(BILL, &[&id.to_key_bytes()])

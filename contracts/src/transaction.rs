@@ -83,6 +83,228 @@ impl PaymentCode {
     }
 }
 
+/// A short text a payer attaches to a payment: a transfer's memo, or the merchant's
+/// reference (till, order) a static QR code carries. At most [`MEMO_BYTES_MAX`] bytes of
+/// UTF-8 with no control characters (it is shown in people's terminals and pages); empty
+/// means none, so "no memo" has one encoding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Memo(String);
+
+/// The longest memo or merchant reference, in bytes.
+pub const MEMO_BYTES_MAX: usize = 64;
+
+impl Memo {
+    /// No memo.
+    pub const NONE: Memo = Memo(String::new());
+
+    /// `text` as a memo, if it is short enough and has no control characters.
+    pub fn new(text: &str) -> Option<Memo> {
+        let memo = Memo(text.to_string());
+        memo.is_well_formed().then_some(memo)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Within [`MEMO_BYTES_MAX`] bytes, no control characters. Checked when a transaction
+    /// is decoded, so a memo that is not well formed never reaches a block.
+    pub fn is_well_formed(&self) -> bool {
+        self.0.len() <= MEMO_BYTES_MAX && !self.0.chars().any(char::is_control)
+    }
+}
+
+impl std::fmt::Display for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An X25519 public key an institution receives encrypted data under (travel-rule data,
+/// HPKE base mode). The ledger only stores and compares it; it never decrypts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EncryptionKey(#[serde(with = "hex_bytes")] pub [u8; 32]);
+
+impl EncryptionKey {
+    /// Not all zeroes (the identity point: every shared secret with it is zero).
+    pub fn is_valid(&self) -> bool {
+        self.0 != [0; 32]
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex_bytes::encode(&self.0)
+    }
+
+    /// 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<EncryptionKey> {
+        hex_bytes::decode(text)?.try_into().ok().map(EncryptionKey)
+    }
+}
+
+/// Bytes as hex in JSON (and other human-readable forms), as they are in binary otherwise.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn encode(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        if !text.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
+            .collect()
+    }
+
+    pub trait Bytes: Sized {
+        fn bytes(&self) -> &[u8];
+        fn from_vec(v: Vec<u8>) -> Option<Self>;
+    }
+
+    impl Bytes for Vec<u8> {
+        fn bytes(&self) -> &[u8] {
+            self
+        }
+        fn from_vec(v: Vec<u8>) -> Option<Self> {
+            Some(v)
+        }
+    }
+
+    impl Bytes for [u8; 32] {
+        fn bytes(&self) -> &[u8] {
+            self
+        }
+        fn from_vec(v: Vec<u8>) -> Option<Self> {
+            v.try_into().ok()
+        }
+    }
+
+    pub fn serialize<T, S>(value: &T, s: S) -> Result<S::Ok, S::Error>
+    where
+        T: Bytes + Serialize,
+        S: Serializer,
+    {
+        if s.is_human_readable() {
+            s.serialize_str(&encode(value.bytes()))
+        } else {
+            value.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: Bytes + Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            decode(&text)
+                .and_then(T::from_vec)
+                .ok_or_else(|| serde::de::Error::custom("expected hex of the right length"))
+        } else {
+            T::deserialize(d)
+        }
+    }
+}
+
+/// The travel-rule data of a cross-border transfer, sealed to one institution: HPKE
+/// (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305) to
+/// the recipient's registered [`EncryptionKey`]. The names, accounts and addresses of the
+/// originator and the beneficiary are inside the ciphertext only: never in clear on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedTravelRule {
+    /// The institution that can open it: the beneficiary's, or a regulator.
+    pub recipient: InstitutionId,
+    /// The recipient's registered key it was sealed to.
+    pub key: EncryptionKey,
+    /// HPKE's encapsulated key.
+    #[serde(with = "hex_bytes")]
+    pub encapsulated: [u8; 32],
+    /// The sealed data and its tag, at most [`TRAVEL_RULE_CIPHERTEXT_BYTES_MAX`] bytes.
+    #[serde(with = "hex_bytes")]
+    pub ciphertext: Vec<u8>,
+}
+
+/// The most bytes of one sealed copy of travel-rule data (names, accounts and addresses of
+/// both sides, and the AEAD tag).
+pub const TRAVEL_RULE_CIPHERTEXT_BYTES_MAX: usize = 480;
+/// The fewest: the AEAD tag alone is 16 bytes, so anything shorter carries nothing.
+pub const TRAVEL_RULE_CIPHERTEXT_BYTES_MIN: usize = 17;
+/// The most sealed copies on one transfer: the beneficiary's institution, a regulator, and
+/// one more (a second regulator).
+pub const TRAVEL_RULE_RECIPIENTS_MAX: usize = 3;
+
+/// A completed payment a payer may dispute: a paid order, a paid bill, or a static-QR or
+/// payment-code payment (by its transfer id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Disputed {
+    Order(OrderId),
+    Bill(BillId),
+    Payment(TransferId),
+}
+
+impl Disputed {
+    /// Fixed-width key bytes: a kind byte, then the 16-byte id.
+    pub fn to_key_bytes(self) -> [u8; 17] {
+        let (kind, id) = match self {
+            Disputed::Order(o) => (1u8, o.0),
+            Disputed::Bill(b) => (2, b.0),
+            Disputed::Payment(t) => (3, t.0),
+        };
+        let mut bytes = [0u8; 17];
+        bytes[0] = kind;
+        bytes[1..].copy_from_slice(&id.to_be_bytes());
+        bytes
+    }
+
+    /// The inverse of [`Disputed::to_key_bytes`].
+    pub fn from_key_bytes(bytes: &[u8; 17]) -> Option<Disputed> {
+        let (kind, id) = bytes.split_first()?;
+        let id = u128::from_be_bytes(<[u8; 16]>::try_from(id).ok()?);
+        match kind {
+            1 => Some(Disputed::Order(OrderId(id))),
+            2 => Some(Disputed::Bill(BillId(id))),
+            3 => Some(Disputed::Payment(TransferId(id))),
+            _ => None,
+        }
+    }
+}
+
+/// Why a payer disputes a payment (the card schemes' reason families).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DisputeReason {
+    /// Paid, never received.
+    NotReceived,
+    /// Received, not what was described.
+    NotAsDescribed,
+    /// The payer did not make this payment.
+    Unauthorized,
+    /// Charged twice for one purchase.
+    Duplicate,
+    /// Cancelled with the merchant, not refunded.
+    Cancelled,
+    /// Charged another amount than agreed.
+    IncorrectAmount,
+}
+
+/// How a dispute ends: the held amount goes back where the payment came from, or is
+/// released to the merchant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DisputeOutcome {
+    Refund,
+    Release,
+}
+
 /// Institution roles, as a bit set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Roles(pub u8);
@@ -141,6 +363,19 @@ pub enum GovernanceAction {
         from: Currency,
         to: Currency,
         single_max: Amount,
+    },
+    /// How long after a payment its payer may dispute it, how long the deciding
+    /// institution has, and how an undecided dispute ends at its deadline.
+    SetDisputeRules {
+        window_ms: u64,
+        decision_ms: u64,
+        default: DisputeOutcome,
+    },
+    /// From which amount (in minor units of the sender's currency) a cross-border
+    /// transfer must carry travel-rule data; [`crate::NO_CAP`] takes the requirement away.
+    SetTravelRuleThreshold {
+        currency: Currency,
+        threshold: Amount,
     },
 }
 
@@ -240,6 +475,9 @@ pub enum TxKind {
         id: TransferId,
         merchant: AccountId,
         amount: Amount,
+        /// The merchant's reference from its QR code (till, order), so it can match the
+        /// payment; empty when the code has none.
+        reference: Memo,
     },
     SettleMerchant {
         id: TransferId,
@@ -279,6 +517,9 @@ pub enum TxKind {
         provider: InstitutionId,
         beneficiary: AccountId,
         amount: FxAmount,
+        /// The travel-rule data, sealed to each institution that may read it, sorted by
+        /// recipient; empty below the governance threshold.
+        travel_rule: Vec<SealedTravelRule>,
     },
 
     // --- interbank ---
@@ -300,6 +541,39 @@ pub enum TxKind {
     },
     RemoveSanction {
         identity: Hash,
+    },
+
+    // --- disputes and refund requests (appended: earlier variants keep their encoding) ---
+    /// The payer disputes a completed payment; `id` names the hold on the disputed amount.
+    OpenDispute {
+        id: TransferId,
+        disputed: Disputed,
+        reason: DisputeReason,
+    },
+    /// The card's bank (card-funded) or the wallet's institution decides.
+    DecideDispute {
+        disputed: Disputed,
+        outcome: DisputeOutcome,
+    },
+    /// The payer of a paid order asks its merchant for a refund.
+    RequestRefund {
+        order: OrderId,
+        amount: Amount,
+    },
+    /// The merchant accepts: the refund is made by the `Refund` rules, under `id`.
+    AcceptRefundRequest {
+        id: TransferId,
+        order: OrderId,
+    },
+    /// The merchant refuses.
+    RefuseRefundRequest {
+        order: OrderId,
+    },
+
+    // --- travel rule ---
+    /// An institution registers the X25519 key it receives travel-rule data under.
+    SetEncryptionKey {
+        key: EncryptionKey,
     },
 }
 
@@ -338,6 +612,12 @@ impl TxKind {
             TxKind::Unfreeze { .. } => "Unfreeze",
             TxKind::AddSanction { .. } => "AddSanction",
             TxKind::RemoveSanction { .. } => "RemoveSanction",
+            TxKind::OpenDispute { .. } => "OpenDispute",
+            TxKind::DecideDispute { .. } => "DecideDispute",
+            TxKind::RequestRefund { .. } => "RequestRefund",
+            TxKind::AcceptRefundRequest { .. } => "AcceptRefundRequest",
+            TxKind::RefuseRefundRequest { .. } => "RefuseRefundRequest",
+            TxKind::SetEncryptionKey { .. } => "SetEncryptionKey",
         }
     }
 }

@@ -1056,6 +1056,7 @@ fn pay_merchant_and_settle_minus_fee() {
             id: TransferId(1),
             merchant: AccountId(SHOP),
             amount: 10_050,
+            reference: Memo::NONE,
         },
     );
     ok(&r);
@@ -1067,6 +1068,7 @@ fn pay_merchant_and_settle_minus_fee() {
                 id: TransferId(2),
                 merchant: AccountId(BOB),
                 amount: 1,
+                reference: Memo::NONE,
             },
         ),
         Rejection::WrongAccountKind,
@@ -1217,6 +1219,7 @@ fn remit(id: u128, to: u128, amount: FxAmount) -> TxKind {
         provider: FX,
         beneficiary: AccountId(to),
         amount,
+        travel_rule: Vec::new(),
     }
 }
 
@@ -1260,7 +1263,8 @@ fn cross_border_send_and_receive_with_rounding() {
                 debited: 10_001,
                 debit_currency: Currency::CNY,
                 credited: 1_380,
-                credit_currency: Currency::USD
+                credit_currency: Currency::USD,
+                travel_rule_for: Vec::new(),
             }
         ]
     );
@@ -1424,6 +1428,7 @@ fn cross_border_rejections() {
                     debit: 10,
                     min_credit: 0,
                 },
+                travel_rule: Vec::new(),
             },
         ),
         Rejection::CorridorClosed,
@@ -1859,6 +1864,7 @@ fn a_merchant_or_biller_cannot_pay_wallets_or_shops_directly() {
             id: TransferId(1),
             merchant: AccountId(SHOP),
             amount: 5_000,
+            reference: Memo::NONE,
         },
     ));
     let biller = key(31);
@@ -1890,6 +1896,7 @@ fn a_merchant_or_biller_cannot_pay_wallets_or_shops_directly() {
             id: TransferId(3),
             merchant: AccountId(SHOP),
             amount: 1_000,
+            reference: Memo::NONE,
         },
         TxKind::CrossBorderTransfer {
             id: TransferId(4),
@@ -1899,6 +1906,7 @@ fn a_merchant_or_biller_cannot_pay_wallets_or_shops_directly() {
                 debit: 1_000,
                 min_credit: 0,
             },
+            travel_rule: Vec::new(),
         },
         TxKind::PayBill {
             id: TransferId(7),
@@ -2006,6 +2014,7 @@ fn a_customer_listed_after_registration_neither_sends_nor_receives_at_any_of_its
                 id: TransferId(14),
                 merchant: AccountId(SHOP),
                 amount: 10,
+                reference: Memo::NONE,
             },
         ),
         (SHOP, vec![&shop], collect(15, c, sig, 10)),
@@ -2146,6 +2155,7 @@ fn a_merchant_listed_after_registration_is_neither_paid_nor_settled() {
         id: TransferId(id),
         merchant: AccountId(SHOP),
         amount: 1_000,
+        reference: Memo::NONE,
     };
     ok(&w.submit(a(ALICE), &[&alice], pay_shop(1)));
     sanction(&mut w, identity(SHOP), true);
@@ -2209,6 +2219,7 @@ fn a_customer_with_several_wallets_at_one_bank_has_one_persons_limits() {
                 id: TransferId(200),
                 merchant: AccountId(SHOP),
                 amount: 1,
+                reference: Memo::NONE,
             },
         ),
         Rejection::OverYearlyLimit,
@@ -2381,4 +2392,822 @@ fn a_merchant_cannot_collect_a_code_meant_for_another_nor_outside_its_ten_minute
     );
     assert_eq!(w.balance(SHOP), 100);
     assert_eq!(w.balance(22), 100);
+}
+
+// ---------------------------------------------------------------- disputes
+
+fn govern(w: &mut World, action: GovernanceAction) -> Receipt {
+    let gov = governance_keys();
+    w.submit(
+        a_inst(BANK_A),
+        &[&institution_key(BANK_A), &gov[0], &gov[1]],
+        TxKind::Govern(action),
+    )
+}
+
+fn a_inst(id: InstitutionId) -> Party {
+    Party::Institution(id)
+}
+
+fn open_dispute(id: u128, disputed: Disputed) -> TxKind {
+    TxKind::OpenDispute {
+        id: TransferId(id),
+        disputed,
+        reason: DisputeReason::NotReceived,
+    }
+}
+
+fn decide(disputed: Disputed, outcome: DisputeOutcome) -> TxKind {
+    TxKind::DecideDispute { disputed, outcome }
+}
+
+/// Alice pays the shop's order 1 of 8_000 from her balance.
+fn paid_order(w: &mut World, alice: &SigningKey, shop: &SigningKey) {
+    ok(&create_order(w, shop, 1, 8_000, 60_000));
+    ok(&w.submit(
+        a(ALICE),
+        &[alice],
+        pay(100, 1, PaymentSource::Balance, None),
+    ));
+}
+
+#[test]
+fn a_payer_disputes_an_order_its_bank_refunds_it_once_and_the_merchant_cannot_spend_it_meanwhile() {
+    let (mut w, alice, bob, _, shop) = world();
+    paid_order(&mut w, &alice, &shop);
+    let disputed = Disputed::Order(OrderId(1));
+    // Someone else's payment is not theirs to dispute.
+    rejected(
+        &w.submit(a(BOB), &[&bob], open_dispute(200, disputed)),
+        Rejection::NotPayer,
+    );
+    let r = w.submit(a(ALICE), &[&alice], open_dispute(200, disputed));
+    ok(&r);
+    let deadline_ms = w.time_ms + DisputeRules::default().decision_ms;
+    assert_eq!(
+        r.events,
+        vec![Event::DisputeOpened {
+            disputed,
+            payer: AccountId(ALICE),
+            merchant: AccountId(SHOP),
+            amount: 8_000,
+            reason: DisputeReason::NotReceived,
+            decider: BANK_A,
+            held_from: AccountId(SHOP),
+            deadline_ms,
+        }]
+    );
+    // Held: the merchant can neither settle it away nor refund beside the dispute.
+    assert_eq!(w.account(SHOP).available(), 0);
+    rejected(
+        &w.submit(
+            a(SHOP),
+            &[&shop],
+            TxKind::SettleMerchant {
+                id: TransferId(300),
+                amount: 8_000,
+            },
+        ),
+        Rejection::InsufficientFunds,
+    );
+    rejected(
+        &w.submit(
+            a(SHOP),
+            &[&shop],
+            TxKind::Refund {
+                id: TransferId(301),
+                order: OrderId(1),
+                amount: 8_000,
+            },
+        ),
+        Rejection::DisputeOpen,
+    );
+    // Twice is refused; so is a bank that does not stand behind the money.
+    rejected(
+        &w.submit(a(ALICE), &[&alice], open_dispute(201, disputed)),
+        Rejection::DisputeExists,
+    );
+    rejected(
+        &w.institution(BANK_B, decide(disputed, DisputeOutcome::Refund)),
+        Rejection::NotPermitted,
+    );
+    let listed = query::open_disputes(&w.store, None, 10, w.time_ms).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].dispute.disputed, disputed);
+    assert_eq!(listed[0].age_ms, w.time_ms - listed[0].dispute.opened_at_ms);
+    assert!(listed[0].age_ms > 0);
+
+    let before = w.balance(ALICE);
+    let r = w.institution(BANK_A, decide(disputed, DisputeOutcome::Refund));
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::DisputeResolved {
+            disputed,
+            payer: AccountId(ALICE),
+            merchant: AccountId(SHOP),
+            amount: 8_000,
+            outcome: DisputeOutcome::Refund,
+            decided_by: Some(BANK_A),
+            held_from: AccountId(SHOP),
+            refund_to: AccountId(ALICE),
+        }]
+    );
+    assert_eq!(w.balance(ALICE), before + 8_000);
+    assert_eq!(w.balance(SHOP), 0);
+    assert!(
+        query::open_disputes(&w.store, None, 10, w.time_ms)
+            .unwrap()
+            .is_empty()
+    );
+    // Exactly once: not decided again, not disputed again, not refunded again.
+    rejected(
+        &w.institution(BANK_A, decide(disputed, DisputeOutcome::Refund)),
+        Rejection::DisputeNotOpen,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], open_dispute(202, disputed)),
+        Rejection::DisputeExists,
+    );
+    assert_eq!(
+        query::order(&w.store, OrderId(1))
+            .unwrap()
+            .unwrap()
+            .refunded,
+        8_000
+    );
+    rejected(
+        &w.submit(
+            a(SHOP),
+            &[&shop],
+            TxKind::Refund {
+                id: TransferId(302),
+                order: OrderId(1),
+                amount: 1,
+            },
+        ),
+        Rejection::RefundExceedsPaid,
+    );
+}
+
+#[test]
+fn only_a_paid_payment_within_the_window_and_what_is_left_of_it_is_disputed() {
+    let (mut w, alice, _, _, shop) = world();
+    ok(&create_order(&mut w, &shop, 1, 8_000, 60_000));
+    let order = Disputed::Order(OrderId(1));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], open_dispute(200, order)),
+        Rejection::OrderNotPaid,
+    );
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            open_dispute(200, Disputed::Payment(TransferId(77))),
+        ),
+        Rejection::PaymentNotFound,
+    );
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            open_dispute(200, Disputed::Bill(BillId(5))),
+        ),
+        Rejection::BillNotFound,
+    );
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(100, 1, PaymentSource::Balance, None),
+    ));
+    // A partial refund leaves less to dispute; a full one nothing.
+    ok(&w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::Refund {
+            id: TransferId(101),
+            order: OrderId(1),
+            amount: 3_000,
+        },
+    ));
+    rejected(
+        &govern(
+            &mut w,
+            GovernanceAction::SetDisputeRules {
+                window_ms: 0,
+                decision_ms: 1,
+                default: DisputeOutcome::Refund,
+            },
+        ),
+        Rejection::InvalidField,
+    );
+    ok(&govern(
+        &mut w,
+        GovernanceAction::SetDisputeRules {
+            window_ms: DAY_MS,
+            decision_ms: DAY_MS,
+            default: DisputeOutcome::Refund,
+        },
+    ));
+    let r = w.submit(a(ALICE), &[&alice], open_dispute(200, order));
+    ok(&r);
+    assert!(matches!(
+        r.events[0],
+        Event::DisputeOpened { amount: 5_000, .. }
+    ));
+    // Another order, refunded in full, then too old.
+    ok(&create_order(&mut w, &shop, 2, 1_000, 60_000));
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(102, 2, PaymentSource::Balance, None),
+    ));
+    ok(&w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::Refund {
+            id: TransferId(103),
+            order: OrderId(2),
+            amount: 1_000,
+        },
+    ));
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            open_dispute(201, Disputed::Order(OrderId(2))),
+        ),
+        Rejection::NothingToDispute,
+    );
+    ok(&create_order(&mut w, &shop, 3, 1_000, 60_000));
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        pay(104, 3, PaymentSource::Balance, None),
+    ));
+    w.advance(DAY_MS);
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            open_dispute(202, Disputed::Order(OrderId(3))),
+        ),
+        Rejection::DisputeWindowClosed,
+    );
+}
+
+#[test]
+fn a_merchant_that_drained_its_balance_is_charged_back_from_its_acquirers_reserve() {
+    let (mut w, alice, _, _, shop) = world();
+    let reference = Memo::new("till 3 / order 1234").unwrap();
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        TxKind::PayMerchant {
+            id: TransferId(50),
+            merchant: AccountId(SHOP),
+            amount: 6_000,
+            reference: reference.clone(),
+        },
+    );
+    ok(&r);
+    // The merchant sees its reference on the payment, to match it.
+    assert!(matches!(
+        &r.events[0],
+        Event::MerchantPaid { reference: seen, .. } if *seen == reference
+    ));
+    let kept = query::merchant_payment(&w.store, TransferId(50))
+        .unwrap()
+        .unwrap();
+    assert_eq!((kept.reference, kept.amount), (reference, 6_000));
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        TxKind::PayMerchant {
+            id: TransferId(53),
+            merchant: AccountId(SHOP),
+            amount: 4_000,
+            reference: Memo::NONE,
+        },
+    ));
+    // It settles everything before the payer notices.
+    ok(&w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::SettleMerchant {
+            id: TransferId(51),
+            amount: 10_000,
+        },
+    ));
+    assert_eq!(w.balance(SHOP), 0);
+    let reserve = AccountId::institutional(BANK_A, AccountKind::BankSettlement, Currency::CNY);
+    let reserve_before = query::account(&w.store, reserve)
+        .unwrap()
+        .unwrap()
+        .balance();
+    let disputed = Disputed::Payment(TransferId(50));
+    let r = w.submit(a(ALICE), &[&alice], open_dispute(52, disputed));
+    ok(&r);
+    assert!(matches!(
+        r.events[0],
+        Event::DisputeOpened { held_from, .. } if held_from == reserve
+    ));
+    let before = w.balance(ALICE);
+    ok(&w.institution(BANK_A, decide(disputed, DisputeOutcome::Refund)));
+    assert_eq!(w.balance(ALICE), before + 6_000);
+    let reserve_after = query::account(&w.store, reserve)
+        .unwrap()
+        .unwrap()
+        .balance();
+    assert_eq!(reserve_after, reserve_before - 6_000);
+}
+
+#[test]
+fn a_card_payments_dispute_is_decided_by_the_cards_bank_not_the_wallets() {
+    let (mut w, _, _, carol, shop) = world();
+    // Carol's wallet is at bank B; her card is bank A's.
+    bind(&mut w, CAROL, &carol, 9, BANK_A);
+    ok(&create_order(&mut w, &shop, 1, 4_000, 60_000));
+    ok(&w.submit(
+        a(CAROL),
+        &[&carol, &institution_key(BANK_A)],
+        pay(100, 1, PaymentSource::Card(card(9)), None),
+    ));
+    let disputed = Disputed::Order(OrderId(1));
+    let r = w.submit(a(CAROL), &[&carol], open_dispute(200, disputed));
+    ok(&r);
+    let issuance = AccountId::institutional(BANK_A, AccountKind::BankIssuance, Currency::CNY);
+    assert!(matches!(
+        r.events[0],
+        Event::DisputeOpened {
+            decider: BANK_A,
+            ..
+        }
+    ));
+    rejected(
+        &w.institution(BANK_B, decide(disputed, DisputeOutcome::Refund)),
+        Rejection::NotPermitted,
+    );
+    // Released: the merchant keeps it, nothing moves.
+    let (shop_before, issuance_before) = (
+        w.balance(SHOP),
+        query::account(&w.store, issuance)
+            .unwrap()
+            .unwrap()
+            .balance(),
+    );
+    let r = w.institution(BANK_A, decide(disputed, DisputeOutcome::Release));
+    ok(&r);
+    assert!(matches!(
+        r.events[0],
+        Event::DisputeResolved { outcome: DisputeOutcome::Release, refund_to, .. } if refund_to == issuance
+    ));
+    assert_eq!(w.balance(SHOP), shop_before);
+    assert_eq!(w.account(SHOP).available(), shop_before);
+    assert_eq!(
+        query::account(&w.store, issuance)
+            .unwrap()
+            .unwrap()
+            .balance(),
+        issuance_before
+    );
+    let record = query::dispute(&w.store, disputed).unwrap().unwrap();
+    assert!(matches!(
+        record.status,
+        DisputeStatus::Resolved {
+            outcome: DisputeOutcome::Release,
+            decided_by: Some(BANK_A),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_undecided_dispute_ends_at_its_deadline_by_the_rule_it_opened_under() {
+    let (mut w, alice, _, _, shop) = world();
+    ok(&govern(
+        &mut w,
+        GovernanceAction::SetDisputeRules {
+            window_ms: DAY_MS,
+            decision_ms: 60_000,
+            default: DisputeOutcome::Release,
+        },
+    ));
+    paid_order(&mut w, &alice, &shop);
+    let disputed = Disputed::Order(OrderId(1));
+    ok(&w.submit(a(ALICE), &[&alice], open_dispute(200, disputed)));
+    // The rule changes while it waits: it ends by the one it opened under.
+    ok(&govern(
+        &mut w,
+        GovernanceAction::SetDisputeRules {
+            window_ms: DAY_MS,
+            decision_ms: 60_000,
+            default: DisputeOutcome::Refund,
+        },
+    ));
+    let before = (w.balance(ALICE), w.balance(SHOP));
+    w.advance(60_000);
+    let out = w.block(vec![]);
+    assert_eq!(out.expired.len(), 1);
+    assert!(matches!(
+        out.expired[0],
+        Event::DisputeResolved {
+            outcome: DisputeOutcome::Release,
+            decided_by: None,
+            ..
+        }
+    ));
+    assert_eq!((w.balance(ALICE), w.balance(SHOP)), before);
+    assert_eq!(w.account(SHOP).available(), before.1);
+    rejected(
+        &w.institution(BANK_A, decide(disputed, DisputeOutcome::Refund)),
+        Rejection::DisputeNotOpen,
+    );
+    // A bill disputed under the new rule is refunded at its deadline.
+    let biller = key(31);
+    ok(&w.submit(
+        a_inst(BANK_A),
+        &[&institution_key(BANK_A), &biller],
+        TxKind::RegisterBiller {
+            account: AccountId(31),
+            key: biller.public_key(),
+            currency: Currency::CNY,
+            identity: identity(31),
+        },
+    ));
+    ok(&w.submit(
+        a(31),
+        &[&biller],
+        TxKind::IssueBill {
+            bill: BillId(7),
+            customer: Hash::digest("customer", b"alice"),
+            amount: 2_500,
+            due_ms: w.time_ms + DAY_MS,
+        },
+    ));
+    let bill = Disputed::Bill(BillId(7));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], open_dispute(201, bill)),
+        Rejection::BillNotPaid,
+    );
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        TxKind::PayBill {
+            id: TransferId(202),
+            bill: BillId(7),
+            amount: 2_500,
+        },
+    ));
+    ok(&w.submit(a(ALICE), &[&alice], open_dispute(203, bill)));
+    let before = w.balance(ALICE);
+    w.advance(60_000);
+    let out = w.block(vec![]);
+    assert!(matches!(
+        out.expired[0],
+        Event::DisputeResolved {
+            outcome: DisputeOutcome::Refund,
+            decided_by: None,
+            ..
+        }
+    ));
+    assert_eq!(w.balance(ALICE), before + 2_500);
+    assert_eq!(w.balance(31), 0);
+}
+
+// ---------------------------------------------------------------- refund requests
+
+#[test]
+fn a_payer_asks_for_a_refund_and_only_its_merchant_accepts_or_refuses() {
+    let (mut w, alice, bob, _, shop) = world();
+    paid_order(&mut w, &alice, &shop);
+    let request = |amount| TxKind::RequestRefund {
+        order: OrderId(1),
+        amount,
+    };
+    rejected(
+        &w.submit(a(BOB), &[&bob], request(1_000)),
+        Rejection::NotPayer,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], request(8_001)),
+        Rejection::RefundExceedsPaid,
+    );
+    let r = w.submit(a(ALICE), &[&alice], request(3_000));
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::RefundRequested {
+            order: OrderId(1),
+            payer: AccountId(ALICE),
+            merchant: AccountId(SHOP),
+            amount: 3_000
+        }]
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&alice], request(1_000)),
+        Rejection::RefundRequestExists,
+    );
+    // Another merchant cannot answer for this one.
+    let other = w.merchant(22, BANK_B, 100, Currency::CNY);
+    rejected(
+        &w.submit(
+            a(22),
+            &[&other],
+            TxKind::AcceptRefundRequest {
+                id: TransferId(400),
+                order: OrderId(1),
+            },
+        ),
+        Rejection::NotPermitted,
+    );
+    let before = w.balance(ALICE);
+    let r = w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::AcceptRefundRequest {
+            id: TransferId(400),
+            order: OrderId(1),
+        },
+    );
+    ok(&r);
+    assert!(matches!(r.events[0], Event::Refunded { amount: 3_000, .. }));
+    assert!(matches!(
+        r.events[1],
+        Event::RefundRequestAnswered {
+            accepted: true,
+            amount: 3_000,
+            ..
+        }
+    ));
+    assert_eq!(w.balance(ALICE), before + 3_000);
+    // Refused: nothing moves, and the request is gone.
+    ok(&w.submit(a(ALICE), &[&alice], request(5_000)));
+    let r = w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::RefuseRefundRequest { order: OrderId(1) },
+    );
+    ok(&r);
+    assert!(matches!(
+        r.events[0],
+        Event::RefundRequestAnswered {
+            accepted: false,
+            ..
+        }
+    ));
+    assert_eq!(w.balance(ALICE), before + 3_000);
+    rejected(
+        &w.submit(
+            a(SHOP),
+            &[&shop],
+            TxKind::AcceptRefundRequest {
+                id: TransferId(401),
+                order: OrderId(1),
+            },
+        ),
+        Rejection::RefundRequestNotFound,
+    );
+    // Beside an open dispute, no request.
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        open_dispute(500, Disputed::Order(OrderId(1))),
+    ));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], request(1_000)),
+        Rejection::DisputeOpen,
+    );
+}
+
+// ---------------------------------------------------------------- references
+
+#[test]
+fn memos_and_references_are_short_printable_text_or_refused_at_decoding() {
+    assert!(Memo::new(&"x".repeat(MEMO_BYTES_MAX)).is_some());
+    assert!(Memo::new(&"x".repeat(MEMO_BYTES_MAX + 1)).is_none());
+    assert!(Memo::new("till 3\u{1b}[2J").is_none());
+    assert_eq!(Memo::new("").unwrap(), Memo::NONE);
+    let (w, alice, ..) = world();
+    // Built by hand past the constructor: decoding refuses it.
+    let bytes = postcard::to_allocvec("order \u{7} 1").unwrap();
+    let forged: Memo = postcard::from_bytes(&bytes).unwrap();
+    assert!(!forged.is_well_formed());
+    let tx = w.sign(
+        a(ALICE),
+        &[&alice],
+        TxKind::PayMerchant {
+            id: TransferId(1),
+            merchant: AccountId(SHOP),
+            amount: 1,
+            reference: forged,
+        },
+    );
+    assert!(matches!(
+        encoding::decode(&encoding::encode(&tx)),
+        Err(DecodeError::Limit(_))
+    ));
+}
+
+// ---------------------------------------------------------------- travel rule
+
+fn sealed(recipient: InstitutionId, key: EncryptionKey, len: usize) -> SealedTravelRule {
+    SealedTravelRule {
+        recipient,
+        key,
+        encapsulated: [7; 32],
+        ciphertext: vec![0xab; len],
+    }
+}
+
+fn enc_key(n: u8) -> EncryptionKey {
+    EncryptionKey([n; 32])
+}
+
+fn remit_with(id: u128, debit: Amount, travel_rule: Vec<SealedTravelRule>) -> TxKind {
+    TxKind::CrossBorderTransfer {
+        id: TransferId(id),
+        provider: FX,
+        beneficiary: AccountId(USD_BENEFICIARY),
+        amount: FxAmount::Send {
+            debit,
+            min_credit: 0,
+        },
+        travel_rule,
+    }
+}
+
+#[test]
+fn above_the_threshold_a_remittance_carries_travel_rule_data_sealed_to_the_beneficiarys_bank_and_a_regulator_only()
+ {
+    let (mut w, alice) = fx_world();
+    rejected(
+        &govern(
+            &mut w,
+            GovernanceAction::SetTravelRuleThreshold {
+                currency: Currency(*b"EUR"),
+                threshold: 1,
+            },
+        ),
+        Rejection::UnknownCurrency,
+    );
+    ok(&govern(
+        &mut w,
+        GovernanceAction::SetTravelRuleThreshold {
+            currency: Currency::CNY,
+            threshold: 10_000,
+        },
+    ));
+    // Below the threshold nothing is needed; at it, the data is.
+    ok(&w.submit(a(ALICE), &[&alice], remit_with(1, 9_999, vec![])));
+    rejected(
+        &w.submit(a(ALICE), &[&alice], remit_with(2, 10_000, vec![])),
+        Rejection::TravelRuleRequired,
+    );
+    // Keys are the institutions' own, registered by themselves.
+    let with_both = |bank: EncryptionKey, regulator: EncryptionKey| {
+        vec![sealed(BANK_B, bank, 200), sealed(REGULATOR, regulator, 200)]
+    };
+    rejected(
+        &w.submit(
+            a(ALICE),
+            &[&alice],
+            remit_with(3, 10_000, with_both(enc_key(2), enc_key(5))),
+        ),
+        Rejection::EncryptionKeyMissing,
+    );
+    rejected(
+        &w.institution(BANK_B, TxKind::SetEncryptionKey { key: enc_key(0) }),
+        Rejection::InvalidKey,
+    );
+    for (institution, n) in [(BANK_A, 1), (BANK_B, 2), (REGULATOR, 5)] {
+        let r = w.institution(institution, TxKind::SetEncryptionKey { key: enc_key(n) });
+        ok(&r);
+        assert_eq!(
+            r.events,
+            vec![Event::EncryptionKeySet {
+                institution,
+                key: enc_key(n)
+            }]
+        );
+    }
+    assert_eq!(
+        query::institution(&w.store, BANK_B)
+            .unwrap()
+            .unwrap()
+            .encryption_key,
+        Some(enc_key(2))
+    );
+    // Sealed to the beneficiary's bank and the regulator under their keys: accepted, and
+    // the event says who can read it.
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        remit_with(4, 10_000, with_both(enc_key(2), enc_key(5))),
+    );
+    ok(&r);
+    assert!(matches!(
+        &r.events.last().unwrap(),
+        Event::RemittanceCredited { travel_rule_for, .. } if *travel_rule_for == vec![BANK_B, REGULATOR]
+    ));
+    let refused = |w: &mut World, id: u128, copies: Vec<SealedTravelRule>, why: Rejection| {
+        let before = w.balance(ALICE);
+        rejected(
+            &w.submit(a(ALICE), &[&alice], remit_with(id, 10_000, copies)),
+            why,
+        );
+        assert_eq!(w.balance(ALICE), before);
+    };
+    // A copy for a competing bank, a stale key, a missing regulator or bank copy.
+    refused(
+        &mut w,
+        5,
+        vec![
+            sealed(BANK_A, enc_key(1), 200),
+            sealed(BANK_B, enc_key(2), 200),
+            sealed(REGULATOR, enc_key(5), 200),
+        ],
+        Rejection::TravelRuleRecipients,
+    );
+    refused(
+        &mut w,
+        6,
+        with_both(enc_key(9), enc_key(5)),
+        Rejection::TravelRuleRecipients,
+    );
+    refused(
+        &mut w,
+        7,
+        vec![sealed(BANK_B, enc_key(2), 200)],
+        Rejection::TravelRuleRecipients,
+    );
+    refused(
+        &mut w,
+        8,
+        vec![sealed(REGULATOR, enc_key(5), 200)],
+        Rejection::TravelRuleRecipients,
+    );
+    // The bank rotates its key: data sealed to the old one is refused.
+    ok(&w.institution(BANK_B, TxKind::SetEncryptionKey { key: enc_key(3) }));
+    refused(
+        &mut w,
+        9,
+        with_both(enc_key(2), enc_key(5)),
+        Rejection::TravelRuleRecipients,
+    );
+    ok(&w.submit(
+        a(ALICE),
+        &[&alice],
+        remit_with(10, 10_000, with_both(enc_key(3), enc_key(5))),
+    ));
+    // Governance can lift the requirement.
+    ok(&govern(
+        &mut w,
+        GovernanceAction::SetTravelRuleThreshold {
+            currency: Currency::CNY,
+            threshold: NO_CAP,
+        },
+    ));
+    ok(&w.submit(a(ALICE), &[&alice], remit_with(11, 10_000, vec![])));
+}
+
+#[test]
+fn sealed_travel_rule_data_is_bounded_sorted_and_refused_at_decoding_otherwise() {
+    let (w, alice) = fx_world();
+    let decoded = |copies: Vec<SealedTravelRule>| {
+        let tx = w.sign(a(ALICE), &[&alice], remit_with(1, 10_000, copies));
+        encoding::decode(&encoding::encode(&tx))
+    };
+    let max = TRAVEL_RULE_CIPHERTEXT_BYTES_MAX;
+    assert!(
+        decoded(vec![
+            sealed(BANK_B, enc_key(2), max),
+            sealed(REGULATOR, enc_key(5), max)
+        ])
+        .is_ok()
+    );
+    for bad in [
+        vec![sealed(BANK_B, enc_key(2), max + 1)],
+        vec![sealed(
+            BANK_B,
+            enc_key(2),
+            TRAVEL_RULE_CIPHERTEXT_BYTES_MIN - 1,
+        )],
+        vec![
+            sealed(REGULATOR, enc_key(5), 40),
+            sealed(BANK_B, enc_key(2), 40),
+        ],
+        vec![
+            sealed(BANK_B, enc_key(2), 40),
+            sealed(BANK_B, enc_key(2), 40),
+        ],
+        (1..=4)
+            .map(|i| sealed(InstitutionId(i), enc_key(2), 40))
+            .collect(),
+    ] {
+        assert!(
+            matches!(decoded(bad.clone()), Err(DecodeError::Limit(_))),
+            "{bad:?} was decoded"
+        );
+    }
 }

@@ -568,6 +568,7 @@ impl Runner {
                         id: tid(id),
                         merchant: AccountId(mid),
                         amount,
+                        reference: Memo::NONE,
                     },
                 )
             }
@@ -649,6 +650,7 @@ impl Runner {
                         provider: FX,
                         beneficiary: AccountId(t),
                         amount,
+                        travel_rule: Vec::new(),
                     },
                 )
             }

@@ -42,6 +42,9 @@ pub enum HoldPurpose {
     /// An order paid by card waiting for the bank: posted on approval, voided on decline
     /// or at expiry.
     CardAuthorization(OrderId),
+    /// A disputed payment's amount: posted back to where the payment came from (refund)
+    /// or voided (released to the merchant) by the decision, or by the rule at expiry.
+    Dispute(crate::Disputed),
 }
 
 /// A pending transfer: `amount` reserved on `debit`, expected on `credit`.
@@ -318,6 +321,8 @@ mod tests {
             }],
             merchant_fee_bps_max: 0,
             corridors: Vec::new(),
+            disputes: crate::governance::DisputeRules::default(),
+            travel_rule_thresholds: Vec::new(),
         }
     }
 

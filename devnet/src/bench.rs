@@ -15,17 +15,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use tally_contracts::{
     AccountId, CardToken, Currency, Party, SignedTransaction, Transaction, TransferId, TxKind,
     encoding,
 };
 use tally_crypto::{BatchVerifier, Hash, KeyCache, PublicKey, Signature, SigningKey};
-use tokio::net::TcpStream;
 
 use crate::client::{Api, Submitter, new_key};
 use crate::layout::{BANK_A, BANK_B, Layout, institution_id};
@@ -56,8 +53,6 @@ const BUSY_RETRY_MAX: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the block reader asks for the height.
 const HEIGHT_POLL: Duration = Duration::from_millis(25);
-/// The most bytes of one answer (a full block as JSON is far below).
-const ANSWER_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// The verification measurement: batches of this size for about this long, on one thread.
 const VERIFY_BATCH: usize = 1024;
 const VERIFY_MEASURE: Duration = Duration::from_secs(1);
@@ -182,12 +177,15 @@ pub async fn run(
         layout.institution_key(BANK_A)?,
         layout.institution_key(BANK_B)?,
     ];
-    let apis: Vec<Api> = validators.iter().map(|a| Api::new(*a)).collect();
-    let reader = apis
-        .first()
-        .copied()
-        .ok_or_else(|| anyhow!("no validator"))?;
-    let mut walker = BlockWalker::start(reader).await?;
+    // Submissions go without credentials (each transaction is signed by its sender); the
+    // block reader reads blocks' results, which only the regulator may.
+    let apis: Vec<Api> = validators
+        .iter()
+        .map(|a| layout.api_at(*a))
+        .collect::<Result<_>>()?;
+    let reader =
+        layout.regulator_api_at(*validators.first().ok_or_else(|| anyhow!("no validator"))?)?;
+    let mut walker = BlockWalker::start(reader.clone()).await?;
     let run = u128::from(now_ms()) << 32;
 
     let merchants = if options.mix == Mix::Transfers {
@@ -482,6 +480,7 @@ async fn sign_load(
                 id,
                 merchant: *merchants.get(m).ok_or_else(|| anyhow!("no merchant"))?,
                 amount: PAYMENT_FEN,
+                reference: tally_contracts::Memo::NONE,
             }
         } else {
             // The next wallet is at the other bank: every transfer is interbank-netted.
@@ -612,7 +611,6 @@ async fn submit_all(
     for _ in 0..in_flight.max(1) {
         let (apis, txs, shared) = (apis.clone(), txs.clone(), shared.clone());
         workers.spawn(async move {
-            let mut connections: Vec<Option<Connection>> = apis.iter().map(|_| None).collect();
             loop {
                 let i = shared.next.fetch_add(1, Ordering::Relaxed);
                 let Some(tx) = txs.get(i) else { break };
@@ -623,30 +621,22 @@ async fn submit_all(
                 if Instant::now() >= stop_at {
                     break;
                 }
-                submit_one(&apis, &mut connections, tx, i, &shared, stop_at).await;
+                submit_one(&apis, tx, i, &shared, stop_at).await;
             }
         });
     }
     while workers.join_next().await.is_some() {}
 }
 
-async fn submit_one(
-    apis: &[Api],
-    connections: &mut [Option<Connection>],
-    tx: &Prepared,
-    i: usize,
-    shared: &Shared,
-    stop_at: Instant,
-) {
+async fn submit_one(apis: &[Api], tx: &Prepared, i: usize, shared: &Shared, stop_at: Instant) {
     let retry_until = (Instant::now() + BUSY_RETRY_MAX).min(stop_at + DRAIN_WAIT);
     loop {
         let sent = Instant::now();
-        let (Some(api), Some(slot)) = (apis.get(tx.validator), connections.get_mut(tx.validator))
-        else {
+        let Some(api) = apis.get(tx.validator) else {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let answer = post(api.address, slot, tx.bytes.clone()).await;
+        let answer = post(api, tx.bytes.clone()).await;
         match answer {
             Ok(StatusCode::ACCEPTED | StatusCode::OK) => {
                 let micros = u64::try_from(sent.duration_since(shared.origin).as_micros())
@@ -674,55 +664,18 @@ async fn submit_one(
     }
 }
 
-/// A kept-alive HTTP/1 connection to one node.
-struct Connection {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-}
-
-/// `POST /v1/transactions` (canonical bytes, no wait) on the kept connection, made or
-/// remade as needed; the answer's status.
-async fn post(
-    address: SocketAddr,
-    slot: &mut Option<Connection>,
-    body: Bytes,
-) -> Result<StatusCode> {
-    let exchange = async {
-        if slot.as_ref().is_none_or(|c| c.sender.is_closed()) {
-            let stream = TcpStream::connect(address).await?;
-            stream.set_nodelay(true)?;
-            let (sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
-            *slot = Some(Connection { sender });
-        }
-        let connection = slot.as_mut().ok_or_else(|| anyhow!("no connection"))?;
-        connection.sender.ready().await?;
-        let request = Request::builder()
-            .method("POST")
-            .uri("/v1/transactions")
-            .header("host", address.to_string())
-            .header("content-type", "application/octet-stream")
-            .body(Full::new(body))?;
-        let response = connection.sender.send_request(request).await?;
-        let status = response.status();
-        // Read the (small) answer whole, so the connection is free for the next request.
-        http_body_util::Limited::new(response.into_body(), ANSWER_BYTES_MAX)
-            .collect()
-            .await
-            .map_err(|e| anyhow!("reading the answer: {e}"))?;
-        Ok::<_, anyhow::Error>(status)
-    };
-    match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-        Ok(Ok(status)) => Ok(status),
-        Ok(Err(e)) => {
-            *slot = None;
-            Err(e)
-        }
-        Err(_) => {
-            *slot = None;
-            bail!("no answer from {address} in time")
-        }
-    }
+/// `POST /v1/transactions` (canonical bytes, no wait) over the API's kept-alive TLS
+/// connections; the answer's status.
+async fn post(api: &Api, body: Bytes) -> Result<StatusCode> {
+    let answer = api
+        .request(
+            Method::POST,
+            "/v1/transactions",
+            &[("content-type", "application/octet-stream")],
+            body.to_vec(),
+        )
+        .await?;
+    Ok(answer.status)
 }
 
 /// What the load phase saw.

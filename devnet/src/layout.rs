@@ -6,9 +6,15 @@
 //! DIR/devnet.json              what was made: chain id, institutions, nodes and their ports
 //! DIR/genesis.toml             the description `tally genesis` read
 //! DIR/genesis.json             the genesis every node starts from
-//! DIR/institutions/NAME.key    each institution's signing key
-//! DIR/nodes/NAME/tally.toml    a node's configuration (node.key, data/ and node.log beside it)
+//! DIR/institutions/NAME.key    each institution's signing key: its API credential too
+//! DIR/tls/ca.pem, ca.key       the devnet's certificate authority for the API's TLS
+//! DIR/nodes/NAME/tally.toml    a node's configuration (node.key, data/ and node.log beside it,
+//!                              api-cert.pem and api-key.pem: its API certificate)
 //! ```
+//!
+//! Every node serves its API over TLS with a certificate from the devnet CA, for
+//! `127.0.0.1` and `localhost`; clients trust `DIR/tls/ca.pem` (`--ca-cert`). A real
+//! deployment never shares a CA key like this: each institution brings its own certificate.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -19,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tally_contracts::InstitutionId;
 use tally_crypto::{KeyFile, PublicKey, SigningKey};
 
-use crate::client::new_key;
+use crate::client::{Api, ClientTls, Credential, new_key};
 
 /// The chain id every devnet uses.
 pub const CHAIN_ID: &str = "tally-devnet";
@@ -99,7 +105,25 @@ pub struct NodeSpec {
 pub struct Manifest {
     pub chain_id: String,
     pub nodes: Vec<NodeSpec>,
+    /// The CA certificate clients trust (`--ca-cert`), relative to the devnet directory.
+    #[serde(default)]
+    pub ca_cert: PathBuf,
+    /// Each institution's credential for the API: who it is and its key file (relative).
+    #[serde(default)]
+    pub credentials: Vec<CredentialSpec>,
 }
+
+/// An institution's API credential as `devnet.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialSpec {
+    pub name: String,
+    /// `institution:ID`, what `--as` takes.
+    pub party: String,
+    pub key_file: PathBuf,
+}
+
+/// The names a devnet node's API certificate carries.
+const API_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
 
 /// A devnet directory, made or read back.
 #[derive(Debug)]
@@ -173,9 +197,26 @@ impl Layout {
                 api_address: *api_address,
             });
         }
+        let ca = make_ca(dir)?;
+        for node in &nodes {
+            let cert =
+                tally_node::api::tls::new_server_certificate(&ca, &API_NAMES.map(str::to_string))?;
+            let node_dir = dir.join("nodes").join(&node.name);
+            write_private(&node_dir.join("api-key.pem"), &cert.key_pem)?;
+            std::fs::write(node_dir.join("api-cert.pem"), &cert.cert_pem)?;
+        }
         let manifest = Manifest {
             chain_id: CHAIN_ID.to_string(),
             nodes,
+            ca_cert: PathBuf::from("tls").join("ca.pem"),
+            credentials: INSTITUTIONS
+                .iter()
+                .map(|i| CredentialSpec {
+                    name: i.name.to_string(),
+                    party: format!("institution:{}", i.id),
+                    key_file: PathBuf::from("institutions").join(format!("{}.key", i.name)),
+                })
+                .collect(),
         };
         let layout = Layout {
             dir: dir.to_path_buf(),
@@ -213,6 +254,45 @@ impl Layout {
         writeln!(file, "\n{}", text.trim_end())
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(())
+    }
+
+    /// The CA certificate the devnet's nodes' API certificates chain to.
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.dir.join(&self.manifest.ca_cert)
+    }
+
+    /// The client TLS trust of this devnet: its CA alone.
+    pub fn client_tls(&self) -> Result<ClientTls> {
+        Ok(ClientTls::from_ca_file(&self.ca_cert_path())?)
+    }
+
+    /// The API of the devnet node at `address` over TLS, without credentials.
+    pub fn api_at(&self, address: SocketAddr) -> Result<Api> {
+        Ok(Api::https(address, &self.client_tls()?))
+    }
+
+    /// `node`'s API over TLS, without credentials.
+    pub fn api(&self, node: &NodeSpec) -> Result<Api> {
+        self.api_at(node.api_address)
+    }
+
+    /// The API at `address`, signed as `institution`.
+    pub fn api_as(&self, address: SocketAddr, institution: InstitutionSpec) -> Result<Api> {
+        Ok(self.api_at(address)?.signed_as(Credential::of_party(
+            tally_contracts::Party::Institution(institution_id(institution)),
+            self.institution_key(institution)?,
+        )))
+    }
+
+    /// The API at `address`, signed as the regulator, who may read everything: what test
+    /// harnesses, the story's checks and the load generator's block reader use.
+    pub fn regulator_api_at(&self, address: SocketAddr) -> Result<Api> {
+        self.api_as(address, REGULATOR)
+    }
+
+    /// `node`'s API, signed as the regulator.
+    pub fn regulator_api(&self, node: &NodeSpec) -> Result<Api> {
+        self.regulator_api_at(node.api_address)
     }
 
     pub fn institution_key(&self, institution: InstitutionSpec) -> Result<SigningKey> {
@@ -344,6 +424,11 @@ impl Layout {
         if node.mode == NodeMode::Validator {
             text.push_str(&format!("observers = {observers:?}\n"));
         }
+        // A local devnet lets anyone scrape its metrics; a bank's node would not.
+        text.push_str(
+            "\n[api]\ntls_cert_file = \"api-cert.pem\"\ntls_key_file = \"api-key.pem\"\n\
+             metrics_public = true\n",
+        );
         for peer in self.validators().filter(|v| v.name != node.name) {
             text.push_str(&format!(
                 "\n[[peers]]\naddress = \"{}\"\npublic_key = \"{}\"\n",
@@ -352,6 +437,30 @@ impl Layout {
         }
         text
     }
+}
+
+/// The devnet CA: its certificate and key in `DIR/tls/`.
+fn make_ca(dir: &Path) -> Result<tally_node::api::tls::Issued> {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).with_context(|| format!("creating {}", tls.display()))?;
+    let ca = tally_node::api::tls::new_ca("Tally devnet CA")?;
+    write_private(&tls.join("ca.key"), &ca.key_pem)?;
+    std::fs::write(tls.join("ca.pem"), &ca.cert_pem)?;
+    Ok(ca)
+}
+
+/// A new file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 fn institution_key_path(dir: &Path, institution: InstitutionSpec) -> PathBuf {

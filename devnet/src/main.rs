@@ -48,7 +48,7 @@ enum DevnetCommand {
         /// The devnet's directory; a fresh temporary one (removed after) if absent.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// A running node's API, e.g. http://127.0.0.1:8080 (requires --dir).
+        /// A running node's API, e.g. https://127.0.0.1:8080 (requires --dir).
         #[arg(long, value_name = "URL", requires = "dir")]
         api: Option<String>,
     },
@@ -70,7 +70,7 @@ enum DevnetCommand {
         /// The devnet's directory; a fresh temporary one (removed after) if absent.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Running validators' APIs, e.g. http://127.0.0.1:8080 (requires --dir).
+        /// Running validators' APIs, e.g. https://127.0.0.1:8080 (requires --dir).
         #[arg(long, value_name = "URL", requires = "dir", num_args = 1..)]
         api: Vec<String>,
     },
@@ -165,11 +165,16 @@ async fn up(validators: usize, observers: usize, dir: Option<PathBuf>) -> Result
         Some(d) => d,
         None => fresh_dir()?,
     };
-    let (_layout, mut network) = start(&dir, validators, observers).await?;
+    let (layout, mut network) = start(&dir, validators, observers).await?;
     println!("devnet running in {}", dir.display());
+    println!(
+        "  TLS: trust {} (--ca-cert or TALLY_CA_CERT); credentials: {}",
+        layout.ca_cert_path().display(),
+        dir.join("institutions").display()
+    );
     for node in &network.nodes {
         println!(
-            "  {:<12} {:<9} api http://{}   log {}",
+            "  {:<12} {:<9} api https://{}   log {}",
             node.spec.name,
             format!("{:?}", node.spec.mode).to_lowercase(),
             node.api.address,
@@ -306,11 +311,12 @@ async fn interrupted() -> Result<()> {
     }
 }
 
-/// `http://127.0.0.1:8080` (or without the scheme) → a socket address.
+/// `https://127.0.0.1:8080` (or without the scheme) → a socket address; the devnet's CA
+/// is what the client trusts.
 fn parse_api_url(url: &str) -> Result<SocketAddr> {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let rest = url.strip_prefix("https://").unwrap_or(url);
     let host_port = rest.trim_end_matches('/');
     host_port
         .parse()
-        .with_context(|| format!("--api {url:?}: expected http://IP:PORT"))
+        .with_context(|| format!("--api {url:?}: expected https://IP:PORT"))
 }

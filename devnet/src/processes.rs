@@ -66,6 +66,8 @@ pub fn tally_binary() -> Result<PathBuf> {
 #[derive(Debug)]
 pub struct NodeProcess {
     pub spec: NodeSpec,
+    /// The node's API over TLS, signed as the regulator (who may read everything): what
+    /// the harnesses watching a devnet need.
     pub api: Api,
     pub log: PathBuf,
     /// `None` once stopped or killed.
@@ -165,12 +167,18 @@ impl Network {
                 }
             }
         }
+        let apis = layout
+            .manifest
+            .nodes
+            .iter()
+            .map(|spec| layout.regulator_api(spec))
+            .collect::<Result<Vec<_>>>()?;
         let mut network = Network { nodes: Vec::new() };
-        for spec in &layout.manifest.nodes {
+        for (spec, api) in layout.manifest.nodes.iter().zip(apis) {
             match start_node(layout, spec, tally_bin) {
                 Ok(child) => network.nodes.push(NodeProcess {
                     spec: spec.clone(),
-                    api: Api::new(spec.api_address),
+                    api,
                     log: log_path(layout, spec),
                     child: Some(child),
                 }),

@@ -260,12 +260,19 @@ impl Story {
         };
         Ok(Story {
             cast,
-            sub: Submitter::new(Api::new(submit_to), layout.manifest.chain_id.clone()),
+            // Transactions go as their senders; the story's own checks read as the regulator.
+            sub: Submitter::new(
+                layout.regulator_api_at(submit_to)?,
+                layout.manifest.chain_id.clone(),
+            ),
             validators: layout
                 .validators()
-                .map(|n| Api::new(n.api_address))
-                .collect(),
-            auditors: layout.auditors().map(|n| Api::new(n.api_address)).collect(),
+                .map(|n| layout.regulator_api(n))
+                .collect::<anyhow::Result<_>>()?,
+            auditors: layout
+                .auditors()
+                .map(|n| layout.regulator_api(n))
+                .collect::<anyhow::Result<_>>()?,
             next_id: run + 100,
             step: 0,
             ok: 0,
@@ -781,6 +788,7 @@ impl Story {
                     id,
                     merchant,
                     amount: 2_500,
+                    reference: tally_contracts::Memo::NONE,
                 },
             )
             .await?;
@@ -966,6 +974,7 @@ impl Story {
                         debit: 10_000,
                         min_credit: 10_800,
                     },
+                    travel_rule: Vec::new(),
                 },
             )
             .await?;
@@ -1077,6 +1086,7 @@ impl Story {
                 id,
                 merchant,
                 amount: 1_000,
+                reference: tally_contracts::Memo::NONE,
             },
             "ACCOUNT_FROZEN",
         )
@@ -1215,9 +1225,10 @@ impl Story {
     }
 
     async fn audit(&mut self) -> Result<String> {
-        let auditor = *self
+        let auditor = self
             .auditors
             .first()
+            .cloned()
             .ok_or_else(|| anyhow!("this devnet has no audit node"))?;
         let target = self.height().await?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(AUDIT_CATCH_UP_MS);

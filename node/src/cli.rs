@@ -100,6 +100,35 @@ pub enum KeysCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Make a certificate authority for the API's TLS (a devnet's or a test's): its
+    /// certificate and private key, PEM. A real institution uses its own PKI instead.
+    TlsCa {
+        /// Where to write the CA certificate (give it to clients: --ca-cert).
+        #[arg(long, value_name = "FILE")]
+        cert_out: PathBuf,
+        /// Where to write the CA's private key (readable by its owner only).
+        #[arg(long, value_name = "FILE")]
+        key_out: PathBuf,
+        /// The CA's name.
+        #[arg(long, default_value = "Tally API CA")]
+        name: String,
+    },
+    /// Make a node's API certificate (ECDSA P-256) for its names, signed by a CA made with
+    /// `tally keys tls-ca`; the node's `[api]` names the two files it writes.
+    TlsCert {
+        #[arg(long, value_name = "FILE")]
+        ca_cert: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        ca_key: PathBuf,
+        /// A name clients reach the node by: an IP address or a DNS name (repeat).
+        #[arg(long = "name", value_name = "NAME", required = true)]
+        names: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        cert_out: PathBuf,
+        /// Where to write the certificate's private key (readable by its owner only).
+        #[arg(long, value_name = "FILE")]
+        key_out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

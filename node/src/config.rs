@@ -19,6 +19,15 @@
 //!
 //! [limits]                                 # every field optional; defaults shown in `Limits`
 //! message_bytes_max = 4194304
+//!
+//! [api]                                    # required: TLS files, or plain_http = true
+//! tls_cert_file = "api-cert.pem"           # the certificate chain the API serves (PEM)
+//! tls_key_file = "api-key.pem"             # its private key (PEM)
+//! # plain_http = true                      # serve without TLS (logged as a warning)
+//! metrics_public = false                   # /metrics without credentials
+//! # every limit optional; defaults in `tally_node::api::Limits`
+//! streams_per_client_max = 16
+//! requests_per_second_per_client = 10000
 //! ```
 //!
 //! Test builds only (tally-node's `test-faults` feature, which the test suites turn on;
@@ -112,6 +121,8 @@ pub enum ConfigError {
     TestFaultsNotBuilt,
     #[error("[test_faults]: {0}")]
     TestFaults(String),
+    #[error("[api]: {0}")]
+    Api(String),
 }
 
 /// What the node does.
@@ -303,6 +314,137 @@ pub struct Config {
     pub limits: Limits,
     /// Test-only fault modes; empty (honest) unless the file has `[test_faults]`.
     pub test_faults: TestFaults,
+    /// How the HTTP API is served (`[api]`).
+    pub api: ApiConfig,
+}
+
+/// How the HTTP API is served: over TLS with the operator's certificate, or, when the
+/// configuration says so explicitly, plain HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The certificate chain and private key (PEM) the API serves TLS with; `None` only
+    /// with `plain_http`.
+    pub tls: Option<ApiTls>,
+    /// Whether `/metrics` answers without credentials.
+    pub metrics_public: bool,
+    /// What clients may hold and send, per client and in all.
+    pub limits: crate::api::Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiEntry {
+    #[serde(default)]
+    plain_http: bool,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    #[serde(default)]
+    metrics_public: bool,
+    streams_max: Option<u64>,
+    streams_per_client_max: Option<u64>,
+    waiters_max: Option<u64>,
+    waiters_per_client_max: Option<u64>,
+    scans_max: Option<u64>,
+    scans_per_client_max: Option<u64>,
+    requests_per_second_per_client: Option<u64>,
+    request_burst_per_client: Option<u64>,
+}
+
+/// The most any one `[api]` count may be: far above what a node can hold, far below
+/// anything that overflows.
+const API_LIMIT_MAX: u64 = 1 << 24;
+
+fn check_api(entry: Option<ApiEntry>, base: &Path) -> Result<ApiConfig, ConfigError> {
+    let refused = |m: &str| ConfigError::Api(m.to_string());
+    let entry = entry.ok_or_else(|| {
+        refused(
+            "the section is missing: give tls_cert_file and tls_key_file, or plain_http = true \
+             to serve the API without TLS",
+        )
+    })?;
+    let tls = match (entry.plain_http, entry.tls_cert_file, entry.tls_key_file) {
+        (true, None, None) => None,
+        (true, _, _) => {
+            return Err(refused(
+                "plain_http = true goes without tls_cert_file and tls_key_file",
+            ));
+        }
+        (false, Some(cert), Some(key)) => {
+            let (cert_file, key_file) = (base.join(cert), base.join(key));
+            for (field, path) in [("tls_cert_file", &cert_file), ("tls_key_file", &key_file)] {
+                if !path.is_file() {
+                    return Err(ConfigError::Api(format!(
+                        "{field} {} does not exist",
+                        path.display()
+                    )));
+                }
+            }
+            Some(ApiTls {
+                cert_file,
+                key_file,
+            })
+        }
+        (false, _, _) => {
+            return Err(refused(
+                "give both tls_cert_file and tls_key_file, or plain_http = true",
+            ));
+        }
+    };
+    let positive = |name: &str, value: Option<u64>| -> Result<Option<u64>, ConfigError> {
+        match value {
+            Some(0) => Err(ConfigError::Api(format!("{name} must be above zero"))),
+            Some(v) if v > API_LIMIT_MAX => Err(ConfigError::Api(format!(
+                "{name} is {v}, above the maximum of {API_LIMIT_MAX}"
+            ))),
+            other => Ok(other),
+        }
+    };
+    let count = |name: &str, value: Option<u64>, default: usize| -> Result<usize, ConfigError> {
+        Ok(positive(name, value)?.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX)))
+    };
+    let defaults = crate::api::Limits::default();
+    let limits = crate::api::Limits {
+        streams_max: count("streams_max", entry.streams_max, defaults.streams_max)?,
+        streams_per_client_max: count(
+            "streams_per_client_max",
+            entry.streams_per_client_max,
+            defaults.streams_per_client_max,
+        )?,
+        waiters_max: count("waiters_max", entry.waiters_max, defaults.waiters_max)?,
+        waiters_per_client_max: count(
+            "waiters_per_client_max",
+            entry.waiters_per_client_max,
+            defaults.waiters_per_client_max,
+        )?,
+        scans_max: count("scans_max", entry.scans_max, defaults.scans_max)?,
+        scans_per_client_max: count(
+            "scans_per_client_max",
+            entry.scans_per_client_max,
+            defaults.scans_per_client_max,
+        )?,
+        requests_per_second_per_client: positive(
+            "requests_per_second_per_client",
+            entry.requests_per_second_per_client,
+        )?
+        .unwrap_or(defaults.requests_per_second_per_client),
+        request_burst_per_client: positive(
+            "request_burst_per_client",
+            entry.request_burst_per_client,
+        )?
+        .unwrap_or(defaults.request_burst_per_client),
+        ..defaults
+    };
+    Ok(ApiConfig {
+        tls,
+        metrics_public: entry.metrics_public,
+        limits,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +463,7 @@ struct ConfigFile {
     #[serde(default)]
     limits: Limits,
     test_faults: Option<TestFaultsSection>,
+    api: Option<ApiEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -348,6 +491,7 @@ impl Config {
     fn check(file: ConfigFile, base: &Path) -> Result<Config, ConfigError> {
         check_limits(&file.limits)?;
         let test_faults = check_test_faults(file.test_faults, base)?;
+        let api = check_api(file.api, base)?;
         let listen_address = parse_address("listen_address", &file.listen_address)?;
         let api_address =
             file.api_address
@@ -415,6 +559,7 @@ impl Config {
             genesis_file,
             limits: file.limits,
             test_faults,
+            api,
         })
     }
 
@@ -583,6 +728,9 @@ public_key = "{peer2}"
 [[peers]]
 address = "10.0.0.3:26656"
 public_key = "{peer3}"
+
+[api]
+plain_http = true
 
 [limits]
 message_bytes_max = 1048576
@@ -778,6 +926,63 @@ block_bytes_max = 524288
         assert!(matches!(genesis, ConfigError::GenesisFileMissing { .. }));
         let data = fixture.load_edited("\"data\"", "\"genesis.json\"")?;
         assert!(matches!(data, ConfigError::DataDirNotDirectory { .. }));
+        Ok(())
+    }
+
+    #[test]
+    fn the_api_serves_tls_unless_plain_http_is_said_explicitly() -> Result<()> {
+        let fixture = Fixture::new()?;
+        let plain = fixture.load(&fixture.valid_text())?;
+        assert_eq!(plain.api.tls, None);
+        assert!(!plain.api.metrics_public);
+        assert_eq!(plain.api.limits, crate::api::Limits::default());
+        let missing = fixture.load_edited("[api]\nplain_http = true", "")?;
+        assert!(matches!(missing, ConfigError::Api(_)), "{missing}");
+        assert!(
+            missing.to_string().contains("plain_http = true"),
+            "{missing}"
+        );
+        std::fs::write(fixture.dir.path().join("cert.pem"), "x")?;
+        std::fs::write(fixture.dir.path().join("key.pem"), "x")?;
+        let tls = fixture.load(&fixture.valid_text().replace(
+            "plain_http = true",
+            "tls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"\nmetrics_public = true\n\
+             streams_per_client_max = 3\nrequests_per_second_per_client = 50",
+        ))?;
+        assert_eq!(
+            tls.api.tls,
+            Some(ApiTls {
+                cert_file: fixture.dir.path().join("cert.pem"),
+                key_file: fixture.dir.path().join("key.pem"),
+            })
+        );
+        assert!(tls.api.metrics_public);
+        assert_eq!(tls.api.limits.streams_per_client_max, 3);
+        assert_eq!(tls.api.limits.requests_per_second_per_client, 50);
+        for (to, needle) in [
+            ("plain_http = false", "plain_http = true"),
+            ("tls_cert_file = \"cert.pem\"", "both"),
+            (
+                "plain_http = true\ntls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"",
+                "goes without",
+            ),
+            (
+                "tls_cert_file = \"nowhere.pem\"\ntls_key_file = \"key.pem\"",
+                "nowhere.pem",
+            ),
+            (
+                "plain_http = true\nstreams_max = 0",
+                "streams_max must be above zero",
+            ),
+            (
+                "plain_http = true\nrequests_per_second_per_client = 99999999999",
+                "above the maximum",
+            ),
+            ("plain_http = true\ncolour = 1", "colour"),
+        ] {
+            let error = fixture.load_edited("plain_http = true", to)?;
+            assert!(error.to_string().contains(needle), "{to}: {error}");
+        }
         Ok(())
     }
 

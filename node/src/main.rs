@@ -23,6 +23,18 @@ fn main() -> ExitCode {
     let outcome = match cli.area {
         Area::Keys(KeysCommand::Generate { out }) => generate_key(&out),
         Area::Keys(KeysCommand::Show { file }) => show_key(&file),
+        Area::Keys(KeysCommand::TlsCa {
+            cert_out,
+            key_out,
+            name,
+        }) => make_ca(&name, &cert_out, &key_out),
+        Area::Keys(KeysCommand::TlsCert {
+            ca_cert,
+            ca_key,
+            names,
+            cert_out,
+            key_out,
+        }) => make_server_certificate(&ca_cert, &ca_key, &names, &cert_out, &key_out),
         Area::Node(NodeCommand::Run { config }) => run_node(&config),
         Area::Genesis { input, out } => write_genesis(&input, &out),
         Area::Wallet {
@@ -123,6 +135,53 @@ fn generate_key(out: &Path) -> Result<()> {
     print_identity(&key)
 }
 
+/// Writes `text` to a new file (never over an existing one), readable by its owner only
+/// when it is `private`.
+fn write_new(path: &Path, text: &str, private: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    if private {
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| {
+        format!(
+            "cannot create {} (an existing file is never overwritten)",
+            path.display()
+        )
+    })?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn make_ca(name: &str, cert_out: &Path, key_out: &Path) -> Result<()> {
+    let ca = tally_node::api::tls::new_ca(name)?;
+    write_new(key_out, &ca.key_pem, true)?;
+    write_new(cert_out, &ca.cert_pem, false)
+}
+
+fn make_server_certificate(
+    ca_cert: &Path,
+    ca_key: &Path,
+    names: &[String],
+    cert_out: &Path,
+    key_out: &Path,
+) -> Result<()> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let ca = tally_node::api::tls::Issued {
+        cert_pem: read(ca_cert)?,
+        key_pem: read(ca_key)?,
+    };
+    let issued = tally_node::api::tls::new_server_certificate(&ca, names)?;
+    write_new(key_out, &issued.key_pem, true)?;
+    write_new(cert_out, &issued.cert_pem, false)
+}
+
 fn show_key(file: &Path) -> Result<()> {
     print_identity(&KeyFile::read(file)?)
 }
@@ -178,21 +237,43 @@ async fn serve(config: Config, key: SigningKey, genesis: GenesisFile) -> Result<
         observers = config.observers.len(),
         "starting node"
     );
-    // Bound before the node starts, so a busy port is reported before anything else runs.
-    let api_listener = tokio::net::TcpListener::bind(config.api_address)
-        .await
+    // Read and bound before the node starts, so a bad certificate or a busy port is
+    // reported before anything else runs.
+    let tls = match &config.api.tls {
+        Some(files) => Some(
+            tally_node::api::tls::server_config(&files.cert_file, &files.key_file)
+                .context("the API's TLS certificate")?,
+        ),
+        None => None,
+    };
+    let api_listener = std::net::TcpListener::bind(config.api_address)
         .with_context(|| format!("cannot listen for the API on {}", config.api_address))?;
     let api_address = api_listener.local_addr()?;
     let node = Node::start(&config, key, &genesis, NodeOptions::default()).await?;
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let tls_on = tls.is_some();
     let api = tokio::spawn(tally_node::api::serve(
         api_listener,
         node.context.clone(),
+        tls,
+        tally_node::api::Options {
+            limits: config.api.limits,
+            tls: tls_on,
+            metrics_public: config.api.metrics_public,
+        },
         async move {
             let _ = api_stopped.await;
         },
     ));
-    info!(address = %api_address, "HTTP API listening");
+    if tls_on {
+        info!(address = %api_address, "HTTP API listening over TLS");
+    } else {
+        tracing::warn!(
+            address = %api_address,
+            "HTTP API listening WITHOUT TLS ([api] plain_http = true): requests, credentials' \
+             signatures and answers travel in clear"
+        );
+    }
     let mut committed = node.context.committed.clone();
     let signal = tokio::select! {
         signal = shutdown => Some(signal),

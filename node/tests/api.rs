@@ -82,7 +82,7 @@ async fn submit_in_both_forms_then_status_until_committed() {
     );
     // The JSON form, answered at once with its hash.
     let answer = post_json(
-        net.api,
+        &net.api,
         "/v1/transactions",
         serde_json::to_vec(&register).unwrap(),
     )
@@ -106,7 +106,7 @@ async fn submit_in_both_forms_then_status_until_committed() {
     assert_eq!(block.txs, vec![register.clone()]);
 
     // The binary form of the same transaction, once committed: refused.
-    let again = post_bytes(net.api, "/v1/transactions", encoding::encode(&register)).await;
+    let again = post_bytes(&net.api, "/v1/transactions", encoding::encode(&register)).await;
     let body = again.error(StatusCode::CONFLICT, "ALREADY_COMMITTED");
     assert_eq!(hex_of(&body["hash"]), register.hash().to_hex());
 
@@ -125,15 +125,15 @@ async fn submit_in_both_forms_then_status_until_committed() {
 
     // A never-seen hash is unknown; a malformed one is refused.
     get(
-        net.api,
+        &net.api,
         &format!("/v1/transactions/{}", Hash::digest("x", b"y").to_hex()),
     )
     .await
     .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/transactions/nothex")
+    get(&net.api, "/v1/transactions/nothex")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_HEX");
-    get(net.api, "/v1/transactions/abcd")
+    get(&net.api, "/v1/transactions/abcd")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_HEX");
     net.shutdown().await;
@@ -155,16 +155,16 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     })
     .await;
     // No block yet.
-    get(net.api, "/v1/blocks/latest")
+    get(&net.api, "/v1/blocks/latest")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/blocks/1")
+    get(&net.api, "/v1/blocks/1")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/validators")
+    get(&net.api, "/v1/validators")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    let health = get(net.api, "/health").await;
+    let health = get(&net.api, "/health").await;
     assert_eq!(health.status, StatusCode::OK);
     let body = health.json();
     assert_eq!(body["status"], "ok", "{body}");
@@ -172,14 +172,14 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
 
     let first = opening(100, 0);
     let answer = post_json(
-        net.api,
+        &net.api,
         "/v1/transactions",
         serde_json::to_vec(&first).unwrap(),
     )
     .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
     let status_path = format!("/v1/transactions/{}", first.hash().to_hex());
-    let pending = get(net.api, &status_path).await;
+    let pending = get(&net.api, &status_path).await;
     assert_eq!(pending.status, StatusCode::OK);
     assert_eq!(
         pending.json(),
@@ -187,18 +187,18 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     );
     // The same transaction again while it waits; another one with the same nonce; one
     // too far ahead.
-    post_bytes(net.api, "/v1/transactions", encoding::encode(&first))
+    post_bytes(&net.api, "/v1/transactions", encoding::encode(&first))
         .await
         .error(StatusCode::CONFLICT, "DUPLICATE");
     post_bytes(
-        net.api,
+        &net.api,
         "/v1/transactions",
         encoding::encode(&opening(100, 1)),
     )
     .await
     .error(StatusCode::CONFLICT, "NONCE_TAKEN");
     post_bytes(
-        net.api,
+        &net.api,
         "/v1/transactions",
         encoding::encode(&transfer_from(
             100,
@@ -213,7 +213,7 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     // Waiting ends with the transaction still pending.
     let second = transfer_from(100, 1, 101, 1);
     let answer = post_bytes(
-        net.api,
+        &net.api,
         "/v1/transactions?wait_ms=50",
         encoding::encode(&second),
     )
@@ -223,10 +223,10 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
 
     // One submission waiting for its commit is all this API allows: the next is 429.
     let third = transfer_from(100, 2, 101, 1);
-    let api_addr = net.api;
+    let api_addr = net.api.clone();
     let waiter = tokio::spawn(async move {
         post_bytes(
-            api_addr,
+            &api_addr,
             "/v1/transactions?wait_ms=1500",
             encoding::encode(&third),
         )
@@ -237,12 +237,12 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
         transfer_from(100, 2, 101, 1).hash().to_hex()
     );
     let deadline = tokio::time::Instant::now() + WAIT;
-    while get(net.api, &third_path).await.status != StatusCode::OK {
+    while get(&net.api, &third_path).await.status != StatusCode::OK {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let refused = post_bytes(
-        net.api,
+        &net.api,
         "/v1/transactions?wait_ms=100",
         encoding::encode(&opening(200, 0)),
     )
@@ -255,7 +255,7 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
 
     // Three transactions wait: the mempool is full.
     let busy = post_bytes(
-        net.api,
+        &net.api,
         "/v1/transactions",
         encoding::encode(&opening(200, 0)),
     )
@@ -271,13 +271,13 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     // The node stops while its API still serves: submissions are refused, reads answer.
     let (api_addr, _keep_api) = net.stop_nodes_keep_api().await;
     post_bytes(
-        api_addr,
+        &api_addr,
         "/v1/transactions",
         encoding::encode(&transfer_from(300, 0, 101, 1)),
     )
     .await
     .error(StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN");
-    get(api_addr, "/v1/blocks/latest")
+    get(&api_addr, "/v1/blocks/latest")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
 }
@@ -298,7 +298,7 @@ async fn waiting_answers_the_outcome() {
         },
     );
     let answer = post_bytes(
-        net.api,
+        &net.api,
         &format!("/v1/transactions?wait_ms={WAIT_MS}"),
         encoding::encode(&top_up),
     )
@@ -323,7 +323,7 @@ async fn waiting_answers_the_outcome() {
         },
     );
     let answer = post_bytes(
-        net.api,
+        &net.api,
         &format!("/v1/transactions?wait_ms={WAIT_MS}"),
         encoding::encode(&overdraw),
     )
@@ -334,7 +334,7 @@ async fn waiting_answers_the_outcome() {
     let status = net.until_committed(overdraw.hash()).await;
     assert_eq!(status["code"], "INSUFFICIENT_FUNDS");
     assert_eq!(status["events"], json!([]));
-    let account = get(net.api, "/v1/accounts/100").await.json();
+    let account = get(&net.api, "/v1/accounts/100").await.json();
     assert_eq!(account["balance"], 5_000);
 
     let late = net.sign(
@@ -346,14 +346,14 @@ async fn waiting_answers_the_outcome() {
         },
     );
     post_bytes(
-        net.api,
+        &net.api,
         "/v1/transactions?wait_ms=30001",
         encoding::encode(&late),
     )
     .await
     .error(StatusCode::BAD_REQUEST, "BAD_WAIT");
     post_bytes(
-        net.api,
+        &net.api,
         "/v1/transactions?wait_ms=soon",
         encoding::encode(&late),
     )
@@ -367,21 +367,23 @@ async fn the_audit_node_serves_reads_and_refuses_submissions() {
     let net = TestNet::with_audit().await;
     net.funded_wallet(100, BANK_A, 7_000).await;
     let height = net.audit_caught_up().await;
-    let audit_api = net.audit_api.unwrap();
-    let theirs = get(audit_api, "/v1/accounts/100").await;
+    let audit_api = net.audit_api.clone().unwrap();
+    let theirs = get(&audit_api, "/v1/accounts/100").await;
     assert_eq!(theirs.status, StatusCode::OK);
     let theirs = theirs.json();
     assert!(theirs["height"].as_u64().unwrap() >= height);
     assert_eq!(theirs["balance"], 7_000);
     assert_eq!(
         theirs["account"],
-        get(net.api, "/v1/accounts/100").await.json()["account"]
+        get(&net.api, "/v1/accounts/100").await.json()["account"]
     );
     // The same certified block on both.
-    let ours = get(net.api, &format!("/v1/blocks/{height}")).await.json();
-    let audited = get(audit_api, &format!("/v1/blocks/{height}")).await.json();
+    let ours = get(&net.api, &format!("/v1/blocks/{height}")).await.json();
+    let audited = get(&audit_api, &format!("/v1/blocks/{height}"))
+        .await
+        .json();
     assert_eq!(ours, audited);
-    let health = get(audit_api, "/health").await;
+    let health = get(&audit_api, "/health").await;
     assert_eq!(health.status, StatusCode::OK);
 
     // It never takes a transaction.
@@ -395,7 +397,7 @@ async fn the_audit_node_serves_reads_and_refuses_submissions() {
             amount: 1,
         },
     );
-    post_bytes(audit_api, "/v1/transactions", encoding::encode(&transfer))
+    post_bytes(&audit_api, "/v1/transactions", encoding::encode(&transfer))
         .await
         .error(StatusCode::FORBIDDEN, "READ_ONLY");
     net.shutdown().await;
@@ -419,7 +421,7 @@ async fn accounts_and_paged_history() {
         .await;
     let transfer_height = view["height"].as_u64().unwrap();
 
-    let answer = get(net.api, "/v1/accounts/100").await;
+    let answer = get(&net.api, "/v1/accounts/100").await;
     assert_eq!(answer.status, StatusCode::OK);
     let body = answer.json();
     assert!(
@@ -432,22 +434,22 @@ async fn accounts_and_paged_history() {
     assert_eq!(body["account"]["currency"], json!(*b"CNY"));
     assert_eq!(body["tier_limits"]["single_max"], 1_000_000);
     assert_eq!(
-        get(net.api, "/v1/accounts/101").await.json()["balance"],
+        get(&net.api, "/v1/accounts/101").await.json()["balance"],
         2_500
     );
 
-    get(net.api, "/v1/accounts/999")
+    get(&net.api, "/v1/accounts/999")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/accounts/alice")
+    get(&net.api, "/v1/accounts/alice")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
-    get(net.api, "/v1/accounts/-1")
+    get(&net.api, "/v1/accounts/-1")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
 
     // Account 100: register, bind, top up, transfer: newest first, two per page.
-    let page = get(net.api, "/v1/accounts/100/history?limit=2")
+    let page = get(&net.api, "/v1/accounts/100/history?limit=2")
         .await
         .json();
     let entries = page["entries"].as_array().unwrap();
@@ -464,7 +466,7 @@ async fn accounts_and_paged_history() {
     );
     let cursor = page["next_before"].as_str().unwrap().to_string();
     let older = get(
-        net.api,
+        &net.api,
         &format!("/v1/accounts/100/history?limit=2&before={cursor}"),
     )
     .await
@@ -485,7 +487,7 @@ async fn accounts_and_paged_history() {
         .collect();
     assert_eq!(kinds, ["BindCard", "RegisterAccount"]);
     let last = get(
-        net.api,
+        &net.api,
         &format!(
             "/v1/accounts/100/history?limit=2&before={}",
             older["next_before"].as_str().unwrap()
@@ -496,7 +498,7 @@ async fn accounts_and_paged_history() {
     assert_eq!(last["entries"], json!([]));
     assert_eq!(last["next_before"], Value::Null);
     // The receiving side sees the transfer too.
-    let theirs = get(net.api, "/v1/accounts/101/history?limit=1")
+    let theirs = get(&net.api, "/v1/accounts/101/history?limit=1")
         .await
         .json();
     assert_eq!(
@@ -511,14 +513,14 @@ async fn accounts_and_paged_history() {
         ("before=7", "BAD_CURSOR"),
         ("before=a:b", "BAD_CURSOR"),
     ] {
-        get(net.api, &format!("/v1/accounts/100/history?{query}"))
+        get(&net.api, &format!("/v1/accounts/100/history?{query}"))
             .await
             .error(StatusCode::BAD_REQUEST, code);
     }
-    get(net.api, "/v1/accounts/999/history")
+    get(&net.api, "/v1/accounts/999/history")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/accounts/x/history")
+    get(&net.api, "/v1/accounts/x/history")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
     net.shutdown().await;
@@ -566,16 +568,16 @@ async fn orders_rates_institutions_cycles_and_codes() {
         },
     )
     .await;
-    let order = get(net.api, "/v1/orders/42").await;
+    let order = get(&net.api, "/v1/orders/42").await;
     assert_eq!(order.status, StatusCode::OK);
     let order = order.json();
     assert_eq!(order["record"]["amount"], 1_200);
     assert_eq!(order["record"]["paid"], 1_200);
     assert_eq!(order["record"]["payer"], 100);
-    get(net.api, "/v1/orders/43")
+    get(&net.api, "/v1/orders/43")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/orders/x")
+    get(&net.api, "/v1/orders/x")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
 
@@ -603,13 +605,13 @@ async fn orders_rates_institutions_cycles_and_codes() {
         },
     )
     .await;
-    let hold = get(net.api, "/v1/holds/12").await;
+    let hold = get(&net.api, "/v1/holds/12").await;
     assert_eq!(hold.status, StatusCode::OK, "{}", hold.text());
     assert_eq!(hold.json()["record"]["amount"], 700, "{}", hold.text());
-    get(net.api, "/v1/holds/13")
+    get(&net.api, "/v1/holds/13")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/holds/x")
+    get(&net.api, "/v1/holds/x")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
 
@@ -637,13 +639,13 @@ async fn orders_rates_institutions_cycles_and_codes() {
         },
     )
     .await;
-    let bill = get(net.api, "/v1/bills/8").await;
+    let bill = get(&net.api, "/v1/bills/8").await;
     assert_eq!(bill.status, StatusCode::OK, "{}", bill.text());
     assert_eq!(bill.json()["record"]["amount"], 300, "{}", bill.text());
-    get(net.api, "/v1/bills/1")
+    get(&net.api, "/v1/bills/1")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/bills/x")
+    get(&net.api, "/v1/bills/x")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
 
@@ -661,16 +663,18 @@ async fn orders_rates_institutions_cycles_and_codes() {
         },
     )
     .await;
-    let rates = get(net.api, "/v1/fx-rates?base=CNY&quote=USD").await.json();
+    let rates = get(&net.api, "/v1/fx-rates?base=CNY&quote=USD")
+        .await
+        .json();
     assert_eq!(rates["record"]["rates"][0]["rate"], 140_000_000);
     assert_eq!(rates["record"]["rates"][0]["provider"], FX.0);
     assert_eq!(
         rates["record"]["rates"][0]["valid_until_ms"],
         valid_until_ms
     );
-    let none = get(net.api, "/v1/fx-rates?base=USD").await.json();
+    let none = get(&net.api, "/v1/fx-rates?base=USD").await.json();
     assert_eq!(none["record"]["rates"], json!([]));
-    get(net.api, "/v1/fx-rates?base=usd")
+    get(&net.api, "/v1/fx-rates?base=usd")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_CURRENCY");
 
@@ -685,17 +689,17 @@ async fn orders_rates_institutions_cycles_and_codes() {
         },
     )
     .await;
-    let bank_b = get(net.api, "/v1/institutions/2").await.json();
+    let bank_b = get(&net.api, "/v1/institutions/2").await.json();
     let open = &bank_b["record"]["open_obligations"];
     assert_eq!(open.as_array().unwrap().len(), 1, "{bank_b}");
     assert_eq!(open[0]["from"], BANK_A.0);
     assert_eq!(open[0]["to"], BANK_B.0);
     assert_eq!(open[0]["amount"], 3_000);
     assert_eq!(bank_b["record"]["positions"][0]["net"], 3_000);
-    get(net.api, "/v1/institutions/77")
+    get(&net.api, "/v1/institutions/77")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/institutions/x")
+    get(&net.api, "/v1/institutions/x")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
     net.commit(
@@ -704,15 +708,15 @@ async fn orders_rates_institutions_cycles_and_codes() {
         TxKind::SettlementCycle,
     )
     .await;
-    let cycle = get(net.api, "/v1/settlement-cycles/1").await.json();
+    let cycle = get(&net.api, "/v1/settlement-cycles/1").await.json();
     assert_eq!(cycle["record"]["id"], 1);
     assert_eq!(cycle["record"]["positions"].as_array().unwrap().len(), 2);
-    let bank_b = get(net.api, "/v1/institutions/2").await.json();
+    let bank_b = get(&net.api, "/v1/institutions/2").await.json();
     assert_eq!(bank_b["record"]["open_obligations"], json!([]));
-    get(net.api, "/v1/settlement-cycles/2")
+    get(&net.api, "/v1/settlement-cycles/2")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/settlement-cycles/x")
+    get(&net.api, "/v1/settlement-cycles/x")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
 
@@ -727,7 +731,7 @@ async fn orders_rates_institutions_cycles_and_codes() {
         merchant: Some(AccountId(300)),
     };
     let path = format!("/v1/payment-codes/{}/5", payer.public_key().to_hex());
-    assert_eq!(get(net.api, &path).await.json()["record"]["used"], false);
+    assert_eq!(get(&net.api, &path).await.json()["record"]["used"], false);
     net.commit(
         Party::Account(AccountId(300)),
         &[&merchant],
@@ -739,12 +743,12 @@ async fn orders_rates_institutions_cycles_and_codes() {
         },
     )
     .await;
-    assert_eq!(get(net.api, &path).await.json()["record"]["used"], true);
-    get(net.api, "/v1/payment-codes/zz/5")
+    assert_eq!(get(&net.api, &path).await.json()["record"]["used"], true);
+    get(&net.api, "/v1/payment-codes/zz/5")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_HEX");
     get(
-        net.api,
+        &net.api,
         &format!("/v1/payment-codes/{}/five", payer.public_key().to_hex()),
     )
     .await
@@ -777,7 +781,7 @@ async fn blocks_with_certificates_validators_and_evidence() {
     .unwrap();
 
     // The block that holds the transaction, with its certificate and results.
-    let block = get(net.api, &format!("/v1/blocks/{height}")).await;
+    let block = get(&net.api, &format!("/v1/blocks/{height}")).await;
     assert_eq!(block.status, StatusCode::OK);
     let block = block.json();
     assert_eq!(block["height"], height);
@@ -800,7 +804,7 @@ async fn blocks_with_certificates_validators_and_evidence() {
     );
 
     // The latest block: at or above it, certified too.
-    let latest = get(net.api, "/v1/blocks/latest").await;
+    let latest = get(&net.api, "/v1/blocks/latest").await;
     assert_eq!(latest.status, StatusCode::OK);
     let latest = latest.json();
     let latest_height = latest["height"].as_u64().unwrap();
@@ -815,18 +819,18 @@ async fn blocks_with_certificates_validators_and_evidence() {
     );
 
     net.wait_height(2).await;
-    let first = get(net.api, "/v1/blocks/1").await.json();
+    let first = get(&net.api, "/v1/blocks/1").await.json();
     assert_eq!(first["height"], 1);
-    let second = get(net.api, "/v1/blocks/2").await.json();
+    let second = get(&net.api, "/v1/blocks/2").await.json();
     assert_eq!(second["header"]["parent"], first["hash"]);
-    get(net.api, &format!("/v1/blocks/{}", u64::MAX))
+    get(&net.api, &format!("/v1/blocks/{}", u64::MAX))
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    get(net.api, "/v1/blocks/tall")
+    get(&net.api, "/v1/blocks/tall")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
 
-    let validators = get(net.api, "/v1/validators").await;
+    let validators = get(&net.api, "/v1/validators").await;
     assert_eq!(validators.status, StatusCode::OK);
     let validators = validators.json();
     assert!(validators["height"].as_u64().unwrap() >= height);
@@ -837,14 +841,14 @@ async fn blocks_with_certificates_validators_and_evidence() {
     );
 
     // An honest single validator: no evidence; fewer than 1,000 blocks: one page.
-    let evidence = get(net.api, "/v1/evidence").await;
+    let evidence = get(&net.api, "/v1/evidence").await;
     assert_eq!(evidence.status, StatusCode::OK);
     let evidence = evidence.json();
     assert_eq!(evidence["items"], json!([]));
     assert_eq!(evidence["next_before_height"], Value::Null);
-    let evidence = get(net.api, "/v1/evidence?before_height=2").await.json();
+    let evidence = get(&net.api, "/v1/evidence?before_height=2").await.json();
     assert_eq!(evidence["items"], json!([]));
-    get(net.api, "/v1/evidence?before_height=x")
+    get(&net.api, "/v1/evidence?before_height=x")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_QUERY");
     net.shutdown().await;
@@ -854,14 +858,14 @@ async fn blocks_with_certificates_validators_and_evidence() {
 async fn health_metrics_and_unknown_routes() {
     let net = TestNet::start().await;
     net.wait_height(2).await;
-    let health = get(net.api, "/health").await;
+    let health = get(&net.api, "/health").await;
     assert_eq!(health.status, StatusCode::OK);
     let body = health.json();
     assert_eq!(body["status"], "ok");
     assert!(body["height"].as_u64().unwrap() >= 2, "{body}");
 
     // The node's own metrics: the committed height, set by the chain task.
-    let metrics = get(net.api, "/metrics").await;
+    let metrics = get(&net.api, "/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(
         metrics.headers["content-type"]
@@ -882,18 +886,18 @@ async fn health_metrics_and_unknown_routes() {
     // The alarm an audit node raises on a mismatch (set here on the node's real metrics;
     // the audit tests raise it for real) turns /health into 503.
     net.validator.context.metrics.audit_alarm.set(1);
-    let alarmed = get(net.api, "/health").await;
+    let alarmed = get(&net.api, "/health").await;
     alarmed.error(StatusCode::SERVICE_UNAVAILABLE, "AUDIT_ALARM");
     assert!(alarmed.headers.contains_key("retry-after"));
     net.validator.context.metrics.audit_alarm.set(0);
 
-    get(net.api, "/v1/nothing")
+    get(&net.api, "/v1/nothing")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    call(net.api, "DELETE", "/v1/accounts/1", &[], Vec::new())
+    call(&net.api, "DELETE", "/v1/accounts/1", &[], Vec::new())
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
-    call(net.api, "GET", "/v1/transactions", &[], Vec::new())
+    call(&net.api, "GET", "/v1/transactions", &[], Vec::new())
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
     net.shutdown().await;
@@ -941,7 +945,7 @@ async fn the_event_stream_resumes_after_a_disconnect_exactly_once() {
     };
 
     let mut seen = Vec::new();
-    let mut stream = EventStream::open(net.api, "/v1/events?from_height=1", None).await;
+    let mut stream = EventStream::open(&net.api, "/v1/events?from_height=1", None).await;
     read_into(&mut stream, &mut seen, 4).await;
     drop(stream); // the client goes away mid-stream
 
@@ -956,12 +960,12 @@ async fn the_event_stream_resumes_after_a_disconnect_exactly_once() {
             a.split(':').next() == b.split(':').next()
         })
         .expect("a block with two events");
-    let mut stream = EventStream::open(net.api, "/v1/events", Some(&seen.last().unwrap().0)).await;
+    let mut stream = EventStream::open(&net.api, "/v1/events", Some(&seen.last().unwrap().0)).await;
     read_into(&mut stream, &mut seen, cut + 1).await;
     drop(stream); // inside a block: its next event is in the same block
 
     net.commit_all(&transfers(net.nonce(me), 3, 200)).await;
-    let mut stream = EventStream::open(net.api, "/v1/events", Some(&seen.last().unwrap().0)).await;
+    let mut stream = EventStream::open(&net.api, "/v1/events", Some(&seen.last().unwrap().0)).await;
     let expected = stored_events(net.storage(), net.head());
     read_into(&mut stream, &mut seen, expected.len()).await;
 
@@ -1008,7 +1012,7 @@ async fn event_filters_and_stream_limits() {
     let transfer_height = view["height"].as_u64().unwrap();
 
     // Account 101: its registration, card, and the transfer it received.
-    let mut mine = EventStream::open(net.api, "/v1/events?from_height=1&account=101", None).await;
+    let mut mine = EventStream::open(&net.api, "/v1/events?from_height=1&account=101", None).await;
     let mut kinds = Vec::new();
     for _ in 0..3 {
         kinds.push(mine.next().await.1["kind"].as_str().unwrap().to_string());
@@ -1021,7 +1025,7 @@ async fn event_filters_and_stream_limits() {
     drop(mine);
 
     let mut by_kind = EventStream::open(
-        net.api,
+        &net.api,
         "/v1/events?from_height=1&kind=ToppedUp,TransferReceived&institution=1",
         None,
     )
@@ -1034,7 +1038,7 @@ async fn event_filters_and_stream_limits() {
     drop(by_kind);
 
     let mut merchant =
-        EventStream::open(net.api, "/v1/events?from_height=1&merchant=100", None).await;
+        EventStream::open(&net.api, "/v1/events?from_height=1&merchant=100", None).await;
     merchant.assert_quiet().await;
     drop(merchant);
 
@@ -1045,7 +1049,7 @@ async fn event_filters_and_stream_limits() {
         .collect();
     assert!(in_block.len() >= 2, "{in_block:?}");
     let mut late = EventStream::open(
-        net.api,
+        &net.api,
         &format!("/v1/events?from_height={transfer_height}&from_index=1"),
         None,
     )
@@ -1053,8 +1057,8 @@ async fn event_filters_and_stream_limits() {
     assert_eq!(late.next().await.0, in_block[1].0);
 
     // Two streams are open (this one, and `late`): a third is refused.
-    let one = EventStream::open(net.api, "/v1/events", None).await;
-    let refused = get(net.api, "/v1/events").await;
+    let one = EventStream::open(&net.api, "/v1/events", None).await;
+    let refused = get(&net.api, "/v1/events").await;
     refused.error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
     assert!(refused.headers.contains_key("retry-after"));
     drop(one);
@@ -1070,12 +1074,12 @@ async fn event_filters_and_stream_limits() {
         // A refused stream holds no slot, so the limit does not hide these answers; the
         // dropped ones free theirs once their task sees the client gone.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        get(net.api, &format!("/v1/events?{query}"))
+        get(&net.api, &format!("/v1/events?{query}"))
             .await
             .error(StatusCode::BAD_REQUEST, code);
     }
     call(
-        net.api,
+        &net.api,
         "GET",
         "/v1/events",
         &[("last-event-id", "nine")],
@@ -1086,36 +1090,15 @@ async fn event_filters_and_stream_limits() {
     net.shutdown().await;
 }
 
-/// The routes in `api/mod.rs` and the paths of `openapi.yaml` are the same set, and each
+/// The router's route table and the paths of `openapi.yaml` are the same set, and each
 /// documented path is served by the running node's API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_describes_every_route() {
-    let source = include_str!("../src/api/mod.rs");
     let spec = include_str!("../openapi.yaml");
-    let mut routes = BTreeSet::new();
-    let mut in_v1 = false;
-    for line in source.lines() {
-        let line = line.trim();
-        if line.starts_with("let v1 = Router::new()") {
-            in_v1 = true;
-        }
-        if line.starts_with("Router::new()") && !line.starts_with("let") {
-            in_v1 = false;
-        }
-        let text = line.strip_prefix(".route(\"").or_else(|| {
-            line.strip_prefix("\"/")
-                .filter(|_| line.ends_with("\","))
-                .map(|_| &line[1..])
-        });
-        if let Some(rest) = text {
-            let path = rest.split('"').next().unwrap();
-            routes.insert(if in_v1 {
-                format!("/v1{path}")
-            } else {
-                path.to_string()
-            });
-        }
-    }
+    let routes: BTreeSet<String> = api::route_scopes()
+        .iter()
+        .map(|(_, path, _)| path.to_string())
+        .collect();
     let documented: BTreeSet<String> = spec
         .lines()
         .filter(|l| l.starts_with("  /") && l.trim_end().ends_with(':'))
@@ -1126,31 +1109,405 @@ async fn openapi_describes_every_route() {
 
     let net = TestNet::start().await;
     net.wait_height(1).await;
-    let samples = BTreeMap::from([
-        ("{hash}", Hash::ZERO.to_hex()),
-        ("{id}", "1".to_string()),
-        ("{height}", "1".to_string()),
-        ("{payer_key}", key(1).public_key().to_hex()),
-        ("{code_nonce}", "1".to_string()),
-    ]);
     for path in &documented {
         if path == "/v1/events" {
             continue; // a stream: served, and never ends
         }
-        let mut concrete = path.clone();
-        for (param, value) in &samples {
-            concrete = concrete.replace(param, value);
-        }
+        let concrete = concrete_path(path);
         let method = if path == "/v1/transactions" {
             "POST"
         } else {
             "GET"
         };
-        let answer = call(net.api, method, &concrete, &[], Vec::new()).await;
+        let answer = call(&net.api, method, &concrete, &[], Vec::new()).await;
         if answer.status == StatusCode::NOT_FOUND {
             assert_ne!(answer.json()["message"], "no such route", "{path}");
         }
     }
+    net.shutdown().await;
+}
+
+/// A route's template with sample values for its parameters.
+fn concrete_path(template: &str) -> String {
+    let samples = BTreeMap::from([
+        ("{hash}", Hash::ZERO.to_hex()),
+        ("{id}", "100".to_string()),
+        ("{height}", "1".to_string()),
+        ("{payer_key}", key(1).public_key().to_hex()),
+        ("{code_nonce}", "1".to_string()),
+    ]);
+    let mut concrete = template.to_string();
+    for (param, value) in &samples {
+        concrete = concrete.replace(param, value);
+    }
+    concrete
+}
+
+/// The router walk: every registered route (the table the router is built from) answers
+/// only whom its scope names. Without credentials, every ledger-content route is 401; a
+/// bank is refused the regulator's routes with 403; the regulator is refused nothing; the
+/// public routes answer everyone. A route added without a scope could not pass: it would
+/// not be in the table this walks, and the guard refuses any path the table lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_only_whom_its_scope_names() {
+    let net = TestNet::start().await;
+    net.funded_wallet(100, BANK_A, 1_000).await;
+    let routes = api::route_scopes();
+    let kinds: BTreeSet<&str> = routes
+        .iter()
+        .map(|(_, _, scope)| match scope {
+            api::Scope::Public => "public",
+            api::Scope::Submit => "submit",
+            api::Scope::Metrics => "metrics",
+            api::Scope::Party => "party",
+            api::Scope::Regulator => "regulator",
+        })
+        .collect();
+    assert_eq!(kinds.len(), 5, "every scope is walked: {kinds:?}");
+    let anonymous = net.api.anonymous();
+    let bank = net.api.as_institution(BANK_A);
+    let mut refused_anonymous = Vec::new();
+    for (method, template, scope) in &routes {
+        let path = if *template == "/v1/events" {
+            // A stream whose filter matches nothing: its answer's head is all we read.
+            "/v1/events?kind=SanctionAdded".to_string()
+        } else {
+            concrete_path(template)
+        };
+        let ask = |target: &Target| {
+            let (target, method, path) = (target.clone(), method.to_string(), path.clone());
+            async move {
+                let response = send(&target, &method, &path, &[], Vec::new()).await;
+                let status = response.status();
+                let body = if status.is_success() && path.starts_with("/v1/events") {
+                    Vec::new()
+                } else {
+                    use http_body_util::BodyExt;
+                    response
+                        .into_body()
+                        .collect()
+                        .await
+                        .unwrap()
+                        .to_bytes()
+                        .to_vec()
+                };
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let (status, body) = ask(&anonymous).await;
+        match scope {
+            api::Scope::Public | api::Scope::Submit => assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{method} {path} ({scope:?}) refused without credentials: {status} {body}"
+            ),
+            api::Scope::Party | api::Scope::Regulator | api::Scope::Metrics => {
+                assert_eq!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} ({scope:?}) answered without credentials: {body}"
+                );
+                assert!(body.contains("CREDENTIALS_REQUIRED"), "{path}: {body}");
+                refused_anonymous.push(path.clone());
+            }
+        }
+        let (status, body) = ask(&bank).await;
+        match scope {
+            api::Scope::Regulator | api::Scope::Metrics => {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+                assert!(body.contains("OUT_OF_SCOPE"), "{path}: {body}");
+            }
+            _ => assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}"),
+        }
+        let (status, body) = ask(&net.api).await;
+        assert!(
+            status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+            "{method} {path} refused the regulator: {status} {body}"
+        );
+    }
+    println!(
+        "{} routes walked; refused without credentials: {refused_anonymous:?}",
+        routes.len()
+    );
+    assert!(refused_anonymous.len() >= 16, "{refused_anonymous:?}");
+    net.shutdown().await;
+}
+
+/// Who reads what, party by party: a bank its own customer and not another bank's, a
+/// consumer itself and not another; bad credentials are 401 with their reason; a block
+/// shows its body to the regulator alone; a key rotated on chain signs from the next block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_party_reads_its_own_and_is_refused_the_rest() {
+    let net = TestNet::start().await;
+    let alice = net.funded_wallet(100, BANK_A, 1_000).await;
+    let bob = net.funded_wallet(200, BANK_B, 1_000).await;
+    let a = net.api.as_institution(BANK_A);
+    let b = net.api.as_institution(BANK_B);
+    let as_alice = net.api.as_party(Party::Account(AccountId(100)), &alice);
+    let as_bob = net.api.as_party(Party::Account(AccountId(200)), &bob);
+
+    for path in ["/v1/accounts/100", "/v1/accounts/100/history"] {
+        assert_eq!(get(&a, path).await.status, StatusCode::OK, "{path}");
+        assert_eq!(get(&as_alice, path).await.status, StatusCode::OK, "{path}");
+        get(&b, path)
+            .await
+            .error(StatusCode::FORBIDDEN, "OUT_OF_SCOPE");
+        get(&as_bob, path)
+            .await
+            .error(StatusCode::FORBIDDEN, "OUT_OF_SCOPE");
+        get(&net.api.anonymous(), path)
+            .await
+            .error(StatusCode::UNAUTHORIZED, "CREDENTIALS_REQUIRED");
+    }
+    assert_eq!(get(&b, "/v1/accounts/200").await.status, StatusCode::OK);
+    get(&a, "/v1/institutions/2")
+        .await
+        .error(StatusCode::FORBIDDEN, "OUT_OF_SCOPE");
+    assert_eq!(get(&a, "/v1/institutions/1").await.status, StatusCode::OK);
+
+    // Bob's top-up: his bank and he read it; Bank A and Alice do not.
+    let bob_history = get(&as_bob, "/v1/accounts/200/history").await.json();
+    let top_up = bob_history["entries"][0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/transactions/{top_up}");
+    assert_eq!(get(&as_bob, &path).await.status, StatusCode::OK);
+    assert_eq!(get(&b, &path).await.status, StatusCode::OK);
+    get(&a, &path)
+        .await
+        .error(StatusCode::FORBIDDEN, "OUT_OF_SCOPE");
+    get(&as_alice, &path)
+        .await
+        .error(StatusCode::FORBIDDEN, "OUT_OF_SCOPE");
+
+    // Bad credentials: another key for the party, a party with no key, an old signature.
+    let mallory = key(666);
+    get(
+        &net.api.as_party(Party::Account(AccountId(100)), &mallory),
+        "/v1/accounts/100",
+    )
+    .await
+    .error(StatusCode::UNAUTHORIZED, "BAD_CREDENTIALS");
+    get(
+        &net.api.as_party(Party::Account(AccountId(999)), &mallory),
+        "/v1/accounts/100",
+    )
+    .await
+    .error(StatusCode::UNAUTHORIZED, "UNKNOWN_PARTY");
+    let stale = stale_signature(&net.api, "/v1/accounts/100", &alice);
+    let headers: Vec<(&str, &str)> = stale.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let answer = call(
+        &net.api.anonymous(),
+        "GET",
+        "/v1/accounts/100",
+        &headers,
+        Vec::new(),
+    )
+    .await;
+    answer.error(StatusCode::UNAUTHORIZED, "BAD_CREDENTIALS");
+    assert!(answer.text().contains("old"), "{}", answer.text());
+
+    // A block: header and certificate for anyone, its transactions for the regulator.
+    let public = get(&net.api.anonymous(), "/v1/blocks/1").await.json();
+    assert!(public["certificate"].is_object() && public["header"].is_object());
+    assert!(
+        public.get("txs").is_none() && public.get("results").is_none(),
+        "{public}"
+    );
+    let full = get(&net.api, "/v1/blocks/1").await.json();
+    assert!(
+        full["txs"].is_array() && full["results"].is_object(),
+        "{full}"
+    );
+    let bank_view = get(&a, "/v1/blocks/1").await.json();
+    assert!(bank_view.get("txs").is_none(), "{bank_view}");
+
+    // Alice rotates her key: from the block that commits it, only the new key signs.
+    let fresh = key(101);
+    net.commit(
+        Party::Account(AccountId(100)),
+        &[&alice, &fresh],
+        TxKind::RotateKey {
+            new_key: fresh.public_key(),
+        },
+    )
+    .await;
+    get(&as_alice, "/v1/accounts/100")
+        .await
+        .error(StatusCode::UNAUTHORIZED, "BAD_CREDENTIALS");
+    let rotated = net.api.as_party(Party::Account(AccountId(100)), &fresh);
+    assert_eq!(
+        get(&rotated, "/v1/accounts/100").await.status,
+        StatusCode::OK
+    );
+    net.shutdown().await;
+}
+
+/// Signature headers for `GET path` as `account:100` made ten minutes ago.
+fn stale_signature(
+    target: &Target,
+    path: &str,
+    key: &tally_crypto::SigningKey,
+) -> Vec<(&'static str, String)> {
+    use tally_node::api::signature;
+    let created = i64::try_from(now_ms() / 1000).unwrap() - 600;
+    let uri: hyper::Uri = path.parse().unwrap();
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert("host", target.addr.to_string().parse().unwrap());
+    let covered = signature::covered(&signature::COVERED, "account:100", created).unwrap();
+    let (input, value) = signature::sign(
+        &signature::Message {
+            method: &hyper::Method::GET,
+            scheme: "https",
+            uri: &uri,
+            headers: &headers,
+        },
+        &covered,
+        key,
+    )
+    .unwrap();
+    vec![
+        (signature::SIGNATURE_INPUT, input),
+        (signature::SIGNATURE, value),
+    ]
+}
+
+/// The event stream gives each party only its own events: a bank those touching its
+/// customers (or naming it), a consumer those touching it, the regulator all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_gives_each_party_its_own_events() {
+    let net = TestNet::start().await;
+    let alice = net.funded_wallet(100, BANK_A, 1_000).await;
+    net.funded_wallet(200, BANK_B, 1_000).await;
+    let signed = net.sign(
+        Party::Account(AccountId(100)),
+        &[&alice],
+        TxKind::Transfer {
+            id: TransferId(77),
+            to: AccountId(200),
+            amount: 5,
+        },
+    );
+    net.commit_signed(&signed).await;
+    let head = net.head();
+    let all = stored_events(net.storage(), head);
+    let expect = |filter: &dyn Fn(&serde_json::Value) -> bool| -> Vec<String> {
+        let mut ids = Vec::new();
+        for height in 1..=head {
+            let results = net.results(height);
+            let expired = results.expired.iter();
+            let caused = results.receipts.iter().flat_map(|r| r.events.iter());
+            for (index, event) in expired.chain(caused).enumerate() {
+                if filter(&serde_json::to_value(event).unwrap()) {
+                    ids.push(format!("{height}:{index}"));
+                }
+            }
+        }
+        ids
+    };
+    // The oracle: an event touches an account when its JSON names the id as a field's value.
+    let touches = |account: u128| {
+        move |event: &serde_json::Value| {
+            let text = event.to_string();
+            text.contains(&format!(":{account},")) || text.contains(&format!(":{account}}}"))
+        }
+    };
+    let alice_ids = expect(&touches(100));
+    let bob_ids = expect(&touches(200));
+    // Bank B: its customer's events, and the interbank obligation that names it.
+    let bank_b_ids = expect(&|event: &serde_json::Value| {
+        touches(200)(event)
+            || event
+                .get("ObligationRecorded")
+                .is_some_and(|o| o["from"] == 2 || o["to"] == 2)
+    });
+    assert!(!alice_ids.is_empty() && !bob_ids.is_empty());
+    for (target, want, name) in [
+        (
+            net.api.as_party(Party::Account(AccountId(100)), &alice),
+            alice_ids.clone(),
+            "alice",
+        ),
+        (net.api.as_institution(BANK_B), bank_b_ids.clone(), "bank B"),
+        (
+            net.api.clone(),
+            all.iter().map(|e| e.0.clone()).collect(),
+            "the regulator",
+        ),
+    ] {
+        let mut stream = EventStream::open(&target, "/v1/events?from_height=1", None).await;
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            let (id, data) = stream.next().await;
+            got.push(id.clone());
+            assert!(
+                want.contains(&id),
+                "{name} was sent event {id} that is not its own: {data}"
+            );
+        }
+        assert_eq!(got, want, "{name}");
+        // Nothing of anyone else's follows: a new block of the others' events only.
+        println!("{name}: {} of {} events", got.len(), all.len());
+    }
+    assert!(alice_ids.len() < all.len() && bob_ids.len() < all.len());
+    // Anonymous: no stream at all.
+    let anonymous = send(&net.api.anonymous(), "GET", "/v1/events", &[], Vec::new()).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    net.shutdown().await;
+}
+
+/// One client at its share of streams, or sending faster than its rate, is answered 429,
+/// while another party is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_at_its_share_does_not_stop_another() {
+    let net = TestNet::start_with(Setup {
+        api_limits: api::Limits {
+            streams_per_client_max: 2,
+            requests_per_second_per_client: 1,
+            request_burst_per_client: 40,
+            ..api::Limits::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    net.wait_height(1).await;
+    let a = net.api.as_institution(BANK_A);
+    let b = net.api.as_institution(BANK_B);
+    let path = "/v1/events?kind=SanctionAdded";
+    let held: Vec<_> = [0, 1]
+        .iter()
+        .map(|_| send(&a, "GET", path, &[], Vec::new()))
+        .collect();
+    let mut kept = Vec::new();
+    for opening in held {
+        let response = opening.await;
+        assert_eq!(response.status(), StatusCode::OK);
+        kept.push(response);
+    }
+    call(&a, "GET", path, &[], Vec::new())
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
+    let other = send(&b, "GET", path, &[], Vec::new()).await;
+    assert_eq!(
+        other.status(),
+        StatusCode::OK,
+        "bank B's stream was refused"
+    );
+    drop(kept);
+
+    // Bank A sends past its burst: refused 429 at some point; bank B is still answered.
+    let mut refused_at = None;
+    for i in 0..60 {
+        let answer = get(&a, "/health").await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            answer.error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS");
+            refused_at = Some(i);
+            break;
+        }
+    }
+    let refused_at = refused_at.expect("bank A was never held to its rate");
+    assert!(refused_at >= 30, "refused after only {refused_at} requests");
+    assert_eq!(get(&b, "/health").await.status, StatusCode::OK);
     net.shutdown().await;
 }
 
@@ -1168,7 +1525,7 @@ async fn a_dropped_stream_frees_its_slot() {
     .await;
     net.wait_height(1).await;
     let mut idle = send(
-        net.api,
+        &net.api,
         "GET",
         "/v1/events?kind=SanctionAdded",
         &[],
@@ -1177,14 +1534,14 @@ async fn a_dropped_stream_frees_its_slot() {
     .await;
     assert_eq!(idle.status(), StatusCode::OK);
     for round in 0..3 {
-        get(net.api, "/v1/events")
+        get(&net.api, "/v1/events")
             .await
             .error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_STREAMS");
         drop(idle);
         let dropped = tokio::time::Instant::now();
         idle = loop {
             let answer = send(
-                net.api,
+                &net.api,
                 "GET",
                 "/v1/events?kind=SanctionAdded",
                 &[],
@@ -1225,11 +1582,11 @@ async fn a_dropped_waiter_frees_its_slot() {
             0 => opening(100, 0),
             _ => transfer_from(100, nonce, 101, 1),
         };
-        let api_addr = net.api;
+        let api_addr = net.api.clone();
         let bytes = encoding::encode(&signed);
         let waiting = tokio::spawn(async move {
             send(
-                api_addr,
+                &api_addr,
                 "POST",
                 "/v1/transactions?wait_ms=20000",
                 &[("content-type", "application/octet-stream")],
@@ -1239,12 +1596,12 @@ async fn a_dropped_waiter_frees_its_slot() {
         });
         let path = format!("/v1/transactions/{}", signed.hash().to_hex());
         let deadline = tokio::time::Instant::now() + WAIT;
-        while get(net.api, &path).await.status != StatusCode::OK {
+        while get(&net.api, &path).await.status != StatusCode::OK {
             assert!(tokio::time::Instant::now() < deadline);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         post_bytes(
-            net.api,
+            &net.api,
             "/v1/transactions?wait_ms=10",
             encoding::encode(&opening(200 + u128::from(nonce), 0)),
         )
@@ -1255,7 +1612,7 @@ async fn a_dropped_waiter_frees_its_slot() {
         loop {
             let probe = opening(300 + u128::from(nonce), 0);
             let answer = post_bytes(
-                net.api,
+                &net.api,
                 "/v1/transactions?wait_ms=10",
                 encoding::encode(&probe),
             )

@@ -12,7 +12,6 @@
 mod api_support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use api_support::*;
 use hyper::StatusCode;
@@ -72,7 +71,7 @@ fn touched_accounts() -> Vec<AccountId> {
     accounts
 }
 
-async fn balances(audit_api: SocketAddr) -> BTreeMap<String, Value> {
+async fn balances(audit_api: &Target) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for id in touched_accounts() {
         let answer = get(audit_api, &format!("/v1/accounts/{}", id.0)).await;
@@ -107,7 +106,7 @@ async fn balances(audit_api: SocketAddr) -> BTreeMap<String, Value> {
 
 /// The code of every transaction in blocks `1..=height` as `addr` serves them (the block,
 /// then the transaction's status), sorted.
-async fn committed_codes(addr: SocketAddr, height: u64) -> Vec<String> {
+async fn committed_codes(addr: &Target, height: u64) -> Vec<String> {
     let mut codes = Vec::new();
     for h in 1..=height {
         let block = get(addr, &format!("/v1/blocks/{h}")).await.json();
@@ -123,11 +122,46 @@ async fn committed_codes(addr: SocketAddr, height: u64) -> Vec<String> {
 }
 
 /// A body sent in chunks with no declared length (`Transfer-Encoding: chunked`), over a
-/// raw socket: the server may answer and close before the body is all sent, so the
+/// raw TLS connection: the server may answer and close before the body is all sent, so the
 /// answer is read while the body is still being written, and write errors are ignored.
-async fn post_chunked(addr: SocketAddr, content_type: &str, total: usize) -> Answer {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
+/// A POST whose head declares `declared` body bytes, and no body sent: the answer the node
+/// gives from the head alone.
+async fn post_declared_only(target: &Target, content_type: &str, declared: usize) -> Answer {
+    let stream = tls_stream(target).await;
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let head = format!(
+        "POST {TX} HTTP/1.1\r\nhost: tally.test\r\ncontent-type: {content_type}\r\n\
+         content-length: {declared}\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    writer.flush().await.unwrap();
+    read_answer(&mut reader).await
+}
+
+/// Reads from `reader` until a whole answer arrived.
+async fn read_answer(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> Answer {
+    let mut received = Vec::new();
+    loop {
+        if let Some(answer) = parse_response(&received) {
+            return answer;
+        }
+        let mut buffer = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, reader.read(&mut buffer))
+            .await
+            .expect("no answer in time")
+            .unwrap_or(0);
+        assert!(
+            n > 0,
+            "connection closed before a whole answer: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+    }
+}
+
+async fn post_chunked(target: &Target, content_type: &str, total: usize) -> Answer {
+    let stream = tls_stream(target).await;
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let head = format!(
         "POST {TX} HTTP/1.1\r\nhost: tally.test\r\ncontent-type: {content_type}\r\n\
          transfer-encoding: chunked\r\n\r\n"
@@ -144,23 +178,7 @@ async fn post_chunked(addr: SocketAddr, content_type: &str, total: usize) -> Ans
         }
         writer.write_all(b"0\r\n\r\n").await
     });
-    let mut received = Vec::new();
-    let answer = loop {
-        if let Some(answer) = parse_response(&received) {
-            break answer;
-        }
-        let mut buffer = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, reader.read(&mut buffer))
-            .await
-            .expect("no answer in time")
-            .unwrap_or(0);
-        assert!(
-            n > 0,
-            "connection closed before a whole answer: {}",
-            String::from_utf8_lossy(&received)
-        );
-        received.extend_from_slice(&buffer[..n]);
-    };
+    let answer = read_answer(&mut reader).await;
     sending.abort();
     answer
 }
@@ -205,13 +223,13 @@ fn json_edit(signed: &SignedTransaction, edit: impl FnOnce(&mut Value)) -> Vec<u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_its_error_code_and_changes_nothing() {
     let net = TestNet::with_audit().await;
-    let api = net.api;
-    let audit_api = net.audit_api.unwrap();
+    let api = net.api.clone();
+    let audit_api = net.audit_api.clone().unwrap();
     net.funded_wallet(PAYER, BANK_A, 50_000).await;
     net.funded_wallet(EMPTY, BANK_B, 0).await;
     net.funded_wallet(PAYEE, BANK_A, 1_000).await;
     net.audit_caught_up().await;
-    let before = balances(audit_api).await;
+    let before = balances(&audit_api).await;
     assert_eq!(before[&PAYER.to_string()]["balance"], 50_000, "{before:?}");
 
     // A good transfer, kept unsent: the template most bad input is cut from. Sentinel
@@ -230,7 +248,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         &good_json.as_bytes()[..good_json.len() / 2],
         b"{\"tx\": \xff\xfe}",
     ] {
-        post_json(api, TX, body.to_vec())
+        post_json(&api, TX, body.to_vec())
             .await
             .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
     }
@@ -251,7 +269,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         br#"{"tx": 5, "signatures": []}"#.to_vec(),
     ];
     for body in wrong_types {
-        post_json(api, TX, body)
+        post_json(&api, TX, body)
             .await
             .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
     }
@@ -282,12 +300,12 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         }),
     ];
     for body in missing {
-        post_json(api, TX, body)
+        post_json(&api, TX, body)
             .await
             .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
     }
     // Present but empty: no signature at all.
-    post_json(api, TX, json_edit(&good, |v| v["signatures"] = json!([])))
+    post_json(&api, TX, json_edit(&good, |v| v["signatures"] = json!([])))
         .await
         .error(StatusCode::BAD_REQUEST, "FIELD_OUT_OF_LIMITS");
 
@@ -300,7 +318,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         "\"10\"",
         "null",
     ] {
-        post_json(api, TX, good_json.replace("987654", amount).into_bytes())
+        post_json(&api, TX, good_json.replace("987654", amount).into_bytes())
             .await
             .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
     }
@@ -308,7 +326,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         json_edit(&good, |v| v["tx"]["nonce"] = json!(-1)),
         json_edit(&good, |v| v["tx"]["kind"]["Transfer"]["to"] = json!(-102)),
     ] {
-        post_json(api, TX, edit)
+        post_json(&api, TX, edit)
             .await
             .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
     }
@@ -317,7 +335,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         "\"to\":340282366920938463463374607431768211456",
     );
     assert_ne!(text, good_json);
-    post_json(api, TX, text.into_bytes())
+    post_json(&api, TX, text.into_bytes())
         .await
         .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
     // Well-formed, signed, but out of range: committed and rejected by the ledger (a
@@ -328,7 +346,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         (u64::MAX, 12, "OVER_TIER_SINGLE_LIMIT"),
     ] {
         let signed = transfer(&net, PAYER, PAYEE, id, amount);
-        let answer = post_bytes(api, &wait_path(), encoding::encode(&signed)).await;
+        let answer = post_bytes(&api, &wait_path(), encoding::encode(&signed)).await;
         let body = answer.error(StatusCode::UNPROCESSABLE_ENTITY, code);
         assert_eq!(body["hash"], signed.hash().to_hex());
     }
@@ -341,12 +359,12 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
             amount: u64::MAX,
         },
     );
-    post_bytes(api, &wait_path(), encoding::encode(&top_up))
+    post_bytes(&api, &wait_path(), encoding::encode(&top_up))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_AMOUNT");
     // More than the balance.
     post_bytes(
-        api,
+        &api,
         &wait_path(),
         encoding::encode(&transfer(&net, PAYER, PAYEE, 14, 50_001)),
     )
@@ -354,25 +372,27 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     .error(StatusCode::UNPROCESSABLE_ENTITY, "INSUFFICIENT_FUNDS");
 
     // ---- huge bodies
-    // Declared above the limit: refused before it is read.
-    post_json(api, TX, vec![b' '; REQUEST_BODY_BYTES_MAX + 1])
+    // Declared above the limit: refused before it is read. Only the head is sent: the
+    // answer must come without a byte of the body (a client writing the body could find the
+    // connection closed under it, and that would be a race, not a check).
+    post_declared_only(&api, "application/json", REQUEST_BODY_BYTES_MAX + 1)
         .await
         .error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE");
     // Not declared (chunked), and far above the limit: cut off by its actual length.
-    post_chunked(api, "application/json", 4 * REQUEST_BODY_BYTES_MAX)
+    post_chunked(&api, "application/json", 4 * REQUEST_BODY_BYTES_MAX)
         .await
         .error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE");
-    post_chunked(api, "application/octet-stream", 4 * REQUEST_BODY_BYTES_MAX)
+    post_chunked(&api, "application/octet-stream", 4 * REQUEST_BODY_BYTES_MAX)
         .await
         .error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE");
     // Under the body limit, over a transaction's.
-    post_bytes(api, TX, vec![0; encoding::TX_BYTES_MAX + 1])
+    post_bytes(&api, TX, vec![0; encoding::TX_BYTES_MAX + 1])
         .await
         .error(StatusCode::PAYLOAD_TOO_LARGE, "TRANSACTION_TOO_LARGE");
     let mut long_chain = good.tx.clone();
     long_chain.chain_id = "x".repeat(10_000);
     post_json(
-        api,
+        &api,
         TX,
         serde_json::to_vec(&long_chain.sign(&[&key(PAYER as u64)])).unwrap(),
     )
@@ -381,7 +401,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     let mut long_chain = good.tx.clone();
     long_chain.chain_id = "x".repeat(encoding::CHAIN_ID_BYTES_MAX + 1);
     post_bytes(
-        api,
+        &api,
         TX,
         encoding::encode(&long_chain.sign(&[&key(PAYER as u64)])),
     )
@@ -391,17 +411,17 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         .map(|i| key(7_000 + i))
         .collect();
     let crowded = good.tx.clone().sign(&many_keys.iter().collect::<Vec<_>>());
-    post_bytes(api, TX, encoding::encode(&crowded))
+    post_bytes(&api, TX, encoding::encode(&crowded))
         .await
         .error(StatusCode::BAD_REQUEST, "FIELD_OUT_OF_LIMITS");
 
     // ---- invalid signatures
     let mut forged = good.clone();
     forged.signatures[0].signature.0[3] ^= 1;
-    post_bytes(api, TX, encoding::encode(&forged))
+    post_bytes(&api, TX, encoding::encode(&forged))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE");
-    post_json(api, TX, serde_json::to_vec(&forged).unwrap())
+    post_json(&api, TX, serde_json::to_vec(&forged).unwrap())
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE");
     // A valid signature over another body: the amount raised after signing.
@@ -409,36 +429,36 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     if let TxKind::Transfer { amount, .. } = &mut raised.tx.kind {
         *amount = 49_000;
     }
-    post_bytes(api, TX, encoding::encode(&raised))
+    post_bytes(&api, TX, encoding::encode(&raised))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE");
     // A key that is not a valid point, a small-order key, an all-zero signature.
     let mut bad_key = good.clone();
     bad_key.signatures[0].key = PublicKey([0xff; 32]);
-    post_bytes(api, TX, encoding::encode(&bad_key))
+    post_bytes(&api, TX, encoding::encode(&bad_key))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE");
     let mut small_order = good.clone();
     let mut identity = [0u8; 32];
     identity[0] = 1;
     small_order.signatures[0].key = PublicKey(identity);
-    post_bytes(api, TX, encoding::encode(&small_order))
+    post_bytes(&api, TX, encoding::encode(&small_order))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE");
     let mut zero_sig = good.clone();
     zero_sig.signatures[0].signature.0 = [0; 64];
-    post_bytes(api, TX, encoding::encode(&zero_sig))
+    post_bytes(&api, TX, encoding::encode(&zero_sig))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE");
     // The same signature twice, or out of key order: not the one encoding.
     let mut twice = good.clone();
     twice.signatures.push(twice.signatures[0]);
-    post_bytes(api, TX, encoding::encode(&twice))
+    post_bytes(&api, TX, encoding::encode(&twice))
         .await
         .error(StatusCode::BAD_REQUEST, "FIELD_OUT_OF_LIMITS");
     let mut unsorted = good.tx.clone().sign(&[&key(PAYER as u64), &key(7_000)]);
     unsorted.signatures.reverse();
-    post_bytes(api, TX, encoding::encode(&unsorted))
+    post_bytes(&api, TX, encoding::encode(&unsorted))
         .await
         .error(StatusCode::BAD_REQUEST, "FIELD_OUT_OF_LIMITS");
     // Signed, validly, by someone else's key: the ledger refuses it.
@@ -451,7 +471,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
             amount: 100,
         },
     );
-    post_bytes(api, &wait_path(), encoding::encode(&by_other))
+    post_bytes(&api, &wait_path(), encoding::encode(&by_other))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "WRONG_SIGNER");
     // A top-up the card's bank did not co-sign.
@@ -464,7 +484,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
             amount: 1_000,
         },
     );
-    post_bytes(api, &wait_path(), encoding::encode(&unbacked))
+    post_bytes(&api, &wait_path(), encoding::encode(&unbacked))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "MISSING_CO_SIGNATURE");
 
@@ -472,7 +492,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     let mut elsewhere = good.tx.clone();
     elsewhere.chain_id = "another-chain".into();
     post_bytes(
-        api,
+        &api,
         TX,
         encoding::encode(&elsewhere.clone().sign(&[&key(PAYER as u64)])),
     )
@@ -480,13 +500,13 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     .error(StatusCode::UNPROCESSABLE_ENTITY, "WRONG_CHAIN");
     let mut relabelled = good.clone();
     relabelled.tx.chain_id = "another-chain".into();
-    post_json(api, TX, serde_json::to_vec(&relabelled).unwrap())
+    post_json(&api, TX, serde_json::to_vec(&relabelled).unwrap())
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "WRONG_CHAIN");
     let mut empty_chain = good.tx.clone();
     empty_chain.chain_id = String::new();
     post_bytes(
-        api,
+        &api,
         TX,
         encoding::encode(&empty_chain.sign(&[&key(PAYER as u64)])),
     )
@@ -497,7 +517,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     let bytes = encoding::encode(&good);
     let mut trailing = bytes.clone();
     trailing.push(0);
-    post_bytes(api, TX, trailing)
+    post_bytes(&api, TX, trailing)
         .await
         .error(StatusCode::BAD_REQUEST, "NON_CANONICAL_ENCODING");
     // The nonce (after the chain id, the sender's tag and its one-byte id) as a padded
@@ -508,7 +528,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     let mut padded = bytes[..nonce_at].to_vec();
     padded.extend_from_slice(&[0x80 | bytes[nonce_at], 0x00]);
     padded.extend_from_slice(&bytes[nonce_at + 1..]);
-    post_bytes(api, TX, padded)
+    post_bytes(&api, TX, padded)
         .await
         .error(StatusCode::BAD_REQUEST, "NON_CANONICAL_ENCODING");
     // The nonce as a varint beyond u64.
@@ -516,7 +536,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     overflowing.extend_from_slice(&[0xff; 10]);
     overflowing.push(0x01);
     overflowing.extend_from_slice(&bytes[nonce_at + 1..]);
-    post_bytes(api, TX, overflowing)
+    post_bytes(&api, TX, overflowing)
         .await
         .error(StatusCode::BAD_REQUEST, "MALFORMED_TRANSACTION");
     for body in [
@@ -526,14 +546,14 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         bytes[..bytes.len() - 1].to_vec(),
         good_json.as_bytes().to_vec(),
     ] {
-        post_bytes(api, TX, body)
+        post_bytes(&api, TX, body)
             .await
             .error(StatusCode::BAD_REQUEST, "MALFORMED_TRANSACTION");
     }
     // Neither form: refused whatever the body.
     for content_type in ["text/plain", "application/x-www-form-urlencoded", ""] {
         call(
-            api,
+            &api,
             "POST",
             TX,
             &[("content-type", content_type)],
@@ -542,7 +562,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         .await
         .error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE");
     }
-    call(api, "POST", TX, &[], bytes.clone())
+    call(&api, "POST", TX, &[], bytes.clone())
         .await
         .error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE");
 
@@ -551,8 +571,8 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     let paid = transfer(&net, PAYER, PAYEE, 20, 500);
     net.commit_signed(&paid).await;
     for replay in [
-        post_bytes(api, TX, encoding::encode(&paid)).await,
-        post_json(api, &wait_path(), serde_json::to_vec(&paid).unwrap()).await,
+        post_bytes(&api, TX, encoding::encode(&paid)).await,
+        post_json(&api, &wait_path(), serde_json::to_vec(&paid).unwrap()).await,
     ] {
         let body = replay.error(StatusCode::CONFLICT, "ALREADY_COMMITTED");
         assert_eq!(body["hash"], paid.hash().to_hex());
@@ -568,19 +588,19 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
             amount: 500,
         },
     );
-    post_bytes(api, TX, encoding::encode(&reused))
+    post_bytes(&api, TX, encoding::encode(&reused))
         .await
         .error(StatusCode::CONFLICT, "NONCE_USED");
     // Its transfer id again under a new nonce: the ledger applies an id at most once.
     post_bytes(
-        api,
+        &api,
         &wait_path(),
         encoding::encode(&transfer(&net, PAYER, PAYEE, 20, 500)),
     )
     .await
     .error(StatusCode::UNPROCESSABLE_ENTITY, "TRANSFER_EXISTS");
     post_bytes(
-        api,
+        &api,
         &wait_path(),
         encoding::encode(&transfer(&net, PAYER, PAYEE, 20, 600)),
     )
@@ -592,7 +612,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     // The balances moved by exactly the one real payment, which is now the baseline.
     net.audit_caught_up().await;
     let mut before = before;
-    let after_payment = balances(audit_api).await;
+    let after_payment = balances(&audit_api).await;
     assert_eq!(after_payment[&PAYER.to_string()]["balance"], 50_000 - 500);
     assert_eq!(after_payment[&PAYEE.to_string()]["balance"], 1_000 + 500);
     for id in [PAYER, PAYEE] {
@@ -611,11 +631,11 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
             amount: 100,
         },
     );
-    post_bytes(api, &wait_path(), encoding::encode(&stranger))
+    post_bytes(&api, &wait_path(), encoding::encode(&stranger))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "UNKNOWN_SENDER");
     post_bytes(
-        api,
+        &api,
         &wait_path(),
         encoding::encode(&transfer(&net, PAYER, NOBODY, 31, 100)),
     )
@@ -627,7 +647,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         &[&key(77)],
         TxKind::SettlementCycle,
     );
-    post_bytes(api, &wait_path(), encoding::encode(&ghost_bank))
+    post_bytes(&api, &wait_path(), encoding::encode(&ghost_bank))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "UNKNOWN_SENDER");
     for path in [
@@ -635,10 +655,10 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         format!("/v1/accounts/{STRANGER}/history"),
         "/v1/institutions/77".to_string(),
     ] {
-        get(api, &path)
+        get(&api, &path)
             .await
             .error(StatusCode::NOT_FOUND, "NOT_FOUND");
-        get(audit_api, &path)
+        get(&audit_api, &path)
             .await
             .error(StatusCode::NOT_FOUND, "NOT_FOUND");
     }
@@ -648,7 +668,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
         "/v1/accounts/1e3",
         "/v1/institutions/4294967296",
     ] {
-        get(api, path)
+        get(&api, path)
             .await
             .error(StatusCode::BAD_REQUEST, "BAD_ID");
     }
@@ -656,41 +676,41 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     // ---- hostile shapes: nesting past the parser's depth, bad UTF-8 in paths, headers
     // and query values, numbers past their type
     let deep = "[".repeat(REQUEST_BODY_BYTES_MAX / 2);
-    post_json(api, TX, deep.into_bytes())
+    post_json(&api, TX, deep.into_bytes())
         .await
         .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
     let deep_object = format!("{{\"tx\": {}", "{\"a\": ".repeat(10_000));
-    post_json(api, TX, deep_object.into_bytes())
+    post_json(&api, TX, deep_object.into_bytes())
         .await
         .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
-    get(api, "/v1/accounts/%FF%FE")
+    get(&api, "/v1/accounts/%FF%FE")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_PATH");
-    get(api, "/v1/transactions/%C3%28")
+    get(&api, "/v1/transactions/%C3%28")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_PATH");
     post_bytes(
-        api,
+        &api,
         "/v1/transactions?wait_ms=18446744073709551616",
         encoding::encode(&good),
     )
     .await
     .error(StatusCode::BAD_REQUEST, "BAD_QUERY");
-    post_bytes(api, "/v1/transactions?wait_ms=-1", encoding::encode(&good))
+    post_bytes(&api, "/v1/transactions?wait_ms=-1", encoding::encode(&good))
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_QUERY");
     get(
-        api,
+        &api,
         &format!("/v1/accounts/{PAYER}/history?before=1:4294967296"),
     )
     .await
     .error(StatusCode::BAD_REQUEST, "BAD_CURSOR");
-    get(api, "/v1/events?from_index=4294967296")
+    get(&api, "/v1/events?from_index=4294967296")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_QUERY");
     for cursor in ["1:-1", "18446744073709551616:0", ":", "1:2:3"] {
         call(
-            api,
+            &api,
             "GET",
             "/v1/events",
             &[("last-event-id", cursor)],
@@ -701,21 +721,23 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     }
 
     // ---- the node keeps serving, and nothing moved
-    let health = get(api, "/health").await;
+    let health = get(&api, "/health").await;
     assert_eq!(health.status, StatusCode::OK, "{}", health.text());
     let height = net.audit_caught_up().await;
-    let after = balances(audit_api).await;
+    let after = balances(&audit_api).await;
     assert_eq!(before, after, "bad input moved money");
     // The audit node re-executed every block, the rejected ones included, and agrees.
-    let audit_health = get(audit_api, "/health").await;
+    let audit_health = get(&audit_api, "/health").await;
     assert_eq!(
         audit_health.status,
         StatusCode::OK,
         "{}",
         audit_health.text()
     );
-    let ours = get(api, &format!("/v1/blocks/{height}")).await.json();
-    let theirs = get(audit_api, &format!("/v1/blocks/{height}")).await.json();
+    let ours = get(&api, &format!("/v1/blocks/{height}")).await.json();
+    let theirs = get(&audit_api, &format!("/v1/blocks/{height}"))
+        .await
+        .json();
     assert_eq!(
         ours["results"]["state_root"],
         theirs["results"]["state_root"]
@@ -742,13 +764,13 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     .map(String::from)
     .collect();
     expected.sort();
-    assert_eq!(committed_codes(audit_api, height).await, expected);
+    assert_eq!(committed_codes(&audit_api, height).await, expected);
 
     // A good transaction still commits, and the audit node sees exactly its effect.
     net.commit_signed(&transfer(&net, PAYER, PAYEE, 40, 1_234))
         .await;
     net.audit_caught_up().await;
-    let last = balances(audit_api).await;
+    let last = balances(&audit_api).await;
     assert_eq!(last[&PAYER.to_string()]["balance"], 50_000 - 500 - 1_234);
     assert_eq!(last[&PAYEE.to_string()]["balance"], 1_000 + 500 + 1_234);
     let mut expected = after;
@@ -769,21 +791,17 @@ async fn refused_transactions_leave_no_trace() {
     let good = transfer(&net, PAYER, PAYEE, 1, 10);
     let mut forged = good.clone();
     forged.signatures[0].signature.0[0] ^= 0x80;
-    post_bytes(net.api, TX, encoding::encode(&forged))
+    post_bytes(&net.api, TX, encoding::encode(&forged))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE");
     let mut elsewhere = good.tx.clone();
     elsewhere.chain_id = "another-chain".into();
     let elsewhere = elsewhere.sign(&[&key(PAYER as u64)]);
-    post_bytes(net.api, TX, encoding::encode(&elsewhere))
+    post_bytes(&net.api, TX, encoding::encode(&elsewhere))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "WRONG_CHAIN");
-    for hash in [
-        forged.hash(),
-        elsewhere.hash(),
-        Hash::digest("x", b"y"),
-    ] {
-        get(net.api, &format!("/v1/transactions/{}", hash.to_hex()))
+    for hash in [forged.hash(), elsewhere.hash(), Hash::digest("x", b"y")] {
+        get(&net.api, &format!("/v1/transactions/{}", hash.to_hex()))
             .await
             .error(StatusCode::NOT_FOUND, "NOT_FOUND");
     }

@@ -220,6 +220,7 @@ fn merchant_flows(
                 id: TransferId(9_003),
                 merchant: AccountId(MERCHANT),
                 amount: 20_000,
+                reference: Memo::NONE,
             },
         ),
     ];

@@ -138,6 +138,56 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
         "tally genesis failed: {}",
         String::from_utf8_lossy(&built.stderr)
     );
+    // The API's TLS: a CA and the node's certificate, made by `tally keys`.
+    let file = |name: &str| dir.path().join(name);
+    for args in [
+        vec![
+            "keys",
+            "tls-ca",
+            "--cert-out",
+            path_arg(&file("ca.pem"))?,
+            "--key-out",
+            path_arg(&file("ca.key"))?,
+        ],
+        vec![
+            "keys",
+            "tls-cert",
+            "--ca-cert",
+            path_arg(&file("ca.pem"))?,
+            "--ca-key",
+            path_arg(&file("ca.key"))?,
+            "--name",
+            "127.0.0.1",
+            "--name",
+            "localhost",
+            "--cert-out",
+            path_arg(&file("api-cert.pem"))?,
+            "--key-out",
+            path_arg(&file("api-key.pem"))?,
+        ],
+    ] {
+        let made = tally(&args)?;
+        ensure!(made.status.success(), "{args:?}: {}", text(&made.stderr));
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for private in ["ca.key", "api-key.pem"] {
+            let mode = std::fs::metadata(file(private))?.permissions().mode();
+            ensure!(
+                mode & 0o077 == 0,
+                "{private} is readable by others: {mode:o}"
+            );
+        }
+    }
+    let again = tally(&[
+        "keys",
+        "tls-ca",
+        "--cert-out",
+        path_arg(&file("ca.pem"))?,
+        "--key-out",
+        path_arg(&file("other.key"))?,
+    ])?;
+    ensure!(!again.status.success(), "a CA file was overwritten");
     let peer = SigningKey::from_seed([6; 32]).public_key();
     let config = dir.path().join("tally.toml");
     std::fs::write(
@@ -145,7 +195,8 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
         format!(
             "mode = \"validator\"\nlisten_address = \"127.0.0.1:0\"\napi_address = \"127.0.0.1:0\"\n\
              data_dir = \"data\"\nkey_file = \"node.key\"\ngenesis_file = \"genesis.json\"\n\
-             [[peers]]\naddress = \"127.0.0.1:9\"\npublic_key = \"{peer}\"\n"
+             [[peers]]\naddress = \"127.0.0.1:9\"\npublic_key = \"{peer}\"\n\
+             [api]\ntls_cert_file = \"api-cert.pem\"\ntls_key_file = \"api-key.pem\"\n"
         ),
     )?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
@@ -165,13 +216,16 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
 
     // The node logs these in an order that depends on timing (a lone validator may commit
     // before the API line is written), so wait for all of them in any order.
-    let started = wait_for_all(&lines, &["node running", "HTTP API listening", "committed"])
-        .and_then(|found| health_of(found.get(1).map_or("", String::as_str)));
+    let started = wait_for_all(
+        &lines,
+        &["node running", "HTTP API listening over TLS", "committed"],
+    )
+    .and_then(|found| health_of(found.get(1).map_or("", String::as_str), &file("ca.pem")));
     match started {
-        Ok(health) => {
-            if !health.starts_with("HTTP/1.1 200") || !health.contains("\"height\"") {
+        Ok((status, health)) => {
+            if status != 200 || !health.contains("\"height\"") {
                 let _ = child.kill();
-                bail!("the API's /health answered: {health}");
+                bail!("the API's /health answered {status}: {health}");
             }
         }
         Err(e) => {
@@ -200,19 +254,47 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
     Ok(())
 }
 
-/// Asks the API named in a log line (`address=IP:PORT`) for `/health`, over plain HTTP/1.1.
-fn health_of(api_line: &str) -> Result<String> {
-    use std::io::{Read, Write};
-    let address = api_line
+/// Asks the API named in a log line (`address=IP:PORT`) for `/health`, over TLS trusting
+/// the CA in `ca`, through the project's client.
+fn health_of(api_line: &str, ca: &Path) -> Result<(u16, String)> {
+    let address: std::net::SocketAddr = api_line
         .split_whitespace()
         .find_map(|field| field.strip_prefix("address="))
-        .context("no address in the API's log line")?;
-    let mut stream = std::net::TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
+        .context("no address in the API's log line")?
+        .parse()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime.block_on(async {
+        let tls = tally_node::client::ClientTls::from_ca_file(ca)?;
+        tally_node::client::Api::https(address, &tls)
+            .get("/health")
+            .await
+    })?;
+    Ok((answer.status.as_u16(), text(&answer.body)))
+}
+
+#[test]
+fn node_run_refuses_an_api_without_tls_unless_the_config_says_plain_http() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    KeyFile::write_new(
+        &SigningKey::from_seed([5; 32]),
+        &dir.path().join("node.key"),
+    )?;
+    std::fs::write(dir.path().join("genesis.json"), "{}")?;
+    let config = dir.path().join("tally.toml");
+    let base = "mode = \"validator\"\nlisten_address = \"127.0.0.1:0\"\n\
+                api_address = \"127.0.0.1:0\"\ndata_dir = \"data\"\nkey_file = \"node.key\"\n\
+                genesis_file = \"genesis.json\"\n";
+    std::fs::write(&config, base)?;
+    let out = tally(&["node", "run", "--config", path_arg(&config)?])?;
+    ensure!(!out.status.success());
+    let stderr = text(&out.stderr);
+    ensure!(
+        stderr.contains("[api]") && stderr.contains("plain_http = true"),
+        "{stderr}"
+    );
+    Ok(())
 }
 
 /// Waits until each needle has appeared in some line; returns the first line for each.

@@ -1,5 +1,7 @@
-//! The regulator's page in headless Chromium: served by a running node, it shows the head
-//! height and finds a committed transaction by its hash, rendered into the DOM.
+//! The regulator's page in headless Chromium: served by a running node over TLS, it signs in
+//! with the regulator's institution key (WebCrypto Ed25519, RFC 9421 signatures), shows the
+//! head height and finds a committed transaction by its hash, rendered into the DOM; signed
+//! out, the node refuses it every ledger read.
 //!
 //! Without `/usr/bin/chromium` (Debian's `chromium` package) the test says so and passes,
 //! except under `CI=true`, where `.ci/run` installs it and its absence is a failure.
@@ -33,8 +35,27 @@ fn chromium() -> Result<Option<&'static str>> {
     Ok(None)
 }
 
+/// What Chromium needs to trust the test server's certificate: its public key's pin
+/// (`--ignore-certificate-errors-spki-list`, the base64 sha-256 of its SubjectPublicKeyInfo).
+fn pin_flag(server: &http::Server) -> Result<String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let spki = rcgen::KeyPair::from_pem(&server.key_pem)?.public_key_der();
+    let pin = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(spki));
+    Ok(format!("--ignore-certificate-errors-spki-list={pin}"))
+}
+
+/// The fragment that signs the page in as the regulator (read by the page, never sent).
+fn regulator_credential() -> String {
+    format!(
+        "#credential=institution:{}:{}",
+        REGULATOR.0,
+        hex::encode(institution_key(REGULATOR).seed())
+    )
+}
+
 /// The DOM of `url` after its scripts ran, as headless Chromium dumps it.
-async fn dump_dom(chromium: &str, url: &str) -> Result<String> {
+async fn dump_dom(chromium: &str, pin: &str, url: &str) -> Result<String> {
     let profile = tempfile::tempdir()?;
     let mut command = tokio::process::Command::new(chromium);
     command
@@ -50,6 +71,7 @@ async fn dump_dom(chromium: &str, url: &str) -> Result<String> {
             "--virtual-time-budget=4000",
             "--dump-dom",
         ])
+        .arg(pin)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
         .stdin(Stdio::null())
@@ -68,7 +90,7 @@ async fn dump_dom(chromium: &str, url: &str) -> Result<String> {
 }
 
 /// Saves a picture of `url` to `path`.
-async fn screenshot(chromium: &str, url: &str, path: &str) -> Result<()> {
+async fn screenshot(chromium: &str, pin: &str, url: &str, path: &str) -> Result<()> {
     let profile = tempfile::tempdir()?;
     let status = tokio::time::timeout(
         CHROMIUM_WAIT,
@@ -81,6 +103,7 @@ async fn screenshot(chromium: &str, url: &str, path: &str) -> Result<()> {
                 "--window-size=1400,1800",
                 "--virtual-time-budget=4000",
             ])
+            .arg(pin)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(format!("--screenshot={path}"))
             .arg(url)
@@ -124,6 +147,7 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
         .context("committed")?;
     let server = http::serve(cluster.node(0)?).await?;
     let addr = server.addr;
+    let pin = pin_flag(&server)?;
 
     // The page and its files come with a same-origin-only policy.
     let page = http::get(addr, "/regulator/").await?;
@@ -137,11 +161,28 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
         ensure!(!answer.text().contains("http://") && !answer.text().contains("https://"));
     }
 
-    let url = format!(
-        "http://{addr}/regulator/?tx={}&threshold=1000",
+    // Signed out, the page gets nothing of the ledger: every read is refused.
+    let page_url = format!(
+        "https://{addr}/regulator/?tx={}&threshold=1000",
         known.to_hex()
     );
-    let dom = dump_dom(chromium, &url).await?;
+    let dom = dump_dom(chromium, &pin, &page_url).await?;
+    ensure!(
+        text_of(&dom, "signed-in-as") == Some("nobody"),
+        "signed in without credentials:\n{dom}"
+    );
+    ensure!(
+        dom.contains("CREDENTIALS_REQUIRED") && !dom.contains("id=\"tx-result\""),
+        "the node answered a page that did not sign in:\n{dom}"
+    );
+
+    let url = format!("{page_url}{}", regulator_credential());
+    let dom = dump_dom(chromium, &pin, &url).await?;
+    ensure!(
+        dom.contains(&format!("data-signed-in=\"institution:{}\"", REGULATOR.0)),
+        "the page did not sign in:\n{dom}"
+    );
+    ensure!(!dom.contains("CREDENTIALS_REQUIRED"), "{dom}");
     let head = cluster.height(0)?;
     let shown: u64 = text_of(&dom, "head-height")
         .with_context(|| format!("no head height in the page:\n{dom}"))?
@@ -184,12 +225,20 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
 
     // For a person to look at: `TALLY_PAGE_SCREENSHOT=page.png` keeps a picture of the page.
     if let Ok(path) = std::env::var("TALLY_PAGE_SCREENSHOT") {
-        screenshot(chromium, &url, &path).await?;
+        screenshot(chromium, &pin, &url, &path).await?;
     }
 
     // An unknown hash is reported as not found, in the page.
     let unknown = "ab".repeat(32);
-    let dom = dump_dom(chromium, &format!("http://{addr}/regulator/?tx={unknown}")).await?;
+    let dom = dump_dom(
+        chromium,
+        &pin,
+        &format!(
+            "https://{addr}/regulator/?tx={unknown}{}",
+            regulator_credential()
+        ),
+    )
+    .await?;
     ensure!(
         text_of(&dom, "search-result").is_some() && dom.contains("NOT_FOUND"),
         "{dom}"

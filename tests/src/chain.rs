@@ -384,12 +384,12 @@ pub async fn check_ledger(audit: Api) -> Result<LedgerReport> {
         "the audit node's alarm is raised"
     );
     let mut head = health.height.unwrap_or(0);
-    let mut chain = blocks(audit, 1, head).await?;
+    let mut chain = blocks(audit.clone(), 1, head).await?;
     for _ in 0..QUIET_READ_TRIES {
         let replay = replay(&chain)?;
-        let (accounts, read_height) = read_accounts(audit, &replay.customers).await?;
+        let (accounts, read_height) = read_accounts(audit.clone(), &replay.customers).await?;
         // Blocks committed while reading: harmless if they changed nothing.
-        let later = blocks(audit, head + 1, read_height).await?;
+        let later = blocks(audit.clone(), head + 1, read_height).await?;
         let quiet = later
             .iter()
             .all(|b| b.txs.is_empty() && b.results.expired.is_empty());
@@ -399,7 +399,7 @@ pub async fn check_ledger(audit: Api) -> Result<LedgerReport> {
             continue;
         }
         let mut report = judge(&accounts, &replay, head)?;
-        report.statements = check_audit_reports(audit, &accounts, head).await?;
+        report.statements = check_audit_reports(audit.clone(), &accounts, head).await?;
         return Ok(report);
     }
     bail!("the ledger kept changing while it was read ({QUIET_READ_TRIES} tries)")
@@ -546,7 +546,11 @@ fn int(value: &serde_json::Value, what: &str) -> Result<i128> {
 /// currency; each checked customer account's statement from height 1 opens at zero, carries
 /// every posting once into the next balance, and closes at the account's balance.
 async fn check_audit_reports(audit: Api, accounts: &[AccountView], head: u64) -> Result<usize> {
-    let positions = audit_json(audit, &format!("/v1/audit/net-positions?from=1&to={head}")).await?;
+    let positions = audit_json(
+        audit.clone(),
+        &format!("/v1/audit/net-positions?from=1&to={head}"),
+    )
+    .await?;
     let mut net: BTreeMap<String, i128> = BTreeMap::new();
     for p in field(field(&positions, "open"), "positions")
         .as_array()
@@ -573,7 +577,7 @@ async fn check_audit_reports(audit: Api, accounts: &[AccountView], head: u64) ->
     {
         let id = view.account.id.0;
         let statement = audit_json(
-            audit,
+            audit.clone(),
             &format!("/v1/audit/accounts/{id}/statement?from=1&to={head}"),
         )
         .await?;

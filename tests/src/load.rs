@@ -4,16 +4,13 @@
 //! of submissions that does not wait for anything.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
+use hyper::Method;
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use tally_contracts::{
     AccountId, CardToken, Currency, Party, SignedTransaction, Transaction, TransferId, TxKind,
     encoding,
@@ -21,7 +18,6 @@ use tally_contracts::{
 use tally_crypto::{Hash, SigningKey};
 use tally_devnet::client::{Api, ClientError, Submitter};
 use tally_devnet::layout::{BANK_A, BANK_B, InstitutionSpec, Layout, institution_id};
-use tokio::net::TcpStream;
 
 /// Each wallet's top-up, fen: the tier-1 single-payment limit.
 pub const TOP_UP_FEN: u64 = 500_000;
@@ -110,7 +106,10 @@ pub async fn make_wallets(
                 kind,
             }
             .sign(&[&w.key, &bank_key]);
-            let api = *apis.get(i % apis.len()).ok_or_else(|| anyhow!("no api"))?;
+            let api = apis
+                .get(i % apis.len())
+                .cloned()
+                .ok_or_else(|| anyhow!("no api"))?;
             tasks.spawn(async move { api.submit(&signed).await });
         }
         while let Some(result) = tasks.join_next().await {
@@ -232,13 +231,13 @@ async fn transfer_worker(
     counter: Arc<AtomicUsize>,
 ) -> LoadOutcome {
     let mut outcome = LoadOutcome::default();
-    let Some(first) = apis.first().copied() else {
+    let Some(first) = apis.first().cloned() else {
         return outcome;
     };
     let mut submitter = Submitter::new(first, chain_id);
     let mut n: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
-        let Some(api) = apis.get((start + n as usize) % apis.len()).copied() else {
+        let Some(api) = apis.get((start + n as usize) % apis.len()).cloned() else {
             break;
         };
         submitter.api = api;
@@ -356,13 +355,10 @@ pub struct FloodOutcome {
     pub elapsed: Duration,
 }
 
-/// Submits every transaction once to `address` without waiting for commits, over
-/// `connections` kept-alive connections, as fast as the node answers.
-pub async fn flood(
-    address: SocketAddr,
-    txs: &[SignedTransaction],
-    connections: usize,
-) -> FloodOutcome {
+/// Submits every transaction once to `api`'s node without waiting for commits, from
+/// `connections` submitters over its kept-alive TLS connections, as fast as the node answers.
+pub async fn flood(api: &Api, txs: &[SignedTransaction], connections: usize) -> FloodOutcome {
+    let api = api.clone();
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         txs.iter()
             .map(|t| Bytes::from(encoding::encode(t)))
@@ -372,15 +368,14 @@ pub async fn flood(
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..connections.max(1) {
-        let (bodies, next) = (bodies.clone(), next.clone());
+        let (bodies, next, api) = (bodies.clone(), next.clone(), api.clone());
         tasks.spawn(async move {
             let mut outcome = FloodOutcome::default();
-            let mut connection: Option<Connection> = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
                 outcome.sent += 1;
-                match post(address, &mut connection, body.clone()).await {
+                match post(&api, body.clone()).await {
                     Ok((202 | 200, _)) => outcome.accepted += 1,
                     Ok((status, code)) => {
                         *outcome
@@ -411,57 +406,21 @@ pub async fn flood(
     all
 }
 
-/// A kept-alive HTTP/1 connection to one node.
-struct Connection {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-}
-
-/// `POST /v1/transactions` (canonical bytes, no wait) on the kept connection, made or
-/// remade as needed: the status and the error code, if any.
-async fn post(
-    address: SocketAddr,
-    slot: &mut Option<Connection>,
-    body: Bytes,
-) -> Result<(u16, String)> {
-    let exchange = async {
-        if slot.as_ref().is_none_or(|c| c.sender.is_closed()) {
-            let stream = TcpStream::connect(address).await?;
-            stream.set_nodelay(true)?;
-            let (sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
-            *slot = Some(Connection { sender });
-        }
-        let connection = slot.as_mut().ok_or_else(|| anyhow!("no connection"))?;
-        connection.sender.ready().await?;
-        let request = Request::builder()
-            .method("POST")
-            .uri("/v1/transactions")
-            .header("host", address.to_string())
-            .header("content-type", "application/octet-stream")
-            .body(Full::new(body))?;
-        let response = connection.sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let bytes = http_body_util::Limited::new(response.into_body(), 1 << 20)
-            .collect()
-            .await
-            .map_err(|e| anyhow!("reading the answer: {e}"))?
-            .to_bytes();
-        let code = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
-            .unwrap_or_default();
-        Ok::<_, anyhow::Error>((status, code))
-    };
-    match tokio::time::timeout(POST_TIMEOUT, exchange).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(e)) => {
-            *slot = None;
-            Err(e)
-        }
-        Err(_) => {
-            *slot = None;
-            bail!("no answer from {address} in time")
-        }
-    }
+/// `POST /v1/transactions` (canonical bytes, no wait): the status and the error code, if
+/// any.
+async fn post(api: &Api, body: Bytes) -> Result<(u16, String)> {
+    let exchange = api.request(
+        Method::POST,
+        "/v1/transactions",
+        &[("content-type", "application/octet-stream")],
+        body.to_vec(),
+    );
+    let answer = tokio::time::timeout(POST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| anyhow!("no answer from {} in time", api.address))??;
+    let code = serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    Ok((answer.status.as_u16(), code))
 }

@@ -176,7 +176,8 @@ impl TestNet {
             .nodes
             .get(i)
             .ok_or_else(|| anyhow!("no node {i}"))?
-            .api)
+            .api
+            .clone())
     }
 
     /// The validators' indexes, in layout order.

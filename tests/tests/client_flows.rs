@@ -73,7 +73,10 @@ impl Devnet {
             .enable_all()
             .build()
             .unwrap();
-        let api = format!("http://{}", layout.validators().next().unwrap().api_address);
+        let api = format!(
+            "https://{}",
+            layout.validators().next().unwrap().api_address
+        );
         let mut devnet = Devnet {
             runtime,
             network: None,
@@ -107,10 +110,14 @@ impl Devnet {
         self.layout.dir.join(name).display().to_string()
     }
 
-    /// `tally ARGS --api URL`.
+    /// `tally ARGS --api URL` over TLS (trusting the devnet's CA), reading as the regulator
+    /// (who may read everything; transactions are still sent as their senders).
     fn run(&self, args: &[&str]) -> Run {
+        let ca = self.layout.ca_cert_path().display().to_string();
+        let regulator = self.institution_key(REGULATOR);
         let mut all = args.to_vec();
-        all.extend(["--api", &self.api]);
+        all.extend(["--api", &self.api, "--ca-cert", &ca]);
+        all.extend(["--as", "institution:5", "--as-key", &regulator]);
         self.run_raw(&all)
     }
 
@@ -1321,7 +1328,7 @@ fn every_client_command_runs_every_flow_end_to_end() {
         "--api",
         "https://x:1",
     ]);
-    assert!(https.stderr.contains("plain HTTP"), "{https:?}");
+    assert!(https.stderr.contains("--ca-cert"), "{https:?}");
     // Nothing moved through all of that.
     assert_eq!(net.balance(ALICE), 59_900);
 

@@ -207,7 +207,7 @@ fn two_of_four_validators_stopped_commit_nothing_and_fork_nothing_then_resume() 
         let live_validators: Vec<usize> = validators[..2].to_vec();
         let heard_before = net.metric_sums(&live_validators, VERIFIED).await?;
         // A transfer submitted now is taken, but cannot commit.
-        let mut submitter = Submitter::new(apis[0], net.layout.manifest.chain_id.clone());
+        let mut submitter = Submitter::new(apis[0].clone(), net.layout.manifest.chain_id.clone());
         let pending = {
             let w = &wallets[0];
             let signed = tally_contracts::Transaction {
@@ -221,7 +221,7 @@ fn two_of_four_validators_stopped_commit_nothing_and_fork_nothing_then_resume() 
                 },
             }
             .sign(&[&w.key]);
-            let sent = load::flood(apis[0].address, std::slice::from_ref(&signed), 1).await;
+            let sent = load::flood(&apis[0], std::slice::from_ref(&signed), 1).await;
             ensure!(
                 sent.accepted == 1,
                 "the live validator did not take a transfer: {sent:?}"
@@ -288,7 +288,7 @@ fn two_of_four_validators_stopped_commit_nothing_and_fork_nothing_then_resume() 
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        submitter.api = apis[1];
+        submitter.api = apis[1].clone();
         let (hash, _) = load::honest_transfer(
             &mut submitter,
             &wallets[1],
@@ -540,13 +540,13 @@ fn a_mempool_flood_of_ten_times_its_capacity_stays_bounded_and_honest_transfers_
         // Honest transfers during the flood, to the flooded validator and to another.
         let honest = {
             let (wallets, chain_id) = (wallets.clone(), net.layout.manifest.chain_id.clone());
-            let targets = [apis[0], apis[1]];
+            let targets = [apis[0].clone(), apis[1].clone()];
             tokio::spawn(async move {
                 let mut tasks = tokio::task::JoinSet::new();
                 for (k, w) in wallets.iter().enumerate() {
                     let to = wallets[(k + 1) % wallets.len()].id;
                     let (w, chain_id) = (w.clone(), chain_id.clone());
-                    let api = targets[k % 2];
+                    let api = targets[k % 2].clone();
                     tasks.spawn(async move {
                         let mut submitter = Submitter::new(api, chain_id);
                         let mut done = Vec::new();
@@ -573,7 +573,7 @@ fn a_mempool_flood_of_ten_times_its_capacity_stays_bounded_and_honest_transfers_
                 Ok::<_, anyhow::Error>(all)
             })
         };
-        let outcome = load::flood(net.api(flooded)?.address, &flood_txs, 32).await;
+        let outcome = load::flood(&net.api(flooded)?, &flood_txs, 32).await;
         let honest = honest.await.context("the honest senders")??;
         sampling.store(false, std::sync::atomic::Ordering::Relaxed);
         let (peak_rss, peak_mempool) = sampler.await.context("the sampler")?;
@@ -717,7 +717,7 @@ fn partitions_3_1_and_2_2_the_side_above_two_thirds_goes_on_and_all_converge_whe
         // Cut off, the lone validator may still decide the height in flight, none after.
         let cut_at = net.top_height().await;
         let m0 = heights(net, &majority).await?;
-        let mut submitter = Submitter::new(apis[0], chain_id.clone());
+        let mut submitter = Submitter::new(apis[0].clone(), chain_id.clone());
         let (hash, _) = load::honest_transfer(
             &mut submitter,
             &wallets[0],
@@ -792,7 +792,7 @@ fn partitions_3_1_and_2_2_the_side_above_two_thirds_goes_on_and_all_converge_whe
             "[partitions] healed: all nodes past {resume} in {:.2} s",
             healed.elapsed().as_secs_f64()
         );
-        submitter.api = apis[3];
+        submitter.api = apis[3].clone();
         let (hash, _) = load::honest_transfer(
             &mut submitter,
             &wallets[1],
@@ -833,7 +833,7 @@ fn a_double_voting_validator_among_four_honest_agree_the_chain_goes_on_and_the_a
             equivocation_seen(net, &v[..3]).await?;
             // The evidence reaches a block, and the audit node shows it.
             let audit = net.api(net.audit()?)?;
-            let shown = evidence_shown_against(audit, 3).await?;
+            let shown = evidence_shown_against(audit.clone(), 3).await?;
             let outcome = load.stop().await;
             ensure!(outcome.rejected == 0, "the ledger rejected load transfers");
             converge(net).await?;
@@ -947,7 +947,7 @@ fn the_other_byzantine_modes_one_validator_of_four_the_honest_agree_and_the_chai
             // become evidence on chain, which the audit node shows.
             equivocation_seen(net, &v[..3]).await?;
             let audit = net.api(net.audit()?)?;
-            let shown = evidence_shown_against(audit, 3).await?;
+            let shown = evidence_shown_against(audit.clone(), 3).await?;
             eprintln!(
                 "[byzantine-modes] equivocating proposer: {} evidence items shown by the audit node",
                 shown.len()

@@ -4,12 +4,13 @@
 //! bytes ([`AccountId::to_key_bytes`]); pages go from newest to oldest, and `next_before`
 //! is the cursor of the next older page.
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tally_contracts::{Account, AccountId, Event, Ledger, SignedTransaction, TierLimits, query};
 use tally_crypto::Hash;
 
+use super::caller::{Caller, out_of_scope};
 use super::error::ApiError;
 use super::params::{self, ApiPath, ApiQuery, Position};
 use super::transactions::stored_results;
@@ -35,6 +36,7 @@ pub struct AccountView {
 
 pub async fn account(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AccountView>, ApiError> {
     let id = AccountId(params::decimal("account id", &id)?);
@@ -42,6 +44,9 @@ pub async fn account(
         Ok((query::account(s, id)?, Ledger::rules(s)?))
     })?;
     let account = account.ok_or_else(|| ApiError::not_found("account"))?;
+    if !caller.reads_account(&account) {
+        return Err(out_of_scope(&format!("account {}", id.0)));
+    }
     let tier_limits = account
         .kind
         .has_holder()
@@ -83,6 +88,7 @@ pub struct HistoryPage {
 
 pub async fn history(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
@@ -97,8 +103,10 @@ pub async fn history(
             index: p.index,
         });
     let limit = params::page_limit(q.limit, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX)?;
-    if query::account(&api.ctx.storage, id)?.is_none() {
-        return Err(ApiError::not_found("account"));
+    let account =
+        query::account(&api.ctx.storage, id)?.ok_or_else(|| ApiError::not_found("account"))?;
+    if !caller.reads_account(&account) {
+        return Err(out_of_scope(&format!("account {}", id.0)));
     }
     let locations = api
         .ctx

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tally_contracts::query::{self, Obligation};
 use tally_contracts::{Account, AccountId, AccountKind, Currency, InstitutionId, net_positions};
@@ -23,6 +23,7 @@ use super::audit_scan::{
     scan_range,
 };
 use super::error::ApiError;
+use super::fair::ClientKey;
 use super::params::{self, ApiPath, ApiQuery};
 use super::{ApiState, at_head};
 use crate::storage::Storage;
@@ -115,6 +116,7 @@ fn filters(
 /// `GET /v1/audit/net-positions`: open positions at the head, flows over a range.
 pub async fn net_positions_view(
     State(api): ApiState,
+    Extension(client): Extension<ClientKey>,
     ApiQuery(q): ApiQuery<PositionsQuery>,
 ) -> Result<Json<PositionsView>, ApiError> {
     let (currency, institution) = filters(q.currency.as_deref(), q.institution.as_deref())?;
@@ -122,7 +124,7 @@ pub async fn net_positions_view(
     let keep = move |c: &str, i: InstitutionId| {
         currency.as_deref().is_none_or(|x| x == c) && institution.is_none_or(|x| x == i)
     };
-    scan(&api, move |storage| {
+    scan(&api, client, move |storage| {
         let (height, mut open) = at_head(storage, open_positions)?;
         let mut book = AccountBook::default();
         let mut sums = FlowSums::default();
@@ -214,6 +216,7 @@ pub fn large_movements(
 /// `GET /v1/audit/large-transactions`: movements of at least `threshold` in a range.
 pub async fn large_transactions(
     State(api): ApiState,
+    Extension(client): Extension<ClientKey>,
     ApiQuery(q): ApiQuery<LargeQuery>,
 ) -> Result<Json<LargeView>, ApiError> {
     let threshold = threshold(q.threshold.as_deref(), None)?;
@@ -224,7 +227,7 @@ pub async fn large_transactions(
         .transpose()?
         .map(|c| c.to_string());
     let range = q.range.resolve(&api.ctx.storage)?;
-    scan(&api, move |storage| {
+    scan(&api, client, move |storage| {
         let mut book = AccountBook::default();
         let (items, next_from) =
             large_movements(storage, range, threshold, currency.as_deref(), &mut book)?;
@@ -395,6 +398,7 @@ pub fn frozen(
 /// `GET /v1/audit/frozen`: frozen accounts and held funds, at the head.
 pub async fn frozen_view(
     State(api): ApiState,
+    Extension(client): Extension<ClientKey>,
     ApiQuery(q): ApiQuery<FrozenQuery>,
 ) -> Result<Json<FrozenView>, ApiError> {
     let after = q
@@ -403,7 +407,7 @@ pub async fn frozen_view(
         .map(|a| params::decimal("after", a).map(AccountId))
         .transpose()?;
     let limit = params::page_limit(q.limit, 100, FROZEN_PAGE_MAX)?;
-    scan(&api, move |storage| {
+    scan(&api, client, move |storage| {
         Ok(Json(frozen(storage, after, limit, 1)?))
     })
     .await
@@ -559,6 +563,7 @@ pub fn statement(
 /// `GET /v1/audit/accounts/{id}/statement`.
 pub async fn statement_view(
     State(api): ApiState,
+    Extension(client): Extension<ClientKey>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Json<Statement>, ApiError> {
@@ -567,7 +572,7 @@ pub async fn statement_view(
     if query::account(&api.ctx.storage, id)?.is_none() {
         return Err(ApiError::not_found("account"));
     }
-    scan(&api, move |storage| {
+    scan(&api, client, move |storage| {
         Ok(Json(statement(storage, id, range)?))
     })
     .await

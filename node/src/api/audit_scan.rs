@@ -15,6 +15,7 @@ use tally_crypto::Hash;
 
 use super::Api;
 use super::error::ApiError;
+use super::fair::ClientKey;
 use crate::block::{Block, BlockResults};
 use crate::storage::{Storage, StorageError};
 
@@ -180,15 +181,10 @@ impl RangeQuery {
 /// Runs a scan on the blocking pool, holding one of the node's few scan permits.
 pub async fn scan<T: Send + 'static>(
     api: &Api,
+    client: ClientKey,
     work: impl FnOnce(&Storage) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = api.scans.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_SCANS",
-            "too many audit scans are running; retry shortly",
-        )
-    })?;
+    let _share = Api::share(&api.scans, client, "TOO_MANY_SCANS", "audit scans")?;
     let storage = api.ctx.storage.clone();
     tokio::task::spawn_blocking(move || work(&storage))
         .await

@@ -1,14 +1,19 @@
 //! Committed blocks with their certificates and results, the validators seen signing, and
 //! equivocation evidence carried in blocks.
+//!
+//! What proves the chain is public: a block's header, hash, certificate and evidence. Its
+//! body (every party's transactions) and results (their receipts and events) are the
+//! regulator's: no institution may read another's customers' payments from a block.
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tally_consensus::{
     BlockHash, CommitCertificate, Evidence, MESSAGE_BYTES_MAX, Validator, ValidatorIndex,
 };
 use tally_crypto::PublicKey;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use super::params::{self, ApiPath, ApiQuery};
 use super::transactions::stored_results;
@@ -24,11 +29,15 @@ pub struct BlockView {
     height: u64,
     hash: BlockHash,
     header: BlockHeader,
-    txs: Vec<tally_contracts::SignedTransaction>,
+    /// The regulator's only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    txs: Option<Vec<tally_contracts::SignedTransaction>>,
     evidence: Vec<Evidence>,
     certificate: CommitCertificate,
-    /// The state root after the block, the holds it released and one receipt per tx.
-    results: BlockResults,
+    /// The state root after the block, the holds it released and one receipt per tx. The
+    /// regulator's only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<BlockResults>,
 }
 
 fn damaged(message: String) -> ApiError {
@@ -53,16 +62,21 @@ fn stored_certificate(api: &Api, height: u64) -> Result<CommitCertificate, ApiEr
         .map_err(|e| damaged(format!("the certificate of block {height}: {e}")))
 }
 
-fn view(api: &Api, height: u64) -> Result<BlockView, ApiError> {
+fn view(api: &Api, height: u64, caller: &Caller) -> Result<BlockView, ApiError> {
     let (hash, block) = stored_block(api, height)?.ok_or_else(|| ApiError::not_found("block"))?;
+    let body = caller.is_regulator();
     Ok(BlockView {
         height,
         hash,
         header: block.header,
-        txs: block.txs,
+        txs: body.then_some(block.txs),
         evidence: block.evidence,
         certificate: stored_certificate(api, height)?,
-        results: stored_results(&api.ctx, height)?,
+        results: if body {
+            Some(stored_results(&api.ctx, height)?)
+        } else {
+            None
+        },
     })
 }
 
@@ -73,16 +87,20 @@ fn head(api: &Api) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::not_found("block (none committed yet)"))
 }
 
-pub async fn latest(State(api): ApiState) -> Result<Json<BlockView>, ApiError> {
-    Ok(Json(view(&api, head(&api)?)?))
+pub async fn latest(
+    State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<BlockView>, ApiError> {
+    Ok(Json(view(&api, head(&api)?, &caller)?))
 }
 
 pub async fn at_height(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(height): ApiPath<String>,
 ) -> Result<Json<BlockView>, ApiError> {
     let height = params::decimal("height", &height)?;
-    Ok(Json(view(&api, height)?))
+    Ok(Json(view(&api, height, &caller)?))
 }
 
 /// The validators: who proposed the latest block and which validator indexes signed its

@@ -199,6 +199,14 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
+pub fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this route does not take that method",
+    )
+}
+
 pub fn body_too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,

@@ -7,23 +7,30 @@
 //! with `Last-Event-ID` (or `from_height`/`from_index`) under any filter gets every
 //! matching event after it exactly once: stored results never change once committed.
 //!
+//! **Who sees what.** A stream carries only the events its caller may see (see
+//! `caller.rs`): the regulator every event, an institution those touching its accounts or
+//! naming it, an account those touching it. The subscriber's own filter narrows that further.
+//!
 //! **Flow.** One task per stream reads blocks in height order and sends matching events
 //! into a bounded channel; when it reaches the head it waits for the next commit. A slow
 //! client fills the channel and the task waits for it, holding no more than the buffer.
 
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tally_contracts::{AccountId, Event, InstitutionId};
+use tally_contracts::{AccountId, CycleId, Event, InstitutionId, OrderId};
 use tally_crypto::Hash;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::caller::{Caller, Sight};
 use super::error::ApiError;
+use super::fair::ClientKey;
 use super::params::{self, ApiQuery, Position};
 use super::transactions::stored_results;
 use super::{Api, ApiState};
@@ -62,13 +69,31 @@ pub fn of_block(height: u64, results: &BlockResults) -> impl Iterator<Item = Eve
         })
 }
 
-/// Who an event concerns, for filtering.
+/// Who an event concerns: for the subscriber's filter, and for what each party may see.
 #[derive(Debug, Default)]
-struct Parties {
-    kind: &'static str,
-    accounts: Vec<AccountId>,
-    merchant: Option<AccountId>,
-    institutions: Vec<InstitutionId>,
+pub struct Parties {
+    pub kind: &'static str,
+    pub accounts: Vec<AccountId>,
+    pub merchant: Option<AccountId>,
+    pub institutions: Vec<InstitutionId>,
+    /// Orders whose merchant the event also concerns (a refund, a void, a cancellation).
+    pub orders: Vec<OrderId>,
+    /// Settlement cycles whose members the event concerns.
+    pub cycles: Vec<CycleId>,
+    /// Who else sees it, beyond the parties named.
+    pub reach: Reach,
+}
+
+/// Beyond the parties an event names, who may see it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Only the parties named (and their institutions, and the regulator).
+    #[default]
+    Named,
+    /// Every institution: rules every bank applies (governance, the sanctions list).
+    Institutions,
+    /// Every authenticated party: published prices.
+    Everyone,
 }
 
 /// Every kind an event may have, as `kind=` accepts them.
@@ -106,19 +131,36 @@ const KINDS: &[&str] = &[
     "AccountUnfrozen",
     "SanctionAdded",
     "SanctionRemoved",
+    "DisputeOpened",
+    "DisputeResolved",
+    "RefundRequested",
+    "RefundRequestAnswered",
+    "EncryptionKeySet",
 ];
 
 // Exhaustive on purpose: a new kind of event must say whom it notifies, or it would be
-// silently missing from every filtered stream.
-fn parties(event: &Event) -> Parties {
+// silently missing from every filtered stream, and from every party's sight.
+pub fn parties(event: &Event) -> Parties {
     let p = |kind, accounts: &[AccountId], merchant, institutions: &[InstitutionId]| Parties {
         kind,
         accounts: accounts.to_vec(),
         merchant,
         institutions: institutions.to_vec(),
+        ..Parties::default()
     };
+    let with_order = |parties: Parties, order: OrderId| Parties {
+        orders: vec![order],
+        ..parties
+    };
+    let with_cycle = |parties: Parties, cycle: CycleId| Parties {
+        cycles: vec![cycle],
+        ..parties
+    };
+    let reaching = |parties: Parties, reach: Reach| Parties { reach, ..parties };
     match event {
-        Event::GovernanceApplied { .. } => p("GovernanceApplied", &[], None, &[]),
+        Event::GovernanceApplied { .. } => {
+            reaching(p("GovernanceApplied", &[], None, &[]), Reach::Institutions)
+        }
         Event::AccountRegistered {
             account,
             institution,
@@ -157,9 +199,13 @@ fn parties(event: &Event) -> Parties {
         Event::PaymentHeld {
             payer, merchant, ..
         } => p("PaymentHeld", &[*payer, *merchant], Some(*merchant), &[]),
-        Event::PaymentVoided { payer, .. } => p("PaymentVoided", &[*payer], None, &[]),
-        Event::OrderCancelled { .. } => p("OrderCancelled", &[], None, &[]),
-        Event::Refunded { payer, .. } => p("Refunded", &[*payer], None, &[]),
+        Event::PaymentVoided { payer, order, .. } => {
+            with_order(p("PaymentVoided", &[*payer], None, &[]), *order)
+        }
+        Event::OrderCancelled { order } => with_order(p("OrderCancelled", &[], None, &[]), *order),
+        Event::Refunded { payer, order, .. } => {
+            with_order(p("Refunded", &[*payer], None, &[]), *order)
+        }
         Event::CollectedByCode {
             payer, merchant, ..
         } => p(
@@ -179,7 +225,10 @@ fn parties(event: &Event) -> Parties {
         }
         Event::BillIssued { biller, .. } => p("BillIssued", &[*biller], None, &[]),
         Event::BillPaid { payer, biller, .. } => p("BillPaid", &[*payer, *biller], None, &[]),
-        Event::FxRatePublished { provider, .. } => p("FxRatePublished", &[], None, &[*provider]),
+        Event::FxRatePublished { provider, .. } => reaching(
+            p("FxRatePublished", &[], None, &[*provider]),
+            Reach::Everyone,
+        ),
         Event::RemittanceCredited {
             sender,
             beneficiary,
@@ -193,14 +242,64 @@ fn parties(event: &Event) -> Parties {
                 positions.iter().map(|p| p.institution).collect();
             p("SettlementCycleOpened", &[], None, &institutions)
         }
-        Event::SettlementConfirmed { institution, .. } => {
-            p("SettlementConfirmed", &[], None, &[*institution])
+        Event::SettlementConfirmed { institution, cycle } => {
+            with_cycle(p("SettlementConfirmed", &[], None, &[*institution]), *cycle)
         }
-        Event::SettlementClosed { .. } => p("SettlementClosed", &[], None, &[]),
+        Event::SettlementClosed { cycle } => {
+            with_cycle(p("SettlementClosed", &[], None, &[]), *cycle)
+        }
         Event::AccountFrozen { account, .. } => p("AccountFrozen", &[*account], None, &[]),
         Event::AccountUnfrozen { account } => p("AccountUnfrozen", &[*account], None, &[]),
-        Event::SanctionAdded { .. } => p("SanctionAdded", &[], None, &[]),
-        Event::SanctionRemoved { .. } => p("SanctionRemoved", &[], None, &[]),
+        Event::SanctionAdded { .. } => {
+            reaching(p("SanctionAdded", &[], None, &[]), Reach::Institutions)
+        }
+        Event::SanctionRemoved { .. } => {
+            reaching(p("SanctionRemoved", &[], None, &[]), Reach::Institutions)
+        }
+        // Both sides of a dispute or a refund request see it, and the deciding bank.
+        Event::DisputeOpened {
+            payer,
+            merchant,
+            decider,
+            ..
+        } => p(
+            "DisputeOpened",
+            &[*payer, *merchant],
+            Some(*merchant),
+            &[*decider],
+        ),
+        Event::DisputeResolved {
+            payer,
+            merchant,
+            decided_by,
+            ..
+        } => p(
+            "DisputeResolved",
+            &[*payer, *merchant],
+            Some(*merchant),
+            decided_by.as_slice(),
+        ),
+        Event::RefundRequested {
+            payer, merchant, ..
+        } => p(
+            "RefundRequested",
+            &[*payer, *merchant],
+            Some(*merchant),
+            &[],
+        ),
+        Event::RefundRequestAnswered {
+            payer, merchant, ..
+        } => p(
+            "RefundRequestAnswered",
+            &[*payer, *merchant],
+            Some(*merchant),
+            &[],
+        ),
+        // A public key: every sender's client seals to it.
+        Event::EncryptionKeySet { institution, .. } => reaching(
+            p("EncryptionKeySet", &[], None, &[*institution]),
+            Reach::Everyone,
+        ),
     }
 }
 
@@ -271,6 +370,8 @@ impl Filter {
 
 pub async fn stream(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+    Extension(client): Extension<ClientKey>,
     ApiQuery(query): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -300,18 +401,13 @@ pub async fn stream(
             },
         },
     };
-    let permit = api.streams.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_STREAMS",
-            "too many event streams are open; try again later",
-        )
-    })?;
+    let share = Api::share(&api.streams, client, "TOO_MANY_STREAMS", "event streams")?;
     let (sender, receiver) = mpsc::channel(api.limits.stream_buffer_events_max.max(1));
     let api = api.clone();
+    let mut sight = Sight::new(caller, api.ctx.storage.clone());
     tokio::spawn(async move {
-        let _permit = permit;
-        if let Err(e) = pump(&api, &filter, start, &sender).await {
+        let _share = share;
+        if let Err(e) = pump(&api, &filter, &mut sight, start, &sender).await {
             // The client learns why its stream ended; its last id lets it resume.
             let body = serde_json::json!({ "code": e.code, "message": e.message });
             let _ = sender
@@ -331,6 +427,7 @@ pub async fn stream(
 async fn pump(
     api: &Api,
     filter: &Filter,
+    sight: &mut Sight,
     start: Position,
     sender: &mpsc::Sender<Result<SseEvent, Infallible>>,
 ) -> Result<(), ApiError> {
@@ -346,7 +443,7 @@ async fn pump(
             }
             let results = stored_results(&api.ctx, next.height)?;
             for view in of_block(next.height, &results).skip(next.index as usize) {
-                if !filter.matches(&view.event) {
+                if !filter.matches(&view.event) || !sight.sees_event(&view.event)? {
                     continue;
                 }
                 let data = serde_json::to_string(&view).map_err(|e| {

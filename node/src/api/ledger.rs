@@ -6,8 +6,8 @@
 //! big-endian fields; postcard values). The API tests create each and read it back, so a
 //! change of layout fails them.
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tally_contracts::fx::{FxRate, RATE_SCALE};
 use tally_contracts::{
@@ -16,6 +16,7 @@ use tally_contracts::{
 };
 use tally_crypto::PublicKey;
 
+use super::caller::{Caller, Sight, out_of_scope};
 use super::error::ApiError;
 use super::params::{self, ApiPath, ApiQuery};
 use super::{ApiState, at_head};
@@ -43,39 +44,78 @@ fn found<T>(what: &str, read: (u64, Option<T>)) -> Result<Json<AtHeight<T>>, Api
     }
 }
 
+/// An open order is shown to any party (the would-be payer has only its id, from the
+/// merchant); once paid or cancelled, only to its merchant and payer and their institutions.
 pub async fn order(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AtHeight<tally_contracts::Order>>, ApiError> {
     let id = OrderId(params::decimal("order id", &id)?);
     let read = at_head(&api.ctx.storage, |s| Ok(query::order(s, id)?))?;
+    if let Some(order) = &read.1
+        && order.status != tally_contracts::OrderStatus::Open
+    {
+        let mut parties = vec![order.merchant];
+        parties.extend(order.payer);
+        if !Sight::new(caller, api.ctx.storage.clone()).sees_accounts(&parties)? {
+            return Err(out_of_scope(&format!("order {}", id.0)));
+        }
+    }
     found("order", (read.0, read.1))
 }
 
+/// An unpaid bill is shown to any party (the biller's customer pays it by its id); a paid
+/// one only to its biller and payer and their institutions.
 pub async fn bill(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AtHeight<tally_contracts::Bill>>, ApiError> {
     let id = BillId(params::decimal("bill id", &id)?);
     let read = at_head(&api.ctx.storage, |s| Ok(query::bill(s, id)?))?;
+    if let Some(bill) = &read.1
+        && let Some(payer) = bill.paid_by
+        && !Sight::new(caller, api.ctx.storage.clone()).sees_accounts(&[bill.biller, payer])?
+    {
+        return Err(out_of_scope(&format!("bill {}", id.0)));
+    }
     found("bill", (read.0, read.1))
 }
 
+/// A hold, to the parties of its two accounts.
 pub async fn hold(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AtHeight<tally_contracts::Hold>>, ApiError> {
     let id = TransferId(params::decimal("hold id", &id)?);
     let read = at_head(&api.ctx.storage, |s| Ok(query::hold(s, id)?))?;
+    if let Some(hold) = &read.1
+        && !Sight::new(caller, api.ctx.storage.clone()).sees_accounts(&[hold.debit, hold.credit])?
+    {
+        return Err(out_of_scope(&format!("hold {}", id.0)));
+    }
     found("hold", (read.0, read.1))
 }
 
+/// A settlement cycle, to the institutions it nets.
 pub async fn cycle(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AtHeight<tally_contracts::SettlementCycleRecord>>, ApiError> {
     let id = CycleId(params::decimal("settlement cycle id", &id)?);
     let read = at_head(&api.ctx.storage, |s| Ok(query::cycle(s, id)?))?;
+    if let Some(cycle) = &read.1
+        && !cycle
+            .positions
+            .iter()
+            .any(|p| caller.reads_institution(p.institution))
+        && !caller.is_regulator()
+    {
+        return Err(out_of_scope(&format!("settlement cycle {}", id.0)));
+    }
     found("settlement cycle", (read.0, read.1))
 }
 
@@ -235,11 +275,16 @@ pub struct InstitutionView {
     positions: Vec<NetPosition>,
 }
 
+/// An institution's record and open obligations, to itself and the regulator.
 pub async fn institution(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AtHeight<InstitutionView>>, ApiError> {
     let id = InstitutionId(params::decimal("institution id", &id)?);
+    if !caller.reads_institution(id) {
+        return Err(out_of_scope(&format!("institution {}", id.0)));
+    }
     let (height, (institution, obligations)) = at_head(&api.ctx.storage, |s| {
         Ok((query::institution(s, id)?, read_obligations(s)?))
     })?;

@@ -10,56 +10,96 @@ mod audit;
 mod audit_page;
 mod audit_scan;
 mod blocks;
+pub mod caller;
 mod error;
 mod events;
+pub mod fair;
 mod ledger;
 mod params;
 mod report;
+pub mod scope;
+pub mod signature;
+pub mod tls;
 mod transactions;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::Serialize;
-use tokio::sync::Semaphore;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::service::NodeContext;
+pub use caller::Caller;
 pub use error::ApiError;
+use fair::{ClientKey, Pool, Rates, Refused, Share};
+pub use scope::Scope;
 
 /// The largest request body: a transaction is at most 2 KiB canonically, a little more as
 /// JSON; anything bigger is refused before it is read.
 pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 
-/// Limits on what clients may hold open. Defaults suit a validator; tests shrink them.
+/// Limits on what clients may hold open and send, for the node and for each client (the
+/// party a request is signed as, or its IP address without credentials; see `fair.rs`).
+/// Defaults suit a validator; tests shrink them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Event streams open at once; one more is answered 429.
     pub streams_max: usize,
+    /// Event streams one client may hold open.
+    pub streams_per_client_max: usize,
     /// Events buffered per stream before the stream waits for its client.
     pub stream_buffer_events_max: usize,
     /// Submissions waiting for their commit at once (`?wait_ms`); one more is answered 429.
     pub waiters_max: usize,
+    /// Submissions one client may have waiting at once.
+    pub waiters_per_client_max: usize,
     /// The longest a submission may wait for its commit.
     pub wait_ms_max: u64,
+    /// Audit scans running at once (each may read thousands of blocks).
+    pub scans_max: usize,
+    /// Audit scans one client may run at once.
+    pub scans_per_client_max: usize,
+    /// Requests one client may send a second, on average.
+    pub requests_per_second_per_client: u64,
+    /// Requests one client may send at once after a quiet while.
+    pub request_burst_per_client: u64,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            streams_max: 256,
+            streams_max: 1024,
+            streams_per_client_max: 16,
             stream_buffer_events_max: 256,
             waiters_max: 1024,
+            waiters_per_client_max: 256,
             wait_ms_max: 30_000,
+            scans_max: 4,
+            scans_per_client_max: 2,
+            requests_per_second_per_client: 10_000,
+            request_burst_per_client: 20_000,
         }
     }
+}
+
+/// How the API is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    pub limits: Limits,
+    /// Whether requests arrive over TLS (the `@scheme` a signature may cover).
+    pub tls: bool,
+    /// Whether `/metrics` answers without credentials.
+    pub metrics_public: bool,
 }
 
 /// What every handler shares.
@@ -67,67 +107,202 @@ impl Default for Limits {
 struct Api {
     ctx: NodeContext,
     limits: Limits,
-    streams: Arc<Semaphore>,
-    waiters: Arc<Semaphore>,
-    /// Audit scans running at once (each may read thousands of blocks).
-    scans: Arc<Semaphore>,
+    tls: bool,
+    metrics_public: bool,
+    streams: Pool,
+    waiters: Pool,
+    scans: Pool,
+    rates: Rates,
+    /// The scope of every route, by path and method: the guard's table.
+    scopes: BTreeMap<&'static str, BTreeMap<Method, Scope>>,
 }
 
-/// Audit scans that may run at once; one more is answered 429.
-pub const SCANS_MAX: usize = 4;
+impl Api {
+    /// One unit of `pool` for `client`, or a 429 naming what is full.
+    fn share(
+        pool: &Pool,
+        client: ClientKey,
+        code: &'static str,
+        what: &str,
+    ) -> Result<Share, ApiError> {
+        pool.take(client).map_err(|refused| {
+            let whose = match refused {
+                Refused::Client => "this client already holds its share of",
+                Refused::Node => "the node holds all it may of",
+            };
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                format!("{whose} {what}; try again later"),
+            )
+        })
+    }
+}
 
 type ApiState = State<Arc<Api>>;
 
-/// The API with default limits.
-pub fn router(ctx: NodeContext) -> Router {
-    router_with(ctx, Limits::default())
+/// One route: its method, path, who may call it, and its handler.
+struct Route {
+    method: Method,
+    path: &'static str,
+    scope: Scope,
+    handler: MethodRouter<Arc<Api>>,
 }
 
-/// The API with the given limits.
+fn route(
+    method: Method,
+    path: &'static str,
+    scope: Scope,
+    handler: MethodRouter<Arc<Api>>,
+) -> Route {
+    Route {
+        method,
+        path,
+        scope,
+        handler,
+    }
+}
+
+/// Every route of the API, with its scope: the router is built from this table alone, and
+/// the guard refuses anything the table does not name.
+fn routes() -> Vec<Route> {
+    use Scope::*;
+    const GET: Method = Method::GET;
+    vec![
+        route(
+            Method::POST,
+            "/v1/transactions",
+            Submit,
+            post(transactions::submit),
+        ),
+        route(
+            GET,
+            "/v1/transactions/{hash}",
+            Party,
+            get(transactions::status),
+        ),
+        route(GET, "/v1/accounts/{id}", Party, get(accounts::account)),
+        route(
+            GET,
+            "/v1/accounts/{id}/history",
+            Party,
+            get(accounts::history),
+        ),
+        route(GET, "/v1/orders/{id}", Party, get(ledger::order)),
+        route(GET, "/v1/bills/{id}", Party, get(ledger::bill)),
+        route(GET, "/v1/holds/{id}", Party, get(ledger::hold)),
+        route(
+            GET,
+            "/v1/payment-codes/{payer_key}/{code_nonce}",
+            Party,
+            get(ledger::payment_code),
+        ),
+        route(GET, "/v1/fx-rates", Party, get(ledger::fx_rates)),
+        route(
+            GET,
+            "/v1/institutions/{id}",
+            Party,
+            get(ledger::institution),
+        ),
+        route(GET, "/v1/settlement-cycles/{id}", Party, get(ledger::cycle)),
+        route(GET, "/v1/blocks/latest", Public, get(blocks::latest)),
+        route(GET, "/v1/blocks/{height}", Public, get(blocks::at_height)),
+        route(GET, "/v1/validators", Public, get(blocks::validators)),
+        route(GET, "/v1/evidence", Public, get(blocks::evidence)),
+        route(GET, "/v1/events", Party, get(events::stream)),
+        route(
+            GET,
+            "/v1/audit/net-positions",
+            Regulator,
+            get(audit::net_positions_view),
+        ),
+        route(
+            GET,
+            "/v1/audit/large-transactions",
+            Regulator,
+            get(audit::large_transactions),
+        ),
+        route(GET, "/v1/audit/frozen", Regulator, get(audit::frozen_view)),
+        route(
+            GET,
+            "/v1/audit/accounts/{id}/statement",
+            Regulator,
+            get(audit::statement_view),
+        ),
+        route(GET, "/v1/audit/report", Regulator, get(report::report)),
+        route(
+            GET,
+            "/v1/audit/report.csv",
+            Regulator,
+            get(report::report_csv),
+        ),
+        route(GET, "/health", Public, get(health)),
+        route(GET, "/metrics", Metrics, get(metrics)),
+        route(GET, "/regulator", Public, get(audit_page::redirect)),
+        route(GET, "/regulator/", Public, get(audit_page::index)),
+        route(GET, "/regulator/app.js", Public, get(audit_page::script)),
+        route(GET, "/regulator/style.css", Public, get(audit_page::style)),
+    ]
+}
+
+/// Every route with its method and scope, as the router serves them: what a test walks to
+/// check that each one answers only whom its scope names.
+pub fn route_scopes() -> Vec<(Method, &'static str, Scope)> {
+    routes()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.scope))
+        .collect()
+}
+
+/// The API with default limits, for plain HTTP.
+pub fn router(ctx: NodeContext) -> Router {
+    router_for(ctx, Options::default())
+}
+
+/// The API with the given limits, for plain HTTP.
 pub fn router_with(ctx: NodeContext, limits: Limits) -> Router {
+    router_for(
+        ctx,
+        Options {
+            limits,
+            ..Options::default()
+        },
+    )
+}
+
+/// The API as `options` say.
+pub fn router_for(ctx: NodeContext, options: Options) -> Router {
+    let limits = options.limits;
+    let table = routes();
+    let mut scopes: BTreeMap<&'static str, BTreeMap<Method, Scope>> = BTreeMap::new();
+    for r in &table {
+        scopes
+            .entry(r.path)
+            .or_default()
+            .insert(r.method.clone(), r.scope);
+    }
     let api = Arc::new(Api {
         ctx,
         limits,
-        streams: Arc::new(Semaphore::new(limits.streams_max)),
-        waiters: Arc::new(Semaphore::new(limits.waiters_max)),
-        scans: Arc::new(Semaphore::new(SCANS_MAX)),
+        tls: options.tls,
+        metrics_public: options.metrics_public,
+        streams: Pool::new(limits.streams_max, limits.streams_per_client_max),
+        waiters: Pool::new(limits.waiters_max, limits.waiters_per_client_max),
+        scans: Pool::new(limits.scans_max, limits.scans_per_client_max),
+        rates: Rates::new(
+            limits.requests_per_second_per_client,
+            limits.request_burst_per_client,
+        ),
+        scopes,
     });
-    let v1 = Router::new()
-        .route("/transactions", post(transactions::submit))
-        .route("/transactions/{hash}", get(transactions::status))
-        .route("/accounts/{id}", get(accounts::account))
-        .route("/accounts/{id}/history", get(accounts::history))
-        .route("/orders/{id}", get(ledger::order))
-        .route("/bills/{id}", get(ledger::bill))
-        .route("/holds/{id}", get(ledger::hold))
-        .route(
-            "/payment-codes/{payer_key}/{code_nonce}",
-            get(ledger::payment_code),
-        )
-        .route("/fx-rates", get(ledger::fx_rates))
-        .route("/institutions/{id}", get(ledger::institution))
-        .route("/settlement-cycles/{id}", get(ledger::cycle))
-        .route("/blocks/latest", get(blocks::latest))
-        .route("/blocks/{height}", get(blocks::at_height))
-        .route("/validators", get(blocks::validators))
-        .route("/evidence", get(blocks::evidence))
-        .route("/events", get(events::stream))
-        .route("/audit/net-positions", get(audit::net_positions_view))
-        .route("/audit/large-transactions", get(audit::large_transactions))
-        .route("/audit/frozen", get(audit::frozen_view))
-        .route("/audit/accounts/{id}/statement", get(audit::statement_view))
-        .route("/audit/report", get(report::report))
-        .route("/audit/report.csv", get(report::report_csv));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/regulator", get(audit_page::redirect))
-        .route("/regulator/", get(audit_page::index))
-        .route("/regulator/app.js", get(audit_page::script))
-        .route("/regulator/style.css", get(audit_page::style))
+    let mut router = Router::new();
+    for r in table {
+        router = router.route(r.path, r.handler);
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(api.clone(), scope::guard))
         .with_state(api)
         // The limit refuses a declared oversize body before it is read; the layer around
         // it rewrites that plain-text answer into the API's error shape.
@@ -136,15 +311,49 @@ pub fn router_with(ctx: NodeContext, limits: Limits) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets open requests end.
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_MS_MAX: u64 = 10_000;
+
+/// Serves the API on `listener` until `shutdown` completes, then lets open requests end:
+/// over TLS with `tls`, else plain HTTP.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     ctx: NodeContext,
+    tls: Option<rustls::ServerConfig>,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ctx))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let options = Options {
+        tls: tls.is_some(),
+        ..options
+    };
+    let app = router_for(ctx, options).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(None);
+            });
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)),
+            )
+            .handshake_timeout(Duration::from_millis(TLS_HANDSHAKE_MS_MAX));
+            axum_server::from_tcp(listener)?
+                .acceptor(acceptor)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        None => {
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -152,11 +361,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        "this route does not take that method",
-    )
+    error::method_not_allowed()
 }
 
 async fn json_body_too_large(request: Request, next: Next) -> Response {

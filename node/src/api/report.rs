@@ -8,10 +8,10 @@
 
 use std::fmt::Write as _;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tally_contracts::AccountId;
 
@@ -21,6 +21,7 @@ use super::audit_scan::{
     MovementItem, RangeQuery,
 };
 use super::error::ApiError;
+use super::fair::ClientKey;
 use super::params::{self, ApiQuery};
 use super::{ApiState, NodeStatus, at_head};
 
@@ -147,6 +148,7 @@ fn build(
 
 async fn answer(
     api: std::sync::Arc<super::Api>,
+    client: ClientKey,
     q: ReportQuery,
     format: Format,
 ) -> Result<Response, ApiError> {
@@ -160,7 +162,7 @@ async fn answer(
     }
     let chain_id = api.ctx.chain_id.clone();
     let node = super::node_status(&api.ctx)?;
-    let report = audit_scan::scan(&api, move |storage| {
+    let report = audit_scan::scan(&api, client, move |storage| {
         build(storage, chain_id, node, range, threshold, &statement_of)
     })
     .await?;
@@ -188,6 +190,7 @@ async fn answer(
 /// `GET /v1/audit/report`: JSON, or CSV with `format=csv`.
 pub async fn report(
     State(api): ApiState,
+    Extension(client): Extension<ClientKey>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let format = match q.format.as_deref() {
@@ -200,15 +203,16 @@ pub async fn report(
             ));
         }
     };
-    answer(api, q, format).await
+    answer(api, client, q, format).await
 }
 
 /// `GET /v1/audit/report.csv`: the report as CSV.
 pub async fn report_csv(
     State(api): ApiState,
+    Extension(client): Extension<ClientKey>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    answer(api, q, Format::Csv).await
+    answer(api, client, q, Format::Csv).await
 }
 
 /// A CSV field: quoted when it holds a separator, quote or line break; text a spreadsheet

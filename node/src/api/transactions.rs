@@ -3,23 +3,30 @@
 //! A submission is answered with its hash as soon as the mempool takes it (202). With
 //! `?wait_ms=N` the answer waits, at most `N` ms, for the block that commits it, and then
 //! says what the ledger decided: 200 with its events, or 422 with the rejection's code.
+//!
+//! Submitting is open to anyone (a transaction proves its sender by its own signatures),
+//! but an answer lists only the events the caller may see; without credentials, those its
+//! sender may see. A committed transaction's status answers its sender, the parties its
+//! events name, their institutions and the regulator.
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use tally_contracts::{SignedTransaction, encoding};
+use tally_contracts::{Party, SignedTransaction, encoding};
 use tally_crypto::Hash;
 use tokio::time::Instant;
 
+use super::caller::{Caller, Sight, out_of_scope};
 use super::error::ApiError;
+use super::fair::ClientKey;
 use super::params::{self, ApiPath, ApiQuery};
-use super::{ApiState, events};
+use super::{Api, ApiState, events};
 use crate::block::BlockResults;
 use crate::service::{NodeContext, TxStatus};
 
@@ -79,6 +86,8 @@ fn canonical_bytes(headers: &HeaderMap, body: &[u8]) -> Result<SignedTransaction
 
 pub async fn submit(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+    Extension(client): Extension<ClientKey>,
     ApiQuery(query): ApiQuery<SubmitQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -105,14 +114,13 @@ pub async fn submit(
             ));
         }
         Some(ms) => {
-            let permit = api.waiters.clone().try_acquire_owned().map_err(|_| {
-                ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TOO_MANY_WAITERS",
-                    "too many submissions are waiting for their commit; retry without wait_ms",
-                )
-            })?;
-            Some((ms, permit))
+            let share = Api::share(
+                &api.waiters,
+                client,
+                "TOO_MANY_WAITERS",
+                "submissions waiting for their commit (retry without wait_ms)",
+            )?;
+            Some((ms, share))
         }
     };
     let hash = api.ctx.submit(encoding::encode(&signed)).await?;
@@ -120,6 +128,14 @@ pub async fn submit(
         return Ok((StatusCode::ACCEPTED, Json(TxView::Pending { hash })).into_response());
     };
     let view = wait_for_commit(&api.ctx, hash, Duration::from_millis(wait_ms)).await?;
+    let mut sight = match caller {
+        Caller::Anonymous => Sight::new(
+            Caller::of_party(&api.ctx.storage, signed.tx.sender)?,
+            api.ctx.storage.clone(),
+        ),
+        caller => Sight::new(caller, api.ctx.storage.clone()),
+    };
+    let view = only_seen(view, &mut sight)?;
     match view {
         TxView::Committed { code, .. } if code != "OK" => {
             let rejection = committed_receipt(&api.ctx, hash)?.and_then(|r| r.result.err());
@@ -164,15 +180,74 @@ async fn wait_for_commit(
     }
 }
 
+/// The events of a committed view that `sight` may see.
+fn only_seen(view: TxView, sight: &mut Sight) -> Result<TxView, ApiError> {
+    Ok(match view {
+        TxView::Committed {
+            hash,
+            height,
+            index,
+            code,
+            events,
+        } => {
+            let mut seen = Vec::with_capacity(events.len());
+            for event in events {
+                if sight.sees_event(&event.event)? {
+                    seen.push(event);
+                }
+            }
+            TxView::Committed {
+                hash,
+                height,
+                index,
+                code,
+                events: seen,
+            }
+        }
+        view => view,
+    })
+}
+
+/// Where a transaction stands. Pending or unknown tells nothing a caller holding the hash
+/// does not know; a committed one answers only those who may see it (see the module).
 pub async fn status(
     State(api): ApiState,
+    Extension(caller): Extension<Caller>,
     ApiPath(hash): ApiPath<String>,
 ) -> Result<Json<TxView>, ApiError> {
     let hash = params::hash(&hash)?;
-    match view(&api.ctx, hash)? {
-        TxView::Unknown { .. } => Err(ApiError::not_found("transaction")),
-        view => Ok(Json(view)),
+    let view = view(&api.ctx, hash)?;
+    let TxView::Committed { height, index, .. } = &view else {
+        return match view {
+            TxView::Unknown { .. } => Err(ApiError::not_found("transaction")),
+            view => Ok(Json(view)),
+        };
+    };
+    let sender = committed_sender(&api.ctx, *height, *index)?;
+    let mut sight = Sight::new(caller.clone(), api.ctx.storage.clone());
+    let sees_sender = match sender {
+        Party::Account(account) => sight.sees_accounts(&[account])?,
+        Party::Institution(institution) => caller.reads_institution(institution),
+    };
+    let view = only_seen(view, &mut sight)?;
+    match &view {
+        TxView::Committed { events, .. } if sees_sender || !events.is_empty() => Ok(Json(view)),
+        _ => Err(out_of_scope(&format!("transaction {hash}"))),
     }
+}
+
+/// The sender of the transaction at `height`, `index`.
+fn committed_sender(ctx: &NodeContext, height: u64, index: u32) -> Result<Party, ApiError> {
+    let bytes = ctx
+        .storage
+        .block(height)?
+        .ok_or_else(|| missing(height, "the block"))?;
+    let block = crate::block::Block::decode(&bytes)?;
+    block
+        .txs
+        .get(index as usize)
+        .map(|t| t.tx.sender)
+        .ok_or_else(|| missing(height, "a transaction"))
 }
 
 fn view(ctx: &NodeContext, hash: Hash) -> Result<TxView, ApiError> {

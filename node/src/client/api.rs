@@ -1,24 +1,36 @@
-//! One node's HTTP API, over a plain HTTP/1 connection per request: loopback and LAN
-//! clients need no TLS stack or connection pool here. Submitting waits for the committing
-//! block (`?wait_ms=`), then polls the transaction's status, both bounded.
+//! One node's HTTP API: over TLS (trusting the CA file the operator gives) or, where a node
+//! serves plain HTTP, without; each request signed (RFC 9421, see
+//! `tally_node::api::signature`) as the party whose credential the client holds, or sent
+//! without credentials. Connections are kept alive and reused (hyper's pooled client).
+//! Submitting waits for the committing block (`?wait_ms=`), then polls the transaction's
+//! status, both bounded.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HOST, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tally_contracts::{Event, SignedTransaction, encoding};
-use tally_crypto::Hash;
-use tokio::net::TcpStream;
+use tally_contracts::{Event, Party, SignedTransaction, encoding};
+use tally_crypto::{Hash, SigningKey};
 
 use super::ClientError;
+use crate::api::caller::KeyId;
+use crate::api::signature;
 
 /// The longest one HTTP request may take, connection included.
 const REQUEST_TIMEOUT_MS: u64 = 15_000;
+/// The longest a connection (TCP and TLS) may take to open.
+const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// How long a submission asks the node to wait for the committing block.
 const SUBMIT_WAIT_MS: u64 = 10_000;
 /// After `wait_ms` ran out, how long we keep polling the transaction's status.
@@ -29,17 +41,101 @@ const COMMIT_POLL_INTERVAL_MS: u64 = 200;
 const ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// How much of an answer that is not JSON an error message quotes.
 const ERROR_QUOTE_CHARS_MAX: usize = 200;
+/// Idle kept-alive connections per node.
+const IDLE_CONNECTIONS_MAX: usize = 64;
 
-/// One node's HTTP API.
-#[derive(Debug, Clone, Copy)]
-pub struct Api {
-    pub address: SocketAddr,
+/// What a client trusts to prove a node is the node: a CA certificate file (PEM).
+#[derive(Clone)]
+pub struct ClientTls(Arc<rustls::ClientConfig>);
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientTls")
+    }
 }
 
-/// A raw answer: status and body.
+impl ClientTls {
+    /// Trusts the CA certificates in `ca_file` and nothing else.
+    pub fn from_ca_file(ca_file: &Path) -> Result<ClientTls, ClientError> {
+        crate::api::tls::client_config(ca_file)
+            .map(|c| ClientTls(Arc::new(c)))
+            .map_err(|e| ClientError::Tls(e.to_string()))
+    }
+
+    /// A configuration for clients that never speak TLS (it trusts no root). The ring
+    /// provider's safe defaults always build; the process default is the fallback.
+    fn none() -> ClientTls {
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| rustls::ClientConfig::builder());
+        ClientTls(Arc::new(
+            builder
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        ))
+    }
+
+    /// The rustls configuration, for raw TLS connections.
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
+        self.0.clone()
+    }
+}
+
+/// A party's credential: its keyid and the key the ledger holds for it.
+#[derive(Clone)]
+pub struct Credential {
+    pub keyid: KeyId,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({})", self.keyid)
+    }
+}
+
+impl Credential {
+    pub fn new(keyid: KeyId, key: SigningKey) -> Credential {
+        Credential { keyid, key }
+    }
+
+    pub fn of_party(party: Party, key: SigningKey) -> Credential {
+        Credential::new(KeyId::from(party), key)
+    }
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// One node's HTTP API, as one party (or none). Cheap to clone: clones share connections.
+#[derive(Clone)]
+pub struct Api {
+    pub address: SocketAddr,
+    /// `https` or `http`.
+    scheme: &'static str,
+    /// What requests name as their host: the node's address, or the name its certificate
+    /// carries.
+    authority: String,
+    client: HttpClient,
+    tls: Option<ClientTls>,
+    credential: Option<Arc<Credential>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("url", &format!("{}://{}", self.scheme, self.authority))
+            .field("credential", &self.credential)
+            .finish()
+    }
+}
+
+/// A raw answer: status, headers and body.
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub body: Bytes,
 }
 
@@ -87,57 +183,250 @@ impl Answer {
     }
 }
 
+fn connector(tls: &ClientTls) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls.0).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
+fn http_client(tls: &ClientTls) -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(IDLE_CONNECTIONS_MAX)
+        .build(connector(tls))
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 impl Api {
+    /// The node at `address`, over plain HTTP, without credentials.
     pub fn new(address: SocketAddr) -> Api {
-        Api { address }
+        Api {
+            address,
+            scheme: "http",
+            authority: address.to_string(),
+            client: http_client(&ClientTls::none()),
+            tls: None,
+            credential: None,
+        }
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Answer, ClientError> {
-        let transport = |detail: String| ClientError::Transport {
+    /// The node at `address` over TLS, trusting `tls`; its certificate must name the
+    /// address's IP.
+    pub fn https(address: SocketAddr, tls: &ClientTls) -> Api {
+        Api {
+            address,
+            scheme: "https",
+            authority: address.to_string(),
+            client: http_client(tls),
+            tls: Some(tls.clone()),
+            credential: None,
+        }
+    }
+
+    /// The node at `url` (`https://HOST:PORT`, or `http://HOST:PORT` and `HOST:PORT` for
+    /// plain HTTP; nothing after the port): over TLS trusting `ca_file`, which `https`
+    /// requires.
+    pub fn from_url(url: &str, ca_file: Option<&Path>) -> Result<Api, ClientError> {
+        let bad = |why: &str| ClientError::Url(format!("{url}: {why}"));
+        let text = url.trim().trim_end_matches('/');
+        let uri: Uri = text.parse().map_err(|_| bad("not a URL"))?;
+        let scheme = match uri.scheme_str() {
+            Some("https") => "https",
+            Some("http") | None => "http",
+            Some(_) => return Err(bad("the scheme is https or http")),
+        };
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+            return Err(bad(
+                "give only the node's address, like https://127.0.0.1:8080",
+            ));
+        }
+        if scheme == "https" && ca_file.is_none() {
+            return Err(bad(
+                "https needs the CA certificate that signed the node's certificate \
+                 (--ca-cert FILE or TALLY_CA_CERT)",
+            ));
+        }
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        let port = authority
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let address = std::net::ToSocketAddrs::to_socket_addrs(&(authority.host(), port))
+            .map_err(|e| bad(&e.to_string()))?
+            .next()
+            .ok_or_else(|| bad("the host has no address"))?;
+        let mut api = match (scheme, ca_file) {
+            ("https", Some(ca)) => Api::https(address, &ClientTls::from_ca_file(ca)?),
+            _ => Api::new(address),
+        };
+        api.authority = authority.as_str().to_ascii_lowercase();
+        Ok(api)
+    }
+
+    /// This API as `credential`'s party: every request signed with its key.
+    pub fn signed_as(&self, credential: Credential) -> Api {
+        Api {
+            credential: Some(Arc::new(credential)),
+            ..self.clone()
+        }
+    }
+
+    /// This API without credentials.
+    pub fn anonymous(&self) -> Api {
+        Api {
+            credential: None,
+            ..self.clone()
+        }
+    }
+
+    /// The party requests are signed as, if any.
+    pub fn keyid(&self) -> Option<KeyId> {
+        self.credential.as_ref().map(|c| c.keyid)
+    }
+
+    /// The TLS trust this API speaks with, if it speaks TLS.
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
+    }
+
+    /// `https://HOST:PORT` or `http://HOST:PORT`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+
+    fn transport(&self, method: &Method, path: &str, detail: impl ToString) -> ClientError {
+        ClientError::Transport {
             method: method.to_string(),
             path: path.to_string(),
             address: self.address,
-            detail,
-        };
-        let request = async {
-            let stream = TcpStream::connect(self.address)
-                .await
-                .map_err(|e| transport(e.to_string()))?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| transport(e.to_string()))?;
-            // The connection task ends when the request is answered and `sender` dropped.
-            tokio::spawn(connection);
-            let mut request = Request::builder()
-                .method(method)
-                .uri(path)
-                .header("host", self.address.to_string());
-            if body.is_some() {
-                request = request.header("content-type", "application/octet-stream");
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The request, with its host, headers and body, signed when the API holds a
+    /// credential (covering its body through `Content-Digest`).
+    fn build(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let invalid = |what: &str| self.transport(method, path, format!("invalid {what}"));
+        let target: Uri = path.parse().map_err(|_| invalid("path"))?;
+        let mut map = HeaderMap::new();
+        map.insert(
+            HOST,
+            HeaderValue::from_str(&self.authority).map_err(|_| invalid("host"))?,
+        );
+        for (name, value) in headers {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("header name"))?,
+                HeaderValue::from_str(value).map_err(|_| invalid("header value"))?,
+            );
+        }
+        if let Some(credential) = &self.credential {
+            let mut covered: Vec<&str> = signature::COVERED.to_vec();
+            if !body.is_empty() {
+                map.insert(
+                    HeaderName::from_static(signature::CONTENT_DIGEST),
+                    HeaderValue::from_str(&signature::content_digest(&body))
+                        .map_err(|_| invalid("digest"))?,
+                );
+                covered.push(signature::CONTENT_DIGEST);
             }
-            let request = request
-                .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                .map_err(|e| transport(e.to_string()))?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| transport(e.to_string()))?;
+            let message = signature::Message {
+                method,
+                scheme: self.scheme,
+                uri: &target,
+                headers: &map,
+            };
+            let list = signature::covered(&covered, &credential.keyid.to_string(), now_s())
+                .map_err(|e| self.transport(method, path, e))?;
+            let (input, value) = signature::sign(&message, &list, &credential.key)
+                .map_err(|e| self.transport(method, path, e))?;
+            map.insert(
+                HeaderName::from_static(signature::SIGNATURE_INPUT),
+                HeaderValue::from_str(&input).map_err(|_| invalid("signature"))?,
+            );
+            map.insert(
+                HeaderName::from_static(signature::SIGNATURE),
+                HeaderValue::from_str(&value).map_err(|_| invalid("signature"))?,
+            );
+        }
+        let uri: Uri = format!("{}://{}{path}", self.scheme, self.authority)
+            .parse()
+            .map_err(|_| invalid("URL"))?;
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| self.transport(method, path, e))?;
+        *request.headers_mut() = map;
+        Ok(request)
+    }
+
+    /// Sends a request and returns the answer as it starts: status, headers and a body
+    /// still to read (an event stream never ends). Bounded until the answer's head.
+    pub async fn open(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let request = self.build(&method, path, headers, body)?;
+        match tokio::time::timeout(
+            Duration::from_millis(REQUEST_TIMEOUT_MS),
+            self.client.request(request),
+        )
+        .await
+        {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(self.transport(&method, path, error_chain(&e))),
+            Err(_) => Err(ClientError::Timeout {
+                method: method.to_string(),
+                path: path.to_string(),
+                address: self.address,
+                ms: REQUEST_TIMEOUT_MS,
+            }),
+        }
+    }
+
+    /// Sends a request and reads the whole answer, bounded in time and size.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer, ClientError> {
+        let whole = async {
+            let response = self.open(method.clone(), path, headers, body).await?;
             let status = response.status();
+            let headers = response.headers().clone();
             let limited = http_body_util::Limited::new(response.into_body(), ANSWER_BYTES_MAX);
             let body = limited
                 .collect()
                 .await
-                .map_err(|e| transport(format!("reading the answer: {e}")))?
+                .map_err(|e| self.transport(&method, path, format!("reading the answer: {e}")))?
                 .to_bytes();
-            Ok::<_, ClientError>(Answer { status, body })
+            Ok::<_, ClientError>(Answer {
+                status,
+                headers,
+                body,
+            })
         };
-        tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), request)
+        tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), whole)
             .await
             .map_err(|_| ClientError::Timeout {
                 method: method.to_string(),
@@ -148,12 +437,27 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str) -> Result<Answer, ClientError> {
-        self.call("GET", path, None).await
+        self.request(Method::GET, path, &[], Vec::new()).await
     }
 
     /// `GET path` as JSON of `T`; a non-200 answer is an error carrying the API's code.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.get(path).await?.json()
+    }
+
+    /// Posts a transaction's canonical bytes to `path`.
+    pub async fn post_transaction(
+        &self,
+        path: &str,
+        signed: &SignedTransaction,
+    ) -> Result<Answer, ClientError> {
+        self.request(
+            Method::POST,
+            path,
+            &[("content-type", "application/octet-stream")],
+            encoding::encode(signed),
+        )
+        .await
     }
 
     /// Submits a signed transaction and waits until a block settles it. A refusal by the
@@ -162,9 +466,7 @@ impl Api {
     pub async fn submit(&self, signed: &SignedTransaction) -> Result<Receipt, ClientError> {
         let hash = signed.hash();
         let path = format!("/v1/transactions?wait_ms={SUBMIT_WAIT_MS}");
-        let answer = self
-            .call("POST", &path, Some(encoding::encode(signed)))
-            .await?;
+        let answer = self.post_transaction(&path, signed).await?;
         match answer.status {
             StatusCode::OK => receipt_of(hash, &answer),
             StatusCode::UNPROCESSABLE_ENTITY => {
@@ -205,6 +507,9 @@ impl Api {
                 if view.status == "committed" {
                     return receipt_of(hash, &answer);
                 }
+            } else if answer.status != StatusCode::NOT_FOUND {
+                // Refused (no credentials, out of scope): polling will not change that.
+                return Err(answer.error());
             }
             tokio::time::sleep(Duration::from_millis(COMMIT_POLL_INTERVAL_MS)).await;
         }
@@ -213,6 +518,18 @@ impl Api {
             ms: COMMIT_POLL_MS_MAX,
         })
     }
+}
+
+/// An error and its causes, for a transport failure (a TLS refusal hides under hyper's).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// What the ledger decided about one transaction.
@@ -225,7 +542,7 @@ pub struct Receipt {
     pub code: String,
     /// The ledger's words for a rejection.
     pub message: Option<String>,
-    /// The events it caused (none when rejected).
+    /// The events it caused that the submitter may see (none when rejected).
     pub events: Vec<Event>,
 }
 

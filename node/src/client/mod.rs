@@ -3,7 +3,8 @@
 //! canonical bytes to a node's HTTP API with `?wait_ms=`, and read the receipt: `OK` with the
 //! events it caused, or the ledger's rejection code.
 //!
-//! - [`api`]: one node's HTTP API over a plain HTTP/1 connection; answers and receipts.
+//! - [`api`]: one node's HTTP API over TLS (or plain HTTP where a node serves it), each
+//!   request signed as the client's party (RFC 9421); answers and receipts.
 //! - [`submitter`]: signs and submits for several senders, keeping each one's nonce.
 //! - [`money`]: decimal amounts with their currency, converted exactly to minor units.
 //! - [`flows`]: the `tally wallet|merchant|bill|fx|remit|regulator|institution` commands: one
@@ -16,7 +17,7 @@ pub mod flows;
 pub mod money;
 pub mod submitter;
 
-pub use api::{Answer, Api, ApiErrorBody, Receipt};
+pub use api::{Answer, Api, ApiErrorBody, ClientTls, Credential, Receipt};
 pub use submitter::{AccountView, Submitter, new_key};
 
 /// What can go wrong between a client and a node.
@@ -55,6 +56,12 @@ pub enum ClientError {
     MissingEvent(String),
     #[error("no OS randomness: {0}")]
     Randomness(String),
+    /// The TLS trust could not be set up (a missing or unreadable CA file).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A node URL that is not one.
+    #[error("node URL {0}")]
+    Url(String),
 }
 
 impl ClientError {

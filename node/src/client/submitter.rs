@@ -1,4 +1,11 @@
 //! Signing and submitting on behalf of several senders, each with its own nonce.
+//!
+//! The node tells a sender's nonce only to that sender (and its institution, and the
+//! regulator), so the submitter reads it signed as the sender, with the sender's own key
+//! (the transaction's first). It submits as the party its API is signed as, if any (the
+//! receipt then shows what that party may see), else as the sender; a sender the chain
+//! does not know yet (an account being registered) submits without credentials, and the
+//! answer shows what that sender may see.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +16,7 @@ use tally_contracts::{Party, Transaction, TxKind};
 use tally_crypto::SigningKey;
 
 use super::ClientError;
-use super::api::{Api, Receipt};
+use super::api::{Api, Credential, Receipt};
 
 /// Signs and submits on behalf of several senders, keeping each sender's next nonce.
 /// A sender's first nonce is read from the chain, so a client can join a running network.
@@ -64,29 +71,35 @@ impl Submitter {
         }
     }
 
-    /// The sender's next nonce: remembered, or read from the chain (0 for a new account).
-    async fn next_nonce(&mut self, sender: Party) -> Result<u64, ClientError> {
+    /// The sender's next nonce, remembered or read from the chain as the sender, and
+    /// whether the chain knows the sender (a new account has nonce 0 and no key yet).
+    async fn next_nonce(
+        &mut self,
+        sender: Party,
+        as_sender: &Api,
+    ) -> Result<(u64, bool), ClientError> {
         if let Some(n) = self.nonces.get(&party_key(sender)) {
-            return Ok(*n);
+            return Ok((*n, true));
         }
-        let nonce = match sender {
+        match sender {
             Party::Institution(id) => {
-                let view: AtHeight<InstitutionRecord> = self
-                    .api
+                let view: AtHeight<InstitutionRecord> = as_sender
                     .get_json(&format!("/v1/institutions/{}", id.0))
                     .await?;
-                view.record.institution.nonce
+                Ok((view.record.institution.nonce, true))
             }
             Party::Account(id) => {
-                let answer = self.api.get(&format!("/v1/accounts/{}", id.0)).await?;
-                if answer.status == StatusCode::NOT_FOUND {
-                    0
+                let answer = as_sender.get(&format!("/v1/accounts/{}", id.0)).await?;
+                let unknown = answer.status == StatusCode::NOT_FOUND
+                    || (answer.status == StatusCode::UNAUTHORIZED
+                        && answer.error().api_code() == Some("UNKNOWN_PARTY"));
+                if unknown {
+                    Ok((0, false))
                 } else {
-                    answer.json::<AccountView>()?.account.holder.nonce
+                    Ok((answer.json::<AccountView>()?.account.holder.nonce, true))
                 }
             }
-        };
-        Ok(nonce)
+        }
     }
 
     /// Signs `kind` as `sender` (first key) with any co-signers, submits it, and waits for
@@ -98,7 +111,13 @@ impl Submitter {
         keys: &[&SigningKey],
         kind: TxKind,
     ) -> Result<Receipt, ClientError> {
-        let nonce = self.next_nonce(sender).await?;
+        let as_sender = match keys.first() {
+            Some(key) => self
+                .api
+                .signed_as(Credential::of_party(sender, (*key).clone())),
+            None => self.api.anonymous(),
+        };
+        let (nonce, known) = self.next_nonce(sender, &as_sender).await?;
         let signed = Transaction {
             chain_id: self.chain_id.clone(),
             sender,
@@ -106,7 +125,13 @@ impl Submitter {
             kind,
         }
         .sign(keys);
-        let result = self.api.submit(&signed).await;
+        let result = if self.api.keyid().is_some() {
+            self.api.submit(&signed).await
+        } else if known {
+            as_sender.submit(&signed).await
+        } else {
+            self.api.submit(&signed).await
+        };
         match &result {
             Ok(receipt) if !nonce_not_used(&receipt.code) => {
                 self.nonces

@@ -1,7 +1,12 @@
 //! Test equipment for the API tests: a real `tally_node::node::Node` (libp2p on 127.0.0.1,
-//! sled in a temp dir, consensus, mempool) serving the real HTTP API on a loopback port,
-//! optionally followed by a second node in audit mode serving its own API; and a small
-//! HTTP/1 client with a server-sent-event reader.
+//! sled in a temp dir, consensus, mempool) serving the real HTTP API over TLS on a loopback
+//! port, as `tally node run` does (`api::serve`, a certificate from a test CA), optionally
+//! followed by a second node in audit mode serving its own API; and helpers over the
+//! project's client (`tally_node::client::Api`) with a server-sent-event reader.
+//!
+//! A [`Target`] is one node's API as one party: `net.api` is the validator's API signed as
+//! the regulator (who may read everything, so tests about other things see it all); a test
+//! about who reads what asks with [`Target::anonymous`] or [`Target::as_party`].
 //!
 //! Blocks are made by consensus: tests wait for commits (`?wait_ms=`, status polling,
 //! the committed height), each wait bounded by [`WAIT`].
@@ -10,16 +15,17 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, StatusCode};
 use serde_json::Value;
 use tally_consensus::{TimeoutConfig, Validator};
 use tally_contracts::*;
 use tally_crypto::{Hash, KeyFile, PublicKey, SigningKey};
 use tally_node::api;
+use tally_node::api::caller::KeyId;
 use tally_node::block::BlockResults;
+use tally_node::client::{Api, ClientTls, Credential};
 use tally_node::config::Config;
 use tally_node::genesis::GenesisFile;
 use tally_node::network::PeerAddress;
@@ -31,6 +37,7 @@ pub const BANK_A: InstitutionId = InstitutionId(1);
 pub const BANK_B: InstitutionId = InstitutionId(2);
 pub const PLATFORM: InstitutionId = InstitutionId(3);
 pub const FX: InstitutionId = InstitutionId(4);
+pub const REGULATOR: InstitutionId = InstitutionId(5);
 /// Every wait for the chain is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(20);
 /// The `wait_ms` a test asks for when it submits and wants the outcome.
@@ -80,6 +87,7 @@ pub fn genesis(validators: u64) -> GenesisFile {
             inst(BANK_B, &[Roles::BANK, Roles::KYC, Roles::ACQUIRER]),
             inst(PLATFORM, &[Roles::PLATFORM, Roles::KYC]),
             inst(FX, &[Roles::FX_PROVIDER]),
+            inst(REGULATOR, &[Roles::REGULATOR]),
         ],
         platform: PLATFORM,
         governance_keys: vec![key(2_000).public_key()],
@@ -140,12 +148,75 @@ impl Default for Setup {
     }
 }
 
+/// One node's API, as one party (or none).
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub api: Api,
+}
+
+impl Target {
+    pub fn anonymous(&self) -> Target {
+        Target {
+            addr: self.addr,
+            api: self.api.anonymous(),
+        }
+    }
+
+    /// Signed as `party` with `key`.
+    pub fn as_party(&self, party: Party, key: &SigningKey) -> Target {
+        Target {
+            addr: self.addr,
+            api: self.api.signed_as(Credential::of_party(party, key.clone())),
+        }
+    }
+
+    /// Signed as institution `id` with its genesis key.
+    pub fn as_institution(&self, id: InstitutionId) -> Target {
+        self.as_party(Party::Institution(id), &institution_key(id))
+    }
+
+    /// Signed as `keyid` with `key`, whatever the ledger says of it.
+    pub fn as_keyid(&self, keyid: KeyId, key: &SigningKey) -> Target {
+        Target {
+            addr: self.addr,
+            api: self.api.signed_as(Credential::new(keyid, key.clone())),
+        }
+    }
+}
+
+/// The API's TLS: a CA, the node's certificate for 127.0.0.1 (files in the test's
+/// directory), and the client trust in that CA.
+pub struct TestTls {
+    pub server: rustls::ServerConfig,
+    pub client: ClientTls,
+}
+
+pub fn test_tls(dir: &std::path::Path) -> TestTls {
+    let ca = api::tls::new_ca("Tally test CA").unwrap();
+    let cert = api::tls::new_server_certificate(&ca, &["127.0.0.1".to_string()]).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca_file = write("api-ca.pem", &ca.cert_pem);
+    let cert_file = write("api-cert.pem", &cert.cert_pem);
+    let key_file = write("api-key.pem", &cert.key_pem);
+    TestTls {
+        server: api::tls::server_config(&cert_file, &key_file).unwrap(),
+        client: ClientTls::from_ca_file(&ca_file).unwrap(),
+    }
+}
+
 /// A running validator (and maybe an audit node), each serving the HTTP API on 127.0.0.1.
 pub struct TestNet {
     pub validator: Node,
-    pub api: SocketAddr,
+    /// The validator's API, signed as the regulator.
+    pub api: Target,
     pub audit: Option<Node>,
-    pub audit_api: Option<SocketAddr>,
+    /// The audit node's API, signed as the regulator.
+    pub audit_api: Option<Target>,
     api_stops: Vec<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -184,6 +255,7 @@ fn config(
          api_address = \"127.0.0.1:0\"\n\
          genesis_file = \"genesis.json\"\n"
     );
+    let api = "[api]\nplain_http = true\n";
     let observers: Vec<String> = observers.iter().map(|k| format!("\"{k}\"")).collect();
     text.push_str(&format!("observers = [{}]\n", observers.join(", ")));
     for peer in peers {
@@ -195,36 +267,42 @@ fn config(
     if let Some(max) = mempool_txs_max {
         text.push_str(&format!("[limits]\nmempool_txs_max = {max}\n"));
     }
+    text.push_str(api);
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     Config::load(&path).unwrap()
 }
 
-/// Serves the real API for `node` on a fresh loopback port, as `tally node run` does
-/// (`api::serve`), or with test limits through `api::router_with`.
+/// Serves the real API for `node` on a fresh loopback port over TLS, as `tally node run`
+/// does (`api::serve`); answers the node's API signed as the regulator.
 async fn serve_api(
     node: &Node,
     limits: api::Limits,
+    tls: &TestTls,
     stops: &mut Vec<oneshot::Sender<()>>,
-) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+) -> Target {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     stops.push(stop);
-    let ctx = node.context.clone();
     let shutdown = async move {
         let _ = stopped.await;
     };
-    if limits == api::Limits::default() {
-        tokio::spawn(api::serve(listener, ctx, shutdown));
-    } else {
-        tokio::spawn(async move {
-            axum::serve(listener, api::router_with(ctx, limits))
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
+    tokio::spawn(api::serve(
+        listener,
+        node.context.clone(),
+        Some(tls.server.clone()),
+        api::Options {
+            limits,
+            ..api::Options::default()
+        },
+        shutdown,
+    ));
+    Target {
+        addr,
+        api: Api::https(addr, &tls.client),
     }
-    addr
+    .as_institution(REGULATOR)
 }
 
 impl TestNet {
@@ -272,7 +350,8 @@ impl TestNet {
         .await
         .unwrap();
         let mut stops = Vec::new();
-        let api = serve_api(&validator, setup.api_limits, &mut stops).await;
+        let tls = test_tls(dir.path());
+        let api = serve_api(&validator, setup.api_limits, &tls, &mut stops).await;
         let (audit, audit_api) = if setup.audit {
             let peer = PeerAddress {
                 public_key: validator.public_key,
@@ -282,7 +361,7 @@ impl TestNet {
             let audit = Node::start(&audit_config, audit_key, &genesis, node_options())
                 .await
                 .unwrap();
-            let audit_api = serve_api(&audit, api::Limits::default(), &mut stops).await;
+            let audit_api = serve_api(&audit, api::Limits::default(), &tls, &mut stops).await;
             (Some(audit), Some(audit_api))
         } else {
             (None, None)
@@ -310,7 +389,7 @@ impl TestNet {
 
     /// Stops the nodes but keeps their API servers running (until the answer is dropped):
     /// what a client sees of a node going down under it.
-    pub async fn stop_nodes_keep_api(self) -> (SocketAddr, Vec<oneshot::Sender<()>>) {
+    pub async fn stop_nodes_keep_api(self) -> (Target, Vec<oneshot::Sender<()>>) {
         if let Some(audit) = self.audit {
             audit.shutdown().await.unwrap();
         }
@@ -381,7 +460,7 @@ impl TestNet {
 
     pub async fn commit_signed(&self, signed: &SignedTransaction) -> Value {
         let answer = post_bytes(
-            self.api,
+            &self.api,
             &format!("/v1/transactions?wait_ms={WAIT_MS}"),
             encoding::encode(signed),
         )
@@ -398,7 +477,7 @@ impl TestNet {
     /// committed and accepted; answers their committed views in order.
     pub async fn commit_all(&self, txs: &[SignedTransaction]) -> Vec<Value> {
         for signed in txs {
-            let answer = post_bytes(self.api, "/v1/transactions", encoding::encode(signed)).await;
+            let answer = post_bytes(&self.api, "/v1/transactions", encoding::encode(signed)).await;
             assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
         }
         let mut views = Vec::new();
@@ -415,7 +494,7 @@ impl TestNet {
         let deadline = tokio::time::Instant::now() + WAIT;
         let path = format!("/v1/transactions/{}", hash.to_hex());
         loop {
-            let answer = get(self.api, &path).await;
+            let answer = get(&self.api, &path).await;
             assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
             let body = answer.json();
             if body["status"] == "committed" {
@@ -502,7 +581,7 @@ pub fn stored_events(
     out
 }
 
-// ---------------------------------------------------------------- a small HTTP client
+// ---------------------------------------------------------------- requests
 
 pub struct Answer {
     pub status: StatusCode,
@@ -530,44 +609,39 @@ impl Answer {
     }
 }
 
+/// Sends a request; answers as soon as its head arrives (the body is still to read).
 pub async fn send(
-    addr: SocketAddr,
+    target: &Target,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> hyper::Response<Incoming> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    target
+        .api
+        .open(method, path, headers, body)
         .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "tally.test");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    sender
-        .send_request(request.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 pub async fn call(
-    addr: SocketAddr,
+    target: &Target,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Answer {
-    let response = tokio::time::timeout(WAIT, send(addr, method, path, headers, body))
+    let response = tokio::time::timeout(WAIT, send(target, method, path, headers, body))
         .await
         .unwrap_or_else(|_| panic!("{method} {path}: no answer in {WAIT:?}"));
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = tokio::time::timeout(WAIT, response.into_body().collect())
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no whole answer in {WAIT:?}"))
+        .unwrap()
+        .to_bytes();
     Answer {
         status,
         headers,
@@ -575,13 +649,13 @@ pub async fn call(
     }
 }
 
-pub async fn get(addr: SocketAddr, path: &str) -> Answer {
-    call(addr, "GET", path, &[], Vec::new()).await
+pub async fn get(target: &Target, path: &str) -> Answer {
+    call(target, "GET", path, &[], Vec::new()).await
 }
 
-pub async fn post_bytes(addr: SocketAddr, path: &str, bytes: Vec<u8>) -> Answer {
+pub async fn post_bytes(target: &Target, path: &str, bytes: Vec<u8>) -> Answer {
     call(
-        addr,
+        target,
         "POST",
         path,
         &[("content-type", "application/octet-stream")],
@@ -590,15 +664,27 @@ pub async fn post_bytes(addr: SocketAddr, path: &str, bytes: Vec<u8>) -> Answer 
     .await
 }
 
-pub async fn post_json(addr: SocketAddr, path: &str, body: Vec<u8>) -> Answer {
+pub async fn post_json(target: &Target, path: &str, body: Vec<u8>) -> Answer {
     call(
-        addr,
+        target,
         "POST",
         path,
         &[("content-type", "application/json")],
         body,
     )
     .await
+}
+
+/// A raw TLS connection to `target`'s node, trusting the test CA: for requests the client
+/// would never send (a body in chunks without end).
+pub async fn tls_stream(target: &Target) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let config = target.api.tls().expect("the API speaks TLS").config();
+    let tcp = tokio::net::TcpStream::connect(target.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(target.addr.ip().into());
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap()
 }
 
 /// A server-sent event stream, read frame by frame.
@@ -608,11 +694,11 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    pub async fn open(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> EventStream {
+    pub async fn open(target: &Target, path: &str, last_event_id: Option<&str>) -> EventStream {
         let headers: Vec<(&str, &str)> = last_event_id
             .map(|id| vec![("last-event-id", id)])
             .unwrap_or_default();
-        let response = send(addr, "GET", path, &headers, Vec::new()).await;
+        let response = send(target, "GET", path, &headers, Vec::new()).await;
         assert_eq!(response.status(), StatusCode::OK);
         EventStream {
             body: response.into_body(),

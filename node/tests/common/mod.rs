@@ -232,6 +232,7 @@ impl Cluster {
             genesis_file: self.dir.path().join("unused.json"),
             limits: Limits::default(),
             test_faults: Default::default(),
+            api: Default::default(),
         })
     }
 

@@ -1,5 +1,12 @@
 // The regulator's page: polls the node's JSON API (same origin) and renders with DOM
 // methods only (textContent), so nothing read from the chain is ever parsed as HTML.
+//
+// Signing in: the node answers its ledger data and reports to the regulator alone, so the
+// page signs every request as the regulator's institution (RFC 9421 HTTP Message
+// Signatures, ed25519, the scheme every Tally client uses). The key is read from the
+// institution's key file (or, for automation, from the address's fragment, which never
+// leaves the browser and is dropped from the address bar at once), imported into WebCrypto
+// as a non-extractable key, and kept in this tab's memory only: reloading signs out.
 "use strict";
 
 const POLL_MS = 5000;
@@ -32,9 +39,70 @@ function account(id, institution) {
 function time(ms) { return ms ? new Date(Number(ms)).toISOString().replace("T", " ").replace(".000Z", "Z") : ""; }
 function short(hex) { return hex ? String(hex).slice(0, 16) + "…" : ""; }
 
+// The signed-in party: { keyid: "institution:ID", key: CryptoKey } or null.
+let credential = null;
+
+function base64(bytes) {
+  let text = "";
+  new Uint8Array(bytes).forEach((b) => { text += String.fromCharCode(b); });
+  return btoa(text);
+}
+
+function hexBytes(hex) {
+  if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw Object.assign(new Error("not hex"), { code: "BAD_KEY" });
+  return Uint8Array.from(hex.match(/../g).map((h) => parseInt(h, 16)));
+}
+
+// An ed25519 private key from its 32-byte seed: PKCS #8 as RFC 8410 section 7 frames it.
+async function importSeed(seedHex) {
+  const seed = hexBytes(seedHex);
+  if (seed.length !== 32) throw Object.assign(new Error("a key's seed is 32 bytes"), { code: "BAD_KEY" });
+  const prefix = hexBytes("302e020100300506032b657004220420");
+  const pkcs8 = new Uint8Array(prefix.length + seed.length);
+  pkcs8.set(prefix);
+  pkcs8.set(seed, prefix.length);
+  return crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
+}
+
+async function signIn(keyid, seedHex) {
+  if (!/^(institution|account):[0-9]{1,39}$/.test(keyid)) {
+    throw Object.assign(new Error("name the party as institution:ID"), { code: "BAD_PARTY" });
+  }
+  credential = { keyid: keyid, key: await importSeed(seedHex) };
+  $("signed-in-as").textContent = keyid;
+  document.body.dataset.signedIn = keyid;
+}
+
+function signOut() {
+  credential = null;
+  $("signed-in-as").textContent = "nobody";
+  delete document.body.dataset.signedIn;
+}
+
+// The Signature-Input and Signature headers for a GET of `url`: the method, authority,
+// path and query are covered, as the node requires.
+async function signedHeaders(method, url) {
+  if (!credential) return {};
+  const target = new URL(url, window.location.href);
+  const created = Math.floor(Date.now() / 1000);
+  const params = "(\"@method\" \"@authority\" \"@path\" \"@query\");created=" + created +
+    ";keyid=\"" + credential.keyid + "\";alg=\"ed25519\"";
+  const base = "\"@method\": " + method + "\n" +
+    "\"@authority\": " + target.host.toLowerCase() + "\n" +
+    "\"@path\": " + target.pathname + "\n" +
+    "\"@query\": ?" + target.search.slice(1) + "\n" +
+    "\"@signature-params\": " + params;
+  const signature = await crypto.subtle.sign({ name: "Ed25519" }, credential.key, new TextEncoder().encode(base));
+  return { "Signature-Input": "tally=" + params, "Signature": "tally=:" + base64(signature) + ":" };
+}
+
+async function signedFetch(url) {
+  return fetch(url, { cache: "no-store", headers: await signedHeaders("GET", url) });
+}
+
 // A JSON answer, or an Error carrying the API's stable code.
 async function api(path) {
-  const response = await fetch(path.startsWith("/") ? path : API + "/" + path, { cache: "no-store" });
+  const response = await signedFetch(path.startsWith("/") ? path : API + "/" + path);
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
   if (!response.ok) {
@@ -93,7 +161,7 @@ async function refreshBlocks(head) {
   const blocks = await Promise.all(heights.map((h) => api("blocks/" + h).catch(() => null)));
   clear(body);
   blocks.filter(Boolean).forEach((b) => body.appendChild(row(
-    [b.height, time(b.header.time_ms), b.txs.length, b.evidence.length, short(b.header.proposer)], [0, 2, 3])));
+    [b.height, time(b.header.time_ms), b.txs ? b.txs.length : "–", b.evidence.length, short(b.header.proposer)], [0, 2, 3])));
 }
 
 async function refreshValidators() {
@@ -157,7 +225,7 @@ async function searchTransaction(hash, target) {
   if (tx.status === "committed") {
     pairs.push(["Block", tx.height], ["Index", tx.index], ["Result", tx.code]);
     const block = await api("blocks/" + tx.height);
-    const signed = block.txs[tx.index];
+    const signed = block.txs ? block.txs[tx.index] : null;
     if (signed) {
       pairs.push(["Time", time(block.header.time_ms)]);
       pairs.push(["Sender", JSON.stringify(signed.tx.sender)]);
@@ -216,7 +284,62 @@ async function refresh() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+// Downloads a report through a signed request (a plain link could not sign).
+async function download(path, name) {
+  const target = $("report-status");
+  try {
+    const response = await signedFetch(API + "/" + path);
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      throw Object.assign(new Error((body && body.message) || response.statusText), { code: body && body.code });
+    }
+    const link = el("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = name;
+    link.click();
+    URL.revokeObjectURL(link.href);
+    target.textContent = "";
+  } catch (error) {
+    showError(target, error);
+  }
+}
+
+async function signInFromFile() {
+  const target = $("sign-in-status");
+  try {
+    const file = $("sign-in-key").files[0];
+    if (!file) throw Object.assign(new Error("choose the institution's key file"), { code: "BAD_KEY" });
+    const keyFile = JSON.parse(await file.text());
+    await signIn($("sign-in-party").value.trim(), String(keyFile.secret_seed || ""));
+    target.textContent = "";
+    refresh();
+  } catch (error) {
+    showError(target, error);
+  }
+}
+
+// `#credential=institution:ID:SEEDHEX`: read once, then removed from the address bar and
+// from this history entry before anything else runs.
+async function signInFromFragment() {
+  const match = /^#credential=((?:institution|account):[0-9]+):([0-9a-fA-F]{64})$/.exec(window.location.hash);
+  if (!match) return;
+  window.history.replaceState(null, "", window.location.pathname + window.location.search);
+  try {
+    await signIn(match[1], match[2]);
+  } catch (error) {
+    showError($("sign-in-status"), error);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  $("sign-in-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    signInFromFile();
+  });
+  $("sign-out").addEventListener("click", () => signOut());
+  $("report-json").addEventListener("click", () => download("audit/report", "tally-report.json"));
+  $("report-csv").addEventListener("click", () => download("audit/report.csv", "tally-report.csv"));
+  await signInFromFragment();
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
     search($("search-input").value);

@@ -5,7 +5,7 @@ use super::*;
 /// Where the node is and how to speak to it; taken by every client command.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// The node's HTTP API (http://HOST:PORT).
+    /// The node's HTTP API (https://HOST:PORT; http:// only where the node serves plain HTTP).
     #[arg(
         long,
         env = "TALLY_API",
@@ -13,6 +13,16 @@ pub struct Connection {
         global = true
     )]
     pub api: String,
+    /// The CA certificate (PEM) that signed the node's TLS certificate; needed for https.
+    #[arg(long, env = "TALLY_CA_CERT", value_name = "FILE", global = true)]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Who reads: `account:ID` or `institution:ID`; each read is signed with --as-key.
+    /// Transactions are sent as their sender, with the sender's key, without it.
+    #[arg(long = "as", env = "TALLY_AS", value_name = "PARTY", global = true)]
+    pub as_party: Option<String>,
+    /// The key file of the --as party (its device key, or its institution key).
+    #[arg(long, env = "TALLY_AS_KEY", value_name = "FILE", global = true)]
+    pub as_key: Option<std::path::PathBuf>,
     /// The chain id to sign for; read from the node's latest block when not given.
     #[arg(long, env = "TALLY_CHAIN_ID", global = true)]
     pub chain_id: Option<String>,

@@ -181,6 +181,7 @@ pub(super) async fn remit(
         provider: InstitutionId(command.provider),
         beneficiary,
         amount,
+        travel_rule: Vec::new(),
     };
     Ok(plan("remit", sender, vec![key], kind)
         .words(words)

@@ -144,7 +144,7 @@ struct Plan {
 
 /// Runs one client command against the node at `connection.api`.
 pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Report, CommandError> {
-    let api = Api::new(api_address(&connection.api)?);
+    let api = connect(connection)?;
     let mut client = Client {
         api,
         chain_id: connection.chain_id.clone(),
@@ -174,6 +174,23 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
         },
     };
     send(&mut client, plan).await
+}
+
+/// The node's API as `connection` says: its URL, the CA to trust, and the party to read as.
+fn connect(connection: &Connection) -> Result<Api, CommandError> {
+    let api = Api::from_url(&connection.api, connection.ca_cert.as_deref())?;
+    match (&connection.as_party, &connection.as_key) {
+        (None, None) => Ok(api),
+        (Some(party), Some(file)) => {
+            let keyid = crate::api::caller::KeyId::parse(party).ok_or_else(|| {
+                input(format!(
+                    "--as {party}: name the party as account:ID or institution:ID"
+                ))
+            })?;
+            Ok(api.signed_as(super::Credential::new(keyid, read_key(file)?)))
+        }
+        _ => Err(input("--as and --as-key go together")),
+    }
 }
 
 /// `http://HOST:PORT` (or `HOST:PORT`) as a socket address.
@@ -409,7 +426,7 @@ impl Plan {
 /// Signs, submits, waits for the commit, and tells the outcome.
 async fn send(client: &mut Client, plan: Plan) -> Result<Report, CommandError> {
     let chain_id = client.chain_id().await?;
-    let mut submitter = Submitter::new(client.api, chain_id);
+    let mut submitter = Submitter::new(client.api.clone(), chain_id);
     let keys: Vec<&SigningKey> = plan.keys.iter().collect();
     let receipt = submitter.send(plan.sender, &keys, plan.kind).await?;
     let height = receipt

@@ -182,6 +182,7 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
                 id: transfer_id(&id)?,
                 merchant: merchant_account,
                 amount: money.minor,
+                reference: tally_contracts::Memo::NONE,
             };
             plan("pay-merchant", sender, vec![key], kind)
                 .words(format!(

@@ -73,7 +73,7 @@ pub(crate) fn register_account(
     identity: Hash,
 ) -> TxResult {
     let kyc = tx.institution_with(institution, Roles::KYC)?;
-    tx.require_cosigner(&kyc.key)?;
+    tx.require_institution_cosigner(&kyc)?;
     let mut created = register_holder(
         tx,
         NewHolder {
@@ -113,7 +113,7 @@ fn cosigning_card_bank(
 ) -> TxResult<InstitutionId> {
     let bank = card_bank(tx, account, card)?;
     let institution = tx.institution(bank)?;
-    tx.require_cosigner(&institution.key)?;
+    tx.require_institution_cosigner(&institution)?;
     Ok(bank)
 }
 
@@ -125,7 +125,7 @@ pub(crate) fn bind_card(
 ) -> TxResult {
     let mut account = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
     let institution = tx.institution_with(bank, Roles::BANK)?;
-    tx.require_cosigner(&institution.key)?;
+    tx.require_institution_cosigner(&institution)?;
     let k = key::card(sender, card);
     if tx.state.contains(&k)? {
         return Err(Rejection::CardAlreadyBound.into());

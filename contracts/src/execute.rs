@@ -319,7 +319,7 @@ fn authenticate(tx: &mut Tx<'_, '_>, verified: &VerifiedTransaction) -> TxResult
             let k = key::institution(id);
             let mut institution: Institution = tx.state.get(&k)?.ok_or(Rejection::UnknownSender)?;
             check_nonce(institution.nonce, body.nonce)?;
-            signed(verified, &institution.key)?;
+            signed(verified, &institution.key.ok_or(Rejection::KeyRevoked)?)?;
             institution.nonce = institution
                 .nonce
                 .checked_add(1)

@@ -144,7 +144,7 @@ impl Genesis {
                 &mut tx,
                 &Institution {
                     id: i.id,
-                    key: i.key,
+                    key: Some(i.key),
                     roles: i.roles,
                     nonce: 0,
                     encryption_key: None,

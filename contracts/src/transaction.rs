@@ -377,6 +377,18 @@ pub enum GovernanceAction {
         currency: Currency,
         threshold: Amount,
     },
+    /// A new key for an institution (its old one compromised or lost): the old key signs
+    /// nothing from this block on. The new key co-signs; the old key's signature does not
+    /// count toward the quorum.
+    ReplaceInstitutionKey {
+        institution: InstitutionId,
+        new_key: PublicKey,
+    },
+    /// The institution signs nothing until a `ReplaceInstitutionKey`; its accounts and
+    /// obligations stay.
+    RevokeInstitutionKey {
+        institution: InstitutionId,
+    },
 }
 
 /// What a transaction does. One variant per transaction of the payment process.

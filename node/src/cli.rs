@@ -1,12 +1,13 @@
 //! The `tally` command line, grouped by area: `tally keys ...`, `tally node ...`, `tally genesis`,
 //! and the client commands, one per flow: `tally wallet ...`, `tally merchant ...`, `tally bill
-//! ...`, `tally fx ...`, `tally remit`, `tally regulator ...`, `tally institution ...`.
+//! ...`, `tally fx ...`, `tally remit`, `tally regulator ...`, `tally governance ...`,
+//! `tally institution ...`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tally_node::client::flows::{
-    BillCommand, Connection, FxCommand, InstitutionCommand, MerchantCommand, RegulatorCommand,
-    RemitCommand, WalletCommand,
+    BillCommand, Connection, FxCommand, GovernanceCommand, InstitutionCommand, MerchantCommand,
+    RegulatorCommand, RemitCommand, WalletCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -77,6 +78,14 @@ pub enum Area {
         connection: Connection,
         #[command(subcommand)]
         command: RegulatorCommand,
+    },
+    /// Governance with a quorum of the governance keys: replace or revoke an institution's
+    /// key.
+    Governance {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: GovernanceCommand,
     },
     /// Interbank settlement: net the open obligations, confirm receipt; positions.
     Institution {

@@ -61,6 +61,10 @@ fn main() -> ExitCode {
             connection,
             command,
         } => return run_client(&connection, ClientCommand::Regulator(command)),
+        Area::Governance {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Governance(command)),
         Area::Institution {
             connection,
             command,

@@ -482,6 +482,38 @@ pub enum RegulatorCommand {
     },
 }
 
+/// Governance changes: sent by an institution, co-signed by enough governance keys (repeat
+/// --cosigner-key).
+#[derive(Debug, Subcommand)]
+pub enum GovernanceCommand {
+    /// Give an institution a new key (its old one compromised or lost): the old key signs
+    /// nothing, and the API refuses it, from the block that commits this. The new key
+    /// co-signs; the old key does not count toward the quorum.
+    ReplaceInstitutionKey {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        /// The institution whose key is replaced.
+        #[arg(long = "target", value_name = "ID")]
+        target: u32,
+        /// The new key's file (it co-signs: proof that it is held).
+        #[arg(long, value_name = "FILE")]
+        new_key: PathBuf,
+    },
+    /// Revoke an institution's key: it signs nothing until its key is replaced; its
+    /// accounts and obligations stay.
+    RevokeInstitutionKey {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        /// The institution whose key is revoked.
+        #[arg(long = "target", value_name = "ID")]
+        target: u32,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum InstitutionCommand {
     /// Net all open interbank obligations into a settlement cycle.

@@ -5,8 +5,8 @@
 //! bills, rates, positions) read the API.
 //!
 //! - `args`: the commands and their options (clap); one enum per area.
-//! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`, `interbank`:
-//!   each area's transaction builders and reads.
+//! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`,
+//!   `governance`, `interbank`: each area's transaction builders and reads.
 //! - `words`: events and payment codes as people read and pass them on.
 //!
 //! Every input from outside (arguments, key files, the node's answers) is checked, and a
@@ -35,6 +35,7 @@ use super::submitter::{AccountView, AtHeight, Submitter};
 mod args;
 mod bills;
 mod fx;
+mod governance;
 mod interbank;
 mod merchant;
 mod regulator;
@@ -124,6 +125,7 @@ pub enum ClientCommand {
     Fx(FxCommand),
     Remit(Box<RemitCommand>),
     Regulator(RegulatorCommand),
+    Governance(GovernanceCommand),
     Institution(InstitutionCommand),
 }
 
@@ -168,6 +170,7 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
         },
         ClientCommand::Remit(c) => fx::remit(&mut client, *c).await?,
         ClientCommand::Regulator(c) => regulator::run(&mut client, c).await?,
+        ClientCommand::Governance(c) => governance::run(c)?,
         ClientCommand::Institution(c) => match interbank::run(&mut client, c).await? {
             Step::Read(report) => return Ok(report),
             Step::Send(plan) => *plan,

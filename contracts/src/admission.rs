@@ -422,4 +422,50 @@ mod tests {
         // Its customers still send.
         assert_eq!(admitted(&store, transfer(7, 1), &[&key(7)]), Ok(()));
     }
+
+    #[test]
+    fn an_announced_recoverys_key_counts_only_once_it_completed() {
+        let mut store = store();
+        let recover = from(
+            Party::Institution(BANK),
+            0,
+            TxKind::RecoverAccount {
+                account: AccountId(7),
+                new_key: key(71).public_key(),
+            },
+        );
+        let mut time_ms = 3;
+        let run =
+            |store: &mut MemoryStore, height: u64, time_ms: u64, txs: Vec<VerifiedTransaction>| {
+                let block = crate::Ledger::execute_block(
+                    &*store,
+                    crate::BlockContext { height, time_ms },
+                    &txs,
+                );
+                let Ok(block) = block else {
+                    panic!("block: {block:?}");
+                };
+                store.commit(block.writes);
+            };
+        run(
+            &mut store,
+            2,
+            time_ms,
+            vec![verify(recover.sign(&[&key(1), &key(71)]))],
+        );
+        let by_new = || verify(transfer(7, 1).sign(&[&key(71)]));
+        let by_old = || verify(transfer(7, 1).sign(&[&key(7)]));
+        assert_eq!(
+            admit(&store, &by_new(), &[]),
+            Err(AdmissionError::WrongSigner)
+        );
+        assert_eq!(admit(&store, &by_old(), &[]), Ok(()));
+        time_ms += crate::RECOVERY_DELAY_MS_DEFAULT;
+        run(&mut store, 3, time_ms, vec![]);
+        assert_eq!(admit(&store, &by_new(), &[]), Ok(()));
+        assert_eq!(
+            admit(&store, &by_old(), &[]),
+            Err(AdmissionError::WrongSigner)
+        );
+    }
 }

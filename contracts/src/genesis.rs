@@ -116,6 +116,7 @@ impl Genesis {
             // Set by governance (`SetDisputeRules`, `SetTravelRuleThreshold`).
             disputes: DisputeRules::default(),
             travel_rule_thresholds: Vec::new(),
+            recovery_delay_ms: crate::governance::RECOVERY_DELAY_MS_DEFAULT,
         })
     }
 

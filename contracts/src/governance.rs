@@ -130,6 +130,20 @@ pub struct Rules {
     /// Per sender's currency, sorted: from which debit a cross-border transfer must carry
     /// travel-rule data. A currency not listed has no requirement.
     pub travel_rule_thresholds: Vec<(Currency, Amount)>,
+    /// How long an account recovery (`RecoverAccount`) waits, announced, before the new key
+    /// takes over: the time the account's holder has to see it and cancel it.
+    #[serde(default = "default_recovery_delay_ms")]
+    pub recovery_delay_ms: u64,
+}
+
+/// A day of block time: long enough for a customer to see a recovery announced in its
+/// wallet and cancel it, short enough for one who really lost the phone.
+pub const RECOVERY_DELAY_MS_DEFAULT: u64 = 86_400_000;
+/// The longest recovery delay governance may set: 30 days.
+pub const RECOVERY_DELAY_MS_MAX: u64 = 30 * 86_400_000;
+
+fn default_recovery_delay_ms() -> u64 {
+    RECOVERY_DELAY_MS_DEFAULT
 }
 
 impl Rules {
@@ -365,6 +379,13 @@ pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult
         GovernanceAction::RevokeInstitutionKey { institution } => {
             revoke_institution_key(tx, &mut rules, *institution)?;
             "RevokeInstitutionKey"
+        }
+        GovernanceAction::SetRecoveryDelay { delay_ms } => {
+            if !(1..=RECOVERY_DELAY_MS_MAX).contains(delay_ms) {
+                return Err(Rejection::InvalidField.into());
+            }
+            rules.recovery_delay_ms = *delay_ms;
+            "SetRecoveryDelay"
         }
     };
     tx.state.put(key::rules(), &rules);

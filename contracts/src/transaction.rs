@@ -389,6 +389,11 @@ pub enum GovernanceAction {
     RevokeInstitutionKey {
         institution: InstitutionId,
     },
+    /// How long an account recovery waits, announced, before it takes effect (1 ms to 30
+    /// days). Recoveries already announced keep their due time.
+    SetRecoveryDelay {
+        delay_ms: u64,
+    },
 }
 
 /// What a transaction does. One variant per transaction of the payment process.
@@ -439,6 +444,8 @@ pub enum TxKind {
         key: Option<PublicKey>,
         threshold: Amount,
     },
+    /// Sent by the account with its current key: drops the recovery announced for it.
+    CancelRecovery,
 
     // --- merchant ---
     RegisterMerchant {
@@ -603,6 +610,7 @@ impl TxKind {
             TxKind::RotateKey { .. } => "RotateKey",
             TxKind::RecoverAccount { .. } => "RecoverAccount",
             TxKind::SetSecondFactor { .. } => "SetSecondFactor",
+            TxKind::CancelRecovery => "CancelRecovery",
             TxKind::RegisterMerchant { .. } => "RegisterMerchant",
             TxKind::CreateOrder { .. } => "CreateOrder",
             TxKind::PayOrder { .. } => "PayOrder",

@@ -507,6 +507,20 @@ fn rotate_recover_and_second_factor() {
         },
     );
     ok(&r);
+    // Announced: the new key takes over only after the delay.
+    rejected(
+        &w.submit(a(ALICE), &[&phone], transfer(3, BOB, 1)),
+        Rejection::WrongSigner,
+    );
+    w.advance(RECOVERY_DELAY_MS_DEFAULT);
+    let out = w.block(vec![]);
+    assert!(
+        out.expired.contains(&Event::AccountRecovered {
+            account: AccountId(ALICE),
+            institution: BANK_A,
+        }),
+        "{out:?}"
+    );
     ok(&w.submit(a(ALICE), &[&phone], transfer(3, BOB, 1)));
 
     // Second factor above 1_000.
@@ -3511,5 +3525,186 @@ fn a_stolen_governance_key_neither_blocks_nor_undoes_its_replacement() {
     rejected(
         &w.submit(a_inst(BANK_A), &[&new, &b_key], revoke_key(BANK_B)),
         Rejection::GovernanceQuorum,
+    );
+}
+
+// ---------------------------------------------------------------- account recovery
+
+fn recover(account: u128, new_key: &SigningKey) -> TxKind {
+    TxKind::RecoverAccount {
+        account: AccountId(account),
+        new_key: new_key.public_key(),
+    }
+}
+
+fn announce(w: &mut World, account: u128, new_key: &SigningKey) -> u64 {
+    let r = w.submit(
+        a_inst(BANK_A),
+        &[&institution_key(BANK_A), new_key],
+        recover(account, new_key),
+    );
+    ok(&r);
+    let due_ms = w.time_ms + RECOVERY_DELAY_MS_DEFAULT;
+    assert_eq!(
+        r.events,
+        vec![Event::RecoveryAnnounced {
+            account: AccountId(account),
+            institution: BANK_A,
+            new_key: new_key.public_key(),
+            due_ms,
+        }]
+    );
+    due_ms
+}
+
+#[test]
+fn a_recovery_is_announced_and_completes_after_the_delay() {
+    let (mut w, alice, ..) = world();
+    let phone = key(801);
+    let due_ms = announce(&mut w, ALICE, &phone);
+    assert_eq!(
+        query::recovery(&w.store, AccountId(ALICE))
+            .unwrap()
+            .map(|p| p.due_ms),
+        Some(due_ms)
+    );
+    // While it pends the account works with its current key; the new key signs nothing.
+    ok(&w.submit(a(ALICE), &[&alice], transfer(1, BOB, 10)));
+    rejected(
+        &w.submit(a(ALICE), &[&phone], transfer(2, BOB, 10)),
+        Rejection::WrongSigner,
+    );
+    // One recovery at a time.
+    let other = key(802);
+    rejected(
+        &w.submit(
+            a_inst(BANK_A),
+            &[&institution_key(BANK_A), &other],
+            recover(ALICE, &other),
+        ),
+        Rejection::RecoveryPending,
+    );
+    // Not before its time (the block after next is at due_ms - 1_000).
+    w.time_ms = due_ms - 3_000;
+    let out = w.block(vec![]);
+    assert!(out.expired.is_empty(), "{out:?}");
+    ok(&w.submit(a(ALICE), &[&alice], transfer(3, BOB, 10)));
+    // Due (the block's time is due_ms): it completes before the block's transactions.
+    let late = w.sign(a(ALICE), &[&alice], transfer(4, BOB, 10));
+    let by_phone = w.sign(a(ALICE), &[&phone], transfer(5, BOB, 10));
+    let out = w.block(vec![late, by_phone]);
+    assert_eq!(w.time_ms, due_ms);
+    assert_eq!(
+        out.expired,
+        vec![Event::AccountRecovered {
+            account: AccountId(ALICE),
+            institution: BANK_A,
+        }]
+    );
+    rejected(&out.receipts[0], Rejection::WrongSigner);
+    ok(&out.receipts[1]);
+    assert_eq!(w.account(ALICE).holder.key, phone.public_key());
+    assert_eq!(query::recovery(&w.store, AccountId(ALICE)).unwrap(), None);
+    rejected(
+        &w.submit(a(ALICE), &[&phone], TxKind::CancelRecovery),
+        Rejection::RecoveryNotFound,
+    );
+}
+
+#[test]
+fn the_accounts_key_cancels_a_recovery_which_then_never_takes_effect() {
+    let (mut w, alice, bob, ..) = world();
+    let thief = key(803);
+    let due_ms = announce(&mut w, ALICE, &thief);
+    // Only the account's current key cancels: not the recovery's key, not another's.
+    rejected(
+        &w.submit(a(ALICE), &[&thief], TxKind::CancelRecovery),
+        Rejection::WrongSigner,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&bob], TxKind::CancelRecovery),
+        Rejection::WrongSigner,
+    );
+    rejected(
+        &w.submit(a(BOB), &[&bob], TxKind::CancelRecovery),
+        Rejection::RecoveryNotFound,
+    );
+    let r = w.submit(a(ALICE), &[&alice], TxKind::CancelRecovery);
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::RecoveryCancelled {
+            account: AccountId(ALICE),
+            institution: BANK_A,
+            by_account: true,
+        }]
+    );
+    w.time_ms = due_ms + 86_400_000;
+    let out = w.block(vec![]);
+    assert!(out.expired.is_empty(), "{out:?}");
+    assert_eq!(w.account(ALICE).holder.key, alice.public_key());
+    rejected(
+        &w.submit(a(ALICE), &[&thief], transfer(1, BOB, 10)),
+        Rejection::WrongSigner,
+    );
+    ok(&w.submit(a(ALICE), &[&alice], transfer(2, BOB, 10)));
+    // The bank may announce another (a real loss this time).
+    announce(&mut w, ALICE, &key(804));
+}
+
+#[test]
+fn governance_sets_the_delay_and_a_thiefs_recoveries_lapse_with_its_key() {
+    let (mut w, alice, bob, ..) = world();
+    let set_delay = |delay_ms| TxKind::Govern(GovernanceAction::SetRecoveryDelay { delay_ms });
+    let gov = governance_keys();
+    for bad in [0, RECOVERY_DELAY_MS_MAX + 1] {
+        rejected(
+            &w.submit(
+                a_inst(PLATFORM),
+                &[&institution_key(PLATFORM), &gov[0], &gov[1]],
+                set_delay(bad),
+            ),
+            Rejection::InvalidField,
+        );
+    }
+    ok(&w.submit(
+        a_inst(PLATFORM),
+        &[&institution_key(PLATFORM), &gov[0], &gov[1]],
+        set_delay(3_600_000),
+    ));
+    assert_eq!(
+        Ledger::rules(&w.store).unwrap().recovery_delay_ms,
+        3_600_000
+    );
+    // Announced with bank A's stolen key, for two customers.
+    let thief = key(805);
+    let stolen = institution_key(BANK_A);
+    ok(&w.submit(a_inst(BANK_A), &[&stolen, &thief], recover(ALICE, &thief)));
+    let due_ms = w.time_ms + 3_600_000;
+    ok(&w.submit(a_inst(BANK_A), &[&stolen, &thief], recover(BOB, &thief)));
+    // Governance replaces the key within the hour: both recoveries lapse at their time.
+    let new = key(4_010);
+    ok(&w.submit(
+        a_inst(PLATFORM),
+        &[&institution_key(PLATFORM), &gov[0], &gov[1], &new],
+        replace_key(BANK_A, &new),
+    ));
+    w.time_ms = due_ms + 60_000;
+    let out = w.block(vec![]);
+    let lapsed = |id: u128| Event::RecoveryCancelled {
+        account: AccountId(id),
+        institution: BANK_A,
+        by_account: false,
+    };
+    assert_eq!(
+        out.expired,
+        vec![lapsed(ALICE), lapsed(BOB)],
+        "in account order"
+    );
+    assert_eq!(w.account(ALICE).holder.key, alice.public_key());
+    assert_eq!(w.account(BOB).holder.key, bob.public_key());
+    rejected(
+        &w.submit(a(ALICE), &[&thief], transfer(1, BOB, 10)),
+        Rejection::WrongSigner,
     );
 }

@@ -211,6 +211,12 @@ pub enum WalletCommand {
         #[arg(long, value_name = "ID")]
         merchant: Option<u128>,
     },
+    /// Cancel a recovery your institution announced for this account (you did not ask for
+    /// it): signed with the account's current key, before the recovery is due.
+    CancelRecovery {
+        #[command(flatten)]
+        signer: AccountSigner,
+    },
     /// Confirm an escrowed order arrived: the merchant is paid.
     ConfirmReceipt {
         #[command(flatten)]
@@ -501,6 +507,16 @@ pub enum GovernanceCommand {
         #[arg(long, value_name = "FILE")]
         new_key: PathBuf,
     },
+    /// How long an account recovery waits, announced, before the new key takes over.
+    SetRecoveryDelay {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        /// The delay in hours of block time (at most 720).
+        #[arg(long)]
+        hours: u64,
+    },
     /// Revoke an institution's key: it signs nothing until its key is replaced; its
     /// accounts and obligations stay.
     RevokeInstitutionKey {
@@ -516,6 +532,19 @@ pub enum GovernanceCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum InstitutionCommand {
+    /// Announce the recovery of a customer's lost device key (after verifying the person):
+    /// the new key takes over after the delay governance set, unless the account's current
+    /// key cancels it first (`tally wallet cancel-recovery`). The new key co-signs.
+    RecoverAccount {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        /// The customer's account.
+        #[arg(long = "target", value_name = "ID")]
+        target: u128,
+        /// The customer's new device key file.
+        #[arg(long, value_name = "FILE")]
+        new_key: PathBuf,
+    },
     /// Net all open interbank obligations into a settlement cycle.
     SettleCycle {
         #[command(flatten)]

@@ -1,4 +1,7 @@
-//! Governance: an institution's key replaced or revoked by a quorum of the governance keys.
+//! Governance: an institution's key replaced or revoked, and the account recovery delay, by
+//! a quorum of the governance keys.
+
+use tally_contracts::RECOVERY_DELAY_MS_MAX;
 
 use super::*;
 
@@ -25,6 +28,27 @@ pub(super) fn run(command: GovernanceCommand) -> Result<Plan, CommandError> {
                 .words(format!(
                     "institution {target} now signs with {}; its old key signs nothing",
                     public.to_hex()
+                ))
+                .expect("GovernanceApplied")
+        }
+        GovernanceCommand::SetRecoveryDelay {
+            signer,
+            cosigner_key,
+            hours,
+        } => {
+            let (sender, key) = institution_party(&signer)?;
+            let delay_ms = hours
+                .checked_mul(3_600_000)
+                .filter(|ms| (1..=RECOVERY_DELAY_MS_MAX).contains(ms))
+                .ok_or_else(|| input("--hours: 1 to 720"))?;
+            let mut keys = vec![key];
+            for path in &cosigner_key {
+                keys.push(read_key(path)?);
+            }
+            let kind = TxKind::Govern(GovernanceAction::SetRecoveryDelay { delay_ms });
+            plan("set-recovery-delay", sender, keys, kind)
+                .words(format!(
+                    "account recoveries announced from now on take effect {hours} h later"
                 ))
                 .expect("GovernanceApplied")
         }

@@ -104,6 +104,14 @@ pub enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Write a new identity secret (32 random bytes, readable by its owner only): the key
+    /// under which the KYC institutions and the regulator digest identities. Give it to
+    /// them alone (their clients' --identity-secret); never to a validator.
+    IdentitySecret {
+        /// Where to write it; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Print the public key and peer id of a key file.
     Show {
         #[arg(value_name = "FILE")]

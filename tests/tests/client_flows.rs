@@ -123,9 +123,12 @@ impl Devnet {
 
     /// `tally ARGS`.
     fn run_raw(&self, args: &[&str]) -> Run {
+        // The test plays every party; the identity secret is the banks' and the
+        // regulator's, and only their commands (registrations, sanctions) read it.
         let out = Command::new(&self.tally)
             .args(args)
             .env("RUST_LOG", "warn")
+            .env("TALLY_IDENTITY_SECRET", self.layout.identity_secret_path())
             .output()
             .expect("running tally");
         let run = Run {

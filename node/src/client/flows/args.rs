@@ -53,6 +53,21 @@ pub struct InstitutionSigner {
     pub key: PathBuf,
 }
 
+/// A person's (or business's) verified identity, as the ledger keeps it: digested with the
+/// identity secret the KYC institutions and the regulator share, so the digest cannot be
+/// reversed by guessing and matches across banks.
+#[derive(Debug, Clone, Args)]
+pub struct IdentityArg {
+    /// The verified identity: a name, ID number or phone (digested with the identity
+    /// secret; never stored in clear), or a digest as 64 hex digits, taken as it is.
+    #[arg(long)]
+    pub identity: String,
+    /// The identity secret's file (made by `tally keys identity-secret`; held by the KYC
+    /// institutions and the regulator only).
+    #[arg(long, env = "TALLY_IDENTITY_SECRET", value_name = "FILE")]
+    pub identity_secret: Option<PathBuf>,
+}
+
 /// An amount: "12.50 CNY", or "12.50" with `--currency`.
 #[derive(Debug, Clone, Args)]
 pub struct AmountArg {
@@ -90,9 +105,8 @@ pub enum WalletCommand {
         /// The KYC tier (its limits are the chain's).
         #[arg(long, default_value_t = 0)]
         tier: u8,
-        /// The verified identity (hashed; never stored in clear).
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
     /// Bind a bank-issued card token to the wallet; the bank co-signs.
     BindCard {
@@ -251,8 +265,8 @@ pub enum MerchantCommand {
         /// The platform's fee on settlement, in basis points.
         #[arg(long, default_value_t = 0)]
         fee_bps: u16,
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
     /// Create an order for a customer to pay.
     CreateOrder {
@@ -330,8 +344,8 @@ pub enum BillCommand {
         biller: u128,
         #[arg(long, value_name = "CODE")]
         currency: String,
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
     /// Issue a bill to a customer.
     Issue {
@@ -476,15 +490,15 @@ pub enum RegulatorCommand {
     Sanction {
         #[command(flatten)]
         signer: InstitutionSigner,
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
     /// Take an identity off the sanctions list.
     Unsanction {
         #[command(flatten)]
         signer: InstitutionSigner,
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
 }
 

@@ -23,7 +23,7 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
                 currency,
                 institution: InstitutionId(institution),
                 tier,
-                identity: digest_of(IDENTITY_DOMAIN, &identity),
+                identity: identity.digest()?,
             };
             plan(
                 "register",

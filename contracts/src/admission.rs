@@ -11,10 +11,11 @@
 //! - a `RegisterAccount` for an account that does not exist yet is sent with the key it
 //!   registers, and the KYC institution it names must co-sign: otherwise anyone could hold
 //!   the registration slot of an account id someone else is about to register;
-//! - an institution sends with its institution key.
+//! - an institution sends with its institution key, and one whose key governance revoked
+//!   sends nothing (`KEY_REVOKED`) until governance gives it a new one.
 //!
 //! The same checks, with the same codes, run again when the block executes
-//! (`WRONG_SIGNER`, `UNKNOWN_SENDER`, `MISSING_CO_SIGNATURE`): admission judges against
+//! (`WRONG_SIGNER`, `UNKNOWN_SENDER`, `MISSING_CO_SIGNATURE`, `KEY_REVOKED`): admission judges against
 //! the state at the node's head, the block against the state it executes on.
 //!
 //! A sender's key may change in a transaction still waiting in the mempool (its
@@ -35,6 +36,8 @@ pub enum AdmissionError {
     WrongSigner,
     #[error("the KYC institution the registration names did not co-sign")]
     MissingCoSignature,
+    #[error("the institution's key was revoked by governance")]
+    KeyRevoked,
     #[error("the state could not be read: {0}")]
     State(String),
 }
@@ -46,6 +49,7 @@ impl AdmissionError {
             AdmissionError::UnknownSender => "UNKNOWN_SENDER",
             AdmissionError::WrongSigner => "WRONG_SIGNER",
             AdmissionError::MissingCoSignature => "MISSING_CO_SIGNATURE",
+            AdmissionError::KeyRevoked => "KEY_REVOKED",
             AdmissionError::State(_) => "STATE_UNREADABLE",
         }
     }
@@ -89,7 +93,7 @@ pub fn required_signers(
                         .ok_or(AdmissionError::MissingCoSignature)?;
                     Ok(RequiredSigners {
                         sender: *key,
-                        registrar: Some(registrar.key),
+                        registrar: Some(registrar.key.ok_or(AdmissionError::KeyRevoked)?),
                     })
                 }
                 _ => Err(AdmissionError::UnknownSender),
@@ -97,7 +101,7 @@ pub fn required_signers(
         },
         Party::Institution(id) => match query::institution(store, id)? {
             Some(institution) => Ok(RequiredSigners {
-                sender: institution.key,
+                sender: institution.key.ok_or(AdmissionError::KeyRevoked)?,
                 registrar: None,
             }),
             None => Err(AdmissionError::UnknownSender),
@@ -383,5 +387,85 @@ mod tests {
         );
         assert_eq!(installed_key(&recovery), None);
         assert_eq!(installed_key(&transfer(7, 1)), None);
+    }
+
+    #[test]
+    fn a_revoked_institution_is_refused_as_sender_and_registrar() {
+        let mut store = store();
+        let revoke = from(
+            Party::Institution(PLATFORM),
+            0,
+            TxKind::Govern(crate::GovernanceAction::RevokeInstitutionKey { institution: BANK }),
+        );
+        let block = crate::Ledger::execute_block(
+            &store,
+            crate::BlockContext {
+                height: 2,
+                time_ms: 3,
+            },
+            &[verify(revoke.sign(&[&key(2), &key(9)]))],
+        );
+        let Ok(block) = block else {
+            panic!("block: {block:?}");
+        };
+        assert_eq!(block.receipts.first().map(|r| r.result), Some(Ok(())));
+        store.commit(block.writes);
+        let cycle = from(Party::Institution(BANK), 0, TxKind::SettlementCycle);
+        assert_eq!(
+            admitted(&store, cycle, &[&key(1)]),
+            Err(AdmissionError::KeyRevoked)
+        );
+        assert_eq!(
+            admitted(&store, register(8, 8, BANK), &[&key(8), &key(1)]),
+            Err(AdmissionError::KeyRevoked)
+        );
+        // Its customers still send.
+        assert_eq!(admitted(&store, transfer(7, 1), &[&key(7)]), Ok(()));
+    }
+
+    #[test]
+    fn an_announced_recoverys_key_counts_only_once_it_completed() {
+        let mut store = store();
+        let recover = from(
+            Party::Institution(BANK),
+            0,
+            TxKind::RecoverAccount {
+                account: AccountId(7),
+                new_key: key(71).public_key(),
+            },
+        );
+        let mut time_ms = 3;
+        let run =
+            |store: &mut MemoryStore, height: u64, time_ms: u64, txs: Vec<VerifiedTransaction>| {
+                let block = crate::Ledger::execute_block(
+                    &*store,
+                    crate::BlockContext { height, time_ms },
+                    &txs,
+                );
+                let Ok(block) = block else {
+                    panic!("block: {block:?}");
+                };
+                store.commit(block.writes);
+            };
+        run(
+            &mut store,
+            2,
+            time_ms,
+            vec![verify(recover.sign(&[&key(1), &key(71)]))],
+        );
+        let by_new = || verify(transfer(7, 1).sign(&[&key(71)]));
+        let by_old = || verify(transfer(7, 1).sign(&[&key(7)]));
+        assert_eq!(
+            admit(&store, &by_new(), &[]),
+            Err(AdmissionError::WrongSigner)
+        );
+        assert_eq!(admit(&store, &by_old(), &[]), Ok(()));
+        time_ms += crate::RECOVERY_DELAY_MS_DEFAULT;
+        run(&mut store, 3, time_ms, vec![]);
+        assert_eq!(admit(&store, &by_new(), &[]), Ok(()));
+        assert_eq!(
+            admit(&store, &by_old(), &[]),
+            Err(AdmissionError::WrongSigner)
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::ledger::transfers::{Leg, claim_transfer_id, post_linked};
 use crate::regulation::{Reach, clear_outflow};
 use crate::state::key;
 use crate::transaction::Roles;
-use crate::types::{AccountId, Amount, CardToken, Currency, InstitutionId, TransferId};
+use crate::types::{AccountId, Amount, CardToken, Currency, InstitutionId, TimeMs, TransferId};
 use crate::{Event, Rejection};
 
 /// The most cards bound to one account.
@@ -73,7 +73,7 @@ pub(crate) fn register_account(
     identity: Hash,
 ) -> TxResult {
     let kyc = tx.institution_with(institution, Roles::KYC)?;
-    tx.require_cosigner(&kyc.key)?;
+    tx.require_institution_cosigner(&kyc)?;
     let mut created = register_holder(
         tx,
         NewHolder {
@@ -113,7 +113,7 @@ fn cosigning_card_bank(
 ) -> TxResult<InstitutionId> {
     let bank = card_bank(tx, account, card)?;
     let institution = tx.institution(bank)?;
-    tx.require_cosigner(&institution.key)?;
+    tx.require_institution_cosigner(&institution)?;
     Ok(bank)
 }
 
@@ -125,7 +125,7 @@ pub(crate) fn bind_card(
 ) -> TxResult {
     let mut account = tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
     let institution = tx.institution_with(bank, Roles::BANK)?;
-    tx.require_cosigner(&institution.key)?;
+    tx.require_institution_cosigner(&institution)?;
     let k = key::card(sender, card);
     if tx.state.contains(&k)? {
         return Err(Rejection::CardAlreadyBound.into());
@@ -272,28 +272,109 @@ pub(crate) fn rotate_key(tx: &mut Tx<'_, '_>, sender: AccountId, new_key: Public
     Ok(())
 }
 
+/// The most recoveries completed at the start of one block; the rest wait for the next
+/// block, earliest due first.
+pub const RECOVERIES_PER_BLOCK_MAX: usize = 1_000;
+
+/// A recovery announced and not yet due: `new_key` becomes the account's key at `due_ms`
+/// unless the account's current key cancels it (`CancelRecovery`) first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRecovery {
+    pub account: AccountId,
+    pub institution: InstitutionId,
+    pub new_key: PublicKey,
+    /// The institution's key that announced it: if governance replaced or revoked that key
+    /// before the due time, the recovery lapses (it may have been a thief's).
+    pub announced_by: PublicKey,
+    pub due_ms: TimeMs,
+}
+
 /// `RecoverAccount`: for a lost phone. The institution holding the account sends it (after
-/// verifying the person off chain); the new device key co-signs.
+/// verifying the person off chain); the new device key co-signs. It only announces the
+/// recovery: the new key takes over after the delay governance set, and until then the
+/// account's current key keeps working and may cancel it. Taking effect at once would let
+/// an insider at the bank, or whoever stole the bank's key, take over any customer's
+/// account before the customer could notice.
 pub(crate) fn recover_account(
     tx: &mut Tx<'_, '_>,
     sender: InstitutionId,
     account: AccountId,
     new_key: PublicKey,
 ) -> TxResult {
-    tx.institution_with(sender, Roles::KYC)?;
-    let mut a = tx.account(account)?;
+    let institution = tx.institution_with(sender, Roles::KYC)?;
+    let a = tx.account(account)?;
     if !a.kind.has_holder() || a.institution != sender {
         return Err(Rejection::NotPermitted.into());
     }
-    if !new_key.is_valid() {
+    if !new_key.is_valid() || new_key == a.holder.key {
         return Err(Rejection::InvalidKey.into());
     }
     tx.require_cosigner(&new_key)?;
-    a.holder.key = new_key;
-    tx.put_account(&a);
-    tx.emit(Event::AccountRecovered {
+    let k = key::recovery(account);
+    if tx.state.contains(&k)? {
+        return Err(Rejection::RecoveryPending.into());
+    }
+    let announced_by = institution.key.ok_or(Rejection::KeyRevoked)?;
+    let due_ms = tx
+        .now_ms()
+        .checked_add(tx.rules.recovery_delay_ms)
+        .ok_or(Rejection::Overflow)?;
+    tx.state.put(
+        k,
+        &PendingRecovery {
+            account,
+            institution: sender,
+            new_key,
+            announced_by,
+            due_ms,
+        },
+    );
+    tx.state.put(key::recovery_due(due_ms, account), &());
+    tx.emit(Event::RecoveryAnnounced {
         account,
         institution: sender,
+        new_key,
+        due_ms,
+    });
+    Ok(())
+}
+
+/// `CancelRecovery`: the account, with its current key (the sender's key check), drops the
+/// recovery announced for it.
+pub(crate) fn cancel_recovery(tx: &mut Tx<'_, '_>, sender: AccountId) -> TxResult {
+    let k = key::recovery(sender);
+    let pending: PendingRecovery = tx.state.get(&k)?.ok_or(Rejection::RecoveryNotFound)?;
+    tx.state.delete(k);
+    tx.state.delete(key::recovery_due(pending.due_ms, sender));
+    tx.emit(Event::RecoveryCancelled {
+        account: sender,
+        institution: pending.institution,
+        by_account: true,
+    });
+    Ok(())
+}
+
+/// Completes a recovery that fell due: the new key becomes the account's, unless the
+/// institution's key that announced it is no longer its key.
+pub(crate) fn complete_recovery(tx: &mut Tx<'_, '_>, pending: &PendingRecovery) -> TxResult {
+    tx.state.delete(key::recovery(pending.account));
+    tx.state
+        .delete(key::recovery_due(pending.due_ms, pending.account));
+    let current = tx.institution(pending.institution)?.key;
+    if current != Some(pending.announced_by) {
+        tx.emit(Event::RecoveryCancelled {
+            account: pending.account,
+            institution: pending.institution,
+            by_account: false,
+        });
+        return Ok(());
+    }
+    let mut a = tx.account(pending.account)?;
+    a.holder.key = pending.new_key;
+    tx.put_account(&a);
+    tx.emit(Event::AccountRecovered {
+        account: pending.account,
+        institution: pending.institution,
     });
     Ok(())
 }

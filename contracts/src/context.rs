@@ -110,6 +110,19 @@ impl Tx<'_, '_> {
         }
     }
 
+    /// `institution` must have co-signed with its key; a revoked key co-signs nothing.
+    pub fn require_institution_cosigner(&self, institution: &Institution) -> TxResult {
+        match institution.key {
+            Some(key) => self.require_cosigner(&key),
+            None => Err(Rejection::KeyRevoked.into()),
+        }
+    }
+
+    /// Whether `institution` co-signed with its key (never, once its key is revoked).
+    pub fn signed_by_institution(&self, institution: &Institution) -> bool {
+        institution.key.is_some_and(|key| self.signed_by(&key))
+    }
+
     pub fn find_account(&mut self, id: AccountId) -> TxResult<Option<Account>> {
         if let Some((account, _)) = self.accounts.iter().find(|(a, _)| a.id == id) {
             return Ok(Some(account.clone()));

@@ -90,6 +90,9 @@ rejections! {
     NotAReceiver => "NOT_A_RECEIVER", "institution has no net credit in this cycle";
     AlreadyConfirmed => "ALREADY_CONFIRMED", "institution already confirmed this cycle";
     GovernanceQuorum => "GOVERNANCE_QUORUM", "too few governance signers";
+    RecoveryPending => "RECOVERY_PENDING", "a recovery of this account is already announced";
+    RecoveryNotFound => "RECOVERY_NOT_FOUND", "no recovery of this account is announced";
+    KeyRevoked => "KEY_REVOKED", "the institution's key was revoked by governance: it signs nothing until replaced";
     PaymentNotFound => "PAYMENT_NOT_FOUND", "no static-QR or payment-code payment with this transfer id";
     BillNotPaid => "BILL_NOT_PAID", "bill has no payment";
     DisputeExists => "DISPUTE_EXISTS", "this payment was already disputed";

@@ -59,9 +59,25 @@ pub enum Event {
         account: AccountId,
         key: PublicKey,
     },
+    /// The new key took over, at the recovery's due time (in `BlockOutcome::expired`).
     AccountRecovered {
         account: AccountId,
         institution: InstitutionId,
+    },
+    /// The institution holding the account announced a recovery: `new_key` becomes the
+    /// account's key at `due_ms` unless the account's current key cancels it before.
+    RecoveryAnnounced {
+        account: AccountId,
+        institution: InstitutionId,
+        new_key: PublicKey,
+        due_ms: TimeMs,
+    },
+    /// The recovery will not happen: the account's key cancelled it (`by_account`), or at
+    /// its due time the institution's key that announced it had been replaced or revoked.
+    RecoveryCancelled {
+        account: AccountId,
+        institution: InstitutionId,
+        by_account: bool,
     },
     SecondFactorSet {
         account: AccountId,

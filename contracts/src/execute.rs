@@ -1,4 +1,4 @@
-//! Executing a block: expire due holds, then apply each verified transaction in order —
+//! Executing a block: expire due holds and complete due account recoveries, then apply each verified transaction in order —
 //! check the chain, the sender's nonce and key, advance the nonce, run the contract on its
 //! own layer (kept on success, dropped on rejection) — and return receipts, the ordered
 //! writes, and the new state root.
@@ -19,7 +19,7 @@ use crate::ledger::accounts::Account;
 use crate::ledger::transfers::Hold;
 use crate::state::{State, encode_record, key};
 use crate::transaction::{Party, TxKind};
-use crate::types::{TimeMs, TransferId};
+use crate::types::{AccountId, TimeMs, TransferId};
 use crate::{
     Event, ExecutionError, Rejection, StateStore, VerifiedTransaction, Write, bills, consumer,
     disputes, fx, governance, interbank, merchant, regulation, travel_rule,
@@ -98,7 +98,8 @@ impl Ledger {
         }
         let mut state = State::new(store);
         let mut rules: Rules = state.get(&key::rules())?.ok_or(ExecutionError::NoGenesis)?;
-        let expired = expire_holds(&mut state, &rules, block)?;
+        let mut expired = expire_holds(&mut state, &rules, block)?;
+        expired.append(&mut complete_recoveries(&mut state, &rules, block)?);
         let mut receipts = Vec::with_capacity(txs.len());
         for verified in txs {
             let (result, events) = execute_tx(&mut state, &rules, block, verified)?;
@@ -225,6 +226,41 @@ fn expire_holds(
     Ok(events)
 }
 
+/// Account recoveries due by the block's time take effect, earliest due first, then by
+/// account id (the index's key order): the same on every node.
+fn complete_recoveries(
+    state: &mut State<'_>,
+    rules: &Rules,
+    block: BlockContext,
+) -> Result<Vec<Event>, ExecutionError> {
+    let start = vec![key::RECOVERY_DUE];
+    let end = key::recovery_due(block.time_ms.saturating_add(1), AccountId(0));
+    let due = state.scan(&start, &end, consumer::RECOVERIES_PER_BLOCK_MAX)?;
+    let mut events = Vec::new();
+    let mut tx = Tx::new(state, rules, block, &[]);
+    for (k, _) in due {
+        let account = k
+            .last_chunk::<16>()
+            .map(|b| AccountId(u128::from_be_bytes(*b)))
+            .ok_or_else(|| ExecutionError::Corrupt { key: k.clone() })?;
+        let pending: consumer::PendingRecovery = tx
+            .state
+            .get(&key::recovery(account))?
+            .ok_or_else(|| ExecutionError::Corrupt { key: k.clone() })?;
+        match consumer::complete_recovery(&mut tx, &pending) {
+            Ok(()) => {
+                events.append(&mut tx.events);
+                tx.commit();
+            }
+            // The account and institution a recovery names exist while it pends: if not,
+            // state is inconsistent and the block must not commit.
+            Err(TxError::Rejected(_)) => return Err(ExecutionError::Corrupt { key: k }),
+            Err(TxError::Failed(e)) => return Err(e),
+        }
+    }
+    Ok(events)
+}
+
 type TxOutcome = (Result<(), Rejection>, Vec<Event>);
 
 /// The sender's record after its nonce advanced: written back if the body is rejected.
@@ -319,7 +355,7 @@ fn authenticate(tx: &mut Tx<'_, '_>, verified: &VerifiedTransaction) -> TxResult
             let k = key::institution(id);
             let mut institution: Institution = tx.state.get(&k)?.ok_or(Rejection::UnknownSender)?;
             check_nonce(institution.nonce, body.nonce)?;
-            signed(verified, &institution.key)?;
+            signed(verified, &institution.key.ok_or(Rejection::KeyRevoked)?)?;
             institution.nonce = institution
                 .nonce
                 .checked_add(1)
@@ -377,6 +413,7 @@ fn dispatch(tx: &mut Tx<'_, '_>, sender: Party, kind: &TxKind, body: Hash) -> Tx
         (I(s), TxKind::RecoverAccount { account, new_key }) => {
             consumer::recover_account(tx, s, *account, *new_key)
         }
+        (A(s), TxKind::CancelRecovery) => consumer::cancel_recovery(tx, s),
         (A(s), TxKind::SetSecondFactor { key, threshold }) => {
             consumer::set_second_factor(tx, s, *key, *threshold)
         }

@@ -116,6 +116,7 @@ impl Genesis {
             // Set by governance (`SetDisputeRules`, `SetTravelRuleThreshold`).
             disputes: DisputeRules::default(),
             travel_rule_thresholds: Vec::new(),
+            recovery_delay_ms: crate::governance::RECOVERY_DELAY_MS_DEFAULT,
         })
     }
 
@@ -144,7 +145,7 @@ impl Genesis {
                 &mut tx,
                 &Institution {
                     id: i.id,
-                    key: i.key,
+                    key: Some(i.key),
                     roles: i.roles,
                     nonce: 0,
                     encryption_key: None,

@@ -22,7 +22,10 @@ pub const CURRENCIES_MAX: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Institution {
     pub id: InstitutionId,
-    pub key: PublicKey,
+    /// The key it signs with, as a sender and as a co-signer; `None` once governance
+    /// revoked it (`RevokeInstitutionKey`), until governance gives it a new one
+    /// (`ReplaceInstitutionKey`).
+    pub key: Option<PublicKey>,
     pub roles: Roles,
     pub nonce: u64,
     /// The X25519 key it receives travel-rule data under, once it registered one
@@ -127,6 +130,20 @@ pub struct Rules {
     /// Per sender's currency, sorted: from which debit a cross-border transfer must carry
     /// travel-rule data. A currency not listed has no requirement.
     pub travel_rule_thresholds: Vec<(Currency, Amount)>,
+    /// How long an account recovery (`RecoverAccount`) waits, announced, before the new key
+    /// takes over: the time the account's holder has to see it and cancel it.
+    #[serde(default = "default_recovery_delay_ms")]
+    pub recovery_delay_ms: u64,
+}
+
+/// A day of block time: long enough for a customer to see a recovery announced in its
+/// wallet and cancel it, short enough for one who really lost the phone.
+pub const RECOVERY_DELAY_MS_DEFAULT: u64 = 86_400_000;
+/// The longest recovery delay governance may set: 30 days.
+pub const RECOVERY_DELAY_MS_MAX: u64 = 30 * 86_400_000;
+
+fn default_recovery_delay_ms() -> u64 {
+    RECOVERY_DELAY_MS_DEFAULT
 }
 
 impl Rules {
@@ -169,7 +186,7 @@ pub(crate) fn institutional_kinds(roles: Roles) -> Vec<AccountKind> {
 
 /// Creates an institution and its accounts in every currency.
 pub(crate) fn add_institution(tx: &mut Tx<'_, '_>, institution: &Institution) -> TxResult {
-    if !institution.key.is_valid() {
+    if !institution.key.is_some_and(|k| k.is_valid()) {
         return Err(Rejection::InvalidKey.into());
     }
     let k = key::institution(institution.id);
@@ -201,12 +218,23 @@ fn set_overdraft(
 }
 
 /// `Govern`: needs signatures from `governance_threshold` of the governance keys.
+///
+/// In a case about an institution's key, that key's own signature does not count toward
+/// the quorum: the key may be the one stolen, and a thief must not help decide what
+/// happens to it.
 pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult {
+    let accused = match action {
+        GovernanceAction::ReplaceInstitutionKey { institution, .. }
+        | GovernanceAction::RevokeInstitutionKey { institution } => {
+            tx.institution(*institution)?.key
+        }
+        _ => None,
+    };
     let signed = tx
         .rules
         .governance_keys
         .iter()
-        .filter(|k| tx.signed_by(k))
+        .filter(|k| Some(**k) != accused && tx.signed_by(k))
         .count();
     if signed < usize::from(tx.rules.governance_threshold) {
         return Err(Rejection::GovernanceQuorum.into());
@@ -218,7 +246,7 @@ pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult
                 tx,
                 &Institution {
                     id: *id,
-                    key: *key,
+                    key: Some(*key),
                     roles: *roles,
                     nonce: 0,
                     encryption_key: None,
@@ -341,10 +369,81 @@ pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult
             }
             "SetTravelRuleThreshold"
         }
+        GovernanceAction::ReplaceInstitutionKey {
+            institution,
+            new_key,
+        } => {
+            replace_institution_key(tx, &mut rules, *institution, *new_key)?;
+            "ReplaceInstitutionKey"
+        }
+        GovernanceAction::RevokeInstitutionKey { institution } => {
+            revoke_institution_key(tx, &mut rules, *institution)?;
+            "RevokeInstitutionKey"
+        }
+        GovernanceAction::SetRecoveryDelay { delay_ms } => {
+            if !(1..=RECOVERY_DELAY_MS_MAX).contains(delay_ms) {
+                return Err(Rejection::InvalidField.into());
+            }
+            rules.recovery_delay_ms = *delay_ms;
+            "SetRecoveryDelay"
+        }
     };
     tx.state.put(key::rules(), &rules);
     tx.emit(Event::GovernanceApplied {
         action: name.to_string(),
     });
+    Ok(())
+}
+
+/// Gives an institution a new key (its old one compromised, lost, or revoked): from this
+/// transaction on the old key signs nothing, as a sender or a co-signer, and the API knows
+/// only the new one from the block that commits it. The new key co-signs (proof of
+/// possession: a key no one holds would lock the institution out without saying so). If
+/// the old key was a governance key, the new one takes its place there, so the old key
+/// loses its vote too. There is no transaction by which an institution changes its own
+/// key: a thief holding it can neither move first nor undo this.
+fn replace_institution_key(
+    tx: &mut Tx<'_, '_>,
+    rules: &mut Rules,
+    id: InstitutionId,
+    new_key: PublicKey,
+) -> TxResult {
+    let mut institution = tx.institution(id)?;
+    if !new_key.is_valid()
+        || institution.key == Some(new_key)
+        || rules.governance_keys.binary_search(&new_key).is_ok()
+    {
+        return Err(Rejection::InvalidKey.into());
+    }
+    tx.require_cosigner(&new_key)?;
+    if let Some(old) = institution.key
+        && let Ok(i) = rules.governance_keys.binary_search(&old)
+    {
+        rules.governance_keys.remove(i);
+        let at = rules.governance_keys.partition_point(|k| *k < new_key);
+        rules.governance_keys.insert(at, new_key);
+    }
+    institution.key = Some(new_key);
+    tx.state.put(key::institution(id), &institution);
+    Ok(())
+}
+
+/// Takes an institution's key away (compromised, with no new key ready): it signs nothing
+/// until [`replace_institution_key`]. Its accounts, customers and obligations stay as they
+/// are. A governance key it held is dropped from the governance keys: the quorum that
+/// decided this was reached without it, so the rest still reach the threshold.
+fn revoke_institution_key(tx: &mut Tx<'_, '_>, rules: &mut Rules, id: InstitutionId) -> TxResult {
+    let mut institution = tx.institution(id)?;
+    let Some(old) = institution.key else {
+        return Err(Rejection::KeyRevoked.into());
+    };
+    if let Ok(i) = rules.governance_keys.binary_search(&old) {
+        rules.governance_keys.remove(i);
+        if rules.governance_keys.len() < usize::from(rules.governance_threshold) {
+            return Err(Rejection::GovernanceQuorum.into());
+        }
+    }
+    institution.key = None;
+    tx.state.put(key::institution(id), &institution);
     Ok(())
 }

@@ -41,14 +41,15 @@ mod types;
 mod verify;
 
 pub use bills::Bill;
-pub use consumer::{CARDS_PER_ACCOUNT_MAX, CardBinding};
+pub use consumer::{CARDS_PER_ACCOUNT_MAX, CardBinding, PendingRecovery, RECOVERIES_PER_BLOCK_MAX};
 pub use disputes::{Dispute, DisputeStatus, RefundRequest};
 pub use error::{DecodeError, ExecutionError, Rejection, StoreError};
 pub use events::{Event, NetPosition};
 pub use execute::{BlockContext, BlockOutcome, ChainHead, EXPIRIES_PER_BLOCK_MAX, Ledger, Receipt};
 pub use genesis::{Genesis, GenesisInstitution, GenesisOutcome};
 pub use governance::{
-    Corridor, DISPUTE_PERIOD_MS_MAX, DisputeRules, Institution, NO_CAP, Rules, TierLimits,
+    Corridor, DISPUTE_PERIOD_MS_MAX, DisputeRules, Institution, NO_CAP, RECOVERY_DELAY_MS_DEFAULT,
+    RECOVERY_DELAY_MS_MAX, Rules, TierLimits,
 };
 pub use interbank::{SettlementCycleRecord, net_positions};
 pub use invariants::{InvariantReport, InvariantViolation, check_invariants};

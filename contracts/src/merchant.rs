@@ -216,7 +216,7 @@ pub(crate) fn pay_order(
             let bank = tx.institution(binding.bank)?;
             let funding =
                 AccountId::institutional(bank.id, AccountKind::BankIssuance, order.currency);
-            (funding, tx.signed_by(&bank.key))
+            (funding, tx.signed_by_institution(&bank))
         }
     };
     order.payer = Some(payer);

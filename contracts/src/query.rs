@@ -30,6 +30,13 @@ pub fn order(store: &dyn StateStore, id: OrderId) -> Result<Option<Order>, Execu
 pub fn bill(store: &dyn StateStore, id: BillId) -> Result<Option<Bill>, ExecutionError> {
     State::new(store).get(&key::bill(id))
 }
+/// The recovery announced for `account` and not yet due, if any.
+pub fn recovery(
+    store: &dyn StateStore,
+    account: AccountId,
+) -> Result<Option<crate::PendingRecovery>, ExecutionError> {
+    State::new(store).get(&key::recovery(account))
+}
 pub fn hold(store: &dyn StateStore, id: TransferId) -> Result<Option<Hold>, ExecutionError> {
     State::new(store).get(&key::hold(id))
 }

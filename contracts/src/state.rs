@@ -42,6 +42,8 @@ pub(crate) mod key {
     pub const SANCTION: u8 = b'S';
     pub const TRANSFER: u8 = b'T';
     pub const EXPIRY: u8 = b'X';
+    pub const RECOVERY: u8 = b'E';
+    pub const RECOVERY_DUE: u8 = b'Z';
     pub const CYCLE: u8 = b'Y';
 
     /// A key built on the stack: reads do not allocate.
@@ -97,6 +99,15 @@ pub(crate) mod key {
     }
     pub fn hold(id: TransferId) -> Key {
         tagged(HOLD, &[&id.to_key_bytes()])
+    }
+    pub fn recovery(account: AccountId) -> Key {
+        tagged(RECOVERY, &[&account.to_key_bytes()])
+    }
+    pub fn recovery_due(at_ms: u64, account: AccountId) -> Key {
+        tagged(
+            RECOVERY_DUE,
+            &[&at_ms.to_be_bytes(), &account.to_key_bytes()],
+        )
     }
     pub fn expiry(at_ms: u64, id: TransferId) -> Key {
         tagged(EXPIRY, &[&at_ms.to_be_bytes(), &id.to_key_bytes()])

@@ -377,6 +377,23 @@ pub enum GovernanceAction {
         currency: Currency,
         threshold: Amount,
     },
+    /// A new key for an institution (its old one compromised or lost): the old key signs
+    /// nothing from this block on. The new key co-signs; the old key's signature does not
+    /// count toward the quorum.
+    ReplaceInstitutionKey {
+        institution: InstitutionId,
+        new_key: PublicKey,
+    },
+    /// The institution signs nothing until a `ReplaceInstitutionKey`; its accounts and
+    /// obligations stay.
+    RevokeInstitutionKey {
+        institution: InstitutionId,
+    },
+    /// How long an account recovery waits, announced, before it takes effect (1 ms to 30
+    /// days). Recoveries already announced keep their due time.
+    SetRecoveryDelay {
+        delay_ms: u64,
+    },
 }
 
 /// What a transaction does. One variant per transaction of the payment process.
@@ -427,6 +444,8 @@ pub enum TxKind {
         key: Option<PublicKey>,
         threshold: Amount,
     },
+    /// Sent by the account with its current key: drops the recovery announced for it.
+    CancelRecovery,
 
     // --- merchant ---
     RegisterMerchant {
@@ -591,6 +610,7 @@ impl TxKind {
             TxKind::RotateKey { .. } => "RotateKey",
             TxKind::RecoverAccount { .. } => "RecoverAccount",
             TxKind::SetSecondFactor { .. } => "SetSecondFactor",
+            TxKind::CancelRecovery => "CancelRecovery",
             TxKind::RegisterMerchant { .. } => "RegisterMerchant",
             TxKind::CreateOrder { .. } => "CreateOrder",
             TxKind::PayOrder { .. } => "PayOrder",

@@ -507,6 +507,20 @@ fn rotate_recover_and_second_factor() {
         },
     );
     ok(&r);
+    // Announced: the new key takes over only after the delay.
+    rejected(
+        &w.submit(a(ALICE), &[&phone], transfer(3, BOB, 1)),
+        Rejection::WrongSigner,
+    );
+    w.advance(RECOVERY_DELAY_MS_DEFAULT);
+    let out = w.block(vec![]);
+    assert!(
+        out.expired.contains(&Event::AccountRecovered {
+            account: AccountId(ALICE),
+            institution: BANK_A,
+        }),
+        "{out:?}"
+    );
     ok(&w.submit(a(ALICE), &[&phone], transfer(3, BOB, 1)));
 
     // Second factor above 1_000.
@@ -3210,4 +3224,487 @@ fn sealed_travel_rule_data_is_bounded_sorted_and_refused_at_decoding_otherwise()
             "{bad:?} was decoded"
         );
     }
+}
+
+// ---------------------------------------------------------------- institution keys
+
+fn replace_key(institution: InstitutionId, new_key: &SigningKey) -> TxKind {
+    TxKind::Govern(GovernanceAction::ReplaceInstitutionKey {
+        institution,
+        new_key: new_key.public_key(),
+    })
+}
+
+fn revoke_key(institution: InstitutionId) -> TxKind {
+    TxKind::Govern(GovernanceAction::RevokeInstitutionKey { institution })
+}
+
+fn register(id: u128, k: &SigningKey, bank: InstitutionId) -> TxKind {
+    TxKind::RegisterAccount {
+        account: AccountId(id),
+        key: k.public_key(),
+        currency: Currency::CNY,
+        institution: bank,
+        tier: 0,
+        identity: identity(id),
+    }
+}
+
+#[test]
+fn governance_replaces_a_compromised_institution_key() {
+    let (mut w, _alice, bob, ..) = world();
+    let gov = governance_keys();
+    let old = institution_key(BANK_A);
+    let new = key(4_001);
+    let platform = institution_key(PLATFORM);
+    // The new key must prove it is held.
+    rejected(
+        &w.submit(
+            a_inst(PLATFORM),
+            &[&platform, &gov[0], &gov[1]],
+            replace_key(BANK_A, &new),
+        ),
+        Rejection::MissingCoSignature,
+    );
+    rejected(
+        &w.submit(
+            a_inst(PLATFORM),
+            &[&platform, &gov[0], &new],
+            replace_key(BANK_A, &new),
+        ),
+        Rejection::GovernanceQuorum,
+    );
+    // In one block: bank A's transaction before the replacement passes its key check, the
+    // one after it is refused; the old key's co-signature no longer counts either.
+    let nonce = w.nonce(a_inst(BANK_A));
+    let before = w.sign_nonce(a_inst(BANK_A), nonce, &[&old], TxKind::SettlementCycle);
+    let replace = w.sign(
+        a_inst(PLATFORM),
+        &[&platform, &gov[0], &gov[1], &new],
+        replace_key(BANK_A, &new),
+    );
+    let after = w.sign_nonce(a_inst(BANK_A), nonce + 1, &[&old], TxKind::SettlementCycle);
+    let out = w.block(vec![before, replace, after]);
+    rejected(&out.receipts[0], Rejection::NothingToSettle);
+    ok(&out.receipts[1]);
+    rejected(&out.receipts[2], Rejection::WrongSigner);
+    assert_eq!(
+        w.nonce(a_inst(BANK_A)),
+        nonce + 1,
+        "the refused one used no nonce"
+    );
+    assert_eq!(
+        query::institution(&w.store, BANK_A).unwrap().unwrap().key,
+        Some(new.public_key())
+    );
+    // The old key signs nothing: not as the sender, not as a co-signer.
+    rejected(
+        &w.submit(a_inst(BANK_A), &[&old], TxKind::SettlementCycle),
+        Rejection::WrongSigner,
+    );
+    let k = key(60);
+    rejected(
+        &w.submit(a(60), &[&k, &old], register(60, &k, BANK_A)),
+        Rejection::MissingCoSignature,
+    );
+    rejected(
+        &w.submit(
+            a(BOB),
+            &[&bob, &old],
+            TxKind::BindCard {
+                card: card(9),
+                bank: BANK_A,
+            },
+        ),
+        Rejection::MissingCoSignature,
+    );
+    // The new key does all of it, and the bank's customers never noticed.
+    rejected(
+        &w.submit(a_inst(BANK_A), &[&new], TxKind::SettlementCycle),
+        Rejection::NothingToSettle,
+    );
+    ok(&w.submit(a(60), &[&k, &new], register(60, &k, BANK_A)));
+    ok(&w.submit(
+        a(BOB),
+        &[&bob, &new],
+        TxKind::BindCard {
+            card: card(9),
+            bank: BANK_A,
+        },
+    ));
+    ok(&w.submit(a(ALICE), &[&key(ALICE as u64)], transfer(1, BOB, 10)));
+    // No going back to the old key, nor to another governance key.
+    rejected(
+        &w.submit(
+            a_inst(PLATFORM),
+            &[&platform, &gov[0], &gov[1], &old],
+            replace_key(BANK_A, &new),
+        ),
+        Rejection::InvalidKey,
+    );
+    rejected(
+        &w.submit(
+            a_inst(PLATFORM),
+            &[&platform, &gov[0], &gov[1], &gov[2]],
+            replace_key(BANK_A, &gov[2]),
+        ),
+        Rejection::InvalidKey,
+    );
+}
+
+#[test]
+fn a_revoked_institution_signs_nothing_until_replaced_and_keeps_its_accounts() {
+    let (mut w, alice, _bob, carol, shop) = world();
+    let gov = governance_keys();
+    let bank_b = institution_key(BANK_B);
+    w.fund(CAROL, BANK_B, 5_000);
+    ok(&w.submit(a(ALICE), &[&alice], transfer(1, CAROL, 100)));
+    let r = w.submit(
+        a_inst(PLATFORM),
+        &[&institution_key(PLATFORM), &gov[1], &gov[2]],
+        revoke_key(BANK_B),
+    );
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::GovernanceApplied {
+            action: "RevokeInstitutionKey".into()
+        }]
+    );
+    assert_eq!(
+        query::institution(&w.store, BANK_B).unwrap().unwrap().key,
+        None
+    );
+    rejected(
+        &w.institution(BANK_B, TxKind::SettlementCycle),
+        Rejection::KeyRevoked,
+    );
+    let k = key(61);
+    rejected(
+        &w.submit(a(61), &[&k, &bank_b], register(61, &k, BANK_B)),
+        Rejection::KeyRevoked,
+    );
+    rejected(
+        &w.submit(
+            a(CAROL),
+            &[&carol, &bank_b],
+            TxKind::TopUp {
+                id: TransferId(7),
+                card: card(CAROL as u8),
+                amount: 1,
+            },
+        ),
+        Rejection::KeyRevoked,
+    );
+    // A card payment the revoked bank "co-signed" waits for an answer it cannot give.
+    let expires_at_ms = w.time_ms + 60_000;
+    ok(&w.submit(
+        a(SHOP),
+        &[&shop],
+        TxKind::CreateOrder {
+            order: OrderId(1),
+            amount: 50,
+            currency: Currency::CNY,
+            expires_at_ms,
+            items: Hash::digest("items", b"1"),
+        },
+    ));
+    let r = w.submit(
+        a(CAROL),
+        &[&carol, &bank_b],
+        TxKind::PayOrder {
+            id: TransferId(8),
+            order: OrderId(1),
+            source: PaymentSource::Card(card(CAROL as u8)),
+            escrow_ms: None,
+        },
+    );
+    ok(&r);
+    assert!(
+        matches!(r.events.last(), Some(Event::PaymentHeld { .. })),
+        "{r:?}"
+    );
+    // Its customers' accounts and its obligations stay.
+    ok(&w.submit(a(CAROL), &[&carol], transfer(2, ALICE, 10)));
+    assert_eq!(w.balance(CAROL), 5_000 + 100 - 10);
+    rejected(
+        &w.submit(
+            a_inst(PLATFORM),
+            &[&institution_key(PLATFORM), &gov[1], &gov[2]],
+            revoke_key(BANK_B),
+        ),
+        Rejection::KeyRevoked,
+    );
+    // Replaced: it signs again, with the new key only.
+    let new = key(4_002);
+    ok(&w.submit(
+        a_inst(PLATFORM),
+        &[&institution_key(PLATFORM), &gov[0], &gov[2], &new],
+        replace_key(BANK_B, &new),
+    ));
+    ok(&w.submit(a(61), &[&k, &new], register(61, &k, BANK_B)));
+    rejected(
+        &w.institution(BANK_B, TxKind::SettlementCycle),
+        Rejection::WrongSigner,
+    );
+    ok(&w.submit(a_inst(BANK_B), &[&new], TxKind::SettlementCycle));
+}
+
+/// A world whose governance keys are three institutions' own keys (as on the devnet).
+fn world_governed_by_institutions() -> World {
+    let mut g = genesis();
+    g.governance_keys = [BANK_A, BANK_B, PLATFORM]
+        .map(|i| institution_key(i).public_key())
+        .to_vec();
+    let mut store = MemoryStore::new();
+    let out = g.apply(&store).unwrap();
+    store.apply(&out.writes);
+    World::from_parts(store, 0, START_MS)
+}
+
+#[test]
+fn a_stolen_governance_key_neither_blocks_nor_undoes_its_replacement() {
+    let mut w = world_governed_by_institutions();
+    let [a_key, b_key, p_key] = [BANK_A, BANK_B, PLATFORM].map(institution_key);
+    let new = key(4_003);
+    // The key in question does not count toward the quorum in its own case.
+    rejected(
+        &w.submit(
+            a_inst(BANK_A),
+            &[&a_key, &b_key, &new],
+            replace_key(BANK_A, &new),
+        ),
+        Rejection::GovernanceQuorum,
+    );
+    // The other two suffice, whatever the thief does.
+    ok(&w.submit(
+        a_inst(BANK_B),
+        &[&b_key, &p_key, &new],
+        replace_key(BANK_A, &new),
+    ));
+    let rules = Ledger::rules(&w.store).unwrap();
+    assert!(rules.governance_keys.contains(&new.public_key()));
+    assert!(!rules.governance_keys.contains(&a_key.public_key()));
+    assert!(rules.governance_keys.windows(2).all(|k| k[0] < k[1]));
+    // The old key is no governance key now: with one accomplice it cannot take the
+    // institution back, nor change any rule.
+    let thief = key(4_666);
+    rejected(
+        &w.submit(
+            a_inst(BANK_B),
+            &[&b_key, &a_key, &thief],
+            replace_key(BANK_A, &thief),
+        ),
+        Rejection::GovernanceQuorum,
+    );
+    rejected(
+        &w.submit(
+            a_inst(BANK_B),
+            &[&b_key, &a_key],
+            TxKind::Govern(GovernanceAction::SetFeeSchedule {
+                merchant_fee_bps_max: 10_000,
+            }),
+        ),
+        Rejection::GovernanceQuorum,
+    );
+    ok(&w.submit(
+        a_inst(BANK_B),
+        &[&b_key, &new],
+        TxKind::Govern(GovernanceAction::SetFeeSchedule {
+            merchant_fee_bps_max: 200,
+        }),
+    ));
+    // Revoking a governor drops its vote; its own key never helps decide it, so the
+    // others left still reach the threshold (2 of 3 here).
+    ok(&w.submit(a_inst(BANK_B), &[&b_key, &new], revoke_key(PLATFORM)));
+    assert_eq!(Ledger::rules(&w.store).unwrap().governance_keys.len(), 2);
+    rejected(
+        &w.submit(a_inst(BANK_A), &[&new, &b_key, &p_key], revoke_key(BANK_B)),
+        Rejection::GovernanceQuorum,
+    );
+    rejected(
+        &w.submit(a_inst(BANK_A), &[&new, &b_key], revoke_key(BANK_B)),
+        Rejection::GovernanceQuorum,
+    );
+}
+
+// ---------------------------------------------------------------- account recovery
+
+fn recover(account: u128, new_key: &SigningKey) -> TxKind {
+    TxKind::RecoverAccount {
+        account: AccountId(account),
+        new_key: new_key.public_key(),
+    }
+}
+
+fn announce(w: &mut World, account: u128, new_key: &SigningKey) -> u64 {
+    let r = w.submit(
+        a_inst(BANK_A),
+        &[&institution_key(BANK_A), new_key],
+        recover(account, new_key),
+    );
+    ok(&r);
+    let due_ms = w.time_ms + RECOVERY_DELAY_MS_DEFAULT;
+    assert_eq!(
+        r.events,
+        vec![Event::RecoveryAnnounced {
+            account: AccountId(account),
+            institution: BANK_A,
+            new_key: new_key.public_key(),
+            due_ms,
+        }]
+    );
+    due_ms
+}
+
+#[test]
+fn a_recovery_is_announced_and_completes_after_the_delay() {
+    let (mut w, alice, ..) = world();
+    let phone = key(801);
+    let due_ms = announce(&mut w, ALICE, &phone);
+    assert_eq!(
+        query::recovery(&w.store, AccountId(ALICE))
+            .unwrap()
+            .map(|p| p.due_ms),
+        Some(due_ms)
+    );
+    // While it pends the account works with its current key; the new key signs nothing.
+    ok(&w.submit(a(ALICE), &[&alice], transfer(1, BOB, 10)));
+    rejected(
+        &w.submit(a(ALICE), &[&phone], transfer(2, BOB, 10)),
+        Rejection::WrongSigner,
+    );
+    // One recovery at a time.
+    let other = key(802);
+    rejected(
+        &w.submit(
+            a_inst(BANK_A),
+            &[&institution_key(BANK_A), &other],
+            recover(ALICE, &other),
+        ),
+        Rejection::RecoveryPending,
+    );
+    // Not before its time (the block after next is at due_ms - 1_000).
+    w.time_ms = due_ms - 3_000;
+    let out = w.block(vec![]);
+    assert!(out.expired.is_empty(), "{out:?}");
+    ok(&w.submit(a(ALICE), &[&alice], transfer(3, BOB, 10)));
+    // Due (the block's time is due_ms): it completes before the block's transactions.
+    let late = w.sign(a(ALICE), &[&alice], transfer(4, BOB, 10));
+    let by_phone = w.sign(a(ALICE), &[&phone], transfer(5, BOB, 10));
+    let out = w.block(vec![late, by_phone]);
+    assert_eq!(w.time_ms, due_ms);
+    assert_eq!(
+        out.expired,
+        vec![Event::AccountRecovered {
+            account: AccountId(ALICE),
+            institution: BANK_A,
+        }]
+    );
+    rejected(&out.receipts[0], Rejection::WrongSigner);
+    ok(&out.receipts[1]);
+    assert_eq!(w.account(ALICE).holder.key, phone.public_key());
+    assert_eq!(query::recovery(&w.store, AccountId(ALICE)).unwrap(), None);
+    rejected(
+        &w.submit(a(ALICE), &[&phone], TxKind::CancelRecovery),
+        Rejection::RecoveryNotFound,
+    );
+}
+
+#[test]
+fn the_accounts_key_cancels_a_recovery_which_then_never_takes_effect() {
+    let (mut w, alice, bob, ..) = world();
+    let thief = key(803);
+    let due_ms = announce(&mut w, ALICE, &thief);
+    // Only the account's current key cancels: not the recovery's key, not another's.
+    rejected(
+        &w.submit(a(ALICE), &[&thief], TxKind::CancelRecovery),
+        Rejection::WrongSigner,
+    );
+    rejected(
+        &w.submit(a(ALICE), &[&bob], TxKind::CancelRecovery),
+        Rejection::WrongSigner,
+    );
+    rejected(
+        &w.submit(a(BOB), &[&bob], TxKind::CancelRecovery),
+        Rejection::RecoveryNotFound,
+    );
+    let r = w.submit(a(ALICE), &[&alice], TxKind::CancelRecovery);
+    ok(&r);
+    assert_eq!(
+        r.events,
+        vec![Event::RecoveryCancelled {
+            account: AccountId(ALICE),
+            institution: BANK_A,
+            by_account: true,
+        }]
+    );
+    w.time_ms = due_ms + 86_400_000;
+    let out = w.block(vec![]);
+    assert!(out.expired.is_empty(), "{out:?}");
+    assert_eq!(w.account(ALICE).holder.key, alice.public_key());
+    rejected(
+        &w.submit(a(ALICE), &[&thief], transfer(1, BOB, 10)),
+        Rejection::WrongSigner,
+    );
+    ok(&w.submit(a(ALICE), &[&alice], transfer(2, BOB, 10)));
+    // The bank may announce another (a real loss this time).
+    announce(&mut w, ALICE, &key(804));
+}
+
+#[test]
+fn governance_sets_the_delay_and_a_thiefs_recoveries_lapse_with_its_key() {
+    let (mut w, alice, bob, ..) = world();
+    let set_delay = |delay_ms| TxKind::Govern(GovernanceAction::SetRecoveryDelay { delay_ms });
+    let gov = governance_keys();
+    for bad in [0, RECOVERY_DELAY_MS_MAX + 1] {
+        rejected(
+            &w.submit(
+                a_inst(PLATFORM),
+                &[&institution_key(PLATFORM), &gov[0], &gov[1]],
+                set_delay(bad),
+            ),
+            Rejection::InvalidField,
+        );
+    }
+    ok(&w.submit(
+        a_inst(PLATFORM),
+        &[&institution_key(PLATFORM), &gov[0], &gov[1]],
+        set_delay(3_600_000),
+    ));
+    assert_eq!(
+        Ledger::rules(&w.store).unwrap().recovery_delay_ms,
+        3_600_000
+    );
+    // Announced with bank A's stolen key, for two customers.
+    let thief = key(805);
+    let stolen = institution_key(BANK_A);
+    ok(&w.submit(a_inst(BANK_A), &[&stolen, &thief], recover(ALICE, &thief)));
+    let due_ms = w.time_ms + 3_600_000;
+    ok(&w.submit(a_inst(BANK_A), &[&stolen, &thief], recover(BOB, &thief)));
+    // Governance replaces the key within the hour: both recoveries lapse at their time.
+    let new = key(4_010);
+    ok(&w.submit(
+        a_inst(PLATFORM),
+        &[&institution_key(PLATFORM), &gov[0], &gov[1], &new],
+        replace_key(BANK_A, &new),
+    ));
+    w.time_ms = due_ms + 60_000;
+    let out = w.block(vec![]);
+    let lapsed = |id: u128| Event::RecoveryCancelled {
+        account: AccountId(id),
+        institution: BANK_A,
+        by_account: false,
+    };
+    assert_eq!(
+        out.expired,
+        vec![lapsed(ALICE), lapsed(BOB)],
+        "in account order"
+    );
+    assert_eq!(w.account(ALICE).holder.key, alice.public_key());
+    assert_eq!(w.account(BOB).holder.key, bob.public_key());
+    rejected(
+        &w.submit(a(ALICE), &[&thief], transfer(1, BOB, 10)),
+        Rejection::WrongSigner,
+    );
 }

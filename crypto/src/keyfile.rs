@@ -61,7 +61,7 @@ const MODE_NOT_OWNER: u32 = 0o077;
 
 /// Refuses a key file that anyone but its owner may read or write.
 #[cfg(unix)]
-fn check_owner_only(path: &Path, file: &std::fs::File) -> Result<(), KeyFileError> {
+pub(crate) fn check_owner_only(path: &Path, file: &std::fs::File) -> Result<(), KeyFileError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = file
         .metadata()

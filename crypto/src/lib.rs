@@ -12,11 +12,13 @@
 
 mod batch;
 mod hash;
+mod identity;
 mod keyfile;
 mod keys;
 
 pub use batch::{BatchVerifier, KeyCache};
 pub use hash::{Hash, HashBuilder, merkle_root};
+pub use identity::IdentitySecret;
 pub use keyfile::{KeyFile, KeyFileError};
 pub use keys::{PublicKey, Signature, SigningKey, signing_message, verify, verify_message};
 

@@ -7,6 +7,9 @@
 //! DIR/genesis.toml             the description `tally genesis` read
 //! DIR/genesis.json             the genesis every node starts from
 //! DIR/institutions/NAME.key    each institution's signing key: its API credential too
+//! DIR/institutions/identity.secret  the identity secret the KYC banks and the regulator
+//!                              digest identities with (their clients' --identity-secret);
+//!                              no node is given it
 //! DIR/tls/ca.pem, ca.key       the devnet's certificate authority for the API's TLS
 //! DIR/nodes/NAME/tally.toml    a node's configuration (node.key, data/ and node.log beside it,
 //!                              api-cert.pem and api-key.pem: its API certificate)
@@ -23,7 +26,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use tally_contracts::InstitutionId;
-use tally_crypto::{KeyFile, PublicKey, SigningKey};
+use tally_crypto::{IdentitySecret, KeyFile, PublicKey, SigningKey};
 
 use crate::client::{Api, ClientTls, Credential, new_key};
 
@@ -175,6 +178,17 @@ impl Layout {
         for institution in INSTITUTIONS {
             KeyFile::write_new(&new_key()?, &institution_key_path(dir, institution))?;
         }
+        let secret = identity_secret_path(dir);
+        let out = Command::new(tally_bin)
+            .args(["keys", "identity-secret", "--out"])
+            .arg(&secret)
+            .output()
+            .with_context(|| format!("running {}", tally_bin.display()))?;
+        ensure!(
+            out.status.success(),
+            "tally keys identity-secret failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let names: Vec<(String, NodeMode)> = (0..validators)
             .map(|i| (format!("validator-{i}"), NodeMode::Validator))
             .chain((0..observers).map(|i| (format!("audit-{i}"), NodeMode::Audit)))
@@ -293,6 +307,23 @@ impl Layout {
     /// `node`'s API, signed as the regulator.
     pub fn regulator_api(&self, node: &NodeSpec) -> Result<Api> {
         self.regulator_api_at(node.api_address)
+    }
+
+    /// The network's identity secret: for the banks' and the regulator's clients only.
+    pub fn identity_secret_path(&self) -> PathBuf {
+        identity_secret_path(&self.dir)
+    }
+
+    pub fn identity_secret(&self) -> Result<IdentitySecret> {
+        let path = self.identity_secret_path();
+        IdentitySecret::read(&path).with_context(|| {
+            format!(
+                "reading the identity secret {} (a devnet made before identity secrets: \
+                 make one with `tally keys identity-secret --out {}`)",
+                path.display(),
+                path.display()
+            )
+        })
     }
 
     pub fn institution_key(&self, institution: InstitutionSpec) -> Result<SigningKey> {
@@ -440,6 +471,10 @@ impl Layout {
 }
 
 /// The devnet CA: its certificate and key in `DIR/tls/`.
+fn identity_secret_path(dir: &Path) -> PathBuf {
+    dir.join("institutions").join("identity.secret")
+}
+
 fn make_ca(dir: &Path) -> Result<tally_node::api::tls::Issued> {
     let tls = dir.join("tls");
     std::fs::create_dir_all(&tls).with_context(|| format!("creating {}", tls.display()))?;

@@ -172,6 +172,11 @@ async fn up(validators: usize, observers: usize, dir: Option<PathBuf>) -> Result
         layout.ca_cert_path().display(),
         dir.join("institutions").display()
     );
+    println!(
+        "  identity secret (KYC banks' and the regulator's clients only): {} \
+         (--identity-secret or TALLY_IDENTITY_SECRET)",
+        layout.identity_secret_path().display()
+    );
     for node in &network.nodes {
         println!(
             "  {:<12} {:<9} api https://{}   log {}",

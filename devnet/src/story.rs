@@ -15,7 +15,7 @@ use tally_contracts::{
     Order, OrderId, OrderStatus, Party, PaymentCode, PaymentSource, SettlementCycleRecord,
     TransferId, TxKind,
 };
-use tally_crypto::{Hash, SigningKey};
+use tally_crypto::{Hash, IdentitySecret, SigningKey};
 
 use crate::client::{Api, Receipt, Submitter, new_key};
 use crate::layout::{
@@ -63,6 +63,8 @@ impl Holder {
 /// Everyone in the story.
 #[derive(Debug)]
 struct Cast {
+    /// The banks' and the regulator's identity secret.
+    identity_secret: IdentitySecret,
     bank_a: SigningKey,
     bank_b: SigningKey,
     hk_bank: SigningKey,
@@ -112,8 +114,11 @@ fn card(seed: &[u8]) -> CardToken {
     CardToken(Hash::digest("tally-devnet-card", seed).0)
 }
 
-fn identity(name: &str, run: u128) -> Hash {
-    Hash::digest("tally-devnet-identity", format!("{name}/{run}").as_bytes())
+/// A person's identity digest as the banks' clients make it: keyed with the network's
+/// identity secret (`tally wallet register --identity-secret`), so the same person gets
+/// the same digest at every bank and no one without the secret can reverse it.
+fn identity(secret: &IdentitySecret, name: &str, run: u128) -> Hash {
+    tally_node::client::flows::identity_digest(secret, &format!("{name}/{run}"))
 }
 
 /// Tells the story on the devnet of `layout`, submitting to `submit_to`; prints one line per
@@ -243,6 +248,7 @@ impl Story {
         // Ids unique to this run: milliseconds since the epoch, shifted clear of the counter.
         let run = u128::from(now_ms()) << 20;
         let cast = Cast {
+            identity_secret: layout.identity_secret()?,
             bank_a: key(BANK_A)?,
             bank_b: key(BANK_B)?,
             hk_bank: key(HK_BANK)?,
@@ -371,7 +377,7 @@ impl Story {
                     key: merchant.key.public_key(),
                     currency: Currency::CNY,
                     fee_bps,
-                    identity: identity(name, run),
+                    identity: identity(&c.identity_secret, name, run),
                 },
             ));
         }
@@ -382,7 +388,7 @@ impl Story {
                 account: c.city_power.id,
                 key: c.city_power.key.public_key(),
                 currency: Currency::CNY,
-                identity: identity("city-power", run),
+                identity: identity(&c.identity_secret, "city-power", run),
             },
         ));
         for (sender, [a, b], kind) in plans {
@@ -441,7 +447,7 @@ impl Story {
                     currency,
                     institution: institution_id(bank),
                     tier: 1,
-                    identity: identity(name, run),
+                    identity: identity(&self.cast.identity_secret, name, run),
                 },
                 bank,
             ));

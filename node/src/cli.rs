@@ -1,12 +1,13 @@
 //! The `tally` command line, grouped by area: `tally keys ...`, `tally node ...`, `tally genesis`,
 //! and the client commands, one per flow: `tally wallet ...`, `tally merchant ...`, `tally bill
-//! ...`, `tally fx ...`, `tally remit`, `tally regulator ...`, `tally institution ...`.
+//! ...`, `tally fx ...`, `tally remit`, `tally regulator ...`, `tally governance ...`,
+//! `tally institution ...`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tally_node::client::flows::{
-    BillCommand, Connection, FxCommand, InstitutionCommand, MerchantCommand, RegulatorCommand,
-    RemitCommand, WalletCommand,
+    BillCommand, Connection, FxCommand, GovernanceCommand, InstitutionCommand, MerchantCommand,
+    RegulatorCommand, RemitCommand, WalletCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -78,6 +79,14 @@ pub enum Area {
         #[command(subcommand)]
         command: RegulatorCommand,
     },
+    /// Governance with a quorum of the governance keys: replace or revoke an institution's
+    /// key.
+    Governance {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: GovernanceCommand,
+    },
     /// Interbank settlement: net the open obligations, confirm receipt; positions.
     Institution {
         #[command(flatten)]
@@ -92,6 +101,14 @@ pub enum KeysCommand {
     /// Write a new key file (readable by its owner only); print its public key and peer id.
     Generate {
         /// Where to write the key; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Write a new identity secret (32 random bytes, readable by its owner only): the key
+    /// under which the KYC institutions and the regulator digest identities. Give it to
+    /// them alone (their clients' --identity-secret); never to a validator.
+    IdentitySecret {
+        /// Where to write it; an existing file is never overwritten.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },

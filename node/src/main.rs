@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     init_logging();
     let outcome = match cli.area {
         Area::Keys(KeysCommand::Generate { out }) => generate_key(&out),
+        Area::Keys(KeysCommand::IdentitySecret { out }) => generate_identity_secret(&out),
         Area::Keys(KeysCommand::Show { file }) => show_key(&file),
         Area::Keys(KeysCommand::TlsCa {
             cert_out,
@@ -61,6 +62,10 @@ fn main() -> ExitCode {
             connection,
             command,
         } => return run_client(&connection, ClientCommand::Regulator(command)),
+        Area::Governance {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Governance(command)),
         Area::Institution {
             connection,
             command,
@@ -123,6 +128,16 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+fn generate_identity_secret(out: &Path) -> Result<()> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let secret = tally_crypto::IdentitySecret::from_bytes(bytes);
+    zeroize::Zeroize::zeroize(&mut bytes);
+    secret.write_new(out)?;
+    println!("wrote {}", out.display());
+    Ok(())
 }
 
 fn generate_key(out: &Path) -> Result<()> {

@@ -126,7 +126,8 @@ pub struct Metrics {
     pub halted_inputs_dropped: CountBy,
     /// Transactions refused at admission (from the API or gossip), by reason: `wrong_signer`,
     /// `unknown_sender`, `missing_co_signature` (the sender's or registrar's key did not
-    /// sign), `bad_signature`, `fewer_signatures` (a copy with more signers waits).
+    /// sign), `key_revoked` (an institution whose key governance revoked),
+    /// `bad_signature`, `fewer_signatures` (a copy with more signers waits).
     pub transactions_refused: CountBy,
     /// The part of `transactions_refused` that peers gossiped, by the same reasons.
     pub gossiped_transactions_refused: CountBy,

@@ -18,7 +18,10 @@ use tally_crypto::Hash;
 /// 2: transactions are indexed (`t/{id}`) and named in receipts by an id that covers their
 /// signers (`SignedTransaction::hash`), not by their body's hash; a version-1 directory's
 /// index and state roots do not match what this code computes, so it is refused.
-const SCHEMA_VERSION: u32 = 2;
+/// 3: an institution's key may be revoked (`Institution::key` is optional), the rules carry
+/// the account recovery delay, and recoveries pend in state: a version-2 directory's records
+/// do not decode as these, so it is refused.
+const SCHEMA_VERSION: u32 = 3;
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CHAIN_ID: &[u8] = b"m/chain_id";
 const KEY_HEAD: &[u8] = b"m/head";

@@ -1631,3 +1631,54 @@ async fn a_dropped_waiter_frees_its_slot() {
     }
     net.shutdown().await;
 }
+
+/// An institution key replaced by governance is refused by the API from the block that
+/// committed the replacement (keys are looked up at the head), the new one read with; a
+/// revoked key is refused with its own code, and its transactions at the door.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_or_revoked_institution_key_is_refused_from_its_block_on() {
+    let net = TestNet::start().await;
+    let old = net.api.as_institution(BANK_A);
+    assert_eq!(get(&old, "/v1/institutions/1").await.status, StatusCode::OK);
+    let platform = Party::Institution(PLATFORM);
+    let governor = key(2_000);
+    let new_key = key(1_101);
+    let replaced = net
+        .commit(
+            platform,
+            &[&institution_key(PLATFORM), &governor, &new_key],
+            TxKind::Govern(GovernanceAction::ReplaceInstitutionKey {
+                institution: BANK_A,
+                new_key: new_key.public_key(),
+            }),
+        )
+        .await;
+    let height = replaced["height"].as_u64().unwrap();
+    assert!(net.head() >= height);
+    get(&old, "/v1/institutions/1")
+        .await
+        .error(StatusCode::UNAUTHORIZED, "BAD_CREDENTIALS");
+    let new = net.api.as_party(Party::Institution(BANK_A), &new_key);
+    assert_eq!(get(&new, "/v1/institutions/1").await.status, StatusCode::OK);
+
+    net.commit(
+        platform,
+        &[&institution_key(PLATFORM), &governor],
+        TxKind::Govern(GovernanceAction::RevokeInstitutionKey {
+            institution: BANK_A,
+        }),
+    )
+    .await;
+    get(&new, "/v1/institutions/1")
+        .await
+        .error(StatusCode::UNAUTHORIZED, "KEY_REVOKED");
+    let cycle = net.sign(
+        Party::Institution(BANK_A),
+        &[&new_key],
+        TxKind::SettlementCycle,
+    );
+    post_bytes(&net.api, "/v1/transactions", encoding::encode(&cycle))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "KEY_REVOKED");
+    net.shutdown().await;
+}

@@ -123,9 +123,12 @@ impl Devnet {
 
     /// `tally ARGS`.
     fn run_raw(&self, args: &[&str]) -> Run {
+        // The test plays every party; the identity secret is the banks' and the
+        // regulator's, and only their commands (registrations, sanctions) read it.
         let out = Command::new(&self.tally)
             .args(args)
             .env("RUST_LOG", "warn")
+            .env("TALLY_IDENTITY_SECRET", self.layout.identity_secret_path())
             .output()
             .expect("running tally");
         let run = Run {
@@ -1138,6 +1141,78 @@ fn every_client_command_runs_every_flow_end_to_end() {
         "OVER_TIER_SINGLE_LIMIT",
     );
 
+    // --- Account recovery: governance sets the delay; bank B announces a new key for Bob,
+    // which is refused until due; Bob's own key cancels it.
+    let r = net.ok(&[
+        "governance",
+        "set-recovery-delay",
+        "--institution",
+        &id(PLATFORM),
+        "--key",
+        &platform,
+        "--cosigner-key",
+        &bank_a,
+        "--cosigner-key",
+        &bank_b,
+        "--hours",
+        "48",
+    ]);
+    event(&r, "GovernanceApplied");
+    let bob_phone = net.new_key("bob-phone.key");
+    let r = net.ok(&[
+        "institution",
+        "recover-account",
+        "--institution",
+        &id(BANK_B),
+        "--key",
+        &bank_b,
+        "--target",
+        &bob_id,
+        "--new-key",
+        &bob_phone,
+    ]);
+    let announced = &event(&r, "RecoveryAnnounced")["account"];
+    assert!(
+        *announced == BOB as u64 || *announced == BOB.to_string(),
+        "{announced}"
+    );
+    net.bad_input(
+        &[
+            "wallet",
+            "transfer",
+            "--account",
+            &bob_id,
+            "--key",
+            &bob_phone,
+            "--to",
+            &alice_id,
+            "--amount",
+            "1 CNY",
+        ],
+        // Not Bob's key yet: the API refuses it as his credential before anything is sent.
+        "BAD_CREDENTIALS",
+    );
+    let r = net.ok(&[
+        "wallet",
+        "cancel-recovery",
+        "--account",
+        &bob_id,
+        "--key",
+        &bob,
+    ]);
+    assert_eq!(event(&r, "RecoveryCancelled")["by_account"], true);
+    net.refused(
+        &[
+            "wallet",
+            "cancel-recovery",
+            "--account",
+            &bob_id,
+            "--key",
+            &bob,
+        ],
+        "RECOVERY_NOT_FOUND",
+    );
+
     // --- Interbank settlement: net, every receiver confirms, the cycle closes.
     let before = net.ok(&["institution", "show", "--institution", &id(BANK_A)]);
     assert!(
@@ -1331,6 +1406,67 @@ fn every_client_command_runs_every_flow_end_to_end() {
     assert!(https.stderr.contains("--ca-cert"), "{https:?}");
     // Nothing moved through all of that.
     assert_eq!(net.balance(ALICE), 59_900);
+
+    // --- Institution keys: governance replaces the FX provider's key (the old one is
+    // refused at the door, the new one signs), then revokes it.
+    let fx_new = net.new_key("fx-new.key");
+    let governance = |command: &'static str| {
+        vec![
+            "governance",
+            command,
+            "--institution",
+            "3",
+            "--key",
+            platform.as_str(),
+            "--cosigner-key",
+            bank_a.as_str(),
+            "--cosigner-key",
+            bank_b.as_str(),
+            "--target",
+            "6",
+        ]
+    };
+    let mut replace = governance("replace-institution-key");
+    replace.extend(["--new-key", fx_new.as_str()]);
+    event(&net.ok(&replace), "GovernanceApplied");
+    let fx_id = id(FX_PROVIDER);
+    let settle_as = |key: &str| {
+        net.run(&[
+            "institution",
+            "settle-cycle",
+            "--institution",
+            &fx_id,
+            "--key",
+            key,
+        ])
+    };
+    let old_key = settle_as(&fx);
+    // The old key is no credential any more: the API refuses it before anything is sent.
+    assert!(
+        !old_key.success && old_key.stderr.contains("BAD_CREDENTIALS"),
+        "{old_key:?}"
+    );
+    // The new key passes the key check; an FX provider may not settle.
+    net.refused(
+        &[
+            "institution",
+            "settle-cycle",
+            "--institution",
+            &fx_id,
+            "--key",
+            &fx_new,
+        ],
+        "ROLE_REQUIRED",
+    );
+    event(
+        &net.ok(&governance("revoke-institution-key")),
+        "GovernanceApplied",
+    );
+    let revoked = settle_as(&fx_new);
+    assert!(
+        !revoked.success && revoked.stderr.contains("KEY_REVOKED"),
+        "{revoked:?}"
+    );
 
     let elapsed = started.elapsed();
     eprintln!(

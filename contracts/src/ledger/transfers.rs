@@ -323,6 +323,7 @@ mod tests {
             corridors: Vec::new(),
             disputes: crate::governance::DisputeRules::default(),
             travel_rule_thresholds: Vec::new(),
+            recovery_delay_ms: crate::governance::RECOVERY_DELAY_MS_DEFAULT,
         }
     }
 

@@ -161,7 +161,16 @@ pub fn authenticate(
             } else {
                 Caller::Institution(id)
             };
-            (institution.key, caller)
+            // A revoked key proves nothing: governance took it away because it may be
+            // in a thief's hands.
+            let Some(key) = institution.key else {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "KEY_REVOKED",
+                    format!("{keyid}'s key was revoked by governance"),
+                ));
+            };
+            (key, caller)
         }
         KeyId::Account(id) => match query::account(storage, id)? {
             Some(account) if account.kind.has_holder() => (

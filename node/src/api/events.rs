@@ -107,6 +107,8 @@ const KINDS: &[&str] = &[
     "TransferReceived",
     "KeyRotated",
     "AccountRecovered",
+    "RecoveryAnnounced",
+    "RecoveryCancelled",
     "SecondFactorSet",
     "MerchantRegistered",
     "OrderCreated",
@@ -176,6 +178,17 @@ pub fn parties(event: &Event) -> Parties {
             account,
             institution,
         } => p("AccountRecovered", &[*account], None, &[*institution]),
+        // The account's own stream shows the recovery, so its holder can cancel it in time.
+        Event::RecoveryAnnounced {
+            account,
+            institution,
+            ..
+        } => p("RecoveryAnnounced", &[*account], None, &[*institution]),
+        Event::RecoveryCancelled {
+            account,
+            institution,
+            ..
+        } => p("RecoveryCancelled", &[*account], None, &[*institution]),
         Event::SecondFactorSet { account, .. } => p("SecondFactorSet", &[*account], None, &[]),
         Event::MerchantRegistered {
             merchant, acquirer, ..

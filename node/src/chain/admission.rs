@@ -70,6 +70,7 @@ fn admission_label(error: &AdmissionError) -> &'static str {
         AdmissionError::UnknownSender => "unknown_sender",
         AdmissionError::WrongSigner => "wrong_signer",
         AdmissionError::MissingCoSignature => "missing_co_signature",
+        AdmissionError::KeyRevoked => "key_revoked",
         AdmissionError::State(_) => "state_unreadable",
     }
 }

@@ -53,6 +53,21 @@ pub struct InstitutionSigner {
     pub key: PathBuf,
 }
 
+/// A person's (or business's) verified identity, as the ledger keeps it: digested with the
+/// identity secret the KYC institutions and the regulator share, so the digest cannot be
+/// reversed by guessing and matches across banks.
+#[derive(Debug, Clone, Args)]
+pub struct IdentityArg {
+    /// The verified identity: a name, ID number or phone (digested with the identity
+    /// secret; never stored in clear), or a digest as 64 hex digits, taken as it is.
+    #[arg(long)]
+    pub identity: String,
+    /// The identity secret's file (made by `tally keys identity-secret`; held by the KYC
+    /// institutions and the regulator only).
+    #[arg(long, env = "TALLY_IDENTITY_SECRET", value_name = "FILE")]
+    pub identity_secret: Option<PathBuf>,
+}
+
 /// An amount: "12.50 CNY", or "12.50" with `--currency`.
 #[derive(Debug, Clone, Args)]
 pub struct AmountArg {
@@ -90,9 +105,8 @@ pub enum WalletCommand {
         /// The KYC tier (its limits are the chain's).
         #[arg(long, default_value_t = 0)]
         tier: u8,
-        /// The verified identity (hashed; never stored in clear).
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
     /// Bind a bank-issued card token to the wallet; the bank co-signs.
     BindCard {
@@ -211,6 +225,12 @@ pub enum WalletCommand {
         #[arg(long, value_name = "ID")]
         merchant: Option<u128>,
     },
+    /// Cancel a recovery your institution announced for this account (you did not ask for
+    /// it): signed with the account's current key, before the recovery is due.
+    CancelRecovery {
+        #[command(flatten)]
+        signer: AccountSigner,
+    },
     /// Confirm an escrowed order arrived: the merchant is paid.
     ConfirmReceipt {
         #[command(flatten)]
@@ -245,8 +265,8 @@ pub enum MerchantCommand {
         /// The platform's fee on settlement, in basis points.
         #[arg(long, default_value_t = 0)]
         fee_bps: u16,
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
     /// Create an order for a customer to pay.
     CreateOrder {
@@ -324,8 +344,8 @@ pub enum BillCommand {
         biller: u128,
         #[arg(long, value_name = "CODE")]
         currency: String,
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
     /// Issue a bill to a customer.
     Issue {
@@ -470,20 +490,75 @@ pub enum RegulatorCommand {
     Sanction {
         #[command(flatten)]
         signer: InstitutionSigner,
-        #[arg(long)]
-        identity: String,
+        #[command(flatten)]
+        identity: IdentityArg,
     },
     /// Take an identity off the sanctions list.
     Unsanction {
         #[command(flatten)]
         signer: InstitutionSigner,
+        #[command(flatten)]
+        identity: IdentityArg,
+    },
+}
+
+/// Governance changes: sent by an institution, co-signed by enough governance keys (repeat
+/// --cosigner-key).
+#[derive(Debug, Subcommand)]
+pub enum GovernanceCommand {
+    /// Give an institution a new key (its old one compromised or lost): the old key signs
+    /// nothing, and the API refuses it, from the block that commits this. The new key
+    /// co-signs; the old key does not count toward the quorum.
+    ReplaceInstitutionKey {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        /// The institution whose key is replaced.
+        #[arg(long = "target", value_name = "ID")]
+        target: u32,
+        /// The new key's file (it co-signs: proof that it is held).
+        #[arg(long, value_name = "FILE")]
+        new_key: PathBuf,
+    },
+    /// How long an account recovery waits, announced, before the new key takes over.
+    SetRecoveryDelay {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        /// The delay in hours of block time (at most 720).
         #[arg(long)]
-        identity: String,
+        hours: u64,
+    },
+    /// Revoke an institution's key: it signs nothing until its key is replaced; its
+    /// accounts and obligations stay.
+    RevokeInstitutionKey {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        /// The institution whose key is revoked.
+        #[arg(long = "target", value_name = "ID")]
+        target: u32,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum InstitutionCommand {
+    /// Announce the recovery of a customer's lost device key (after verifying the person):
+    /// the new key takes over after the delay governance set, unless the account's current
+    /// key cancels it first (`tally wallet cancel-recovery`). The new key co-signs.
+    RecoverAccount {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        /// The customer's account.
+        #[arg(long = "target", value_name = "ID")]
+        target: u128,
+        /// The customer's new device key file.
+        #[arg(long, value_name = "FILE")]
+        new_key: PathBuf,
+    },
     /// Net all open interbank obligations into a settlement cycle.
     SettleCycle {
         #[command(flatten)]

@@ -19,7 +19,7 @@ pub(super) async fn run(client: &mut Client, command: BillCommand) -> Result<Ste
                 account: customer_account(biller, "--biller")?,
                 key: biller_key.public_key(),
                 currency,
-                identity: digest_of(IDENTITY_DOMAIN, &identity),
+                identity: identity.digest()?,
             };
             plan("register-biller", sender, vec![key, biller_key], kind)
                 .words(format!(

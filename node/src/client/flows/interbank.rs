@@ -7,6 +7,24 @@ pub(super) async fn run(
     command: InstitutionCommand,
 ) -> Result<Step, CommandError> {
     Ok(Step::Send(Box::new(match command {
+        InstitutionCommand::RecoverAccount {
+            signer,
+            target,
+            new_key,
+        } => {
+            let (sender, key) = institution_party(&signer)?;
+            let new_key = read_key(&new_key)?;
+            let kind = TxKind::RecoverAccount {
+                account: AccountId(target),
+                new_key: new_key.public_key(),
+            };
+            plan("recover-account", sender, vec![key, new_key], kind)
+                .words(format!(
+                    "recovery of account {target} announced: the new key takes over after \
+                     the delay unless the account's current key cancels it"
+                ))
+                .expect("RecoveryAnnounced")
+        }
         InstitutionCommand::SettleCycle { signer } => {
             let (sender, key) = institution_party(&signer)?;
             plan("settle-cycle", sender, vec![key], TxKind::SettlementCycle)

@@ -24,7 +24,7 @@ pub(super) async fn run(
                 key: merchant_key.public_key(),
                 currency,
                 fee_bps,
-                identity: digest_of(IDENTITY_DOMAIN, &identity),
+                identity: identity.digest()?,
             };
             plan("register-merchant", sender, vec![key, merchant_key], kind)
                 .words(format!(

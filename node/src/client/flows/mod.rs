@@ -5,8 +5,8 @@
 //! bills, rates, positions) read the API.
 //!
 //! - `args`: the commands and their options (clap); one enum per area.
-//! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`, `interbank`:
-//!   each area's transaction builders and reads.
+//! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`,
+//!   `governance`, `interbank`: each area's transaction builders and reads.
 //! - `words`: events and payment codes as people read and pass them on.
 //!
 //! Every input from outside (arguments, key files, the node's answers) is checked, and a
@@ -25,7 +25,7 @@ use tally_contracts::{
     GovernanceAction, InstitutionId, Order, OrderId, Party, PaymentCode, PaymentSource, TransferId,
     TxKind,
 };
-use tally_crypto::{Hash, KeyFile, Signature, SigningKey};
+use tally_crypto::{Hash, IdentitySecret, KeyFile, Signature, SigningKey};
 
 use super::ClientError;
 use super::api::{Api, Receipt};
@@ -35,6 +35,7 @@ use super::submitter::{AccountView, AtHeight, Submitter};
 mod args;
 mod bills;
 mod fx;
+mod governance;
 mod interbank;
 mod merchant;
 mod regulator;
@@ -124,6 +125,7 @@ pub enum ClientCommand {
     Fx(FxCommand),
     Remit(Box<RemitCommand>),
     Regulator(RegulatorCommand),
+    Governance(GovernanceCommand),
     Institution(InstitutionCommand),
 }
 
@@ -168,6 +170,7 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
         },
         ClientCommand::Remit(c) => fx::remit(&mut client, *c).await?,
         ClientCommand::Regulator(c) => regulator::run(&mut client, c).await?,
+        ClientCommand::Governance(c) => governance::run(c)?,
         ClientCommand::Institution(c) => match interbank::run(&mut client, c).await? {
             Step::Read(report) => return Ok(report),
             Step::Send(plan) => *plan,
@@ -298,6 +301,40 @@ fn read_key(path: &Path) -> Result<SigningKey, CommandError> {
         path: path.to_path_buf(),
         detail: e.to_string(),
     })
+}
+
+impl IdentityArg {
+    /// The digest the ledger keeps: 64 hex digits as they are, otherwise the text keyed
+    /// with the identity secret (an unkeyed hash of an ID number is reversed by trying
+    /// every ID number).
+    fn digest(&self) -> Result<Hash, CommandError> {
+        let text = self.identity.trim();
+        if text.is_empty() {
+            return Err(input("--identity is empty"));
+        }
+        if text.len() == 64
+            && let Ok(hash) = Hash::from_hex(text)
+        {
+            return Ok(hash);
+        }
+        let path = self.identity_secret.as_deref().ok_or_else(|| {
+            input(
+                "--identity-secret FILE (or TALLY_IDENTITY_SECRET) is needed to digest an \
+                 identity: the secret the KYC institutions and the regulator share",
+            )
+        })?;
+        let secret = IdentitySecret::read(path).map_err(|e| CommandError::KeyFile {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        Ok(identity_digest(&secret, text))
+    }
+}
+
+/// A person's identity digest under the identity secret: the same at every bank and for
+/// the regulator, for the same text.
+pub fn identity_digest(secret: &IdentitySecret, text: &str) -> Hash {
+    secret.digest(IDENTITY_DOMAIN, text.trim().as_bytes())
 }
 
 /// Free text as a 32-byte digest, or 64 hex digits taken as they are.
@@ -512,6 +549,8 @@ fn parse<T: serde::de::DeserializeOwned>(raw: &str, what: &str) -> Result<T, Com
 mod tests {
     use super::*;
 
+    use tally_crypto::HashBuilder;
+
     #[test]
     fn api_addresses_are_plain_http_host_and_port() {
         let expected: SocketAddr = "127.0.0.1:8080".parse().unwrap();
@@ -543,5 +582,82 @@ mod tests {
         assert!(card_token(" ").is_err());
         assert!(customer_account(1 << 127, "--to").is_err());
         assert!(customer_account(7, "--to").is_ok());
+    }
+
+    /// What the issue asks of identity digests: the value that reaches the chain for a
+    /// known ID number is none of its unkeyed hashes, and two banks' registrations of the
+    /// same person and the regulator's sanction of that person carry the same digest.
+    #[tokio::test]
+    async fn one_person_has_one_keyed_digest_at_two_banks_and_in_the_regulators_sanction() {
+        let dir = std::env::temp_dir().join(format!("tally-identity-flow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("identity.secret");
+        IdentitySecret::from_bytes([42; 32])
+            .write_new(&secret)
+            .unwrap();
+        let key_file = |name: &str, seed: u8| {
+            let path = dir.join(name);
+            KeyFile::write_new(&SigningKey::from_seed([seed; 32]), &path).unwrap();
+            path
+        };
+        let id_number = "110101199003077777";
+        let identity = IdentityArg {
+            identity: id_number.into(),
+            identity_secret: Some(secret.clone()),
+        };
+        let mut client = Client {
+            api: Api::from_url("http://127.0.0.1:9", None).unwrap(),
+            chain_id: Some("t".into()),
+        };
+        let mut registered = Vec::new();
+        for (account, bank) in [(7u128, 1u32), (8, 2)] {
+            let command = WalletCommand::Register {
+                signer: AccountSigner {
+                    account,
+                    key: key_file(&format!("wallet-{account}.key"), account as u8),
+                },
+                cosigner_key: key_file(&format!("bank-{bank}.key"), bank as u8),
+                institution: bank,
+                currency: "CNY".into(),
+                tier: 0,
+                identity: identity.clone(),
+            };
+            let Step::Send(plan) = wallet::run(&mut client, command).await.unwrap() else {
+                panic!("a registration is a transaction");
+            };
+            let TxKind::RegisterAccount { identity, .. } = plan.kind else {
+                panic!("not a registration: {:?}", plan.kind);
+            };
+            registered.push(identity);
+        }
+        let sanction = RegulatorCommand::Sanction {
+            signer: InstitutionSigner {
+                institution: 5,
+                key: key_file("regulator.key", 5),
+            },
+            identity: identity.clone(),
+        };
+        let plan = regulator::run(&mut client, sanction).await.unwrap();
+        let TxKind::AddSanction { identity: listed } = plan.kind else {
+            panic!("not a sanction: {:?}", plan.kind);
+        };
+        assert_eq!(registered, vec![listed, listed]);
+        for unkeyed in [
+            Hash::digest(IDENTITY_DOMAIN, id_number.as_bytes()),
+            Hash::digest("tally-devnet-identity", id_number.as_bytes()),
+            HashBuilder::new(IDENTITY_DOMAIN)
+                .update(id_number.as_bytes())
+                .finish(),
+        ] {
+            assert_ne!(listed, unkeyed);
+        }
+        // No secret, no digest: the client never falls back to an unkeyed hash.
+        let without = IdentityArg {
+            identity: id_number.into(),
+            identity_secret: None,
+        };
+        assert!(without.digest().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -92,7 +92,7 @@ pub(super) async fn run(
         RegulatorCommand::Sanction { signer, identity } => {
             let (sender, key) = institution_party(&signer)?;
             let kind = TxKind::AddSanction {
-                identity: digest_of(IDENTITY_DOMAIN, &identity),
+                identity: identity.digest()?,
             };
             plan("sanction", sender, vec![key], kind)
                 .words("identity added to the sanctions list")
@@ -101,7 +101,7 @@ pub(super) async fn run(
         RegulatorCommand::Unsanction { signer, identity } => {
             let (sender, key) = institution_party(&signer)?;
             let kind = TxKind::RemoveSanction {
-                identity: digest_of(IDENTITY_DOMAIN, &identity),
+                identity: identity.digest()?,
             };
             plan("unsanction", sender, vec![key], kind)
                 .words("identity removed from the sanctions list")

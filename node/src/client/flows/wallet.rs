@@ -23,7 +23,7 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
                 currency,
                 institution: InstitutionId(institution),
                 tier,
-                identity: digest_of(IDENTITY_DOMAIN, &identity),
+                identity: identity.digest()?,
             };
             plan(
                 "register",
@@ -209,6 +209,15 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
                 merchant,
             )
             .await;
+        }
+        WalletCommand::CancelRecovery { signer } => {
+            let (sender, key) = account_party(&signer, "--account")?;
+            plan("cancel-recovery", sender, vec![key], TxKind::CancelRecovery)
+                .words(format!(
+                    "the recovery announced for account {} is cancelled; its key stays",
+                    signer.account
+                ))
+                .expect("RecoveryCancelled")
         }
         WalletCommand::ConfirmReceipt { signer, order } => {
             let (sender, key) = account_party(&signer, "--account")?;

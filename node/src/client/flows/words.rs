@@ -103,6 +103,22 @@ pub fn event_words(event: &Event, currency: Currency) -> String {
         ),
         Event::AccountFrozen { account, .. } => format!("account {} frozen", account.0),
         Event::AccountUnfrozen { account } => format!("account {} unfrozen", account.0),
+        Event::RecoveryAnnounced {
+            account,
+            institution,
+            due_ms,
+            ..
+        } => format!(
+            "institution {} announced a new key for account {}: it takes over at block time \
+             {due_ms} (ms) unless the account's current key cancels it",
+            institution.0, account.0
+        ),
+        Event::RecoveryCancelled { account, .. } => {
+            format!("the recovery of account {} is cancelled", account.0)
+        }
+        Event::AccountRecovered { account, .. } => {
+            format!("account {} now signs with its recovered key", account.0)
+        }
         other => format!("{other:?}"),
     }
 }

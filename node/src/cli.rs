@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tally_node::client::flows::{
     BillCommand, Connection, FxCommand, InstitutionCommand, MerchantCommand, RegulatorCommand,
-    RemitCommand, WalletCommand,
+    RemitCommand, TravelRuleCommand, WalletCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -78,12 +78,21 @@ pub enum Area {
         #[command(subcommand)]
         command: RegulatorCommand,
     },
-    /// Interbank settlement: net the open obligations, confirm receipt; positions.
+    /// Interbank settlement: net the open obligations, confirm receipt; positions. Disputes
+    /// an institution decides; the key it receives travel-rule data under.
     Institution {
         #[command(flatten)]
         connection: Connection,
         #[command(subcommand)]
         command: InstitutionCommand,
+    },
+    /// Travel-rule data of a remittance, opened by the beneficiary's institution or a
+    /// regulator.
+    TravelRule {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: TravelRuleCommand,
     },
 }
 

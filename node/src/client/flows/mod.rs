@@ -5,7 +5,8 @@
 //! bills, rates, positions) read the API.
 //!
 //! - `args`: the commands and their options (clap); one enum per area.
-//! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`, `interbank`:
+//! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`, `interbank`,
+//!   `disputes` (disputes and refund requests), `travel` (encryption keys, travel-rule data):
 //!   each area's transaction builders and reads.
 //! - `words`: events and payment codes as people read and pass them on.
 //!
@@ -34,10 +35,12 @@ use super::submitter::{AccountView, AtHeight, Submitter};
 
 mod args;
 mod bills;
+mod disputes;
 mod fx;
 mod interbank;
 mod merchant;
 mod regulator;
+mod travel;
 mod wallet;
 mod words;
 
@@ -76,6 +79,8 @@ pub enum CommandError {
     KeyFile { path: PathBuf, detail: String },
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    TravelRule(crate::client::travel_rule::TravelRuleError),
     /// The ledger executed the transaction and refused it.
     #[error(
         "refused: {} ({}); {} {} at height {}",
@@ -125,6 +130,7 @@ pub enum ClientCommand {
     Remit(Box<RemitCommand>),
     Regulator(RegulatorCommand),
     Institution(InstitutionCommand),
+    TravelRule(TravelRuleCommand),
 }
 
 /// A transaction ready to sign: who sends it, whose keys sign, and what it does in words.
@@ -172,6 +178,7 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
             Step::Read(report) => return Ok(report),
             Step::Send(plan) => *plan,
         },
+        ClientCommand::TravelRule(c) => return travel::open(&mut client, c).await,
     };
     send(&mut client, plan).await
 }

@@ -589,6 +589,20 @@ pub enum RegulatorCommand {
         #[arg(long, value_name = "CODE")]
         currency: Option<String>,
     },
+    /// Set from which amount a cross-border transfer out of a currency must carry
+    /// travel-rule data ("none" takes the requirement away). A governance change,
+    /// co-signed by enough governance keys (repeat --cosigner-key).
+    SetTravelRuleThreshold {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        /// The threshold ("5000.00 CNY"), or "none" with --currency.
+        #[arg(long, value_name = "AMOUNT")]
+        threshold: String,
+        #[arg(long, value_name = "CODE")]
+        currency: Option<String>,
+    },
     /// Put an identity on the sanctions list.
     Sanction {
         #[command(flatten)]

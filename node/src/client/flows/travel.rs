@@ -195,13 +195,22 @@ pub(super) async fn open(
         side(&data.originator),
         side(&data.beneficiary)
     );
-    let json = to_json(&json!({
-        "hash": hash,
-        "height": view.height,
-        "transfer": view.transfer,
-        "institution": institution,
-        "travel_rule": data,
-    }));
+    // Written from the values: a 128-bit transfer id keeps every digit.
+    #[derive(Serialize)]
+    struct Opened<'a> {
+        hash: Hash,
+        height: u64,
+        transfer: TransferId,
+        institution: u32,
+        travel_rule: &'a TravelRuleData,
+    }
+    let json = to_json(&Opened {
+        hash,
+        height: view.height,
+        transfer: view.transfer,
+        institution,
+        travel_rule: &data,
+    });
     Ok(Report { text, json })
 }
 

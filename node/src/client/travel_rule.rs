@@ -51,6 +51,10 @@ pub enum TravelRuleError {
     NotTravelRuleData(String),
     #[error("encryption key file {path}: {detail}")]
     KeyFile { path: PathBuf, detail: String },
+    #[error("not an X25519 secret key: {0}")]
+    BadSecretKey(String),
+    #[error("no OS randomness for a new key: {0}")]
+    Randomness(String),
 }
 
 /// One side of a cross-border transfer as the travel rule names it.
@@ -180,10 +184,8 @@ impl SecretKey {
     /// A new key pair from the OS random source.
     pub fn generate() -> Result<SecretKey, TravelRuleError> {
         let mut ikm = Zeroizing::new([0u8; 32]);
-        getrandom::fill(ikm.as_mut_slice()).map_err(|e| TravelRuleError::KeyFile {
-            path: PathBuf::new(),
-            detail: format!("no OS randomness: {e}"),
-        })?;
+        getrandom::fill(ikm.as_mut_slice())
+            .map_err(|e| TravelRuleError::Randomness(e.to_string()))?;
         let (private, _) = Kem::derive_keypair(ikm.as_slice());
         let mut bytes = Zeroizing::new([0u8; 32]);
         bytes.copy_from_slice(private.to_bytes().as_slice());
@@ -191,13 +193,8 @@ impl SecretKey {
     }
 
     fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Result<SecretKey, TravelRuleError> {
-        let private =
-            <Kem as hpke::Kem>::PrivateKey::from_bytes(bytes.as_slice()).map_err(|e| {
-                TravelRuleError::KeyFile {
-                    path: PathBuf::new(),
-                    detail: format!("not an X25519 secret key: {e}"),
-                }
-            })?;
+        let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(bytes.as_slice())
+            .map_err(|e| TravelRuleError::BadSecretKey(e.to_string()))?;
         let mut public = [0u8; 32];
         public.copy_from_slice(Kem::sk_to_pk(&private).to_bytes().as_slice());
         Ok(SecretKey {

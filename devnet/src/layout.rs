@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tally_contracts::InstitutionId;
 use tally_crypto::{IdentitySecret, KeyFile, PublicKey, SigningKey};
 
+use crate::client::travel_rule::SecretKey;
 use crate::client::{Api, ClientTls, Credential, new_key};
 
 /// The chain id every devnet uses.
@@ -177,6 +178,8 @@ impl Layout {
             .with_context(|| format!("creating {}", dir.display()))?;
         for institution in INSTITUTIONS {
             KeyFile::write_new(&new_key()?, &institution_key_path(dir, institution))?;
+            // The X25519 key it receives travel-rule data under (mode 0600, like its key).
+            SecretKey::generate()?.write_new(&encryption_key_path(dir, institution))?;
         }
         let secret = identity_secret_path(dir);
         let out = Command::new(tally_bin)
@@ -331,6 +334,18 @@ impl Layout {
             &self.dir,
             institution,
         ))?)
+    }
+
+    /// The institution's X25519 travel-rule key (`institutions/NAME.x25519`).
+    pub fn encryption_key(&self, institution: InstitutionSpec) -> Result<SecretKey> {
+        Ok(SecretKey::read(&encryption_key_path(
+            &self.dir,
+            institution,
+        ))?)
+    }
+
+    pub fn encryption_key_path(&self, institution: InstitutionSpec) -> PathBuf {
+        encryption_key_path(&self.dir, institution)
     }
 
     pub fn validators(&self) -> impl Iterator<Item = &NodeSpec> {
@@ -522,4 +537,9 @@ pub fn port_is_free(address: SocketAddr) -> bool {
 
 pub fn institution_id(spec: InstitutionSpec) -> InstitutionId {
     InstitutionId(spec.id)
+}
+
+fn encryption_key_path(dir: &Path, institution: InstitutionSpec) -> PathBuf {
+    dir.join("institutions")
+        .join(format!("{}.x25519", institution.name))
 }

@@ -11,12 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde::Deserialize;
 use tally_contracts::{
-    AccountId, AccountKind, Bill, BillId, CardToken, Currency, Event, FxAmount, InstitutionId,
-    Order, OrderId, OrderStatus, Party, PaymentCode, PaymentSource, SettlementCycleRecord,
-    TransferId, TxKind,
+    AccountId, AccountKind, Bill, BillId, CardToken, Currency, DisputeOutcome, DisputeReason,
+    Disputed, Event, FxAmount, GovernanceAction, InstitutionId, Order, OrderId, OrderStatus, Party,
+    PaymentCode, PaymentSource, SealedTravelRule, SettlementCycleRecord, TransferId, TxKind,
 };
 use tally_crypto::{Hash, IdentitySecret, SigningKey};
 
+use crate::client::travel_rule::{self, Binding, PartyDetails, SecretKey, TravelRuleData};
 use crate::client::{Api, Receipt, Submitter, new_key};
 use crate::layout::{
     BANK_A, BANK_B, FX_PROVIDER, HK_BANK, InstitutionSpec, Layout, PLATFORM, REGULATOR,
@@ -30,6 +31,8 @@ const AUDIT_CATCH_UP_MS: u64 = 30_000;
 const TEA_HOUSE_FEE_BPS: u16 = 50;
 /// CNY→HKD: 1.0850 HKD cents per fen, at the ledger's rate scale.
 const CNY_HKD_RATE: u64 = 1_085_000_000;
+/// From ¥500.00 a remittance out of CNY carries travel-rule data.
+const TRAVEL_RULE_THRESHOLD_FEN: u64 = 50_000;
 
 /// The one-line result of the story.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -82,11 +85,21 @@ struct Cast {
     city_power: Holder,
     alice_card: CardToken,
     bob_card: CardToken,
+    /// The X25519 keys travel-rule data is sealed to: the receiving bank's and the
+    /// regulator's; Bank B's, which must open nothing of a remittance to Hong Kong.
+    hk_bank_x25519: SecretKey,
+    regulator_x25519: SecretKey,
+    bank_b_x25519: SecretKey,
 }
 
 struct Story {
     cast: Cast,
     sub: Submitter,
+    chain_id: String,
+    /// The submitting node's API, signed as the HK bank, Bank B and the regulator.
+    as_hk_bank: Api,
+    as_regulator: Api,
+    as_bank_b: Api,
     validators: Vec<Api>,
     auditors: Vec<Api>,
     /// Ids of this run: orders, bills, transfers, payment codes.
@@ -95,6 +108,8 @@ struct Story {
     ok: u32,
     failed: u32,
     audit_verified_height: Option<u64>,
+    /// The remittance with travel-rule data: its transaction and transfer id.
+    travel_rule_tx: Option<(Hash, TransferId)>,
 }
 
 fn now_ms() -> u64 {
@@ -215,6 +230,26 @@ pub async fn tell(layout: &Layout, submit_to: SocketAddr) -> Summary {
         "Tea House settles its takings to Bank A, less the platform's fee",
         r,
     );
+    let r = story.dispute().await;
+    story.record(
+        "Alice pays Tea House ¥40.00 for an order that never comes and disputes it; Bank A decides: refunded",
+        r,
+    );
+    let r = story.travel_rule_setup().await;
+    story.record(
+        "Banks and the regulator register their X25519 travel-rule keys; governance sets travel-rule data from ¥500.00 on CNY remittances",
+        r,
+    );
+    let r = story.travel_rule_remittance().await;
+    story.record(
+        "Alice remits ¥500.00 to Chen: refused without travel-rule data, credited with it sealed to the HK bank and the regulator",
+        r,
+    );
+    let r = story.travel_rule_reading().await;
+    story.record(
+        "The HK bank and the regulator open the travel-rule data; Bank B can neither read the copies nor open one with its key",
+        r,
+    );
     let r = story.audit().await;
     story.record(
         "The audit node verified every block; its state root equals the validators'",
@@ -263,9 +298,16 @@ impl Story {
             city_power: Holder::new(run + 6)?,
             alice_card: card(format!("alice/{run}").as_bytes()),
             bob_card: card(format!("bob/{run}").as_bytes()),
+            hk_bank_x25519: layout.encryption_key(HK_BANK)?,
+            regulator_x25519: layout.encryption_key(REGULATOR)?,
+            bank_b_x25519: layout.encryption_key(BANK_B)?,
         };
         Ok(Story {
             cast,
+            chain_id: layout.manifest.chain_id.clone(),
+            as_hk_bank: layout.api_as(submit_to, HK_BANK)?,
+            as_regulator: layout.regulator_api_at(submit_to)?,
+            as_bank_b: layout.api_as(submit_to, BANK_B)?,
             // Transactions go as their senders; the story's own checks read as the regulator.
             sub: Submitter::new(
                 layout.regulator_api_at(submit_to)?,
@@ -284,6 +326,7 @@ impl Story {
             ok: 0,
             failed: 0,
             audit_verified_height: None,
+            travel_rule_tx: None,
         })
     }
 
@@ -1002,6 +1045,284 @@ impl Story {
         let chen = self.balance(beneficiary).await?;
         ensure!(chen == 10_850, "Chen has HK${}", yuan(chen));
         Ok("OK: RemittanceCredited ¥100.00 → HK$108.50 to Chen".to_string())
+    }
+
+    async fn dispute(&mut self) -> Result<String> {
+        let order = self.create_order(true, 4_000).await?;
+        let (party, key) = (self.cast.alice.party(), self.cast.alice.key.clone());
+        let id = TransferId(self.id());
+        self.ok(
+            party,
+            &[&key],
+            TxKind::PayOrder {
+                id,
+                order,
+                source: PaymentSource::Balance,
+                escrow_ms: None,
+            },
+        )
+        .await?;
+        let status = self.order(order).await?.status;
+        ensure!(status == OrderStatus::Paid, "order is {status:?}, not paid");
+        let alice_paid = self.balance(self.cast.alice.id).await?;
+        let disputed = Disputed::Order(order);
+        let hold = TransferId(self.id());
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::OpenDispute {
+                    id: hold,
+                    disputed,
+                    reason: DisputeReason::NotReceived,
+                },
+            )
+            .await?;
+        let (amount, decider) = receipt.event("DisputeOpened", |e| match e {
+            Event::DisputeOpened {
+                amount, decider, ..
+            } => Some((*amount, *decider)),
+            _ => None,
+        })?;
+        ensure!(
+            amount == 4_000 && decider == institution_id(BANK_A),
+            "¥{} held, decided by institution {}",
+            yuan(i128::from(amount)),
+            decider.0
+        );
+        let bank_a = self.cast.bank_a.clone();
+        let receipt = self
+            .ok(
+                Party::Institution(institution_id(BANK_A)),
+                &[&bank_a],
+                TxKind::DecideDispute {
+                    disputed,
+                    outcome: DisputeOutcome::Refund,
+                },
+            )
+            .await?;
+        let outcome = receipt.event("DisputeResolved", |e| match e {
+            Event::DisputeResolved { outcome, .. } => Some(*outcome),
+            _ => None,
+        })?;
+        ensure!(outcome == DisputeOutcome::Refund, "resolved as {outcome:?}");
+        let alice = self.balance(self.cast.alice.id).await?;
+        ensure!(
+            alice == alice_paid + 4_000,
+            "Alice has ¥{}, expected ¥{} after the refund",
+            yuan(alice),
+            yuan(alice_paid + 4_000)
+        );
+        Ok(format!(
+            "OK: PaymentCompleted → DisputeOpened (¥40.00 held, Bank A decides) → DisputeResolved Refund; Alice back at ¥{}",
+            yuan(alice)
+        ))
+    }
+
+    async fn travel_rule_setup(&mut self) -> Result<String> {
+        let registrations = [
+            (
+                BANK_B,
+                self.cast.bank_b.clone(),
+                self.cast.bank_b_x25519.public(),
+            ),
+            (
+                HK_BANK,
+                self.cast.hk_bank.clone(),
+                self.cast.hk_bank_x25519.public(),
+            ),
+            (
+                REGULATOR,
+                self.cast.regulator.clone(),
+                self.cast.regulator_x25519.public(),
+            ),
+        ];
+        for (spec, signing, key) in registrations {
+            let receipt = self
+                .ok(
+                    Party::Institution(institution_id(spec)),
+                    &[&signing],
+                    TxKind::SetEncryptionKey { key },
+                )
+                .await?;
+            receipt.event("EncryptionKeySet", |e| {
+                matches!(e, Event::EncryptionKeySet { .. }).then_some(())
+            })?;
+        }
+        // A governance change: three of the four governors sign.
+        let (a, b, platform) = (
+            self.cast.bank_a.clone(),
+            self.cast.bank_b.clone(),
+            self.cast.platform.clone(),
+        );
+        let receipt = self
+            .ok(
+                Party::Institution(institution_id(BANK_A)),
+                &[&a, &b, &platform],
+                TxKind::Govern(GovernanceAction::SetTravelRuleThreshold {
+                    currency: Currency::CNY,
+                    threshold: TRAVEL_RULE_THRESHOLD_FEN,
+                }),
+            )
+            .await?;
+        receipt.event("GovernanceApplied", |e| {
+            matches!(e, Event::GovernanceApplied { .. }).then_some(())
+        })?;
+        Ok("OK: EncryptionKeySet ×3, GovernanceApplied (CNY threshold ¥500.00)".to_string())
+    }
+
+    fn travel_rule_data(&self) -> TravelRuleData {
+        TravelRuleData {
+            originator: PartyDetails {
+                name: "Alice Wang".into(),
+                account: self.cast.alice.id.0.to_string(),
+                address: "1 Century Avenue, Shanghai".into(),
+            },
+            beneficiary: PartyDetails {
+                name: "Chen Ka-ming".into(),
+                account: self.cast.chen.id.0.to_string(),
+                address: "8 Queen's Road Central, Hong Kong".into(),
+            },
+        }
+    }
+
+    fn binding(&self, transfer: TransferId) -> Binding {
+        Binding {
+            chain_id: self.chain_id.clone(),
+            transfer,
+            sender: self.cast.alice.id,
+            beneficiary: self.cast.chen.id,
+        }
+    }
+
+    async fn travel_rule_remittance(&mut self) -> Result<String> {
+        let fx = institution_id(FX_PROVIDER);
+        let (party, key) = (self.cast.alice.party(), self.cast.alice.key.clone());
+        let amount = FxAmount::Send {
+            debit: TRAVEL_RULE_THRESHOLD_FEN,
+            min_credit: 54_000,
+        };
+        let id = TransferId(self.id());
+        self.refused(
+            party,
+            &[&key],
+            TxKind::CrossBorderTransfer {
+                id,
+                provider: fx,
+                beneficiary: self.cast.chen.id,
+                amount,
+                travel_rule: Vec::new(),
+            },
+            "TRAVEL_RULE_REQUIRED",
+        )
+        .await?;
+        let (alice_before, chen_before) = (
+            self.balance(self.cast.alice.id).await?,
+            self.balance(self.cast.chen.id).await?,
+        );
+        let id = TransferId(self.id());
+        let data = self.travel_rule_data();
+        let binding = self.binding(id);
+        // Sorted by recipient: the HK bank (4) before the regulator (5).
+        let copies: Vec<SealedTravelRule> = [
+            (HK_BANK, self.cast.hk_bank_x25519.public()),
+            (REGULATOR, self.cast.regulator_x25519.public()),
+        ]
+        .into_iter()
+        .map(|(spec, public)| travel_rule::seal(&data, institution_id(spec), public, &binding))
+        .collect::<Result<_, _>>()?;
+        let receipt = self
+            .ok(
+                party,
+                &[&key],
+                TxKind::CrossBorderTransfer {
+                    id,
+                    provider: fx,
+                    beneficiary: self.cast.chen.id,
+                    amount,
+                    travel_rule: copies,
+                },
+            )
+            .await?;
+        let (credited, sealed_to) = receipt.event("RemittanceCredited", |e| match e {
+            Event::RemittanceCredited {
+                credited,
+                travel_rule_for,
+                ..
+            } => Some((*credited, travel_rule_for.clone())),
+            _ => None,
+        })?;
+        ensure!(
+            sealed_to == vec![institution_id(HK_BANK), institution_id(REGULATOR)],
+            "sealed to {sealed_to:?}"
+        );
+        ensure!(
+            self.balance(self.cast.alice.id).await? == alice_before - 50_000,
+            "Alice was not debited ¥500.00"
+        );
+        let chen = self.balance(self.cast.chen.id).await?;
+        ensure!(
+            chen == chen_before + i128::from(credited),
+            "Chen has HK${}",
+            yuan(chen)
+        );
+        self.travel_rule_tx = Some((receipt.hash, id));
+        Ok(format!(
+            "OK: TRAVEL_RULE_REQUIRED, then RemittanceCredited HK${} with travel-rule data for institutions 4 and 5",
+            yuan(i128::from(credited))
+        ))
+    }
+
+    async fn travel_rule_reading(&mut self) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Copies {
+            transfer: TransferId,
+            copies: Vec<SealedTravelRule>,
+        }
+        let (hash, id) = self
+            .travel_rule_tx
+            .ok_or_else(|| anyhow!("no remittance with travel-rule data to read"))?;
+        let path = format!("/v1/travel-rule/{}", hash.to_hex());
+        let expected = self.travel_rule_data();
+        let binding = self.binding(id);
+        // The HK bank reads its own copy and opens it.
+        let hk: Copies = self.as_hk_bank.get_json(&path).await?;
+        ensure!(
+            hk.transfer == id,
+            "the copies of transfer {}",
+            hk.transfer.0
+        );
+        let [copy] = hk.copies.as_slice() else {
+            bail!("the HK bank got {} copies, not its one", hk.copies.len());
+        };
+        let opened = travel_rule::open(copy, &self.cast.hk_bank_x25519, &binding)?;
+        ensure!(opened == expected, "the HK bank read {opened:?}");
+        // The regulator reads every copy and opens its own.
+        let all: Copies = self.as_regulator.get_json(&path).await?;
+        let regulators = all
+            .copies
+            .iter()
+            .find(|c| c.recipient == institution_id(REGULATOR))
+            .ok_or_else(|| anyhow!("no copy for the regulator"))?;
+        let opened = travel_rule::open(regulators, &self.cast.regulator_x25519, &binding)?;
+        ensure!(opened == expected, "the regulator read {opened:?}");
+        // Bank B: the node serves it no copy, and its key opens none of them.
+        match self.as_bank_b.get_json::<Copies>(&path).await {
+            Err(e) if e.api_code() == Some("OUT_OF_SCOPE") => {}
+            Err(e) => bail!("Bank B's read failed otherwise: {e}"),
+            Ok(_) => bail!("Bank B was served travel-rule copies sealed to others"),
+        }
+        for copy in &all.copies {
+            ensure!(
+                travel_rule::open(copy, &self.cast.bank_b_x25519, &binding).is_err(),
+                "Bank B's key opened the copy for institution {}",
+                copy.recipient.0
+            );
+        }
+        Ok(format!(
+            "OK: HK bank and regulator read \"{}\" → \"{}\"; Bank B: OUT_OF_SCOPE, and its key opens neither copy",
+            expected.originator.name, expected.beneficiary.name
+        ))
     }
 
     async fn latest_block_time(&self) -> Result<u64> {

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tally_node::client::flows::{
     BillCommand, Connection, FxCommand, GovernanceCommand, InstitutionCommand, MerchantCommand,
-    RegulatorCommand, RemitCommand, WalletCommand,
+    RegulatorCommand, RemitCommand, TravelRuleCommand, WalletCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -80,19 +80,28 @@ pub enum Area {
         command: RegulatorCommand,
     },
     /// Governance with a quorum of the governance keys: replace or revoke an institution's
-    /// key.
+    /// key; the account-recovery delay.
     Governance {
         #[command(flatten)]
         connection: Connection,
         #[command(subcommand)]
         command: GovernanceCommand,
     },
-    /// Interbank settlement: net the open obligations, confirm receipt; positions.
+    /// Interbank settlement: net the open obligations, confirm receipt; positions. Disputes
+    /// an institution decides; the key it receives travel-rule data under; account recovery.
     Institution {
         #[command(flatten)]
         connection: Connection,
         #[command(subcommand)]
         command: InstitutionCommand,
+    },
+    /// Travel-rule data of a remittance, opened by the beneficiary's institution or a
+    /// regulator.
+    TravelRule {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: TravelRuleCommand,
     },
 }
 

@@ -70,6 +70,10 @@ fn main() -> ExitCode {
             connection,
             command,
         } => return run_client(&connection, ClientCommand::Institution(command)),
+        Area::TravelRule {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::TravelRule(command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -181,6 +181,12 @@ fn routes() -> Vec<Route> {
             Party,
             get(transactions::status),
         ),
+        route(
+            GET,
+            "/v1/travel-rule/{hash}",
+            Party,
+            get(transactions::travel_rule),
+        ),
         route(GET, "/v1/accounts/{id}", Party, get(accounts::account)),
         route(
             GET,

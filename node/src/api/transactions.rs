@@ -18,7 +18,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use tally_contracts::{Party, SignedTransaction, encoding};
+use tally_contracts::{
+    AccountId, Party, SealedTravelRule, SignedTransaction, TransferId, TxKind, encoding,
+};
 use tally_crypto::Hash;
 use tokio::time::Instant;
 
@@ -248,6 +250,89 @@ fn committed_sender(ctx: &NodeContext, height: u64, index: u32) -> Result<Party,
         .get(index as usize)
         .map(|t| t.tx.sender)
         .ok_or_else(|| missing(height, "a transaction"))
+}
+
+/// A committed cross-border transfer's sealed travel-rule copies, as one reader gets them.
+#[derive(Debug, Serialize)]
+pub struct TravelRuleView {
+    hash: Hash,
+    height: u64,
+    /// What each copy is bound to (HPKE's info and aad): the chain and the transfer.
+    chain_id: String,
+    transfer: TransferId,
+    sender: AccountId,
+    beneficiary: AccountId,
+    /// The copies the caller may have: the regulator all, an institution its own.
+    copies: Vec<SealedTravelRule>,
+}
+
+/// `GET /v1/travel-rule/{hash}`: the sealed copies of an applied cross-border transfer,
+/// each only to the institution it was sealed to and to the regulator. They are ciphertext,
+/// but who sent travel-rule data to whom is still nobody else's business.
+pub async fn travel_rule(
+    State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+    ApiPath(hash): ApiPath<String>,
+) -> Result<Json<TravelRuleView>, ApiError> {
+    let hash = params::hash(&hash)?;
+    let none = || ApiError::not_found("travel-rule data of an applied cross-border transfer");
+    let TxStatus::Committed { height, index } = api.ctx.status(&hash)? else {
+        return Err(none());
+    };
+    let results = stored_results(&api.ctx, height)?;
+    let applied = results
+        .receipts
+        .get(index as usize)
+        .is_some_and(|r| r.result.is_ok());
+    let bytes = api
+        .ctx
+        .storage
+        .block(height)?
+        .ok_or_else(|| missing(height, "the block"))?;
+    let block = crate::block::Block::decode(&bytes)?;
+    let signed = block
+        .txs
+        .get(index as usize)
+        .ok_or_else(|| missing(height, "a transaction"))?;
+    let (
+        true,
+        Party::Account(sender),
+        TxKind::CrossBorderTransfer {
+            id,
+            beneficiary,
+            travel_rule,
+            ..
+        },
+    ) = (applied, signed.tx.sender, &signed.tx.kind)
+    else {
+        return Err(none());
+    };
+    if travel_rule.is_empty() {
+        return Err(none());
+    }
+    let copies: Vec<SealedTravelRule> = travel_rule
+        .iter()
+        .filter(|copy| match &caller {
+            Caller::Regulator(_) => true,
+            Caller::Institution(i) => *i == copy.recipient,
+            Caller::Anonymous | Caller::Account { .. } => false,
+        })
+        .cloned()
+        .collect();
+    if copies.is_empty() {
+        return Err(out_of_scope(&format!(
+            "travel-rule data of transaction {hash} (sealed to others)"
+        )));
+    }
+    Ok(Json(TravelRuleView {
+        hash,
+        height,
+        chain_id: block.header.chain_id.clone(),
+        transfer: *id,
+        sender,
+        beneficiary: *beneficiary,
+        copies,
+    }))
 }
 
 fn view(ctx: &NodeContext, hash: Hash) -> Result<TxView, ApiError> {

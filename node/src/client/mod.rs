@@ -7,8 +7,10 @@
 //!   request signed as the client's party (RFC 9421); answers and receipts.
 //! - [`submitter`]: signs and submits for several senders, keeping each one's nonce.
 //! - [`money`]: decimal amounts with their currency, converted exactly to minor units.
-//! - [`flows`]: the `tally wallet|merchant|bill|fx|remit|regulator|institution` commands: one
-//!   transaction builder per flow, and how each outcome is told.
+//! - [`flows`]: the `tally wallet|merchant|bill|fx|remit|regulator|institution|travel-rule`
+//!   commands: one transaction builder per flow, and how each outcome is told.
+//! - [`travel_rule`]: travel-rule data sealed (HPKE) to its readers, opened by them; their
+//!   X25519 key files.
 //!
 //! Every request is bounded in time; every answer is checked before it is believed.
 
@@ -16,6 +18,7 @@ pub mod api;
 pub mod flows;
 pub mod money;
 pub mod submitter;
+pub mod travel_rule;
 
 pub use api::{Answer, Api, ApiErrorBody, ClientTls, Credential, Receipt};
 pub use submitter::{AccountView, Submitter, new_key};

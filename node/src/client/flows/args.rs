@@ -88,6 +88,47 @@ pub struct TransferIdArg {
     pub transfer_id: Option<u128>,
 }
 
+/// The completed payment a dispute is about: exactly one of these.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct DisputedArg {
+    /// A paid order.
+    #[arg(long, value_name = "ID")]
+    pub order: Option<u128>,
+    /// A paid bill.
+    #[arg(long, value_name = "ID")]
+    pub bill: Option<u128>,
+    /// A static-QR or payment-code payment, by its transfer id.
+    #[arg(long, value_name = "ID")]
+    pub payment: Option<u128>,
+}
+
+/// Why a payer disputes a payment.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DisputeReasonArg {
+    /// Paid, never received.
+    NotReceived,
+    /// Received, not what was described.
+    NotAsDescribed,
+    /// The payer did not make this payment.
+    Unauthorized,
+    /// Charged twice for one purchase.
+    Duplicate,
+    /// Cancelled with the merchant, not refunded.
+    Cancelled,
+    /// Charged another amount than agreed.
+    IncorrectAmount,
+}
+
+/// How a deciding institution ends a dispute.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DisputeOutcomeArg {
+    /// The held amount goes back where the payment came from.
+    Refund,
+    /// The held amount is released to the merchant.
+    Release,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum WalletCommand {
     /// Open a wallet at a KYC institution, which co-signs.
@@ -246,6 +287,28 @@ pub enum WalletCommand {
         #[arg(long, value_name = "ID")]
         order: u128,
     },
+    /// Dispute a completed payment you made (within the chain's dispute window): the amount
+    /// is held from the merchant until the card's bank or your wallet's institution decides.
+    Dispute {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[command(flatten)]
+        disputed: DisputedArg,
+        #[arg(long, value_enum)]
+        reason: DisputeReasonArg,
+        /// The id of the hold on the disputed amount; random when not given.
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Ask the merchant of an order you paid to refund part or all of it.
+    RequestRefund {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        order: u128,
+        #[command(flatten)]
+        amount: AmountArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,6 +390,22 @@ pub enum MerchantCommand {
     },
     /// Show an order.
     Order {
+        #[arg(long, value_name = "ID")]
+        order: u128,
+    },
+    /// Accept the payer's refund request on an order: the refund is made at once.
+    AcceptRefund {
+        #[command(flatten)]
+        signer: AccountSigner,
+        #[arg(long, value_name = "ID")]
+        order: u128,
+        #[command(flatten)]
+        id: TransferIdArg,
+    },
+    /// Refuse the payer's refund request on an order.
+    RefuseRefund {
+        #[command(flatten)]
+        signer: AccountSigner,
         #[arg(long, value_name = "ID")]
         order: u128,
     },
@@ -437,6 +516,50 @@ pub struct RemitCommand {
     pub max_send: Option<String>,
     #[command(flatten)]
     pub id: TransferIdArg,
+    #[command(flatten)]
+    pub travel_rule: TravelRuleArgs,
+}
+
+/// Travel-rule data: who sends and who receives, sealed (HPKE) to the beneficiary's
+/// institution and to `--regulator`, under the keys they registered. Required by the chain
+/// from its threshold; never on chain in clear.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TravelRuleArgs {
+    /// The regulator the data is sealed to, beside the beneficiary's institution.
+    #[arg(long, value_name = "ID")]
+    pub regulator: Option<u32>,
+    #[arg(long, value_name = "NAME")]
+    pub originator_name: Option<String>,
+    /// The originator's account as the institutions know it; the sending account's id when
+    /// not given.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub originator_account: Option<String>,
+    #[arg(long, value_name = "ADDRESS")]
+    pub originator_address: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub beneficiary_name: Option<String>,
+    /// The beneficiary's account as the institutions know it; --to when not given.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub beneficiary_account: Option<String>,
+    #[arg(long, value_name = "ADDRESS")]
+    pub beneficiary_address: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TravelRuleCommand {
+    /// Open the travel-rule data of a committed remittance with an institution's X25519
+    /// secret key file: the beneficiary's institution, or a regulator.
+    Open {
+        /// The remittance's transaction hash (from `tally remit`).
+        #[arg(long, value_name = "HASH")]
+        tx: String,
+        /// The institution whose copy to open.
+        #[arg(long, value_name = "ID")]
+        institution: u32,
+        /// That institution's X25519 key file (from `tally institution set-encryption-key`).
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -483,6 +606,20 @@ pub enum RegulatorCommand {
         #[arg(long, value_name = "AMOUNT")]
         cross_border_yearly_max: String,
         /// The currency whose decimals the limits are written in.
+        #[arg(long, value_name = "CODE")]
+        currency: Option<String>,
+    },
+    /// Set from which amount a cross-border transfer out of a currency must carry
+    /// travel-rule data ("none" takes the requirement away). A governance change,
+    /// co-signed by enough governance keys (repeat --cosigner-key).
+    SetTravelRuleThreshold {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[arg(long, value_name = "FILE")]
+        cosigner_key: Vec<PathBuf>,
+        /// The threshold ("5000.00 CNY"), or "none" with --currency.
+        #[arg(long, value_name = "AMOUNT")]
+        threshold: String,
         #[arg(long, value_name = "CODE")]
         currency: Option<String>,
     },
@@ -580,5 +717,23 @@ pub enum InstitutionCommand {
     Cycle {
         #[arg(long, value_name = "ID")]
         cycle: u64,
+    },
+    /// Decide a dispute of a payment made with your card or from a wallet you hold.
+    DecideDispute {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        #[command(flatten)]
+        disputed: DisputedArg,
+        #[arg(long, value_enum)]
+        outcome: DisputeOutcomeArg,
+    },
+    /// Register the X25519 key the institution receives travel-rule data under: read from
+    /// the key file, or made into a new one (mode 0600) when the file does not exist.
+    SetEncryptionKey {
+        #[command(flatten)]
+        signer: InstitutionSigner,
+        /// The X25519 key pair file.
+        #[arg(long, value_name = "FILE")]
+        encryption_key: PathBuf,
     },
 }

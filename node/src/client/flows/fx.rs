@@ -176,12 +176,34 @@ pub(super) async fn remit(
         }
         (None, None) => return Err(input("give --send or --receive")),
     };
+    let id = transfer_id(&command.id)?;
+    let sender_account = AccountId(command.signer.account);
+    let travel_rule = travel::seal_for_remittance(
+        client,
+        &command.travel_rule,
+        id,
+        sender_account,
+        beneficiary,
+    )
+    .await?;
+    let sealed_to: Vec<String> = travel_rule
+        .iter()
+        .map(|c| c.recipient.0.to_string())
+        .collect();
+    let words = if sealed_to.is_empty() {
+        words
+    } else {
+        format!(
+            "{words}; travel-rule data sealed to institution(s) {}",
+            sealed_to.join(", ")
+        )
+    };
     let kind = TxKind::CrossBorderTransfer {
-        id: transfer_id(&command.id)?,
+        id,
         provider: InstitutionId(command.provider),
         beneficiary,
         amount,
-        travel_rule: Vec::new(),
+        travel_rule,
     };
     Ok(plan("remit", sender, vec![key], kind)
         .words(words)

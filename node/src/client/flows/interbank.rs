@@ -50,6 +50,15 @@ pub(super) async fn run(
             ))
             .expect("SettlementConfirmed")
         }
+        InstitutionCommand::DecideDispute {
+            signer,
+            disputed,
+            outcome,
+        } => disputes::decide(&signer, &disputed, outcome)?,
+        InstitutionCommand::SetEncryptionKey {
+            signer,
+            encryption_key,
+        } => travel::set_encryption_key(&signer, &encryption_key)?,
         InstitutionCommand::Show { institution } => {
             let raw = client
                 .read_raw(

@@ -95,6 +95,12 @@ pub(super) async fn run(
             .words(format!("order {order} cancelled"))
             .expect("OrderCancelled")
         }
+        MerchantCommand::AcceptRefund { signer, order, id } => {
+            disputes::answer_refund(&signer, order, Some(&id))?
+        }
+        MerchantCommand::RefuseRefund { signer, order } => {
+            disputes::answer_refund(&signer, order, None)?
+        }
         MerchantCommand::Refund {
             signer,
             order,

@@ -6,7 +6,8 @@
 //!
 //! - `args`: the commands and their options (clap); one enum per area.
 //! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`,
-//!   `governance`, `interbank`: each area's transaction builders and reads.
+//!   `governance`, `interbank`, `disputes` (disputes and refund requests), `travel`
+//!   (encryption keys, travel-rule data): each area's transaction builders and reads.
 //! - `words`: events and payment codes as people read and pass them on.
 //!
 //! Every input from outside (arguments, key files, the node's answers) is checked, and a
@@ -34,11 +35,13 @@ use super::submitter::{AccountView, AtHeight, Submitter};
 
 mod args;
 mod bills;
+mod disputes;
 mod fx;
 mod governance;
 mod interbank;
 mod merchant;
 mod regulator;
+mod travel;
 mod wallet;
 mod words;
 
@@ -77,6 +80,8 @@ pub enum CommandError {
     KeyFile { path: PathBuf, detail: String },
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    TravelRule(crate::client::travel_rule::TravelRuleError),
     /// The ledger executed the transaction and refused it.
     #[error(
         "refused: {} ({}); {} {} at height {}",
@@ -127,6 +132,7 @@ pub enum ClientCommand {
     Regulator(RegulatorCommand),
     Governance(GovernanceCommand),
     Institution(InstitutionCommand),
+    TravelRule(TravelRuleCommand),
 }
 
 /// A transaction ready to sign: who sends it, whose keys sign, and what it does in words.
@@ -175,6 +181,7 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
             Step::Read(report) => return Ok(report),
             Step::Send(plan) => *plan,
         },
+        ClientCommand::TravelRule(c) => return travel::open(&mut client, c).await,
     };
     send(&mut client, plan).await
 }

@@ -1,4 +1,5 @@
-//! A regulator: freezes, sanctions, and tier (account class) limits (a governance change).
+//! A regulator: freezes, sanctions, tier (account class) limits and the travel-rule threshold
+//! (governance changes).
 
 use super::*;
 use tally_contracts::NO_CAP;
@@ -87,6 +88,40 @@ pub(super) async fn run(
                     told(&yearly),
                     told(&abroad)
                 ))
+                .expect("GovernanceApplied")
+        }
+        RegulatorCommand::SetTravelRuleThreshold {
+            signer,
+            cosigner_key,
+            threshold,
+            currency,
+        } => {
+            let (sender, key) = institution_party(&signer)?;
+            let currency = optional_currency(currency.as_deref())?
+                .or_else(|| Money::written_currency(&threshold))
+                .ok_or_else(|| MoneyError::NoCurrency(threshold.clone()))?;
+            let (minor, told) = if threshold.trim().eq_ignore_ascii_case("none") {
+                (
+                    NO_CAP,
+                    format!("{currency} remittances need no travel-rule data"),
+                )
+            } else {
+                let money = Money::parse_positive(&threshold, Some(currency))?;
+                (
+                    money.minor,
+                    format!("remittances out of {currency} from {money} carry travel-rule data"),
+                )
+            };
+            let mut keys = vec![key];
+            for path in &cosigner_key {
+                keys.push(read_key(path)?);
+            }
+            let kind = TxKind::Govern(GovernanceAction::SetTravelRuleThreshold {
+                currency,
+                threshold: minor,
+            });
+            plan("set-travel-rule-threshold", sender, keys, kind)
+                .words(told)
                 .expect("GovernanceApplied")
         }
         RegulatorCommand::Sanction { signer, identity } => {

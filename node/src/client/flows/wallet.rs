@@ -249,6 +249,17 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
             ))
             .expect("PaymentVoided")
         }
+        WalletCommand::Dispute {
+            signer,
+            disputed,
+            reason,
+            id,
+        } => disputes::open(&signer, &disputed, reason, &id)?,
+        WalletCommand::RequestRefund {
+            signer,
+            order,
+            amount,
+        } => disputes::request_refund(client, &signer, order, &amount).await?,
     })))
 }
 

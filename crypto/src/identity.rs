@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Hash;
-use crate::keyfile::{KeyFileError, check_owner_only};
+use crate::keyfile::{KeyFileError, read_owner_only};
 
 const PURPOSE: &str = "tally-identity-secret";
 
@@ -59,20 +59,11 @@ impl IdentitySecret {
     /// Reads a secret file: readable by its owner only (unix), JSON with the purpose and
     /// the secret in hex; the file's text and the decoded bytes are wiped after reading.
     pub fn read(path: &Path) -> Result<IdentitySecret, KeyFileError> {
-        use std::io::Read;
         let invalid = |reason: String| KeyFileError::Invalid {
             path: path.to_path_buf(),
             reason,
         };
-        let read_err = |source| KeyFileError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut opened = std::fs::File::open(path).map_err(read_err)?;
-        #[cfg(unix)]
-        check_owner_only(path, &opened)?;
-        let mut text = Zeroizing::new(String::new());
-        opened.read_to_string(&mut text).map_err(read_err)?;
+        let text = read_owner_only(path)?;
         let file: SecretFile = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         if file.purpose != PURPOSE {
             return Err(invalid(format!(

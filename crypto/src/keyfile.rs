@@ -59,6 +59,22 @@ const ALGORITHM: &str = "ed25519";
 #[cfg(unix)]
 const MODE_NOT_OWNER: u32 = 0o077;
 
+/// The text of a secret file that only its owner may read (unix), wiped from memory when
+/// dropped. The mode is checked on the opened file, so the file read is the file checked.
+pub(crate) fn read_owner_only(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    use std::io::Read;
+    let read_err = |source| KeyFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut opened = std::fs::File::open(path).map_err(read_err)?;
+    #[cfg(unix)]
+    check_owner_only(path, &opened)?;
+    let mut text = Zeroizing::new(String::new());
+    opened.read_to_string(&mut text).map_err(read_err)?;
+    Ok(text)
+}
+
 /// Refuses a key file that anyone but its owner may read or write.
 #[cfg(unix)]
 pub(crate) fn check_owner_only(path: &Path, file: &std::fs::File) -> Result<(), KeyFileError> {
@@ -94,21 +110,11 @@ impl KeyFile {
     /// seed's length, and that the public key written in the file is the one the seed
     /// gives. The decoded seed and the file's text are wiped from memory afterwards.
     pub fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
-        use std::io::Read;
         let invalid = |reason: String| KeyFileError::Invalid {
             path: path.to_path_buf(),
             reason,
         };
-        let read_err = |source| KeyFileError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut opened = std::fs::File::open(path).map_err(read_err)?;
-        // Checked on the opened file, so the file read is the file checked.
-        #[cfg(unix)]
-        check_owner_only(path, &opened)?;
-        let mut text = Zeroizing::new(String::new());
-        opened.read_to_string(&mut text).map_err(read_err)?;
+        let text = read_owner_only(path)?;
         let file: KeyFile = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         if file.algorithm != ALGORITHM {
             return Err(invalid(format!(

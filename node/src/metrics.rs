@@ -72,9 +72,10 @@ pub fn refusal_reason(error: &tally_consensus::Error) -> &'static str {
 pub struct NetworkCounters {
     /// Peers disconnected and blocked for misbehaving, by reason.
     pub peers_cut_off: CountBy,
-    /// Connections refused after the handshake proved the peer's key, by reason: `blocked`
-    /// (cut off a while ago), `gated` (the test gate), `not_allowed` (not in the peer set),
-    /// `limit` (connection limits).
+    /// Connections refused, by reason. After the handshake proved the peer's key: `blocked`
+    /// (cut off a while ago), `gated` (the test gate), `not_allowed` (not in the peer set).
+    /// Before or after it: `limit` (node-wide connection limits). Before it:
+    /// `address_limit` (too many handshakes in progress from the dialler's IP address).
     pub connections_refused: CountBy,
     /// Peers the test gate (the blocked peers file) lists now: moves once the node read it.
     pub gated_peers: Gauge,
@@ -234,7 +235,7 @@ impl Metrics {
         );
         registry.register(
             "connections_refused",
-            "Connections refused after the handshake, by reason",
+            "Connections refused (before or after the handshake), by reason",
             network.connections_refused.family.clone(),
         );
         registry.register(

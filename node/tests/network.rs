@@ -532,3 +532,103 @@ async fn a_restarted_node_is_redialled_by_its_peers() -> Result<()> {
     ensure!(direct_from(&mut restarted, k1).await? == b"welcome back");
     Ok(())
 }
+
+/// The TCP port of a `/ip4/../tcp/PORT` listen address.
+fn tcp_socket(address: &Multiaddr) -> Result<std::net::SocketAddr> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for part in address.iter() {
+        match part {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) => Ok(std::net::SocketAddr::new(ip, port)),
+        _ => bail!("not an /ip4/../tcp/.. address: {address}"),
+    }
+}
+
+/// One stalled dialler: connects from `from`, says nothing, and when the node drops the
+/// connection (refused, or the handshake timed out) dials again, at most `redials` times.
+async fn stalled_dialler(
+    target: std::net::SocketAddr,
+    from: std::net::IpAddr,
+    redials: usize,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    for _ in 0..redials {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::new(from, 0))?;
+        if let Ok(mut stream) = socket.connect(target).await {
+            let mut buf = [0u8; 256];
+            // Whatever the node sends, never answer; a read of 0 or an error is the close.
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        // Paced, so that the refused part of the flood does not spin both cores.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_host_stalling_handshakes_from_one_address_does_not_keep_peers_out() -> Result<()> {
+    // More stalled connections than the node-wide cap of 64 pending handshakes: without a
+    // cap per address the flood would hold every slot and the honest peer would be refused.
+    const STALLED: usize = 100;
+    const PER_ADDRESS_MAX: u64 = 8;
+    let (a, b) = (key(41).public_key(), key(42).public_key());
+    let mut nodes = start_mesh(&[41], |_, cfg| {
+        cfg.peer_set.validators = [a, b].into_iter().collect();
+    })
+    .await?;
+    let node_a = pick(&mut nodes, 0)?;
+    let target = tcp_socket(&node_a.address)?;
+    // The flood comes from another loopback address than the honest peer's 127.0.0.1.
+    let attacker: std::net::IpAddr = "127.0.0.2".parse()?;
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..STALLED {
+        flood.spawn(stalled_dialler(target, attacker, 1_000));
+    }
+    // The positive sign the flood arrived: A refused all but its per-address share.
+    let wanted = STALLED as u64 - PER_ADDRESS_MAX;
+    events_until(
+        node_a,
+        "A refused the flood beyond its per-address cap",
+        |c| c.connections_refused.get("address_limit") >= wanted,
+    )
+    .await?;
+
+    // With the flood still holding its share, a validator from another address connects.
+    let dial_a = PeerAddress {
+        public_key: a,
+        address: node_a.address.clone(),
+    };
+    let b_config = config(loopback()?, vec![dial_a], &[a, b]);
+    let counters = b_config.counters.clone();
+    let net = network::start(&key(42), b_config).await?;
+    let node_b = Node {
+        key: b,
+        address: address(&net)?,
+        net,
+        counters,
+    };
+    wait_connected(&node_b, 1).await?;
+    ensure!(
+        flood.len() == STALLED && flood.try_join_next().is_none(),
+        "the flood stopped before B connected, so it proved nothing"
+    );
+    let node_a = pick(&mut nodes, 0)?;
+    ensure!(
+        node_a.counters.connections_refused.get("limit") == 0,
+        "the node-wide cap was reached: one address took more than its share"
+    );
+    flood.shutdown().await;
+    Ok(())
+}

@@ -5,7 +5,8 @@
 //!   itself and is refused another (403); the `tally` command reads as the party it is told.
 //! - Without credentials, every ledger-content route of the router (walked from its own
 //!   table) is 401; the public ones answer.
-//! - The regulator reads everything, blocks' bodies and the audit reports included.
+//! - The regulator reads everything, blocks' bodies and the audit reports included, and its
+//!   page (served by the audit node) works in headless Chromium once signed in.
 //! - The event stream gives each party only its own events.
 //! - A client holding its share of event streams (asking for 1,000), or flooding audit
 //!   reports, does not stop another party's stream or the regulator's report: each is
@@ -23,10 +24,13 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 use tally_contracts::{AccountId, Party, Transaction, TransferId, TxKind};
 use tally_devnet::client::{Api, Credential};
-use tally_devnet::layout::{BANK_A, BANK_B, Layout};
+use tally_devnet::layout::{BANK_A, BANK_B, Layout, REGULATOR, institution_id};
 use tally_node::api::{self, Scope};
 use tally_tests::load::{Wallet, make_wallets};
 use tally_tests::network::TestNet;
+
+#[path = "../../node/tests/common/chromium.rs"]
+mod chromium;
 
 /// Every wait here is for a condition, bounded by this (a loaded 2-core machine).
 const WAIT: Duration = Duration::from_secs(60);
@@ -34,6 +38,56 @@ const WAIT: Duration = Duration::from_secs(60);
 const FLOOD_STREAMS: usize = 1_000;
 /// Audit report requests in the flood.
 const FLOOD_REPORTS: usize = 200;
+
+/// The regulator's page as the audit node process serves it, in headless Chromium: signed
+/// out, every ledger read is refused; signed in with the regulator's key, it shows the head
+/// and finds the transfer, committed.
+async fn regulator_page(net: &TestNet, transfer: tally_crypto::Hash) -> Result<()> {
+    let Some(chromium) = chromium::chromium()? else {
+        return Ok(());
+    };
+    let layout = &net.layout;
+    let node = &layout.manifest.nodes[net.audit()?];
+    let key_pem = std::fs::read_to_string(layout.node_dir(node).join("api-key.pem"))
+        .context("the audit node's TLS key")?;
+    let pin = chromium::pin_flag(&key_pem)?;
+    let page = format!(
+        "https://{}/regulator/?tx={}",
+        node.api_address,
+        transfer.to_hex()
+    );
+    let dom = chromium::dump_dom(chromium, &pin, &page).await?;
+    ensure!(
+        chromium::text_of(&dom, "signed-in-as") == Some("nobody")
+            && dom.contains("CREDENTIALS_REQUIRED")
+            && !dom.contains("id=\"tx-result\""),
+        "the audit node answered a page that did not sign in:\n{dom}"
+    );
+    let regulator = institution_id(REGULATOR);
+    let seed = layout.institution_key(REGULATOR)?.seed();
+    let signed_in = format!(
+        "{page}{}",
+        chromium::credential_fragment(regulator.0, &seed)
+    );
+    let dom = chromium::dump_dom(chromium, &pin, &signed_in).await?;
+    ensure!(
+        dom.contains(&format!("data-signed-in=\"institution:{}\"", regulator.0))
+            && !dom.contains("CREDENTIALS_REQUIRED"),
+        "the page did not sign in as the regulator:\n{dom}"
+    );
+    let head: u64 = chromium::text_of(&dom, "head-height")
+        .and_then(|h| h.parse().ok())
+        .with_context(|| format!("no head height in the page:\n{dom}"))?;
+    ensure!(head >= 1, "head {head}");
+    ensure!(
+        dom.contains("id=\"tx-result\"")
+            && dom.contains("data-status=\"committed\"")
+            && dom.contains(&transfer.to_hex()),
+        "the page did not find the transfer:\n{dom}"
+    );
+    println!("the regulator's page, served by the audit node, signed in and found the transfer");
+    Ok(())
+}
 
 /// A validator's API without credentials.
 fn anonymous(layout: &Layout, i: usize) -> Api {
@@ -271,6 +325,7 @@ async fn reads(net: &TestNet) -> Result<()> {
     println!(
         "the regulator reads both customers, the transfer, block {height}'s body and the reports"
     );
+    regulator_page(net, transfer).await?;
 
     // The event stream: each party only its own events, all of them. What each should get
     // is read from the blocks' results (the regulator's), in stream order.

@@ -22,6 +22,7 @@
 mod codec;
 mod gate;
 mod handle;
+mod handshakes;
 mod identity;
 mod task;
 

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use super::codec::{Frame, FrameCodec};
 use super::gate::{GATE_POLL_INTERVAL, GateFile};
 use super::handle::{Command, SyncResponder};
+use super::handshakes::{HandshakesPerAddress, TooManyHandshakes};
 use super::{GossipTopic, NetworkConfig, NetworkError, NetworkEvent, PeerSet, identity};
 
 /// Where the answer to a handle's sync request goes.
@@ -36,6 +37,10 @@ const STREAMS_PER_CONNECTION_MAX: usize = 256;
 const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 /// Handshakes in progress with not-yet-authenticated dialers.
 const INCOMING_PENDING_CONNECTIONS_MAX: u32 = 64;
+/// Of those, from one IP address: an honest host has one in flight per node it runs, so
+/// eight leaves room for a few nodes behind one address, and one host holds at most an
+/// eighth of the node-wide cap.
+const INCOMING_PENDING_PER_ADDRESS_MAX: u32 = 8;
 /// Connections between validators are meant to stay up even when quiet.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const REDIAL_DELAY_MIN: Duration = Duration::from_millis(250);
@@ -46,6 +51,8 @@ const GOSSIP_ID_DOMAIN: &str = "tally/gossip-id";
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     // Gating behaviours first: they refuse a connection before the others hear of it.
+    // The per-address cap comes first of all, so it hears of every handshake's end.
+    handshakes: HandshakesPerAddress,
     allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Test-only partitions from the blocked peers file (see `gate.rs`).
@@ -100,6 +107,7 @@ impl Behaviour {
             .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
             .with_max_pending_incoming(Some(INCOMING_PENDING_CONNECTIONS_MAX));
         Ok(Behaviour {
+            handshakes: HandshakesPerAddress::new(INCOMING_PENDING_PER_ADDRESS_MAX),
             allowed: allow_block_list::Behaviour::default(),
             blocked: allow_block_list::Behaviour::default(),
             gated: allow_block_list::Behaviour::default(),
@@ -588,6 +596,8 @@ impl NetworkTask {
             .is_some()
         {
             "limit"
+        } else if cause.downcast_ref::<TooManyHandshakes>().is_some() {
+            "address_limit"
         } else {
             "other"
         };

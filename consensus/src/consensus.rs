@@ -430,6 +430,12 @@ impl<S: SignerStore> Consensus<S> {
         self.state.locked
     }
 
+    /// The valid value (`validRound`, `validValue` of the paper): the latest block seen with
+    /// a quorum of prevotes at this height.
+    pub fn valid(&self) -> Option<(Round, BlockHash)> {
+        self.state.valid
+    }
+
     pub fn validator_sets(&self) -> &ValidatorSets {
         &self.sets
     }

@@ -461,6 +461,77 @@ fn a_restarted_validator_keeps_its_lock_and_does_not_sign_again() {
     assert_eq!(kinds(&broadcast_votes(&out)), vec![prevote(None)]);
 }
 
+/// The liveness half of crash recovery (Tendermint's WAL): a validator that saw b get a
+/// prevote quorum (its valid value) crashes; restarted with the `Persist` record it stored,
+/// it proposes b again with its proof-of-lock round when its turn comes, where without the
+/// record it would have lost the bytes of the block it is locked on.
+#[test]
+fn a_restarted_validator_re_proposes_the_valid_value_it_persisted() {
+    let f = Fixture::new(4);
+    let me = f.proposer(H, 1);
+    assert_ne!(me, f.proposer(H, 0), "the fixture's rotation changed");
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    let b = BlockHash::of(b"b");
+    let mut node = f.node(me, H);
+    node.start();
+    node.step(f.proposal(H, 0, b"b", None));
+    node.step(Input::BlockValidity {
+        height: Height(H),
+        block: b,
+        valid: true,
+    });
+    node.step(f.vote(VoteKind::Prevote, H, 0, Some(b), others[0]));
+    let out = node.step(f.vote(VoteKind::Prevote, H, 0, Some(b), others[1]));
+    let record = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Persist(record) => Some(record.clone()),
+            _ => None,
+        })
+        .expect("a prevote quorum for a valid block is persisted");
+    assert_eq!((record.height, record.round), (Height(H), Round(0)));
+    assert_eq!(record.block, b"b".to_vec());
+
+    // The crash: only the signer's store and the persisted record survive.
+    let store = node.into_signer().unwrap().into_store();
+    for recovered in [true, false] {
+        let mut restarted = f.node_with_store(me, H, store.clone());
+        if recovered {
+            restarted.recover(record.clone()).unwrap();
+        }
+        restarted.start();
+        // Round 0 fails to commit; round 1 is this validator's.
+        restarted.step(f.vote(VoteKind::Precommit, H, 0, None, others[0]));
+        let out = restarted.step(f.vote(VoteKind::Precommit, H, 0, None, others[1]));
+        let timeout = timeouts(&out)[0];
+        let out = restarted.step(Input::Timeout(timeout));
+        assert_eq!(restarted.round(), Round(1));
+        let proposed = out.iter().find_map(|o| match o {
+            Output::Broadcast(Message::Proposal { proposal, block }) => {
+                Some((proposal.proposal, block.clone()))
+            }
+            _ => None,
+        });
+        if recovered {
+            let (proposal, bytes) = proposed.expect("the recovered validator proposes at once");
+            assert_eq!((proposal.block, bytes), (b, b"b".to_vec()));
+            assert_eq!(proposal.pol_round, Some(Round(0)));
+        } else {
+            assert!(
+                proposed.is_none(),
+                "without the record it has no bytes for b and cannot re-propose it: {out:?}"
+            );
+        }
+    }
+
+    // A record for another height, or without a quorum of prevotes, is refused.
+    let mut later = f.node_with_store(me, H + 1, MemoryStore::new());
+    assert!(later.recover(record.clone()).is_err());
+    let mut thin = record.clone();
+    thin.prevotes.truncate(2);
+    assert!(f.node(me, H).recover(thin).is_err());
+}
+
 #[test]
 fn messages_signed_against_another_set_are_ignored() {
     let f = Fixture::new(4);

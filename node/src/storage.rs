@@ -26,6 +26,8 @@ const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CHAIN_ID: &[u8] = b"m/chain_id";
 const KEY_HEAD: &[u8] = b"m/head";
 const KEY_SIGNER_RECORD: &[u8] = b"record";
+/// Consensus's valid value (`Output::Persist`), beside the signer's record.
+const KEY_VALID_RECORD: &[u8] = b"valid";
 const KEY_GENESIS: &[u8] = b"m/genesis";
 const KEY_VALIDATOR_SCHEDULE: &[u8] = b"m/validator_schedule";
 const KEY_GENESIS_VALIDATORS: &[u8] = b"m/genesis_validators";
@@ -351,6 +353,20 @@ impl Storage {
     /// released after this call is never forgotten by a restart.
     pub fn put_signer_record(&self, record: &[u8]) -> Result<(), StorageError> {
         self.signer.insert(KEY_SIGNER_RECORD, record)?;
+        self.signer.flush()?;
+        Ok(())
+    }
+
+    /// Consensus's last valid value (a block with a quorum of prevotes) at the height being
+    /// decided, as stored by [`Storage::put_valid_record`].
+    pub fn valid_record(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.signer.get(KEY_VALID_RECORD)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores consensus's valid value, replacing the one before, and flushes: a validator
+    /// that crashes after precommitting it must find it again to re-propose it.
+    pub fn put_valid_record(&self, record: &[u8]) -> Result<(), StorageError> {
+        self.signer.insert(KEY_VALID_RECORD, record)?;
         self.signer.flush()?;
         Ok(())
     }

@@ -235,6 +235,48 @@ pub struct ChainParts {
     pub pending: Arc<RwLock<BTreeSet<Hash>>>,
 }
 
+/// Room for a valid value's prevotes and framing beside its block.
+const VALID_RECORD_OVERHEAD_BYTES: usize = 256 * 1024;
+
+/// Hands consensus the valid value stored before a restart (Tendermint's WAL, the liveness
+/// half): a validator that crashed after a block got a quorum of prevotes re-proposes that
+/// block when its turn comes. A record for another height is stale and ignored; one that
+/// does not decode or whose prevotes do not prove it is logged and ignored, as the node is
+/// safe without it (the signer's record keeps the lock).
+fn recover_valid_value(
+    storage: &Storage,
+    consensus: &mut Consensus<SledSignerStore>,
+    block_bytes_max: usize,
+) {
+    let bytes = match storage.valid_record() {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(error = %e, "the stored valid value cannot be read; starting without it");
+            return;
+        }
+    };
+    let limit = block_bytes_max.saturating_add(VALID_RECORD_OVERHEAD_BYTES);
+    let record: tally_consensus::ValidRecord = match tally_consensus::decode(&bytes, limit) {
+        Ok(record) => record,
+        Err(e) => {
+            warn!(error = %e, "the stored valid value does not decode; starting without it");
+            return;
+        }
+    };
+    if record.height != consensus.height() {
+        return;
+    }
+    let (height, round) = (record.height.0, record.round.0);
+    match consensus.recover(record) {
+        Ok(()) => info!(
+            height,
+            round, "recovered the valid value stored before the restart"
+        ),
+        Err(e) => warn!(height, round, error = %e, "the stored valid value was refused"),
+    }
+}
+
 impl Chain {
     /// Opens the chain from storage: applies genesis to an empty data directory (or checks
     /// a non-empty one belongs to it), rebuilds the validator sets, and starts consensus at
@@ -294,7 +336,8 @@ impl Chain {
         let mut config = ConsensusConfig::new(&chain_id);
         config.timeouts = settings.timeouts;
         let height = Height(head.height.saturating_add(1));
-        let consensus = Consensus::new(config, sets, height, signer);
+        let mut consensus = Consensus::new(config, sets, height, signer);
+        recover_valid_value(&storage, &mut consensus, settings.block_bytes_max);
         let (committed_tx, committed) = watch::channel(head.height);
         let pending_view = Arc::new(RwLock::new(BTreeSet::new()));
         metrics
@@ -658,9 +701,12 @@ impl Chain {
                     ));
                     self.keep_evidence(evidence);
                 }
-                // Needed only for liveness after a crash while holding a valid value; not
-                // stored yet (see the report).
-                Output::Persist(_) => {}
+                // For liveness after a crash while holding a valid value: see
+                // `recover_valid_value`.
+                Output::Persist(record) => {
+                    self.storage
+                        .put_valid_record(&tally_consensus::encode(&record))?;
+                }
                 Output::SignerRefused {
                     height,
                     round,
@@ -977,4 +1023,106 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_consensus::{
+        BlockHash, Round, SignedVote, ValidRecord, Validator, ValidatorIndex, Vote, VoteKind,
+    };
+
+    const CHAIN: &str = "tally-test";
+
+    fn keys() -> Vec<SigningKey> {
+        (1..=4u8).map(|i| SigningKey::from_seed([i; 32])).collect()
+    }
+
+    fn consensus_on(
+        storage: &Storage,
+        height: u64,
+    ) -> Result<Consensus<SledSignerStore>, Box<dyn std::error::Error>> {
+        let keys = keys();
+        let set = ValidatorSet::new(
+            keys.iter()
+                .map(|k| Validator {
+                    public_key: k.public_key(),
+                    power: 1,
+                })
+                .collect(),
+        )?;
+        let signer = Signer::new(
+            keys[0].clone(),
+            CHAIN,
+            SledSignerStore::new(storage.clone()),
+        )?;
+        Ok(Consensus::new(
+            ConsensusConfig::new(CHAIN),
+            ValidatorSets::new(set),
+            Height(height),
+            Some(signer),
+        ))
+    }
+
+    fn record(height: u64, voters: usize) -> ValidRecord {
+        let keys = keys();
+        let block = b"the block".to_vec();
+        let prevotes = (0..voters)
+            .map(|i| {
+                let vote = Vote {
+                    kind: VoteKind::Prevote,
+                    height: Height(height),
+                    round: Round(2),
+                    block: Some(BlockHash::of(&block)),
+                    validator: ValidatorIndex(i as u32),
+                };
+                let signature =
+                    keys[i].sign(VoteKind::Prevote.domain(), CHAIN, &vote.signing_bytes());
+                SignedVote { vote, signature }
+            })
+            .collect();
+        ValidRecord {
+            height: Height(height),
+            round: Round(2),
+            block,
+            prevotes,
+        }
+    }
+
+    /// The node's half of crash recovery: what `Output::Persist` stored is handed back to
+    /// consensus on reopening, for this height only and only with a quorum behind it.
+    /// (`consensus/tests/state_machine.rs` shows the recovered node re-proposing it.)
+    #[test]
+    fn a_stored_valid_value_is_recovered_at_its_height_only()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let block = BlockHash::of(b"the block");
+        let cases = [
+            (Some(record(5, 3)), 5, true),
+            (Some(record(5, 3)), 6, false),
+            (Some(record(5, 2)), 5, false),
+            (None, 5, false),
+        ];
+        for (case, (stored, at, recovered)) in cases.into_iter().enumerate() {
+            let path = dir.path().join(case.to_string());
+            let storage = Storage::open(&path, CHAIN)?;
+            if let Some(r) = &stored {
+                storage.put_valid_record(&tally_consensus::encode(r))?;
+            }
+            // What a restart finds: the directory opened again.
+            drop(storage);
+            let storage = Storage::open(&path, CHAIN)?;
+            let mut consensus = consensus_on(&storage, at)?;
+            recover_valid_value(&storage, &mut consensus, 1024);
+            let expected = recovered.then_some((Round(2), block));
+            assert_eq!(consensus.valid(), expected, "case {case}");
+        }
+        // Garbage in the slot is ignored, not fatal.
+        let storage = Storage::open(&dir.path().join("garbage"), CHAIN)?;
+        storage.put_valid_record(b"not a record")?;
+        let mut consensus = consensus_on(&storage, 5)?;
+        recover_valid_value(&storage, &mut consensus, 1024);
+        assert_eq!(consensus.valid(), None);
+        Ok(())
+    }
 }

@@ -106,7 +106,11 @@ impl Node {
         if !cfg!(feature = "test-faults") && !config.test_faults.is_honest() {
             return Err(NodeError::TestFaultsNotBuilt);
         }
-        let storage = Storage::open(&config.data_dir, &genesis.chain_id)?;
+        let storage = Storage::open_with_cache(
+            &config.data_dir,
+            &genesis.chain_id,
+            config.limits.storage_cache_bytes,
+        )?;
         let metrics = Arc::new(Metrics::new());
         let (inputs_tx, inputs_rx) = mpsc::channel(CHAIN_INPUTS_MAX);
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_MAX);

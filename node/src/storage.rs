@@ -95,8 +95,19 @@ impl Storage {
     /// Opens (or creates) the data directory for `chain_id`. Refuses a directory of another
     /// chain or schema, and one whose head block is missing.
     pub fn open(dir: &Path, chain_id: &str) -> Result<Storage, StorageError> {
+        Storage::open_with_cache(dir, chain_id, crate::config::STORAGE_CACHE_BYTES_DEFAULT)
+    }
+
+    /// [`Storage::open`] with a page cache of at most `cache_bytes` (`[limits]
+    /// storage_cache_bytes`).
+    pub fn open_with_cache(
+        dir: &Path,
+        chain_id: &str,
+        cache_bytes: u64,
+    ) -> Result<Storage, StorageError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|source| StorageError::Open {

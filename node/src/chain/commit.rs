@@ -159,18 +159,19 @@ impl Chain {
             }
             self.mempool.remove(hash);
         }
-        let mut senders: Vec<([u8; 32], u64)> = block
+        // One committed-state read per sender, not per transaction: a busy wallet has
+        // several transactions in one block.
+        let mut parties: Vec<([u8; 32], Party)> = block
             .txs
             .iter()
-            .map(|t| {
-                (
-                    pool::sender_key(t.tx.sender),
-                    pool::next_nonce(&self.storage, t.tx.sender),
-                )
-            })
+            .map(|t| (pool::sender_key(t.tx.sender), t.tx.sender))
             .collect();
-        senders.sort_unstable();
-        senders.dedup();
+        parties.sort_unstable_by_key(|(key, _)| *key);
+        parties.dedup_by_key(|(key, _)| *key);
+        let senders: Vec<([u8; 32], u64)> = parties
+            .into_iter()
+            .map(|(key, party)| (key, pool::next_nonce(&self.storage, party)))
+            .collect();
         self.mempool.remove_committed(&senders);
         {
             let mut view = match self.pending_view.write() {

@@ -1,7 +1,8 @@
 //! The regulator's audit endpoints on an audit node that follows four validators: net
 //! positions, large transactions, frozen accounts and funds, statements and the block-range
 //! report (JSON and CSV) agree with the validators' state and with sums computed here from
-//! the transactions submitted; and each endpoint refuses bad requests with its code.
+//! the transactions submitted; open disputes, the sanctions list's accounts and structuring
+//! alerts list what was submitted; and each endpoint refuses bad requests with its code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;

@@ -1,7 +1,8 @@
 //! The regulator's page in headless Chromium: served by a running node over TLS, it signs in
 //! with the regulator's institution key (WebCrypto Ed25519, RFC 9421 signatures), shows the
 //! head height and finds a committed transaction by its hash, rendered into the DOM; signed
-//! out, the node refuses it every ledger read.
+//! out, the node refuses it every ledger read. Its watch sections show an open dispute with
+//! its age, a sanctioned person's accounts and a structuring alert.
 //!
 //! Without `/usr/bin/chromium` (Debian's `chromium` package) the test says so and passes,
 //! except under `CI=true`, where `.ci/run` installs it and its absence is a failure.

@@ -1,7 +1,8 @@
 //! The regulator's audit endpoints on an audit node that follows four validators: net
 //! positions, large transactions, frozen accounts and funds, statements and the block-range
 //! report (JSON and CSV) agree with the validators' state and with sums computed here from
-//! the transactions submitted; and each endpoint refuses bad requests with its code.
+//! the transactions submitted; open disputes, the sanctions list's accounts and structuring
+//! alerts list what was submitted; and each endpoint refuses bad requests with its code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -747,6 +748,62 @@ async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
         ),
         ("/v1/audit/report.csv?from=5&to=1".into(), bad, "BAD_RANGE"),
         ("/v1/audit/report?threshold=0".into(), bad, "BAD_THRESHOLD"),
+        ("/v1/audit/report?floor=0".into(), bad, "BAD_FLOOR"),
+        ("/v1/audit/disputes?limit=0".into(), bad, "BAD_LIMIT"),
+        ("/v1/audit/disputes?limit=1001".into(), bad, "BAD_LIMIT"),
+        ("/v1/audit/disputes?after=5".into(), bad, "BAD_CURSOR"),
+        (
+            "/v1/audit/disputes?after=5:cart:1".into(),
+            bad,
+            "BAD_CURSOR",
+        ),
+        (
+            "/v1/audit/disputes?after=x:order:1".into(),
+            bad,
+            "BAD_CURSOR",
+        ),
+        ("/v1/audit/sanctioned?limit=1001".into(), bad, "BAD_LIMIT"),
+        ("/v1/audit/sanctioned?cursor=zz".into(), bad, "BAD_CURSOR"),
+        (
+            format!("/v1/audit/sanctioned?cursor={}:x", Hash::ZERO.to_hex()),
+            bad,
+            "BAD_CURSOR",
+        ),
+        (
+            "/v1/audit/structuring?threshold=0".into(),
+            bad,
+            "BAD_THRESHOLD",
+        ),
+        (
+            "/v1/audit/structuring?threshold=100&floor=100".into(),
+            bad,
+            "BAD_FLOOR",
+        ),
+        ("/v1/audit/structuring?floor=0".into(), bad, "BAD_FLOOR"),
+        ("/v1/audit/structuring?floor=-1".into(), bad, "BAD_FLOOR"),
+        (
+            "/v1/audit/structuring?window_ms=0".into(),
+            bad,
+            "BAD_WINDOW",
+        ),
+        (
+            "/v1/audit/structuring?window_ms=2678400001".into(),
+            bad,
+            "BAD_WINDOW",
+        ),
+        ("/v1/audit/structuring?count_min=1".into(), bad, "BAD_COUNT"),
+        ("/v1/audit/structuring?count_min=x".into(), bad, "BAD_COUNT"),
+        ("/v1/audit/structuring?sum_min=0".into(), bad, "BAD_SUM"),
+        (
+            "/v1/audit/structuring?currency=cny".into(),
+            bad,
+            "BAD_CURRENCY",
+        ),
+        (
+            "/v1/audit/structuring?from=1&to=10001".into(),
+            bad,
+            "RANGE_TOO_LARGE",
+        ),
     ];
     for (path, status, code) in &cases {
         get(addr, path)
@@ -758,6 +815,21 @@ async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
     let report = get_json(addr, "/v1/audit/report").await?;
     ensure!(report["range"]["from"] == 1, "{report}");
     ensure!(report["threshold"] == 5_000_000);
+    let structuring = get_json(addr, "/v1/audit/structuring").await?;
+    ensure!(
+        structuring["rule"]["threshold"] == 5_000_000,
+        "{structuring}"
+    );
+    ensure!(structuring["rule"]["floor"] == 4_000_000, "{structuring}");
+    ensure!(structuring["rule"]["sum_min"] == 5_000_000, "{structuring}");
+    ensure!(
+        structuring["alerts"] == serde_json::json!([]),
+        "{structuring}"
+    );
+    let empty = get_json(addr, "/v1/audit/disputes").await?;
+    ensure!(empty["disputes"] == serde_json::json!([]), "{empty}");
+    let empty = get_json(addr, "/v1/audit/sanctioned").await?;
+    ensure!(empty["identities"] == serde_json::json!([]), "{empty}");
     let statement = get_json(addr, "/v1/audit/accounts/1/statement").await?;
     ensure!(
         as_i128(&statement["closing_balance"]) == i128::from(TOP_UP),
@@ -768,6 +840,454 @@ async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
         health["mode"] == "validator" && health["status"] == "ok",
         "{health}"
     );
+    server.stop().await?;
+    cluster.shutdown().await
+}
+
+/// Structuring in these tests: payments of at least this much are large; from 80% of it
+/// (the default floor) they are "just below".
+const LIMIT: u64 = 100_000;
+/// The person who splits payments across two wallets.
+const SPLITTER: [u128; 2] = [1, 2];
+/// One large payment.
+const LARGE_PAYER: u128 = 3;
+/// Two payments just below: under the default `count_min` of 3.
+const TWICE_PAYER: u128 = 4;
+/// Payers of the two disputed orders.
+const DISPUTERS: [u128; 2] = [5, 6];
+/// Everyone pays this wallet.
+const PAYEE: u128 = 9;
+
+fn person(id: u128) -> Hash {
+    if SPLITTER.contains(&id) {
+        Hash::digest("identity", b"splitter")
+    } else {
+        Hash::digest("identity", &id.to_le_bytes())
+    }
+}
+
+/// Register wallet `id` at bank A as `person(id)`, bind a card, top up: nonces 0..=2.
+fn open_wallet_of_person(id: u128, top_up: u64) -> Vec<SignedTransaction> {
+    let k = wallet_key(id);
+    let b = institution_key(BANK_A);
+    let card = CardToken(Hash::digest("card", &id.to_le_bytes()).0);
+    let me = Party::Account(AccountId(id));
+    vec![
+        sign(
+            me,
+            0,
+            &[&k, &b],
+            TxKind::RegisterAccount {
+                account: AccountId(id),
+                key: k.public_key(),
+                currency: Currency::CNY,
+                institution: BANK_A,
+                tier: 0,
+                identity: person(id),
+            },
+        ),
+        sign(me, 1, &[&k, &b], TxKind::BindCard { card, bank: BANK_A }),
+        sign(
+            me,
+            2,
+            &[&k, &b],
+            TxKind::TopUp {
+                id: TransferId(id),
+                card,
+                amount: top_up,
+            },
+        ),
+    ]
+}
+
+/// GET `path` as `as_whom`: (status, JSON body or null).
+async fn get_as(as_whom: &tally_node::client::Api, path: &str) -> Result<(StatusCode, Value)> {
+    let answer = tokio::time::timeout(http::REQUEST_WAIT, as_whom.get(path))
+        .await
+        .with_context(|| format!("GET {path}: no answer"))??;
+    let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    Ok((answer.status, body))
+}
+
+async fn commit(cluster: &Cluster, txs: &[SignedTransaction]) -> Result<Vec<Hash>> {
+    let hashes = cluster.submit_all(txs, |_| 0).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    Ok(hashes)
+}
+
+/// The regulator's watch: disputes listed open with their age until decided, a sanctioned
+/// identity's accounts listed, and structuring flagged for one person splitting payments
+/// just below the threshold across two wallets (not for one large payment, not for a person
+/// under `count_min`), through the endpoints and in the report (JSON and CSV); nobody but
+/// the regulator reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regulator_sees_open_disputes_sanctioned_accounts_and_structuring() -> Result<()> {
+    let mut genesis = genesis(1);
+    for institution in &mut genesis.ledger.institutions {
+        if institution.id == BANK_A {
+            institution.roles = institution.roles.with(Roles::ACQUIRER);
+        }
+    }
+    let mut cluster = Cluster::new(genesis)?;
+    cluster.start(0).await?;
+    let opening: Vec<_> = [1, 2, 3, 4, 5, 6, 9]
+        .into_iter()
+        .flat_map(|id| open_wallet_of_person(id, 500_000))
+        .collect();
+    commit(&cluster, &opening).await?;
+
+    // Structuring: the splitter pays 90,000 + 95,000 + 85,000 from two wallets; another
+    // person pays 150,000 once (a large transaction); a third pays 90,000 twice.
+    let splits = vec![
+        transfer(SPLITTER[0], PAYEE, 3, 90_000),
+        transfer(SPLITTER[1], PAYEE, 3, 95_000),
+        transfer(SPLITTER[0], PAYEE, 4, 85_000),
+    ];
+    let split_hashes: BTreeSet<String> = commit(&cluster, &splits)
+        .await?
+        .iter()
+        .map(|h| h.to_hex())
+        .collect();
+    commit(
+        &cluster,
+        &[
+            transfer(LARGE_PAYER, PAYEE, 3, 150_000),
+            transfer(TWICE_PAYER, PAYEE, 3, 90_000),
+            transfer(TWICE_PAYER, PAYEE, 4, 89_000),
+        ],
+    )
+    .await?;
+
+    // Two paid orders, both disputed by their payers.
+    let bank_a = institution_key(BANK_A);
+    let m = wallet_key(MERCHANT);
+    let shop = Party::Account(AccountId(MERCHANT));
+    commit(
+        &cluster,
+        &[sign(
+            Party::Institution(BANK_A),
+            0,
+            &[&bank_a, &m],
+            TxKind::RegisterMerchant {
+                account: AccountId(MERCHANT),
+                key: m.public_key(),
+                currency: Currency::CNY,
+                fee_bps: FEE_BPS,
+                identity: Hash::digest("identity", b"merchant"),
+            },
+        )],
+    )
+    .await?;
+    let expires_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64
+        + 86_400_000;
+    let mut orders = Vec::new();
+    let mut payments = Vec::new();
+    let mut opened = Vec::new();
+    for (n, payer) in DISPUTERS.into_iter().enumerate() {
+        let order = OrderId(n as u128 + 1);
+        orders.push(sign(
+            shop,
+            n as u64,
+            &[&m],
+            TxKind::CreateOrder {
+                order,
+                amount: 40_000,
+                currency: Currency::CNY,
+                expires_at_ms,
+                items: Hash::digest("items", &[n as u8]),
+            },
+        ));
+        payments.push(sign(
+            Party::Account(AccountId(payer)),
+            3,
+            &[&wallet_key(payer)],
+            TxKind::PayOrder {
+                id: TransferId(7_000 + payer),
+                order,
+                source: PaymentSource::Balance,
+                escrow_ms: None,
+            },
+        ));
+        opened.push(sign(
+            Party::Account(AccountId(payer)),
+            4,
+            &[&wallet_key(payer)],
+            TxKind::OpenDispute {
+                id: TransferId(8_000 + payer),
+                disputed: Disputed::Order(order),
+                reason: DisputeReason::NotReceived,
+            },
+        ));
+    }
+    commit(&cluster, &orders).await?;
+    commit(&cluster, &payments).await?;
+    // One after the other, so "oldest first" has one answer.
+    let first_opened = commit(&cluster, &opened[..1]).await?;
+    commit(&cluster, &opened[1..]).await?;
+
+    // The regulator lists the splitter's identity, and one nobody registered.
+    let regulator = institution_key(REGULATOR);
+    let unregistered = Hash::digest("identity", b"never registered");
+    commit(
+        &cluster,
+        &[
+            sign(
+                Party::Institution(REGULATOR),
+                0,
+                &[&regulator],
+                TxKind::AddSanction {
+                    identity: person(SPLITTER[0]),
+                },
+            ),
+            sign(
+                Party::Institution(REGULATOR),
+                1,
+                &[&regulator],
+                TxKind::AddSanction {
+                    identity: unregistered,
+                },
+            ),
+        ],
+    )
+    .await?;
+
+    let server = http::serve(cluster.node(0)?).await?;
+    let addr = server.addr;
+    let head = cluster.height(0)?;
+    let range = format!("from=1&to={head}");
+
+    // Open disputes, oldest first, aged at the head's block time.
+    let listed = get_json(addr, "/v1/audit/disputes").await?;
+    let disputes = listed["disputes"].as_array().context("disputes")?;
+    ensure!(disputes.len() == 2, "{listed}");
+    ensure!(disputes[0]["disputed"]["Order"] == 1, "{listed}");
+    ensure!(disputes[1]["disputed"]["Order"] == 2, "{listed}");
+    let opened_at = cluster
+        .node(0)?
+        .context
+        .storage
+        .tx_location(&first_opened[0])?
+        .context("committed")?;
+    let opened_block = get_json(addr, &format!("/v1/blocks/{}", opened_at.height)).await?;
+    ensure!(disputes[0]["opened_at_ms"] == opened_block["header"]["time_ms"]);
+    let now = listed["time_ms"].as_u64().context("time_ms")?;
+    for d in disputes {
+        let opened_ms = d["opened_at_ms"].as_u64().context("opened_at_ms")?;
+        ensure!(d["age_ms"].as_u64() == Some(now - opened_ms), "{d}");
+        ensure!(d["amount"] == 40_000 && d["currency"] == "CNY", "{d}");
+        ensure!(
+            d["decider"] == BANK_A.0 && d["merchant"].as_u64() == Some(MERCHANT as u64),
+            "{d}"
+        );
+    }
+    // Later blocks committed since (the sanctions): the oldest has aged.
+    ensure!(
+        listed["height"].as_u64() > Some(opened_at.height),
+        "{listed}"
+    );
+    ensure!(disputes[0]["age_ms"].as_u64() > Some(0), "{listed}");
+    ensure!(listed["next_after"].is_null(), "{listed}");
+    let page = get_json(addr, "/v1/audit/disputes?limit=1").await?;
+    ensure!(page["disputes"][0]["disputed"]["Order"] == 1, "{page}");
+    let after = page["next_after"].as_str().context("next_after")?;
+    let page = get_json(addr, &format!("/v1/audit/disputes?limit=1&after={after}")).await?;
+    ensure!(
+        page["disputes"].as_array().map(Vec::len) == Some(1),
+        "{page}"
+    );
+    ensure!(page["disputes"][0]["disputed"]["Order"] == 2, "{page}");
+    ensure!(page["next_after"].is_null(), "{page}");
+
+    // Sanctioned: the splitter's two wallets, and the listed identity with none.
+    let sanctioned = get_json(addr, "/v1/audit/sanctioned").await?;
+    let identities = sanctioned["identities"].as_array().context("identities")?;
+    ensure!(identities.len() == 2, "{sanctioned}");
+    let of = |identity: Hash| {
+        identities
+            .iter()
+            .find(|i| i["identity"] == identity.to_hex())
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let splitter = of(person(SPLITTER[0]));
+    let ids: Vec<u64> = splitter["accounts"]
+        .as_array()
+        .context("the splitter is not listed")?
+        .iter()
+        .filter_map(|a| a["id"].as_u64())
+        .collect();
+    ensure!(ids == [1, 2], "{sanctioned}");
+    ensure!(splitter["accounts"][0]["balance"] == 500_000 - 90_000 - 85_000);
+    ensure!(
+        of(unregistered)["accounts"] == serde_json::json!([]),
+        "{sanctioned}"
+    );
+    ensure!(sanctioned["next_cursor"].is_null(), "{sanctioned}");
+    // Page by page, one account at a time: every account once, in order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            None => "/v1/audit/sanctioned?limit=1".to_string(),
+            Some(c) => format!("/v1/audit/sanctioned?limit=1&cursor={c}"),
+        };
+        let page = get_json(addr, &path).await?;
+        for i in page["identities"].as_array().context("identities")? {
+            seen.push((
+                i["identity"].as_str().unwrap_or_default().to_string(),
+                i["accounts"].as_array().map_or(0, Vec::len),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let splitter_pages = seen
+        .iter()
+        .filter(|(i, _)| *i == person(SPLITTER[0]).to_hex())
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>();
+    ensure!(splitter_pages == [1, 1], "{seen:?}");
+    ensure!(seen.len() == 3, "{seen:?}");
+
+    // Structuring, with the defaults around the threshold: the splitter alone.
+    let path = format!("/v1/audit/structuring?threshold={LIMIT}&{range}");
+    let found = get_json(addr, &path).await?;
+    ensure!(found["rule"]["floor"] == 80_000, "{found}");
+    ensure!(found["rule"]["window_ms"] == 86_400_000, "{found}");
+    ensure!(found["rule"]["count_min"] == 3 && found["rule"]["sum_min"] == LIMIT);
+    let alerts = found["alerts"].as_array().context("alerts")?;
+    ensure!(alerts.len() == 1, "{found}");
+    let alert = &alerts[0];
+    ensure!(alert["person"] == person(SPLITTER[0]).to_hex(), "{alert}");
+    ensure!(alert["count"] == 3 && alert["sum"] == 270_000, "{alert}");
+    ensure!(alert["accounts"] == serde_json::json!([1, 2]), "{alert}");
+    let flagged: BTreeSet<String> = alert["movements"]
+        .as_array()
+        .context("movements")?
+        .iter()
+        .filter_map(|m| m["hash"].as_str().map(str::to_string))
+        .collect();
+    ensure!(flagged == split_hashes, "{alert}");
+    ensure!(found["truncated"] == false);
+    // The one large payment is a large transaction, not structuring.
+    let large = get_json(
+        addr,
+        &format!("/v1/audit/large-transactions?threshold={LIMIT}&{range}"),
+    )
+    .await?;
+    let large_amounts: Vec<u64> = large["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter(|i| i["kind"] == "TransferReceived")
+        .filter_map(|i| i["amount"].as_u64())
+        .collect();
+    ensure!(large_amounts == [150_000], "{large}");
+    // Two payments are enough when the rule says so: the twice-payer is flagged too.
+    let two = get_json(addr, &format!("{path}&count_min=2")).await?;
+    let people: BTreeSet<String> = two["alerts"]
+        .as_array()
+        .context("alerts")?
+        .iter()
+        .filter_map(|a| a["person"].as_str().map(str::to_string))
+        .collect();
+    ensure!(
+        people == BTreeSet::from([person(SPLITTER[0]).to_hex(), person(TWICE_PAYER).to_hex()]),
+        "{two}"
+    );
+    // A sum the splitter does not reach.
+    let high = get_json(addr, &format!("{path}&sum_min=270001")).await?;
+    ensure!(high["alerts"] == serde_json::json!([]), "{high}");
+
+    // The report carries the three tables beside the large transactions.
+    let report_path = format!("/v1/audit/report?{range}&threshold={LIMIT}");
+    let report = get_json(addr, &report_path).await?;
+    ensure!(report["structuring_alerts"] == found["alerts"], "{report}");
+    ensure!(report["structuring"] == found["rule"], "{report}");
+    ensure!(report["structuring_alerts_truncated"] == false);
+    ensure!(report["open_disputes"].as_array().map(Vec::len) == Some(2));
+    ensure!(report["open_disputes_truncated"] == false);
+    ensure!(report["sanctioned"].as_array().map(Vec::len) == Some(2));
+    ensure!(report["sanctioned_truncated"] == false);
+    let csv = get(
+        addr,
+        &format!("/v1/audit/report.csv?{range}&threshold={LIMIT}"),
+    )
+    .await?;
+    ensure!(csv.status == StatusCode::OK, "{}", csv.text());
+    let sections = csv_sections(&csv.text());
+    let alerts_csv = &sections["structuring_alerts"];
+    ensure!(alerts_csv.len() == 2, "{alerts_csv:?}");
+    ensure!(alerts_csv[1][1] == person(SPLITTER[0]).to_hex());
+    ensure!(alerts_csv[1][5] == "3" && alerts_csv[1][6] == "270000");
+    ensure!(alerts_csv[1][7] == "1 2", "{alerts_csv:?}");
+    ensure!(sections["structuring_movements"].len() == 4);
+    let disputes_csv = &sections["open_disputes"];
+    ensure!(disputes_csv.len() == 3, "{disputes_csv:?}");
+    ensure!(disputes_csv[1][0] == "order:1" && disputes_csv[2][0] == "order:2");
+    let sanctioned_csv = &sections["sanctioned"];
+    // The splitter's two accounts and the unregistered identity's empty row.
+    ensure!(sanctioned_csv.len() == 4, "{sanctioned_csv:?}");
+    ensure!(
+        sections["report"][1][9] == "80000",
+        "{:?}",
+        sections["report"]
+    );
+
+    // Only the regulator reads them: a bank and a consumer are refused, nobody is asked in.
+    let bank = server
+        .api
+        .signed_as(tally_node::client::Credential::of_party(
+            Party::Institution(BANK_A),
+            institution_key(BANK_A),
+        ));
+    let consumer = server
+        .api
+        .signed_as(tally_node::client::Credential::of_party(
+            Party::Account(AccountId(PAYEE)),
+            wallet_key(PAYEE),
+        ));
+    for path in [
+        "/v1/audit/disputes".to_string(),
+        "/v1/audit/sanctioned".to_string(),
+        format!("/v1/audit/structuring?{range}"),
+    ] {
+        for (who, api) in [("bank", &bank), ("consumer", &consumer)] {
+            let (status, body) = get_as(api, &path).await?;
+            ensure!(
+                status == StatusCode::FORBIDDEN && body["code"] == "OUT_OF_SCOPE",
+                "{who} {path}: {status} {body}"
+            );
+        }
+        let (status, body) = get_as(&server.api.anonymous(), &path).await?;
+        ensure!(
+            status == StatusCode::UNAUTHORIZED && body["code"] == "CREDENTIALS_REQUIRED",
+            "{path}: {status} {body}"
+        );
+    }
+
+    // Decided, the dispute is gone from the list; the other stays.
+    commit(
+        &cluster,
+        &[sign(
+            Party::Institution(BANK_A),
+            1,
+            &[&bank_a],
+            TxKind::DecideDispute {
+                disputed: Disputed::Order(OrderId(1)),
+                outcome: DisputeOutcome::Refund,
+            },
+        )],
+    )
+    .await?;
+    let listed = get_json(addr, "/v1/audit/disputes").await?;
+    let disputes = listed["disputes"].as_array().context("disputes")?;
+    ensure!(disputes.len() == 1, "{listed}");
+    ensure!(disputes[0]["disputed"]["Order"] == 2, "{listed}");
     server.stop().await?;
     cluster.shutdown().await
 }

@@ -1,7 +1,8 @@
 //! The regulator's page in headless Chromium: served by a running node over TLS, it signs in
 //! with the regulator's institution key (WebCrypto Ed25519, RFC 9421 signatures), shows the
 //! head height and finds a committed transaction by its hash, rendered into the DOM; signed
-//! out, the node refuses it every ledger read.
+//! out, the node refuses it every ledger read. Its watch sections show an open dispute with
+//! its age, a sanctioned person's accounts and a structuring alert.
 //!
 //! Without `/usr/bin/chromium` the test says so and passes, except under `CI=true` (see
 //! `common/chromium.rs`).
@@ -138,6 +139,216 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
     ensure!(
         text_of(&dom, "search-result").is_some() && dom.contains("NOT_FOUND"),
         "{dom}"
+    );
+    server.stop().await?;
+    cluster.shutdown().await
+}
+
+/// Signs `kind` as `sender` with `keys`.
+fn signed(
+    sender: tally_contracts::Party,
+    nonce: u64,
+    keys: &[&tally_crypto::SigningKey],
+    kind: tally_contracts::TxKind,
+) -> tally_contracts::SignedTransaction {
+    tally_contracts::Transaction {
+        chain_id: CHAIN.into(),
+        sender,
+        nonce,
+        kind,
+    }
+    .sign(keys)
+}
+
+/// The rows of the table body with `id` in `dom`.
+fn tbody<'a>(dom: &'a str, id: &str) -> Result<&'a str> {
+    let start = dom
+        .find(&format!("<tbody id=\"{id}\">"))
+        .with_context(|| format!("no table {id}:\n{dom}"))?;
+    let end = dom[start..]
+        .find("</tbody>")
+        .with_context(|| format!("table {id} does not end"))?;
+    Ok(&dom[start..start + end])
+}
+
+/// The page's watch sections: an open dispute with its age, the sanctioned person's
+/// accounts, and the structuring alert of one person splitting payments across two wallets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regulator_page_shows_disputes_sanctioned_accounts_and_structuring() -> Result<()> {
+    use tally_contracts::*;
+    use tally_crypto::Hash;
+    let Some(chromium) = chromium()? else {
+        return Ok(());
+    };
+    let mut genesis = genesis(1);
+    for institution in &mut genesis.ledger.institutions {
+        if institution.id == BANK_A {
+            institution.roles = institution.roles.with(Roles::ACQUIRER);
+        }
+    }
+    let mut cluster = Cluster::new(genesis)?;
+    cluster.start(0).await?;
+    let commit = async |txs: Vec<SignedTransaction>| -> Result<()> {
+        let hashes = cluster.submit_all(&txs, |_| 0).await?;
+        cluster.wait_committed_ok(0, &hashes).await
+    };
+    // Wallets 1 and 2 are one person's; 3 pays an order; 9 is paid.
+    let splitter = Hash::digest("identity", b"splitter");
+    let bank = institution_key(BANK_A);
+    let mut opening = Vec::new();
+    for id in [1u128, 2, 3, 9] {
+        let k = wallet_key(id);
+        let me = Party::Account(AccountId(id));
+        let card = CardToken(Hash::digest("card", &id.to_le_bytes()).0);
+        let identity = if id <= 2 {
+            splitter
+        } else {
+            Hash::digest("identity", &id.to_le_bytes())
+        };
+        opening.push(signed(
+            me,
+            0,
+            &[&k, &bank],
+            TxKind::RegisterAccount {
+                account: AccountId(id),
+                key: k.public_key(),
+                currency: Currency::CNY,
+                institution: BANK_A,
+                tier: 0,
+                identity,
+            },
+        ));
+        opening.push(signed(
+            me,
+            1,
+            &[&k, &bank],
+            TxKind::BindCard { card, bank: BANK_A },
+        ));
+        opening.push(signed(
+            me,
+            2,
+            &[&k, &bank],
+            TxKind::TopUp {
+                id: TransferId(id),
+                card,
+                amount: 500_000,
+            },
+        ));
+    }
+    let shop = wallet_key(100);
+    opening.push(signed(
+        Party::Institution(BANK_A),
+        0,
+        &[&bank, &shop],
+        TxKind::RegisterMerchant {
+            account: AccountId(100),
+            key: shop.public_key(),
+            currency: Currency::CNY,
+            fee_bps: 100,
+            identity: Hash::digest("identity", b"shop"),
+        },
+    ));
+    commit(opening).await?;
+    let expires_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64
+        + 86_400_000;
+    commit(vec![
+        transfer(1, 9, 3, 90_000),
+        transfer(2, 9, 3, 95_000),
+        transfer(1, 9, 4, 85_000),
+        signed(
+            Party::Account(AccountId(100)),
+            0,
+            &[&shop],
+            TxKind::CreateOrder {
+                order: OrderId(41),
+                amount: 40_000,
+                currency: Currency::CNY,
+                expires_at_ms,
+                items: Hash::digest("items", b"41"),
+            },
+        ),
+    ])
+    .await?;
+    let payer = wallet_key(3);
+    commit(vec![signed(
+        Party::Account(AccountId(3)),
+        3,
+        &[&payer],
+        TxKind::PayOrder {
+            id: TransferId(7_003),
+            order: OrderId(41),
+            source: PaymentSource::Balance,
+            escrow_ms: None,
+        },
+    )])
+    .await?;
+    commit(vec![signed(
+        Party::Account(AccountId(3)),
+        4,
+        &[&payer],
+        TxKind::OpenDispute {
+            id: TransferId(8_003),
+            disputed: Disputed::Order(OrderId(41)),
+            reason: DisputeReason::NotReceived,
+        },
+    )])
+    .await?;
+    // A later block: the dispute has an age.
+    commit(vec![signed(
+        Party::Institution(REGULATOR),
+        0,
+        &[&institution_key(REGULATOR)],
+        TxKind::AddSanction { identity: splitter },
+    )])
+    .await?;
+
+    let server = http::serve(cluster.node(0)?).await?;
+    let addr = server.addr;
+    let pin = pin_flag(&server)?;
+    let url = format!(
+        "https://{addr}/regulator/?threshold=100000{}",
+        regulator_credential()
+    );
+    let dom = dump_dom(chromium, &pin, &url).await?;
+    ensure!(!dom.contains("CREDENTIALS_REQUIRED"), "{dom}");
+    let short = |h: Hash| h.to_hex()[..16].to_string();
+
+    let disputes = tbody(&dom, "disputes")?;
+    ensure!(
+        disputes.contains("order 41") && disputes.contains("40000 CNY"),
+        "no open dispute row:\n{disputes}"
+    );
+    ensure!(disputes.contains("NotReceived"), "{disputes}");
+    let age: u64 = disputes
+        .split("data-age-ms=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no age")?
+        .parse()?;
+    ensure!(age > 0, "{disputes}");
+
+    let sanctioned = tbody(&dom, "sanctioned")?;
+    ensure!(
+        // The shown text, not the title that holds the whole digest.
+        sanctioned.matches(&format!(">{}", short(splitter))).count() == 2,
+        "the sanctioned person's two accounts are not both shown:\n{sanctioned}"
+    );
+    ensure!(
+        sanctioned.contains("<td>1</td>") && sanctioned.contains("<td>2</td>"),
+        "{sanctioned}"
+    );
+
+    let structuring = tbody(&dom, "structuring")?;
+    ensure!(
+        structuring.contains(&short(splitter)) && structuring.contains("270000"),
+        "no structuring alert:\n{structuring}"
+    );
+    ensure!(structuring.contains("1 2"), "{structuring}");
+    ensure!(
+        !structuring.contains(&short(Hash::digest("identity", &3u128.to_le_bytes()))),
+        "{structuring}"
     );
     server.stop().await?;
     cluster.shutdown().await

@@ -237,6 +237,11 @@ pub struct MovementItem {
     pub currency: String,
     #[serde(skip)]
     pub movement: Movement,
+    /// The customer on whose behalf the money left: for a card payment the wallet, though
+    /// the money comes from its bank's issuance account (`from`); else `from`. The
+    /// structuring alerts read the person behind a movement from this account.
+    #[serde(skip)]
+    pub payer: AccountId,
 }
 
 /// What one pass over a block range collects besides money movements.
@@ -339,6 +344,10 @@ pub fn scan_range(
             };
             let (_, from_institution) = book.of(storage, movement.from)?;
             let (_, to_institution) = book.of(storage, movement.to)?;
+            let payer = match event {
+                Event::PaymentCompleted { payer, .. } => *payer,
+                _ => movement.from,
+            };
             let item = MovementItem {
                 height,
                 index: by.map(|(i, _)| i),
@@ -353,6 +362,7 @@ pub fn scan_range(
                 amount: movement.amount,
                 currency: movement.currency.to_string(),
                 movement,
+                payer,
             };
             on_movement(storage, book, item)?;
         }

@@ -8,6 +8,7 @@
 mod accounts;
 mod audit;
 mod audit_page;
+mod audit_risk;
 mod audit_scan;
 mod blocks;
 pub mod caller;
@@ -229,6 +230,24 @@ fn routes() -> Vec<Route> {
             get(audit::large_transactions),
         ),
         route(GET, "/v1/audit/frozen", Regulator, get(audit::frozen_view)),
+        route(
+            GET,
+            "/v1/audit/disputes",
+            Regulator,
+            get(audit_risk::disputes_view),
+        ),
+        route(
+            GET,
+            "/v1/audit/sanctioned",
+            Regulator,
+            get(audit_risk::sanctioned_view),
+        ),
+        route(
+            GET,
+            "/v1/audit/structuring",
+            Regulator,
+            get(audit_risk::structuring_view),
+        ),
         route(
             GET,
             "/v1/audit/accounts/{id}/statement",

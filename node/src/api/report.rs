@@ -2,9 +2,10 @@
 //! as CSV (one section per table: a `# name` line, a header row, the rows, a blank line),
 //! which a spreadsheet opens as it is.
 //!
-//! Tables over the range come from the blocks (interbank flows, large transactions,
-//! freezes, settlement cycles, equivocation evidence, statements); tables of state
-//! (open positions, frozen accounts, holds) are read at the head, named in `state_height`.
+//! Tables over the range come from the blocks (interbank flows, large transactions and,
+//! beside them, structuring alerts; freezes, settlement cycles, equivocation evidence,
+//! statements); tables of state (open positions, frozen accounts, holds, open disputes,
+//! the sanctions list's accounts) are read at the head, named in `state_height`.
 
 use std::fmt::Write as _;
 
@@ -14,8 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tally_contracts::AccountId;
+use tally_contracts::structuring::StructuringRule;
 
 use super::audit::{self, FrozenView, LARGE_TRANSACTIONS_MAX, OpenPositions, Statement};
+use super::audit_risk::{
+    self, AlertView, ListedIdentity, OpenDisputeView, RuleQuery, StructuringWatch,
+};
 use super::audit_scan::{
     self, AccountBook, BlockRange, CycleItem, EvidenceItem, FlowSums, FlowView, FreezeItem,
     MovementItem, RangeQuery,
@@ -29,12 +34,19 @@ use super::{ApiState, NodeStatus, at_head};
 pub const THRESHOLD_DEFAULT: u64 = 5_000_000;
 /// The most accounts whose statements one report carries.
 pub const STATEMENTS_MAX: usize = 10;
+/// The most open disputes one report lists (oldest first); `/v1/audit/disputes` pages on.
+pub const REPORT_DISPUTES_MAX: usize = 1_000;
+/// The most sanctioned accounts (and listed identities) one report lists;
+/// `/v1/audit/sanctioned` pages on.
+pub const REPORT_SANCTIONED_MAX: usize = 1_000;
 
 #[derive(Debug, Deserialize)]
 pub struct ReportQuery {
     #[serde(flatten)]
     range: RangeQuery,
-    threshold: Option<String>,
+    /// The large-transaction threshold and the structuring rule around it.
+    #[serde(flatten)]
+    rule: RuleQuery,
     /// Account ids separated by commas: their statements are included.
     accounts: Option<String>,
     /// `json` (the default) or `csv`.
@@ -56,6 +68,20 @@ pub struct Report {
     large_transactions: Vec<MovementItem>,
     /// Whether more than [`LARGE_TRANSACTIONS_MAX`] large transactions were found.
     large_transactions_truncated: bool,
+    /// What counts as structuring (its threshold is `threshold`).
+    structuring: StructuringRule,
+    /// Beside the large transactions: a person's movements just below the threshold.
+    structuring_alerts: Vec<AlertView>,
+    /// Whether more than [`audit_risk::STRUCTURING_ALERTS_MAX`] alerts were found.
+    structuring_alerts_truncated: bool,
+    /// Open disputes at the head, oldest first, aged at the head's block time.
+    open_disputes: Vec<OpenDisputeView>,
+    /// Whether more than [`REPORT_DISPUTES_MAX`] disputes are open.
+    open_disputes_truncated: bool,
+    /// Identities on the sanctions list with the accounts each listing stops.
+    sanctioned: Vec<ListedIdentity>,
+    /// Whether the list goes on past [`REPORT_SANCTIONED_MAX`] accounts or identities.
+    sanctioned_truncated: bool,
     frozen: FrozenView,
     freezes: Vec<FreezeItem>,
     settlement_cycles: Vec<CycleItem>,
@@ -91,15 +117,18 @@ fn build(
     chain_id: String,
     node: NodeStatus,
     range: BlockRange,
-    threshold: u64,
+    rule: StructuringRule,
     statement_of: &[AccountId],
 ) -> Result<Report, ApiError> {
+    let threshold = rule.threshold;
     let mut book = AccountBook::default();
     let mut sums = FlowSums::default();
     let mut large = Vec::new();
     let mut truncated = false;
+    let mut watch = StructuringWatch::new(rule, None);
     let scanned = audit_scan::scan_range(storage, range, &mut book, &mut |s, b, item| {
         sums.add(s, b, &item)?;
+        watch.observe(s, &item)?;
         if item.amount >= threshold {
             if large.len() < LARGE_TRANSACTIONS_MAX {
                 large.push(item);
@@ -109,7 +138,10 @@ fn build(
         }
         Ok(())
     })?;
+    let (structuring_alerts, structuring_alerts_truncated) = watch.alerts();
     let (state_height, open_positions) = at_head(storage, audit::open_positions)?;
+    let disputes = audit_risk::open_disputes(storage, None, REPORT_DISPUTES_MAX)?;
+    let sanctioned = audit_risk::sanctioned(storage, None, REPORT_SANCTIONED_MAX)?;
     let frozen = audit::frozen(
         storage,
         None,
@@ -138,6 +170,13 @@ fn build(
         open_positions,
         large_transactions: large,
         large_transactions_truncated: truncated,
+        structuring: rule,
+        structuring_alerts,
+        structuring_alerts_truncated,
+        open_disputes_truncated: disputes.next_after.is_some(),
+        open_disputes: disputes.disputes,
+        sanctioned_truncated: sanctioned.next_cursor.is_some(),
+        sanctioned: sanctioned.identities,
         frozen,
         freezes: scanned.freezes,
         settlement_cycles: scanned.cycles,
@@ -152,7 +191,7 @@ async fn answer(
     q: ReportQuery,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let threshold = audit::threshold(q.threshold.as_deref(), Some(THRESHOLD_DEFAULT))?;
+    let rule = q.rule.resolve(Some(THRESHOLD_DEFAULT))?;
     let statement_of = accounts(q.accounts.as_deref())?;
     let range = q.range.resolve(&api.ctx.storage)?;
     for id in &statement_of {
@@ -163,7 +202,7 @@ async fn answer(
     let chain_id = api.ctx.chain_id.clone();
     let node = super::node_status(&api.ctx)?;
     let report = audit_scan::scan(&api, client, move |storage| {
-        build(storage, chain_id, node, range, threshold, &statement_of)
+        build(storage, chain_id, node, range, rule, &statement_of)
     })
     .await?;
     Ok(match format {
@@ -269,6 +308,10 @@ pub fn csv(r: &Report) -> String {
             "mode",
             "audit_alarm",
             "threshold",
+            "structuring_floor",
+            "structuring_window_ms",
+            "structuring_count_min",
+            "structuring_sum_min",
         ],
     );
     out.row([
@@ -281,6 +324,10 @@ pub fn csv(r: &Report) -> String {
         r.node.mode.to_string(),
         r.node.alarm.to_string(),
         r.threshold.to_string(),
+        r.structuring.floor.to_string(),
+        r.structuring.window_ms.to_string(),
+        r.structuring.count_min.to_string(),
+        r.structuring.sum_min.to_string(),
     ]);
     out.section(
         "net_flows",
@@ -344,6 +391,114 @@ pub fn csv(r: &Report) -> String {
             m.amount.to_string(),
             m.currency.clone(),
         ]);
+    }
+    out.section(
+        "structuring_alerts",
+        &[
+            "alert", "person", "currency", "first_ms", "last_ms", "count", "sum", "accounts",
+        ],
+    );
+    for (n, a) in r.structuring_alerts.iter().enumerate() {
+        let accounts: Vec<String> = a.accounts.iter().map(|id| id.0.to_string()).collect();
+        out.row([
+            n.to_string(),
+            a.person.to_hex(),
+            a.currency.clone(),
+            a.first_ms.to_string(),
+            a.last_ms.to_string(),
+            a.count.to_string(),
+            a.sum.to_string(),
+            // One cell: a spreadsheet keeps the list together.
+            accounts.join(" "),
+        ]);
+    }
+    out.section(
+        "structuring_movements",
+        &[
+            "alert", "height", "index", "time_ms", "hash", "account", "amount",
+        ],
+    );
+    for (n, a) in r.structuring_alerts.iter().enumerate() {
+        for m in &a.movements {
+            out.row([
+                n.to_string(),
+                m.height.to_string(),
+                opt(m.index),
+                m.time_ms.to_string(),
+                opt(m.hash.map(|h| h.to_hex())),
+                m.account.0.to_string(),
+                m.amount.to_string(),
+            ]);
+        }
+    }
+    out.section(
+        "open_disputes",
+        &[
+            "disputed",
+            "payer",
+            "merchant",
+            "held_from",
+            "amount",
+            "currency",
+            "reason",
+            "decider",
+            "opened_at_ms",
+            "deadline_ms",
+            "age_ms",
+            "default_outcome",
+        ],
+    );
+    for d in &r.open_disputes {
+        out.row([
+            audit_risk::disputed_text(d.disputed),
+            d.payer.0.to_string(),
+            d.merchant.0.to_string(),
+            d.held_from.0.to_string(),
+            d.amount.to_string(),
+            d.currency.clone(),
+            format!("{:?}", d.reason),
+            d.decider.0.to_string(),
+            d.opened_at_ms.to_string(),
+            d.deadline_ms.to_string(),
+            d.age_ms.to_string(),
+            format!("{:?}", d.default_outcome),
+        ]);
+    }
+    out.section(
+        "sanctioned",
+        &[
+            "identity",
+            "account",
+            "kind",
+            "currency",
+            "institution",
+            "balance",
+            "frozen",
+        ],
+    );
+    for listed in &r.sanctioned {
+        if listed.accounts.is_empty() {
+            out.row([
+                listed.identity.to_hex(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        for a in &listed.accounts {
+            out.row([
+                listed.identity.to_hex(),
+                a.id.0.to_string(),
+                format!("{:?}", a.kind),
+                a.currency.clone(),
+                a.institution.0.to_string(),
+                a.balance.to_string(),
+                a.frozen.to_string(),
+            ]);
+        }
     }
     out.section(
         "frozen_accounts",

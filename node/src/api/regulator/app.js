@@ -213,6 +213,98 @@ async function refreshLarge() {
   }
 }
 
+// A table body's one row saying why it is empty or cut short.
+function note(body, text) {
+  const tr = row([text]);
+  tr.className = "note";
+  tr.firstChild.colSpan = body.parentNode.querySelectorAll("th").length || 1;
+  body.appendChild(tr);
+}
+
+function failed(body, error) {
+  clear(body);
+  note(body, (error.code ? error.code + ": " : "") + error.message);
+}
+
+// "3d 4h 5m 6s" from milliseconds, largest unit first.
+function duration(ms) {
+  let s = Math.floor(Number(ms) / 1000);
+  const parts = [];
+  [["d", 86400], ["h", 3600], ["m", 60]].forEach(([unit, size]) => {
+    if (s >= size || parts.length) parts.push(Math.floor(s / size) + unit);
+    s %= size;
+  });
+  parts.push(s + "s");
+  return parts.join(" ");
+}
+
+// `{ "Order": 7 }` as "order 7".
+function disputedText(disputed) {
+  const kind = Object.keys(disputed || {})[0];
+  return kind ? kind.toLowerCase() + " " + disputed[kind] : "";
+}
+
+async function refreshStructuring() {
+  const threshold = $("threshold").value.trim() || "1";
+  const body = $("structuring");
+  try {
+    const found = await api("audit/structuring?threshold=" + encodeURIComponent(threshold));
+    clear(body);
+    found.alerts.forEach((a) => {
+      const tr = row([short(a.person), a.currency, a.count, a.sum, time(a.first_ms), time(a.last_ms),
+        a.accounts.join(" ")], [2, 3]);
+      tr.firstChild.title = a.person;
+      body.appendChild(tr);
+    });
+    if (!found.alerts.length) note(body, "none in the latest blocks");
+    if (found.truncated) note(body, "more alerts than shown: narrow the range in the report");
+  } catch (error) {
+    failed(body, error);
+  }
+}
+
+async function refreshDisputes() {
+  const body = $("disputes");
+  try {
+    const page = await api("audit/disputes?limit=100");
+    clear(body);
+    page.disputes.forEach((d) => {
+      const tr = row([disputedText(d.disputed), account(d.payer, ""), account(d.merchant, ""),
+        d.amount + " " + d.currency, d.reason, d.decider, time(d.opened_at_ms), duration(d.age_ms),
+        time(d.deadline_ms)], [3]);
+      tr.dataset.ageMs = d.age_ms;
+      body.appendChild(tr);
+    });
+    if (!page.disputes.length) note(body, "none open");
+    if (page.next_after) note(body, "older first; more are open than shown (the report lists up to 1000)");
+  } catch (error) {
+    failed(body, error);
+  }
+}
+
+async function refreshSanctioned() {
+  const body = $("sanctioned");
+  try {
+    const page = await api("audit/sanctioned?limit=100");
+    clear(body);
+    page.identities.forEach((listed) => {
+      const accounts = listed.accounts.length ? listed.accounts : [null];
+      accounts.forEach((a) => {
+        const tr = a
+          ? row([short(listed.identity), account(a.id, a.institution), a.kind, a.institution,
+            a.balance + " " + a.currency, a.frozen ? "frozen" : ""], [4])
+          : row([short(listed.identity), "no account"]);
+        tr.firstChild.title = listed.identity;
+        body.appendChild(tr);
+      });
+    });
+    if (!page.identities.length) note(body, "nobody listed");
+    if (page.next_cursor) note(body, "more are listed than shown (the report lists up to 1000)");
+  } catch (error) {
+    failed(body, error);
+  }
+}
+
 function definitionList(pairs) {
   const dl = el("dl", null, "result");
   pairs.forEach(([k, v]) => { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); });
@@ -278,6 +370,9 @@ async function refresh() {
     // The audit scans one after the other: the node runs only a few at a time.
     await refreshPositions();
     await refreshLarge();
+    await refreshStructuring();
+    await refreshDisputes();
+    await refreshSanctioned();
     $("updated").textContent = new Date().toISOString().slice(11, 19) + "Z";
   } finally {
     setTimeout(refresh, POLL_MS);
@@ -346,7 +441,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   $("large-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    refreshLarge();
+    refreshLarge().then(refreshStructuring);
   });
   const params = new URLSearchParams(window.location.search);
   if (params.get("threshold")) $("threshold").value = params.get("threshold");

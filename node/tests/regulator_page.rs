@@ -306,7 +306,7 @@ async fn the_regulator_page_shows_disputes_sanctioned_accounts_and_structuring()
 
     let server = http::serve(cluster.node(0)?).await?;
     let addr = server.addr;
-    let pin = pin_flag(&server)?;
+    let pin = chromium::pin_flag(&server.key_pem)?;
     let url = format!(
         "https://{addr}/regulator/?threshold=100000{}",
         regulator_credential()

@@ -393,6 +393,7 @@ impl Runner {
                         id: tid(id),
                         to: AccountId(t),
                         amount,
+                        memo: tally_contracts::Memo::NONE,
                     },
                 )
             }
@@ -746,6 +747,7 @@ impl Runner {
                         id: tid(0),
                         to: AccountId(t),
                         amount: 1,
+                        memo: tally_contracts::Memo::NONE,
                     },
                 );
                 self.sent.push(tx.clone());

@@ -106,21 +106,30 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
             signer,
             to,
             amount,
+            memo,
             id,
         } => {
             let (sender, key) = account_party(&signer, "--account")?;
             let to_account = customer_account(to, "--to")?;
+            let memo = memo_of(memo.as_deref())?;
             let money = amount_in(&amount, currency_of(client, signer.account).await?)?;
+            let words = if memo.is_empty() {
+                format!("{money} from account {} to account {to}", signer.account)
+            } else {
+                format!(
+                    "{money} from account {} to account {to}, memo {:?}",
+                    signer.account,
+                    memo.as_str()
+                )
+            };
             let kind = TxKind::Transfer {
                 id: transfer_id(&id)?,
                 to: to_account,
                 amount: money.minor,
+                memo,
             };
             plan("transfer", sender, vec![key], kind)
-                .words(format!(
-                    "{money} from account {} to account {to}",
-                    signer.account
-                ))
+                .words(words)
                 .expect("TransferReceived")
         }
         WalletCommand::PayOrder {
@@ -503,4 +512,17 @@ async fn show_code(
             "merchant": merchant.map(|m| m.0.to_string()),
         })),
     }))
+}
+
+/// `--memo` as the ledger takes it. An empty text is no memo: the ledger has one spelling
+/// of "none".
+fn memo_of(text: Option<&str>) -> Result<tally_contracts::Memo, CommandError> {
+    let text = text.unwrap_or_default();
+    tally_contracts::Memo::new(text).ok_or_else(|| {
+        input(format!(
+            "--memo: at most {} bytes of UTF-8 and no control characters ({} bytes given)",
+            tally_contracts::MEMO_BYTES_MAX,
+            text.len()
+        ))
+    })
 }

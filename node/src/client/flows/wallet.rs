@@ -377,18 +377,33 @@ async fn history(
         .get("entries")
         .and_then(|e| e.as_array())
         .ok_or_else(|| ClientError::Answer("a history page without entries".to_string()))?;
+    // The events are read from the text, not from `entries`: a JSON value holds numbers
+    // as 64-bit at most, and transfer ids are 128-bit, so an event read back from it would
+    // not decode and its words would be lost.
+    #[derive(Deserialize)]
+    struct Told {
+        events: Vec<Event>,
+    }
+    #[derive(Deserialize)]
+    struct ToldPage {
+        entries: Vec<Told>,
+    }
+    let told_page: Option<ToldPage> = serde_json::from_str(&raw).ok();
     let mut lines = vec![format!(
         "account {account}: {} entr{}, newest first",
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" }
     )];
-    for entry in entries {
+    for (i, entry) in entries.iter().enumerate() {
         let field = |name: &str| entry.get(name).cloned().unwrap_or(serde_json::Value::Null);
         let kind = entry
             .pointer("/transaction/tx/kind")
             .map(kind_name)
             .unwrap_or_else(|| "?".to_string());
-        let events: Vec<Event> = serde_json::from_value(field("events")).unwrap_or_default();
+        let events = told_page
+            .as_ref()
+            .and_then(|p| p.entries.get(i))
+            .map_or(&[][..], |t| t.events.as_slice());
         let told: Vec<String> = events.iter().map(|e| event_words(e, currency)).collect();
         lines.push(format!(
             "  {}:{}  {kind}  {}  {}",

@@ -214,6 +214,7 @@ fn prepare<S: Committing>(
                             id: TransferId((b * BLOCK_TXS + t) as u128 + 1),
                             to: AccountId(u128::from(to) + 1),
                             amount: 1 + (t % 100) as u64,
+                            memo: tally_contracts::Memo::NONE,
                         },
                     )
                 })

@@ -260,6 +260,7 @@ mod tests {
                 id: TransferId(nonce.into()),
                 to: AccountId(8),
                 amount: 1,
+                memo: crate::Memo::NONE,
             },
         )
     }

@@ -9,7 +9,7 @@ use crate::ledger::accounts::{Account, AccountKind, Holder, SecondFactor};
 use crate::ledger::transfers::{Leg, claim_transfer_id, post_linked};
 use crate::regulation::{Reach, clear_outflow};
 use crate::state::key;
-use crate::transaction::Roles;
+use crate::transaction::{Memo, Roles};
 use crate::types::{AccountId, Amount, CardToken, Currency, InstitutionId, TimeMs, TransferId};
 use crate::{Event, Rejection};
 
@@ -230,8 +230,13 @@ pub(crate) fn transfer(
     id: TransferId,
     to: AccountId,
     amount: Amount,
+    memo: &Memo,
 ) -> TxResult {
     tx.account_of_kind(sender, AccountKind::ConsumerWallet)?;
+    // Checked when decoded; a memo built in memory is held to the same.
+    if !memo.is_well_formed() {
+        return Err(Rejection::InvalidField.into());
+    }
     claim_transfer_id(tx, id, body)?;
     let cleared = clear_outflow(tx, sender, amount, Reach::Domestic)?;
     let recipient = tx.account(to)?;
@@ -252,6 +257,7 @@ pub(crate) fn transfer(
         from: sender,
         to,
         amount,
+        memo: memo.clone(),
     });
     Ok(())
 }

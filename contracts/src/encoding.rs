@@ -36,6 +36,9 @@ pub fn check_limits(signed: &SignedTransaction) -> Result<(), DecodeError> {
         TxKind::PayMerchant { reference, .. } if !reference.is_well_formed() => Err(
             DecodeError::Limit("reference: at most 64 bytes, no control characters"),
         ),
+        TxKind::Transfer { memo, .. } if !memo.is_well_formed() => Err(DecodeError::Limit(
+            "memo: at most 64 bytes, no control characters",
+        )),
         TxKind::CrossBorderTransfer { travel_rule, .. } => {
             if travel_rule.len() > TRAVEL_RULE_RECIPIENTS_MAX {
                 return Err(DecodeError::Limit("travel_rule: at most 3 sealed copies"));
@@ -87,7 +90,7 @@ pub fn decode(bytes: &[u8]) -> Result<SignedTransaction, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AccountId, Party, Transaction, TransferId, TxKind};
+    use crate::{AccountId, Memo, Party, Transaction, TransferId, TxKind};
     use tally_crypto::SigningKey;
 
     fn sample() -> SignedTransaction {
@@ -100,6 +103,7 @@ mod tests {
                 id: TransferId(9),
                 to: AccountId(8),
                 amount: 100,
+                memo: Memo::NONE,
             },
         }
         .sign(&[&key])

@@ -54,6 +54,8 @@ pub enum Event {
         from: AccountId,
         to: AccountId,
         amount: Amount,
+        /// The sender's memo, so the receiver reads it with the money; empty for none.
+        memo: Memo,
     },
     KeyRotated {
         account: AccountId,

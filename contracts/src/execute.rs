@@ -406,9 +406,15 @@ fn dispatch(tx: &mut Tx<'_, '_>, sender: Party, kind: &TxKind, body: Hash) -> Tx
         (A(s), TxKind::Withdraw { id, card, amount }) => {
             consumer::withdraw(tx, s, body, *id, *card, *amount)
         }
-        (A(s), TxKind::Transfer { id, to, amount }) => {
-            consumer::transfer(tx, s, body, *id, *to, *amount)
-        }
+        (
+            A(s),
+            TxKind::Transfer {
+                id,
+                to,
+                amount,
+                memo,
+            },
+        ) => consumer::transfer(tx, s, body, *id, *to, *amount, memo),
         (A(s), TxKind::RotateKey { new_key }) => consumer::rotate_key(tx, s, *new_key),
         (I(s), TxKind::RecoverAccount { account, new_key }) => {
             consumer::recover_account(tx, s, *account, *new_key)

@@ -432,6 +432,8 @@ pub enum TxKind {
         id: TransferId,
         to: AccountId,
         amount: Amount,
+        /// A note from the sender to the receiver (what the money is for); empty for none.
+        memo: Memo,
     },
     RotateKey {
         new_key: PublicKey,

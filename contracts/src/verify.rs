@@ -134,6 +134,7 @@ mod tests {
                 id: TransferId(nonce.into()),
                 to: AccountId(2),
                 amount: 5,
+                memo: crate::Memo::NONE,
             },
         }
     }

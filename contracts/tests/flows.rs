@@ -21,6 +21,7 @@ fn transfer(id: u128, to: u128, amount: Amount) -> TxKind {
         id: TransferId(id),
         to: AccountId(to),
         amount,
+        memo: tally_contracts::Memo::NONE,
     }
 }
 
@@ -147,6 +148,84 @@ fn wrong_chain_is_rejected_by_verification_and_execution() {
 // ---------------------------------------------------------------- transfers
 
 #[test]
+fn a_transfer_carries_its_memo_to_the_receiver() {
+    let (mut w, alice, ..) = world();
+    let memo = Memo::new("rent, May — flat 3").unwrap();
+    let r = w.submit(
+        a(ALICE),
+        &[&alice],
+        TxKind::Transfer {
+            id: TransferId(1),
+            to: AccountId(BOB),
+            amount: 300,
+            memo: memo.clone(),
+        },
+    );
+    ok(&r);
+    // The one event both sides are notified from carries it.
+    assert_eq!(
+        r.events,
+        vec![Event::TransferReceived {
+            id: TransferId(1),
+            from: AccountId(ALICE),
+            to: AccountId(BOB),
+            amount: 300,
+            memo: memo.clone(),
+        }]
+    );
+    assert_eq!(w.balance(BOB), 300);
+
+    // No memo has one spelling: the empty text. A memo changes what is signed.
+    let plain = w.sign(a(ALICE), &[&alice], transfer(2, BOB, 1));
+    let mut noted = plain.clone();
+    noted.tx.kind = TxKind::Transfer {
+        id: TransferId(2),
+        to: AccountId(BOB),
+        amount: 1,
+        memo: Memo::new("x").unwrap(),
+    };
+    assert_ne!(plain.tx.signing_bytes(), noted.tx.signing_bytes());
+    assert_eq!(encoding::decode(&encoding::encode(&plain)), Ok(plain));
+    assert!(Memo::new("").unwrap().is_empty());
+    assert_eq!(Memo::new(""), Some(Memo::NONE));
+
+    // Too long, or with a control character: it does not decode, so no node takes it; one
+    // built in memory fails verification all the same.
+    // A memo's bytes are a string's: decoding builds any text, as a forger's client would.
+    let unchecked = |text: &str| -> Memo {
+        postcard::from_bytes(&postcard::to_allocvec(text).unwrap()).unwrap()
+    };
+    let long = unchecked(&"m".repeat(MEMO_BYTES_MAX + 1));
+    let bell = unchecked("ring\u{7}");
+    assert!(Memo::new(long.as_str()).is_none() && Memo::new(bell.as_str()).is_none());
+    assert!(Memo::new(&"m".repeat(MEMO_BYTES_MAX)).is_some());
+    for bad in [long, bell] {
+        let kind = TxKind::Transfer {
+            id: TransferId(3),
+            to: AccountId(BOB),
+            amount: 1,
+            memo: bad,
+        };
+        let signed = w.sign(a(ALICE), &[&alice], kind);
+        assert_eq!(
+            encoding::decode(&encoding::encode(&signed)),
+            Err(DecodeError::Limit(
+                "memo: at most 64 bytes, no control characters"
+            ))
+        );
+        let verified = verify_transactions(CHAIN, vec![signed], &mut w.cache);
+        assert!(
+            matches!(
+                verified.as_slice(),
+                [Err(VerifyError::Limits(DecodeError::Limit(_)))]
+            ),
+            "{verified:?}"
+        );
+    }
+    assert_eq!(w.balance(BOB), 300);
+}
+
+#[test]
 fn transfer_same_and_other_institution() {
     let (mut w, alice, ..) = world();
     let r = w.submit(a(ALICE), &[&alice], transfer(1, BOB, 300));
@@ -157,7 +236,8 @@ fn transfer_same_and_other_institution() {
             id: TransferId(1),
             from: AccountId(ALICE),
             to: AccountId(BOB),
-            amount: 300
+            amount: 300,
+            memo: Memo::NONE,
         }]
     );
     assert_eq!(w.balance(BOB), 300);

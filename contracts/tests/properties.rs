@@ -44,6 +44,13 @@ fn second_factor_key(id: u128) -> SigningKey {
 const MERCHANTS: [(u128, InstitutionId, u16); 2] = [(201, BANK_A, 100), (202, BANK_B, 250)];
 const BILLER: u128 = 301;
 const RATE_CNY_USD: u64 = 138_000_000;
+const HOUR_MS: u64 = 3_600_000;
+/// The dispute rules every case starts under (a governance op flips the default outcome).
+const DISPUTE_WINDOW_MS: u64 = 3 * DAY_MS;
+const DISPUTE_DECISION_MS: u64 = 2 * HOUR_MS;
+/// The institutions that may be asked to decide: the card banks and the platform, whose
+/// wallet (104) pays from its balance.
+const DECIDERS: [InstitutionId; 3] = [BANK_A, BANK_B, PLATFORM];
 const RATE_HKD_CNY: u64 = 920_000_000;
 
 fn card_bank(id: u128) -> InstitutionId {
@@ -70,6 +77,17 @@ fn base() -> &'static (MemoryStore, u64, u64) {
                 daily_max: 120_000,
                 yearly_max: 400_000,
                 cross_border_yearly_max: 100_000,
+            }),
+        ));
+        // Disputes decided within hours, not the default month, so a sequence reaches
+        // both deadlines and decisions.
+        ok(&w.submit(
+            Party::Institution(BANK_A),
+            &[&institution_key(BANK_A), &gov[0], &gov[1]],
+            TxKind::Govern(GovernanceAction::SetDisputeRules {
+                window_ms: DISPUTE_WINDOW_MS,
+                decision_ms: DISPUTE_DECISION_MS,
+                default: DisputeOutcome::Refund,
             }),
         ));
         for (id, bank, currency, tier, who) in CONSUMERS {
@@ -276,6 +294,34 @@ enum Op {
     Advance {
         ms: u64,
     },
+    /// A dispute of the `pick`th payment completed so far, by its payer, or by the
+    /// consumer `stranger` when given.
+    OpenDispute {
+        pick: u8,
+        stranger: Option<usize>,
+        id: u8,
+        reason: u8,
+    },
+    /// A decision on the `pick`th dispute opened so far, by its decider or (`wrong`)
+    /// another institution.
+    DecideDispute {
+        pick: u8,
+        wrong: bool,
+        refund: bool,
+    },
+    RequestRefund {
+        pick: u8,
+        stranger: Option<usize>,
+        amount: Amount,
+    },
+    AnswerRefund {
+        pick: u8,
+        id: u8,
+        accept: bool,
+    },
+    DisputeDefault {
+        refund: bool,
+    },
 }
 
 fn amount() -> impl Strategy<Value = Amount> {
@@ -314,6 +360,22 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..6usize).prop_map(|back| Op::Replay { back }),
         2 => (0..6usize).prop_map(|back| Op::Retry { back }),
         1 => prop_oneof![Just(1_000u64), Just(30_000u64), Just(DAY_MS)].prop_map(|ms| Op::Advance { ms }),
+        1 => dispute_only_op(),
+    ]
+}
+
+/// The dispute and refund-request operations alone, and time passing by the hour so
+/// deadlines are reached.
+fn dispute_only_op() -> impl Strategy<Value = Op> {
+    let c = 0..CONSUMERS.len();
+    let stranger = prop_oneof![4 => Just(None), 1 => c.prop_map(Some)];
+    prop_oneof![
+        4 => (any::<u8>(), stranger.clone(), 0..40u8, 0..6u8).prop_map(|(pick, stranger, id, reason)| Op::OpenDispute { pick, stranger, id, reason }),
+        4 => (any::<u8>(), proptest::bool::weighted(0.15), any::<bool>()).prop_map(|(pick, wrong, refund)| Op::DecideDispute { pick, wrong, refund }),
+        1 => (any::<u8>(), stranger, prop_oneof![1..500u64, amount()]).prop_map(|(pick, stranger, amount)| Op::RequestRefund { pick, stranger, amount }),
+        1 => (any::<u8>(), 0..40u8, any::<bool>()).prop_map(|(pick, id, accept)| Op::AnswerRefund { pick, id, accept }),
+        1 => any::<bool>().prop_map(|refund| Op::DisputeDefault { refund }),
+        2 => Just(Op::Advance { ms: HOUR_MS }),
     ]
 }
 
@@ -350,6 +412,12 @@ struct Runner {
     sent: Vec<SignedTransaction>,
     /// What was asked, to ask again with a fresh nonce (a client's retry).
     history: Vec<(Party, Vec<SigningKey>, TxKind)>,
+    /// Completed payments (with their payer) and disputes opened (with their decider), in
+    /// the order they happened: what the dispute ops pick from.
+    payments: Vec<(Disputed, u128)>,
+    disputes: Vec<(Disputed, InstitutionId)>,
+    /// Orders a refund was requested on: what a merchant's answer picks from.
+    requests: Vec<OrderId>,
 }
 
 impl Runner {
@@ -369,6 +437,54 @@ impl Runner {
         self.history
             .push((sender, keys.iter().map(|k| (*k).clone()).collect(), kind));
         tx
+    }
+
+    fn new() -> Runner {
+        let (store, height, time_ms) = base().clone();
+        Runner {
+            w: World::from_parts(store, height, time_ms),
+            pending: BTreeMap::new(),
+            sent: Vec::new(),
+            history: Vec::new(),
+            payments: Vec::new(),
+            disputes: Vec::new(),
+            requests: Vec::new(),
+        }
+    }
+
+    /// Notes the payments completed and the disputes opened in a block.
+    fn note(&mut self, out: &BlockOutcome) {
+        let applied = out
+            .receipts
+            .iter()
+            .filter(|r| r.result.is_ok())
+            .flat_map(|r| &r.events);
+        for event in out.expired.iter().chain(applied) {
+            let paid = match event {
+                Event::PaymentCompleted { order, payer, .. } => {
+                    Some((Disputed::Order(*order), *payer))
+                }
+                Event::BillPaid { bill, payer, .. } => Some((Disputed::Bill(*bill), *payer)),
+                Event::MerchantPaid { id, payer, .. }
+                | Event::CollectedByCode { id, payer, .. } => {
+                    Some((Disputed::Payment(*id), *payer))
+                }
+                Event::DisputeOpened {
+                    disputed, decider, ..
+                } => {
+                    self.disputes.push((*disputed, *decider));
+                    None
+                }
+                Event::RefundRequested { order, .. } => {
+                    self.requests.push(*order);
+                    None
+                }
+                _ => None,
+            };
+            if let Some((disputed, payer)) = paid {
+                self.payments.push((disputed, payer.0));
+            }
+        }
     }
 
     fn tx(&mut self, op: &Op) -> Option<SignedTransaction> {
@@ -393,6 +509,7 @@ impl Runner {
                         id: tid(id),
                         to: AccountId(t),
                         amount,
+                        memo: tally_contracts::Memo::NONE,
                     },
                 )
             }
@@ -746,6 +863,7 @@ impl Runner {
                         id: tid(0),
                         to: AccountId(t),
                         amount: 1,
+                        memo: tally_contracts::Memo::NONE,
                     },
                 );
                 self.sent.push(tx.clone());
@@ -771,18 +889,119 @@ impl Runner {
                 self.w.advance(ms);
                 return None;
             }
+            Op::OpenDispute {
+                pick,
+                stranger,
+                id,
+                reason,
+            } => {
+                let (disputed, payer) = picked(&self.payments, pick).unwrap_or((
+                    Disputed::Order(oid(pick % 10)),
+                    consumer(usize::from(pick)).0,
+                ));
+                let sender = stranger.map_or(payer, |i| consumer(i).0);
+                let reason = [
+                    DisputeReason::NotReceived,
+                    DisputeReason::NotAsDescribed,
+                    DisputeReason::Unauthorized,
+                    DisputeReason::Duplicate,
+                    DisputeReason::Cancelled,
+                    DisputeReason::IncorrectAmount,
+                ][usize::from(reason) % 6];
+                self.sign(
+                    Party::Account(AccountId(sender)),
+                    &[&key(sender as u64)],
+                    TxKind::OpenDispute {
+                        id: tid(id),
+                        disputed,
+                        reason,
+                    },
+                )
+            }
+            Op::DecideDispute {
+                pick,
+                wrong,
+                refund,
+            } => {
+                let (disputed, decider) = picked(&self.disputes, pick)
+                    .unwrap_or((Disputed::Order(oid(pick % 10)), BANK_A));
+                let decider = if wrong {
+                    DECIDERS[(DECIDERS.iter().position(|d| *d == decider).unwrap_or(0)
+                        + 1
+                        + usize::from(pick % 2))
+                        % DECIDERS.len()]
+                } else {
+                    decider
+                };
+                let (p, k) = inst(decider);
+                let outcome = if refund {
+                    DisputeOutcome::Refund
+                } else {
+                    DisputeOutcome::Release
+                };
+                self.sign(p, &[&k], TxKind::DecideDispute { disputed, outcome })
+            }
+            Op::RequestRefund {
+                pick,
+                stranger,
+                amount,
+            } => {
+                let orders: Vec<(OrderId, u128)> = self
+                    .payments
+                    .iter()
+                    .filter_map(|(d, payer)| match d {
+                        Disputed::Order(o) => Some((*o, *payer)),
+                        _ => None,
+                    })
+                    .collect();
+                let (order, payer) = picked(&orders, pick)
+                    .unwrap_or((oid(pick % 10), consumer(usize::from(pick)).0));
+                let sender = stranger.map_or(payer, |i| consumer(i).0);
+                self.sign(
+                    Party::Account(AccountId(sender)),
+                    &[&key(sender as u64)],
+                    TxKind::RequestRefund { order, amount },
+                )
+            }
+            Op::AnswerRefund { pick, id, accept } => {
+                let order = picked(&self.requests, pick).unwrap_or(oid(pick % 10));
+                // The order's own merchant (orders are created by `merchant(order)`).
+                let (mid, k) = merchant(order.0 as usize);
+                let kind = if accept {
+                    TxKind::AcceptRefundRequest { id: tid(id), order }
+                } else {
+                    TxKind::RefuseRefundRequest { order }
+                };
+                self.sign(Party::Account(AccountId(mid)), &[&k], kind)
+            }
+            Op::DisputeDefault { refund } => {
+                let (p, k) = inst(BANK_A);
+                let gov = governance_keys();
+                self.sign(
+                    p,
+                    &[&k, &gov[0], &gov[1]],
+                    TxKind::Govern(GovernanceAction::SetDisputeRules {
+                        window_ms: DISPUTE_WINDOW_MS,
+                        decision_ms: DISPUTE_DECISION_MS,
+                        default: if refund {
+                            DisputeOutcome::Refund
+                        } else {
+                            DisputeOutcome::Release
+                        },
+                    }),
+                )
+            }
         })
     }
 }
 
+/// The `pick`th of `items`, wrapping; `None` when there is none yet.
+fn picked<T: Copy>(items: &[T], pick: u8) -> Option<T> {
+    (!items.is_empty()).then(|| items[usize::from(pick) % items.len()])
+}
+
 fn run(ops: &[Op], block_sizes: &[usize]) -> Run {
-    let (store, height, time_ms) = base().clone();
-    let mut r = Runner {
-        w: World::from_parts(store, height, time_ms),
-        pending: BTreeMap::new(),
-        sent: Vec::new(),
-        history: Vec::new(),
-    };
+    let mut r = Runner::new();
     let mut roots = Vec::new();
     let mut receipts = Vec::new();
     let mut applied_ids: BTreeSet<(String, TransferId)> = BTreeSet::new();
@@ -799,6 +1018,7 @@ fn run(ops: &[Op], block_sizes: &[usize]) -> Run {
         at = end;
         // `World::block` checks every invariant after the block.
         let out = r.w.block(txs.clone());
+        r.note(&out);
         roots.push(out.state_root);
         for (tx, receipt) in txs.iter().zip(&out.receipts) {
             if receipt.result.is_err() {
@@ -823,7 +1043,15 @@ fn run(ops: &[Op], block_sizes: &[usize]) -> Run {
                 Event::PaymentCompleted { order, amount, .. } => {
                     *paid.entry(*order).or_default() += amount;
                 }
-                Event::Refunded { order, amount, .. } => {
+                // A chargeback refunded counts with the merchant's refunds: together never
+                // above what was paid.
+                Event::Refunded { order, amount, .. }
+                | Event::DisputeResolved {
+                    disputed: Disputed::Order(order),
+                    outcome: DisputeOutcome::Refund,
+                    amount,
+                    ..
+                } => {
                     *refunded.entry(*order).or_default() += amount;
                     assert!(
                         refunded[order] <= paid.get(order).copied().unwrap_or(0),
@@ -863,7 +1091,9 @@ fn transfer_id(kind: &TxKind) -> Option<TransferId> {
         | TxKind::PayMerchant { id, .. }
         | TxKind::SettleMerchant { id, .. }
         | TxKind::PayBill { id, .. }
-        | TxKind::CrossBorderTransfer { id, .. } => Some(*id),
+        | TxKind::CrossBorderTransfer { id, .. }
+        | TxKind::OpenDispute { id, .. }
+        | TxKind::AcceptRefundRequest { id, .. } => Some(*id),
         _ => None,
     }
 }
@@ -1151,13 +1381,7 @@ fn outflow(
 }
 
 fn check_rules(ops: &[Op]) -> RuleStats {
-    let (store, height, time_ms) = base().clone();
-    let mut r = Runner {
-        w: World::from_parts(store, height, time_ms),
-        pending: BTreeMap::new(),
-        sent: Vec::new(),
-        history: Vec::new(),
-    };
+    let mut r = Runner::new();
     let mut stats = RuleStats::default();
     let mut spent = Spent::default();
     for op in ops {
@@ -1179,6 +1403,7 @@ fn check_rules(ops: &[Op]) -> RuleStats {
             (out.receipts[0].result, actual_is_card)
         });
         let out = r.w.block(vec![tx.clone()]);
+        r.note(&out);
         assert_eq!(r.w.time_ms, block.time_ms);
         let receipt = &out.receipts[0];
         let code = |result: Result<(), Rejection>| result.err().map(Rejection::code);
@@ -1351,4 +1576,351 @@ fn the_rule_checks_see_every_rule_bite() {
     assert!(total.stopped.contains_key("ACCOUNT_FROZEN"), "{total:?}");
     assert!(total.payments > 500, "{total:?}");
     eprintln!("{total:?}");
+}
+
+// ------------------------------------------------------------- disputes, exactly once
+//
+// Each transaction in its own block, judged against the test's own record of the disputes
+// opened and resolved (not the ledger's):
+// - a payment is disputed at most once, ever, and only by its payer (a stranger gets
+//   `NOT_PAYER`, the payer's second try `DISPUTE_EXISTS`);
+// - a dispute resolves at most once, by a decision of its decider or at its deadline by
+//   the rule it opened under; a second decision, or one after the deadline, is refused
+//   `DISPUTE_NOT_OPEN`, another institution's `NOT_PERMITTED`;
+// - every account's balance moves by exactly the postings its block's events record, so a
+//   refunded dispute moves its amount once (held account → where the payment came from)
+//   and a released one moves nothing; the ledger's invariants (conservation per currency,
+//   a hold for each open dispute and none for a resolved one) hold after every block;
+// - nothing refunds an order beside an open dispute, and refunds and chargebacks of an
+//   order together never pass what was paid.
+
+/// What a run of the dispute checks saw, to show the properties were exercised.
+#[derive(Debug, Default)]
+struct DisputeStats {
+    opened: usize,
+    /// Resolved by a decision, by outcome.
+    decided: BTreeMap<&'static str, usize>,
+    /// Resolved at the deadline, by outcome.
+    expired: BTreeMap<&'static str, usize>,
+    /// Refusals the checks predicted, by code.
+    refused: BTreeMap<&'static str, usize>,
+    /// Decisions refused because the deadline had ended the dispute.
+    decided_after_expiry: usize,
+    /// Refunds, refund requests and acceptances tried on an order under open dispute.
+    refunds_blocked: usize,
+    /// Refund requests the merchant accepted.
+    requests_accepted: usize,
+}
+
+fn outcome_name(outcome: DisputeOutcome) -> &'static str {
+    match outcome {
+        DisputeOutcome::Refund => "refund",
+        DisputeOutcome::Release => "release",
+    }
+}
+
+/// A dispute as the test recorded it when it opened.
+#[derive(Debug, Clone, Copy)]
+struct Opened {
+    amount: Amount,
+    held_from: AccountId,
+    refund_to: AccountId,
+    hold: TransferId,
+    default_outcome: DisputeOutcome,
+}
+
+/// The payer of a completed payment in `store`, if `disputed` names one.
+fn payer_of(store: &MemoryStore, disputed: Disputed) -> Option<AccountId> {
+    match disputed {
+        Disputed::Order(id) => query::order(store, id)
+            .unwrap()
+            .filter(|o| o.status == OrderStatus::Paid)
+            .and_then(|o| o.payer),
+        Disputed::Bill(id) => query::bill(store, id).unwrap().and_then(|b| b.paid_by),
+        Disputed::Payment(id) => query::merchant_payment(store, id).unwrap().map(|p| p.payer),
+    }
+}
+
+fn balances(store: &MemoryStore) -> BTreeMap<AccountId, i128> {
+    query::accounts(store, None, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.balance()))
+        .collect()
+}
+
+fn check_disputes(ops: &[Op]) -> DisputeStats {
+    let mut r = Runner::new();
+    let mut stats = DisputeStats::default();
+    let mut open: BTreeMap<Disputed, Opened> = BTreeMap::new();
+    let mut resolved: BTreeMap<Disputed, (DisputeOutcome, bool)> = BTreeMap::new();
+    let mut paid: BTreeMap<OrderId, u128> = BTreeMap::new();
+    let mut refunded: BTreeMap<OrderId, u128> = BTreeMap::new();
+    for op in ops {
+        r.pending.clear();
+        let Some(tx) = r.tx(op) else { continue };
+        let before = r.w.store.clone();
+        let out = r.w.block(vec![tx.clone()]);
+        r.note(&out);
+        let after = &r.w.store;
+        let receipt = &out.receipts[0];
+        let applied: &[Event] = if receipt.result.is_ok() {
+            &receipt.events
+        } else {
+            &[]
+        };
+        // Whether the dispute a decision names had ended before this block.
+        let ended_before = match &tx.tx.kind {
+            TxKind::DecideDispute { disputed, .. } => resolved.get(disputed).copied(),
+            _ => None,
+        };
+
+        // What the block's expiries ended, before its transaction ran.
+        let mut ended_at_start: BTreeSet<Disputed> = BTreeSet::new();
+        let events = out
+            .expired
+            .iter()
+            .map(|e| (e, None))
+            .chain(applied.iter().map(|e| (e, Some(&tx.tx.kind))));
+        let mut moved: BTreeMap<AccountId, i128> = BTreeMap::new();
+        for (event, kind) in events {
+            if let Some(m) = query::movement(after, event, kind).unwrap() {
+                for p in m.postings {
+                    *moved.entry(p.debit).or_default() -= i128::from(p.amount);
+                    *moved.entry(p.credit).or_default() += i128::from(p.amount);
+                }
+            }
+            match event {
+                Event::DisputeOpened {
+                    disputed,
+                    payer,
+                    amount,
+                    held_from,
+                    ..
+                } => {
+                    assert!(kind.is_some(), "a dispute opened by an expiry: {event:?}");
+                    assert!(
+                        !open.contains_key(disputed) && !resolved.contains_key(disputed),
+                        "{disputed:?} disputed twice"
+                    );
+                    assert_eq!(
+                        tx.tx.sender,
+                        Party::Account(*payer),
+                        "opened by someone else"
+                    );
+                    assert_eq!(payer_of(&before, *disputed), Some(*payer));
+                    let record = query::dispute(after, *disputed).unwrap().unwrap();
+                    assert!(query::hold(after, record.hold).unwrap().is_some());
+                    open.insert(
+                        *disputed,
+                        Opened {
+                            amount: *amount,
+                            held_from: *held_from,
+                            refund_to: record.refund_to,
+                            hold: record.hold,
+                            default_outcome: record.default_outcome,
+                        },
+                    );
+                    stats.opened += 1;
+                }
+                Event::DisputeResolved {
+                    disputed,
+                    amount,
+                    outcome,
+                    decided_by,
+                    held_from,
+                    refund_to,
+                    ..
+                } => {
+                    let Some(o) = open.remove(disputed) else {
+                        panic!("{disputed:?} resolved without being open: {resolved:?}");
+                    };
+                    assert_eq!(
+                        (*amount, *held_from, *refund_to),
+                        (o.amount, o.held_from, o.refund_to)
+                    );
+                    assert!(query::hold(after, o.hold).unwrap().is_none());
+                    match decided_by {
+                        None => {
+                            assert!(kind.is_none(), "the deadline's rule inside a transaction");
+                            assert_eq!(*outcome, o.default_outcome, "not the rule it opened under");
+                            ended_at_start.insert(*disputed);
+                            *stats.expired.entry(outcome_name(*outcome)).or_default() += 1;
+                        }
+                        Some(by) => {
+                            assert_eq!(tx.tx.sender, Party::Institution(*by));
+                            *stats.decided.entry(outcome_name(*outcome)).or_default() += 1;
+                        }
+                    }
+                    resolved.insert(*disputed, (*outcome, decided_by.is_none()));
+                }
+                Event::PaymentCompleted { order, amount, .. } => {
+                    *paid.entry(*order).or_default() += u128::from(*amount);
+                }
+                _ => {}
+            }
+            if let Event::Refunded { order, amount, .. }
+            | Event::DisputeResolved {
+                disputed: Disputed::Order(order),
+                outcome: DisputeOutcome::Refund,
+                amount,
+                ..
+            } = event
+            {
+                let total = refunded.entry(*order).or_default();
+                *total += u128::from(*amount);
+                assert!(
+                    *total <= paid.get(order).copied().unwrap_or(0),
+                    "{order:?} refunded {total}, paid {:?}",
+                    paid.get(order)
+                );
+            }
+        }
+
+        // Every balance moved by exactly what the events posted: a refunded dispute once,
+        // a released one not at all.
+        let (was, now) = (balances(&before), balances(after));
+        for (id, balance) in &now {
+            let delta = balance - was.get(id).copied().unwrap_or(0);
+            assert_eq!(
+                delta,
+                moved.get(id).copied().unwrap_or(0),
+                "{id:?} moved by {delta}, its events by {:?}: {:?} / {:?}",
+                moved.get(id),
+                out.expired,
+                receipt
+            );
+        }
+
+        // The transaction's verdict, where the test knows what it must be.
+        let code = receipt.result.err().map(Rejection::code);
+        if matches!(code, Some("NONCE_REPLAYED" | "NONCE_OUT_OF_ORDER")) {
+            continue;
+        }
+        let mut expect = |wanted: Option<&'static str>, what: &str| {
+            assert_eq!(code, wanted, "{what}: {:?}", tx.tx.kind);
+            if let Some(c) = wanted {
+                *stats.refused.entry(c).or_default() += 1;
+            }
+        };
+        match (&tx.tx.kind, tx.tx.sender) {
+            (TxKind::DecideDispute { disputed, .. }, Party::Institution(sender)) => {
+                match query::dispute(&before, *disputed).unwrap() {
+                    None => expect(Some("DISPUTE_NOT_FOUND"), "no dispute"),
+                    Some(d) if d.decider != sender => {
+                        expect(Some("NOT_PERMITTED"), "not its decider")
+                    }
+                    Some(_) if ended_at_start.contains(disputed) || ended_before.is_some() => {
+                        if ended_at_start.contains(disputed)
+                            || ended_before.is_some_and(|(_, by_rule)| by_rule)
+                        {
+                            stats.decided_after_expiry += 1;
+                        }
+                        expect(Some("DISPUTE_NOT_OPEN"), "resolved already")
+                    }
+                    Some(_) => expect(None, "an open dispute, its decider"),
+                }
+            }
+            (TxKind::OpenDispute { disputed, .. }, Party::Account(sender)) => {
+                if let Some(payer) = payer_of(&before, *disputed) {
+                    if payer != sender {
+                        expect(Some("NOT_PAYER"), "someone else's payment");
+                    } else if query::dispute(&before, *disputed).unwrap().is_some() {
+                        expect(Some("DISPUTE_EXISTS"), "disputed before");
+                    }
+                }
+            }
+            (
+                TxKind::Refund { order, .. }
+                | TxKind::RequestRefund { order, .. }
+                | TxKind::AcceptRefundRequest { order, .. },
+                _,
+            ) if open.contains_key(&Disputed::Order(*order)) => {
+                stats.refunds_blocked += 1;
+                assert!(
+                    receipt.result.is_err(),
+                    "refunded beside an open dispute: {:?}",
+                    tx.tx.kind
+                );
+            }
+            (TxKind::AcceptRefundRequest { .. }, _) if receipt.result.is_ok() => {
+                stats.requests_accepted += 1;
+            }
+            _ => {}
+        }
+    }
+    stats
+}
+
+/// The general mix with dispute operations and hours passing at a higher rate.
+fn dispute_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => op(),
+        2 => dispute_only_op(),
+    ]
+}
+
+/// The dispute property's own default case count: a case is a few dozen blocks, each
+/// checked against every account's balance.
+const DISPUTE_CASES_DEFAULT: u32 = 300;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(DISPUTE_CASES_DEFAULT)
+    ))]
+
+    #[test]
+    fn disputes_never_create_money_and_resolve_exactly_once(
+        ops in proptest::collection::vec(dispute_op(), 1..80),
+    ) {
+        check_disputes(&ops);
+    }
+}
+
+/// The dispute checks are not vacuous: disputes open, are decided both ways and expire
+/// both ways, and each refusal the checks predict happens.
+#[test]
+fn the_dispute_checks_see_disputes_open_and_resolve() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut total = DisputeStats::default();
+    for _ in 0..60 {
+        let ops = proptest::collection::vec(dispute_op(), 60..80)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let s = check_disputes(&ops);
+        total.opened += s.opened;
+        total.decided_after_expiry += s.decided_after_expiry;
+        total.refunds_blocked += s.refunds_blocked;
+        total.requests_accepted += s.requests_accepted;
+        for (into, from) in [
+            (&mut total.decided, s.decided),
+            (&mut total.expired, s.expired),
+            (&mut total.refused, s.refused),
+        ] {
+            for (k, n) in from {
+                *into.entry(k).or_default() += n;
+            }
+        }
+    }
+    eprintln!("{total:?}");
+    assert!(total.opened >= 50, "{total:?}");
+    for outcome in ["refund", "release"] {
+        assert!(total.decided.contains_key(outcome), "{total:?}");
+        assert!(total.expired.contains_key(outcome), "{total:?}");
+    }
+    for code in [
+        "NOT_PAYER",
+        "DISPUTE_EXISTS",
+        "DISPUTE_NOT_OPEN",
+        "NOT_PERMITTED",
+        "DISPUTE_NOT_FOUND",
+    ] {
+        assert!(total.refused.contains_key(code), "no {code}: {total:?}");
+    }
+    assert!(total.decided_after_expiry > 0, "{total:?}");
+    assert!(total.refunds_blocked > 0, "{total:?}");
+    assert!(total.requests_accepted > 0, "{total:?}");
 }

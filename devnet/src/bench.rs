@@ -491,6 +491,7 @@ async fn sign_load(
                 id,
                 to: to.id,
                 amount: PAYMENT_FEN,
+                memo: tally_contracts::Memo::NONE,
             }
         };
         let signed = Transaction {

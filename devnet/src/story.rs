@@ -25,6 +25,9 @@ use crate::layout::{
 };
 use crate::processes::Health;
 
+/// What Alice's transfer to Bob is for: the memo he reads with the money.
+const TRANSFER_MEMO: &str = "dinner last Friday";
+
 /// How long the audit node may take to reach the validators' height.
 const AUDIT_CATCH_UP_MS: u64 = 30_000;
 /// Tea House's merchant fee, in basis points.
@@ -960,12 +963,19 @@ impl Story {
                     id,
                     to,
                     amount: 12_000,
+                    memo: tally_contracts::Memo::new(TRANSFER_MEMO).unwrap_or_default(),
                 },
             )
             .await?;
-        receipt.event("TransferReceived", |e| {
-            matches!(e, Event::TransferReceived { .. }).then_some(())
+        // Bob reads what it is for in the event he is notified from.
+        let memo = receipt.event("TransferReceived", |e| match e {
+            Event::TransferReceived { memo, .. } => Some(memo.clone()),
+            _ => None,
         })?;
+        ensure!(
+            memo.as_str() == TRANSFER_MEMO,
+            "the transfer reached Bob with the memo {memo:?}"
+        );
         ensure!(
             self.balance(self.cast.alice.id).await? == 61_150,
             "Alice was not debited"
@@ -987,7 +997,7 @@ impl Story {
             "Bank A owes Bank B {owed}, {owed_before} before the transfer"
         );
         Ok(format!(
-            "OK: TransferReceived, ObligationRecorded; Bank A now owes Bank B ¥{}",
+            "OK: TransferReceived (memo {TRANSFER_MEMO:?}), ObligationRecorded; Bank A now owes Bank B ¥{}",
             yuan(i128::try_from(owed).unwrap_or(i128::MAX))
         ))
     }
@@ -1372,6 +1382,7 @@ impl Story {
                 id,
                 to,
                 amount: 100_000,
+                memo: tally_contracts::Memo::NONE,
             },
             "INSUFFICIENT_FUNDS",
         )

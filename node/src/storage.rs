@@ -21,7 +21,9 @@ use tally_crypto::Hash;
 /// 3: an institution's key may be revoked (`Institution::key` is optional), the rules carry
 /// the account recovery delay, and recoveries pend in state: a version-2 directory's records
 /// do not decode as these, so it is refused.
-const SCHEMA_VERSION: u32 = 3;
+/// 4: a `Transfer` (and its `TransferReceived` event) carries a memo: a version-3
+/// directory's blocks and receipts do not decode as these, so it is refused.
+const SCHEMA_VERSION: u32 = 4;
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CHAIN_ID: &[u8] = b"m/chain_id";
 const KEY_HEAD: &[u8] = b"m/head";

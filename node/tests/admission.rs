@@ -70,6 +70,7 @@ fn forgery(n: usize, nonce: u64) -> SignedTransaction {
             id: TransferId(1_000_000 + n as u128),
             to: AccountId(PAYEE),
             amount: 1 + n as u64,
+            memo: tally_contracts::Memo::NONE,
         },
     )
 }

@@ -39,6 +39,7 @@ fn transfer_from(sender: u128, nonce: u64, to: u128, amount: Amount) -> SignedTr
             id: TransferId((sender << 64) | u128::from(nonce)),
             to: AccountId(to),
             amount,
+            memo: tally_contracts::Memo::NONE,
         },
     )
 }
@@ -320,6 +321,7 @@ async fn waiting_answers_the_outcome() {
             id: TransferId(2),
             to: AccountId(101),
             amount: 6_000,
+            memo: tally_contracts::Memo::NONE,
         },
     );
     let answer = post_bytes(
@@ -395,6 +397,7 @@ async fn the_audit_node_serves_reads_and_refuses_submissions() {
             id: TransferId(5),
             to: AccountId(101),
             amount: 1,
+            memo: tally_contracts::Memo::NONE,
         },
     );
     post_bytes(&audit_api, "/v1/transactions", encoding::encode(&transfer))
@@ -416,6 +419,7 @@ async fn accounts_and_paged_history() {
                 id: TransferId(7),
                 to: AccountId(101),
                 amount: 2_500,
+                memo: tally_contracts::Memo::NONE,
             },
         )
         .await;
@@ -686,6 +690,7 @@ async fn orders_rates_institutions_cycles_and_codes() {
             id: TransferId(10),
             to: AccountId(200),
             amount: 3_000,
+            memo: tally_contracts::Memo::NONE,
         },
     )
     .await;
@@ -938,6 +943,7 @@ async fn the_event_stream_resumes_after_a_disconnect_exactly_once() {
                         id: TransferId(first_id + u128::from(i)),
                         to: AccountId(101),
                         amount: 10 + i,
+                        memo: tally_contracts::Memo::NONE,
                     },
                 )
             })
@@ -1006,6 +1012,7 @@ async fn event_filters_and_stream_limits() {
                 id: TransferId(1),
                 to: AccountId(101),
                 amount: 10,
+                memo: tally_contracts::Memo::NONE,
             },
         )
         .await;
@@ -1386,6 +1393,7 @@ async fn the_event_stream_gives_each_party_its_own_events() {
             id: TransferId(77),
             to: AccountId(200),
             amount: 5,
+            memo: tally_contracts::Memo::NONE,
         },
     );
     net.commit_signed(&signed).await;

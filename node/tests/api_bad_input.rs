@@ -43,6 +43,7 @@ fn transfer(net: &TestNet, from: u128, to: u128, id: u128, amount: Amount) -> Si
             id: TransferId(id),
             to: AccountId(to),
             amount,
+            memo: tally_contracts::Memo::NONE,
         },
     )
 }
@@ -292,6 +293,13 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
                 .unwrap()
                 .remove("amount");
         }),
+        // No memo is the empty text, never an absent field: one spelling.
+        json_edit(&good, |v| {
+            v["tx"]["kind"]["Transfer"]
+                .as_object_mut()
+                .unwrap()
+                .remove("memo");
+        }),
         json_edit(&good, |v| {
             v["signatures"][0]
                 .as_object_mut()
@@ -414,6 +422,24 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     post_bytes(&api, TX, encoding::encode(&crowded))
         .await
         .error(StatusCode::BAD_REQUEST, "FIELD_OUT_OF_LIMITS");
+    // A transfer's memo over 64 bytes, or with a control character, validly signed: refused
+    // at the door as bytes and as JSON, whatever the signature says.
+    for text in [
+        "m".repeat(tally_contracts::MEMO_BYTES_MAX + 1),
+        "ring\u{7}".to_string(),
+    ] {
+        let mut noted = good.tx.clone();
+        if let TxKind::Transfer { memo, .. } = &mut noted.kind {
+            *memo = serde_json::from_value(json!(text)).unwrap();
+        }
+        let noted = noted.sign(&[&key(PAYER as u64)]);
+        post_bytes(&api, TX, encoding::encode(&noted))
+            .await
+            .error(StatusCode::BAD_REQUEST, "FIELD_OUT_OF_LIMITS");
+        post_json(&api, TX, serde_json::to_vec(&noted).unwrap())
+            .await
+            .error(StatusCode::BAD_REQUEST, "FIELD_OUT_OF_LIMITS");
+    }
 
     // ---- invalid signatures
     let mut forged = good.clone();
@@ -469,6 +495,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
             id: TransferId(16),
             to: AccountId(PAYEE),
             amount: 100,
+            memo: tally_contracts::Memo::NONE,
         },
     );
     post_bytes(&api, &wait_path(), encoding::encode(&by_other))
@@ -586,6 +613,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
             id: TransferId(21),
             to: AccountId(PAYEE),
             amount: 500,
+            memo: tally_contracts::Memo::NONE,
         },
     );
     post_bytes(&api, TX, encoding::encode(&reused))
@@ -629,6 +657,7 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
             id: TransferId(30),
             to: AccountId(PAYEE),
             amount: 100,
+            memo: tally_contracts::Memo::NONE,
         },
     );
     post_bytes(&api, &wait_path(), encoding::encode(&stranger))

@@ -317,6 +317,7 @@ async fn setup() -> Result<Setup> {
                 id: TransferId(1_000 + u128::from(*nonce) * 16 + from),
                 to: AccountId(to),
                 amount,
+                memo: tally_contracts::Memo::NONE,
             },
         );
         *nonce += 1;

@@ -345,6 +345,7 @@ fn replay(chain: &[BlockView]) -> Result<Replay> {
                         from,
                         to,
                         amount,
+                        ..
                     } => moved(
                         *id,
                         &[(*from, -i128::from(*amount)), (*to, i128::from(*amount))],

@@ -105,6 +105,7 @@ pub mod generate {
                     id: TransferId(id),
                     to: AccountId(to),
                     amount,
+                    memo: tally_contracts::Memo::NONE,
                 }
             }),
             (

@@ -247,6 +247,7 @@ async fn transfer_worker(
             id,
             to,
             amount: TRANSFER_FEN,
+            memo: tally_contracts::Memo::NONE,
         };
         match submitter
             .send(Party::Account(wallet.id), &[&wallet.key], kind)
@@ -284,6 +285,7 @@ pub async fn honest_transfer(
             id,
             to,
             amount: TRANSFER_FEN,
+            memo: tally_contracts::Memo::NONE,
         };
         match submitter
             .send(Party::Account(wallet.id), &[&wallet.key], kind)

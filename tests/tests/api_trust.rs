@@ -138,6 +138,7 @@ async fn two_customers(net: &TestNet) -> Result<(Vec<Wallet>, tally_crypto::Hash
             id: TransferId(77),
             to: wallets[1].id,
             amount: 5,
+            memo: tally_contracts::Memo::NONE,
         },
     }
     .sign(&[&wallets[0].key]);

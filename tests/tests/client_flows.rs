@@ -450,6 +450,8 @@ fn every_client_command_runs_every_flow_end_to_end() {
         &bob_id,
         "--amount",
         "12.50 CNY",
+        "--memo",
+        "rent, May",
     ]);
     assert!(transfer.success, "{transfer:?}");
     assert!(
@@ -457,11 +459,49 @@ fn every_client_command_runs_every_flow_end_to_end() {
             && transfer.stdout.contains("committed at height ")
             && transfer
                 .stdout
-                .contains("12.50 CNY from account 1001 to account 1002"),
+                .contains("12.50 CNY from account 1001 to account 1002, memo \"rent, May\""),
         "{}",
         transfer.stdout
     );
     assert_eq!(net.balance(ALICE), 97_750);
+    assert_eq!(net.balance(BOB), 51_250);
+    // The receiver reads the memo with the money: in its history, in words and in JSON.
+    let bob_words = net.run(&["wallet", "history", "--account", &bob_id, "--limit", "5"]);
+    assert!(
+        bob_words.success
+            && bob_words
+                .stdout
+                .contains("12.50 CNY from 1001 to 1002, memo \"rent, May\""),
+        "{bob_words:?}"
+    );
+    let bob_history = net.ok(&["wallet", "history", "--account", &bob_id, "--limit", "5"]);
+    let received = bob_history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["events"].as_array().unwrap())
+        .find_map(|e| e.get("TransferReceived"))
+        .unwrap_or_else(|| panic!("no transfer in Bob's history: {bob_history}"));
+    assert_eq!(received["memo"], "rent, May", "{received}");
+    assert_eq!(received["amount"], 1_250, "{received}");
+    // Over 64 bytes: the client says so and sends nothing.
+    net.bad_input(
+        &[
+            "wallet",
+            "transfer",
+            "--account",
+            &alice_id,
+            "--key",
+            &alice,
+            "--to",
+            &bob_id,
+            "--amount",
+            "1 CNY",
+            "--memo",
+            &"m".repeat(65),
+        ],
+        "--memo: at most 64 bytes of UTF-8 and no control characters (65 bytes given)",
+    );
     assert_eq!(net.balance(BOB), 51_250);
     net.refused(
         &[

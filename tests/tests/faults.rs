@@ -218,6 +218,7 @@ fn two_of_four_validators_stopped_commit_nothing_and_fork_nothing_then_resume() 
                     id: TransferId(77),
                     to: wallets[1].id,
                     amount: 5,
+                    memo: tally_contracts::Memo::NONE,
                 },
             }
             .sign(&[&w.key]);

@@ -184,6 +184,7 @@ fn forgery(
             id: TransferId(9_000_000 + n as u128),
             to,
             amount: 1 + n as u64,
+            memo: tally_contracts::Memo::NONE,
         },
     )
 }
@@ -220,6 +221,7 @@ fn forged_senders_are_refused_at_the_door_and_the_victims_transaction_commits() 
                 id: TransferId(8_000_000),
                 to: payee.id,
                 amount: 777,
+                memo: tally_contracts::Memo::NONE,
             },
         );
         let mut answers = Vec::new();
@@ -351,6 +353,7 @@ fn a_copy_stripped_of_the_banks_co_signature_does_not_displace_the_original() {
                 id: TransferId(8_100_001),
                 to: payee.id,
                 amount: 1,
+                memo: tally_contracts::Memo::NONE,
             },
         );
         let receipt = apis[3].submit(&gap).await?;

@@ -152,6 +152,7 @@ impl Faults {
                 id: TransferId(u128::from(height)),
                 to: AccountId(1),
                 amount: 1,
+                memo: tally_contracts::Memo::NONE,
             },
         }
         .sign(&[&self.key]);

@@ -171,6 +171,7 @@ pub fn transfer(from: u128, to: u128, nonce: u64, amount: Amount) -> SignedTrans
             id: TransferId((from << 64) | u128::from(nonce)),
             to: AccountId(to),
             amount,
+            memo: tally_contracts::Memo::NONE,
         },
     )
 }

@@ -214,6 +214,10 @@ pub enum WalletCommand {
         to: u128,
         #[command(flatten)]
         amount: AmountArg,
+        /// A note the receiver reads with the money: at most 64 bytes of UTF-8, no control
+        /// characters. It is stored on chain in clear.
+        #[arg(long, value_name = "TEXT")]
+        memo: Option<String>,
         #[command(flatten)]
         id: TransferIdArg,
     },

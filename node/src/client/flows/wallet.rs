@@ -106,21 +106,30 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
             signer,
             to,
             amount,
+            memo,
             id,
         } => {
             let (sender, key) = account_party(&signer, "--account")?;
             let to_account = customer_account(to, "--to")?;
+            let memo = memo_of(memo.as_deref())?;
             let money = amount_in(&amount, currency_of(client, signer.account).await?)?;
+            let words = if memo.is_empty() {
+                format!("{money} from account {} to account {to}", signer.account)
+            } else {
+                format!(
+                    "{money} from account {} to account {to}, memo {:?}",
+                    signer.account,
+                    memo.as_str()
+                )
+            };
             let kind = TxKind::Transfer {
                 id: transfer_id(&id)?,
                 to: to_account,
                 amount: money.minor,
+                memo,
             };
             plan("transfer", sender, vec![key], kind)
-                .words(format!(
-                    "{money} from account {} to account {to}",
-                    signer.account
-                ))
+                .words(words)
                 .expect("TransferReceived")
         }
         WalletCommand::PayOrder {
@@ -368,18 +377,33 @@ async fn history(
         .get("entries")
         .and_then(|e| e.as_array())
         .ok_or_else(|| ClientError::Answer("a history page without entries".to_string()))?;
+    // The events are read from the text, not from `entries`: a JSON value holds numbers
+    // as 64-bit at most, and transfer ids are 128-bit, so an event read back from it would
+    // not decode and its words would be lost.
+    #[derive(Deserialize)]
+    struct Told {
+        events: Vec<Event>,
+    }
+    #[derive(Deserialize)]
+    struct ToldPage {
+        entries: Vec<Told>,
+    }
+    let told_page: Option<ToldPage> = serde_json::from_str(&raw).ok();
     let mut lines = vec![format!(
         "account {account}: {} entr{}, newest first",
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" }
     )];
-    for entry in entries {
+    for (i, entry) in entries.iter().enumerate() {
         let field = |name: &str| entry.get(name).cloned().unwrap_or(serde_json::Value::Null);
         let kind = entry
             .pointer("/transaction/tx/kind")
             .map(kind_name)
             .unwrap_or_else(|| "?".to_string());
-        let events: Vec<Event> = serde_json::from_value(field("events")).unwrap_or_default();
+        let events = told_page
+            .as_ref()
+            .and_then(|p| p.entries.get(i))
+            .map_or(&[][..], |t| t.events.as_slice());
         let told: Vec<String> = events.iter().map(|e| event_words(e, currency)).collect();
         lines.push(format!(
             "  {}:{}  {kind}  {}  {}",
@@ -503,4 +527,17 @@ async fn show_code(
             "merchant": merchant.map(|m| m.0.to_string()),
         })),
     }))
+}
+
+/// `--memo` as the ledger takes it. An empty text is no memo: the ledger has one spelling
+/// of "none".
+fn memo_of(text: Option<&str>) -> Result<tally_contracts::Memo, CommandError> {
+    let text = text.unwrap_or_default();
+    tally_contracts::Memo::new(text).ok_or_else(|| {
+        input(format!(
+            "--memo: at most {} bytes of UTF-8 and no control characters ({} bytes given)",
+            tally_contracts::MEMO_BYTES_MAX,
+            text.len()
+        ))
+    })
 }

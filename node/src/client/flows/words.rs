@@ -26,8 +26,26 @@ pub fn event_words(event: &Event, currency: Currency) -> String {
             format!("{} withdrawn from {}", m(*amount), account.0)
         }
         Event::TransferReceived {
-            from, to, amount, ..
-        } => format!("{} from {} to {}", m(*amount), from.0, to.0),
+            from,
+            to,
+            amount,
+            memo,
+            ..
+        } if memo.is_empty() => format!("{} from {} to {}", m(*amount), from.0, to.0),
+        // Debug quoting: a memo is free text, shown so its end is plain.
+        Event::TransferReceived {
+            from,
+            to,
+            amount,
+            memo,
+            ..
+        } => format!(
+            "{} from {} to {}, memo {:?}",
+            m(*amount),
+            from.0,
+            to.0,
+            memo.as_str()
+        ),
         Event::OrderCreated { order, amount, .. } => {
             format!("order {} created for {}", order.0, m(*amount))
         }
@@ -243,8 +261,20 @@ mod tests {
             from: AccountId(1),
             to: AccountId(2),
             amount: 5,
+            memo: tally_contracts::Memo::NONE,
         };
         assert_eq!(event_name(&event), "TransferReceived");
         assert_eq!(event_words(&event, Currency::CNY), "0.05 CNY from 1 to 2");
+        let with_memo = Event::TransferReceived {
+            id: TransferId(1),
+            from: AccountId(1),
+            to: AccountId(2),
+            amount: 5,
+            memo: tally_contracts::Memo::new("rent, May").unwrap_or_default(),
+        };
+        assert_eq!(
+            event_words(&with_memo, Currency::CNY),
+            "0.05 CNY from 1 to 2, memo \"rent, May\""
+        );
     }
 }

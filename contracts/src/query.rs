@@ -11,7 +11,7 @@ use crate::state::{State, decode_record, key};
 use crate::{
     Account, AccountId, AccountKind, Amount, Bill, BillId, Currency, CycleId, Dispute,
     DisputeOutcome, Disputed, Event, ExecutionError, Hold, Institution, InstitutionId, Ledger,
-    MerchantPayment, Order, OrderId, PersonOutflow, RefundRequest, SettlementCycleRecord,
+    Memo, MerchantPayment, Order, OrderId, PersonOutflow, RefundRequest, SettlementCycleRecord,
     StateStore, TimeMs, TransferId, TxKind,
 };
 
@@ -366,6 +366,9 @@ pub struct Movement {
     pub amount: Amount,
     pub currency: Currency,
     pub postings: Vec<Posting>,
+    /// What the payer wrote for the payee: a transfer's memo, a merchant payment's QR
+    /// reference; empty for the rest.
+    pub note: Memo,
 }
 
 fn record<T>(found: Option<T>, k: &[u8]) -> Result<T, ExecutionError> {
@@ -402,6 +405,7 @@ pub fn movement(
             credit: to,
             amount,
         }],
+        note: Memo::NONE,
     };
     let currency_of = |id| account_of(store, id).map(|a| a.currency);
     Ok(Some(match event {
@@ -426,8 +430,15 @@ pub fn movement(
             one("Withdrawn", *account, issuance, *amount, currency)
         }
         Event::TransferReceived {
-            from, to, amount, ..
-        } => one("TransferReceived", *from, *to, *amount, currency_of(*from)?),
+            from,
+            to,
+            amount,
+            memo,
+            ..
+        } => Movement {
+            note: memo.clone(),
+            ..one("TransferReceived", *from, *to, *amount, currency_of(*from)?)
+        },
         Event::PaymentCompleted {
             order,
             merchant,
@@ -459,14 +470,18 @@ pub fn movement(
             payer,
             merchant,
             amount,
+            reference,
             ..
-        } => one(
-            "MerchantPaid",
-            *payer,
-            *merchant,
-            *amount,
-            currency_of(*payer)?,
-        ),
+        } => Movement {
+            note: reference.clone(),
+            ..one(
+                "MerchantPaid",
+                *payer,
+                *merchant,
+                *amount,
+                currency_of(*payer)?,
+            )
+        },
         Event::BillPaid {
             payer,
             biller,
@@ -506,6 +521,7 @@ pub fn movement(
                 amount: net.saturating_add(*fee),
                 currency,
                 postings,
+                note: Memo::NONE,
             }
         }
         Event::RemittanceCredited {
@@ -542,6 +558,7 @@ pub fn movement(
                         amount: *credited,
                     },
                 ],
+                note: Memo::NONE,
             }
         }
         Event::DisputeResolved {

@@ -221,7 +221,7 @@ fn merchant_flows(
                 id: TransferId(9_003),
                 merchant: AccountId(MERCHANT),
                 amount: 20_000,
-                reference: Memo::NONE,
+                reference: Memo::new("till 3").unwrap(),
             },
         ),
     ];
@@ -317,7 +317,12 @@ async fn setup() -> Result<Setup> {
                 id: TransferId(1_000 + u128::from(*nonce) * 16 + from),
                 to: AccountId(to),
                 amount,
-                memo: tally_contracts::Memo::NONE,
+                // Wallet 5 writes what its transfers are for; the statements show it.
+                memo: if from == 5 {
+                    Memo::new("rent").unwrap()
+                } else {
+                    Memo::NONE
+                },
             },
         );
         *nonce += 1;
@@ -522,6 +527,22 @@ async fn audit_reports_match_the_validators_state_and_the_submitted_payments() -
         entries.sort_unstable();
         want_entries.sort_unstable();
         ensure!(entries == want_entries, "{whole}");
+        // The payer's words reach both sides' statements: wallet 5's memo, the QR reference.
+        let notes: BTreeSet<&str> = whole["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["note"].as_str().filter(|n| !n.is_empty()))
+            .collect();
+        let want_notes: BTreeSet<&str> = match id {
+            1 | 5 => ["rent"].into(),
+            6 | MERCHANT => ["till 3"].into(),
+            _ => BTreeSet::new(),
+        };
+        ensure!(
+            notes == want_notes,
+            "account {id}: notes {notes:?}\n{whole}"
+        );
         let split = whole["entries"].as_array().unwrap().last().unwrap()["height"]
             .as_u64()
             .unwrap();

@@ -786,8 +786,12 @@ fn every_client_command_runs_every_flow_end_to_end() {
         &tea_id,
         "--amount",
         "25 CNY",
+        "--reference",
+        "till 3",
     ]);
     assert_eq!(event(&r, "MerchantPaid")["amount"], 2_500);
+    // The static QR code's reference reaches the merchant with the money.
+    assert_eq!(event(&r, "MerchantPaid")["reference"], "till 3");
     assert_eq!(net.balance(BOB), 48_750);
 
     // --- Bills: issue, a wrong amount refused, the exact amount read from the chain.

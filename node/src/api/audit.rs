@@ -425,6 +425,8 @@ pub struct StatementEntry {
     pub debit: u64,
     pub credit: u64,
     pub balance_after: i128,
+    /// The payer's memo or the merchant's QR reference; empty for none.
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -483,6 +485,7 @@ fn postings_of(
                 debit,
                 credit,
                 balance_after: 0,
+                note: item.movement.note.as_str().to_string(),
             });
         }
         Ok(())

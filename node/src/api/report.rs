@@ -627,6 +627,7 @@ pub fn csv(r: &Report) -> String {
             "debit",
             "credit",
             "balance_after",
+            "note",
         ],
     );
     for s in &r.statements {
@@ -642,6 +643,7 @@ pub fn csv(r: &Report) -> String {
                 e.debit.to_string(),
                 e.credit.to_string(),
                 e.balance_after.to_string(),
+                e.note.clone(),
             ]);
         }
     }

@@ -247,6 +247,10 @@ pub enum WalletCommand {
         merchant: u128,
         #[command(flatten)]
         amount: AmountArg,
+        /// The merchant's reference from its QR code (till, order), so it can match the
+        /// payment: at most 64 bytes of UTF-8, no control characters; stored in clear.
+        #[arg(long, value_name = "TEXT")]
+        reference: Option<String>,
         #[command(flatten)]
         id: TransferIdArg,
     },

@@ -111,7 +111,7 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
         } => {
             let (sender, key) = account_party(&signer, "--account")?;
             let to_account = customer_account(to, "--to")?;
-            let memo = memo_of(memo.as_deref())?;
+            let memo = note_of("--memo", memo.as_deref())?;
             let money = amount_in(&amount, currency_of(client, signer.account).await?)?;
             let words = if memo.is_empty() {
                 format!("{money} from account {} to account {to}", signer.account)
@@ -182,22 +182,33 @@ pub(super) async fn run(client: &mut Client, command: WalletCommand) -> Result<S
             signer,
             merchant,
             amount,
+            reference,
             id,
         } => {
             let (sender, key) = account_party(&signer, "--account")?;
             let merchant_account = customer_account(merchant, "--merchant")?;
+            let reference = note_of("--reference", reference.as_deref())?;
             let money = amount_in(&amount, currency_of(client, signer.account).await?)?;
+            let words = if reference.is_empty() {
+                format!(
+                    "{money} from account {} to merchant {merchant}",
+                    signer.account
+                )
+            } else {
+                format!(
+                    "{money} from account {} to merchant {merchant}, reference {:?}",
+                    signer.account,
+                    reference.as_str()
+                )
+            };
             let kind = TxKind::PayMerchant {
                 id: transfer_id(&id)?,
                 merchant: merchant_account,
                 amount: money.minor,
-                reference: tally_contracts::Memo::NONE,
+                reference,
             };
             plan("pay-merchant", sender, vec![key], kind)
-                .words(format!(
-                    "{money} from account {} to merchant {merchant}",
-                    signer.account
-                ))
+                .words(words)
                 .expect("MerchantPaid")
         }
         WalletCommand::ShowCode {
@@ -529,13 +540,13 @@ async fn show_code(
     }))
 }
 
-/// `--memo` as the ledger takes it. An empty text is no memo: the ledger has one spelling
-/// of "none".
-fn memo_of(text: Option<&str>) -> Result<tally_contracts::Memo, CommandError> {
+/// `--memo` or `--reference` as the ledger takes it. An empty text is none: the ledger has
+/// one spelling of "none".
+fn note_of(flag: &str, text: Option<&str>) -> Result<tally_contracts::Memo, CommandError> {
     let text = text.unwrap_or_default();
     tally_contracts::Memo::new(text).ok_or_else(|| {
         input(format!(
-            "--memo: at most {} bytes of UTF-8 and no control characters ({} bytes given)",
+            "{flag}: at most {} bytes of UTF-8 and no control characters ({} bytes given)",
             tally_contracts::MEMO_BYTES_MAX,
             text.len()
         ))

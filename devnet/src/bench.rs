@@ -939,14 +939,21 @@ impl BlockWalker {
         })
     }
 
-    /// The receipts of the blocks committed since the last call: (tx hash, OK?, code).
+    /// The receipts of the blocks committed since the last call: (tx hash, OK?, code). A
+    /// failed read is an error only when nothing was read before it.
     pub(crate) async fn next_receipts(&mut self) -> Result<Vec<(Hash, bool, String)>> {
         let health: HealthView = self.api.get_json("/health").await?;
         let head = health.height.unwrap_or(0);
         let mut out = Vec::new();
         while self.height < head {
             let next = self.height + 1;
-            let block: BlockView = self.api.get_json(&format!("/v1/blocks/{next}")).await?;
+            let block: BlockView = match self.api.get_json(&format!("/v1/blocks/{next}")).await {
+                Ok(block) => block,
+                // The blocks read so far are passed on, not lost with the error: the height
+                // stays at the last one read, and the next call retries from there.
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(e.into()),
+            };
             for receipt in block.results.receipts {
                 let code = match &receipt.result {
                     Ok(()) => "OK".to_string(),

@@ -24,7 +24,7 @@ use anyhow::{Context, Result, anyhow, ensure};
 use serde::Serialize;
 use tally_contracts::AccountId;
 use tally_crypto::Hash;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::bench::{
     BUSY_RETRY_MAX, DRAIN_WAIT, Funded, HEIGHT_POLL, IN_FLIGHT_MAX, Mix, REQUEST_TIMEOUT,
@@ -53,6 +53,9 @@ const P99_WINDOW_MAX: Duration = Duration::from_secs(60);
 /// Transfers one wallet makes in a run, at most: 4,000 × 100 fen stays inside tier 1's daily
 /// outflow limit of the devnet's genesis (500,000 fen), so no transfer is refused for it.
 const TRANSFERS_PER_WALLET_MAX: u64 = 4_000;
+/// How long the block reader may keep failing (a node slow to answer under load) before the
+/// soak gives up; shorter failures only delay the reading.
+const READ_FAILING_MAX: Duration = Duration::from_secs(60);
 /// Entries a data directory walk visits, at most (sled keeps a handful of files).
 const DISK_WALK_MAX_ENTRIES: usize = 100_000;
 /// The bars: RSS at the end at most 10% above the early value and under 400 MiB,
@@ -385,6 +388,7 @@ pub async fn run(
     let mut load_done_at: Option<Instant> = None;
     let hard_stop = stop_at + BUSY_RETRY_MAX + REQUEST_TIMEOUT + DRAIN_WAIT;
     let mut last_commit = origin;
+    let mut last_read = origin;
     loop {
         let now = Instant::now();
         if load_done_at.is_none() && load.is_finished() {
@@ -398,7 +402,23 @@ pub async fn run(
         if now > hard_stop {
             break;
         }
-        for (hash, ok, _code) in walker.next_receipts().await? {
+        let receipts = match walker.next_receipts().await {
+            Ok(receipts) => {
+                last_read = Instant::now();
+                receipts
+            }
+            Err(e) if last_read.elapsed() < READ_FAILING_MAX => {
+                bar.suspend(|| warn!(error = %format!("{e:#}"), "reading blocks; retrying"));
+                Vec::new()
+            }
+            Err(e) => {
+                return Err(e.context(format!(
+                    "reading blocks failed for {} s",
+                    READ_FAILING_MAX.as_secs()
+                )));
+            }
+        };
+        for (hash, ok, _code) in receipts {
             let Some(sent) = ledger.seen(&hash) else {
                 continue;
             };
@@ -412,7 +432,9 @@ pub async fn run(
             interval.push(seen_at.saturating_duration_since(sent).as_secs_f64() * 1e3);
         }
         if Instant::now() >= next_sample {
-            missing += ledger.forget_sent_before(Instant::now() - MISSING_AFTER);
+            if let Some(cutoff) = Instant::now().checked_sub(MISSING_AFTER) {
+                missing += ledger.forget_sent_before(cutoff);
+            }
             let t_s = origin.elapsed().as_secs_f64();
             let sample = sampler.take(
                 t_s,

@@ -198,7 +198,10 @@ pub struct Bars {
     pub nothing_lost: bool,
     /// All of the above.
     pub hold: bool,
-    /// The bars are set for 30 minutes at 1,000 tx/s; a shorter or slower run says less.
+    /// The load kept its pace: at least 99% of the scheduled transactions went out.
+    pub paced: bool,
+    /// The bars are set for 30 minutes at 1,000 tx/s kept up; a shorter, slower or
+    /// lagging run says less.
     pub full_length: bool,
 }
 
@@ -210,6 +213,9 @@ pub struct Summary {
     pub sample_every_s: u64,
     pub validators: usize,
     pub wallets: usize,
+    /// Rate × duration: what the load was to submit.
+    pub scheduled: u64,
+    /// Accepted by a validator.
     pub submitted: u64,
     pub committed: u64,
     /// In a block with a rejection code.
@@ -758,6 +764,10 @@ impl Sampler {
                 .iter()
                 .all(|n| n.rss_end_mib.is_some_and(|m| m < RSS_BAR_MIB));
         let p99_flat = p99_ratio.is_some_and(|r| r <= 1.0 + P99_GROWTH_MAX);
+        let scheduled = options.rate.saturating_mul(options.duration.as_secs());
+        // Whatever got an answer went out on time or nearly; what never left is the lag.
+        let sent = counts.submitted + counts.refused + counts.dropped;
+        let paced = sent.saturating_mul(100) >= scheduled.saturating_mul(99);
         let nothing_lost = counts.committed > 0
             && counts.rejected == 0
             && counts.missing == 0
@@ -769,6 +779,7 @@ impl Sampler {
             sample_every_s: options.sample_every.as_secs(),
             validators: 0,
             wallets: 0,
+            scheduled,
             submitted: counts.submitted,
             committed: counts.committed,
             rejected: counts.rejected,
@@ -788,8 +799,10 @@ impl Sampler {
                 p99_flat,
                 nothing_lost,
                 hold: rss_flat && rss_under_400_mib && p99_flat && nothing_lost,
+                paced,
                 full_length: options.duration >= Duration::from_secs(30 * 60)
-                    && options.rate >= 1_000,
+                    && options.rate >= 1_000
+                    && paced,
             },
             samples: self.samples.len(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -940,7 +953,8 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
         summary.sample_every_s
     );
     println!(
-        "  submitted {}  committed {}  rejected {}  missing {}  refused at submit {}  dropped {}  ({:.0} committed tx/s)",
+        "  scheduled {}  submitted {}  committed {}  rejected {}  missing {}  refused at submit {}  dropped {}  ({:.0} committed tx/s)",
+        summary.scheduled,
         summary.submitted,
         summary.committed,
         summary.rejected,
@@ -983,13 +997,21 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
         mark(b.p99_flat),
         mark(b.nothing_lost)
     );
+    if !b.paced {
+        println!(
+            "  the load fell behind its pace: {} of {} scheduled transactions went out",
+            summary.submitted + summary.refused + summary.dropped,
+            summary.scheduled
+        );
+    }
     println!(
         "  the bars {} on this run{}",
         if b.hold { "HOLD" } else { "DO NOT HOLD" },
         if b.full_length {
             ""
         } else {
-            " (they are set for 30 minutes at 1,000 tx/s; this run is shorter or slower)"
+            " (they are set for 30 minutes at 1,000 tx/s kept up; this run is shorter, slower \
+             or fell behind)"
         }
     );
     println!(
@@ -1225,7 +1247,10 @@ mod tests {
         let summary = flat.summarize(&o, &counts(100_000));
         assert_eq!(summary.early_mark_s, 10.0);
         assert!(summary.bars.hold, "{summary:#?}");
+        assert!(summary.bars.paced);
         assert!(!summary.bars.full_length);
+        // 1,000 tx/s for 100 s scheduled, 98,000 sent: the load lagged.
+        assert!(!flat.summarize(&o, &counts(98_000)).bars.paced);
         let node0 = summary.nodes.first().expect("two nodes");
         assert_eq!(node0.rss_early_mib, Some(100.0));
         assert_eq!(node0.rss_ratio, Some(1.0));

@@ -517,7 +517,12 @@ pub async fn run(
     )
     .with_context(|| format!("writing {SUMMARY_FILE}"))?;
     let names: Vec<String> = probes.iter().map(|p| p.name.clone()).collect();
-    write_chart(&options.out.join(CHART_FILE), &names, &sampler.samples)?;
+    write_chart(
+        &options.out.join(CHART_FILE),
+        &names,
+        &sampler.samples,
+        Some(sampler.early_mark_s),
+    )?;
     Ok(summary)
 }
 
@@ -1028,8 +1033,14 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
 }
 
 /// Draws the chart: three panels, one above the other: RSS per node, disk per node, and the
-/// commit latency (p50 and p99) per interval, over the run's time.
-pub fn write_chart(path: &Path, names: &[String], samples: &[Sample]) -> Result<()> {
+/// commit latency (p50 and p99) per interval, over the run's time; a grey vertical line at
+/// `early_mark_s`, where the early figures are read.
+pub fn write_chart(
+    path: &Path,
+    names: &[String],
+    samples: &[Sample],
+    early_mark_s: Option<f64>,
+) -> Result<()> {
     use plotters::prelude::*;
 
     let t_max = samples.iter().map(|s| s.t_s).fold(0.0f64, f64::max);
@@ -1097,6 +1108,20 @@ pub fn write_chart(path: &Path, names: &[String], samples: &[Sample]) -> Result<
             .y_desc(y_unit)
             .draw()
             .map_err(chart_error)?;
+        if let Some(mark) = early_mark_s.filter(|m| *m > 0.0 && *m <= t_max) {
+            // Darker than the mesh, which it may fall on.
+            let grey = BLACK.mix(0.6);
+            chart
+                .draw_series(LineSeries::new(
+                    [(mark / scale, 0.0), (mark / scale, y_max)],
+                    grey.stroke_width(3),
+                ))
+                .map_err(chart_error)?
+                .label("early mark")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(3))
+                });
+        }
         for (i, s) in series.iter().enumerate() {
             let colour = Palette99::pick(i).to_rgba();
             chart
@@ -1327,7 +1352,7 @@ mod tests {
                 s
             })
             .collect();
-        write_chart(&path, &names, &samples)?;
+        write_chart(&path, &names, &samples, Some(180.0))?;
         let text = std::fs::read_to_string(&path)?;
         let svg = roxmltree::Document::parse(&text)?;
         let lines = svg
@@ -1341,8 +1366,9 @@ mod tests {
         // Two nodes in two panels, two percentiles in the third.
         assert!(lines >= 6, "{lines} lines of 20 points");
         assert!(text.contains("validator-0") && text.contains("p99"));
+        assert!(text.contains("early mark"));
         // Nothing sampled yet still draws three empty panels.
-        write_chart(&path, &names, &[])?;
+        write_chart(&path, &names, &[], None)?;
         roxmltree::Document::parse(&std::fs::read_to_string(&path)?)?;
         Ok(())
     }

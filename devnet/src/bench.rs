@@ -28,31 +28,31 @@ use crate::client::{Api, Submitter, new_key};
 use crate::layout::{BANK_A, BANK_B, Layout, institution_id};
 
 /// Concurrent submissions (each on its own kept-alive connection per validator).
-const IN_FLIGHT_MAX: usize = 128;
+pub(crate) const IN_FLIGHT_MAX: usize = 128;
 /// Without `--rate`, how many transactions per second of `--duration` are signed ahead: far
 /// above what this network commits on a small machine, so the load never runs dry early.
 const UNPACED_PREPARED_PER_S: u64 = 4_000;
 /// The most load transactions signed ahead, whatever the flags (memory and signing time).
 const PREPARED_MAX: u64 = 400_000;
 /// The most wallets made for one run.
-const WALLETS_MAX: usize = 4_000;
+pub(crate) const WALLETS_MAX: usize = 4_000;
 /// Merchants made for `payments` and `mixed`.
 const MERCHANTS: usize = 8;
 /// Each wallet's top-up, in fen (the tier-1 single-payment limit): far more than it spends.
 const TOP_UP_FEN: u64 = 500_000;
 /// One transfer or payment, in fen.
-const PAYMENT_FEN: u64 = 100;
+pub(crate) const PAYMENT_FEN: u64 = 100;
 /// How long a setup batch may take to commit.
 const SETUP_COMMIT_WAIT: Duration = Duration::from_secs(120);
 /// After the last submission, how long commits are still awaited.
-const DRAIN_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DRAIN_WAIT: Duration = Duration::from_secs(30);
 /// Back-off when a node answers BUSY (503) or 429, and how long one transaction may retry.
 const BUSY_BACKOFF: Duration = Duration::from_millis(20);
-const BUSY_RETRY_MAX: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_RETRY_MAX: Duration = Duration::from_secs(10);
 /// One HTTP exchange's bound.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the block reader asks for the height.
-const HEIGHT_POLL: Duration = Duration::from_millis(25);
+pub(crate) const HEIGHT_POLL: Duration = Duration::from_millis(25);
 /// The verification measurement: batches of this size for about this long, on one thread.
 const VERIFY_BATCH: usize = 1024;
 const VERIFY_MEASURE: Duration = Duration::from_secs(1);
@@ -128,50 +128,49 @@ pub struct NodePid {
 }
 
 /// One prepared transaction: where it goes, its hash and canonical bytes.
-struct Prepared {
-    validator: usize,
-    hash: Hash,
-    bytes: Bytes,
+pub(crate) struct Prepared {
+    pub(crate) validator: usize,
+    pub(crate) hash: Hash,
+    pub(crate) bytes: Bytes,
 }
 
 /// A wallet of the run: id, device key, bank key index (0 = Bank A, 1 = Bank B).
-struct Wallet {
+pub(crate) struct Wallet {
     id: AccountId,
     key: SigningKey,
     bank: usize,
 }
 
-/// Runs the bench on the devnet of `layout`, whose validators' APIs are `validators`.
-pub async fn run(
+/// Wallets registered, card-bound and topped up on a devnet, ready to carry load.
+pub(crate) struct Funded {
+    /// Submitters' APIs, one per validator, without credentials.
+    pub(crate) apis: Vec<Api>,
+    /// Reads the committed blocks from the first validator, as the regulator.
+    pub(crate) walker: BlockWalker,
+    pub(crate) wallets: Vec<Wallet>,
+    pub(crate) merchants: Vec<AccountId>,
+    pub(crate) chain_id: String,
+}
+
+/// Enough wallets for `transactions` load transactions, never more than [`WALLETS_MAX`]:
+/// at least two per submission in flight, so that a sender's consecutive nonces are never
+/// in flight together (each waits for `in_flight` others), and a sender has few
+/// transactions pending at once.
+pub(crate) fn wallets_for(transactions: u64) -> usize {
+    usize::try_from(transactions / 8)
+        .unwrap_or(WALLETS_MAX)
+        .clamp(2 * IN_FLIGHT_MAX + 1, WALLETS_MAX)
+}
+
+/// Makes `wallets_count` wallets (and, for a mix with payments, the merchants) on the devnet
+/// of `layout` through `validators`, each setup round committed before the next.
+pub(crate) async fn fund_wallets(
     layout: &Layout,
     validators: &[SocketAddr],
-    pids: &[NodePid],
-    options: &Options,
-) -> Result<Report> {
-    ensure!(!validators.is_empty(), "no validator API to load");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    eprintln!("measuring batch signature verification on one thread …");
-    let verify_per_s = tokio::task::spawn_blocking(measure_verify_rate)
-        .await
-        .context("the verification measurement")??;
-    let ceiling_tps = cores as f64 * verify_per_s / validators.len() as f64;
-    eprintln!(
-        "{verify_per_s:.0} verifications/s per core × {cores} cores ÷ {} validators = ceiling {ceiling_tps:.0} tx/s",
-        validators.len()
-    );
-
-    let prepared_count = match options.rate {
-        Some(rate) => rate.saturating_mul(options.duration_s),
-        None => UNPACED_PREPARED_PER_S.saturating_mul(options.duration_s),
-    }
-    .clamp(1, PREPARED_MAX);
-    // Enough wallets that a sender's consecutive nonces are never in flight together (each
-    // waits for IN_FLIGHT_MAX others), and a sender has few transactions pending at once.
-    let wallets_count = usize::try_from(prepared_count / 8)
-        .unwrap_or(WALLETS_MAX)
-        .clamp(2 * IN_FLIGHT_MAX + 1, WALLETS_MAX);
+    wallets_count: usize,
+    mix: Mix,
+) -> Result<Funded> {
     let in_flight = IN_FLIGHT_MAX.min(wallets_count / 2);
-
     let chain_id = layout.manifest.chain_id.clone();
     let banks = [
         layout.institution_key(BANK_A)?,
@@ -188,7 +187,7 @@ pub async fn run(
     let mut walker = BlockWalker::start(reader.clone()).await?;
     let run = u128::from(now_ms()) << 32;
 
-    let merchants = if options.mix == Mix::Transfers {
+    let merchants = if mix == Mix::Transfers {
         Vec::new()
     } else {
         eprintln!("registering {MERCHANTS} merchants …");
@@ -252,6 +251,48 @@ pub async fn run(
             .collect::<Result<_>>()?;
         setup_round(&apis, &mut walker, txs, in_flight, round).await?;
     }
+    Ok(Funded {
+        apis,
+        walker,
+        wallets,
+        merchants,
+        chain_id,
+    })
+}
+
+/// Runs the bench on the devnet of `layout`, whose validators' APIs are `validators`.
+pub async fn run(
+    layout: &Layout,
+    validators: &[SocketAddr],
+    pids: &[NodePid],
+    options: &Options,
+) -> Result<Report> {
+    ensure!(!validators.is_empty(), "no validator API to load");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!("measuring batch signature verification on one thread …");
+    let verify_per_s = tokio::task::spawn_blocking(measure_verify_rate)
+        .await
+        .context("the verification measurement")??;
+    let ceiling_tps = cores as f64 * verify_per_s / validators.len() as f64;
+    eprintln!(
+        "{verify_per_s:.0} verifications/s per core × {cores} cores ÷ {} validators = ceiling {ceiling_tps:.0} tx/s",
+        validators.len()
+    );
+
+    let prepared_count = match options.rate {
+        Some(rate) => rate.saturating_mul(options.duration_s),
+        None => UNPACED_PREPARED_PER_S.saturating_mul(options.duration_s),
+    }
+    .clamp(1, PREPARED_MAX);
+    let wallets_count = wallets_for(prepared_count);
+    let in_flight = IN_FLIGHT_MAX.min(wallets_count / 2);
+    let Funded {
+        apis,
+        mut walker,
+        wallets,
+        merchants,
+        chain_id,
+    } = fund_wallets(layout, validators, wallets_count, options.mix).await?;
 
     eprintln!("signing {prepared_count} transactions ahead …");
     let load = Arc::new(
@@ -451,8 +492,61 @@ async fn make_merchants(
     Ok(merchants)
 }
 
-/// Signs the load on all cores: sender `i % wallets` at its nonce `3 + i / wallets`, so a
-/// sender's transactions are submitted in nonce order, `wallets` submissions apart.
+/// Load transaction `i`: sender `i % wallets` at its nonce `3 + i / wallets`, so a sender's
+/// transactions are submitted in nonce order, `wallets` submissions apart, always to the same
+/// validator.
+pub(crate) fn load_transaction(
+    wallets: &[Wallet],
+    merchants: &[AccountId],
+    chain_id: &str,
+    mix: Mix,
+    validators: usize,
+    i: u64,
+) -> Result<Prepared> {
+    let n = wallets.len() as u64;
+    ensure!(n > 0 && validators > 0, "no wallet or no validator");
+    let sender_index = usize::try_from(i % n)?;
+    let w = wallets
+        .get(sender_index)
+        .ok_or_else(|| anyhow!("no wallet {sender_index}"))?;
+    let round = i / n;
+    let pay_merchant = match mix {
+        Mix::Transfers => false,
+        Mix::Payments => true,
+        Mix::Mixed => i % 3 == 2,
+    };
+    let id = TransferId((w.id.0 << 20) | u128::from(round));
+    let kind = if pay_merchant {
+        let m = usize::try_from(i % merchants.len().max(1) as u64)?;
+        TxKind::PayMerchant {
+            id,
+            merchant: *merchants.get(m).ok_or_else(|| anyhow!("no merchant"))?,
+            amount: PAYMENT_FEN,
+            reference: tally_contracts::Memo::NONE,
+        }
+    } else {
+        // The next wallet is at the other bank: every transfer is interbank-netted.
+        let to = wallets
+            .get((sender_index + 1) % wallets.len())
+            .ok_or_else(|| anyhow!("no recipient"))?;
+        TxKind::Transfer {
+            id,
+            to: to.id,
+            amount: PAYMENT_FEN,
+            memo: tally_contracts::Memo::NONE,
+        }
+    };
+    let signed = Transaction {
+        chain_id: chain_id.to_string(),
+        sender: Party::Account(w.id),
+        nonce: 3 + round,
+        kind,
+    }
+    .sign(&[&w.key]);
+    Ok(prepare(&signed, sender_index % validators))
+}
+
+/// Signs the load on all cores, ahead of submitting it.
 async fn sign_load(
     wallets: &[Wallet],
     merchants: &[AccountId],
@@ -461,49 +555,7 @@ async fn sign_load(
     mix: Mix,
     validators: usize,
 ) -> Result<Vec<Prepared>> {
-    let n = wallets.len() as u64;
-    let make = |i: u64| -> Result<Prepared> {
-        let sender_index = usize::try_from(i % n)?;
-        let w = wallets
-            .get(sender_index)
-            .ok_or_else(|| anyhow!("no wallet {sender_index}"))?;
-        let round = i / n;
-        let pay_merchant = match mix {
-            Mix::Transfers => false,
-            Mix::Payments => true,
-            Mix::Mixed => i % 3 == 2,
-        };
-        let id = TransferId((w.id.0 << 20) | u128::from(round));
-        let kind = if pay_merchant {
-            let m = usize::try_from(i % merchants.len().max(1) as u64)?;
-            TxKind::PayMerchant {
-                id,
-                merchant: *merchants.get(m).ok_or_else(|| anyhow!("no merchant"))?,
-                amount: PAYMENT_FEN,
-                reference: tally_contracts::Memo::NONE,
-            }
-        } else {
-            // The next wallet is at the other bank: every transfer is interbank-netted.
-            let to = wallets
-                .get((sender_index + 1) % wallets.len())
-                .ok_or_else(|| anyhow!("no recipient"))?;
-            TxKind::Transfer {
-                id,
-                to: to.id,
-                amount: PAYMENT_FEN,
-                memo: tally_contracts::Memo::NONE,
-            }
-        };
-        let signed = Transaction {
-            chain_id: chain_id.to_string(),
-            sender: Party::Account(w.id),
-            nonce: 3 + round,
-            kind,
-        }
-        .sign(&[&w.key]);
-        // A sender always goes to the same validator, so its nonces arrive there in order.
-        Ok(prepare(&signed, sender_index % validators))
-    };
+    let make = |i: u64| load_transaction(wallets, merchants, chain_id, mix, validators, i);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let per_thread = count.div_ceil(threads);
     let parts: Vec<Result<Vec<Prepared>>> = std::thread::scope(|scope| {
@@ -630,37 +682,59 @@ async fn submit_all(
 }
 
 async fn submit_one(apis: &[Api], tx: &Prepared, i: usize, shared: &Shared, stop_at: Instant) {
+    match submit_until_answered(apis, tx, stop_at).await {
+        Submission::Accepted { sent } => {
+            let micros = u64::try_from(sent.duration_since(shared.origin).as_micros())
+                .unwrap_or(u64::MAX - 1);
+            if let Some(at) = shared.accepted_at.get(i) {
+                at.store(micros + 1, Ordering::Relaxed);
+            }
+            shared.submitted.fetch_add(1, Ordering::Relaxed);
+        }
+        Submission::Dropped => {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        Submission::Refused => {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What became of one submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Submission {
+    /// Taken into the pool; `sent` is when the accepted attempt went out.
+    Accepted { sent: Instant },
+    /// Refused (not BUSY): duplicate, nonce, malformed …
+    Refused,
+    /// Still BUSY after the retry bound, or not answered.
+    Dropped,
+}
+
+/// Submits `tx` to its validator, retrying BUSY (and unanswered) attempts for
+/// [`BUSY_RETRY_MAX`], never past `stop_at` and the drain.
+pub(crate) async fn submit_until_answered(
+    apis: &[Api],
+    tx: &Prepared,
+    stop_at: Instant,
+) -> Submission {
     let retry_until = (Instant::now() + BUSY_RETRY_MAX).min(stop_at + DRAIN_WAIT);
+    let Some(api) = apis.get(tx.validator) else {
+        return Submission::Dropped;
+    };
     loop {
         let sent = Instant::now();
-        let Some(api) = apis.get(tx.validator) else {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let answer = post(api, tx.bytes.clone()).await;
-        match answer {
-            Ok(StatusCode::ACCEPTED | StatusCode::OK) => {
-                let micros = u64::try_from(sent.duration_since(shared.origin).as_micros())
-                    .unwrap_or(u64::MAX - 1);
-                if let Some(at) = shared.accepted_at.get(i) {
-                    at.store(micros + 1, Ordering::Relaxed);
-                }
-                shared.submitted.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
+        match post(api, tx.bytes.clone()).await {
+            Ok(StatusCode::ACCEPTED | StatusCode::OK) => return Submission::Accepted { sent },
             Ok(StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) | Err(_)
                 if Instant::now() < retry_until =>
             {
                 tokio::time::sleep(BUSY_BACKOFF).await;
             }
             Ok(StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) | Err(_) => {
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
+                return Submission::Dropped;
             }
-            Ok(_) => {
-                shared.refused.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
+            Ok(_) => return Submission::Refused,
         }
     }
 }
@@ -807,7 +881,7 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
 }
 
 /// The value at fraction `q` of sorted `values` (nearest rank); 0 when empty.
-fn percentile(values: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
@@ -817,14 +891,19 @@ fn percentile(values: &[f64], q: f64) -> f64 {
 
 /// A process's peak resident set (`VmHWM`), MiB.
 fn peak_memory_mib(pid: u32) -> Option<f64> {
+    Some(proc_status_kib(pid, "VmHWM:")? as f64 / 1024.0)
+}
+
+/// A KiB figure of a process's `/proc/PID/status` (`VmRSS:`, `VmHWM:` …); `None` when the
+/// process is gone or the line is not there.
+pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Reads each committed block once, in height order, from one node.
-struct BlockWalker {
+pub(crate) struct BlockWalker {
     api: Api,
     /// The last height read.
     height: u64,
@@ -861,14 +940,21 @@ impl BlockWalker {
         })
     }
 
-    /// The receipts of the blocks committed since the last call: (tx hash, OK?, code).
-    async fn next_receipts(&mut self) -> Result<Vec<(Hash, bool, String)>> {
+    /// The receipts of the blocks committed since the last call: (tx hash, OK?, code). A
+    /// failed read is an error only when nothing was read before it.
+    pub(crate) async fn next_receipts(&mut self) -> Result<Vec<(Hash, bool, String)>> {
         let health: HealthView = self.api.get_json("/health").await?;
         let head = health.height.unwrap_or(0);
         let mut out = Vec::new();
         while self.height < head {
             let next = self.height + 1;
-            let block: BlockView = self.api.get_json(&format!("/v1/blocks/{next}")).await?;
+            let block: BlockView = match self.api.get_json(&format!("/v1/blocks/{next}")).await {
+                Ok(block) => block,
+                // The blocks read so far are passed on, not lost with the error: the height
+                // stays at the last one read, and the next call retries from there.
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(e.into()),
+            };
             for receipt in block.results.receipts {
                 let code = match &receipt.result {
                     Ok(()) => "OK".to_string(),

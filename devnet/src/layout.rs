@@ -33,6 +33,8 @@ use crate::client::{Api, ClientTls, Credential, new_key};
 
 /// The chain id every devnet uses.
 pub const CHAIN_ID: &str = "tally-devnet";
+/// Each node's store, under its directory (its `tally.toml`'s `data_dir`).
+const DATA_DIR: &str = "data";
 
 /// An institution of the devnet's genesis.
 #[derive(Debug, Clone, Copy)]
@@ -255,6 +257,11 @@ impl Layout {
         self.dir.join("nodes").join(&node.name)
     }
 
+    /// Where the node keeps its store (its configuration's `data_dir`).
+    pub fn data_dir(&self, node: &NodeSpec) -> PathBuf {
+        self.node_dir(node).join(DATA_DIR)
+    }
+
     pub fn config_path(&self, node: &NodeSpec) -> PathBuf {
         self.node_dir(node).join("tally.toml")
     }
@@ -464,7 +471,7 @@ impl Layout {
         let observers: Vec<String> = self.auditors().map(|a| a.public_key.to_hex()).collect();
         let mut text = format!(
             "mode = \"{mode}\"\nlisten_address = \"{}\"\napi_address = \"{}\"\n\
-             data_dir = \"data\"\nkey_file = \"node.key\"\ngenesis_file = \"../../genesis.json\"\n",
+             data_dir = \"{DATA_DIR}\"\nkey_file = \"node.key\"\ngenesis_file = \"../../genesis.json\"\n",
             node.p2p_address, node.api_address
         );
         if node.mode == NodeMode::Validator {

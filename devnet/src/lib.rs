@@ -1,6 +1,6 @@
 //! The devnet as a library: the layout of a local network on disk (keys, genesis, configs),
 //! its `tally` node processes, the HTTP client that signs and submits, the payment story and
-//! the load generator. The `tally-devnet` binary is a thin command line over these; the
+//! the load generators (bench and soak). The `tally-devnet` binary is a thin command line over these; the
 //! cross-crate fault suites in `tests/` drive real node processes through them too.
 
 #![forbid(unsafe_code)]
@@ -11,4 +11,5 @@ pub mod bench;
 pub use tally_node::client;
 pub mod layout;
 pub mod processes;
+pub mod soak;
 pub mod story;

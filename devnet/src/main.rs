@@ -4,19 +4,21 @@
 //! ```sh
 //! cargo run --release -p tally-devnet -- demo     # start a devnet, tell the story, stop
 //! cargo run --release -p tally-devnet -- up       # start a devnet and keep it until Ctrl-C
+//! cargo run --release -p tally-devnet -- soak --duration 30m --out soak   # memory, disk, p99
 //! ```
 
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 
 use tally_devnet::layout::Layout;
 use tally_devnet::processes::{Network, tally_binary};
-use tally_devnet::{bench, story};
+use tally_devnet::{bench, soak, story};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,6 +76,30 @@ enum DevnetCommand {
         #[arg(long, value_name = "URL", requires = "dir", num_args = 1..)]
         api: Vec<String>,
     },
+    /// Steady paced transfers on a devnet this command starts, for a long time, sampling
+    /// every node's memory (RSS) and data directory on disk and the commit latency; prints
+    /// a summary against issue 20's bars and writes the samples (CSV), the summary (JSON)
+    /// and a chart (SVG) to --out.
+    Soak {
+        /// How long the load runs: 90, 90s, 30m, 2h.
+        #[arg(long, value_parser = soak::parse_duration, default_value = "30m")]
+        duration: Duration,
+        /// Transfers submitted per second, paced.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// How often the nodes are sampled: 5, 5s, 1m.
+        #[arg(long, value_parser = soak::parse_duration, default_value = "5s")]
+        sample_every: Duration,
+        /// Where samples.csv, summary.json and soak.svg go; tally-soak-<time> here if absent.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the summary as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+        /// The devnet's directory; a fresh temporary one (removed after) if absent.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -117,6 +143,27 @@ fn main() -> std::process::ExitCode {
                 };
                 bench(options, dir, api).await
             }
+            DevnetCommand::Soak {
+                duration,
+                rate,
+                sample_every,
+                out,
+                json,
+                dir,
+            } => {
+                let out = match out {
+                    Some(out) => out,
+                    None => PathBuf::from(format!("tally-soak-{}", unix_seconds()?)),
+                };
+                let options = soak::Options {
+                    duration,
+                    rate,
+                    sample_every,
+                    out,
+                    json,
+                };
+                soak(options, dir).await
+            }
         }
     });
     match result {
@@ -127,6 +174,12 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn unix_seconds() -> Result<u64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs())
 }
 
 /// A new directory under the system's temporary directory.
@@ -293,6 +346,52 @@ async fn bench(options: bench::Options, dir: Option<PathBuf>, api: Vec<String>) 
         Ok(report) => {
             bench::print(&report, options.json)?;
             Ok(report.committed > 0)
+        }
+        Err(e) => Err(e),
+    };
+    if temporary {
+        if ok.as_ref().is_ok_and(|ok| *ok) {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            eprintln!("the devnet's directory (logs) is kept: {}", dir.display());
+        }
+    }
+    ok
+}
+
+async fn soak(options: soak::Options, dir: Option<PathBuf>) -> Result<bool> {
+    let (dir, temporary) = match dir {
+        Some(d) => (d, false),
+        None => (fresh_dir()?, true),
+    };
+    let (layout, mut network) = start(&dir, 4, 1).await?;
+    let validators: Vec<SocketAddr> = network.validators().map(|n| n.api.address).collect();
+    let probes: Vec<soak::NodeProbe> = network
+        .nodes
+        .iter()
+        .map(|n| soak::NodeProbe {
+            name: n.spec.name.clone(),
+            pid: n.pid(),
+            data_dir: layout.data_dir(&n.spec),
+        })
+        .collect();
+    let summary = tokio::select! {
+        summary = soak::run(&layout, &validators, &probes, &options) => summary,
+        signal = interrupted() => signal.and_then(|()| Err(anyhow!("interrupted"))),
+    };
+    // A node that died during the run shows as a gap in its samples; say which.
+    let exited = network.exited();
+    network.stop().await;
+    if let Some((name, status)) = &exited {
+        eprintln!(
+            "{name} exited during the soak ({status}); its log is in {}",
+            dir.display()
+        );
+    }
+    let ok = match summary {
+        Ok(summary) => {
+            soak::print(&summary, options.json)?;
+            Ok(summary.committed > 0 && exited.is_none())
         }
         Err(e) => Err(e),
     };

@@ -243,8 +243,9 @@ fn l55_skips_to_a_round_with_f_plus_one_votes() {
     assert_eq!(node.round(), Round(5));
 }
 
-/// Locks on b in round 0, then sees round 1 propose c.
-fn locked_node(f: &Fixture, me: usize) -> Consensus<MemoryStore> {
+/// Sees round 0 propose b and two others prevote it: with its own prevote, a quorum, so it
+/// precommits and locks on b. The outputs of the last step.
+fn prevote_quorum_on_b(f: &Fixture, me: usize) -> (Consensus<MemoryStore>, Vec<Output>) {
     let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
     let b = BlockHash::of(b"b");
     let mut node = f.node(me, H);
@@ -256,7 +257,15 @@ fn locked_node(f: &Fixture, me: usize) -> Consensus<MemoryStore> {
         valid: true,
     });
     node.step(f.vote(VoteKind::Prevote, H, 0, Some(b), others[0]));
-    node.step(f.vote(VoteKind::Prevote, H, 0, Some(b), others[1]));
+    let out = node.step(f.vote(VoteKind::Prevote, H, 0, Some(b), others[1]));
+    (node, out)
+}
+
+/// Locks on b in round 0, then sees round 1 propose c.
+fn locked_node(f: &Fixture, me: usize) -> Consensus<MemoryStore> {
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    let b = BlockHash::of(b"b");
+    let (mut node, _) = prevote_quorum_on_b(f, me);
     assert_eq!(node.locked(), Some((Round(0), b)));
     // Round 0 fails to commit: precommit timeout.
     node.step(f.vote(VoteKind::Precommit, H, 0, None, others[0]));
@@ -472,16 +481,7 @@ fn a_restarted_validator_re_proposes_the_valid_value_it_persisted() {
     assert_ne!(me, f.proposer(H, 0), "the fixture's rotation changed");
     let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
     let b = BlockHash::of(b"b");
-    let mut node = f.node(me, H);
-    node.start();
-    node.step(f.proposal(H, 0, b"b", None));
-    node.step(Input::BlockValidity {
-        height: Height(H),
-        block: b,
-        valid: true,
-    });
-    node.step(f.vote(VoteKind::Prevote, H, 0, Some(b), others[0]));
-    let out = node.step(f.vote(VoteKind::Prevote, H, 0, Some(b), others[1]));
+    let (node, out) = prevote_quorum_on_b(&f, me);
     let record = out
         .iter()
         .find_map(|o| match o {

@@ -888,40 +888,6 @@ fn person(id: u128) -> Hash {
     }
 }
 
-/// Register wallet `id` at bank A as `person(id)`, bind a card, top up: nonces 0..=2.
-fn open_wallet_of_person(id: u128, top_up: u64) -> Vec<SignedTransaction> {
-    let k = wallet_key(id);
-    let b = institution_key(BANK_A);
-    let card = CardToken(Hash::digest("card", &id.to_le_bytes()).0);
-    let me = Party::Account(AccountId(id));
-    vec![
-        sign(
-            me,
-            0,
-            &[&k, &b],
-            TxKind::RegisterAccount {
-                account: AccountId(id),
-                key: k.public_key(),
-                currency: Currency::CNY,
-                institution: BANK_A,
-                tier: 0,
-                identity: person(id),
-            },
-        ),
-        sign(me, 1, &[&k, &b], TxKind::BindCard { card, bank: BANK_A }),
-        sign(
-            me,
-            2,
-            &[&k, &b],
-            TxKind::TopUp {
-                id: TransferId(id),
-                card,
-                amount: top_up,
-            },
-        ),
-    ]
-}
-
 /// GET `path` as `as_whom`: (status, JSON body or null).
 async fn get_as(as_whom: &tally_node::client::Api, path: &str) -> Result<(StatusCode, Value)> {
     let answer = tokio::time::timeout(http::REQUEST_WAIT, as_whom.get(path))
@@ -954,7 +920,7 @@ async fn the_regulator_sees_open_disputes_sanctioned_accounts_and_structuring() 
     cluster.start(0).await?;
     let opening: Vec<_> = [1, 2, 3, 4, 5, 6, 9]
         .into_iter()
-        .flat_map(|id| open_wallet_of_person(id, 500_000))
+        .flat_map(|id| open_wallet_of(id, 500_000, person(id)))
         .collect();
     commit(&cluster, &opening).await?;
 

@@ -124,6 +124,12 @@ fn sign(sender: Party, nonce: u64, keys: &[&SigningKey], kind: TxKind) -> Signed
 
 /// Register, bind a card and top up `amount`: nonces 0, 1, 2 of wallet `id`.
 pub fn open_wallet(id: u128, amount: Amount) -> Vec<SignedTransaction> {
+    open_wallet_of(id, amount, Hash::digest("identity", &id.to_le_bytes()))
+}
+
+/// [`open_wallet`] for the person whose identity digest is `identity` (one person may hold
+/// several wallets).
+pub fn open_wallet_of(id: u128, amount: Amount, identity: Hash) -> Vec<SignedTransaction> {
     let k = wallet_key(id);
     let bank = institution_key(BANK_A);
     let card = CardToken(Hash::digest("card", &id.to_le_bytes()).0);
@@ -139,7 +145,7 @@ pub fn open_wallet(id: u128, amount: Amount) -> Vec<SignedTransaction> {
                 currency: Currency::CNY,
                 institution: BANK_A,
                 tier: 0,
-                identity: Hash::digest("identity", &id.to_le_bytes()),
+                identity,
             },
         ),
         sign(

@@ -1,5 +1,5 @@
-//! Executed simple transfers per second on one core, in memory and over sled (one batch
-//! commit and flush per block of 10,000 transfers). Signing and verification happen
+//! Executed simple transfers per second on one core, in memory and over redb (one durable
+//! write transaction per block of 10,000 transfers). Signing and verification happen
 //! before the clock starts: this measures the contracts and the store.
 //!
 //! Run: `cargo bench -p tally-contracts` (BENCH_BLOCKS raises the number of blocks).
@@ -67,44 +67,60 @@ impl Committing for MemoryStore {
     }
 }
 
-struct SledStore {
-    db: sled::Db,
+/// The node's store: one redb table, one durable write transaction per block.
+struct RedbStore {
+    db: redb::Database,
 }
 
-impl StateStore for SledStore {
+const STATE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("state");
+
+impl StateStore for RedbStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db
-            .get(key)
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| StoreError(e.to_string()))
+        use redb::{ReadableDatabase, ReadableTable};
+        let fail = |e: redb::Error| StoreError(e.to_string());
+        let txn = self.db.begin_read().map_err(|e| fail(e.into()))?;
+        let table = txn.open_table(STATE).map_err(|e| fail(e.into()))?;
+        let value = table.get(key).map_err(|e| fail(e.into()))?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        use redb::{ReadableDatabase, ReadableTable};
         if start >= end {
             return Ok(Vec::new());
         }
-        self.db
+        let fail = |e: redb::Error| StoreError(e.to_string());
+        let txn = self.db.begin_read().map_err(|e| fail(e.into()))?;
+        let table = txn.open_table(STATE).map_err(|e| fail(e.into()))?;
+        table
             .range(start..end)
+            .map_err(|e| fail(e.into()))?
             .take(limit)
             .map(|r| {
-                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(|e| StoreError(e.to_string()))
+                r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                    .map_err(|e| fail(e.into()))
             })
             .collect()
     }
 }
 
-impl Committing for SledStore {
+impl Committing for RedbStore {
     fn commit(&mut self, writes: Vec<Write>) {
-        let mut batch = sled::Batch::default();
-        for w in writes {
-            match w.value {
-                Some(v) => batch.insert(w.key, v),
-                None => batch.remove(w.key),
+        let txn = self.db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(STATE).unwrap();
+            for w in writes {
+                match w.value {
+                    Some(v) => {
+                        table.insert(w.key.as_slice(), v.as_slice()).unwrap();
+                    }
+                    None => {
+                        table.remove(w.key.as_slice()).unwrap();
+                    }
+                }
             }
         }
-        self.db.apply_batch(batch).unwrap();
-        self.db.flush().unwrap();
+        txn.commit().unwrap();
     }
 }
 
@@ -257,16 +273,18 @@ fn main() {
     let mut cache = KeyCache::default();
     println!("executed simple transfers (single thread; verification excluded)");
     run("memory", MemoryStore::new(), blocks, &mut cache);
-    let dir = std::env::temp_dir().join(format!("tally-bench-sled-{}", std::process::id()));
-    // The node's settings: throughput mode, no background flush thread (each block is
-    // flushed explicitly after its batch).
-    let db = sled::Config::new()
-        .path(&dir)
-        .mode(sled::Mode::HighThroughput)
-        .flush_every_ms(None)
-        .cache_capacity(512 * 1024 * 1024)
-        .open()
+    let dir = std::env::temp_dir().join(format!("tally-bench-redb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The node's default page cache.
+    let db = redb::Database::builder()
+        .set_cache_size(64 * 1024 * 1024)
+        .create(dir.join("state.redb"))
         .unwrap();
-    run("sled", SledStore { db }, blocks, &mut cache);
+    {
+        let txn = db.begin_write().unwrap();
+        txn.open_table(STATE).unwrap();
+        txn.commit().unwrap();
+    }
+    run("redb", RedbStore { db }, blocks, &mut cache);
     let _ = std::fs::remove_dir_all(&dir);
 }

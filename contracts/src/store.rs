@@ -1,4 +1,4 @@
-//! The key-value view the ledger runs over. The node backs it with sled, tests with a
+//! The key-value view the ledger runs over. The node backs it with redb, tests with a
 //! [`MemoryStore`]. The ledger only reads through it: what a block changes comes back as an
 //! ordered list of [`Write`]s that the node commits atomically with the block.
 

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, ensure};
 use clap::{Parser, Subcommand};
 
 use tally_devnet::layout::Layout;
@@ -381,6 +381,10 @@ async fn soak(options: soak::Options, dir: Option<PathBuf>) -> Result<bool> {
     };
     // A node that died during the run shows as a gap in its samples; say which.
     let exited = network.exited();
+    let first_validator = network
+        .validators()
+        .next()
+        .map(|n| layout.config_path(&n.spec));
     network.stop().await;
     if let Some((name, status)) = &exited {
         eprintln!(
@@ -390,6 +394,10 @@ async fn soak(options: soak::Options, dir: Option<PathBuf>) -> Result<bool> {
     }
     let ok = match summary {
         Ok(summary) => {
+            // Before the summary, whose JSON line (--json) comes last.
+            if let Some(config) = &first_validator {
+                disk_usage_by_kind(config, &options.out);
+            }
             soak::print(&summary, options.json)?;
             Ok(summary.committed > 0 && exited.is_none())
         }
@@ -403,6 +411,38 @@ async fn soak(options: soak::Options, dir: Option<PathBuf>) -> Result<bool> {
         }
     }
     ok
+}
+
+/// What the run left on a stopped validator's disk, by kind of record (`tally node
+/// disk-usage`): printed, and written to `disk-usage.txt` in `out`. A failure is reported and
+/// does not fail the soak, whose figures stand without it.
+fn disk_usage_by_kind(config: &Path, out: &Path) {
+    let answer = tally_binary().and_then(|tally| {
+        let output = std::process::Command::new(tally)
+            .args(["node", "disk-usage", "--config"])
+            .arg(config)
+            .output()
+            .context("running tally node disk-usage")?;
+        ensure!(
+            output.status.success(),
+            "tally node disk-usage: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    });
+    match answer {
+        Ok(text) => {
+            println!("  disk by kind of record on the first validator:");
+            for line in text.lines() {
+                println!("    {line}");
+            }
+            let file = out.join("disk-usage.txt");
+            if let Err(e) = std::fs::write(&file, text) {
+                eprintln!("writing {}: {e}", file.display());
+            }
+        }
+        Err(e) => eprintln!("disk usage by kind not read: {e:#}"),
+    }
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM, so either stops the nodes cleanly.

@@ -49,6 +49,14 @@ fn a_short_soak_writes_samples_a_summary_and_a_chart() -> Result<()> {
     let count = |field: &str| summary.get(field).and_then(serde_json::Value::as_u64);
     let committed = count("committed").context("no committed")?;
     ensure!(committed > 0, "nothing committed: {summary}");
+    // The first validator's disk, split by kind of record (`tally node disk-usage`).
+    let disk = std::fs::read_to_string(out.join("disk-usage.txt"))?;
+    for kind in ["blocks", "results", "transaction index", "ledger state"] {
+        ensure!(
+            disk.contains(kind),
+            "no {kind} row in disk-usage.txt:\n{disk}"
+        );
+    }
     ensure!(
         committed <= count("submitted").unwrap_or(0),
         "more committed than submitted: {summary}"

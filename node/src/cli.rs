@@ -165,4 +165,15 @@ pub enum NodeCommand {
         #[arg(long, value_name = "FILE", env = "TALLY_CONFIG")]
         config: PathBuf,
     },
+    /// How the data directory's records split by kind (blocks, certificates, results,
+    /// indexes, ledger state): entries, bytes and bytes per committed transaction. Reads the
+    /// whole store; the node must be stopped (the store admits one process at a time).
+    DiskUsage {
+        /// The node's TOML configuration file.
+        #[arg(long, value_name = "FILE", env = "TALLY_CONFIG")]
+        config: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }

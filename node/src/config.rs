@@ -19,7 +19,8 @@
 //!
 //! [limits]                                 # every field optional; defaults shown in `Limits`
 //! message_bytes_max = 4194304
-//! storage_cache_bytes = 67108864           # sled's page cache
+//! storage_cache_bytes = 67108864           # the storage's page cache (redb)
+//! key_cache_entries = 100000               # parsed public keys kept for verification
 //!
 //! [api]                                    # required: TLS files, or plain_http = true
 //! tls_cert_file = "api-cert.pem"           # the certificate chain the API serves (PEM)
@@ -159,9 +160,12 @@ pub struct Limits {
     pub redial_delay_ms_max: u64,
     /// Network events buffered for the node before new ones are dropped.
     pub network_events_max: u64,
-    /// Bytes of the storage's page cache (sled's `cache_capacity`; sled's own default is
-    /// 1 GiB, which a validator reached in about 20 minutes at 1,000 tx/s).
+    /// Bytes of the storage's page cache (redb's cache size; redb's own default is 1 GiB).
+    /// Reported as `tally_storage_cache_bytes`.
     pub storage_cache_bytes: u64,
+    /// Parsed public keys kept to verify signatures without parsing them again; a full cache
+    /// is emptied and refilled. Reported as `tally_key_cache_entries`.
+    pub key_cache_entries: u64,
 }
 
 impl Default for Limits {
@@ -177,6 +181,7 @@ impl Default for Limits {
             redial_delay_ms_max: 10_000,
             network_events_max: 4096,
             storage_cache_bytes: STORAGE_CACHE_BYTES_DEFAULT,
+            key_cache_entries: 100_000,
         }
     }
 }
@@ -606,6 +611,7 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
         ("redial_delay_ms_max", limits.redial_delay_ms_max),
         ("network_events_max", limits.network_events_max),
         ("storage_cache_bytes", limits.storage_cache_bytes),
+        ("key_cache_entries", limits.key_cache_entries),
     ];
     for (name, value) in named {
         if value == 0 {
@@ -620,6 +626,7 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
         ),
         ("network_events_max", limits.network_events_max, 1 << 20),
         ("storage_cache_bytes", limits.storage_cache_bytes, 1 << 40),
+        ("key_cache_entries", limits.key_cache_entries, 1 << 24),
         // Durations beyond a day are mistakes, and keep `Instant` arithmetic far from overflow.
         (
             "sync_request_timeout_ms",

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             key_out,
         }) => make_server_certificate(&ca_cert, &ca_key, &names, &cert_out, &key_out),
         Area::Node(NodeCommand::Run { config }) => run_node(&config),
+        Area::Node(NodeCommand::DiskUsage { config, json }) => disk_usage(&config, json),
         Area::Genesis { input, out } => write_genesis(&input, &out),
         Area::Wallet {
             connection,
@@ -209,6 +210,103 @@ fn print_identity(key: &SigningKey) -> Result<()> {
     let public_key = key.public_key();
     println!("public key: {public_key}");
     println!("peer id:    {}", network::peer_id(&public_key)?);
+    Ok(())
+}
+
+/// `tally node disk-usage`: the data directory's records by kind, from a walk of the store.
+fn disk_usage(config_path: &Path, json: bool) -> Result<()> {
+    use tally_node::storage::{DATABASE_FILE, Storage};
+    let config = Config::load(config_path)
+        .with_context(|| format!("configuration {} refused", config_path.display()))?;
+    let genesis = GenesisFile::load(&config.genesis_file)?;
+    let storage = Storage::open_with_cache(
+        &config.data_dir,
+        &genesis.chain_id,
+        config.limits.storage_cache_bytes,
+    )
+    .with_context(|| {
+        format!(
+            "cannot open {} (is the node still running? stop it first)",
+            config.data_dir.display()
+        )
+    })?;
+    let file = config.data_dir.join(DATABASE_FILE);
+    let file_bytes = std::fs::metadata(&file)
+        .with_context(|| format!("reading the size of {}", file.display()))?
+        .len();
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(storage.chain_entries()?),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} records")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let usage = storage.usage(|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    let committed = usage
+        .iter()
+        .find(|u| u.kind == tally_node::storage::RecordKind::TransactionIndex)
+        .map_or(0, |u| u.entries);
+    // Whole bytes per transaction, rounded down; 0 before the first transaction.
+    let per_tx = |bytes: u64| bytes.checked_div(committed).unwrap_or(0);
+    if json {
+        let kinds: Vec<serde_json::Value> = usage
+            .iter()
+            .map(|u| {
+                serde_json::json!({
+                    "kind": u.kind.name(),
+                    "history": u.kind.is_history(),
+                    "entries": u.entries,
+                    "bytes": u.bytes,
+                    "bytes_per_committed_tx": per_tx(u.bytes),
+                })
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "data_dir": config.data_dir,
+            "file_bytes": file_bytes,
+            "committed_transactions": committed,
+            "file_bytes_per_committed_tx": per_tx(file_bytes),
+            "kinds": kinds,
+        });
+        println!("{summary}");
+        return Ok(());
+    }
+    const MIB: f64 = 1024.0 * 1024.0;
+    println!(
+        "{}: {:.1} MiB on disk, {committed} committed transactions ({} B each, the file over them)",
+        file.display(),
+        file_bytes as f64 / MIB,
+        per_tx(file_bytes)
+    );
+    println!(
+        "{:<18} {:>12} {:>12} {:>10}  kept",
+        "records", "entries", "MiB", "B per tx"
+    );
+    for u in &usage {
+        println!(
+            "{:<18} {:>12} {:>12.1} {:>10}  {}",
+            u.kind.name(),
+            u.entries,
+            u.bytes as f64 / MIB,
+            per_tx(u.bytes),
+            if u.kind.is_history() {
+                "history: grows with every block"
+            } else {
+                "current state"
+            }
+        );
+    }
+    let total: u64 = usage.iter().map(|u| u.bytes).sum();
+    println!(
+        "{:<18} {:>12} {:>12.1} {:>10}  (keys and values, before the store's page overhead)",
+        "total",
+        usage.iter().map(|u| u.entries).sum::<u64>(),
+        total as f64 / MIB,
+        per_tx(total)
+    );
     Ok(())
 }
 

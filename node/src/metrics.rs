@@ -133,6 +133,28 @@ pub struct Metrics {
     /// The part of `transactions_refused` that peers gossiped, by the same reasons.
     pub gossiped_transactions_refused: CountBy,
     pub network: NetworkCounters,
+    pub memory: MemoryGauges,
+}
+
+/// What the node's bounded memories hold now, each beside the `[limits]` field that bounds
+/// it, and the process's resident memory: what an operator watches for a node that must run
+/// for months.
+#[derive(Debug, Default)]
+pub struct MemoryGauges {
+    /// Bytes of transactions in the mempool (`mempool_bytes_max`).
+    pub mempool_bytes: Gauge,
+    /// Parsed public keys in the verification cache (`key_cache_entries`).
+    pub key_cache_entries: Gauge,
+    /// Bytes in the storage's page cache (`storage_cache_bytes`).
+    pub storage_cache_bytes: Gauge,
+    /// The process's resident memory (`VmRSS`), where the system tells it.
+    pub resident_bytes: Gauge,
+    /// Event streams open (`[api] streams_max`), set when `/metrics` is read.
+    pub api_streams: Gauge,
+    /// Submissions waiting for their commit (`[api] waiters_max`), set when read.
+    pub api_waiters: Gauge,
+    /// Audit scans running (`[api] scans_max`), set when read.
+    pub api_scans: Gauge,
 }
 
 impl Metrics {
@@ -156,7 +178,43 @@ impl Metrics {
         let transactions_refused = CountBy::new("reason");
         let gossiped_transactions_refused = CountBy::new("reason");
         let network = NetworkCounters::default();
+        let memory = MemoryGauges::default();
         registry.register("height", "Last committed height", height.clone());
+        registry.register(
+            "mempool_bytes",
+            "Bytes of transactions in the mempool (limits.mempool_bytes_max)",
+            memory.mempool_bytes.clone(),
+        );
+        registry.register(
+            "key_cache_entries",
+            "Parsed public keys cached for verification (limits.key_cache_entries)",
+            memory.key_cache_entries.clone(),
+        );
+        registry.register(
+            "storage_cache_bytes",
+            "Bytes in the storage's page cache (limits.storage_cache_bytes)",
+            memory.storage_cache_bytes.clone(),
+        );
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the node's process",
+            memory.resident_bytes.clone(),
+        );
+        registry.register(
+            "api_streams",
+            "Event streams open (api.streams_max)",
+            memory.api_streams.clone(),
+        );
+        registry.register(
+            "api_waiters",
+            "Submissions waiting for their commit (api.waiters_max)",
+            memory.api_waiters.clone(),
+        );
+        registry.register(
+            "api_scans",
+            "Audit scans running (api.scans_max)",
+            memory.api_scans.clone(),
+        );
         registry.register(
             "round",
             "Consensus round at the current height",
@@ -262,6 +320,7 @@ impl Metrics {
             transactions_refused,
             gossiped_transactions_refused,
             network,
+            memory,
         }
     }
 

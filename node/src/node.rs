@@ -125,6 +125,7 @@ impl Node {
             },
             block_txs_max: usize_of(limits.block_txs_max).min(crate::block::BLOCK_TXS_MAX),
             block_bytes_max: usize_of(limits.block_bytes_max),
+            key_cache_entries: usize_of(limits.key_cache_entries),
             timeouts: options.timeouts,
             observers: config.observers.clone(),
             data_dir: config.data_dir.clone(),

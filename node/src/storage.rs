@@ -1,18 +1,26 @@
-//! The node's data directory: one sled database.
+//! The node's data directory: one redb database file, `chain.redb`.
 //!
-//! Everything that must agree with everything else lives in one tree, so a decided block,
+//! Everything that must agree with everything else lives in one table, so a decided block,
 //! its certificate, its results, the ledger writes it caused and the indexes commit in one
-//! atomic batch: a node killed at any instant finds either all of a block or none of it.
-//! The signer's record lives in its own tree and is flushed on every write, before a vote
-//! leaves the node.
+//! write transaction: a node killed at any instant finds either all of a block or none of it.
+//! The signer's record lives in its own table and is committed (durably) on every write,
+//! before a vote leaves the node.
 //!
-//! Keys in the chain tree (heights big-endian so they sort):
+//! Keys in the chain table (heights big-endian so they sort):
 //! `m/...` metadata, `b/{h}` block, `c/{h}` commit certificate, `r/{h}` block results,
 //! `t/{tx id}` transaction location (the id covers the body and the signers),
 //! `a/{account}/{h}/{i}` account history, `s/{key}` ledger state.
+//!
+//! Why redb and not sled (which Tally used up to schema 4): sled 0.34 keeps per-page
+//! bookkeeping in memory for every page it ever wrote, beyond its `cache_capacity`, so a
+//! validator's memory grew with its history (about 1 KiB per committed transaction at
+//! 1,000 tx/s; see `BENCHMARKS.md`). redb's memory is its page cache, bounded by
+//! `[limits] storage_cache_bytes`, and the bytes it uses are reported (`tally_storage_cache_bytes`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tally_crypto::Hash;
 
 /// 2: transactions are indexed (`t/{id}`) and named in receipts by an id that covers their
@@ -23,7 +31,15 @@ use tally_crypto::Hash;
 /// do not decode as these, so it is refused.
 /// 4: a `Transfer` (and its `TransferReceived` event) carries a memo: a version-3
 /// directory's blocks and receipts do not decode as these, so it is refused.
-const SCHEMA_VERSION: u32 = 4;
+/// 5: the directory is a redb file (`chain.redb`), no longer a sled database; a directory
+/// holding sled's files is refused with that reason.
+const SCHEMA_VERSION: u32 = 5;
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "chain.redb";
+/// A file every sled database directory has: how an earlier Tally's directory is recognised.
+const SLED_MARKER_FILE: &str = "conf";
+const CHAIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chain");
+const SIGNER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("signer");
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CHAIN_ID: &[u8] = b"m/chain_id";
 const KEY_HEAD: &[u8] = b"m/head";
@@ -37,7 +53,18 @@ const KEY_GENESIS_VALIDATORS: &[u8] = b"m/genesis_validators";
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot open the data directory {path}: {source}")]
-    Open { path: PathBuf, source: sled::Error },
+    Open { path: PathBuf, source: redb::Error },
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the data directory {0} holds a sled database written by an earlier Tally (schema 4 or \
+         older); this version keeps its data in {DATABASE_FILE}: start from an empty directory \
+         and let the node sync the chain from its peers"
+    )]
+    EarlierFormat(PathBuf),
     #[error("the data directory is damaged: {0}")]
     Damaged(String),
     #[error("the data directory belongs to chain {found:?}, not {expected:?}")]
@@ -45,7 +72,12 @@ pub enum StorageError {
     #[error("block {got} does not follow the stored head {head}")]
     NotNextHeight { head: u64, got: u64 },
     #[error("storage I/O failed: {0}")]
-    Io(#[from] sled::Error),
+    Io(#[from] redb::Error),
+}
+
+/// Turns any of redb's specific errors into [`StorageError::Io`].
+fn io(error: impl Into<redb::Error>) -> StorageError {
+    StorageError::Io(error.into())
 }
 
 /// Where a committed transaction is: its block height and index in the block.
@@ -72,11 +104,11 @@ pub struct BlockCommit<'a> {
     pub validator_schedule: Option<&'a [u8]>,
 }
 
+/// The data directory, shared by the chain task and the API's readers: each read sees the
+/// last committed write transaction, whole.
 #[derive(Debug, Clone)]
 pub struct Storage {
-    db: sled::Db,
-    chain: sled::Tree,
-    signer: sled::Tree,
+    db: Arc<redb::Database>,
 }
 
 fn height_key(prefix: &[u8], height: u64) -> Vec<u8> {
@@ -86,11 +118,37 @@ fn height_key(prefix: &[u8], height: u64) -> Vec<u8> {
     key
 }
 
+fn state_key(key: &[u8]) -> Vec<u8> {
+    let mut full = Vec::with_capacity(2 + key.len());
+    full.extend_from_slice(b"s/");
+    full.extend_from_slice(key);
+    full
+}
+
 fn read_u64(bytes: &[u8], what: &str) -> Result<u64, StorageError> {
     let arr: [u8; 8] = bytes
         .try_into()
         .map_err(|_| StorageError::Damaged(format!("{what} is not 8 bytes")))?;
     Ok(u64::from_be_bytes(arr))
+}
+
+/// A ledger write into the chain table: a value, or a deletion.
+fn put_state(
+    table: &mut redb::Table<'_, &[u8], &[u8]>,
+    writes: &[(Vec<u8>, Option<Vec<u8>>)],
+) -> Result<(), StorageError> {
+    for (key, value) in writes {
+        let full = state_key(key);
+        match value {
+            Some(v) => {
+                table.insert(full.as_slice(), v.as_slice()).map_err(io)?;
+            }
+            None => {
+                table.remove(full.as_slice()).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Storage {
@@ -107,33 +165,46 @@ impl Storage {
         chain_id: &str,
         cache_bytes: u64,
     ) -> Result<Storage, StorageError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| StorageError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        let chain = db.open_tree("chain")?;
-        let signer = db.open_tree("signer")?;
-        let storage = Storage { db, chain, signer };
-        match storage.chain.get(KEY_SCHEMA)? {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let file = dir.join(DATABASE_FILE);
+        if !file.exists() && dir.join(SLED_MARKER_FILE).exists() {
+            return Err(StorageError::EarlierFormat(dir.to_path_buf()));
+        }
+        let open_error = |source: redb::Error| StorageError::Open {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let db = redb::Database::builder()
+            .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
+            .create(&file)
+            .map_err(|e| open_error(e.into()))?;
+        let storage = Storage { db: Arc::new(db) };
+        let found_schema = storage.chain_get(KEY_SCHEMA)?;
+        match found_schema {
             None => {
-                let mut batch = sled::Batch::default();
-                batch.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes());
-                batch.insert(KEY_CHAIN_ID, chain_id.as_bytes());
-                storage.chain.apply_batch(batch)?;
-                storage.db.flush()?;
+                let txn = storage.db.begin_write().map_err(io)?;
+                {
+                    let mut chain = txn.open_table(CHAIN).map_err(io)?;
+                    chain
+                        .insert(KEY_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())
+                        .map_err(io)?;
+                    chain
+                        .insert(KEY_CHAIN_ID, chain_id.as_bytes())
+                        .map_err(io)?;
+                    txn.open_table(SIGNER).map_err(io)?;
+                }
+                txn.commit().map_err(io)?;
             }
             Some(version) => {
-                if version.as_ref() != SCHEMA_VERSION.to_be_bytes() {
+                if version != SCHEMA_VERSION.to_be_bytes() {
                     return Err(StorageError::Damaged(format!(
                         "schema version {version:?} is not {SCHEMA_VERSION}"
                     )));
                 }
-                let found = storage.chain.get(KEY_CHAIN_ID)?.ok_or_else(|| {
+                let found = storage.chain_get(KEY_CHAIN_ID)?.ok_or_else(|| {
                     StorageError::Damaged("the chain id record is missing".to_string())
                 })?;
                 let found = String::from_utf8_lossy(&found).into_owned();
@@ -155,98 +226,145 @@ impl Storage {
         Ok(storage)
     }
 
+    /// Bytes the page cache holds now (at most `[limits] storage_cache_bytes`).
+    pub fn cache_used_bytes(&self) -> u64 {
+        u64::try_from(self.db.cache_stats().used_bytes()).unwrap_or(u64::MAX)
+    }
+
+    fn get_from(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = match txn.open_table(table) {
+            Ok(table) => table,
+            // Created at open: missing only in a file another program wrote.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        Ok(table.get(key).map_err(io)?.map(|v| v.value().to_vec()))
+    }
+
+    fn chain_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_from(CHAIN, key)
+    }
+
+    /// Writes one value into `table` and commits it durably.
+    fn put_into(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StorageError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        txn.open_table(table)
+            .map_err(io)?
+            .insert(key, value)
+            .map_err(io)?;
+        txn.commit().map_err(io)
+    }
+
     /// The height of the last committed block, if any.
     pub fn head(&self) -> Result<Option<u64>, StorageError> {
-        self.chain
-            .get(KEY_HEAD)?
+        self.chain_get(KEY_HEAD)?
             .map(|b| read_u64(&b, "the head height"))
             .transpose()
     }
 
-    /// Commits a decided block and all it changed in one atomic batch, then flushes.
+    /// Commits a decided block and all it changed in one durable write transaction.
     pub fn commit_block(&self, commit: &BlockCommit<'_>) -> Result<(), StorageError> {
-        let head = self.head()?;
-        let expected = head.map_or(1, |h| h.saturating_add(1));
-        if commit.height != expected {
-            return Err(StorageError::NotNextHeight {
-                head: head.unwrap_or(0),
-                got: commit.height,
-            });
-        }
-        let mut batch = sled::Batch::default();
-        batch.insert(height_key(b"b/", commit.height), commit.block);
-        batch.insert(height_key(b"c/", commit.height), commit.certificate);
-        batch.insert(height_key(b"r/", commit.height), commit.results);
-        for (key, value) in commit.state_writes {
-            let mut full = Vec::with_capacity(2 + key.len());
-            full.extend_from_slice(b"s/");
-            full.extend_from_slice(key);
-            match value {
-                Some(v) => batch.insert(full, v.as_slice()),
-                None => batch.remove(full),
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut chain = txn.open_table(CHAIN).map_err(io)?;
+            // Read inside the write transaction: no other commit can slip in between.
+            let head = chain
+                .get(KEY_HEAD)
+                .map_err(io)?
+                .map(|b| read_u64(b.value(), "the head height"))
+                .transpose()?;
+            let expected = head.map_or(1, |h| h.saturating_add(1));
+            if commit.height != expected {
+                return Err(StorageError::NotNextHeight {
+                    head: head.unwrap_or(0),
+                    got: commit.height,
+                });
             }
+            chain
+                .insert(height_key(b"b/", commit.height).as_slice(), commit.block)
+                .map_err(io)?;
+            chain
+                .insert(
+                    height_key(b"c/", commit.height).as_slice(),
+                    commit.certificate,
+                )
+                .map_err(io)?;
+            chain
+                .insert(height_key(b"r/", commit.height).as_slice(), commit.results)
+                .map_err(io)?;
+            put_state(&mut chain, commit.state_writes)?;
+            for (index, hash) in commit.tx_hashes.iter().enumerate() {
+                let mut key = Vec::with_capacity(34);
+                key.extend_from_slice(b"t/");
+                key.extend_from_slice(hash.as_bytes());
+                let mut location = [0u8; 12];
+                location[..8].copy_from_slice(&commit.height.to_be_bytes());
+                location[8..].copy_from_slice(&(index as u32).to_be_bytes());
+                chain
+                    .insert(key.as_slice(), location.as_slice())
+                    .map_err(io)?;
+            }
+            for (account, index) in commit.account_entries {
+                let mut key = Vec::with_capacity(2 + account.len() + 13);
+                key.extend_from_slice(b"a/");
+                key.extend_from_slice(account);
+                key.push(b'/');
+                key.extend_from_slice(&commit.height.to_be_bytes());
+                key.extend_from_slice(&index.to_be_bytes());
+                chain.insert(key.as_slice(), [].as_slice()).map_err(io)?;
+            }
+            if let Some(schedule) = commit.validator_schedule {
+                chain.insert(KEY_VALIDATOR_SCHEDULE, schedule).map_err(io)?;
+            }
+            chain
+                .insert(KEY_HEAD, commit.height.to_be_bytes().as_slice())
+                .map_err(io)?;
         }
-        for (index, hash) in commit.tx_hashes.iter().enumerate() {
-            let mut key = Vec::with_capacity(34);
-            key.extend_from_slice(b"t/");
-            key.extend_from_slice(hash.as_bytes());
-            let mut location = commit.height.to_be_bytes().to_vec();
-            location.extend_from_slice(&(index as u32).to_be_bytes());
-            batch.insert(key, location);
-        }
-        for (account, index) in commit.account_entries {
-            let mut key = Vec::with_capacity(2 + account.len() + 13);
-            key.extend_from_slice(b"a/");
-            key.extend_from_slice(account);
-            key.push(b'/');
-            key.extend_from_slice(&commit.height.to_be_bytes());
-            key.extend_from_slice(&index.to_be_bytes());
-            batch.insert(key, &[]);
-        }
-        if let Some(schedule) = commit.validator_schedule {
-            batch.insert(KEY_VALIDATOR_SCHEDULE, schedule);
-        }
-        batch.insert(KEY_HEAD, &commit.height.to_be_bytes());
-        self.chain.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
+        txn.commit().map_err(io)
     }
 
-    /// Commits the genesis state (its ledger writes) and the genesis hash in one batch, into
-    /// a data directory that has neither yet.
+    /// Commits the genesis state (its ledger writes) and the genesis hash in one write
+    /// transaction, into a data directory that has neither yet.
     pub fn commit_genesis(
         &self,
         genesis: &Hash,
         state_writes: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<(), StorageError> {
-        if self.chain.get(KEY_GENESIS)?.is_some() || self.head()?.is_some() {
-            return Err(StorageError::Damaged(
-                "genesis applied twice to one data directory".to_string(),
-            ));
-        }
-        let mut batch = sled::Batch::default();
-        for (key, value) in state_writes {
-            let mut full = Vec::with_capacity(2 + key.len());
-            full.extend_from_slice(b"s/");
-            full.extend_from_slice(key);
-            match value {
-                Some(v) => batch.insert(full, v.as_slice()),
-                None => batch.remove(full),
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut chain = txn.open_table(CHAIN).map_err(io)?;
+            if chain.get(KEY_GENESIS).map_err(io)?.is_some()
+                || chain.get(KEY_HEAD).map_err(io)?.is_some()
+            {
+                return Err(StorageError::Damaged(
+                    "genesis applied twice to one data directory".to_string(),
+                ));
             }
+            put_state(&mut chain, state_writes)?;
+            chain
+                .insert(KEY_GENESIS, genesis.as_bytes().as_slice())
+                .map_err(io)?;
         }
-        batch.insert(KEY_GENESIS, genesis.as_bytes());
-        self.chain.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
+        txn.commit().map_err(io)
     }
 
     /// The hash of the genesis this directory was started from, if any.
     pub fn genesis_hash(&self) -> Result<Option<Hash>, StorageError> {
-        let Some(bytes) = self.chain.get(KEY_GENESIS)? else {
+        let Some(bytes) = self.chain_get(KEY_GENESIS)? else {
             return Ok(None);
         };
         let bytes: [u8; 32] = bytes
-            .as_ref()
+            .as_slice()
             .try_into()
             .map_err(|_| StorageError::Damaged("the genesis hash is not 32 bytes".to_string()))?;
         Ok(Some(Hash(bytes)))
@@ -254,51 +372,42 @@ impl Storage {
 
     /// The validator-set schedule stored with the last block that changed it.
     pub fn validator_schedule(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.chain.get(KEY_VALIDATOR_SCHEDULE)?.map(|v| v.to_vec()))
+        self.chain_get(KEY_VALIDATOR_SCHEDULE)
     }
 
     /// Records the genesis validator set (encoded), for readers of the set in force.
     pub fn put_genesis_validators(&self, validators: &[u8]) -> Result<(), StorageError> {
-        self.chain.insert(KEY_GENESIS_VALIDATORS, validators)?;
-        Ok(())
+        self.put_into(CHAIN, KEY_GENESIS_VALIDATORS, validators)
     }
 
     /// The genesis validator set, encoded, if the node recorded it.
     pub fn genesis_validators(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.chain.get(KEY_GENESIS_VALIDATORS)?.map(|v| v.to_vec()))
+        self.chain_get(KEY_GENESIS_VALIDATORS)
     }
 
-    /// Flushes everything written so far to disk.
+    /// Makes everything written so far durable. Every write transaction already commits
+    /// durably, so there is nothing left to do; kept for callers that say where durability
+    /// matters.
     pub fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush()?;
         Ok(())
     }
 
     pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .chain
-            .get(height_key(b"b/", height))?
-            .map(|v| v.to_vec()))
+        self.chain_get(&height_key(b"b/", height))
     }
 
     pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .chain
-            .get(height_key(b"c/", height))?
-            .map(|v| v.to_vec()))
+        self.chain_get(&height_key(b"c/", height))
     }
 
     pub fn results(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .chain
-            .get(height_key(b"r/", height))?
-            .map(|v| v.to_vec()))
+        self.chain_get(&height_key(b"r/", height))
     }
 
     pub fn tx_location(&self, hash: &Hash) -> Result<Option<TxLocation>, StorageError> {
         let mut key = b"t/".to_vec();
         key.extend_from_slice(hash.as_bytes());
-        let Some(value) = self.chain.get(key)? else {
+        let Some(value) = self.chain_get(&key)? else {
             return Ok(None);
         };
         let (height, index) = value.split_at_checked(8).ok_or_else(|| {
@@ -331,10 +440,17 @@ impl Storage {
             }
             None => upper.extend_from_slice(&[0xff; 13]),
         }
+        let txn = self.db.begin_read().map_err(io)?;
+        let chain = txn.open_table(CHAIN).map_err(io)?;
         let mut out = Vec::new();
-        for entry in self.chain.range(prefix.clone()..upper).rev().take(limit) {
-            let (key, _) = entry?;
-            let tail = key.get(prefix.len()..).unwrap_or_default();
+        for entry in chain
+            .range(prefix.as_slice()..upper.as_slice())
+            .map_err(io)?
+            .rev()
+            .take(limit)
+        {
+            let (key, _) = entry.map_err(io)?;
+            let tail = key.value().get(prefix.len()..).unwrap_or_default();
             let (height, index) = tail.split_at_checked(8).ok_or_else(|| {
                 StorageError::Damaged("an account history key is too short".to_string())
             })?;
@@ -351,37 +467,160 @@ impl Storage {
 
     /// A ledger state value, as committed by the last block.
     pub fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let mut full = Vec::with_capacity(2 + key.len());
-        full.extend_from_slice(b"s/");
-        full.extend_from_slice(key);
-        Ok(self.chain.get(full)?.map(|v| v.to_vec()))
+        self.chain_get(&state_key(key))
+    }
+
+    /// Ledger state entries with keys in `start..end`, in key order, at most `limit`.
+    fn state_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<tally_contracts::Entries, StorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (start, end) = (state_key(start), state_key(end));
+        let txn = self.db.begin_read().map_err(io)?;
+        let chain = txn.open_table(CHAIN).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in chain
+            .range(start.as_slice()..end.as_slice())
+            .map_err(io)?
+            .take(limit)
+        {
+            let (key, value) = entry.map_err(io)?;
+            out.push((
+                key.value().get(2..).unwrap_or_default().to_vec(),
+                value.value().to_vec(),
+            ));
+        }
+        Ok(out)
     }
 
     /// The signer's record: what the validator key last signed.
     pub fn signer_record(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.signer.get(KEY_SIGNER_RECORD)?.map(|v| v.to_vec()))
+        self.get_from(SIGNER, KEY_SIGNER_RECORD)
     }
 
-    /// Stores the signer's record and flushes it to disk before returning, so a signature
-    /// released after this call is never forgotten by a restart.
+    /// Stores the signer's record durably before returning, so a signature released after
+    /// this call is never forgotten by a restart.
     pub fn put_signer_record(&self, record: &[u8]) -> Result<(), StorageError> {
-        self.signer.insert(KEY_SIGNER_RECORD, record)?;
-        self.signer.flush()?;
-        Ok(())
+        self.put_into(SIGNER, KEY_SIGNER_RECORD, record)
     }
 
     /// Consensus's last valid value (a block with a quorum of prevotes) at the height being
     /// decided, as stored by [`Storage::put_valid_record`].
     pub fn valid_record(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.signer.get(KEY_VALID_RECORD)?.map(|v| v.to_vec()))
+        self.get_from(SIGNER, KEY_VALID_RECORD)
     }
 
-    /// Stores consensus's valid value, replacing the one before, and flushes: a validator
-    /// that crashes after precommitting it must find it again to re-propose it.
+    /// Stores consensus's valid value durably, replacing the one before: a validator that
+    /// crashes after precommitting it must find it again to re-propose it.
     pub fn put_valid_record(&self, record: &[u8]) -> Result<(), StorageError> {
-        self.signer.insert(KEY_VALID_RECORD, record)?;
-        self.signer.flush()?;
-        Ok(())
+        self.put_into(SIGNER, KEY_VALID_RECORD, record)
+    }
+}
+
+/// What one kind of record takes in the chain table (see the module documentation's keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KindUsage {
+    pub kind: RecordKind,
+    pub entries: u64,
+    /// Key and value bytes together, as stored before redb's page overhead.
+    pub bytes: u64,
+}
+
+/// The kinds of record in the chain table, by key prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum RecordKind {
+    Blocks,
+    Certificates,
+    Results,
+    TransactionIndex,
+    AccountHistory,
+    State,
+    #[default]
+    Metadata,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 7] = [
+        RecordKind::Blocks,
+        RecordKind::Certificates,
+        RecordKind::Results,
+        RecordKind::TransactionIndex,
+        RecordKind::AccountHistory,
+        RecordKind::State,
+        RecordKind::Metadata,
+    ];
+
+    fn of(key: &[u8]) -> RecordKind {
+        match key.get(..2) {
+            Some(b"b/") => RecordKind::Blocks,
+            Some(b"c/") => RecordKind::Certificates,
+            Some(b"r/") => RecordKind::Results,
+            Some(b"t/") => RecordKind::TransactionIndex,
+            Some(b"a/") => RecordKind::AccountHistory,
+            Some(b"s/") => RecordKind::State,
+            _ => RecordKind::Metadata,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Blocks => "blocks",
+            RecordKind::Certificates => "certificates",
+            RecordKind::Results => "results",
+            RecordKind::TransactionIndex => "transaction index",
+            RecordKind::AccountHistory => "account history",
+            RecordKind::State => "ledger state",
+            RecordKind::Metadata => "metadata",
+        }
+    }
+
+    /// Whether the record is history (grows with every block) rather than current state.
+    pub fn is_history(self) -> bool {
+        !matches!(self, RecordKind::State | RecordKind::Metadata)
+    }
+}
+
+impl Storage {
+    /// Entries in the chain table: what a walk of [`Storage::usage`] visits.
+    pub fn chain_entries(&self) -> Result<u64, StorageError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let chain = txn.open_table(CHAIN).map_err(io)?;
+        chain.len().map_err(io)
+    }
+
+    /// Entries and bytes of each kind of record, by a walk of the whole chain table (as of
+    /// one snapshot). `visited` is told the count every 10,000 entries, for a progress bar.
+    pub fn usage(&self, mut visited: impl FnMut(u64)) -> Result<Vec<KindUsage>, StorageError> {
+        let mut usage: Vec<KindUsage> = RecordKind::ALL
+            .iter()
+            .map(|&kind| KindUsage {
+                kind,
+                ..KindUsage::default()
+            })
+            .collect();
+        let txn = self.db.begin_read().map_err(io)?;
+        let chain = txn.open_table(CHAIN).map_err(io)?;
+        let mut count: u64 = 0;
+        for entry in chain.iter().map_err(io)? {
+            let (key, value) = entry.map_err(io)?;
+            let kind = RecordKind::of(key.value());
+            let bytes = (key.value().len() + value.value().len()) as u64;
+            if let Some(slot) = usage.iter_mut().find(|u| u.kind == kind) {
+                slot.entries = slot.entries.saturating_add(1);
+                slot.bytes = slot.bytes.saturating_add(bytes);
+            }
+            count = count.saturating_add(1);
+            if count.is_multiple_of(10_000) {
+                visited(count);
+            }
+        }
+        visited(count);
+        Ok(usage)
     }
 }
 
@@ -398,21 +637,8 @@ impl tally_contracts::StateStore for Storage {
         end: &[u8],
         limit: usize,
     ) -> Result<tally_contracts::Entries, tally_contracts::StoreError> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let prefixed = |k: &[u8]| {
-            let mut full = Vec::with_capacity(2 + k.len());
-            full.extend_from_slice(b"s/");
-            full.extend_from_slice(k);
-            full
-        };
-        let mut out = Vec::new();
-        for entry in self.chain.range(prefixed(start)..prefixed(end)).take(limit) {
-            let (key, value) = entry.map_err(|e| tally_contracts::StoreError(e.to_string()))?;
-            out.push((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()));
-        }
-        Ok(out)
+        self.state_scan(start, end, limit)
+            .map_err(|e| tally_contracts::StoreError(e.to_string()))
     }
 }
 
@@ -501,6 +727,91 @@ mod tests {
                 .account_history(b"alic", None, 10)
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_page_cache_stays_within_its_bound_while_the_data_outgrows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bound: u64 = 256 * 1024;
+        let storage = Storage::open_with_cache(dir.path(), "c", bound).unwrap();
+        let block = vec![7u8; 8 * 1024];
+        let mut most_used = 0;
+        for height in 1..=200u64 {
+            let writes: Vec<_> = (0..20u64)
+                .map(|i| {
+                    let key = (height * 100 + i).to_be_bytes().to_vec();
+                    (key, Some(vec![1u8; 100]))
+                })
+                .collect();
+            let hashes = [Hash::digest("tx", &height.to_be_bytes())];
+            storage
+                .commit_block(&BlockCommit {
+                    height,
+                    block: &block,
+                    certificate: b"cert",
+                    results: b"results",
+                    state_writes: &writes,
+                    tx_hashes: &hashes,
+                    ..Default::default()
+                })
+                .unwrap();
+            // Reads fill the cache too.
+            assert_eq!(
+                storage.block(height / 2 + 1).unwrap().map(|b| b.len()),
+                Some(block.len())
+            );
+            most_used = most_used.max(storage.cache_used_bytes());
+        }
+        let file = std::fs::metadata(dir.path().join(DATABASE_FILE))
+            .unwrap()
+            .len();
+        assert!(
+            file > 4 * bound,
+            "the data ({file} B) must outgrow the cache"
+        );
+        assert!(most_used > 0, "the cache was never used");
+        assert!(
+            most_used <= bound,
+            "the cache held {most_used} B, above its bound {bound}"
+        );
+        assert_eq!(storage.head().unwrap(), Some(200));
+        assert_eq!(
+            storage.state_get(&(100u64 * 100).to_be_bytes()).unwrap(),
+            Some(vec![1u8; 100])
+        );
+    }
+
+    #[test]
+    fn usage_splits_the_records_by_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), "c").unwrap();
+        commit(&storage, 1, &[(b"k".to_vec(), Some(b"v1".to_vec()))]);
+        commit(&storage, 2, &[(b"j".to_vec(), Some(b"w".to_vec()))]);
+        let mut last_seen = 0;
+        let usage = storage.usage(|n| last_seen = n).unwrap();
+        let of = |kind: RecordKind| *usage.iter().find(|u| u.kind == kind).unwrap();
+        assert_eq!(of(RecordKind::Blocks).entries, 2);
+        assert_eq!(of(RecordKind::Blocks).bytes, 2 * (10 + 5));
+        assert_eq!(of(RecordKind::TransactionIndex).entries, 2);
+        assert_eq!(of(RecordKind::AccountHistory).entries, 2);
+        assert_eq!(of(RecordKind::State).entries, 2);
+        assert_eq!(of(RecordKind::State).bytes, (3 + 2) + (3 + 1));
+        let total: u64 = usage.iter().map(|u| u.entries).sum();
+        assert_eq!(total, storage.chain_entries().unwrap());
+        assert_eq!(last_seen, total);
+    }
+
+    #[test]
+    fn an_earlier_sled_directory_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf"), b"segment_size: 524288").unwrap();
+        let err = Storage::open(dir.path(), "c").unwrap_err();
+        assert!(matches!(err, StorageError::EarlierFormat(_)), "{err}");
+        assert!(err.to_string().contains("sled"), "{err}");
+        assert!(
+            !dir.path().join(DATABASE_FILE).exists(),
+            "nothing is written"
         );
     }
 

@@ -147,7 +147,7 @@ async fn submit_in_both_forms_then_status_until_committed() {
 async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found() {
     let net = TestNet::start_with(Setup {
         genesis_validators: 2,
-        mempool_txs_max: Some(3),
+        limits: vec![("mempool_txs_max", 3)],
         api_limits: api::Limits {
             waiters_max: 1,
             ..api::Limits::default()
@@ -281,6 +281,78 @@ async fn a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found(
     get(&api_addr, "/v1/blocks/latest")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+/// The node's bounded memories filled past small configured bounds: more signing keys than
+/// the key cache holds, more blocks than the page cache holds. The gauges stay within the
+/// bounds and the node goes on committing. (The mempool's bound, filled past, is answered
+/// BUSY in `a_node_that_cannot_commit_answers_pending_duplicate_busy_and_not_found`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bounds_hold_when_filled_past_and_the_node_goes_on() {
+    const KEYS: i64 = 4;
+    const CACHE_BYTES: i64 = 256 * 1024;
+    const MEMPOOL_BYTES: i64 = 1024 * 1024;
+    let net = TestNet::start_with(Setup {
+        limits: vec![
+            ("key_cache_entries", KEYS as u64),
+            ("storage_cache_bytes", CACHE_BYTES as u64),
+            ("block_bytes_max", 512 * 1024),
+            ("mempool_bytes_max", MEMPOOL_BYTES as u64),
+        ],
+        ..Setup::default()
+    })
+    .await;
+    let memory = &net.validator.context.metrics.memory;
+    let (mut most_keys, mut most_cached) = (0, 0);
+    // Twelve wallets: twelve keys of their own beside the bank's, three times the cache.
+    let wallets: Vec<u128> = (100..112).collect();
+    for &id in &wallets {
+        net.funded_wallet(id, BANK_A, 1_000).await;
+        most_keys = most_keys.max(memory.key_cache_entries.get());
+        most_cached = most_cached.max(memory.storage_cache_bytes.get());
+    }
+    for round in 0..4u64 {
+        let transfers: Vec<_> = wallets
+            .iter()
+            .map(|&id| transfer_from(id, 3 + round, 100 + (id + 1 - 100) % 12, 10))
+            .collect();
+        for committed in net.commit_all(&transfers).await {
+            assert_eq!(committed["code"], "OK", "{committed}");
+        }
+        most_keys = most_keys.max(memory.key_cache_entries.get());
+        most_cached = most_cached.max(memory.storage_cache_bytes.get());
+        assert!(memory.mempool_bytes.get() <= MEMPOOL_BYTES);
+    }
+    assert!(
+        (1..=KEYS).contains(&most_keys),
+        "key cache held {most_keys} keys, bound {KEYS}"
+    );
+    assert!(
+        (1..=CACHE_BYTES).contains(&most_cached),
+        "page cache held {most_cached} bytes, bound {CACHE_BYTES}"
+    );
+    assert!(
+        memory.resident_bytes.get() > 0,
+        "resident memory is reported"
+    );
+    let metrics = get(&net.api, "/metrics").await.text();
+    for name in [
+        "tally_key_cache_entries",
+        "tally_storage_cache_bytes",
+        "tally_mempool_bytes",
+        "tally_resident_memory_bytes",
+        "tally_api_streams",
+        "tally_api_waiters",
+        "tally_api_scans",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    // The balances moved in a ring: everyone still holds what they were topped up with.
+    for &id in &wallets {
+        let balance = get(&net.api, &format!("/v1/accounts/{id}")).await.json();
+        assert_eq!(balance["balance"], 1_000, "{balance}");
+    }
+    net.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -251,6 +251,29 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
     };
     ensure!(status.success(), "exit status {status}");
     wait_for_line(&lines, "stopped")?;
+
+    // The stopped node's data directory, by kind of record.
+    let usage = tally(&[
+        "node",
+        "disk-usage",
+        "--config",
+        path_arg(&config)?,
+        "--json",
+    ])?;
+    ensure!(
+        usage.status.success(),
+        "disk-usage: {}",
+        text(&usage.stderr)
+    );
+    let usage: serde_json::Value = serde_json::from_slice(&usage.stdout)?;
+    ensure!(usage["file_bytes"].as_u64() > Some(0), "{usage}");
+    let kinds = usage["kinds"].as_array().context("no kinds")?;
+    let blocks = kinds
+        .iter()
+        .find(|k| k["kind"] == "blocks")
+        .context("no blocks row")?;
+    ensure!(blocks["entries"].as_u64() >= Some(1), "{usage}");
+    ensure!(blocks["history"] == true, "{usage}");
     Ok(())
 }
 

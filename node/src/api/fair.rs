@@ -44,6 +44,7 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct Pool {
     node: Arc<Semaphore>,
+    node_max: usize,
     client_max: usize,
     held: Arc<Mutex<BTreeMap<ClientKey, usize>>>,
 }
@@ -72,9 +73,15 @@ impl Pool {
     pub fn new(node_max: usize, client_max: usize) -> Pool {
         Pool {
             node: Arc::new(Semaphore::new(node_max)),
+            node_max,
             client_max,
             held: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// Units held now, by all clients.
+    pub fn held(&self) -> usize {
+        self.node_max.saturating_sub(self.node.available_permits())
     }
 
     /// One unit for `client`, or why not.
@@ -201,7 +208,9 @@ mod tests {
         let b2 = pool.take(party(2));
         assert!(b1.is_ok() && b2.is_ok());
         assert_eq!(pool.take(party(3)).err(), Some(Refused::Node));
+        assert_eq!(pool.held(), 4, "the node's cap, filled past, holds");
         drop(a1);
+        assert_eq!(pool.held(), 3);
         assert_eq!(pool.held_by(party(1)), 1);
         let c = pool.take(party(3));
         assert!(c.is_ok());

@@ -452,6 +452,12 @@ async fn health(State(api): ApiState) -> Result<axum::Json<Health>, ApiError> {
 }
 
 async fn metrics(State(api): ApiState) -> Response {
+    // The API's shares are counted where they live; set when read.
+    let memory = &api.ctx.metrics.memory;
+    let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    memory.api_streams.set(gauge(api.streams.held()));
+    memory.api_waiters.set(gauge(api.waiters.held()));
+    memory.api_scans.set(gauge(api.scans.held()));
     (
         [(
             header::CONTENT_TYPE,

@@ -189,9 +189,7 @@ impl Chain {
             .height
             .set(i64::try_from(height).unwrap_or(i64::MAX));
         self.metrics.committed_txs.inc_by(block.txs.len() as u64);
-        self.metrics
-            .mempool_txs
-            .set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));
+        self.report_memory();
         self.committed.send_replace(height);
     }
 }

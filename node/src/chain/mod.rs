@@ -5,7 +5,7 @@
 //! of [`Outbound`] commands, so it never waits on the network.
 //!
 //! Consensus outputs are carried out in the order given: a `Broadcast` leaves only after the
-//! signer recorded it (the [`SledSignerStore`] flushes before returning); a `Decision` is
+//! signer recorded it (the [`DurableSignerStore`] flushes before returning); a `Decision` is
 //! executed and committed before the outputs after it (they belong to the next height).
 
 mod admission;
@@ -42,7 +42,7 @@ use crate::storage::{Storage, StorageError};
 use crate::validator_update::{UpdateError, ValidatorUpdate};
 
 pub use pool::{PoolEntry, sender_key};
-pub use signer_store::SledSignerStore;
+pub use signer_store::DurableSignerStore;
 pub use sync::{SyncTask, SyncedBlock};
 
 /// Capacity of the chain task's input channel.
@@ -169,6 +169,8 @@ pub struct ChainSettings {
     pub mempool: MempoolLimits,
     pub block_txs_max: usize,
     pub block_bytes_max: usize,
+    /// Parsed public keys kept for verification (`[limits] key_cache_entries`).
+    pub key_cache_entries: usize,
     pub timeouts: TimeoutConfig,
     /// Keys allowed to connect besides the validators.
     pub observers: BTreeSet<PublicKey>,
@@ -183,7 +185,7 @@ pub struct Chain {
     chain_id: String,
     mode: Mode,
     storage: Storage,
-    consensus: Consensus<SledSignerStore>,
+    consensus: Consensus<DurableSignerStore>,
     mempool: Mempool<PoolEntry>,
     /// Hashes in the mempool, for the API's status queries.
     pending_view: Arc<RwLock<BTreeSet<Hash>>>,
@@ -245,7 +247,7 @@ const VALID_RECORD_OVERHEAD_BYTES: usize = 256 * 1024;
 /// safe without it (the signer's record keeps the lock).
 fn recover_valid_value(
     storage: &Storage,
-    consensus: &mut Consensus<SledSignerStore>,
+    consensus: &mut Consensus<DurableSignerStore>,
     block_bytes_max: usize,
 ) {
     let bytes = match storage.valid_record() {
@@ -329,7 +331,7 @@ impl Chain {
             Mode::Validator => Some(Signer::new(
                 settings.key.clone(),
                 &chain_id,
-                SledSignerStore::new(storage.clone()),
+                DurableSignerStore::new(storage.clone()),
             )?),
             Mode::Audit => None,
         };
@@ -356,7 +358,7 @@ impl Chain {
             consensus,
             mempool: Mempool::new(settings.mempool),
             pending_view: pending_view.clone(),
-            keys: KeyCache::default(),
+            keys: KeyCache::new(settings.key_cache_entries),
             validated: BTreeMap::new(),
             head,
             head_hash,
@@ -806,9 +808,29 @@ impl Chain {
                 let _ = reply.send(result);
             }
         }
-        self.metrics
-            .mempool_txs
-            .set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));
+        self.report_mempool();
+    }
+
+    fn report_mempool(&self) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.mempool_txs.set(gauge(self.mempool.len()));
+        let memory = &self.metrics.memory;
+        memory.mempool_bytes.set(gauge(self.mempool.bytes()));
+    }
+
+    /// Sets the memory gauges (after each commit: often enough to watch, rare enough to be
+    /// free).
+    fn report_memory(&self) {
+        self.report_mempool();
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let memory = &self.metrics.memory;
+        memory.key_cache_entries.set(gauge(self.keys.len() as u64));
+        memory
+            .storage_cache_bytes
+            .set(gauge(self.storage.cache_used_bytes()));
+        if let Some(bytes) = resident_bytes() {
+            memory.resident_bytes.set(gauge(bytes));
+        }
     }
 
     fn flush_gossip(&mut self) {
@@ -1018,6 +1040,15 @@ impl Chain {
 }
 
 /// Milliseconds since the Unix epoch by the local clock.
+/// The process's resident memory, from `/proc/self/status` (`VmRSS`, in KiB); `None` where
+/// the system has no such file.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1041,7 +1072,7 @@ mod tests {
     fn consensus_on(
         storage: &Storage,
         height: u64,
-    ) -> Result<Consensus<SledSignerStore>, Box<dyn std::error::Error>> {
+    ) -> Result<Consensus<DurableSignerStore>, Box<dyn std::error::Error>> {
         let keys = keys();
         let set = ValidatorSet::new(
             keys.iter()
@@ -1054,7 +1085,7 @@ mod tests {
         let signer = Signer::new(
             keys[0].clone(),
             CHAIN,
-            SledSignerStore::new(storage.clone()),
+            DurableSignerStore::new(storage.clone()),
         )?;
         Ok(Consensus::new(
             ConsensusConfig::new(CHAIN),

@@ -9,17 +9,17 @@ use crate::storage::Storage;
 const SIGNER_RECORD_BYTES_MAX: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
-pub struct SledSignerStore {
+pub struct DurableSignerStore {
     storage: Storage,
 }
 
-impl SledSignerStore {
-    pub fn new(storage: Storage) -> SledSignerStore {
-        SledSignerStore { storage }
+impl DurableSignerStore {
+    pub fn new(storage: Storage) -> DurableSignerStore {
+        DurableSignerStore { storage }
     }
 }
 
-impl SignerStore for SledSignerStore {
+impl SignerStore for DurableSignerStore {
     fn load(&mut self) -> Result<Option<SignerRecord>, Error> {
         let Some(bytes) = self
             .storage
@@ -47,11 +47,11 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let record = SignerRecord::default();
         {
-            let mut store = SledSignerStore::new(Storage::open(dir.path(), "c")?);
+            let mut store = DurableSignerStore::new(Storage::open(dir.path(), "c")?);
             assert_eq!(store.load()?, None);
             store.save(&record)?;
         }
-        let mut store = SledSignerStore::new(Storage::open(dir.path(), "c")?);
+        let mut store = DurableSignerStore::new(Storage::open(dir.path(), "c")?);
         assert_eq!(store.load()?, Some(record));
         Ok(())
     }

@@ -131,8 +131,8 @@ pub struct Setup {
     pub genesis_validators: u64,
     /// Whether an audit node follows validator 0 and serves its own API.
     pub audit: bool,
-    /// The validator's mempool bound, when not the default.
-    pub mempool_txs_max: Option<u64>,
+    /// The validator's `[limits]` that are not the default, as (field, value).
+    pub limits: Vec<(&'static str, u64)>,
     /// The validator's API limits (streams, waiters).
     pub api_limits: api::Limits,
 }
@@ -142,7 +142,7 @@ impl Default for Setup {
         Setup {
             genesis_validators: 1,
             audit: false,
-            mempool_txs_max: None,
+            limits: Vec::new(),
             api_limits: api::Limits::default(),
         }
     }
@@ -243,7 +243,7 @@ fn config(
     key: &SigningKey,
     peers: &[PeerAddress],
     observers: &[PublicKey],
-    mempool_txs_max: Option<u64>,
+    limits: &[(&'static str, u64)],
 ) -> Config {
     let key_file = dir.join(format!("{name}.key"));
     KeyFile::write_new(key, &key_file).unwrap();
@@ -264,8 +264,11 @@ fn config(
             peer.address, peer.public_key
         ));
     }
-    if let Some(max) = mempool_txs_max {
-        text.push_str(&format!("[limits]\nmempool_txs_max = {max}\n"));
+    if !limits.is_empty() {
+        text.push_str("[limits]\n");
+        for (field, value) in limits {
+            text.push_str(&format!("{field} = {value}\n"));
+        }
     }
     text.push_str(api);
     let path = dir.join(format!("{name}.toml"));
@@ -339,7 +342,7 @@ impl TestNet {
             &validator_key(0),
             &[],
             &observers,
-            setup.mempool_txs_max,
+            &setup.limits,
         );
         let validator = Node::start(
             &validator_config,
@@ -357,7 +360,7 @@ impl TestNet {
                 public_key: validator.public_key,
                 address: validator.listen_addresses.first().cloned().unwrap(),
             };
-            let audit_config = config(dir.path(), "audit", "audit", &audit_key, &[peer], &[], None);
+            let audit_config = config(dir.path(), "audit", "audit", &audit_key, &[peer], &[], &[]);
             let audit = Node::start(&audit_config, audit_key, &genesis, node_options())
                 .await
                 .unwrap();

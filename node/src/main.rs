@@ -219,6 +219,14 @@ fn disk_usage(config_path: &Path, json: bool) -> Result<()> {
     let config = Config::load(config_path)
         .with_context(|| format!("configuration {} refused", config_path.display()))?;
     let genesis = GenesisFile::load(&config.genesis_file)?;
+    // Opening creates a store where none is; a report must not: a mistyped data_dir is an error.
+    let file = config.data_dir.join(DATABASE_FILE);
+    anyhow::ensure!(
+        file.is_file(),
+        "no store at {}: is data_dir in {} right?",
+        file.display(),
+        config_path.display()
+    );
     let storage = Storage::open_with_cache(
         &config.data_dir,
         &genesis.chain_id,
@@ -230,7 +238,6 @@ fn disk_usage(config_path: &Path, json: bool) -> Result<()> {
             config.data_dir.display()
         )
     })?;
-    let file = config.data_dir.join(DATABASE_FILE);
     let file_bytes = std::fs::metadata(&file)
         .with_context(|| format!("reading the size of {}", file.display()))?
         .len();

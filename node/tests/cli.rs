@@ -199,6 +199,21 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
              [api]\ntls_cert_file = \"api-cert.pem\"\ntls_key_file = \"api-key.pem\"\n"
         ),
     )?;
+    // Before the node has run there is no store: the report says so and creates none.
+    let none = tally(&["node", "disk-usage", "--config", path_arg(&config)?])?;
+    ensure!(
+        !none.status.success(),
+        "disk-usage without a store succeeded"
+    );
+    ensure!(
+        text(&none.stderr).contains("no store at"),
+        "{}",
+        text(&none.stderr)
+    );
+    ensure!(
+        !dir.path().join("data").exists(),
+        "disk-usage created the data directory"
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(["node", "run", "--config", path_arg(&config)?])
         .stdout(Stdio::null())

@@ -5,7 +5,7 @@
 //! of [`Outbound`] commands, so it never waits on the network.
 //!
 //! Consensus outputs are carried out in the order given: a `Broadcast` leaves only after the
-//! signer recorded it (the [`DurableSignerStore`] flushes before returning); a `Decision` is
+//! signer recorded it (the [`DurableSignerStore`] commits durably before returning); a `Decision` is
 //! executed and committed before the outputs after it (they belong to the next height).
 
 mod admission;

@@ -21,6 +21,11 @@
 //! message_bytes_max = 4194304
 //! storage_cache_bytes = 67108864           # the storage's page cache (redb)
 //! key_cache_entries = 100000               # parsed public keys kept for verification
+//! evidence_pending_max = 64                # evidence waiting for a block
+//! evidence_remembered_max = 1024           # committed evidence remembered against repeats
+//! verified_blocks_max = 8                  # proposed blocks kept verified at one height
+//! chain_inputs_max = 4096                  # the chain task's input queue
+//! outbound_max = 4096                      # the chain task's queue to the network
 //!
 //! [api]                                    # required: TLS files, or plain_http = true
 //! tls_cert_file = "api-cert.pem"           # the certificate chain the API serves (PEM)
@@ -166,6 +171,24 @@ pub struct Limits {
     /// Parsed public keys kept to verify signatures without parsing them again; a full cache
     /// is emptied and refilled. Reported as `tally_key_cache_entries`.
     pub key_cache_entries: u64,
+    /// Verified evidence of equivocation kept until a block carries it; more is dropped
+    /// (counted as `tally_limit_reached_total{limit="evidence_pending_max"}`), and a
+    /// validator that keeps equivocating is caught again. Reported as `tally_evidence_pending`.
+    pub evidence_pending_max: u64,
+    /// Committed evidence remembered so that a copy gossiped late is not put on chain again;
+    /// the oldest is forgotten first. Reported as `tally_evidence_remembered`.
+    pub evidence_remembered_max: u64,
+    /// Proposed blocks kept with their transactions verified at the current height (an
+    /// equivocating proposer sends two a round); one evicted is verified again if decided.
+    /// Reported as `tally_verified_blocks`.
+    pub verified_blocks_max: u64,
+    /// The chain task's input queue (consensus messages, gossip, timeouts); when it is full
+    /// the network's event queue (`network_events_max`) fills and drops. Reported as
+    /// `tally_chain_inputs_queued`.
+    pub chain_inputs_max: u64,
+    /// The chain task's queue of messages to the network; when full a message is dropped
+    /// (consensus resends). Reported as `tally_outbound_queued`.
+    pub outbound_max: u64,
 }
 
 impl Default for Limits {
@@ -182,6 +205,11 @@ impl Default for Limits {
             network_events_max: 4096,
             storage_cache_bytes: STORAGE_CACHE_BYTES_DEFAULT,
             key_cache_entries: 100_000,
+            evidence_pending_max: 64,
+            evidence_remembered_max: 1024,
+            verified_blocks_max: 8,
+            chain_inputs_max: 4096,
+            outbound_max: 4096,
         }
     }
 }
@@ -612,6 +640,11 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
         ("network_events_max", limits.network_events_max),
         ("storage_cache_bytes", limits.storage_cache_bytes),
         ("key_cache_entries", limits.key_cache_entries),
+        ("evidence_pending_max", limits.evidence_pending_max),
+        ("evidence_remembered_max", limits.evidence_remembered_max),
+        ("verified_blocks_max", limits.verified_blocks_max),
+        ("chain_inputs_max", limits.chain_inputs_max),
+        ("outbound_max", limits.outbound_max),
     ];
     for (name, value) in named {
         if value == 0 {
@@ -627,6 +660,16 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
         ("network_events_max", limits.network_events_max, 1 << 20),
         ("storage_cache_bytes", limits.storage_cache_bytes, 1 << 40),
         ("key_cache_entries", limits.key_cache_entries, 1 << 24),
+        // A block carries at most `BLOCK_EVIDENCE_MAX` pieces; more pending is memory only.
+        ("evidence_pending_max", limits.evidence_pending_max, 1 << 16),
+        (
+            "evidence_remembered_max",
+            limits.evidence_remembered_max,
+            1 << 20,
+        ),
+        ("verified_blocks_max", limits.verified_blocks_max, 1 << 10),
+        ("chain_inputs_max", limits.chain_inputs_max, 1 << 20),
+        ("outbound_max", limits.outbound_max, 1 << 20),
         // Durations beyond a day are mistakes, and keep `Instant` arithmetic far from overflow.
         (
             "sync_request_timeout_ms",
@@ -944,6 +987,25 @@ block_bytes_max = 524288
         ));
         let negative = fixture.load_edited("524288", "-1")?;
         assert!(matches!(negative, ConfigError::Parse { .. }));
+        for name in [
+            "evidence_pending_max",
+            "evidence_remembered_max",
+            "verified_blocks_max",
+            "chain_inputs_max",
+            "outbound_max",
+        ] {
+            let zero = fixture.load_edited("[limits]", &format!("[limits]\n{name} = 0"))?;
+            assert!(
+                matches!(zero, ConfigError::ZeroLimit { name: n } if n == name),
+                "{name} = 0: {zero}"
+            );
+            let huge =
+                fixture.load_edited("[limits]", &format!("[limits]\n{name} = 1000000000"))?;
+            assert!(
+                matches!(huge, ConfigError::LimitTooLarge { name: n, .. } if n == name),
+                "{name} too large: {huge}"
+            );
+        }
         Ok(())
     }
 

@@ -134,6 +134,10 @@ pub struct Metrics {
     pub gossiped_transactions_refused: CountBy,
     pub network: NetworkCounters,
     pub memory: MemoryGauges,
+    /// Times a bounded memory was full and dropped or evicted something, by the `[limits]`
+    /// field that bounds it: the sign that a bound is too small for the load, or that a
+    /// peer is flooding it.
+    pub limit_reached: CountBy,
 }
 
 /// What the node's bounded memories hold now, each beside the `[limits]` field that bounds
@@ -155,6 +159,16 @@ pub struct MemoryGauges {
     pub api_waiters: Gauge,
     /// Audit scans running (`[api] scans_max`), set when read.
     pub api_scans: Gauge,
+    /// Evidence waiting for a block (`evidence_pending_max`).
+    pub evidence_pending: Gauge,
+    /// Committed evidence remembered against repeats (`evidence_remembered_max`).
+    pub evidence_remembered: Gauge,
+    /// Proposed blocks kept verified at the current height (`verified_blocks_max`).
+    pub verified_blocks: Gauge,
+    /// Inputs queued for the chain task (`chain_inputs_max`).
+    pub chain_inputs_queued: Gauge,
+    /// Messages queued from the chain task to the network (`outbound_max`).
+    pub outbound_queued: Gauge,
 }
 
 impl Metrics {
@@ -179,6 +193,7 @@ impl Metrics {
         let gossiped_transactions_refused = CountBy::new("reason");
         let network = NetworkCounters::default();
         let memory = MemoryGauges::default();
+        let limit_reached = CountBy::new("limit");
         registry.register("height", "Last committed height", height.clone());
         registry.register(
             "mempool_bytes",
@@ -214,6 +229,40 @@ impl Metrics {
             "api_scans",
             "Audit scans running (api.scans_max)",
             memory.api_scans.clone(),
+        );
+        for (name, help, gauge) in [
+            (
+                "evidence_pending",
+                "Evidence waiting for a block (limits.evidence_pending_max)",
+                &memory.evidence_pending,
+            ),
+            (
+                "evidence_remembered",
+                "Committed evidence remembered (limits.evidence_remembered_max)",
+                &memory.evidence_remembered,
+            ),
+            (
+                "verified_blocks",
+                "Proposed blocks kept verified at this height (limits.verified_blocks_max)",
+                &memory.verified_blocks,
+            ),
+            (
+                "chain_inputs_queued",
+                "Inputs queued for the chain task (limits.chain_inputs_max)",
+                &memory.chain_inputs_queued,
+            ),
+            (
+                "outbound_queued",
+                "Messages queued for the network (limits.outbound_max)",
+                &memory.outbound_queued,
+            ),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
+        registry.register(
+            "limit_reached",
+            "Times a bounded memory was full and dropped or evicted, by limit",
+            limit_reached.family.clone(),
         );
         registry.register(
             "round",
@@ -321,6 +370,7 @@ impl Metrics {
             gossiped_transactions_refused,
             network,
             memory,
+            limit_reached,
         }
     }
 

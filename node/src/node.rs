@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::chain::{
-    CHAIN_INPUTS_MAX, Chain, ChainError, ChainInput, ChainSettings, OUTBOUND_MAX, Outbound,
-    SyncTask, sync::SYNC_REQUESTS_QUEUED_MAX,
+    Chain, ChainError, ChainInput, ChainSettings, Outbound, SyncTask,
+    sync::SYNC_REQUESTS_QUEUED_MAX,
 };
 use crate::config::Config;
 use crate::genesis::GenesisFile;
@@ -112,9 +112,9 @@ impl Node {
             config.limits.storage_cache_bytes,
         )?;
         let metrics = Arc::new(Metrics::new());
-        let (inputs_tx, inputs_rx) = mpsc::channel(CHAIN_INPUTS_MAX);
-        let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_MAX);
         let limits = &config.limits;
+        let (inputs_tx, inputs_rx) = mpsc::channel(usize_of(limits.chain_inputs_max));
+        let (outbound_tx, outbound_rx) = mpsc::channel(usize_of(limits.outbound_max));
         let settings = ChainSettings {
             mode: config.mode,
             key: key.clone(),
@@ -126,6 +126,9 @@ impl Node {
             block_txs_max: usize_of(limits.block_txs_max).min(crate::block::BLOCK_TXS_MAX),
             block_bytes_max: usize_of(limits.block_bytes_max),
             key_cache_entries: usize_of(limits.key_cache_entries),
+            evidence_pending_max: usize_of(limits.evidence_pending_max),
+            evidence_remembered_max: usize_of(limits.evidence_remembered_max),
+            verified_blocks_max: usize_of(limits.verified_blocks_max),
             timeouts: options.timeouts,
             observers: config.observers.clone(),
             data_dir: config.data_dir.clone(),

@@ -292,12 +292,15 @@ async fn memory_bounds_hold_when_filled_past_and_the_node_goes_on() {
     const KEYS: i64 = 4;
     const CACHE_BYTES: i64 = 256 * 1024;
     const MEMPOOL_BYTES: i64 = 1024 * 1024;
+    const QUEUE: i64 = 16;
     let net = TestNet::start_with(Setup {
         limits: vec![
             ("key_cache_entries", KEYS as u64),
             ("storage_cache_bytes", CACHE_BYTES as u64),
             ("block_bytes_max", 512 * 1024),
             ("mempool_bytes_max", MEMPOOL_BYTES as u64),
+            ("chain_inputs_max", QUEUE as u64),
+            ("outbound_max", QUEUE as u64),
         ],
         ..Setup::default()
     })
@@ -322,6 +325,8 @@ async fn memory_bounds_hold_when_filled_past_and_the_node_goes_on() {
         most_keys = most_keys.max(memory.key_cache_entries.get());
         most_cached = most_cached.max(memory.storage_cache_bytes.get());
         assert!(memory.mempool_bytes.get() <= MEMPOOL_BYTES);
+        assert!(memory.chain_inputs_queued.get() <= QUEUE);
+        assert!(memory.outbound_queued.get() <= QUEUE);
     }
     assert!(
         (1..=KEYS).contains(&most_keys),
@@ -344,6 +349,11 @@ async fn memory_bounds_hold_when_filled_past_and_the_node_goes_on() {
         "tally_api_streams",
         "tally_api_waiters",
         "tally_api_scans",
+        "tally_evidence_pending",
+        "tally_evidence_remembered",
+        "tally_verified_blocks",
+        "tally_chain_inputs_queued",
+        "tally_outbound_queued",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }

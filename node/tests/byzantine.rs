@@ -27,7 +27,7 @@ use tally_consensus::{
 use tally_contracts::{Rejection, verify_transactions};
 use tally_crypto::{KeyCache, PublicKey};
 use tally_node::block::{Block, BlockResults};
-use tally_node::config::{Byzantine, InvalidBlock, Mode, TestFaults};
+use tally_node::config::{Byzantine, InvalidBlock, Limits, Mode, TestFaults};
 use tally_node::metrics::Metrics;
 use tally_node::network::PeerAddress;
 use tally_node::node::Node;
@@ -85,7 +85,13 @@ async fn start_faulty(
 
 /// Validators 0..3 honest, the audit node, then validator 3 with `byzantine`.
 async fn cluster_with(byzantine: Byzantine) -> Result<Cluster> {
+    cluster_limited(byzantine, Limits::default()).await
+}
+
+/// [`cluster_with`], every node started with `limits`.
+async fn cluster_limited(byzantine: Byzantine, limits: Limits) -> Result<Cluster> {
     let mut cluster = Cluster::new(genesis(4))?;
+    cluster.limits = limits;
     let observers = BTreeSet::from([validator_key(AUDIT).public_key()]);
     for i in 0..FAULTY {
         cluster
@@ -260,13 +266,42 @@ async fn honest_nodes_agree_and_go_on(cluster: &Cluster, height: u64) -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_equivocating_proposer_is_outvoted_and_its_evidence_committed() -> Result<()> {
-    let cluster = cluster_with(Byzantine::EquivocatingProposer).await?;
-    // The fault happened: honest nodes saw two proposals signed for one slot.
-    wait_until(
-        "an honest validator saw the proposer equivocate",
-        async || Ok(total(&cluster, &[0, 1, 2], |m| m.equivocations_detected.get())? > 0),
+    // The verified-block memory at its least: the two blocks of an equivocating round do
+    // not fit, one is evicted, and the decided one is verified again at commit.
+    let cluster = cluster_limited(
+        Byzantine::EquivocatingProposer,
+        Limits {
+            verified_blocks_max: 1,
+            ..Limits::default()
+        },
     )
     .await?;
+    // The fault happened: honest nodes saw two proposals signed for one slot.
+    let mut most_verified = 0;
+    wait_until(
+        "an honest validator saw the proposer equivocate",
+        async || {
+            for i in [0, 1, 2] {
+                most_verified =
+                    most_verified.max(metrics(&cluster, i)?.memory.verified_blocks.get());
+            }
+            Ok(total(&cluster, &[0, 1, 2], |m| m.equivocations_detected.get())? > 0)
+        },
+    )
+    .await?;
+    wait_until("an honest validator evicted a verified block", async || {
+        for i in [0, 1, 2] {
+            most_verified = most_verified.max(metrics(&cluster, i)?.memory.verified_blocks.get());
+        }
+        Ok(total(&cluster, &[0, 1, 2], |m| {
+            m.limit_reached.get("verified_blocks_max")
+        })? > 0)
+    })
+    .await?;
+    ensure!(
+        (1..=1).contains(&most_verified),
+        "verified blocks held: {most_verified}, bound 1"
+    );
     let height = honest_nodes_agree_and_go_on(&cluster, 8).await?;
     let at = wait_for_evidence(&cluster, &[EquivocationKind::Proposal]).await?;
     let height = height.max(at);
@@ -307,6 +342,59 @@ async fn a_double_voter_is_outvoted_and_its_evidence_committed() -> Result<()> {
     let distinct: BTreeSet<&Evidence> = evidence.iter().collect();
     ensure!(distinct.len() == evidence.len(), "evidence committed twice");
     assert_served_evidence(cluster.node(AUDIT)?, height.max(at)).await?;
+    cluster.shutdown().await
+}
+
+/// The evidence memories at their least (one piece pending, two remembered) against a
+/// validator that double-votes at every height: more evidence arrives than they hold, they
+/// stay within their bounds, what did not fit is counted, and the chain goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_memory_stays_within_its_limits_and_the_chain_goes_on() -> Result<()> {
+    const PENDING: i64 = 1;
+    const REMEMBERED: i64 = 2;
+    let cluster = cluster_limited(
+        Byzantine::DoubleVoter,
+        Limits {
+            evidence_pending_max: PENDING as u64,
+            evidence_remembered_max: REMEMBERED as u64,
+            ..Limits::default()
+        },
+    )
+    .await?;
+    let honest = [0, 1, 2];
+    let (mut most_pending, mut most_remembered) = (0, 0);
+    // Filled past both bounds: evidence refused for want of room, and more committed than
+    // remembered (the oldest forgotten).
+    wait_until(
+        "evidence refused and forgotten past both bounds",
+        async || {
+            for &i in &honest {
+                let memory = &metrics(&cluster, i)?.memory;
+                most_pending = most_pending.max(memory.evidence_pending.get());
+                most_remembered = most_remembered.max(memory.evidence_remembered.get());
+            }
+            let reached =
+                |limit: &'static str| total(&cluster, &honest, |m| m.limit_reached.get(limit));
+            Ok(reached("evidence_pending_max")? > 0 && reached("evidence_remembered_max")? > 0)
+        },
+    )
+    .await?;
+    ensure!(
+        (1..=PENDING).contains(&most_pending),
+        "pending evidence held {most_pending}, bound {PENDING}"
+    );
+    ensure!(
+        (1..=REMEMBERED).contains(&most_remembered),
+        "remembered evidence held {most_remembered}, bound {REMEMBERED}"
+    );
+    // The chain goes on, the nodes agree, and the evidence on chain names only the faulty
+    // validator.
+    honest_nodes_agree_and_go_on(&cluster, cluster.height(0)? + 2).await?;
+    wait_for_evidence(
+        &cluster,
+        &[EquivocationKind::Prevote, EquivocationKind::Precommit],
+    )
+    .await?;
     cluster.shutdown().await
 }
 

@@ -45,10 +45,6 @@ pub use pool::{PoolEntry, sender_key};
 pub use signer_store::DurableSignerStore;
 pub use sync::{SyncTask, SyncedBlock};
 
-/// Capacity of the chain task's input channel.
-pub const CHAIN_INPUTS_MAX: usize = 4096;
-/// Capacity of the outbound channel to the network.
-pub const OUTBOUND_MAX: usize = 4096;
 /// The most inputs taken from the channel at once (their signatures verified in one batch).
 const INPUT_BATCH_MAX: usize = 1024;
 /// How often this node's own consensus messages are sent again (peers may have missed them).
@@ -59,11 +55,6 @@ const GOSSIP_INTERVAL_MS: u64 = 20;
 const GOSSIP_TXS_MAX: usize = 2_048;
 /// A proposed block's time may be at most this far ahead of the checker's clock.
 pub const BLOCK_TIME_DRIFT_MS_MAX: u64 = 2_000;
-/// The most pieces of evidence kept for a later block.
-const PENDING_EVIDENCE_MAX: usize = 64;
-/// The most pieces of committed evidence remembered, so that a copy gossiped late is not put
-/// on chain again.
-const COMMITTED_EVIDENCE_REMEMBERED: usize = 1024;
 /// The most validator updates kept for a later block.
 const PENDING_UPDATES_MAX: usize = 16;
 /// How long a proposer with an empty mempool waits before proposing (an empty block, or what
@@ -171,6 +162,12 @@ pub struct ChainSettings {
     pub block_bytes_max: usize,
     /// Parsed public keys kept for verification (`[limits] key_cache_entries`).
     pub key_cache_entries: usize,
+    /// Evidence kept for a later block (`[limits] evidence_pending_max`).
+    pub evidence_pending_max: usize,
+    /// Committed evidence remembered against repeats (`[limits] evidence_remembered_max`).
+    pub evidence_remembered_max: usize,
+    /// Proposed blocks kept verified at one height (`[limits] verified_blocks_max`).
+    pub verified_blocks_max: usize,
     pub timeouts: TimeoutConfig,
     /// Keys allowed to connect besides the validators.
     pub observers: BTreeSet<PublicKey>,
@@ -198,7 +195,7 @@ pub struct Chain {
     /// Every scheduled change of the validator set: (effective height, validators).
     schedule: Vec<(u64, Vec<tally_consensus::Validator>)>,
     pending_evidence: Vec<Evidence>,
-    /// Evidence committed lately, oldest first (see [`COMMITTED_EVIDENCE_REMEMBERED`]).
+    /// Evidence committed lately, oldest first (`settings.evidence_remembered_max`).
     committed_evidence: VecDeque<Evidence>,
     pending_updates: Vec<ValidatorUpdate>,
     to_gossip: Vec<Vec<u8>>,
@@ -509,6 +506,7 @@ impl Chain {
     fn send(&self, command: Outbound) {
         if let Err(e) = self.outbound.try_send(command) {
             // Consensus tolerates a lost message (it resends); the rest is best effort.
+            self.metrics.limit_reached.inc("outbound_max");
             warn!(error = %e, "outbound queue full; a network command was dropped");
         }
     }
@@ -828,6 +826,23 @@ impl Chain {
         memory
             .storage_cache_bytes
             .set(gauge(self.storage.cache_used_bytes()));
+        memory
+            .evidence_pending
+            .set(gauge(self.pending_evidence.len() as u64));
+        memory
+            .evidence_remembered
+            .set(gauge(self.committed_evidence.len() as u64));
+        memory
+            .verified_blocks
+            .set(gauge(self.validated.len() as u64));
+        let queued = |capacity: usize, free: usize| gauge(capacity.saturating_sub(free) as u64);
+        memory
+            .chain_inputs_queued
+            .set(queued(self.inputs.max_capacity(), self.inputs.capacity()));
+        memory.outbound_queued.set(queued(
+            self.outbound.max_capacity(),
+            self.outbound.capacity(),
+        ));
         if let Some(bytes) = resident_bytes() {
             memory.resident_bytes.set(gauge(bytes));
         }
@@ -845,12 +860,15 @@ impl Chain {
     }
 
     fn keep_evidence(&mut self, evidence: Evidence) {
-        if self.pending_evidence.len() < PENDING_EVIDENCE_MAX
-            && !self.pending_evidence.contains(&evidence)
-            && !self.committed_evidence.contains(&evidence)
+        if self.pending_evidence.contains(&evidence) || self.committed_evidence.contains(&evidence)
         {
-            self.pending_evidence.push(evidence);
+            return;
         }
+        if self.pending_evidence.len() >= self.settings.evidence_pending_max {
+            self.metrics.limit_reached.inc("evidence_pending_max");
+            return;
+        }
+        self.pending_evidence.push(evidence);
     }
 
     /// Forgets pending evidence that `block` committed and remembers it, so a late copy
@@ -861,8 +879,9 @@ impl Chain {
             .inc_by(committed.len() as u64);
         self.pending_evidence.retain(|e| !committed.contains(e));
         for evidence in committed {
-            if self.committed_evidence.len() >= COMMITTED_EVIDENCE_REMEMBERED {
+            if self.committed_evidence.len() >= self.settings.evidence_remembered_max {
                 self.committed_evidence.pop_front();
+                self.metrics.limit_reached.inc("evidence_remembered_max");
             }
             self.committed_evidence.push_back(evidence.clone());
         }

@@ -107,7 +107,14 @@ impl Chain {
         if let Some(detail) = self.weaker_copy(&verified) {
             return Err(fault("fewer_signatures", detail));
         }
+        if self.validated.len() >= self.settings.verified_blocks_max {
+            // Any one will do: a decided block that is not here is verified again.
+            self.validated.pop_first();
+            self.metrics.limit_reached.inc("verified_blocks_max");
+        }
         self.validated.insert(block_hash, verified);
+        let held = i64::try_from(self.validated.len()).unwrap_or(i64::MAX);
+        self.metrics.memory.verified_blocks.set(held);
         Ok(())
     }
 

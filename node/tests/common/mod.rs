@@ -189,6 +189,8 @@ pub struct Cluster {
     /// Where each started node listens, by index.
     addresses: Vec<Option<(PublicKey, Multiaddr)>>,
     pub options: NodeOptions,
+    /// The `[limits]` every node of the cluster starts with.
+    pub limits: Limits,
 }
 
 impl Cluster {
@@ -208,6 +210,7 @@ impl Cluster {
                 },
                 sync: true,
             },
+            limits: Limits::default(),
         })
     }
 
@@ -237,7 +240,7 @@ impl Cluster {
             public_key: validator_key(i).public_key(),
             api_address: "127.0.0.1:0".parse::<SocketAddr>()?,
             genesis_file: self.dir.path().join("unused.json"),
-            limits: Limits::default(),
+            limits: self.limits,
             test_faults: Default::default(),
             api: Default::default(),
         })

@@ -467,35 +467,17 @@ impl Storage {
 
     /// A ledger state value, as committed by the last block.
     pub fn state_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.chain_get(&state_key(key))
+        self.state_snapshot()?.get(key)
     }
 
-    /// Ledger state entries with keys in `start..end`, in key order, at most `limit`.
-    fn state_scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<tally_contracts::Entries, StorageError> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let (start, end) = (state_key(start), state_key(end));
+    /// The ledger state as the last committed block left it, for many reads: a block's
+    /// execution or a batch of admissions reads through one read transaction instead of
+    /// opening one per key, and sees one state throughout.
+    pub fn state_snapshot(&self) -> Result<StateSnapshot, StorageError> {
         let txn = self.db.begin_read().map_err(io)?;
-        let chain = txn.open_table(CHAIN).map_err(io)?;
-        let mut out = Vec::new();
-        for entry in chain
-            .range(start.as_slice()..end.as_slice())
-            .map_err(io)?
-            .take(limit)
-        {
-            let (key, value) = entry.map_err(io)?;
-            out.push((
-                key.value().get(2..).unwrap_or_default().to_vec(),
-                value.value().to_vec(),
-            ));
-        }
-        Ok(out)
+        Ok(StateSnapshot {
+            chain: txn.open_table(CHAIN).map_err(io)?,
+        })
     }
 
     /// The signer's record: what the validator key last signed.
@@ -624,11 +606,59 @@ impl Storage {
     }
 }
 
-/// The ledger reads committed state straight from the data directory.
-impl tally_contracts::StateStore for Storage {
+/// One read transaction's view of the ledger state ([`Storage::state_snapshot`]); it keeps
+/// the pages it sees alive until dropped, so hold it for a block or a batch, not longer.
+pub struct StateSnapshot {
+    chain: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl std::fmt::Debug for StateSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateSnapshot").finish_non_exhaustive()
+    }
+}
+
+impl StateSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let value = self.chain.get(state_key(key).as_slice()).map_err(io)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// Ledger state entries with keys in `start..end`, in key order, at most `limit`.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<tally_contracts::Entries, StorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (start, end) = (state_key(start), state_key(end));
+        let mut out = Vec::new();
+        for entry in self
+            .chain
+            .range(start.as_slice()..end.as_slice())
+            .map_err(io)?
+            .take(limit)
+        {
+            let (key, value) = entry.map_err(io)?;
+            out.push((
+                key.value().get(2..).unwrap_or_default().to_vec(),
+                value.value().to_vec(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn store_error(e: StorageError) -> tally_contracts::StoreError {
+    tally_contracts::StoreError(e.to_string())
+}
+
+impl tally_contracts::StateStore for StateSnapshot {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, tally_contracts::StoreError> {
-        self.state_get(key)
-            .map_err(|e| tally_contracts::StoreError(e.to_string()))
+        StateSnapshot::get(self, key).map_err(store_error)
     }
 
     fn scan(
@@ -637,8 +667,26 @@ impl tally_contracts::StateStore for Storage {
         end: &[u8],
         limit: usize,
     ) -> Result<tally_contracts::Entries, tally_contracts::StoreError> {
-        self.state_scan(start, end, limit)
-            .map_err(|e| tally_contracts::StoreError(e.to_string()))
+        StateSnapshot::scan(self, start, end, limit).map_err(store_error)
+    }
+}
+
+/// The ledger reads committed state straight from the data directory, one read transaction
+/// per call (the API's point reads); many reads go through a [`StateSnapshot`].
+impl tally_contracts::StateStore for Storage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, tally_contracts::StoreError> {
+        self.state_get(key).map_err(store_error)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<tally_contracts::Entries, tally_contracts::StoreError> {
+        self.state_snapshot()
+            .and_then(|snapshot| snapshot.scan(start, end, limit))
+            .map_err(store_error)
     }
 }
 

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 
 use tally_contracts::admission::{self, AdmissionError};
-use tally_contracts::{VerifiedTransaction, VerifyError};
+use tally_contracts::{StateStore, VerifiedTransaction, VerifyError};
 use tally_crypto::PublicKey;
 
 use super::{Chain, Outbound, pool};
@@ -87,14 +87,18 @@ pub(super) fn verify_label(error: &VerifyError) -> &'static str {
 
 impl Chain {
     /// Whether `verified` may wait for a block here (see the module documentation).
-    pub(super) fn admission(&self, verified: &VerifiedTransaction) -> Result<(), AdmissionError> {
+    pub(super) fn admission(
+        &self,
+        state: &dyn StateStore,
+        verified: &VerifiedTransaction,
+    ) -> Result<(), AdmissionError> {
         let sender = pool::sender_key(verified.tx().sender);
         let pending: Vec<PublicKey> = self
             .mempool
             .waiting_below(&sender, verified.tx().nonce)
             .filter_map(|waiting| admission::installed_key(&waiting.signed.tx))
             .collect();
-        admission::admit(&self.storage, verified, &pending)
+        admission::admit(state, verified, &pending)
     }
 
     /// A transaction of a proposed block for which this node holds a copy of the same body

@@ -61,7 +61,7 @@ impl Chain {
             },
         };
         let outcome = Ledger::execute_block(
-            &self.storage,
+            &self.storage.state_snapshot()?,
             BlockContext {
                 height,
                 time_ms: block.header.time_ms,
@@ -168,9 +168,10 @@ impl Chain {
             .collect();
         parties.sort_unstable_by_key(|(key, _)| *key);
         parties.dedup_by_key(|(key, _)| *key);
+        let state = self.state();
         let senders: Vec<([u8; 32], u64)> = parties
             .into_iter()
-            .map(|(key, party)| (key, pool::next_nonce(&self.storage, party)))
+            .map(|(key, party)| (key, pool::next_nonce(state.as_ref(), party)))
             .collect();
         self.mempool.remove_committed(&senders);
         {

@@ -25,7 +25,8 @@ use tally_consensus::{
     Signer, Timeout, TimeoutConfig, ValidatorSet, ValidatorSets,
 };
 use tally_contracts::{
-    ChainHead, Ledger, SignedTransaction, VerifiedTransaction, encoding, verify_transactions,
+    ChainHead, Ledger, SignedTransaction, StateStore, VerifiedTransaction, encoding,
+    verify_transactions,
 };
 use tally_crypto::{Hash, KeyCache, PublicKey, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -754,6 +755,7 @@ impl Chain {
             }
         }
         let verdicts = verify_transactions(&self.chain_id, txs.clone(), &mut self.keys);
+        let state = self.state();
         for ((signed, verdict), (origin, size)) in txs.into_iter().zip(verdicts).zip(origins) {
             let peer = match &origin {
                 Origin::Peer(from) => Some(*from),
@@ -764,14 +766,14 @@ impl Chain {
                     self.refused_verification(peer, &e);
                     Err(SubmitError::Verify(e))
                 }
-                Ok(verified) => match self.admission(&verified) {
+                Ok(verified) => match self.admission(state.as_ref(), &verified) {
                     Err(e) => {
                         self.refused_admission(peer, &e);
                         Err(SubmitError::Admission(e))
                     }
                     Ok(()) => {
                         let hash = verified.hash();
-                        let next = pool::next_nonce(&self.storage, signed.tx.sender);
+                        let next = pool::next_nonce(state.as_ref(), signed.tx.sender);
                         let bytes = peer.is_none().then(|| encoding::encode(&signed));
                         let entry = PoolEntry {
                             signed,
@@ -845,6 +847,19 @@ impl Chain {
         ));
         if let Some(bytes) = resident_bytes() {
             memory.resident_bytes.set(gauge(bytes));
+        }
+    }
+
+    /// The committed state for many reads: one read transaction (see
+    /// [`Storage::state_snapshot`]), or the storage itself, a transaction per read, when
+    /// none can be opened. Taken after the last commit and dropped before the next.
+    fn state(&self) -> Box<dyn StateStore> {
+        match self.storage.state_snapshot() {
+            Ok(snapshot) => Box::new(snapshot),
+            Err(e) => {
+                warn!(error = %e, "no read snapshot of the state; reading key by key");
+                Box::new(self.storage.clone())
+            }
         }
     }
 

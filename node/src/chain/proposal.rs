@@ -31,11 +31,11 @@ impl Chain {
         height: Height,
         round: Round,
     ) -> Result<Vec<u8>, ChainError> {
-        let storage = self.storage.clone();
+        let state = self.state();
         let entries = self.mempool.reap(
             self.settings.block_txs_max,
             self.settings.block_bytes_max,
-            |key| pool::next_nonce_of_key(&storage, key),
+            |key| pool::next_nonce_of_key(state.as_ref(), key),
         );
         let mut updates = Vec::new();
         let mut last = self.last_scheduled();

@@ -1708,7 +1708,17 @@ fn check_disputes(ops: &[Op]) -> DisputeStats {
                         Party::Account(*payer),
                         "opened by someone else"
                     );
-                    assert_eq!(payer_of(&before, *disputed), Some(*payer));
+                    // An escrow this block's expiries released (they run before its
+                    // transaction) made the order paid within the block.
+                    let released = out.expired.iter().find_map(|e| match e {
+                        Event::PaymentCompleted { order, payer, .. }
+                            if Disputed::Order(*order) == *disputed =>
+                        {
+                            Some(*payer)
+                        }
+                        _ => None,
+                    });
+                    assert_eq!(payer_of(&before, *disputed).or(released), Some(*payer));
                     let record = query::dispute(after, *disputed).unwrap().unwrap();
                     assert!(query::hold(after, record.hold).unwrap().is_some());
                     open.insert(
@@ -1875,6 +1885,37 @@ proptest! {
     ) {
         check_disputes(&ops);
     }
+}
+
+/// The case a random run of the dispute property found (2026-12-06, `.ci/repeat`): an order
+/// paid into a 2-second escrow, a refused payment (its id taken), then a dispute of the
+/// order in the block whose expiries release the escrow: the order is paid when the dispute
+/// runs, though not before the block. The ledger was right; the check had read the state
+/// before the block's expiries.
+#[test]
+fn a_dispute_in_the_block_that_releases_the_escrow() {
+    check_disputes(&[
+        Op::PayOrder {
+            payer: 0,
+            order: 2,
+            id: 0,
+            source: 0,
+            escrow_ms: Some(2000),
+            second: false,
+        },
+        Op::PayMerchant {
+            payer: 1,
+            merchant: 0,
+            id: 0,
+            amount: 1,
+        },
+        Op::OpenDispute {
+            pick: 32,
+            stranger: None,
+            id: 1,
+            reason: 0,
+        },
+    ]);
 }
 
 /// The dispute checks are not vacuous: disputes open, are decided both ways and expire

@@ -298,8 +298,10 @@ async fn an_equivocating_proposer_is_outvoted_and_its_evidence_committed() -> Re
         })? > 0)
     })
     .await?;
+    // Only the bound is judged: a sample may fall between a commit (which empties the
+    // memory) and the next verified block; the eviction counted above is the positive sign.
     ensure!(
-        (1..=1).contains(&most_verified),
+        most_verified <= 1,
         "verified blocks held: {most_verified}, bound 1"
     );
     let height = honest_nodes_agree_and_go_on(&cluster, 8).await?;
@@ -379,12 +381,14 @@ async fn evidence_memory_stays_within_its_limits_and_the_chain_goes_on() -> Resu
         },
     )
     .await?;
+    // Only the bounds are judged from the sampled gauges (a sample may come before a
+    // commit set them); that both bounds were reached is counted above.
     ensure!(
-        (1..=PENDING).contains(&most_pending),
+        most_pending <= PENDING,
         "pending evidence held {most_pending}, bound {PENDING}"
     );
     ensure!(
-        (1..=REMEMBERED).contains(&most_remembered),
+        most_remembered <= REMEMBERED,
         "remembered evidence held {most_remembered}, bound {REMEMBERED}"
     );
     // The chain goes on, the nodes agree, and the evidence on chain names only the faulty

@@ -7,6 +7,11 @@
 //! so that no validator can reconnect. Counting per address bounds what one host takes: it
 //! needs many addresses to fill the node-wide cap. Validators dial each other once per peer,
 //! so an honest host has at most one handshake in flight per node running on it.
+//!
+//! An IPv6 host is counted by its /64 network, not its full address: a provider hands a
+//! customer a whole /64 (often more), so one attacker can dial from 2^64 addresses and
+//! would otherwise fill the node-wide cap alone. An IPv4 address mapped into IPv6
+//! (`::ffff:a.b.c.d`, as a dual-stack listener reports it) counts as that IPv4 address.
 
 use libp2p::PeerId;
 use libp2p::core::multiaddr::Protocol;
@@ -23,7 +28,9 @@ use std::task::{Context, Poll};
 
 /// The refusal, counted under the reason `address_limit`.
 #[derive(Debug, thiserror::Error)]
-#[error("{pending} handshakes already in progress from {address} (at most {max} per address)")]
+#[error(
+    "{pending} handshakes already in progress from {address} (at most {max} per address, an IPv6 /64 counting as one)"
+)]
 pub(super) struct TooManyHandshakes {
     pub address: IpAddr,
     pub pending: u32,
@@ -62,12 +69,19 @@ impl HandshakesPerAddress {
     }
 }
 
-/// The IP address at the start of a dialler's `/ip4/../tcp/..` address; `None` for others
-/// (which are not counted: the node listens on TCP alone).
-fn ip_of(address: &Multiaddr) -> Option<IpAddr> {
+/// Who a dialler is counted as, from the IP address at the start of its `/ip4/../tcp/..`
+/// or `/ip6/..` address: the IPv4 address, or the /64 network of an IPv6 one (its last 64
+/// bits zero); `None` for other addresses (not counted: the node listens on TCP alone).
+fn source_of(address: &Multiaddr) -> Option<IpAddr> {
     match address.iter().next()? {
         Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        Protocol::Ip6(ip) => Some(match ip.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(ip) & !u128::from(u64::MAX);
+                IpAddr::V6(std::net::Ipv6Addr::from(network))
+            }
+        }),
         _ => None,
     }
 }
@@ -82,7 +96,7 @@ impl NetworkBehaviour for HandshakesPerAddress {
         _local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        let Some(address) = ip_of(remote_addr) else {
+        let Some(address) = source_of(remote_addr) else {
             return Ok(());
         };
         let pending = self.per_address.get(&address).copied().unwrap_or(0);
@@ -198,6 +212,61 @@ mod tests {
         assert_eq!(
             cap.per_address.get(&"10.0.0.9".parse::<IpAddr>()?),
             Some(&2)
+        );
+        Ok(())
+    }
+
+    /// The attacker holds a /64 and dials from a new address each time: it is one source.
+    #[test]
+    fn an_ipv6_network_is_one_source() -> Result<(), Box<dyn std::error::Error>> {
+        let mut cap = HandshakesPerAddress::new(2);
+        let local: Multiaddr = "/ip6/::1/tcp/9000".parse()?;
+        let dial = |ip: &str| format!("/ip6/{ip}/tcp/40000").parse::<Multiaddr>();
+        cap.handle_pending_inbound_connection(
+            ConnectionId::new_unchecked(1),
+            &local,
+            &dial("2001:db8:1:2::1")?,
+        )?;
+        cap.handle_pending_inbound_connection(
+            ConnectionId::new_unchecked(2),
+            &local,
+            &dial("2001:db8:1:2:ffff:ffff:ffff:fffe")?,
+        )?;
+        assert!(
+            cap.handle_pending_inbound_connection(
+                ConnectionId::new_unchecked(3),
+                &local,
+                &dial("2001:db8:1:2:dead:beef:0:7")?
+            )
+            .is_err(),
+            "a third handshake from the same /64 was let in"
+        );
+        // The next /64 is another source.
+        cap.handle_pending_inbound_connection(
+            ConnectionId::new_unchecked(4),
+            &local,
+            &dial("2001:db8:1:3::1")?,
+        )?;
+        assert_eq!(
+            cap.per_address.get(&"2001:db8:1:2::".parse::<IpAddr>()?),
+            Some(&2)
+        );
+
+        // An IPv4 host seen through a dual-stack listener is counted as itself.
+        let mut cap = HandshakesPerAddress::new(1);
+        cap.handle_pending_inbound_connection(
+            ConnectionId::new_unchecked(5),
+            &local,
+            &from("10.0.0.9")?,
+        )?;
+        assert!(
+            cap.handle_pending_inbound_connection(
+                ConnectionId::new_unchecked(6),
+                &local,
+                &dial("::ffff:10.0.0.9")?
+            )
+            .is_err(),
+            "the IPv4-mapped form of a capped address was let in"
         );
         Ok(())
     }

@@ -198,7 +198,7 @@ impl Layout {
             .map(|i| (format!("validator-{i}"), NodeMode::Validator))
             .chain((0..observers).map(|i| (format!("audit-{i}"), NodeMode::Audit)))
             .collect();
-        let addresses = free_loopback_addresses(names.len() * 2)?;
+        let addresses = crate::ports::reserve_loopback_addresses(names.len() * 2)?;
         let mut nodes = Vec::new();
         for ((name, mode), pair) in names.into_iter().zip(addresses.chunks(2)) {
             let [p2p_address, api_address] = pair else {
@@ -523,18 +523,6 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 fn institution_key_path(dir: &Path, institution: InstitutionSpec) -> PathBuf {
     dir.join("institutions")
         .join(format!("{}.key", institution.name))
-}
-
-/// `count` distinct free loopback ports: all are held bound until all are chosen.
-fn free_loopback_addresses(count: usize) -> Result<Vec<SocketAddr>> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("binding a loopback port")?;
-    Ok(listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<std::io::Result<Vec<_>>>()?)
 }
 
 /// True if nothing listens on `address` now (a resumed network needs its ports back).

@@ -70,6 +70,16 @@ pub struct NodeContext {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// A submission in the chain task's queue: [`Queued::answer`] waits for the mempool's verdict.
+#[derive(Debug)]
+pub struct Queued(oneshot::Receiver<Result<Hash, SubmitError>>);
+
+impl Queued {
+    pub async fn answer(self) -> Result<Hash, SubmitError> {
+        self.0.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+}
+
 impl std::fmt::Debug for NodeContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeContext")
@@ -82,6 +92,13 @@ impl std::fmt::Debug for NodeContext {
 impl NodeContext {
     /// Submits transaction bytes and waits for the mempool's answer (not for the commit).
     pub async fn submit(&self, bytes: Vec<u8>) -> Result<Hash, SubmitError> {
+        self.enqueue(bytes)?.answer().await
+    }
+
+    /// Queues transaction bytes for admission without waiting for the answer, so a batch is
+    /// queued whole before any answer is awaited (the chain task then verifies it in one
+    /// go). A full queue is answered busy at once.
+    pub fn enqueue(&self, bytes: Vec<u8>) -> Result<Queued, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.submit
             .try_send(Submission { bytes, reply })
@@ -89,7 +106,7 @@ impl NodeContext {
                 mpsc::error::TrySendError::Full(_) => SubmitError::Mempool(MempoolError::Busy),
                 mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,
             })?;
-        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+        Ok(Queued(answer))
     }
 
     pub fn status(&self, hash: &Hash) -> Result<TxStatus, crate::storage::StorageError> {

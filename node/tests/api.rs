@@ -1203,7 +1203,7 @@ async fn openapi_describes_every_route() {
             continue; // a stream: served, and never ends
         }
         let concrete = concrete_path(path);
-        let method = if path == "/v1/transactions" {
+        let method = if path == "/v1/transactions" || path == "/v1/transactions/batch" {
             "POST"
         } else {
             "GET"
@@ -1543,6 +1543,197 @@ async fn the_event_stream_gives_each_party_its_own_events() {
     // Anonymous: no stream at all.
     let anonymous = send(&net.api.anonymous(), "GET", "/v1/events", &[], Vec::new()).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    net.shutdown().await;
+}
+
+/// A batch: every transaction queued, each answered in order with what its single
+/// submission would have got (taken, a duplicate, bytes that do not decode, a forged
+/// signature), then committed; sent again, the committed ones are refused as such. The JSON
+/// form takes an array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_answered_per_transaction_in_order() {
+    let net = TestNet::start().await;
+    let (first, second) = (opening(300, 0), opening(301, 0));
+    let mut forged = opening(302, 0);
+    if let TxKind::RegisterAccount { tier, .. } = &mut forged.tx.kind {
+        *tier = 3;
+    }
+    let encoded = vec![
+        encoding::encode(&first),
+        encoding::encode(&second),
+        encoding::encode(&first),
+        vec![0xff; 12],
+        encoding::encode(&forged),
+    ];
+    let answer = post_bytes(
+        &net.api,
+        "/v1/transactions/batch",
+        api::batch::frame(&encoded),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!(
+        (body["pending"].as_u64(), body["refused"].as_u64()),
+        (Some(2), Some(3)),
+        "{body}"
+    );
+    let results = body["results"].as_array().unwrap();
+    let outcome = |i: usize| (results[i]["status"].as_str(), results[i]["code"].as_str());
+    assert_eq!(outcome(0), (Some("pending"), None));
+    assert_eq!(hex_of(&results[0]["hash"]), first.hash().to_hex());
+    assert_eq!(outcome(1), (Some("pending"), None));
+    assert_eq!(hex_of(&results[1]["hash"]), second.hash().to_hex());
+    // The copy finds the first in the mempool (or, had a block committed the first between
+    // the two, its nonce used).
+    assert_eq!(outcome(2).0, Some("refused"));
+    assert!(
+        matches!(outcome(2).1, Some("DUPLICATE" | "NONCE_USED")),
+        "{body}"
+    );
+    assert_eq!(hex_of(&results[2]["hash"]), first.hash().to_hex());
+    assert_eq!(outcome(3), (Some("refused"), Some("MALFORMED_TRANSACTION")));
+    assert!(results[3].get("hash").is_none(), "{body}");
+    assert_eq!(outcome(4), (Some("refused"), Some("BAD_SIGNATURE")));
+    assert!(results[4]["message"].is_string(), "{body}");
+
+    net.until_committed(first.hash()).await;
+    net.until_committed(second.hash()).await;
+    get(
+        &net.api,
+        &format!("/v1/transactions/{}", forged.hash().to_hex()),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "NOT_FOUND");
+
+    // Again, with a new one beside them, as JSON.
+    let third = opening(303, 0);
+    let again = post_json(
+        &net.api,
+        "/v1/transactions/batch",
+        serde_json::to_vec(&[&first, &third]).unwrap(),
+    )
+    .await;
+    let body = again.json();
+    assert_eq!(again.status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["code"], "ALREADY_COMMITTED", "{body}");
+    assert_eq!(body["results"][1]["status"], "pending", "{body}");
+    net.until_committed(third.hash()).await;
+
+    // The reference client speaks it too.
+    let client = net.api.api.anonymous();
+    let fourth = opening(304, 0);
+    let answer = client
+        .submit_batch(&[fourth.clone(), third.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.results,
+        vec![
+            api::batch::BatchOutcome::Pending {
+                hash: fourth.hash()
+            },
+            api::batch::BatchOutcome::Refused {
+                hash: Some(third.hash()),
+                code: "ALREADY_COMMITTED".to_string(),
+                message: "the transaction is already in a committed block".to_string(),
+            },
+        ]
+    );
+    net.shutdown().await;
+}
+
+/// A batch that cannot be split, or is out of bounds, is refused whole: the valid
+/// transaction at its head is not queued. A client whose tokens do not cover the batch is
+/// refused whole too (a batch of n costs n requests), and a batch within them passes. An
+/// audit node takes no batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_or_oversized_batch_is_refused_whole() {
+    const BURST: u64 = 8;
+    let net = TestNet::start_with(Setup {
+        audit: true,
+        api_limits: api::Limits {
+            // No refill: the tokens left are exact however slow the machine.
+            requests_per_second_per_client: 0,
+            request_burst_per_client: BURST,
+            ..api::Limits::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let valid = opening(310, 0);
+    let head = encoding::encode(&valid);
+    let path = "/v1/transactions/batch";
+    // Taken: pending, or already committed by a block.
+    let queued = || {
+        let hash = valid.hash();
+        (net.validator.context.pending)(&hash)
+            || net.storage().tx_location(&hash).unwrap().is_some()
+    };
+    // The framing cut after a whole transaction.
+    let mut cut = api::batch::frame(std::slice::from_ref(&head));
+    cut.extend_from_slice(&[0, 0, 1]);
+    let bank = net.api.as_institution(BANK_A);
+    post_bytes(&bank, path, cut)
+        .await
+        .error(StatusCode::BAD_REQUEST, "MALFORMED_BATCH");
+    post_bytes(&bank, path, Vec::new())
+        .await
+        .error(StatusCode::BAD_REQUEST, "MALFORMED_BATCH");
+    let mut over = vec![head.clone()];
+    over.extend(vec![Vec::new(); api::batch::BATCH_TXS_MAX]);
+    post_bytes(&bank, path, api::batch::frame(&over))
+        .await
+        .error(StatusCode::PAYLOAD_TOO_LARGE, "BATCH_TOO_LARGE");
+    post_json(&bank, path, b"[{\"tx\": 1}]".to_vec())
+        .await
+        .error(StatusCode::BAD_REQUEST, "MALFORMED_JSON");
+    post_json(&bank, path, b"[]".to_vec())
+        .await
+        .error(StatusCode::BAD_REQUEST, "MALFORMED_BATCH");
+    call(
+        &bank,
+        "POST",
+        path,
+        &[("content-type", "text/plain")],
+        head.clone(),
+    )
+    .await
+    .error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE");
+    assert!(!queued(), "a refused batch queued its first transaction");
+
+    // Six requests spent above: two tokens left, so a batch of three is refused whole.
+    let three = vec![head.clone(), Vec::new(), Vec::new()];
+    post_bytes(&bank, path, api::batch::frame(&three))
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS");
+    assert!(
+        !queued(),
+        "a batch past the client's tokens queued its first transaction"
+    );
+    // Another client's tokens are its own: its batch of BURST passes.
+    let mut full = vec![head.clone()];
+    full.extend(vec![Vec::new(); BURST as usize - 1]);
+    let answer = post_bytes(
+        &net.api.as_institution(BANK_B),
+        path,
+        api::batch::frame(&full),
+    )
+    .await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["pending"].as_u64(), body["refused"].as_u64()),
+        (Some(1), Some(BURST - 1)),
+        "{body}"
+    );
+    assert!(queued());
+
+    // The audit node is read-only.
+    let audit = net.audit_api.clone().unwrap();
+    post_bytes(&audit, path, api::batch::frame(&[head]))
+        .await
+        .error(StatusCode::FORBIDDEN, "READ_ONLY");
     net.shutdown().await;
 }
 

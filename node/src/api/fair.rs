@@ -143,6 +143,13 @@ impl Rates {
 
     /// Takes one request's token from `client`'s bucket; false when it is empty.
     pub fn allow(&self, client: ClientKey, now: Instant) -> bool {
+        self.allow_n(client, 1, now)
+    }
+
+    /// Takes `n` tokens from `client`'s bucket at once, or none (false) when it holds fewer:
+    /// a batch of `n` transactions costs what `n` requests would.
+    pub fn allow_n(&self, client: ClientKey, n: u64, now: Instant) -> bool {
+        let cost = n.saturating_mul(MILLI);
         let full = self.burst.saturating_mul(MILLI);
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         let client = if buckets.contains_key(&client) || buckets.len() < RATE_CLIENTS_MAX {
@@ -167,10 +174,10 @@ impl Rates {
             .saturating_add(elapsed_ms.saturating_mul(self.per_second))
             .min(full);
         bucket.refilled = now;
-        if bucket.tokens_milli < MILLI {
+        if bucket.tokens_milli < cost {
             return false;
         }
-        bucket.tokens_milli -= MILLI;
+        bucket.tokens_milli -= cost;
         true
     }
 
@@ -239,5 +246,20 @@ mod tests {
             assert!(rates.allow(party(1), later));
         }
         assert!(!rates.allow(party(1), later));
+    }
+
+    #[test]
+    fn a_batch_takes_all_its_tokens_or_none() {
+        let rates = Rates::new(10, 5);
+        let start = Instant::now();
+        assert!(rates.allow_n(party(1), 3, start));
+        // Two tokens left: a batch of three is refused and takes nothing …
+        assert!(!rates.allow_n(party(1), 3, start));
+        // … so the two are still there for single requests.
+        assert!(rates.allow(party(1), start));
+        assert!(rates.allow(party(1), start));
+        assert!(!rates.allow(party(1), start));
+        // More than the burst never passes, however long the client waits.
+        assert!(!rates.allow_n(party(2), 6, start + Duration::from_secs(60)));
     }
 }

@@ -10,6 +10,7 @@ mod audit;
 mod audit_page;
 mod audit_risk;
 mod audit_scan;
+pub mod batch;
 mod blocks;
 pub mod caller;
 mod error;
@@ -175,6 +176,12 @@ fn routes() -> Vec<Route> {
             "/v1/transactions",
             Submit,
             post(transactions::submit),
+        ),
+        route(
+            Method::POST,
+            "/v1/transactions/batch",
+            Submit,
+            post(batch::submit_batch),
         ),
         route(
             GET,

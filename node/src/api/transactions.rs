@@ -58,8 +58,17 @@ pub enum TxView {
     },
 }
 
-/// The canonical bytes of the body: binary as sent, or the JSON form re-encoded.
-fn canonical_bytes(headers: &HeaderMap, body: &[u8]) -> Result<SignedTransaction, ApiError> {
+/// The two forms a transaction is submitted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Form {
+    /// `application/octet-stream`: canonical bytes.
+    Binary,
+    /// `application/json`: the JSON form, re-encoded here.
+    Json,
+}
+
+/// The form the `Content-Type` names; 415 for anything else.
+pub(super) fn form(headers: &HeaderMap) -> Result<Form, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -71,18 +80,43 @@ fn canonical_bytes(headers: &HeaderMap, body: &[u8]) -> Result<SignedTransaction
         .trim()
         .to_ascii_lowercase();
     match media.as_str() {
-        "application/octet-stream" => Ok(encoding::decode(body)?),
-        "application/json" => {
-            let signed: SignedTransaction = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request("MALFORMED_JSON", e.to_string()))?;
-            // The same checks as for bytes: limits, and one encoding per transaction.
-            Ok(encoding::decode(&encoding::encode(&signed))?)
-        }
+        "application/octet-stream" => Ok(Form::Binary),
+        "application/json" => Ok(Form::Json),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
             "send application/octet-stream (canonical bytes) or application/json",
         )),
+    }
+}
+
+/// A transaction in its JSON form, held to the same checks as bytes: limits, and one
+/// encoding per transaction.
+pub(super) fn from_json(signed: &SignedTransaction) -> Result<SignedTransaction, ApiError> {
+    Ok(encoding::decode(&encoding::encode(signed))?)
+}
+
+pub(super) fn malformed_json(e: serde_json::Error) -> ApiError {
+    ApiError::bad_request("MALFORMED_JSON", e.to_string())
+}
+
+/// The canonical bytes of the body: binary as sent, or the JSON form re-encoded.
+fn canonical_bytes(headers: &HeaderMap, body: &[u8]) -> Result<SignedTransaction, ApiError> {
+    match form(headers)? {
+        Form::Binary => Ok(encoding::decode(body)?),
+        Form::Json => from_json(&serde_json::from_slice(body).map_err(malformed_json)?),
+    }
+}
+
+/// Refused: the transaction is in a committed block already.
+pub(super) fn already_committed(hash: Hash) -> ApiError {
+    ApiError {
+        tx: Some(hash),
+        ..ApiError::new(
+            StatusCode::CONFLICT,
+            "ALREADY_COMMITTED",
+            "the transaction is already in a committed block",
+        )
     }
 }
 
@@ -98,14 +132,7 @@ pub async fn submit(
     let signed = canonical_bytes(&headers, &body)?;
     let hash = signed.hash();
     if api.ctx.storage.tx_location(&hash)?.is_some() {
-        return Err(ApiError {
-            tx: Some(hash),
-            ..ApiError::new(
-                StatusCode::CONFLICT,
-                "ALREADY_COMMITTED",
-                "the transaction is already in a committed block",
-            )
-        });
+        return Err(already_committed(hash));
     }
     let waiter = match query.wait_ms {
         None => None,

@@ -24,6 +24,7 @@ use tally_contracts::{Event, Party, SignedTransaction, encoding};
 use tally_crypto::{Hash, SigningKey};
 
 use super::ClientError;
+use crate::api::batch::{self, BatchAnswer};
 use crate::api::caller::KeyId;
 use crate::api::signature;
 
@@ -458,6 +459,24 @@ impl Api {
             encoding::encode(signed),
         )
         .await
+    }
+
+    /// Submits up to [`batch::BATCH_TXS_MAX`] signed transactions in one request, without waiting
+    /// for their commit: each one's outcome, in order (taken with its hash, or refused with
+    /// the API's code; `BUSY` ones may be sent again). A batch refused whole is an error.
+    pub async fn submit_batch(
+        &self,
+        txs: &[SignedTransaction],
+    ) -> Result<BatchAnswer, ClientError> {
+        let encoded: Vec<Vec<u8>> = txs.iter().map(encoding::encode).collect();
+        self.request(
+            Method::POST,
+            "/v1/transactions/batch",
+            &[("content-type", "application/octet-stream")],
+            batch::frame(&encoded),
+        )
+        .await?
+        .json()
     }
 
     /// Submits a signed transaction and waits until a block settles it. A refusal by the

@@ -4,7 +4,8 @@
 //! the figures are compared with); register, card-bind and top up many wallets (and a few
 //! merchants) in batches; sign every load transaction ahead, so signing costs nothing during
 //! the load; submit them at the target rate (or as fast as the nodes take them) across all
-//! validators over kept-alive connections; and walk the committed blocks as the height
+//! validators over kept-alive connections, `--batch` transactions per request (64 by
+//! default, through `/v1/transactions/batch`; 1 posts each alone); and walk the committed blocks as the height
 //! advances, matching their receipts to the submitted hashes: one reader, exact, and cheap
 //! for the nodes. Every phase is bounded in count and time.
 
@@ -23,6 +24,8 @@ use tally_contracts::{
     encoding,
 };
 use tally_crypto::{BatchVerifier, Hash, KeyCache, PublicKey, Signature, SigningKey};
+
+use tally_node::api::batch::{BatchAnswer, BatchOutcome, frame};
 
 use crate::client::{Api, Submitter, new_key};
 use crate::layout::{BANK_A, BANK_B, Layout, institution_id};
@@ -75,6 +78,9 @@ pub struct Options {
     pub rate: Option<u64>,
     pub mix: Mix,
     pub json: bool,
+    /// Transactions per request: 1 posts each to `/v1/transactions`, more post them
+    /// together to `/v1/transactions/batch`.
+    pub batch: usize,
 }
 
 /// The figures; the JSON line is this, serialized.
@@ -83,6 +89,8 @@ pub struct Report {
     pub mix: String,
     pub duration_s: u64,
     pub target_rate: Option<u64>,
+    /// Transactions per submission request.
+    pub batch: usize,
     pub validators: usize,
     pub wallets: usize,
     pub prepared: u64,
@@ -285,7 +293,7 @@ pub async fn run(
     }
     .clamp(1, PREPARED_MAX);
     let wallets_count = wallets_for(prepared_count);
-    let in_flight = IN_FLIGHT_MAX.min(wallets_count / 2);
+    let in_flight = load_workers(wallets_count, options.batch);
     let Funded {
         apis,
         mut walker,
@@ -346,6 +354,7 @@ pub async fn run(
         mix: format!("{:?}", options.mix).to_lowercase(),
         duration_s: options.duration_s,
         target_rate: options.rate,
+        batch: options.batch,
         validators: apis.len(),
         wallets: wallets_count,
         prepared: prepared_count,
@@ -378,8 +387,8 @@ pub async fn run(
 /// Prints the human summary and, with `json`, the JSON line last.
 pub fn print(report: &Report, json: bool) -> Result<()> {
     println!(
-        "bench: {} for {} s, {} validators, {} wallets",
-        report.mix, report.duration_s, report.validators, report.wallets
+        "bench: {} for {} s, {} validators, {} wallets, {} per request",
+        report.mix, report.duration_s, report.validators, report.wallets, report.batch
     );
     println!(
         "  submitted {}  committed {}  rejected {}  refused at submit {}  dropped {}  missing {}",
@@ -603,6 +612,7 @@ async fn setup_round(
         in_flight,
         None,
         Instant::now() + SETUP_COMMIT_WAIT,
+        1,
     ));
     let deadline = Instant::now() + SETUP_COMMIT_WAIT;
     while !waiting.is_empty() {
@@ -649,8 +659,16 @@ impl Shared {
     }
 }
 
-/// `in_flight` workers take the next transaction in order, wait for its slot at `rate`, and
-/// submit it (retrying BUSY briefly), until all are taken or `stop_at`.
+/// How many submitters carry the load: the transactions in flight at once stay below half
+/// the wallets (so a sender's consecutive nonces are never in flight together), in
+/// requests of `batch`, at most [`IN_FLIGHT_MAX`] requests.
+fn load_workers(wallets: usize, batch: usize) -> usize {
+    (wallets / 2 / batch.max(1)).clamp(1, IN_FLIGHT_MAX)
+}
+
+/// `in_flight` workers take the next `batch` transactions in order, wait for the last one's
+/// slot at `rate`, and submit them (retrying BUSY briefly), until all are taken or
+/// `stop_at`. A batch of 1 posts each transaction alone.
 async fn submit_all(
     apis: Vec<Api>,
     txs: Arc<Vec<Prepared>>,
@@ -658,39 +676,150 @@ async fn submit_all(
     in_flight: usize,
     rate: Option<u64>,
     stop_at: Instant,
+    batch: usize,
 ) {
     let start = Instant::now();
+    let batch = batch.max(1);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..in_flight.max(1) {
         let (apis, txs, shared) = (apis.clone(), txs.clone(), shared.clone());
         workers.spawn(async move {
             loop {
-                let i = shared.next.fetch_add(1, Ordering::Relaxed);
-                let Some(tx) = txs.get(i) else { break };
+                let first = shared.next.fetch_add(batch, Ordering::Relaxed);
+                if first >= txs.len() {
+                    break;
+                }
+                let end = first.saturating_add(batch).min(txs.len());
                 if let Some(rate) = rate.filter(|r| *r > 0) {
-                    let slot = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                    let last = end - 1;
+                    let slot = start + Duration::from_secs_f64(last as f64 / rate as f64);
                     tokio::time::sleep_until(slot.into()).await;
                 }
                 if Instant::now() >= stop_at {
                     break;
                 }
-                submit_one(&apis, tx, i, &shared, stop_at).await;
+                if batch == 1 {
+                    if let Some(tx) = txs.get(first) {
+                        submit_one(&apis, tx, first, &shared, stop_at).await;
+                    }
+                    continue;
+                }
+                // One request per validator the chunk's transactions go to.
+                let mut by_validator: std::collections::BTreeMap<usize, Vec<usize>> =
+                    Default::default();
+                for i in first..end {
+                    if let Some(tx) = txs.get(i) {
+                        by_validator.entry(tx.validator).or_default().push(i);
+                    }
+                }
+                for (validator, indices) in by_validator {
+                    match apis.get(validator) {
+                        Some(api) => {
+                            submit_batch(api, &txs, indices, &shared, stop_at).await;
+                        }
+                        None => {
+                            shared
+                                .dropped
+                                .fetch_add(indices.len() as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
             }
         });
     }
     while workers.join_next().await.is_some() {}
 }
 
+/// Marks transaction `i` taken into the pool, by the attempt sent at `sent`.
+fn accepted(shared: &Shared, i: usize, sent: Instant) {
+    let micros =
+        u64::try_from(sent.duration_since(shared.origin).as_micros()).unwrap_or(u64::MAX - 1);
+    if let Some(at) = shared.accepted_at.get(i) {
+        at.store(micros + 1, Ordering::Relaxed);
+    }
+    shared.submitted.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Posts the transactions `indices` (all for `api`'s validator) as one batch, and again
+/// those answered BUSY (all of them on a 503, a 429 or no answer), for
+/// [`BUSY_RETRY_MAX`], never past `stop_at` and the drain.
+async fn submit_batch(
+    api: &Api,
+    txs: &[Prepared],
+    mut indices: Vec<usize>,
+    shared: &Shared,
+    stop_at: Instant,
+) {
+    let retry_until = (Instant::now() + BUSY_RETRY_MAX).min(stop_at + DRAIN_WAIT);
+    loop {
+        let encoded: Vec<&[u8]> = indices
+            .iter()
+            .filter_map(|&i| txs.get(i))
+            .map(|p| p.bytes.as_ref())
+            .collect();
+        let sent = Instant::now();
+        let answer = api
+            .request(
+                Method::POST,
+                "/v1/transactions/batch",
+                &[("content-type", "application/octet-stream")],
+                frame(&encoded),
+            )
+            .await;
+        let busy: Vec<usize> = match answer {
+            Ok(answer) if answer.status == StatusCode::OK => {
+                let Ok(batch) = answer.json::<BatchAnswer>() else {
+                    shared
+                        .dropped
+                        .fetch_add(indices.len() as u64, Ordering::Relaxed);
+                    return;
+                };
+                let mut busy = Vec::new();
+                for (k, &i) in indices.iter().enumerate() {
+                    match batch.results.get(k) {
+                        Some(BatchOutcome::Pending { .. }) => accepted(shared, i, sent),
+                        Some(BatchOutcome::Refused { code, .. }) if code == "BUSY" => busy.push(i),
+                        Some(BatchOutcome::Refused { .. }) => {
+                            shared.refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => {
+                            shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                busy
+            }
+            Ok(answer)
+                if answer.status == StatusCode::SERVICE_UNAVAILABLE
+                    || answer.status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                indices
+            }
+            Err(_) => indices,
+            Ok(_) => {
+                shared
+                    .refused
+                    .fetch_add(indices.len() as u64, Ordering::Relaxed);
+                return;
+            }
+        };
+        if busy.is_empty() {
+            return;
+        }
+        if Instant::now() >= retry_until {
+            shared
+                .dropped
+                .fetch_add(busy.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        tokio::time::sleep(BUSY_BACKOFF).await;
+        indices = busy;
+    }
+}
+
 async fn submit_one(apis: &[Api], tx: &Prepared, i: usize, shared: &Shared, stop_at: Instant) {
     match submit_until_answered(apis, tx, stop_at).await {
-        Submission::Accepted { sent } => {
-            let micros = u64::try_from(sent.duration_since(shared.origin).as_micros())
-                .unwrap_or(u64::MAX - 1);
-            if let Some(at) = shared.accepted_at.get(i) {
-                at.store(micros + 1, Ordering::Relaxed);
-            }
-            shared.submitted.fetch_add(1, Ordering::Relaxed);
-        }
+        Submission::Accepted { sent } => accepted(shared, i, sent),
         Submission::Dropped => {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -783,6 +912,7 @@ async fn drive(
         in_flight,
         options.rate,
         stop_at,
+        options.batch,
     ));
     let bar = progress_bar(load.len() as u64);
     let mut seen = vec![false; load.len()];

@@ -69,6 +69,11 @@ enum DevnetCommand {
         /// Print the figures as one JSON object on the last line.
         #[arg(long)]
         json: bool,
+        /// Transactions per submission request: 1 posts each to /v1/transactions, more
+        /// post them together to /v1/transactions/batch (at most 256), as a payment system
+        /// sending what it has gathered would.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
+        batch: u16,
         /// The devnet's directory; a fresh temporary one (removed after) if absent.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
@@ -132,6 +137,7 @@ fn main() -> std::process::ExitCode {
                 rate,
                 mix,
                 json,
+                batch,
                 dir,
                 api,
             } => {
@@ -140,6 +146,7 @@ fn main() -> std::process::ExitCode {
                     rate,
                     mix,
                     json,
+                    batch: usize::from(batch),
                 };
                 bench(options, dir, api).await
             }

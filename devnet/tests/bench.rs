@@ -1,6 +1,7 @@
 //! A short bench, end to end: the built `tally-devnet bench` starts four validators and an
-//! audit node, loads them for 3 s at 200 tx/s, and must print plausible figures as its last
-//! JSON line. Nothing about speed is asserted: only that the figures are there and coherent.
+//! audit node, loads them for 3 s at 200 tx/s in batches of 16 (`/v1/transactions/batch`),
+//! and must print plausible figures as its last JSON line. Nothing about speed is asserted:
+//! only that the figures are there and coherent, and that no transaction was refused.
 
 mod common;
 
@@ -11,7 +12,16 @@ fn a_short_bench_reports_plausible_figures_as_json() -> Result<()> {
     let tally = common::tally_binary()?;
     let dir = tempfile::tempdir()?;
     let (success, output) = common::run_devnet(
-        &["bench", "--duration", "3", "--rate", "200", "--json"],
+        &[
+            "bench",
+            "--duration",
+            "3",
+            "--rate",
+            "200",
+            "--batch",
+            "16",
+            "--json",
+        ],
         &tally,
         &dir.path().join("devnet"),
     )?;
@@ -34,6 +44,11 @@ fn a_short_bench_reports_plausible_figures_as_json() -> Result<()> {
     );
     let (tps, ceiling, ratio) = (number("tps")?, number("ceiling_tps")?, number("ratio")?);
     ensure!(committed > 0.0, "nothing committed: {report}");
+    ensure!(number("batch")? == 16.0, "{report}");
+    ensure!(
+        number("refused")? == 0.0,
+        "the nodes refused a batched transaction: {report}"
+    );
     ensure!(
         committed <= submitted,
         "more committed than submitted: {report}"

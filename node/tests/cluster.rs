@@ -233,3 +233,47 @@ async fn a_malformed_peer_message_is_dropped_and_the_node_goes_on_committing() -
     rogue.handle.shutdown().await.ok();
     cluster.shutdown().await
 }
+
+/// The chain task's queue to the network at its least (one command), on every validator: a
+/// step of consensus sends several messages at once (a proposal, then a vote; a vote to each
+/// peer), so commands are dropped for want of room, and counted. Consensus resends what was
+/// lost, so the chain still commits payments and the validators agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbound_queue_drops_counted_commands_and_the_chain_goes_on() -> Result<()> {
+    const QUEUE: i64 = 1;
+    let mut cluster = Cluster::new(genesis(4))?;
+    cluster.limits = tally_node::config::Limits {
+        outbound_max: QUEUE as u64,
+        ..Default::default()
+    };
+    for i in 0..4 {
+        cluster.start(i).await?;
+    }
+    let mut most_queued = 0;
+    let mut sample = |cluster: &Cluster| -> Result<u64> {
+        let mut dropped = 0;
+        for i in 0..4 {
+            let metrics = &cluster.node(i)?.context.metrics;
+            most_queued = most_queued.max(metrics.memory.outbound_queued.get());
+            dropped += metrics.limit_reached.get("outbound_max");
+        }
+        Ok(dropped)
+    };
+    // The positive sign that the bound was met: a command refused by the full queue.
+    wait_until(
+        "a validator dropped a network command for want of room",
+        async || Ok(sample(&cluster)? > 0),
+    )
+    .await?;
+    let hashes = some_payments(&cluster, 3_000, 0).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let height = cluster.height(0)? + 2;
+    cluster.wait_all(height).await?;
+    cluster.assert_same_chain(height)?;
+    sample(&cluster)?;
+    anyhow::ensure!(
+        most_queued <= QUEUE,
+        "network commands queued: {most_queued}, bound {QUEUE}"
+    );
+    cluster.shutdown().await
+}

@@ -5,9 +5,9 @@
 //! merchants) in batches; sign every load transaction ahead, so signing costs nothing during
 //! the load; submit them at the target rate (or as fast as the nodes take them) across all
 //! validators over kept-alive connections, `--batch` transactions per request (64 by
-//! default, through `/v1/transactions/batch`; 1 posts each alone); and walk the committed blocks as the height
-//! advances, matching their receipts to the submitted hashes: one reader, exact, and cheap
-//! for the nodes. Every phase is bounded in count and time.
+//! default, through `/v1/transactions/batch`; 1 posts each alone); and walk the committed
+//! blocks as the height advances, matching their receipts to the submitted hashes: one
+//! reader, exact, and cheap for the nodes. Every phase is bounded in count and time.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -67,6 +67,9 @@ impl From<ExecutionError> for AdmissionError {
 pub struct RequiredSigners {
     pub sender: PublicKey,
     pub registrar: Option<PublicKey>,
+    /// The sender's next nonce in `store` (0 for an account not registered yet), read with
+    /// its key so the mempool need not read the sender's record a second time.
+    pub next_nonce: u64,
 }
 
 /// The signers `tx` needs by the state in `store`.
@@ -79,6 +82,7 @@ pub fn required_signers(
             Some(account) if account.kind.has_holder() => Ok(RequiredSigners {
                 sender: account.holder.key,
                 registrar: None,
+                next_nonce: account.holder.nonce,
             }),
             Some(_) => Err(AdmissionError::UnknownSender),
             None => match &tx.kind {
@@ -94,6 +98,7 @@ pub fn required_signers(
                     Ok(RequiredSigners {
                         sender: *key,
                         registrar: Some(registrar.key.ok_or(AdmissionError::KeyRevoked)?),
+                        next_nonce: 0,
                     })
                 }
                 _ => Err(AdmissionError::UnknownSender),
@@ -103,6 +108,7 @@ pub fn required_signers(
             Some(institution) => Ok(RequiredSigners {
                 sender: institution.key.ok_or(AdmissionError::KeyRevoked)?,
                 registrar: None,
+                next_nonce: institution.nonce,
             }),
             None => Err(AdmissionError::UnknownSender),
         },
@@ -111,20 +117,22 @@ pub fn required_signers(
 
 /// Admits `verified` if its sender's key (by `store`, or one of `pending_keys`: keys the
 /// sender's own waiting transactions install) is among its signatures, and for a
-/// registration the registering institution's too.
+/// registration the registering institution's too. Answers the sender's next nonce in
+/// `store`, which the mempool orders by.
 pub fn admit(
     store: &dyn crate::StateStore,
     verified: &VerifiedTransaction,
     pending_keys: &[PublicKey],
-) -> Result<(), AdmissionError> {
+) -> Result<u64, AdmissionError> {
     let tx = verified.tx();
     let required = match required_signers(store, tx) {
         Ok(required) => required,
-        // Registered by a transaction still waiting: its key stands in for the state's.
+        // Registered by a transaction still waiting: its key stands in for the state's, and
+        // the state holds no nonce for it yet.
         Err(AdmissionError::UnknownSender)
             if pending_keys.iter().any(|k| verified.is_signed_by(k)) =>
         {
-            return Ok(());
+            return Ok(0);
         }
         Err(e) => return Err(e),
     };
@@ -138,7 +146,7 @@ pub fn admit(
     {
         return Err(AdmissionError::MissingCoSignature);
     }
-    Ok(())
+    Ok(required.next_nonce)
 }
 
 /// The key `tx` makes its sender's from its block on, if it is a key change by the sender
@@ -278,13 +286,26 @@ mod tests {
         tx: Transaction,
         keys: &[&SigningKey],
     ) -> Result<(), AdmissionError> {
-        admit(store, &verify(tx.sign(keys)), &[])
+        admit(store, &verify(tx.sign(keys)), &[]).map(drop)
     }
 
     #[test]
     fn the_senders_own_key_must_sign() {
         let store = store();
         assert_eq!(admitted(&store, transfer(7, 1), &[&key(7)]), Ok(()));
+        // With the key, the sender's next nonce: wallet 7's registration used nonce 0.
+        assert_eq!(
+            admit(&store, &verify(transfer(7, 5).sign(&[&key(7)])), &[]),
+            Ok(1)
+        );
+        let by_bank = from(
+            Party::Institution(BANK),
+            0,
+            TxKind::RotateKey {
+                new_key: key(5).public_key(),
+            },
+        );
+        assert_eq!(admit(&store, &verify(by_bank.sign(&[&key(1)])), &[]), Ok(0));
         // Anyone else's key, alone or with others: refused, whatever the nonce.
         for nonce in [1, 2, 1_000] {
             assert_eq!(
@@ -362,7 +383,7 @@ mod tests {
         assert_eq!(installed_key(&rotate), Some(key(70).public_key()));
         let next = verify(transfer(7, 2).sign(&[&key(70)]));
         assert_eq!(admit(&store, &next, &[]), Err(AdmissionError::WrongSigner));
-        assert_eq!(admit(&store, &next, &[key(70).public_key()]), Ok(()));
+        assert_eq!(admit(&store, &next, &[key(70).public_key()]), Ok(1));
         // A wallet whose registration still waits: its next transactions.
         let waiting = register(8, 8, BANK);
         assert_eq!(installed_key(&waiting), Some(key(8).public_key()));
@@ -371,7 +392,11 @@ mod tests {
             admit(&store, &first, &[]),
             Err(AdmissionError::UnknownSender)
         );
-        assert_eq!(admit(&store, &first, &[key(8).public_key()]), Ok(()));
+        assert_eq!(
+            admit(&store, &first, &[key(8).public_key()]),
+            Ok(0),
+            "a wallet still being registered has no nonce in state"
+        );
         let forged = verify(transfer(8, 1).sign(&[&key(66)]));
         assert_eq!(
             admit(&store, &forged, &[key(8).public_key()]),
@@ -460,10 +485,10 @@ mod tests {
             admit(&store, &by_new(), &[]),
             Err(AdmissionError::WrongSigner)
         );
-        assert_eq!(admit(&store, &by_old(), &[]), Ok(()));
+        assert_eq!(admit(&store, &by_old(), &[]), Ok(1));
         time_ms += crate::RECOVERY_DELAY_MS_DEFAULT;
         run(&mut store, 3, time_ms, vec![]);
-        assert_eq!(admit(&store, &by_new(), &[]), Ok(()));
+        assert_eq!(admit(&store, &by_new(), &[]), Ok(1));
         assert_eq!(
             admit(&store, &by_old(), &[]),
             Err(AdmissionError::WrongSigner)

@@ -3,11 +3,18 @@
 //! back exactly the input: any other spelling of the same value (a padded varint, trailing
 //! bytes, signatures out of order) is refused, so one transaction has one byte string and
 //! one hash.
+//!
+//! [`EncodedTransaction`] is what the node carries from the door to the block: the value, its
+//! canonical bytes and its id, each made once where the transaction enters.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tally_crypto::Hash;
 
 use crate::transaction::{
     TRAVEL_RULE_CIPHERTEXT_BYTES_MAX, TRAVEL_RULE_CIPHERTEXT_BYTES_MIN, TRAVEL_RULE_RECIPIENTS_MAX,
+    TxSignature, tx_id,
 };
-use crate::{DecodeError, SignedTransaction, TxKind};
+use crate::{DecodeError, SignedTransaction, Transaction, TxKind};
 
 /// The largest encoded signed transaction accepted.
 pub const TX_BYTES_MAX: usize = 2048;
@@ -72,19 +79,159 @@ pub fn encode(signed: &SignedTransaction) -> Vec<u8> {
 
 /// Decodes untrusted bytes into a signed transaction, or says why not.
 pub fn decode(bytes: &[u8]) -> Result<SignedTransaction, DecodeError> {
-    if bytes.len() > TX_BYTES_MAX {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            max: TX_BYTES_MAX,
-        });
+    EncodedTransaction::decode(bytes.to_vec()).map(EncodedTransaction::into_signed)
+}
+
+/// A signed transaction with its canonical bytes and its id.
+///
+/// Why: a transaction crosses the API, the mempool, gossip, a block and execution on every
+/// node; encoding it again for each (to hash it, to check a signature, to measure or send it)
+/// was a tenth of a validator's work. Equality is equality of the canonical bytes, which is
+/// equality of the values. In a block it travels as its bytes (postcard: length, then bytes),
+/// so encoding a block copies them and decoding one checks each transaction as the door does.
+#[derive(Debug, Clone)]
+pub struct EncodedTransaction {
+    signed: SignedTransaction,
+    bytes: Vec<u8>,
+    /// `bytes[..body_len]` is the encoded [`Transaction`]: what every signature covers.
+    body_len: usize,
+    hash: Hash,
+}
+
+impl EncodedTransaction {
+    /// Decodes untrusted bytes: the size limit, then the value, its field limits and its
+    /// canonical form (encoding it again gives back exactly `bytes`).
+    pub fn decode(bytes: Vec<u8>) -> Result<EncodedTransaction, DecodeError> {
+        if bytes.len() > TX_BYTES_MAX {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: TX_BYTES_MAX,
+            });
+        }
+        let malformed = |e: postcard::Error| DecodeError::Malformed(e.to_string());
+        // A signed transaction encodes as its body, then its signatures: the body's bytes are
+        // a prefix, so the signed bytes need no second encoding.
+        let (tx, rest) = postcard::take_from_bytes::<Transaction>(&bytes).map_err(malformed)?;
+        let (signatures, _) =
+            postcard::take_from_bytes::<Vec<TxSignature>>(rest).map_err(malformed)?;
+        let body_len = bytes.len() - rest.len();
+        let signed = SignedTransaction { tx, signatures };
+        check_limits(&signed)?;
+        if encode(&signed) != bytes {
+            return Err(DecodeError::NotCanonical);
+        }
+        let hash = tx_id(
+            bytes.get(..body_len).unwrap_or_default(),
+            signed.signatures.iter().map(|s| &s.key),
+        );
+        Ok(EncodedTransaction {
+            signed,
+            bytes,
+            body_len,
+            hash,
+        })
     }
-    let signed: SignedTransaction =
-        postcard::from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    check_limits(&signed)?;
-    if encode(&signed) != bytes {
-        return Err(DecodeError::NotCanonical);
+
+    /// Encodes a transaction made here (a client's, a test's). Its limits are not checked
+    /// until verification ([`crate::verify_transactions`] checks them, as for any other).
+    pub fn new(signed: SignedTransaction) -> EncodedTransaction {
+        // The same bytes as [`encode`]: a struct encodes as its fields one after another.
+        let body = signed.tx.signing_bytes();
+        let body_len = body.len();
+        let bytes = postcard::to_extend(&signed.signatures, body).unwrap_or_default();
+        let hash = tx_id(
+            bytes.get(..body_len).unwrap_or_default(),
+            signed.signatures.iter().map(|s| &s.key),
+        );
+        EncodedTransaction {
+            signed,
+            bytes,
+            body_len,
+            hash,
+        }
     }
-    Ok(signed)
+
+    pub fn signed(&self) -> &SignedTransaction {
+        &self.signed
+    }
+
+    pub fn tx(&self) -> &Transaction {
+        &self.signed.tx
+    }
+
+    pub fn into_signed(self) -> SignedTransaction {
+        self.signed
+    }
+
+    /// The canonical encoding of the signed transaction.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The bytes every signature covers: the encoded body ([`Transaction::signing_bytes`]).
+    pub fn signing_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.body_len).unwrap_or_default()
+    }
+
+    /// The transaction's id ([`SignedTransaction::hash`]).
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+}
+
+impl From<SignedTransaction> for EncodedTransaction {
+    fn from(signed: SignedTransaction) -> EncodedTransaction {
+        EncodedTransaction::new(signed)
+    }
+}
+
+impl PartialEq for EncodedTransaction {
+    fn eq(&self, other: &EncodedTransaction) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for EncodedTransaction {}
+
+/// Binary formats carry the canonical bytes; human-readable ones (JSON) the value.
+impl Serialize for EncodedTransaction {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            self.signed.serialize(serializer)
+        } else {
+            serializer.serialize_bytes(&self.bytes)
+        }
+    }
+}
+
+/// Held to the door's checks whatever the format.
+impl<'de> Deserialize<'de> for EncodedTransaction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = if deserializer.is_human_readable() {
+            encode(&SignedTransaction::deserialize(deserializer)?)
+        } else {
+            serde_bytes_vec(deserializer)?
+        };
+        EncodedTransaction::decode(bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A byte string from a binary format, owned.
+fn serde_bytes_vec<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the bytes of a signed transaction")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+    deserializer.deserialize_bytes(Visitor)
 }
 
 #[cfg(test)]
@@ -119,6 +266,38 @@ mod tests {
             "a simple transfer is small: {}",
             bytes.len()
         );
+    }
+
+    #[test]
+    fn an_encoded_transaction_carries_the_same_bytes_body_and_id_either_way() {
+        let signed = sample();
+        let made = EncodedTransaction::new(signed.clone());
+        assert_eq!(made.bytes(), encode(&signed).as_slice());
+        assert_eq!(made.signing_bytes(), signed.tx.signing_bytes().as_slice());
+        assert_eq!(made.hash(), signed.hash());
+        let decoded = EncodedTransaction::decode(encode(&signed)).map_err(|e| e.to_string());
+        assert_eq!(
+            decoded.as_ref().map(|d| d.signing_bytes()),
+            Ok(made.signing_bytes())
+        );
+        assert_eq!(decoded.as_ref().map(|d| d.hash()), Ok(signed.hash()));
+        assert_eq!(decoded.map(EncodedTransaction::into_signed), Ok(signed));
+    }
+
+    #[test]
+    fn in_a_binary_format_it_travels_as_its_checked_bytes() {
+        let made = EncodedTransaction::new(sample());
+        let wire = postcard::to_allocvec(&made).unwrap_or_default();
+        // postcard: a length, then the canonical bytes.
+        assert_eq!(wire.get(1..), Some(made.bytes()));
+        assert_eq!(
+            postcard::from_bytes::<EncodedTransaction>(&wire).ok(),
+            Some(made.clone())
+        );
+        let mut padded = made.bytes().to_vec();
+        padded.push(0);
+        let wire = postcard::to_allocvec(&padded).unwrap_or_default();
+        assert!(postcard::from_bytes::<EncodedTransaction>(&wire).is_err());
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //!
 //! How the node uses it:
 //! 1. **Genesis**: [`Genesis::apply`] on an empty store returns writes to commit.
-//! 2. **Admission**: [`encoding::decode`] untrusted bytes (size limit, field limits,
-//!    canonical form), then [`verify_transactions`] in batches: only
+//! 2. **Admission**: [`EncodedTransaction::decode`] untrusted bytes (size limit, field
+//!    limits, canonical form), then [`verify_transactions`] in batches: only
 //!    [`VerifiedTransaction`]s can be executed.
 //! 3. **Execution**: [`Ledger::execute_block`] returns receipts (one per transaction, with
 //!    a stable [`Rejection::code`] or events), events of holds released at block time, the
@@ -43,6 +43,7 @@ mod verify;
 pub use bills::Bill;
 pub use consumer::{CARDS_PER_ACCOUNT_MAX, CardBinding, PendingRecovery, RECOVERIES_PER_BLOCK_MAX};
 pub use disputes::{Dispute, DisputeStatus, RefundRequest};
+pub use encoding::EncodedTransaction;
 pub use error::{DecodeError, ExecutionError, Rejection, StoreError};
 pub use events::{Event, NetPosition};
 pub use execute::{BlockContext, BlockOutcome, ChainHead, EXPIRIES_PER_BLOCK_MAX, Ledger, Receipt};

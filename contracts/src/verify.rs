@@ -5,26 +5,34 @@
 
 use tally_crypto::{BatchVerifier, Hash, KeyCache, PublicKey};
 
-use crate::encoding::check_limits;
-use crate::transaction::{PAYMENT_CODE_DOMAIN, TX_SIGNATURE_DOMAIN, tx_id};
+use crate::encoding::{EncodedTransaction, check_limits};
+use crate::transaction::{PAYMENT_CODE_DOMAIN, TX_SIGNATURE_DOMAIN};
 use crate::{DecodeError, SignedTransaction, Transaction, TxKind};
 
 /// A transaction whose every signature (and any payment code's signature) verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedTransaction {
-    tx: Transaction,
-    hash: Hash,
+    encoded: EncodedTransaction,
     signers: Vec<PublicKey>,
 }
 
 impl VerifiedTransaction {
     pub fn tx(&self) -> &Transaction {
-        &self.tx
+        self.encoded.tx()
+    }
+
+    /// The signed transaction, with its canonical bytes.
+    pub fn encoded(&self) -> &EncodedTransaction {
+        &self.encoded
+    }
+
+    pub fn signed(&self) -> &SignedTransaction {
+        self.encoded.signed()
     }
 
     /// The transaction's id: its body and its signers (see [`SignedTransaction::hash`]).
     pub fn hash(&self) -> Hash {
-        self.hash
+        self.encoded.hash()
     }
 
     /// The keys that signed, sorted.
@@ -50,36 +58,40 @@ pub enum VerifyError {
     BadPaymentCode,
 }
 
-/// A transaction's place in the batch: its signed bytes, its first signature's index,
-/// how many signatures it has, and whether a payment code's signature follows them.
-type Plan = (Vec<u8>, usize, usize, bool);
+/// A transaction's place in the batch: its first signature's index, how many signatures it
+/// has, and whether a payment code's signature follows them.
+type Plan = (usize, usize, bool);
 
-/// Verifies many transactions at once; one verdict per transaction, in order.
-pub fn verify_transactions(
+/// Verifies many transactions at once; one verdict per transaction, in order. The node
+/// passes [`EncodedTransaction`]s (decoded at its door); tools and tests may pass
+/// [`SignedTransaction`]s, encoded here.
+pub fn verify_transactions<T: Into<EncodedTransaction>>(
     chain_id: &str,
-    signed: Vec<SignedTransaction>,
+    signed: Vec<T>,
     cache: &mut KeyCache,
 ) -> Vec<Result<VerifiedTransaction, VerifyError>> {
+    let signed: Vec<EncodedTransaction> = signed.into_iter().map(Into::into).collect();
     let mut batch = BatchVerifier::with_capacity(signed.len().saturating_mul(2));
     // Per transaction: its pre-check verdict, and which batch items are its signatures
     // and which is its payment code's.
     let mut plans: Vec<Result<Plan, VerifyError>> = Vec::with_capacity(signed.len());
     for item in &signed {
         let plan = (|| {
-            check_limits(item)?;
-            if item.tx.chain_id != chain_id {
-                return Err(VerifyError::WrongChain(item.tx.chain_id.clone()));
+            let (tx, signatures) = (item.tx(), &item.signed().signatures);
+            check_limits(item.signed())?;
+            if tx.chain_id != chain_id {
+                return Err(VerifyError::WrongChain(tx.chain_id.clone()));
             }
-            let bytes = item.tx.signing_bytes();
+            let bytes = item.signing_bytes();
             let first = batch.len();
-            for s in &item.signatures {
-                batch.push(s.key, TX_SIGNATURE_DOMAIN, chain_id, &bytes, s.signature);
+            for s in signatures {
+                batch.push(s.key, TX_SIGNATURE_DOMAIN, chain_id, bytes, s.signature);
             }
             let has_code = if let TxKind::CollectByCode {
                 code,
                 code_signature,
                 ..
-            } = &item.tx.kind
+            } = &tx.kind
             {
                 batch.push(
                     code.payer_key,
@@ -92,7 +104,7 @@ pub fn verify_transactions(
             } else {
                 false
             };
-            Ok((bytes, first, item.signatures.len(), has_code))
+            Ok((first, signatures.len(), has_code))
         })();
         plans.push(plan);
     }
@@ -101,7 +113,7 @@ pub fn verify_transactions(
         .into_iter()
         .zip(plans)
         .map(|(item, plan)| {
-            let (bytes, first, count, has_code) = plan?;
+            let (first, count, has_code) = plan?;
             let ok = |i: usize| verdicts.get(i).copied().unwrap_or(false);
             if !(first..first + count).all(ok) {
                 return Err(VerifyError::BadSignature);
@@ -109,10 +121,9 @@ pub fn verify_transactions(
             if has_code && !ok(first + count) {
                 return Err(VerifyError::BadPaymentCode);
             }
-            let signers: Vec<PublicKey> = item.signatures.iter().map(|s| s.key).collect();
+            let signers: Vec<PublicKey> = item.signed().signatures.iter().map(|s| s.key).collect();
             Ok(VerifiedTransaction {
-                hash: tx_id(&bytes, &signers),
-                tx: item.tx,
+                encoded: item,
                 signers,
             })
         })

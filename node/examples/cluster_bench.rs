@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use common::{Cluster, genesis, open_wallet, transfer};
-use tally_contracts::encoding;
+use tally_contracts::EncodedTransaction;
 use tally_crypto::Hash;
 use tally_node::block::BlockResults;
 use tally_node::mempool::MempoolError;
@@ -61,7 +61,7 @@ struct Args {
 struct Prepared {
     index: usize,
     hash: Hash,
-    bytes: Vec<u8>,
+    tx: EncodedTransaction,
 }
 
 /// What a node's submission queue answered for one transfer.
@@ -161,7 +161,7 @@ async fn run(args: &Args, deadline: Instant) -> Result<Report> {
             by_node.get_mut(node).context("node index")?.push(Prepared {
                 index,
                 hash,
-                bytes: encoding::encode(&tx),
+                tx: EncodedTransaction::new(tx),
             });
         }
     }
@@ -268,7 +268,7 @@ async fn submit_node(
             let first = *first_attempts.entry(tx.index).or_insert_with(Instant::now);
             let (reply, answer) = oneshot::channel();
             let mut submission = Submission {
-                bytes: tx.bytes.clone(),
+                tx: tx.tx.clone(),
                 reply,
             };
             loop {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use tally_consensus::{BLOCK_BYTES_MAX, BlockHash, Evidence};
-use tally_contracts::{Event, Receipt, SignedTransaction, encoding};
+use tally_contracts::{EncodedTransaction, Event, Receipt};
 use tally_crypto::{Hash, PublicKey, merkle_root};
 
 use crate::validator_update::{BLOCK_VALIDATOR_UPDATES_MAX, ValidatorUpdate};
@@ -32,7 +32,8 @@ pub struct BlockHeader {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     pub header: BlockHeader,
-    pub txs: Vec<SignedTransaction>,
+    /// Each as its canonical bytes on the wire, checked as at the API when decoded.
+    pub txs: Vec<EncodedTransaction>,
     /// Equivocation evidence, put on chain for the regulator.
     pub evidence: Vec<Evidence>,
     /// Changes of the validator set (see [`crate::validator_update`]).
@@ -64,12 +65,10 @@ pub enum BlockError {
         count: usize,
         max: usize,
     },
-    #[error("transaction {index} in the block is out of limits: {reason}")]
-    Transaction { index: usize, reason: String },
 }
 
 /// The Merkle root of transactions' body hashes.
-pub fn txs_root(txs: &[SignedTransaction]) -> Hash {
+pub fn txs_root(txs: &[EncodedTransaction]) -> Hash {
     let hashes: Vec<Hash> = txs.iter().map(|s| s.hash()).collect();
     merkle_root(&hashes)
 }
@@ -85,8 +84,9 @@ impl Block {
     }
 
     /// Decodes untrusted bytes: size limit, canonical form (decode then encode gives the same
-    /// bytes), counts, and each transaction's field limits. Signatures, the parent, time and
-    /// state root are checked by the caller, which knows the chain.
+    /// bytes), counts, and each transaction as at the API ([`EncodedTransaction::decode`]:
+    /// its limits and canonical form). Signatures, the parent, time and state root are
+    /// checked by the caller, which knows the chain.
     pub fn decode(bytes: &[u8]) -> Result<Block, BlockError> {
         if bytes.len() > BLOCK_BYTES_MAX {
             return Err(BlockError::TooLarge {
@@ -119,12 +119,6 @@ impl Block {
                 count: block.validator_updates.len(),
                 max: BLOCK_VALIDATOR_UPDATES_MAX,
             });
-        }
-        for (index, tx) in block.txs.iter().enumerate() {
-            encoding::check_limits(tx).map_err(|e| BlockError::Transaction {
-                index,
-                reason: e.to_string(),
-            })?;
         }
         Ok(block)
     }
@@ -177,6 +171,38 @@ mod tests {
         assert!(matches!(
             Block::decode(&huge),
             Err(BlockError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn transactions_travel_as_their_bytes_and_are_checked_on_the_way_in() {
+        let key = tally_crypto::SigningKey::from_seed([2; 32]);
+        let tx = tally_contracts::Transaction {
+            chain_id: "test".into(),
+            sender: tally_contracts::Party::Account(tally_contracts::AccountId(1)),
+            nonce: 0,
+            kind: tally_contracts::TxKind::Transfer {
+                id: tally_contracts::TransferId(1),
+                to: tally_contracts::AccountId(2),
+                amount: 5,
+                memo: tally_contracts::Memo::NONE,
+            },
+        }
+        .sign(&[&key]);
+        let mut with_tx = block();
+        with_tx.txs.push(EncodedTransaction::new(tx.clone()));
+        with_tx.header.txs_root = txs_root(&with_tx.txs);
+        let bytes = with_tx.encode();
+        assert_eq!(Block::decode(&bytes), Ok(with_tx.clone()));
+        // The same block with the transaction's signatures out of order: its own encoding
+        // is not canonical, so neither is the block.
+        let mut unsorted = tx;
+        unsorted.signatures.push(unsorted.signatures[0]);
+        let mut bad = with_tx;
+        bad.txs = vec![EncodedTransaction::new(unsorted)];
+        assert!(matches!(
+            Block::decode(&bad.encode()),
+            Err(BlockError::Malformed(_))
         ));
     }
 

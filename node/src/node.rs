@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use libp2p::Multiaddr;
 use tally_consensus::{Evidence, Message, TimeoutConfig};
-use tally_contracts::{SignedTransaction, encoding};
+use tally_contracts::EncodedTransaction;
 use tally_crypto::{PublicKey, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -405,7 +405,7 @@ impl Router {
         self.chain.send(input).await.map_err(|_| ())
     }
 
-    fn decode_txs(&self, bytes: &[u8]) -> Result<Vec<SignedTransaction>, String> {
+    fn decode_txs(&self, bytes: &[u8]) -> Result<Vec<EncodedTransaction>, String> {
         let batch: Vec<Vec<u8>> =
             tally_consensus::decode(bytes, self.message_bytes_max).map_err(|e| e.to_string())?;
         if batch.len() > TX_BATCH_COUNT_MAX {
@@ -415,8 +415,8 @@ impl Router {
             ));
         }
         batch
-            .iter()
-            .map(|b| encoding::decode(b).map_err(|e| e.to_string()))
+            .into_iter()
+            .map(|b| EncodedTransaction::decode(b).map_err(|e| e.to_string()))
             .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! What the node's public faces (the HTTP API, the audit endpoints) may ask of the running
-//! node, and nothing more: read committed data from [`Storage`], submit transaction bytes,
-//! and learn when a new block is committed.
+//! node, and nothing more: read committed data from [`Storage`], submit transactions, and
+//! learn when a new block is committed.
 //!
 //! The chain task owns consensus, the mempool and execution; it consumes [`Submission`]s
 //! and publishes the committed height. The API reads everything else from storage, so it
@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use tally_contracts::admission::AdmissionError;
-use tally_contracts::{DecodeError, VerifyError};
+use tally_contracts::{DecodeError, EncodedTransaction, VerifyError};
 use tally_crypto::Hash;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -17,11 +17,11 @@ use crate::config::Mode;
 use crate::mempool::MempoolError;
 use crate::storage::Storage;
 
-/// Transaction bytes from outside, and where to answer.
+/// A transaction from outside, decoded where it came in (off the chain task), and where to
+/// answer.
 #[derive(Debug)]
 pub struct Submission {
-    /// The canonical binary encoding of a `SignedTransaction`.
-    pub bytes: Vec<u8>,
+    pub tx: EncodedTransaction,
     pub reply: oneshot::Sender<Result<Hash, SubmitError>>,
 }
 
@@ -92,16 +92,18 @@ impl std::fmt::Debug for NodeContext {
 impl NodeContext {
     /// Submits transaction bytes and waits for the mempool's answer (not for the commit).
     pub async fn submit(&self, bytes: Vec<u8>) -> Result<Hash, SubmitError> {
-        self.enqueue(bytes)?.answer().await
+        self.enqueue(EncodedTransaction::decode(bytes)?)?
+            .answer()
+            .await
     }
 
-    /// Queues transaction bytes for admission without waiting for the answer, so a batch is
-    /// queued whole before any answer is awaited (the chain task then verifies it in one
-    /// go). A full queue is answered busy at once.
-    pub fn enqueue(&self, bytes: Vec<u8>) -> Result<Queued, SubmitError> {
+    /// Queues a decoded transaction for admission without waiting for the answer, so a
+    /// batch is queued whole before any answer is awaited (the chain task then verifies it
+    /// in one go). A full queue is answered busy at once.
+    pub fn enqueue(&self, tx: EncodedTransaction) -> Result<Queued, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.submit
-            .try_send(Submission { bytes, reply })
+            .try_send(Submission { tx, reply })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => SubmitError::Mempool(MempoolError::Busy),
                 mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,

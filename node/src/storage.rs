@@ -33,7 +33,9 @@ use tally_crypto::Hash;
 /// directory's blocks and receipts do not decode as these, so it is refused.
 /// 5: the directory is a redb file (`chain.redb`), no longer a sled database; a directory
 /// holding sled's files is refused with that reason.
-const SCHEMA_VERSION: u32 = 5;
+/// 6: a block carries each transaction as its canonical bytes (length-prefixed), so a
+/// version-5 directory's blocks do not decode as these, and it is refused.
+const SCHEMA_VERSION: u32 = 6;
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chain.redb";
 /// A file every sled database directory has: how an earlier Tally's directory is recognised.

@@ -103,7 +103,12 @@ fn committed_txs(cluster: &Cluster, i: usize) -> Result<Vec<SignedTransaction>> 
         let block = storage
             .block(h)?
             .with_context(|| format!("block {h} missing"))?;
-        txs.extend(Block::decode(&block)?.txs);
+        txs.extend(
+            Block::decode(&block)?
+                .txs
+                .into_iter()
+                .map(EncodedTransaction::into_signed),
+        );
     }
     Ok(txs)
 }

@@ -104,7 +104,7 @@ async fn submit_in_both_forms_then_status_until_committed() {
     assert_eq!(committed["events"][0]["tx"], register.hash().to_hex());
     // It is the transaction the committed block holds.
     let block = Block::decode(&net.storage().block(height).unwrap().unwrap()).unwrap();
-    assert_eq!(block.txs, vec![register.clone()]);
+    assert_eq!(block.txs, vec![register.clone().into()]);
 
     // The binary form of the same transaction, once committed: refused.
     let again = post_bytes(&net.api, "/v1/transactions", encoding::encode(&register)).await;

@@ -323,6 +323,8 @@ pub mod generate {
         )
             .prop_map(
                 |(chain_id, height, time_ms, parent, state_root, proposer, txs, evidence, vu)| {
+                    let txs: Vec<tally_contracts::EncodedTransaction> =
+                        txs.into_iter().map(Into::into).collect();
                     Block {
                         header: BlockHeader {
                             chain_id,

@@ -145,7 +145,7 @@ pub async fn history(
             height: location.height,
             index: location.index,
             hash: receipt.tx,
-            transaction: transaction.clone(),
+            transaction: transaction.signed().clone(),
             code: receipt.result.map_or_else(|r| r.code(), |()| "OK"),
             events: receipt.events.clone(),
         });

@@ -316,7 +316,7 @@ pub fn scan_range(
         });
         for (by, event) in expired.chain(caused) {
             let signed = by.and_then(|(i, _)| block.txs.get(i as usize));
-            let kind = signed.map(|s| &s.tx.kind);
+            let kind = signed.map(|s| &s.tx().kind);
             match event {
                 Event::AccountFrozen { account, reason } => out.freezes.push(FreezeItem {
                     height,

@@ -26,7 +26,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use tally_contracts::{SignedTransaction, encoding};
+use tally_contracts::{EncodedTransaction, SignedTransaction};
 use tally_crypto::Hash;
 
 use super::error::ApiError;
@@ -137,28 +137,28 @@ fn frames(body: &[u8]) -> Result<Vec<&[u8]>, ApiError> {
 fn transactions(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Vec<Result<SignedTransaction, ApiError>>, ApiError> {
+) -> Result<Vec<Result<EncodedTransaction, ApiError>>, ApiError> {
     Ok(match form(headers)? {
         Form::Binary => frames(body)?
             .into_iter()
-            .map(|bytes| encoding::decode(bytes).map_err(ApiError::from))
+            .map(|bytes| EncodedTransaction::decode(bytes.to_vec()).map_err(ApiError::from))
             .collect(),
         Form::Json => {
             let signed: Vec<SignedTransaction> =
                 serde_json::from_slice(body).map_err(malformed_json)?;
             check_count(signed.len())?;
-            signed.iter().map(from_json).collect()
+            signed.into_iter().map(from_json).collect()
         }
     })
 }
 
 /// Queues one transaction for admission, unless it is committed already.
-fn queue(api: &Api, signed: &SignedTransaction) -> Result<(Hash, Queued), ApiError> {
-    let hash = signed.hash();
+fn queue(api: &Api, tx: EncodedTransaction) -> Result<(Hash, Queued), ApiError> {
+    let hash = tx.hash();
     if api.ctx.storage.tx_location(&hash)?.is_some() {
         return Err(already_committed(hash));
     }
-    match api.ctx.enqueue(encoding::encode(signed)) {
+    match api.ctx.enqueue(tx) {
         Ok(queued) => Ok((hash, queued)),
         Err(e) => Err(about(hash, e)),
     }
@@ -207,7 +207,7 @@ pub(super) async fn submit_batch(
     // Everything queued first, then the answers awaited: one verification batch.
     let queued: Vec<Result<(Hash, Queued), ApiError>> = txs
         .into_iter()
-        .map(|tx| tx.and_then(|signed| queue(&api, &signed)))
+        .map(|tx| tx.and_then(|tx| queue(&api, tx)))
         .collect();
     let mut results = Vec::with_capacity(queued.len());
     for slot in queued {

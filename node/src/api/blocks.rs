@@ -69,7 +69,13 @@ fn view(api: &Api, height: u64, caller: &Caller) -> Result<BlockView, ApiError> 
         height,
         hash,
         header: block.header,
-        txs: body.then_some(block.txs),
+        txs: body.then(|| {
+            block
+                .txs
+                .into_iter()
+                .map(tally_contracts::EncodedTransaction::into_signed)
+                .collect()
+        }),
         evidence: block.evidence,
         certificate: stored_certificate(api, height)?,
         results: if body {

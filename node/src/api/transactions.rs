@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tally_contracts::{
-    AccountId, Party, SealedTravelRule, SignedTransaction, TransferId, TxKind, encoding,
+    AccountId, EncodedTransaction, Party, SealedTravelRule, SignedTransaction, TransferId, TxKind,
+    encoding,
 };
 use tally_crypto::Hash;
 use tokio::time::Instant;
@@ -92,19 +93,19 @@ pub(super) fn form(headers: &HeaderMap) -> Result<Form, ApiError> {
 
 /// A transaction in its JSON form, held to the same checks as bytes: limits, and one
 /// encoding per transaction.
-pub(super) fn from_json(signed: &SignedTransaction) -> Result<SignedTransaction, ApiError> {
-    Ok(encoding::decode(&encoding::encode(signed))?)
+pub(super) fn from_json(signed: SignedTransaction) -> Result<EncodedTransaction, ApiError> {
+    Ok(EncodedTransaction::decode(encoding::encode(&signed))?)
 }
 
 pub(super) fn malformed_json(e: serde_json::Error) -> ApiError {
     ApiError::bad_request("MALFORMED_JSON", e.to_string())
 }
 
-/// The canonical bytes of the body: binary as sent, or the JSON form re-encoded.
-fn canonical_bytes(headers: &HeaderMap, body: &[u8]) -> Result<SignedTransaction, ApiError> {
+/// The transaction of the body: binary as sent, or the JSON form encoded.
+fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<EncodedTransaction, ApiError> {
     match form(headers)? {
-        Form::Binary => Ok(encoding::decode(body)?),
-        Form::Json => from_json(&serde_json::from_slice(body).map_err(malformed_json)?),
+        Form::Binary => Ok(EncodedTransaction::decode(body.to_vec())?),
+        Form::Json => from_json(serde_json::from_slice(body).map_err(malformed_json)?),
     }
 }
 
@@ -129,8 +130,9 @@ pub async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let signed = canonical_bytes(&headers, &body)?;
-    let hash = signed.hash();
+    let tx = decode_body(&headers, &body)?;
+    let hash = tx.hash();
+    let sender = tx.tx().sender;
     if api.ctx.storage.tx_location(&hash)?.is_some() {
         return Err(already_committed(hash));
     }
@@ -152,14 +154,14 @@ pub async fn submit(
             Some((ms, share))
         }
     };
-    let hash = api.ctx.submit(encoding::encode(&signed)).await?;
+    let hash = api.ctx.enqueue(tx)?.answer().await?;
     let Some((wait_ms, _permit)) = waiter else {
         return Ok((StatusCode::ACCEPTED, Json(TxView::Pending { hash })).into_response());
     };
     let view = wait_for_commit(&api.ctx, hash, Duration::from_millis(wait_ms)).await?;
     let mut sight = match caller {
         Caller::Anonymous => Sight::new(
-            Caller::of_party(&api.ctx.storage, signed.tx.sender)?,
+            Caller::of_party(&api.ctx.storage, sender)?,
             api.ctx.storage.clone(),
         ),
         caller => Sight::new(caller, api.ctx.storage.clone()),
@@ -275,7 +277,7 @@ fn committed_sender(ctx: &NodeContext, height: u64, index: u32) -> Result<Party,
     block
         .txs
         .get(index as usize)
-        .map(|t| t.tx.sender)
+        .map(|t| t.tx().sender)
         .ok_or_else(|| missing(height, "a transaction"))
 }
 
@@ -330,7 +332,7 @@ pub async fn travel_rule(
             travel_rule,
             ..
         },
-    ) = (applied, signed.tx.sender, &signed.tx.kind)
+    ) = (applied, signed.tx().sender, &signed.tx().kind)
     else {
         return Err(none());
     };

@@ -86,17 +86,18 @@ pub(super) fn verify_label(error: &VerifyError) -> &'static str {
 }
 
 impl Chain {
-    /// Whether `verified` may wait for a block here (see the module documentation).
+    /// Whether `verified` may wait for a block here (see the module documentation); if so,
+    /// its sender's next nonce in committed state.
     pub(super) fn admission(
         &self,
         state: &dyn StateStore,
         verified: &VerifiedTransaction,
-    ) -> Result<(), AdmissionError> {
+    ) -> Result<u64, AdmissionError> {
         let sender = pool::sender_key(verified.tx().sender);
         let pending: Vec<PublicKey> = self
             .mempool
             .waiting_below(&sender, verified.tx().nonce)
-            .filter_map(|waiting| admission::installed_key(&waiting.signed.tx))
+            .filter_map(|waiting| admission::installed_key(waiting.verified.tx()))
             .collect();
         admission::admit(state, verified, &pending)
     }
@@ -111,14 +112,15 @@ impl Chain {
             let held = self
                 .mempool
                 .at(&pool::sender_key(tx.tx().sender), tx.tx().nonce)?;
-            (held.signed.tx == *tx.tx() && strict_superset(held.verified.signers(), tx.signers()))
-                .then(|| {
-                    format!(
-                        "transaction {} has fewer signers than the copy {} waiting here",
-                        tx.hash(),
-                        held.verified.hash()
-                    )
-                })
+            (held.verified.encoded().signing_bytes() == tx.encoded().signing_bytes()
+                && strict_superset(held.verified.signers(), tx.signers()))
+            .then(|| {
+                format!(
+                    "transaction {} has fewer signers than the copy {} waiting here",
+                    tx.hash(),
+                    held.verified.hash()
+                )
+            })
         })
     }
 

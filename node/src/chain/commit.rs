@@ -164,7 +164,7 @@ impl Chain {
         let mut parties: Vec<([u8; 32], Party)> = block
             .txs
             .iter()
-            .map(|t| (pool::sender_key(t.tx.sender), t.tx.sender))
+            .map(|t| (pool::sender_key(t.tx().sender), t.tx().sender))
             .collect();
         parties.sort_unstable_by_key(|(key, _)| *key);
         parties.dedup_by_key(|(key, _)| *key);
@@ -202,10 +202,10 @@ fn touched_accounts(block: &Block) -> Vec<(Vec<u8>, u32)> {
     let mut entries = Vec::new();
     for (index, signed) in block.txs.iter().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
-        if let Party::Account(id) = signed.tx.sender {
+        if let Party::Account(id) = signed.tx().sender {
             entries.push((id.to_key_bytes().to_vec(), index));
         }
-        let other = match &signed.tx.kind {
+        let other = match &signed.tx().kind {
             TxKind::Transfer { to, .. } => Some(*to),
             TxKind::PayMerchant { merchant, .. } => Some(*merchant),
             TxKind::CrossBorderTransfer { beneficiary, .. } => Some(*beneficiary),

@@ -25,8 +25,7 @@ use tally_consensus::{
     Signer, Timeout, TimeoutConfig, ValidatorSet, ValidatorSets,
 };
 use tally_contracts::{
-    ChainHead, Ledger, SignedTransaction, StateStore, VerifiedTransaction, encoding,
-    verify_transactions,
+    ChainHead, EncodedTransaction, Ledger, StateStore, VerifiedTransaction, verify_transactions,
 };
 use tally_crypto::{Hash, KeyCache, PublicKey, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -85,7 +84,7 @@ pub enum ChainInput {
     /// Transactions gossiped by a peer, decoded, signatures not yet checked.
     Transactions {
         from: PublicKey,
-        txs: Vec<SignedTransaction>,
+        txs: Vec<EncodedTransaction>,
     },
     Evidence {
         from: PublicKey,
@@ -719,44 +718,37 @@ impl Chain {
         Ok(())
     }
 
-    /// Admits transactions from the API and from gossip: decode, verify in one batch, check
-    /// the sender's key signed (see [`admission`]), insert into the mempool. Submitters get
-    /// an answer; what the API gave is gossiped; refused gossip is counted against its peer.
+    /// Admits transactions from the API and from gossip (decoded where they came in): verify
+    /// in one batch, check the sender's key signed (see [`admission`]), insert into the
+    /// mempool. Submitters get an answer; what the API gave is gossiped; refused gossip is
+    /// counted against its peer.
     fn admit(
         &mut self,
         submissions: Vec<Submission>,
-        gossiped: Vec<(PublicKey, Vec<SignedTransaction>)>,
+        gossiped: Vec<(PublicKey, Vec<EncodedTransaction>)>,
     ) {
-        let mut txs: Vec<SignedTransaction> = Vec::new();
-        // Per transaction: where it came from and its encoded size.
-        let mut origins: Vec<(Origin, usize)> = Vec::new();
+        let mut txs: Vec<EncodedTransaction> = Vec::new();
+        let mut origins: Vec<Origin> = Vec::new();
         for s in submissions {
             if self.mode == Mode::Audit {
                 let _ = s.reply.send(Err(SubmitError::ReadOnly));
                 continue;
             }
-            match encoding::decode(&s.bytes) {
-                Ok(tx) => {
-                    origins.push((Origin::Api(s.reply), s.bytes.len()));
-                    txs.push(tx);
-                }
-                Err(e) => {
-                    let _ = s.reply.send(Err(SubmitError::Decode(e)));
-                }
-            }
+            origins.push(Origin::Api(s.reply));
+            txs.push(s.tx);
         }
         for (from, batch) in gossiped {
             for tx in batch {
                 if self.mempool.contains(&tx.hash()) {
                     continue;
                 }
-                origins.push((Origin::Peer(from), encoding::encode(&tx).len()));
+                origins.push(Origin::Peer(from));
                 txs.push(tx);
             }
         }
-        let verdicts = verify_transactions(&self.chain_id, txs.clone(), &mut self.keys);
+        let verdicts = verify_transactions(&self.chain_id, txs, &mut self.keys);
         let state = self.state();
-        for ((signed, verdict), (origin, size)) in txs.into_iter().zip(verdicts).zip(origins) {
+        for (verdict, origin) in verdicts.into_iter().zip(origins) {
             let peer = match &origin {
                 Origin::Peer(from) => Some(*from),
                 Origin::Api(_) => None,
@@ -771,14 +763,11 @@ impl Chain {
                         self.refused_admission(peer, &e);
                         Err(SubmitError::Admission(e))
                     }
-                    Ok(()) => {
+                    Ok(next) => {
                         let hash = verified.hash();
-                        let next = pool::next_nonce(state.as_ref(), signed.tx.sender);
-                        let bytes = peer.is_none().then(|| encoding::encode(&signed));
+                        let bytes = peer.is_none().then(|| verified.encoded().bytes().to_vec());
                         let entry = PoolEntry {
-                            signed,
                             verified,
-                            size_bytes: size,
                             admitted: std::time::Instant::now(),
                         };
                         match self.mempool.insert(entry, next) {

@@ -3,38 +3,37 @@
 
 use std::time::Instant;
 
-use tally_contracts::{Party, SignedTransaction, StateStore, VerifiedTransaction, query};
+use tally_contracts::{Party, StateStore, VerifiedTransaction, query};
 use tally_crypto::{Hash, PublicKey};
 
 use crate::mempool::PoolTx;
 
 #[derive(Debug, Clone)]
 pub struct PoolEntry {
-    pub signed: SignedTransaction,
     pub verified: VerifiedTransaction,
-    pub size_bytes: usize,
     /// When this node admitted it: commit latency is measured from here.
     pub admitted: Instant,
 }
 
 impl PoolTx for PoolEntry {
     fn sender(&self) -> [u8; 32] {
-        sender_key(self.signed.tx.sender)
+        sender_key(self.verified.tx().sender)
     }
     fn nonce(&self) -> u64 {
-        self.signed.tx.nonce
+        self.verified.tx().nonce
     }
     fn hash(&self) -> Hash {
         self.verified.hash()
     }
     fn size_bytes(&self) -> usize {
-        self.size_bytes
+        self.verified.encoded().bytes().len()
     }
     fn signers(&self) -> &[PublicKey] {
         self.verified.signers()
     }
+    /// Canonical bytes: the same body is the same bytes.
     fn same_body(&self, other: &PoolEntry) -> bool {
-        self.signed.tx == other.signed.tx
+        self.verified.encoded().signing_bytes() == other.verified.encoded().signing_bytes()
     }
 }
 

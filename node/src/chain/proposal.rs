@@ -51,7 +51,10 @@ impl Chain {
                 }
             }
         }
-        let txs: Vec<_> = entries.into_iter().map(|e| e.signed).collect();
+        let txs: Vec<_> = entries
+            .into_iter()
+            .map(|e| e.verified.encoded().clone())
+            .collect();
         let block = Block {
             header: BlockHeader {
                 chain_id: self.chain_id.clone(),
@@ -200,7 +203,7 @@ impl Chain {
             let known = self
                 .mempool
                 .get(&hash)
-                .filter(|e| e.signed == *tx)
+                .filter(|e| e.verified.encoded() == tx)
                 .map(|e| e.verified.clone());
             if known.is_none() {
                 missing.push(tx.clone());

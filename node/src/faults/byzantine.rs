@@ -97,7 +97,7 @@ impl Faults {
             InvalidBlock::BadSignature => {
                 decoded
                     .txs
-                    .push(self.badly_signed_transaction(decoded.header.height));
+                    .push(self.badly_signed_transaction(decoded.header.height).into());
                 decoded.header.txs_root = txs_root(&decoded.txs);
             }
         }

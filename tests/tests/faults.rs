@@ -139,14 +139,37 @@ fn a_validator_killed_under_load_rejoins_catches_up_and_nothing_committed_is_los
     run("sigkill-under-load", "", async |net| {
         let validators = net.validators();
         let apis: Vec<_> = validators.iter().map(|&i| net.api(i).unwrap()).collect();
-        let wallets = load::make_wallets(&net.layout, &apis, 1_000, 8).await?;
+        let mut wallets = load::make_wallets(&net.layout, &apis, 1_000, 9).await?;
+        // The witness's transfer is answered committed by the victim just before it dies.
+        let witness = wallets.pop().context("no witness wallet")?;
         let load = Load::start(apis, &net.layout.manifest.chain_id, &wallets);
         load.wait_committed(10, deadline(LOAD_WAIT)).await?;
 
         let victim = validators[2];
+        let chain_id = net.layout.manifest.chain_id.clone();
+        let mut submitter = Submitter::new(net.api(victim)?, chain_id.clone());
+        let (answered, _) = load::honest_transfer(
+            &mut submitter,
+            &witness,
+            wallets[0].id,
+            TransferId((witness.id.0 << 32) | 1),
+            deadline(LOAD_WAIT),
+        )
+        .await?;
         let before = net.height(victim).await?;
         net.kill(victim).await?;
         let killed = Instant::now();
+        // Read from its data directory before it restarts (and before it could fetch the
+        // block from a peer): what it answered as committed was durable there first.
+        let data_dir = net.layout.data_dir(net.spec(victim)?);
+        let location = tally_node::storage::Storage::open(&data_dir, &chain_id)
+            .context("open the killed validator's data")?
+            .tx_location(&answered)?;
+        ensure!(
+            location.is_some(),
+            "{} answered {answered} committed, and its data does not hold it after SIGKILL",
+            net.name(victim)
+        );
         // Three of four validators hold more than 2/3 of the power: the chain goes on, and
         // the victim stays down until they have gone DOWN_HEIGHTS further under the load.
         let others_before = net.top_height().await;

@@ -451,7 +451,9 @@ impl<S: SignerStore> Consensus<S> {
 
     /// Messages worth sending again when peers may have missed them: this node's own of the
     /// current and previous round, its votes of the rounds a proof of lock may need, and the
-    /// prevotes proving its valid value.
+    /// prevotes proving its valid value. Its own proposal is left out once every other
+    /// validator has voted for its block in that round: each then holds the block, and a
+    /// proposal carries the whole block (issue 13: it was resent every second regardless).
     /// Algorithm 1 assumes gossip that eventually delivers; over a lossy network the host
     /// calls this on a timer and retransmits.
     pub fn messages_to_resend(&self) -> Vec<Message> {
@@ -480,6 +482,7 @@ impl<S: SignerStore> Consensus<S> {
         for round in rounds {
             for p in self.state.proposals.get(&round).into_iter().flatten() {
                 if p.proposal.proposer == me
+                    && !self.all_others_hold(round, p.proposal.block, me)
                     && let Some(block) = self.state.blocks.get(&p.proposal.block)
                 {
                     messages.push(Message::Proposal {
@@ -503,6 +506,19 @@ impl<S: SignerStore> Consensus<S> {
             }
         }
         messages
+    }
+
+    /// Whether every validator but `me` has voted for `block` in `round`.
+    fn all_others_hold(&self, round: Round, block: BlockHash, me: ValidatorIndex) -> bool {
+        let Some(set) = self.set() else {
+            return false;
+        };
+        let holders = self.state.votes.holders_of(round, block);
+        set.validators()
+            .iter()
+            .filter_map(|v| set.index_of(&v.public_key))
+            .filter(|i| *i != me)
+            .all(|i| holders.contains(&i))
     }
 
     /// Feeds one input; returns what the host must do, in order.

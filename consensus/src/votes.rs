@@ -152,6 +152,19 @@ impl VoteKeeper {
             .collect()
     }
 
+    /// The validators with a vote (prevote or precommit) for `block` in `round`: each
+    /// checked the block, so each holds it.
+    pub(crate) fn holders_of(&self, round: Round, block: BlockHash) -> BTreeSet<ValidatorIndex> {
+        self.rounds
+            .get(&round)
+            .into_iter()
+            .flat_map(|r| [&r.prevotes, &r.precommits])
+            .flat_map(|tally| tally.votes.values().flatten())
+            .filter(|v| v.vote.block == Some(block))
+            .map(|v| v.vote.validator)
+            .collect()
+    }
+
     /// The votes a validator cast in `round`.
     pub(crate) fn votes_of(&self, round: Round, validator: ValidatorIndex) -> Vec<SignedVote> {
         self.rounds

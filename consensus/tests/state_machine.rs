@@ -52,6 +52,43 @@ fn proposer_requests_a_block_proposes_and_prevotes_it() {
 }
 
 #[test]
+fn a_proposal_is_resent_until_every_other_validator_voted_for_its_block() {
+    let f = Fixture::new(4);
+    let me = f.proposer(H, 0);
+    let mut node = f.node(me, H);
+    node.start();
+    node.step(Input::BlockToPropose {
+        height: Height(H),
+        round: Round(0),
+        block: b"b1".to_vec(),
+    });
+    let b1 = Some(BlockHash::of(b"b1"));
+    let resends_proposal = |node: &Consensus<_>| {
+        node.messages_to_resend()
+            .iter()
+            .any(|m| matches!(m, Message::Proposal { .. }))
+    };
+    assert!(resends_proposal(&node));
+    let others: Vec<usize> = (0..4).filter(|&i| i != me).collect();
+    // A nil vote does not show the block arrived; votes for it do, prevote or precommit.
+    node.step(f.vote(VoteKind::Prevote, H, 0, None, others[0]));
+    node.step(f.vote(VoteKind::Prevote, H, 0, b1, others[1]));
+    node.step(f.vote(VoteKind::Precommit, H, 0, b1, others[2]));
+    assert!(
+        resends_proposal(&node),
+        "one validator has not shown it holds b1"
+    );
+    node.step(f.vote(VoteKind::Precommit, H, 0, b1, others[0]));
+    assert!(!resends_proposal(&node), "all three others hold b1");
+    // Its own votes still go out again.
+    assert!(
+        node.messages_to_resend()
+            .iter()
+            .any(|m| matches!(m, Message::Vote(v) if v.vote.validator.as_usize() == me))
+    );
+}
+
+#[test]
 fn l22_prevotes_a_valid_proposal_and_nil_for_an_invalid_one() {
     let f = Fixture::new(4);
     let me = f.non_proposer(H, 0);

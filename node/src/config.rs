@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tally_crypto::{KeyFile, KeyFileError, PublicKey};
 
-use crate::network::{NetworkConfig, PeerAddress, PeerSet};
+use crate::network::{GossipTopic, NetworkConfig, PeerAddress, PeerSet};
 
 /// The largest message the framing can carry is 4 GiB; far below that, a peer could make the
 /// node allocate too much for one message.
@@ -623,6 +623,10 @@ impl Config {
             events_capacity: usize::try_from(limits.network_events_max).unwrap_or(usize::MAX),
             blocked_peers_file: self.test_faults.blocked_peers_file.clone(),
             counters: Default::default(),
+            topics: match self.mode {
+                Mode::Validator => GossipTopic::ALL.to_vec(),
+                Mode::Audit => GossipTopic::OBSERVED.to_vec(),
+            },
         }
     }
 }
@@ -855,6 +859,21 @@ block_bytes_max = 524288
         let network = config.network();
         assert_eq!(network.peer_set.validators.len(), 2);
         assert_eq!(network.message_bytes_max, 1_048_576);
+        assert_eq!(
+            network.topics,
+            GossipTopic::ALL.to_vec(),
+            "a validator takes every topic"
+        );
+        let audit = fixture.load(
+            &fixture
+                .valid_text()
+                .replace(r#"mode = "validator""#, r#"mode = "audit""#),
+        )?;
+        assert_eq!(
+            audit.network().topics,
+            GossipTopic::OBSERVED.to_vec(),
+            "an audit node takes no transaction gossip"
+        );
         Ok(())
     }
 

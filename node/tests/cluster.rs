@@ -199,6 +199,7 @@ async fn a_malformed_peer_message_is_dropped_and_the_node_goes_on_committing() -
             events_capacity: 64,
             blocked_peers_file: None,
             counters: Default::default(),
+            topics: tally_node::network::GossipTopic::ALL.to_vec(),
         },
     )
     .await?;

@@ -66,6 +66,9 @@ pub struct NetworkConfig {
     pub blocked_peers_file: Option<std::path::PathBuf>,
     /// Where the network counts cut-offs and refused connections (the node's metrics).
     pub counters: crate::metrics::NetworkCounters,
+    /// The gossip topics this node takes. Peers send a topic only to nodes subscribed to it,
+    /// so a node that does not take one neither receives nor relays it.
+    pub topics: Vec<GossipTopic>,
 }
 
 /// A peer to dial: its key (hence its `PeerId`) and where it listens.
@@ -93,6 +96,10 @@ pub enum GossipTopic {
 }
 
 impl GossipTopic {
+    /// What an audit node takes: not transactions (it verifies them in blocks, and relaying
+    /// every batch through it cost it and the validators a copy each).
+    pub const OBSERVED: [GossipTopic; 2] = [GossipTopic::Evidence, GossipTopic::Governance];
+
     pub const ALL: [GossipTopic; 3] = [
         GossipTopic::Transactions,
         GossipTopic::Evidence,

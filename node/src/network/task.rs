@@ -185,7 +185,7 @@ impl NetworkTask {
             .build();
 
         let mut topics = HashMap::new();
-        for topic in GossipTopic::ALL {
+        for &topic in &config.topics {
             let ident = IdentTopic::new(topic.wire_name());
             swarm
                 .behaviour_mut()

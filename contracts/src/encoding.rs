@@ -120,16 +120,7 @@ impl EncodedTransaction {
         if encode(&signed) != bytes {
             return Err(DecodeError::NotCanonical);
         }
-        let hash = tx_id(
-            bytes.get(..body_len).unwrap_or_default(),
-            signed.signatures.iter().map(|s| &s.key),
-        );
-        Ok(EncodedTransaction {
-            signed,
-            bytes,
-            body_len,
-            hash,
-        })
+        Ok(EncodedTransaction::from_parts(signed, bytes, body_len))
     }
 
     /// Encodes a transaction made here (a client's, a test's). Its limits are not checked
@@ -139,6 +130,11 @@ impl EncodedTransaction {
         let body = signed.tx.signing_bytes();
         let body_len = body.len();
         let bytes = postcard::to_extend(&signed.signatures, body).unwrap_or_default();
+        EncodedTransaction::from_parts(signed, bytes, body_len)
+    }
+
+    /// The id, from the body's bytes and the signers: computed here once.
+    fn from_parts(signed: SignedTransaction, bytes: Vec<u8>, body_len: usize) -> Self {
         let hash = tx_id(
             bytes.get(..body_len).unwrap_or_default(),
             signed.signatures.iter().map(|s| &s.key),

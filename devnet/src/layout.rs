@@ -140,10 +140,13 @@ pub struct Layout {
 
 impl Layout {
     /// Reads the devnet in `dir` if there is one, else makes a new one there.
+    /// `heartbeat_ms`: the genesis's heartbeat (`tally genesis`'s default if `None`); a
+    /// resumed devnet keeps the one it was made with.
     pub fn create_or_resume(
         dir: &Path,
         validators: usize,
         observers: usize,
+        heartbeat_ms: Option<u64>,
         tally_bin: &Path,
     ) -> Result<(Layout, bool)> {
         if dir.join("devnet.json").exists() {
@@ -158,7 +161,7 @@ impl Layout {
             "--observers must be 0..={OBSERVERS_MAX}"
         );
         Ok((
-            Layout::create(dir, validators, observers, tally_bin)?,
+            Layout::create(dir, validators, observers, heartbeat_ms, tally_bin)?,
             false,
         ))
     }
@@ -175,7 +178,13 @@ impl Layout {
         })
     }
 
-    fn create(dir: &Path, validators: usize, observers: usize, tally_bin: &Path) -> Result<Layout> {
+    fn create(
+        dir: &Path,
+        validators: usize,
+        observers: usize,
+        heartbeat_ms: Option<u64>,
+        tally_bin: &Path,
+    ) -> Result<Layout> {
         std::fs::create_dir_all(dir.join("institutions"))
             .with_context(|| format!("creating {}", dir.display()))?;
         for institution in INSTITUTIONS {
@@ -241,7 +250,7 @@ impl Layout {
             dir: dir.to_path_buf(),
             manifest,
         };
-        layout.write_genesis(tally_bin)?;
+        layout.write_genesis(heartbeat_ms, tally_bin)?;
         for node in &layout.manifest.nodes {
             std::fs::write(layout.config_path(node), layout.config_text(node))?;
         }
@@ -370,7 +379,7 @@ impl Layout {
     }
 
     /// Builds the genesis with `tally genesis`, from a description written here.
-    fn write_genesis(&self, tally_bin: &Path) -> Result<()> {
+    fn write_genesis(&self, heartbeat_ms: Option<u64>, tally_bin: &Path) -> Result<()> {
         let mut keys = Vec::new();
         for institution in INSTITUTIONS {
             keys.push((institution, self.institution_key(institution)?.public_key()));
@@ -389,6 +398,9 @@ impl Layout {
              platform = {}\ngovernance_threshold = 3\nmerchant_fee_bps_max = 100\n",
             PLATFORM.id
         );
+        if let Some(ms) = heartbeat_ms {
+            text.push_str(&format!("heartbeat_ms = {ms}\n"));
+        }
         let governors: Vec<String> = GOVERNORS.iter().map(|g| key_of(*g)).collect();
         text.push_str(&format!("governance_keys = {governors:?}\n"));
         text.push_str("validators = [\n");

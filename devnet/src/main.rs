@@ -43,6 +43,10 @@ enum DevnetCommand {
         /// The devnet's directory; a fresh temporary one if absent.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// The longest the idle chain goes without a block, in milliseconds (the genesis's
+        /// heartbeat; 3000 if absent). Only for a new devnet: one resumed keeps its own.
+        #[arg(long, value_name = "MS")]
+        heartbeat_ms: Option<u64>,
     },
     /// Tell the payment story through the API of a devnet this command starts (or, with
     /// --api, of one already running, whose --dir holds the institutions' keys).
@@ -130,7 +134,8 @@ fn main() -> std::process::ExitCode {
                 validators,
                 observers,
                 dir,
-            } => up(validators, observers, dir).await,
+                heartbeat_ms,
+            } => up(validators, observers, heartbeat_ms, dir).await,
             DevnetCommand::Demo { dir, api } => demo(dir, api).await,
             DevnetCommand::Bench {
                 duration,
@@ -200,9 +205,15 @@ fn fresh_dir() -> Result<PathBuf> {
 }
 
 /// Makes or resumes the devnet in `dir` and starts it; returns once it commits.
-async fn start(dir: &Path, validators: usize, observers: usize) -> Result<(Layout, Network)> {
+async fn start(
+    dir: &Path,
+    validators: usize,
+    observers: usize,
+    heartbeat_ms: Option<u64>,
+) -> Result<(Layout, Network)> {
     let tally = tally_binary()?;
-    let (layout, resumed) = Layout::create_or_resume(dir, validators, observers, &tally)?;
+    let (layout, resumed) =
+        Layout::create_or_resume(dir, validators, observers, heartbeat_ms, &tally)?;
     if resumed {
         let nodes = &layout.manifest.nodes;
         let kept = layout.validators().count();
@@ -220,12 +231,17 @@ async fn start(dir: &Path, validators: usize, observers: usize) -> Result<(Layou
     Ok((layout, network))
 }
 
-async fn up(validators: usize, observers: usize, dir: Option<PathBuf>) -> Result<bool> {
+async fn up(
+    validators: usize,
+    observers: usize,
+    heartbeat_ms: Option<u64>,
+    dir: Option<PathBuf>,
+) -> Result<bool> {
     let dir = match dir {
         Some(d) => d,
         None => fresh_dir()?,
     };
-    let (layout, mut network) = start(&dir, validators, observers).await?;
+    let (layout, mut network) = start(&dir, validators, observers, heartbeat_ms).await?;
     println!("devnet running in {}", dir.display());
     println!(
         "  TLS: trust {} (--ca-cert or TALLY_CA_CERT); credentials: {}",
@@ -285,7 +301,7 @@ async fn demo(dir: Option<PathBuf>, api: Option<String>) -> Result<bool> {
         Some(d) => (d, false),
         None => (fresh_dir()?, true),
     };
-    let started = start(&dir, 4, 1).await;
+    let started = start(&dir, 4, 1, None).await;
     let ok = match started {
         Ok((layout, mut network)) => {
             let submit_to = network
@@ -332,7 +348,7 @@ async fn bench(options: bench::Options, dir: Option<PathBuf>, api: Vec<String>) 
         Some(d) => (d, false),
         None => (fresh_dir()?, true),
     };
-    let (layout, mut network) = start(&dir, 4, 1).await?;
+    let (layout, mut network) = start(&dir, 4, 1, None).await?;
     let validators: Vec<SocketAddr> = network.validators().map(|n| n.api.address).collect();
     let pids: Vec<bench::NodePid> = network
         .nodes
@@ -371,7 +387,7 @@ async fn soak(options: soak::Options, dir: Option<PathBuf>) -> Result<bool> {
         Some(d) => (d, false),
         None => (fresh_dir()?, true),
     };
-    let (layout, mut network) = start(&dir, 4, 1).await?;
+    let (layout, mut network) = start(&dir, 4, 1, None).await?;
     let validators: Vec<SocketAddr> = network.validators().map(|n| n.api.address).collect();
     let probes: Vec<soak::NodeProbe> = network
         .nodes

@@ -18,6 +18,13 @@ use tally_crypto::{Hash, PublicKey};
 /// The most bytes a genesis file (or its description) may have.
 pub const GENESIS_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
+/// The heartbeat when the description names none: an idle chain commits a block every three
+/// seconds (28,800 a day rather than the 864,000 of a block every 100 ms).
+pub const HEARTBEAT_MS_DEFAULT: u64 = 3_000;
+/// The range a genesis may set. Below 10 ms the chain is never quiet; above 10 minutes
+/// nobody can tell an idle chain from a halted one.
+pub const HEARTBEAT_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=600_000;
+
 /// What every node of the chain starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenesisFile {
@@ -26,6 +33,17 @@ pub struct GenesisFile {
     pub validators: Vec<Validator>,
     /// The ledger's initial state.
     pub ledger: Genesis,
+    /// The longest an idle chain goes without a block, in milliseconds. A height with no
+    /// transaction, evidence or validator update to commit starts its first round only
+    /// when one arrives or this long after the last block: liveness stays visible, and
+    /// the chain does not store empty blocks all day. A proposer with work proposes at
+    /// once, so no transaction waits for the heartbeat.
+    #[serde(default = "heartbeat_ms_default")]
+    pub heartbeat_ms: u64,
+}
+
+fn heartbeat_ms_default() -> u64 {
+    HEARTBEAT_MS_DEFAULT
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +92,14 @@ impl GenesisFile {
             ));
         }
         self.validator_set().map_err(|e| e.to_string())?;
+        if !HEARTBEAT_MS_RANGE.contains(&self.heartbeat_ms) {
+            return Err(format!(
+                "heartbeat_ms {} is outside {}..={}",
+                self.heartbeat_ms,
+                HEARTBEAT_MS_RANGE.start(),
+                HEARTBEAT_MS_RANGE.end()
+            ));
+        }
         Ok(())
     }
 }
@@ -123,6 +149,8 @@ pub struct GenesisDescription {
     /// Hex hashes of sanctioned identities.
     #[serde(default)]
     pub sanctions: Vec<String>,
+    /// See [`GenesisFile::heartbeat_ms`]; [`HEARTBEAT_MS_DEFAULT`] when absent.
+    pub heartbeat_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -302,6 +330,7 @@ impl GenesisDescription {
                 })
                 .collect::<Result<_, String>>()?,
             ledger,
+            heartbeat_ms: self.heartbeat_ms.unwrap_or(HEARTBEAT_MS_DEFAULT),
         };
         file.check()?;
         // The ledger's own checks, on a scratch store.
@@ -372,6 +401,13 @@ tiers = [
         let back: GenesisFile = serde_json::from_str(&file.to_json()).map_err(|e| e.to_string())?;
         assert_eq!(back, file);
         assert_eq!(back.hash(), file.hash());
+        assert_eq!(file.heartbeat_ms, HEARTBEAT_MS_DEFAULT);
+        let text = description().replacen("platform = 3", "platform = 3\nheartbeat_ms = 500", 1);
+        let d: GenesisDescription = toml::from_str(&text).map_err(|e| e.to_string())?;
+        let quick = d.build()?;
+        assert_eq!(quick.heartbeat_ms, 500);
+        // The heartbeat is part of the chain's identity: nodes must agree on it.
+        assert_ne!(quick.hash(), file.hash());
         Ok(())
     }
 
@@ -383,6 +419,8 @@ tiers = [
             ("power = 2", "power = 0"),
             ("platform = 3", "platform = 4"),
             ("yearly_max = 300", "yearly_max = 19"),
+            ("platform = 3", "platform = 3\nheartbeat_ms = 0"),
+            ("platform = 3", "platform = 3\nheartbeat_ms = 600001"),
         ] {
             let text = description().replacen(from, to, 1);
             assert_ne!(text, description());

@@ -123,6 +123,9 @@ pub struct Metrics {
     pub equivocations_detected: Counter,
     /// Pieces of evidence in blocks this node committed.
     pub evidence_committed: Counter,
+    /// Heights this node started on the genesis's heartbeat: nothing to commit came for a
+    /// whole heartbeat (an idle chain; see `chain::idle`).
+    pub idle_heartbeats: Counter,
     /// Inputs a halted node (an audit node after its alarm) dropped, by kind of input.
     pub halted_inputs_dropped: CountBy,
     /// Transactions refused at admission (from the API or gossip), by reason: `wrong_signer`,
@@ -188,6 +191,7 @@ impl Metrics {
         let proposals_refused = CountBy::new("reason");
         let equivocations_detected = Counter::default();
         let evidence_committed = Counter::default();
+        let idle_heartbeats = Counter::default();
         let halted_inputs_dropped = CountBy::new("input");
         let transactions_refused = CountBy::new("reason");
         let gossiped_transactions_refused = CountBy::new("reason");
@@ -321,6 +325,11 @@ impl Metrics {
             evidence_committed.clone(),
         );
         registry.register(
+            "idle_heartbeats",
+            "Heights started on the heartbeat after a whole heartbeat with nothing to commit",
+            idle_heartbeats.clone(),
+        );
+        registry.register(
             "halted_inputs_dropped",
             "Inputs dropped by a halted node, by kind",
             halted_inputs_dropped.family.clone(),
@@ -365,6 +374,7 @@ impl Metrics {
             proposals_refused,
             equivocations_detected,
             evidence_committed,
+            idle_heartbeats,
             halted_inputs_dropped,
             transactions_refused,
             gossiped_transactions_refused,

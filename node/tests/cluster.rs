@@ -278,3 +278,84 @@ async fn a_full_outbound_queue_drops_counted_commands_and_the_chain_goes_on() ->
     );
     cluster.shutdown().await
 }
+
+/// The transactions in each committed block of node `i`, heights 1 to its head.
+fn txs_per_block(cluster: &Cluster, i: usize) -> Result<Vec<usize>> {
+    let storage = &cluster.node(i)?.context.storage;
+    (1..=cluster.height(i)?)
+        .map(|h| {
+            let results = storage
+                .results(h)?
+                .ok_or_else(|| anyhow::anyhow!("results of block {h} missing"))?;
+            Ok(tally_node::block::BlockResults::decode(&results)?
+                .receipts
+                .len())
+        })
+        .collect()
+}
+
+/// Quiet when idle (issue 18): an idle chain commits one block per heartbeat, not one every
+/// ~100 ms, and each of those is empty. The claim "no more blocks" is judged after a
+/// positive sign that heartbeats had their chance: every node's own count of heights it
+/// started on the heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_chain_commits_one_block_per_heartbeat() -> Result<()> {
+    const HEARTBEAT_MS: u64 = 1_000;
+    const HEARTBEATS: u64 = 4;
+    let mut genesis = genesis(4);
+    genesis.heartbeat_ms = HEARTBEAT_MS;
+    let mut cluster = Cluster::new(genesis)?;
+    for i in 0..4 {
+        cluster.start(i).await?;
+    }
+    cluster.wait_all(1).await?;
+    let (from, started) = (cluster.height(0)?, std::time::Instant::now());
+    wait_until(
+        "every validator started heights on the heartbeat",
+        async || {
+            Ok(cluster
+                .running()
+                .all(|n| n.context.metrics.idle_heartbeats.get() >= HEARTBEATS))
+        },
+    )
+    .await?;
+    let (to, elapsed) = (cluster.height(0)?, started.elapsed());
+    // Each idle block comes a heartbeat after the one before it (a few milliseconds less
+    // on a node that committed the previous one late): at most one per heartbeat, plus the
+    // block under way at each end of the window.
+    let most = elapsed.as_millis() as u64 / HEARTBEAT_MS + 2;
+    anyhow::ensure!(
+        to - from <= most,
+        "{} blocks in {elapsed:?} of idling with a {HEARTBEAT_MS} ms heartbeat (at most {most})",
+        to - from
+    );
+    anyhow::ensure!(to > from, "no heartbeat block at all");
+    let txs = txs_per_block(&cluster, 0)?;
+    anyhow::ensure!(
+        txs.iter().all(|&n| n == 0),
+        "an idle block with txs: {txs:?}"
+    );
+    // Work still commits: the chain is quiet, not asleep.
+    let hashes = some_payments(&cluster, 5_000, 1).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    cluster.shutdown().await
+}
+
+/// A transaction does not wait for the heartbeat: with the longest heartbeat a genesis may
+/// set (10 minutes), payments on an idle chain commit within the suites' usual deadline
+/// (a minute), and no node ever started a height on the heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_on_an_idle_chain_is_proposed_at_once() -> Result<()> {
+    let mut genesis = genesis(4);
+    genesis.heartbeat_ms = *tally_node::genesis::HEARTBEAT_MS_RANGE.end();
+    let mut cluster = Cluster::new(genesis)?;
+    for i in 0..4 {
+        cluster.start(i).await?;
+    }
+    let hashes = some_payments(&cluster, 6_000, 2).await?;
+    cluster.wait_committed_ok(2, &hashes).await?;
+    for node in cluster.running() {
+        anyhow::ensure!(node.context.metrics.idle_heartbeats.get() == 0);
+    }
+    cluster.shutdown().await
+}

@@ -23,6 +23,12 @@ pub const BLOCKED_PEERS_FILE: &str = "blocked-peers.txt";
 /// The configuration that lets [`TestNet::partition`] cut and heal the network.
 pub const PARTITIONABLE: &str = "[test_faults]\nblocked_peers_file = \"blocked-peers.txt\"\n";
 
+/// The fault suites' genesis heartbeat: an idle network commits a block about every 100 ms,
+/// as before the chain was quiet when idle, so suites that count heights on an idle network
+/// (a stopped validator's peers going on, a partition's majority deciding) keep their pace.
+/// The idle behaviour itself is tested in `node/tests/cluster.rs`.
+pub const HEARTBEAT_MS: u64 = 100;
+
 /// How often waits poll a node.
 const POLL: Duration = Duration::from_millis(100);
 /// How long a freshly started network may take to commit its first block.
@@ -118,7 +124,8 @@ impl TestNet {
             .prefix("tally-faults-")
             .tempdir()
             .context("making the devnet's directory")?;
-        let (layout, _) = Layout::create_or_resume(dir.path(), validators, auditors, &tally)?;
+        let (layout, _) =
+            Layout::create_or_resume(dir.path(), validators, auditors, Some(HEARTBEAT_MS), &tally)?;
         for node in &layout.manifest.nodes {
             let extra = configure(node);
             if !extra.trim().is_empty() {

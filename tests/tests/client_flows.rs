@@ -64,7 +64,7 @@ impl Devnet {
                 .as_nanos()
         ));
         let (layout, resumed) =
-            Layout::create_or_resume(&dir, VALIDATORS, 1, &tally).expect("the devnet layout");
+            Layout::create_or_resume(&dir, VALIDATORS, 1, None, &tally).expect("the devnet layout");
         assert!(!resumed);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -183,9 +183,17 @@ impl Chain {
             view.extend(self.mempool.iter().map(|e| e.verified.hash()));
         }
         self.evidence_committed(&block.evidence);
-        self.pending_updates
-            .retain(|u| !block.validator_updates.contains(u));
         let height = block.header.height;
+        // An update whose height has come too close (or that an update scheduled since
+        // overtook) can go in no later block: it is dropped, not kept as work for ever (a
+        // chain with a pending update is never quiet).
+        let earliest = height
+            .saturating_add(1)
+            .saturating_add(crate::validator_update::UPDATE_DELAY_HEIGHTS_MIN)
+            .max(self.last_scheduled().saturating_add(1));
+        self.pending_updates.retain(|u| {
+            !block.validator_updates.contains(u) && u.change.effective_height >= earliest
+        });
         self.metrics
             .height
             .set(i64::try_from(height).unwrap_or(i64::MAX));

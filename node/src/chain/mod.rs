@@ -11,6 +11,7 @@
 mod admission;
 pub mod audit;
 mod commit;
+mod idle;
 mod pool;
 mod proposal;
 mod signer_store;
@@ -57,11 +58,6 @@ const GOSSIP_TXS_MAX: usize = 2_048;
 pub const BLOCK_TIME_DRIFT_MS_MAX: u64 = 2_000;
 /// The most validator updates kept for a later block.
 const PENDING_UPDATES_MAX: usize = 16;
-/// How long a proposer with an empty mempool waits before proposing (an empty block, or what
-/// arrived meanwhile): keeps an idle chain from committing empty blocks as fast as it can.
-/// Below every propose timeout, so the round does not time out.
-const EMPTY_BLOCK_DELAY_MS: u64 = 100;
-
 /// Where a submitter hears whether its transaction was admitted.
 type SubmitReply = oneshot::Sender<Result<Hash, SubmitError>>;
 
@@ -97,12 +93,8 @@ pub enum ChainInput {
     },
     /// A timeout consensus scheduled has fired.
     Timeout(Timeout),
-    /// Propose now at (height, round): the mempool was empty when consensus asked, so the
-    /// proposal waited a little for transactions.
-    ProposeNow {
-        height: Height,
-        round: tally_consensus::Round,
-    },
+    /// The heartbeat of this height is due: an idle height starts now (see [`idle`]).
+    Heartbeat(Height),
     /// Decided blocks fetched from a peer, in height order.
     Synced {
         from: PublicKey,
@@ -119,7 +111,7 @@ impl ChainInput {
             ChainInput::Evidence { .. } => "evidence",
             ChainInput::ValidatorUpdate { .. } => "validator_update",
             ChainInput::Timeout(_) => "timeout",
-            ChainInput::ProposeNow { .. } => "propose_now",
+            ChainInput::Heartbeat(_) => "heartbeat",
             ChainInput::Synced { .. } => "synced",
         }
     }
@@ -214,6 +206,10 @@ pub struct Chain {
     faults: Option<Faults>,
     /// Per gossiping peer, its transactions refused for a key that did not sign.
     strikes: admission::Strikes,
+    /// Round 0 held back while a height has nothing to commit (see [`idle`]).
+    idle: idle::IdleWait,
+    /// The genesis's heartbeat: the longest an idle chain goes without a block.
+    heartbeat_ms: u64,
 }
 
 impl std::fmt::Debug for Chain {
@@ -373,6 +369,8 @@ impl Chain {
             deferred: Vec::new(),
             faults,
             strikes: admission::Strikes::default(),
+            idle: idle::IdleWait::default(),
+            heartbeat_ms: genesis.heartbeat_ms,
         };
         chain.resume_alarm();
         Ok(ChainParts {
@@ -549,15 +547,10 @@ impl Chain {
                     self.carry_out(out)?;
                 }
                 ChainInput::Synced { from, blocks } => self.on_synced(from, blocks)?,
-                ChainInput::ProposeNow { height, round } => {
-                    if self.consensus.height() == height && self.consensus.round() == round {
-                        let block = self.build_block(height, round)?;
-                        let out = self.consensus.step(Input::BlockToPropose {
-                            height,
-                            round,
-                            block,
-                        });
-                        self.carry_out(out)?;
+                ChainInput::Heartbeat(height) => {
+                    if self.idle.heartbeat(height) {
+                        self.metrics.idle_heartbeats.inc();
+                        debug!(height = height.0, "idle for a heartbeat: the height starts");
                     }
                 }
                 ChainInput::Evidence { from, evidence } => self.on_evidence(from, evidence),
@@ -574,7 +567,32 @@ impl Chain {
                 break;
             }
         }
+        if !self.halted {
+            let released = self.idle.release(self.consensus.height(), self.has_work());
+            if !released.is_empty() {
+                self.carry_out(released)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Whether this height has something to commit: a transaction its sender can execute
+    /// next, evidence, or a validator update. (A mempool of gapped transactions alone is
+    /// no reason for a block: none of them could go in it.)
+    fn has_work(&self) -> bool {
+        self.mempool.len() > self.mempool.gapped_len()
+            || !self.pending_evidence.is_empty()
+            || !self.pending_updates.is_empty()
+    }
+
+    /// Feeds `ChainInput::Heartbeat(height)` back once the genesis's heartbeat has passed.
+    fn start_heartbeat(&self, height: Height) {
+        let inputs = self.inputs.clone();
+        let after = Duration::from_millis(self.heartbeat_ms);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = inputs.send(ChainInput::Heartbeat(height)).await;
+        });
     }
 
     fn on_messages(&mut self, messages: Vec<(PublicKey, Message)>) -> Result<(), ChainError> {
@@ -636,6 +654,13 @@ impl Chain {
             if self.halted {
                 return Ok(());
             }
+            let height = self.consensus.height();
+            if self.idle.waits(&output, height, self.has_work()) {
+                if self.idle.hold(output, height) {
+                    self.start_heartbeat(height);
+                }
+                continue;
+            }
             match output {
                 Output::Broadcast(message) => self.broadcast(message),
                 Output::ScheduleTimeout {
@@ -646,13 +671,6 @@ impl Chain {
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(duration_ms)).await;
                         let _ = inputs.send(ChainInput::Timeout(timeout)).await;
-                    });
-                }
-                Output::RequestBlock { height, round } if self.mempool.is_empty() => {
-                    let inputs = self.inputs.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(EMPTY_BLOCK_DELAY_MS)).await;
-                        let _ = inputs.send(ChainInput::ProposeNow { height, round }).await;
                     });
                 }
                 Output::RequestBlock { height, round } => {

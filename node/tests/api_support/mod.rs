@@ -120,8 +120,15 @@ pub fn genesis(validators: u64) -> GenesisFile {
             })
             .collect(),
         ledger,
+        // Heights come about as fast as before the chain was quiet when idle (a block
+        // every 100 ms or so): suites that wait for heights on an idle cluster keep their
+        // pace. The idle behaviour itself is tested in `cluster.rs` with a longer one.
+        heartbeat_ms: TEST_HEARTBEAT_MS,
     }
 }
+
+/// The test genesis's heartbeat (see [`GenesisFile::heartbeat_ms`]).
+pub const TEST_HEARTBEAT_MS: u64 = 100;
 
 /// What to start.
 #[derive(Debug, Clone)]

@@ -33,11 +33,13 @@ fn genesis() -> Genesis {
                 id: BANK,
                 key: key(1_000_001).public_key(),
                 roles: Roles::BANK.with(Roles::KYC).with(Roles::ACQUIRER),
+                name: "Bank".into(),
             },
             GenesisInstitution {
                 id: PLATFORM,
                 key: key(1_000_002).public_key(),
                 roles: Roles::PLATFORM,
+                name: "Platform".into(),
             },
         ],
         platform: PLATFORM,

@@ -191,11 +191,13 @@ mod tests {
                     id: BANK,
                     key: key(1).public_key(),
                     roles: Roles::BANK.with(Roles::KYC),
+                    name: "Bank".into(),
                 },
                 GenesisInstitution {
                     id: PLATFORM,
                     key: key(2).public_key(),
                     roles: Roles::PLATFORM,
+                    name: "Platform".into(),
                 },
             ],
             platform: PLATFORM,

@@ -54,6 +54,7 @@ rejections! {
     TransferExists => "TRANSFER_EXISTS", "transfer id already applied with this body";
     TransferExistsWithDifferentBody => "TRANSFER_EXISTS_WITH_DIFFERENT_BODY", "transfer id already applied with another body";
     InstitutionExists => "INSTITUTION_EXISTS", "institution id is taken";
+    InstitutionNameTaken => "INSTITUTION_NAME_TAKEN", "another institution has this name (compared ignoring case)";
     InstitutionNotFound => "INSTITUTION_NOT_FOUND", "institution does not exist";
     RoleRequired => "ROLE_REQUIRED", "institution lacks the role for this action";
     Sanctioned => "SANCTIONED", "identity is on the sanctions list";

@@ -22,6 +22,8 @@ pub struct GenesisInstitution {
     pub id: InstitutionId,
     pub key: PublicKey,
     pub roles: Roles,
+    /// What people call it: see [`crate::institution_name_is_valid`].
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +151,7 @@ impl Genesis {
                     roles: i.roles,
                     nonce: 0,
                     encryption_key: None,
+                    name: i.name.clone(),
                 },
             )
             .map_err(|e| rejected("institution", e))?;

@@ -7,7 +7,7 @@ use tally_crypto::PublicKey;
 
 use crate::context::{Tx, TxResult};
 use crate::ledger::accounts::{Account, AccountKind};
-use crate::state::key;
+use crate::state::{decode_record, key};
 use crate::transaction::{DisputeOutcome, EncryptionKey, GovernanceAction, Roles};
 use crate::types::{AccountId, Amount, Currency, InstitutionId};
 use crate::{Event, Rejection};
@@ -31,6 +31,30 @@ pub struct Institution {
     /// The X25519 key it receives travel-rule data under, once it registered one
     /// (`SetEncryptionKey`).
     pub encryption_key: Option<EncryptionKey>,
+    /// What people call it, shown wherever the institution is named (pages, reports):
+    /// set at genesis or by the governance action that added it.
+    pub name: String,
+}
+
+/// The longest institution name, in bytes of UTF-8.
+pub const INSTITUTION_NAME_BYTES_MAX: usize = 64;
+
+/// A name people can read and nobody can use to spoof another: 1 to
+/// [`INSTITUTION_NAME_BYTES_MAX`] bytes, no control or format characters (no bidi
+/// overrides, no zero-width joiners), no leading, trailing or doubled spaces.
+pub fn institution_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= INSTITUTION_NAME_BYTES_MAX
+        && name == name.trim()
+        && !name.contains("  ")
+        && name
+            .chars()
+            .all(|c| c == ' ' || !(c.is_whitespace() || c.is_control() || is_format(c)))
+}
+
+/// Unicode format characters (general category Cf) that can reorder or hide text.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// The longest a dispute window or a decision period may be: one year.
@@ -189,9 +213,22 @@ pub(crate) fn add_institution(tx: &mut Tx<'_, '_>, institution: &Institution) ->
     if !institution.key.is_some_and(|k| k.is_valid()) {
         return Err(Rejection::InvalidKey.into());
     }
+    if !institution_name_is_valid(&institution.name) {
+        return Err(Rejection::InvalidField.into());
+    }
     let k = key::institution(institution.id);
     if tx.state.contains(&k)? {
         return Err(Rejection::InstitutionExists.into());
+    }
+    // A name that differs only in case would let one institution pass for another on
+    // every page and report that names it.
+    let (start, end) = key::tag_range(key::INSTITUTION);
+    let name = institution.name.to_lowercase();
+    for (k, v) in tx.state.scan(&start, &end, usize::MAX)? {
+        let other: Institution = decode_record(&k, &v)?;
+        if other.name.to_lowercase() == name {
+            return Err(Rejection::InstitutionNameTaken.into());
+        }
     }
     tx.state.put(k, institution);
     for currency in tx.rules.currencies.clone() {
@@ -241,7 +278,12 @@ pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult
     }
     let mut rules = tx.rules.clone();
     let name = match action {
-        GovernanceAction::AddInstitution { id, key, roles } => {
+        GovernanceAction::AddInstitution {
+            id,
+            key,
+            roles,
+            name,
+        } => {
             add_institution(
                 tx,
                 &Institution {
@@ -250,6 +292,7 @@ pub(crate) fn govern(tx: &mut Tx<'_, '_>, action: &GovernanceAction) -> TxResult
                     roles: *roles,
                     nonce: 0,
                     encryption_key: None,
+                    name: name.clone(),
                 },
             )?;
             "AddInstitution"

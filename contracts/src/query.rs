@@ -24,6 +24,15 @@ pub fn institution(
 ) -> Result<Option<Institution>, ExecutionError> {
     State::new(store).get(&key::institution(id))
 }
+/// Every institution, by id: the directory pages and reports name them from.
+pub fn institutions(store: &dyn StateStore) -> Result<Vec<Institution>, ExecutionError> {
+    let (start, end) = key::tag_range(key::INSTITUTION);
+    store
+        .scan(&start, &end, usize::MAX)?
+        .iter()
+        .map(|(k, v)| decode_record(k, v))
+        .collect()
+}
 pub fn order(store: &dyn StateStore, id: OrderId) -> Result<Option<Order>, ExecutionError> {
     State::new(store).get(&key::order(id))
 }

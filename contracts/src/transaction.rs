@@ -328,6 +328,25 @@ impl Roles {
     pub fn with(self, other: Roles) -> Roles {
         Roles(self.0 | other.0)
     }
+
+    /// Each role with the word genesis descriptions and the API name it by.
+    pub const NAMED: [(&'static str, Roles); 6] = [
+        ("bank", Roles::BANK),
+        ("platform", Roles::PLATFORM),
+        ("fx_provider", Roles::FX_PROVIDER),
+        ("acquirer", Roles::ACQUIRER),
+        ("regulator", Roles::REGULATOR),
+        ("kyc", Roles::KYC),
+    ];
+
+    /// The words for the roles held, in [`Roles::NAMED`]'s order.
+    pub fn names(self) -> Vec<&'static str> {
+        Roles::NAMED
+            .iter()
+            .filter(|(_, r)| self.contains(*r))
+            .map(|(name, _)| *name)
+            .collect()
+    }
 }
 
 /// A change of the chain's rules, signed by a quorum of the governance keys.
@@ -337,6 +356,8 @@ pub enum GovernanceAction {
         id: InstitutionId,
         key: PublicKey,
         roles: Roles,
+        /// What people call it ("Bank A"): see [`crate::institution_name_is_valid`].
+        name: String,
     },
     SetIssuanceLimit {
         bank: InstitutionId,

@@ -1606,6 +1606,71 @@ fn settlement_cycle_nets_multilaterally_and_closes_on_confirmation() {
 
 // ---------------------------------------------------------------- governance
 
+/// Attacker: a governance quorum talked into adding an institution whose name passes for
+/// another's on every page and report ("institution 1" beside "Institution 1"), or hides
+/// text with control and bidi characters. Names are unique ignoring case and printable.
+#[test]
+fn an_institution_cannot_take_a_name_that_passes_for_another() {
+    let (mut w, ..) = world();
+    let gov = governance_keys();
+    let bank = institution_key(BANK_A);
+    let add = |id: u32, name: &str| {
+        TxKind::Govern(GovernanceAction::AddInstitution {
+            id: InstitutionId(id),
+            key: institution_key(InstitutionId(id)).public_key(),
+            roles: Roles::BANK,
+            name: name.into(),
+        })
+    };
+    let taken = format!("institution {}", BANK_A.0);
+    let too_long = "x".repeat(65);
+    let refused = [
+        (taken.as_str(), Rejection::InstitutionNameTaken),
+        ("", Rejection::InvalidField),
+        (" Bank C", Rejection::InvalidField),
+        ("Bank C ", Rejection::InvalidField),
+        ("Bank  C", Rejection::InvalidField),
+        ("Bank\tC", Rejection::InvalidField),
+        ("Bank\u{202E}C", Rejection::InvalidField),
+        ("Bank\u{200B}C", Rejection::InvalidField),
+        (too_long.as_str(), Rejection::InvalidField),
+    ];
+    for (name, why) in refused {
+        rejected(
+            &w.submit(
+                Party::Institution(BANK_A),
+                &[&bank, &gov[0], &gov[1]],
+                add(11, name),
+            ),
+            why,
+        );
+        assert!(
+            query::institution(&w.store, InstitutionId(11))
+                .unwrap()
+                .is_none(),
+            "{name:?}"
+        );
+    }
+    let longest = "銀".repeat(21);
+    ok(&w.submit(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[0], &gov[1]],
+        add(11, &longest),
+    ));
+    ok(&w.submit(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[0], &gov[1]],
+        add(12, "Bank C"),
+    ));
+    let named: Vec<(u32, String)> = query::institutions(&w.store)
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id.0, i.name))
+        .filter(|(id, _)| *id >= 11)
+        .collect();
+    assert_eq!(named, [(11, longest), (12, "Bank C".to_string())]);
+}
+
 #[test]
 fn governance_adds_institutions_and_changes_rules() {
     let (mut w, alice, ..) = world();
@@ -1616,6 +1681,7 @@ fn governance_adds_institutions_and_changes_rules() {
         id: InstitutionId(9),
         key: new_bank.public_key(),
         roles: Roles::BANK.with(Roles::KYC),
+        name: "Bank Nine".into(),
     });
     ok(&w.submit(
         Party::Institution(BANK_A),

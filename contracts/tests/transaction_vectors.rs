@@ -178,6 +178,7 @@ fn samples() -> Vec<Sample> {
             id: InstitutionId(6),
             key: pk(6),
             roles: Roles::BANK.with(Roles::KYC),
+            name: "Bank C".into(),
         }),
         governance(GovernanceAction::SetIssuanceLimit {
             bank: InstitutionId(1),

@@ -40,39 +40,48 @@ const DATA_DIR: &str = "data";
 #[derive(Debug, Clone, Copy)]
 pub struct InstitutionSpec {
     pub id: u32,
+    /// The file and directory name (`institutions/NAME.key`).
     pub name: &'static str,
+    /// What people call it, on chain from the genesis.
+    pub display_name: &'static str,
     pub roles: &'static [&'static str],
 }
 
 pub const BANK_A: InstitutionSpec = InstitutionSpec {
     id: 1,
     name: "bank-a",
+    display_name: "Bank A",
     roles: &["bank", "kyc", "acquirer"],
 };
 pub const BANK_B: InstitutionSpec = InstitutionSpec {
     id: 2,
     name: "bank-b",
+    display_name: "Bank B",
     roles: &["bank", "kyc", "acquirer"],
 };
 pub const PLATFORM: InstitutionSpec = InstitutionSpec {
     id: 3,
     name: "platform",
+    display_name: "Platform",
     roles: &["platform", "kyc"],
 };
 /// The Hong Kong side of the CNY→HKD corridor.
 pub const HK_BANK: InstitutionSpec = InstitutionSpec {
     id: 4,
     name: "hk-bank",
+    display_name: "HK Bank",
     roles: &["bank", "kyc", "acquirer"],
 };
 pub const REGULATOR: InstitutionSpec = InstitutionSpec {
     id: 5,
     name: "regulator",
+    display_name: "Regulator",
     roles: &["regulator"],
 };
 pub const FX_PROVIDER: InstitutionSpec = InstitutionSpec {
     id: 6,
     name: "fx-provider",
+    display_name: "FX Provider",
     roles: &["fx_provider"],
 };
 
@@ -413,8 +422,9 @@ impl Layout {
         text.push_str("]\ninstitutions = [\n");
         for institution in INSTITUTIONS {
             text.push_str(&format!(
-                "  {{ id = {}, public_key = \"{}\", roles = {:?} }},\n",
+                "  {{ id = {}, name = {:?}, public_key = \"{}\", roles = {:?} }},\n",
                 institution.id,
+                institution.display_name,
                 key_of(institution),
                 institution.roles
             ));

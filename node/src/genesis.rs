@@ -10,8 +10,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tally_consensus::{Validator, ValidatorSet};
 use tally_contracts::{
-    Amount, Corridor, Currency, Genesis, GenesisInstitution, InstitutionId, NO_CAP, Roles,
-    TierLimits,
+    Amount, Corridor, Currency, Genesis, GenesisInstitution, INSTITUTION_NAME_BYTES_MAX,
+    InstitutionId, NO_CAP, Roles, TierLimits, institution_name_is_valid,
 };
 use tally_crypto::{Hash, PublicKey};
 
@@ -167,6 +167,9 @@ pub struct InstitutionEntry {
     pub public_key: String,
     /// Any of `bank`, `platform`, `fx_provider`, `acquirer`, `regulator`, `kyc`.
     pub roles: Vec<String>,
+    /// What people call it ("Bank A"): pages and reports show it. Left out, the institution
+    /// is called "Institution ID".
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -222,15 +225,11 @@ fn public_key(what: &str, hex: &str) -> Result<PublicKey, String> {
 }
 
 fn role(name: &str) -> Result<Roles, String> {
-    Ok(match name {
-        "bank" => Roles::BANK,
-        "platform" => Roles::PLATFORM,
-        "fx_provider" => Roles::FX_PROVIDER,
-        "acquirer" => Roles::ACQUIRER,
-        "regulator" => Roles::REGULATOR,
-        "kyc" => Roles::KYC,
-        other => return Err(format!("unknown role {other:?}")),
-    })
+    Roles::NAMED
+        .iter()
+        .find(|(word, _)| *word == name)
+        .map(|(_, role)| *role)
+        .ok_or_else(|| format!("unknown role {name:?}"))
 }
 
 impl GenesisDescription {
@@ -277,6 +276,18 @@ impl GenesisDescription {
                         id: InstitutionId(i.id),
                         key: public_key(&format!("institution {}", i.id), &i.public_key)?,
                         roles,
+                        name: match &i.name {
+                            Some(name) if !institution_name_is_valid(name) => {
+                                return Err(format!(
+                                    "institution {}: the name {name:?} is not 1 to \
+                                     {INSTITUTION_NAME_BYTES_MAX} bytes of printable text \
+                                     without surrounding or doubled spaces",
+                                    i.id
+                                ));
+                            }
+                            Some(name) => name.clone(),
+                            None => format!("Institution {}", i.id),
+                        },
                     })
                 })
                 .collect::<Result<_, String>>()?,
@@ -361,7 +372,7 @@ governance_keys = ["{g}"]
 governance_threshold = 1
 validators = [{{ public_key = "{v1}", power = 1 }}, {{ public_key = "{v2}", power = 2 }}]
 institutions = [
-  {{ id = 1, public_key = "{b}", roles = ["bank", "kyc"] }},
+  {{ id = 1, name = "Bank A", public_key = "{b}", roles = ["bank", "kyc"] }},
   {{ id = 3, public_key = "{p}", roles = ["platform"] }},
 ]
 issuance_limits = [{{ institution = 1, currency = "CNY", limit = 1000 }}]
@@ -402,6 +413,14 @@ tiers = [
         assert_eq!(back, file);
         assert_eq!(back.hash(), file.hash());
         assert_eq!(file.heartbeat_ms, HEARTBEAT_MS_DEFAULT);
+        // A name as written; an institution written without one is called by its id.
+        let names: Vec<&str> = file
+            .ledger
+            .institutions
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(names, ["Bank A", "Institution 3"]);
         let text = description().replacen("platform = 3", "platform = 3\nheartbeat_ms = 500", 1);
         let d: GenesisDescription = toml::from_str(&text).map_err(|e| e.to_string())?;
         let quick = d.build()?;
@@ -421,6 +440,9 @@ tiers = [
             ("yearly_max = 300", "yearly_max = 19"),
             ("platform = 3", "platform = 3\nheartbeat_ms = 0"),
             ("platform = 3", "platform = 3\nheartbeat_ms = 600001"),
+            ("\"Bank A\"", "\" Bank A\""),
+            ("\"Bank A\"", "\"Bank\\u202eA\""),
+            ("\"Bank A\"", "\"\""),
         ] {
             let text = description().replacen(from, to, 1);
             assert_ne!(text, description());

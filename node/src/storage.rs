@@ -35,7 +35,10 @@ use tally_crypto::Hash;
 /// holding sled's files is refused with that reason.
 /// 6: a block carries each transaction as its canonical bytes (length-prefixed), so a
 /// version-5 directory's blocks do not decode as these, and it is refused.
-const SCHEMA_VERSION: u32 = 6;
+/// 7: an institution has a name (`Institution::name`, in state and in `AddInstitution`),
+/// and the genesis carries the heartbeat: a version-6 directory's institution records do
+/// not decode as these, so it is refused.
+const SCHEMA_VERSION: u32 = 7;
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chain.redb";
 /// A file every sled database directory has: how an earlier Tally's directory is recognised.

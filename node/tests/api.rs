@@ -786,6 +786,24 @@ async fn orders_rates_institutions_cycles_and_codes() {
     get(&net.api, "/v1/institutions/77")
         .await
         .error(StatusCode::NOT_FOUND, "NOT_FOUND");
+
+    // The directory: every institution by name with its roles, every currency's decimals.
+    let directory = get(&net.api, "/v1/directory").await.json();
+    assert_eq!(
+        directory["record"]["institutions"],
+        json!([
+            { "id": 1, "name": "Bank A", "roles": ["bank", "acquirer", "kyc"], "active": true },
+            { "id": 2, "name": "Bank B", "roles": ["bank", "acquirer", "kyc"], "active": true },
+            { "id": 3, "name": "Platform", "roles": ["platform", "kyc"], "active": true },
+            { "id": 4, "name": "FX Provider", "roles": ["fx_provider"], "active": true },
+            { "id": 5, "name": "Regulator", "roles": ["regulator"], "active": true },
+        ]),
+        "{directory}"
+    );
+    assert_eq!(
+        directory["record"]["currencies"],
+        json!([{ "code": "CNY", "decimals": 2 }, { "code": "USD", "decimals": 2 }])
+    );
     get(&net.api, "/v1/institutions/x")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
@@ -1352,6 +1370,14 @@ async fn each_party_reads_its_own_and_is_refused_the_rest() {
         .await
         .error(StatusCode::FORBIDDEN, "OUT_OF_SCOPE");
     assert_eq!(get(&a, "/v1/institutions/1").await.status, StatusCode::OK);
+    // Who is who is every party's to read (names, roles, decimals), nobody else's.
+    for party in [&a, &as_alice] {
+        let directory = get(party, "/v1/directory").await.json();
+        assert_eq!(directory["record"]["institutions"][1]["name"], "Bank B");
+    }
+    get(&net.api.anonymous(), "/v1/directory")
+        .await
+        .error(StatusCode::UNAUTHORIZED, "CREDENTIALS_REQUIRED");
 
     // Bob's top-up: his bank and he read it; Bank A and Alice do not.
     let bob_history = get(&as_bob, "/v1/accounts/200/history").await.json();
@@ -1961,5 +1987,15 @@ async fn a_replaced_or_revoked_institution_key_is_refused_from_its_block_on() {
     post_bytes(&net.api, "/v1/transactions", encoding::encode(&cycle))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "KEY_REVOKED");
+    // The directory shows the revoked institution as inactive, the others as they were.
+    let directory = get(&net.api, "/v1/directory").await.json();
+    let active: Vec<_> = directory["record"]["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].clone(), i["active"].clone()))
+        .collect();
+    assert_eq!(active[0], (json!(1), json!(false)), "{directory}");
+    assert_eq!(active[1], (json!(2), json!(true)), "{directory}");
     net.shutdown().await;
 }

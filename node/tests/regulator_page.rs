@@ -52,7 +52,7 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
     let policy = page.header("content-security-policy").unwrap_or_default();
     ensure!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
     ensure!(!page.text().contains("http://") && !page.text().contains("https://"));
-    for file in ["app.js", "style.css"] {
+    for file in ["app.js", "sign.js", "style.css"] {
         let answer = http::get(addr, &format!("/regulator/{file}")).await?;
         ensure!(answer.status == StatusCode::OK, "{file}");
         ensure!(!answer.text().contains("http://") && !answer.text().contains("https://"));
@@ -109,16 +109,49 @@ async fn the_regulator_page_shows_the_head_and_finds_a_transaction() -> Result<(
         dom.contains(&validator_key(0).public_key().to_hex()),
         "no validator in the page:\n{dom}"
     );
-    let blocks = &dom[dom.find("id=\"blocks\"").context("no blocks table")?..];
+    // The idle chain's heartbeat blocks after the last transaction are folded into one row;
+    // the known transaction's block is shown while it is within the page's look-back
+    // (100 heights, 10 s of 100 ms heartbeats: a slow start of Chromium may pass it).
+    let blocks = tbody(&dom, "blocks")?;
+    let last = hashes
+        .iter()
+        .map(|h| {
+            Ok(cluster
+                .node(0)?
+                .context
+                .storage
+                .tx_location(h)?
+                .map_or(0, |l| l.height))
+        })
+        .collect::<Result<Vec<u64>>>()?
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    if shown > last {
+        ensure!(
+            blocks.contains("empty block") && blocks.contains("folded"),
+            "no folded empty blocks above {last}, head {shown}:\n{blocks}"
+        );
+    }
+    if shown < location.height + 90 {
+        ensure!(
+            blocks.contains(&format!("<tr><td class=\"num\">{}</td>", location.height)),
+            "the transaction's block {} is not shown:\n{blocks}",
+            location.height
+        );
+    }
+    // Amounts in major units with their currency, institutions and accounts by name, times
+    // in the viewer's zone with UTC on hover.
+    let large = tbody(&dom, "large")?;
     ensure!(
-        blocks.contains("<tr><td class=\"num\">"),
-        "no block rows:\n{dom}"
+        large.contains(">¥50.00<") && large.contains("title=\"5000 CNY minor units\""),
+        "the top-up's amount is not formatted:\n{large}"
     );
-    let large = &dom[dom.find("id=\"large\"").context("no large table")?..];
     ensure!(
-        large.contains("5000 CNY") && large.contains("institution 1"),
-        "{dom}"
+        large.contains(">Bank A bank issuance<") && large.contains(">consumer wallet 1 · Bank A<"),
+        "the accounts are not named by kind and institution:\n{large}"
     );
+    ensure!(large.contains(" UTC\">"), "no UTC time on hover:\n{large}");
 
     // For a person to look at: `TALLY_PAGE_SCREENSHOT=page.png` keeps a picture of the page.
     if let Ok(path) = std::env::var("TALLY_PAGE_SCREENSHOT") {
@@ -317,8 +350,12 @@ async fn the_regulator_page_shows_disputes_sanctioned_accounts_and_structuring()
 
     let disputes = tbody(&dom, "disputes")?;
     ensure!(
-        disputes.contains("order 41") && disputes.contains("40000 CNY"),
+        disputes.contains("order 41") && disputes.contains(">¥400.00<"),
         "no open dispute row:\n{disputes}"
+    );
+    ensure!(
+        disputes.contains("<td>Bank A</td>"),
+        "the deciding institution is not named:\n{disputes}"
     );
     ensure!(disputes.contains("NotReceived"), "{disputes}");
     let age: u64 = disputes
@@ -336,19 +373,118 @@ async fn the_regulator_page_shows_disputes_sanctioned_accounts_and_structuring()
         "the sanctioned person's two accounts are not both shown:\n{sanctioned}"
     );
     ensure!(
-        sanctioned.contains("<td>1</td>") && sanctioned.contains("<td>2</td>"),
+        sanctioned.contains(">consumer wallet 1<")
+            && sanctioned.contains(">consumer wallet 2<")
+            && sanctioned.contains("<td>Bank A</td>")
+            && sanctioned.contains(">¥3,250.00<")
+            && sanctioned.contains(">¥4,050.00<"),
         "{sanctioned}"
     );
 
     let structuring = tbody(&dom, "structuring")?;
     ensure!(
-        structuring.contains(&short(splitter)) && structuring.contains("270000"),
+        structuring.contains(&short(splitter)) && structuring.contains(">¥2,700.00<"),
         "no structuring alert:\n{structuring}"
     );
     ensure!(structuring.contains("1 2"), "{structuring}");
     ensure!(
         !structuring.contains(&short(Hash::digest("identity", &3u128.to_le_bytes()))),
         "{structuring}"
+    );
+    server.stop().await?;
+    cluster.shutdown().await
+}
+
+/// The value of `attribute` on the element with `id` in `dom`.
+fn attribute<'a>(dom: &'a str, id: &str, attribute: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("id=\"{id}\""))?;
+    let tag = &dom[dom[..start].rfind('<')?..];
+    let tag = &tag[..tag.find('>')?];
+    let value = &tag[tag.find(&format!("{attribute}=\""))? + attribute.len() + 2..];
+    value.split('"').next()
+}
+
+/// Acting from the page: a freeze built and signed in the browser (WebCrypto, the key never
+/// sent) is committed and refuses the account's next payment. Attacker: a competing bank
+/// signed in to the same page tries the same freeze first; every validator refuses it
+/// (`ROLE_REQUIRED`) and the account goes on paying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeze_signed_in_the_page_refuses_the_accounts_next_payment() -> Result<()> {
+    use tally_contracts::*;
+    use tally_crypto::Hash;
+    let Some(chromium) = chromium()? else {
+        return Ok(());
+    };
+    let mut cluster = Cluster::new(genesis(1))?;
+    cluster.start(0).await?;
+    let mut opening = open_wallet(1, 5_000);
+    opening.extend(open_wallet(2, 5_000));
+    let hashes = cluster.submit_all(&opening, |_| 0).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    let server = http::serve(cluster.node(0)?).await?;
+    let addr = server.addr;
+    let pin = chromium::pin_flag(&server.key_pem)?;
+    let case = "case 2026-117";
+    let action = format!(
+        "https://{addr}/regulator/?act=freeze&target=1&reason={}",
+        case.replace(' ', "%20")
+    );
+
+    // Bank A, signed in with its own key, is refused by the ledger: only the regulator
+    // freezes.
+    let as_bank = chromium::credential_fragment(BANK_A.0, &institution_key(BANK_A).seed());
+    let dom = dump_dom(chromium, &pin, &format!("{action}{as_bank}")).await?;
+    ensure!(
+        attribute(&dom, "act-status", "data-code") == Some("ROLE_REQUIRED"),
+        "the bank's freeze was not refused ROLE_REQUIRED:\n{dom}"
+    );
+    let paid = cluster.submit_all(&[transfer(1, 2, 3, 100)], |_| 0).await?;
+    cluster.wait_committed_ok(0, &paid).await?;
+
+    // The regulator's freeze: committed, and exactly the transaction the `tally` command
+    // would have built (the same bytes give the same id; the reason is the case's digest).
+    let dom = dump_dom(
+        chromium,
+        &pin,
+        &format!("{action}{}", regulator_credential()),
+    )
+    .await?;
+    ensure!(
+        attribute(&dom, "act-status", "data-code") == Some("OK"),
+        "the regulator's freeze was not committed:\n{dom}"
+    );
+    ensure!(
+        text_of(&dom, "act-status").is_some_and(|t| t.contains("frozen: committed at height")),
+        "{dom}"
+    );
+    let expected = signed(
+        Party::Institution(REGULATOR),
+        0,
+        &[&institution_key(REGULATOR)],
+        TxKind::Freeze {
+            account: AccountId(1),
+            reason: Hash::digest("tally-case-reference", case.as_bytes()),
+        },
+    );
+    ensure!(
+        attribute(&dom, "act-status", "data-hash") == Some(expected.hash().to_hex().as_str()),
+        "the page's transaction differs from the command line's:\n{dom}"
+    );
+    let frozen = tbody(&dom, "frozen")?;
+    ensure!(
+        frozen.contains(">consumer wallet 1<"),
+        "the frozen account is not listed:\n{frozen}"
+    );
+
+    // The account's next payment is refused by the ledger.
+    let refused = transfer(1, 2, 4, 100);
+    cluster
+        .submit_all(std::slice::from_ref(&refused), |_| 0)
+        .await?;
+    let receipt = cluster.wait_committed(0, &refused.hash()).await?;
+    ensure!(
+        receipt.result == Err(Rejection::AccountFrozen),
+        "a frozen account paid: {receipt:?}"
     );
     server.stop().await?;
     cluster.shutdown().await

@@ -139,7 +139,7 @@ ENUMS = {
     ],
     "DisputeOutcome": [("Refund", None), ("Release", None)],
     "GovernanceAction": [
-        ("AddInstitution", [("id", INSTITUTION), ("key", KEY), ("roles", ROLES)]),
+        ("AddInstitution", [("id", INSTITUTION), ("key", KEY), ("roles", ROLES), ("name", string)]),
         ("SetIssuanceLimit", [("bank", INSTITUTION), ("currency", CURRENCY), ("limit", AMOUNT)]),
         ("SetFxCreditLine", [("provider", INSTITUTION), ("currency", CURRENCY), ("limit", AMOUNT)]),
         ("SetTierLimits", [

@@ -135,11 +135,12 @@ pub mod generate {
             }),
             (proptest::option::of(public_key()), any::<u64>())
                 .prop_map(|(key, threshold)| TxKind::SetSecondFactor { key, threshold }),
-            (any::<u32>(), any::<u8>(), any::<u8>()).prop_map(|(id, k, roles)| {
+            (any::<u32>(), any::<u8>(), any::<u8>(), ".{0,80}").prop_map(|(id, k, roles, name)| {
                 TxKind::Govern(GovernanceAction::AddInstitution {
                     id: InstitutionId(id),
                     key: key(k).public_key(),
                     roles: Roles(roles),
+                    name,
                 })
             }),
             any::<u16>().prop_map(|merchant_fee_bps_max| {

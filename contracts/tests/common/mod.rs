@@ -56,6 +56,7 @@ pub fn genesis() -> Genesis {
         id,
         key: institution_key(id).public_key(),
         roles: r,
+        name: format!("Institution {}", id.0),
     };
     Genesis {
         chain_id: CHAIN.into(),

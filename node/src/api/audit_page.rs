@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 const INDEX: &str = include_str!("regulator/index.html");
 const SCRIPT: &str = include_str!("regulator/app.js");
+/// The regulator's actions, encoded and signed in the browser.
+const SIGNING: &str = include_str!("regulator/sign.js");
 const STYLE: &str = include_str!("regulator/style.css");
 
 /// Same origin only: no inline script or style, no frames, no other hosts.
@@ -45,6 +47,10 @@ pub async fn index() -> Response {
 
 pub async fn script() -> Response {
     page("text/javascript; charset=utf-8", SCRIPT)
+}
+
+pub async fn signing() -> Response {
+    page("text/javascript; charset=utf-8", SIGNING)
 }
 
 pub async fn style() -> Response {

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tally_consensus::Evidence;
 use tally_contracts::query::{self, Movement};
-use tally_contracts::{AccountId, Currency, Event, InstitutionId, NetPosition};
+use tally_contracts::{AccountId, AccountKind, Currency, Event, InstitutionId, NetPosition};
 use tally_crypto::Hash;
 
 use super::Api;
@@ -197,9 +197,9 @@ pub async fn scan<T: Send + 'static>(
         })?
 }
 
-/// The currency and institution of accounts, read once per request (neither changes).
+/// The currency, institution and kind of accounts, read once per request (none changes).
 #[derive(Debug, Default)]
-pub struct AccountBook(BTreeMap<AccountId, (Currency, InstitutionId)>);
+pub struct AccountBook(BTreeMap<AccountId, (Currency, InstitutionId, AccountKind)>);
 
 impl AccountBook {
     pub fn of(
@@ -207,12 +207,24 @@ impl AccountBook {
         storage: &Storage,
         id: AccountId,
     ) -> Result<(Currency, InstitutionId), ApiError> {
+        self.read(storage, id).map(|(c, i, _)| (c, i))
+    }
+
+    pub fn kind_of(&mut self, storage: &Storage, id: AccountId) -> Result<AccountKind, ApiError> {
+        self.read(storage, id).map(|(_, _, k)| k)
+    }
+
+    fn read(
+        &mut self,
+        storage: &Storage,
+        id: AccountId,
+    ) -> Result<(Currency, InstitutionId, AccountKind), ApiError> {
         if let Some(found) = self.0.get(&id) {
             return Ok(*found);
         }
         let account = query::account(storage, id)?
             .ok_or_else(|| damaged(format!("account {} moved money but is missing", id.0)))?;
-        let found = (account.currency, account.institution);
+        let found = (account.currency, account.institution, account.kind);
         self.0.insert(id, found);
         Ok(found)
     }
@@ -231,8 +243,10 @@ pub struct MovementItem {
     pub kind: &'static str,
     pub from: AccountId,
     pub from_institution: InstitutionId,
+    pub from_kind: AccountKind,
     pub to: AccountId,
     pub to_institution: InstitutionId,
+    pub to_kind: AccountKind,
     pub amount: u64,
     pub currency: String,
     #[serde(skip)]
@@ -357,8 +371,10 @@ pub fn scan_range(
                 kind: movement.kind,
                 from: movement.from,
                 from_institution,
+                from_kind: book.kind_of(storage, movement.from)?,
                 to: movement.to,
                 to_institution,
+                to_kind: book.kind_of(storage, movement.to)?,
                 amount: movement.amount,
                 currency: movement.currency.to_string(),
                 movement,

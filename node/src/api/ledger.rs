@@ -33,8 +33,8 @@ pub const OBLIGATIONS_MAX: usize = 10_000;
 /// A record and the height it was read at.
 #[derive(Debug, Serialize)]
 pub struct AtHeight<T> {
-    height: u64,
-    record: T,
+    pub(super) height: u64,
+    pub(super) record: T,
 }
 
 fn found<T>(what: &str, read: (u64, Option<T>)) -> Result<Json<AtHeight<T>>, ApiError> {

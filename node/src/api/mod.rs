@@ -13,6 +13,7 @@ mod audit_scan;
 pub mod batch;
 mod blocks;
 pub mod caller;
+mod directory;
 mod error;
 mod events;
 pub mod fair;
@@ -212,6 +213,7 @@ fn routes() -> Vec<Route> {
             get(ledger::payment_code),
         ),
         route(GET, "/v1/fx-rates", Party, get(ledger::fx_rates)),
+        route(GET, "/v1/directory", Party, get(directory::directory)),
         route(
             GET,
             "/v1/institutions/{id}",
@@ -273,6 +275,7 @@ fn routes() -> Vec<Route> {
         route(GET, "/regulator", Public, get(audit_page::redirect)),
         route(GET, "/regulator/", Public, get(audit_page::index)),
         route(GET, "/regulator/app.js", Public, get(audit_page::script)),
+        route(GET, "/regulator/sign.js", Public, get(audit_page::signing)),
         route(GET, "/regulator/style.css", Public, get(audit_page::style)),
     ]
 }

@@ -76,6 +76,13 @@ pub fn genesis(validators: u64) -> GenesisFile {
         id,
         key: institution_key(id).public_key(),
         roles: roles.iter().fold(Roles::default(), |a, b| a.with(*b)),
+        name: match id {
+            BANK_A => "Bank A".to_string(),
+            BANK_B => "Bank B".to_string(),
+            PLATFORM => "Platform".to_string(),
+            FX => "FX Provider".to_string(),
+            _ => "Regulator".to_string(),
+        },
     };
     let currencies = [Currency::CNY, Currency::USD];
     let ledger = Genesis {

@@ -65,12 +65,24 @@ pub fn wallet_key(id: u128) -> SigningKey {
     SigningKey::from_seed(seed)
 }
 
+/// What the test genesis calls each institution.
+pub fn institution_name(id: InstitutionId) -> String {
+    match id {
+        BANK_A => "Bank A".into(),
+        BANK_B => "Bank B".into(),
+        PLATFORM => "Platform".into(),
+        REGULATOR => "Regulator".into(),
+        other => format!("Institution {}", other.0),
+    }
+}
+
 pub fn genesis(validators: usize) -> GenesisFile {
     let roles = |r: &[Roles]| r.iter().fold(Roles::default(), |a, b| a.with(*b));
     let inst = |id, r: Roles| GenesisInstitution {
         id,
         key: institution_key(id).public_key(),
         roles: r,
+        name: institution_name(id),
     };
     let ledger = Genesis {
         chain_id: CHAIN.into(),
@@ -370,36 +382,42 @@ impl Cluster {
 
     /// Waits until node `i` has committed every transaction, each accepted by the ledger.
     pub async fn wait_committed_ok(&self, i: usize, hashes: &[Hash]) -> Result<()> {
-        let node = self.node(i)?;
-        let deadline = tokio::time::Instant::now() + WAIT;
         for hash in hashes {
-            let location = loop {
-                if let Some(l) = node.context.storage.tx_location(hash)? {
-                    break l;
-                }
-                ensure!(
-                    tokio::time::Instant::now() < deadline,
-                    "transaction {hash} not committed in time on node {i}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
-            let results = node
-                .context
-                .storage
-                .results(location.height)?
-                .context("results missing")?;
-            let results = BlockResults::decode(&results)?;
-            let receipt = results
-                .receipts
-                .get(location.index as usize)
-                .context("receipt missing")?;
-            ensure!(receipt.tx == *hash, "receipt for another transaction");
+            let receipt = self.wait_committed(i, hash).await?;
             ensure!(
                 receipt.result.is_ok(),
                 "transaction {hash} rejected: {receipt:?}"
             );
         }
         Ok(())
+    }
+
+    /// The receipt of `hash` once node `i` committed it, accepted or rejected.
+    pub async fn wait_committed(&self, i: usize, hash: &Hash) -> Result<tally_contracts::Receipt> {
+        let node = self.node(i)?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let location = loop {
+            if let Some(l) = node.context.storage.tx_location(hash)? {
+                break l;
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "transaction {hash} not committed in time on node {i}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let results = node
+            .context
+            .storage
+            .results(location.height)?
+            .context("results missing")?;
+        let results = BlockResults::decode(&results)?;
+        let receipt = results
+            .receipts
+            .get(location.index as usize)
+            .context("receipt missing")?;
+        ensure!(receipt.tx == *hash, "receipt for another transaction");
+        Ok(receipt.clone())
     }
 
     /// Every running node holds the same blocks and the same state roots up to `height`.

@@ -10,7 +10,10 @@
 "use strict";
 
 const POLL_MS = 5000;
+// The latest blocks with transactions or evidence shown, looking back at most this far:
+// an idle chain's heartbeat blocks are folded into one row per run.
 const BLOCKS_SHOWN = 10;
+const BLOCKS_SCANNED_MAX = 100;
 const API = "../v1";
 
 function $(id) { return document.getElementById(id); }
@@ -24,19 +27,78 @@ function el(tag, text, className) {
 
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
+// A table row. A cell is text, or `{ text, title }` for text with more on hover.
 function row(cells, numeric) {
   const tr = el("tr");
-  cells.forEach((c, i) => tr.appendChild(el("td", c, numeric && numeric.includes(i) ? "num" : "")));
+  cells.forEach((c, i) => {
+    const td = el("td", c !== null && typeof c === "object" ? c.text : c, numeric && numeric.includes(i) ? "num" : "");
+    if (c !== null && typeof c === "object" && c.title) td.title = c.title;
+    tr.appendChild(td);
+  });
   return tr;
 }
 
-// Institutions' accounts have ids above 2^127, beyond what a JSON number holds exactly:
-// name them by their institution instead.
-function account(id, institution) {
-  return Number.isSafeInteger(id) ? String(id) : "institution " + institution;
+// Who is who, from `/v1/directory` once signed in: institutions' names by id, currencies'
+// decimals by code. Until it is read, ids and minor units are shown as they are.
+let directory = { names: new Map(), decimals: new Map() };
+
+async function refreshDirectory() {
+  const d = await api("directory");
+  directory = {
+    names: new Map(d.record.institutions.map((i) => [Number(i.id), i.name])),
+    decimals: new Map(d.record.currencies.filter((c) => c.decimals !== undefined).map((c) => [c.code, c.decimals])),
+  };
 }
 
-function time(ms) { return ms ? new Date(Number(ms)).toISOString().replace("T", " ").replace(".000Z", "Z") : ""; }
+function institution(id) {
+  const name = directory.names.get(Number(id));
+  return name === undefined ? "institution " + id : name;
+}
+
+// The symbols people in the corridor read; any other currency is written after the amount.
+const SYMBOLS = { CNY: "¥", HKD: "HK$", USD: "US$", EUR: "€", GBP: "£", JPY: "JP¥" };
+
+// Minor units as the currency's major units, exactly (BigInt, never a float): 22090 CNY is
+// "¥220.90", -5 HKD is "-HK$0.05". A currency of unknown decimals keeps its minor units.
+// JSON numbers above 2^53 arrive rounded by the browser's parser: such an amount (above
+// 90 trillion yuan) is marked "≈".
+function money(minor, currency) {
+  if (minor === null || minor === undefined || minor === "") return "";
+  const code = String(currency);
+  const exact = Number.isSafeInteger(Number(minor)) ? "" : "≈";
+  let n = BigInt(Math.trunc(Number(minor)));
+  const sign = n < 0n ? "-" : "";
+  if (n < 0n) n = -n;
+  const decimals = directory.decimals.get(code);
+  if (decimals === undefined) return exact + sign + String(n) + " " + code + " (minor units)";
+  const scale = 10n ** BigInt(decimals);
+  const whole = (n / scale).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const fraction = decimals ? "." + (n % scale).toString().padStart(decimals, "0") : "";
+  const symbol = SYMBOLS[code];
+  return exact + sign + (symbol ? symbol + whole + fraction : whole + fraction + " " + code);
+}
+
+// An amount cell: formatted, with the ledger's minor units on hover.
+function amount(minor, currency) {
+  return { text: money(minor, currency), title: minor + " " + currency + " minor units" };
+}
+
+// An account by id, kind and holder institution: "wallet 100 · Bank A". Institutions' own
+// accounts have ids above 2^127, beyond what a JSON number holds exactly: they are named
+// by their institution and kind alone.
+function account(id, holder, kind) {
+  const what = kind ? String(kind).replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase() : "account";
+  const by = holder === undefined || holder === null || holder === "" ? "" : " · " + institution(holder);
+  return Number.isSafeInteger(id) ? what + " " + id + by : institution(holder) + " " + what;
+}
+
+// A time cell: in the viewer's time zone, UTC on hover.
+function time(ms) {
+  if (!ms) return "";
+  const at = new Date(Number(ms));
+  return { text: at.toLocaleString(), title: at.toISOString().replace("T", " ").replace(".000Z", "Z") + " UTC" };
+}
+function timeText(ms) { return ms ? time(ms).text : ""; }
 function short(hex) { return hex ? String(hex).slice(0, 16) + "…" : ""; }
 
 // The signed-in party: { keyid: "institution:ID", key: CryptoKey } or null.
@@ -61,20 +123,36 @@ async function importSeed(seedHex) {
   const pkcs8 = new Uint8Array(prefix.length + seed.length);
   pkcs8.set(prefix);
   pkcs8.set(seed, prefix.length);
-  return crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
+  // The public key a transaction carries beside its signature, read from a second import
+  // that is dropped at once: the key kept signs and cannot be exported.
+  const once = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, ["sign"]);
+  const x = (await crypto.subtle.exportKey("jwk", once)).x.replace(/-/g, "+").replace(/_/g, "/");
+  const publicKey = Uint8Array.from(atob(x.padEnd(Math.ceil(x.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+  pkcs8.fill(0);
+  return { key, publicKey };
 }
 
 async function signIn(keyid, seedHex) {
   if (!/^(institution|account):[0-9]{1,39}$/.test(keyid)) {
     throw Object.assign(new Error("name the party as institution:ID"), { code: "BAD_PARTY" });
   }
-  credential = { keyid: keyid, key: await importSeed(seedHex) };
+  const imported = await importSeed(seedHex);
+  credential = { keyid: keyid, key: imported.key, publicKey: imported.publicKey };
   $("signed-in-as").textContent = keyid;
   document.body.dataset.signedIn = keyid;
+  try {
+    await refreshDirectory();
+    const id = /^institution:([0-9]+)$/.exec(keyid);
+    if (id) $("signed-in-as").textContent = institution(id[1]) + " (" + keyid + ")";
+  } catch (error) {
+    showError($("sign-in-status"), error);
+  }
 }
 
 function signOut() {
   credential = null;
+  directory = { names: new Map(), decimals: new Map() };
   $("signed-in-as").textContent = "nobody";
   delete document.body.dataset.signedIn;
 }
@@ -134,7 +212,8 @@ async function refreshHead() {
     const latest = await api("blocks/latest");
     head = latest.height;
     $("head-height").textContent = head;
-    $("head-time").textContent = time(latest.header.time_ms);
+    $("head-time").textContent = timeText(latest.header.time_ms);
+    $("head-time").title = time(latest.header.time_ms).title;
   } catch (error) {
     $("head-height").textContent = error.status === 404 ? "0" : "?";
   }
@@ -153,15 +232,44 @@ async function refreshHead() {
   return head;
 }
 
+// A block is empty when it carries no transaction and no evidence. Blocks are read
+// newest first, a batch at a time, until BLOCKS_SHOWN non-empty ones or BLOCKS_SCANNED_MAX
+// heights; each run of empty blocks becomes one folded row. Signed out, the node does not
+// show transactions, so nothing is folded.
+function isEmptyBlock(b) { return b.txs && b.txs.length === 0 && b.evidence.length === 0; }
+
 async function refreshBlocks(head) {
   const body = $("blocks");
   if (!head) { clear(body); return; }
-  const heights = [];
-  for (let h = head; h >= 1 && heights.length < BLOCKS_SHOWN; h--) heights.push(h);
-  const blocks = await Promise.all(heights.map((h) => api("blocks/" + h).catch(() => null)));
+  const read = [];
+  let shown = 0;
+  for (let top = head; top >= 1 && read.length < BLOCKS_SCANNED_MAX && shown < BLOCKS_SHOWN; top -= BLOCKS_SHOWN) {
+    const heights = [];
+    for (let h = top; h >= 1 && h > top - BLOCKS_SHOWN; h--) heights.push(h);
+    const blocks = await Promise.all(heights.map((h) => api("blocks/" + h).catch(() => null)));
+    blocks.filter(Boolean).forEach((b) => {
+      if (shown < BLOCKS_SHOWN) read.push(b);
+      if (!isEmptyBlock(b)) shown += 1;
+    });
+  }
   clear(body);
-  blocks.filter(Boolean).forEach((b) => body.appendChild(row(
-    [b.height, time(b.header.time_ms), b.txs ? b.txs.length : "–", b.evidence.length, short(b.header.proposer)], [0, 2, 3])));
+  let empty = [];
+  const fold = () => {
+    if (!empty.length) return;
+    const span = empty.length === 1 ? "height " + empty[0] : "heights " + empty[empty.length - 1] + "–" + empty[0];
+    const tr = row([empty.length + " empty block" + (empty.length === 1 ? "" : "s") + " (" + span + ") folded"]);
+    tr.className = "note folded";
+    tr.firstChild.colSpan = 5;
+    body.appendChild(tr);
+    empty = [];
+  };
+  read.forEach((b) => {
+    if (isEmptyBlock(b)) { empty.push(b.height); return; }
+    fold();
+    body.appendChild(row([b.height, time(b.header.time_ms), b.txs ? b.txs.length : "–", b.evidence.length,
+      short(b.header.proposer)], [0, 2, 3]));
+  });
+  fold();
 }
 
 async function refreshValidators() {
@@ -189,10 +297,12 @@ async function refreshPositions() {
     const p = await api("audit/net-positions");
     const positions = $("positions");
     clear(positions);
-    p.open.positions.forEach((x) => positions.appendChild(row([x.currency, x.institution, x.net], [2])));
+    p.open.positions.forEach((x) => positions.appendChild(row([x.currency, institution(x.institution),
+      amount(x.net, x.currency)], [2])));
     const flows = $("flows");
     clear(flows);
-    p.flows.forEach((x) => flows.appendChild(row([x.currency, x.institution, x.paid, x.received, x.net], [2, 3, 4])));
+    p.flows.forEach((x) => flows.appendChild(row([x.currency, institution(x.institution), amount(x.paid, x.currency),
+      amount(x.received, x.currency), amount(x.net, x.currency)], [2, 3, 4])));
   } catch (error) {
     showError($("positions"), error);
   }
@@ -205,8 +315,8 @@ async function refreshLarge() {
     const large = await api("audit/large-transactions?threshold=" + encodeURIComponent(threshold));
     clear(body);
     large.items.slice().reverse().forEach((m) => body.appendChild(row(
-      [m.height, time(m.time_ms), m.kind, account(m.from, m.from_institution),
-        account(m.to, m.to_institution), m.amount + " " + m.currency, short(m.hash)], [0, 5])));
+      [m.height, time(m.time_ms), m.kind, account(m.from, m.from_institution, m.from_kind),
+        account(m.to, m.to_institution, m.to_kind), amount(m.amount, m.currency), short(m.hash)], [0, 5])));
   } catch (error) {
     clear(body);
     body.appendChild(row([(error.code || "") + " " + error.message]));
@@ -251,8 +361,8 @@ async function refreshStructuring() {
     const found = await api("audit/structuring?threshold=" + encodeURIComponent(threshold));
     clear(body);
     found.alerts.forEach((a) => {
-      const tr = row([short(a.person), a.currency, a.count, a.sum, time(a.first_ms), time(a.last_ms),
-        a.accounts.join(" ")], [2, 3]);
+      const tr = row([short(a.person), a.currency, a.count, amount(a.sum, a.currency), time(a.first_ms),
+        time(a.last_ms), a.accounts.join(" ")], [2, 3]);
       tr.firstChild.title = a.person;
       body.appendChild(tr);
     });
@@ -270,7 +380,7 @@ async function refreshDisputes() {
     clear(body);
     page.disputes.forEach((d) => {
       const tr = row([disputedText(d.disputed), account(d.payer, ""), account(d.merchant, ""),
-        d.amount + " " + d.currency, d.reason, d.decider, time(d.opened_at_ms), duration(d.age_ms),
+        amount(d.amount, d.currency), d.reason, institution(d.decider), time(d.opened_at_ms), duration(d.age_ms),
         time(d.deadline_ms)], [3]);
       tr.dataset.ageMs = d.age_ms;
       body.appendChild(tr);
@@ -279,6 +389,68 @@ async function refreshDisputes() {
     if (page.next_after) note(body, "older first; more are open than shown (the report lists up to 1000)");
   } catch (error) {
     failed(body, error);
+  }
+}
+
+async function refreshFrozen() {
+  const body = $("frozen");
+  try {
+    const view = await api("audit/frozen?limit=100");
+    clear(body);
+    view.accounts.forEach((a) => body.appendChild(row([account(a.id, "", a.kind), institution(a.institution),
+      amount(a.balance, a.currency)], [2])));
+    if (!view.accounts.length) note(body, "none frozen");
+    if (view.next_after) note(body, "more are frozen than shown (the report lists them all)");
+  } catch (error) {
+    failed(body, error);
+  }
+}
+
+const ACTION_WORDS = {
+  "freeze": "frozen", "unfreeze": "unfrozen", "add-sanction": "added to the sanctions list",
+  "remove-sanction": "removed from the sanctions list",
+};
+
+// Builds the action's transaction, signs it in this tab (sign.js) with the signed-in
+// institution's key and next nonce, submits it and waits for its block: shows it committed,
+// or refused with the ledger's code (a party without the regulator's role is refused
+// ROLE_REQUIRED by every validator, whatever this page lets it try).
+async function act(action, target, reason) {
+  const status = $("act-status");
+  clear(status);
+  delete status.dataset.code;
+  try {
+    const keyid = credential && /^institution:([0-9]+)$/.exec(credential.keyid);
+    if (!keyid) throw Object.assign(new Error("sign in as the regulator's institution first"), { code: "NOT_SIGNED_IN" });
+    const kind = TallyTx.kind(action, target, reason);
+    status.textContent = "signing…";
+    const [self, latest] = await Promise.all([api("institutions/" + keyid[1]), api("blocks/latest")]);
+    const chainId = latest.header.chain_id;
+    const body = TallyTx.body(chainId, keyid[1], self.record.institution.nonce, kind);
+    const signed = await TallyTx.sign(credential.key, credential.publicKey, chainId, body);
+    status.textContent = "sent, waiting for its block…";
+    const response = await fetch(API + "/transactions?wait_ms=15000", {
+      method: "POST", cache: "no-store", headers: { "Content-Type": "application/octet-stream" }, body: signed,
+    });
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw Object.assign(new Error((answer && answer.message) || response.statusText),
+        { code: (answer && answer.code) || String(response.status) });
+    }
+    if (answer.status !== "committed") {
+      status.textContent = "not committed yet: transaction " + answer.hash + " (search for it)";
+      status.dataset.code = "PENDING";
+      return;
+    }
+    status.textContent = String(target).trim() + " " + ACTION_WORDS[action] + ": committed at height " +
+      answer.height + ", transaction " + short(answer.hash);
+    status.dataset.code = answer.code;
+    status.dataset.hash = answer.hash;
+    await refreshFrozen();
+    await refreshSanctioned();
+  } catch (error) {
+    showError(status, error);
+    status.dataset.code = error.code || "ERROR";
   }
 }
 
@@ -291,8 +463,8 @@ async function refreshSanctioned() {
       const accounts = listed.accounts.length ? listed.accounts : [null];
       accounts.forEach((a) => {
         const tr = a
-          ? row([short(listed.identity), account(a.id, a.institution), a.kind, a.institution,
-            a.balance + " " + a.currency, a.frozen ? "frozen" : ""], [4])
+          ? row([short(listed.identity), account(a.id, "", a.kind), a.kind, institution(a.institution),
+            amount(a.balance, a.currency), a.frozen ? "frozen" : ""], [4])
           : row([short(listed.identity), "no account"]);
         tr.firstChild.title = listed.identity;
         body.appendChild(tr);
@@ -319,8 +491,8 @@ async function searchTransaction(hash, target) {
     const block = await api("blocks/" + tx.height);
     const signed = block.txs ? block.txs[tx.index] : null;
     if (signed) {
-      pairs.push(["Time", time(block.header.time_ms)]);
-      pairs.push(["Sender", JSON.stringify(signed.tx.sender)]);
+      pairs.push(["Time", timeText(block.header.time_ms)]);
+      pairs.push(["Sender", party(signed.tx.sender)]);
       pairs.push(["Kind", Object.keys(signed.tx.kind)[0] || String(signed.tx.kind)]);
     }
     tx.events.forEach((e) => pairs.push(["Event " + e.id, e.kind + " " + JSON.stringify(e.event[e.kind])]));
@@ -332,14 +504,22 @@ async function searchTransaction(hash, target) {
   target.appendChild(result);
 }
 
+// A transaction's sender, `{ "Account": 100 }` or `{ "Institution": 1 }`, in words.
+function party(sender) {
+  if (sender && sender.Institution !== undefined) return institution(sender.Institution);
+  if (sender && sender.Account !== undefined) return "account " + sender.Account;
+  return JSON.stringify(sender);
+}
+
 async function searchAccount(id, target) {
   const view = await api("accounts/" + id);
   const history = await api("accounts/" + id + "/history?limit=20");
   const a = view.account;
   clear(target);
   const result = definitionList([
-    ["Account", id], ["Kind", a.kind], ["Institution", a.institution], ["Balance", view.balance],
-    ["Available", view.available], ["Frozen", a.frozen ? "yes" : "no"], ["At height", view.height],
+    ["Account", id], ["Kind", a.kind], ["Institution", institution(a.institution)],
+    ["Balance", money(view.balance, a.currency)], ["Available", money(view.available, a.currency)],
+    ["Frozen", a.frozen ? "yes" : "no"], ["At height", view.height],
   ]);
   result.id = "account-result";
   target.appendChild(result);
@@ -365,6 +545,8 @@ async function search(query) {
 
 async function refresh() {
   try {
+    // Governance may add institutions: the directory is read again on every poll.
+    if (credential) await refreshDirectory().catch(() => null);
     const head = await refreshHead();
     await Promise.all([refreshBlocks(head), refreshValidators()]);
     // The audit scans one after the other: the node runs only a few at a time.
@@ -372,6 +554,7 @@ async function refresh() {
     await refreshLarge();
     await refreshStructuring();
     await refreshDisputes();
+    await refreshFrozen();
     await refreshSanctioned();
     $("updated").textContent = new Date().toISOString().slice(11, 19) + "Z";
   } finally {
@@ -414,15 +597,17 @@ async function signInFromFile() {
 }
 
 // `#credential=institution:ID:SEEDHEX`: read once, then removed from the address bar and
-// from this history entry before anything else runs.
+// from this history entry before anything else runs. True when it signed in.
 async function signInFromFragment() {
   const match = /^#credential=((?:institution|account):[0-9]+):([0-9a-fA-F]{64})$/.exec(window.location.hash);
-  if (!match) return;
+  if (!match) return false;
   window.history.replaceState(null, "", window.location.pathname + window.location.search);
   try {
     await signIn(match[1], match[2]);
+    return true;
   } catch (error) {
     showError($("sign-in-status"), error);
+    return false;
   }
 }
 
@@ -434,7 +619,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("sign-out").addEventListener("click", () => signOut());
   $("report-json").addEventListener("click", () => download("audit/report", "tally-report.json"));
   $("report-csv").addEventListener("click", () => download("audit/report.csv", "tally-report.csv"));
-  await signInFromFragment();
+  const automated = await signInFromFragment();
+  $("act-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act($("act-action").value, $("act-target").value, $("act-reason").value);
+  });
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
     search($("search-input").value);
@@ -449,6 +638,15 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (asked) {
     $("search-input").value = asked;
     search(asked);
+  }
+  // `?act=freeze&target=ID&reason=TEXT` fills the form in; it is sent by itself only for a
+  // script that signed in through the address's fragment (and so holds the key). A link
+  // followed by a person who then signs in with the key file is never sent unread.
+  if (params.get("act")) {
+    $("act-action").value = params.get("act");
+    $("act-target").value = params.get("target") || "";
+    $("act-reason").value = params.get("reason") || "";
+    if (automated) await act(params.get("act"), params.get("target") || "", params.get("reason") || "");
   }
   refresh();
 });

@@ -391,6 +391,63 @@ async fn the_regulator_page_shows_disputes_sanctioned_accounts_and_structuring()
         !structuring.contains(&short(Hash::digest("identity", &3u128.to_le_bytes()))),
         "{structuring}"
     );
+
+    // Drill-down: the large top-up's receiving account links to the account, whose page
+    // shows its holder, kind and limits and its statement with the balance after each line:
+    // +5,000.00, -900.00, -850.00 (the two payments of wallet 1 above).
+    let large = tbody(&dom, "large")?;
+    ensure!(
+        large.contains("data-find=\"1\">consumer wallet 1 · Bank A</a>"),
+        "no link from the large transaction to its account:\n{large}"
+    );
+    let dom = dump_dom(
+        chromium,
+        &pin,
+        &format!(
+            "https://{addr}/regulator/?account=1{}",
+            regulator_credential()
+        ),
+    )
+    .await?;
+    let account = &dom[dom
+        .find("id=\"account-result\"")
+        .with_context(|| format!("no account shown:\n{dom}"))?..];
+    ensure!(
+        account.contains("consumer wallet 1")
+            && account.contains("<dd>Bank A</dd>")
+            && account.contains("<dd>¥3,250.00</dd>")
+            && account.contains("Tier limits"),
+        "the account's holder, kind, balance or limits are missing:\n{account}"
+    );
+    let statement = tbody(&dom, "statement")?;
+    let balances: Vec<&str> = statement
+        .split("data-balance-after=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    ensure!(
+        balances == ["500000", "410000", "325000"],
+        "running balances {balances:?}:\n{statement}"
+    );
+    ensure!(
+        statement.contains(">¥3,250.00<") && statement.contains(">¥900.00<"),
+        "{statement}"
+    );
+
+    // An institution by name: its open obligations and net positions.
+    let dom = dump_dom(
+        chromium,
+        &pin,
+        &format!(
+            "https://{addr}/regulator/?institution=Bank%20A{}",
+            regulator_credential()
+        ),
+    )
+    .await?;
+    ensure!(
+        dom.contains("id=\"institution-result\"") && dom.contains("<dd>Bank A (1)</dd>"),
+        "no institution shown:\n{dom}"
+    );
     server.stop().await?;
     cluster.shutdown().await
 }

@@ -27,15 +27,33 @@ function el(tag, text, className) {
 
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
-// A table row. A cell is text, or `{ text, title }` for text with more on hover.
+// A table row. A cell is text, or `{ text, title, find }`: more on hover, and a link that
+// opens `find` (an account id or a transaction hash) in the search section.
 function row(cells, numeric) {
   const tr = el("tr");
   cells.forEach((c, i) => {
-    const td = el("td", c !== null && typeof c === "object" ? c.text : c, numeric && numeric.includes(i) ? "num" : "");
-    if (c !== null && typeof c === "object" && c.title) td.title = c.title;
+    const cell = c !== null && typeof c === "object" ? c : { text: c };
+    const td = el("td", cell.find ? undefined : cell.text, numeric && numeric.includes(i) ? "num" : "");
+    if (cell.title) td.title = cell.title;
+    if (cell.find) td.appendChild(findLink(cell.text, cell.find));
     tr.appendChild(td);
   });
   return tr;
+}
+
+// A link that shows `query` in the search section (the page stays signed in: no reload).
+// Its address is the page's own with `?account=` or `?tx=`, for a script or a new tab.
+function findLink(text, query) {
+  const link = el("a", text);
+  link.href = "?" + (/^[0-9a-fA-F]{64}$/.test(query) ? "tx=" : "account=") + encodeURIComponent(query);
+  link.dataset.find = query;
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    $("search-input").value = query;
+    search(query);
+    $("search-section").scrollIntoView();
+  });
+  return link;
 }
 
 // Who is who, from `/v1/directory` once signed in: institutions' names by id, currencies'
@@ -78,6 +96,11 @@ function money(minor, currency) {
   return exact + sign + (symbol ? symbol + whole + fraction : whole + fraction + " " + code);
 }
 
+// A currency as the API writes it: a code ("CNY"), or in ledger records its three bytes.
+function currencyCode(c) {
+  return Array.isArray(c) ? String.fromCharCode(...c) : String(c);
+}
+
 // An amount cell: formatted, with the ledger's minor units on hover.
 function amount(minor, currency) {
   return { text: money(minor, currency), title: minor + " " + currency + " minor units" };
@@ -87,9 +110,19 @@ function amount(minor, currency) {
 // accounts have ids above 2^127, beyond what a JSON number holds exactly: they are named
 // by their institution and kind alone.
 function account(id, holder, kind) {
-  const what = kind ? String(kind).replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase() : "account";
+  const what = kindWords(kind);
   const by = holder === undefined || holder === null || holder === "" ? "" : " · " + institution(holder);
   return Number.isSafeInteger(id) ? what + " " + id + by : institution(holder) + " " + what;
+}
+
+function kindWords(kind) {
+  return kind ? String(kind).replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase() : "account";
+}
+
+// An account cell that drills down to the account (ids a JSON number holds exactly).
+function accountCell(id, holder, kind) {
+  const text = account(id, holder, kind);
+  return Number.isSafeInteger(id) ? { text: text, find: String(id) } : text;
 }
 
 // A time cell: in the viewer's time zone, UTC on hover.
@@ -315,8 +348,9 @@ async function refreshLarge() {
     const large = await api("audit/large-transactions?threshold=" + encodeURIComponent(threshold));
     clear(body);
     large.items.slice().reverse().forEach((m) => body.appendChild(row(
-      [m.height, time(m.time_ms), m.kind, account(m.from, m.from_institution, m.from_kind),
-        account(m.to, m.to_institution, m.to_kind), amount(m.amount, m.currency), short(m.hash)], [0, 5])));
+      [m.height, time(m.time_ms), m.kind, accountCell(m.from, m.from_institution, m.from_kind),
+        accountCell(m.to, m.to_institution, m.to_kind), amount(m.amount, m.currency),
+        m.hash ? { text: short(m.hash), find: m.hash } : ""], [0, 5])));
   } catch (error) {
     clear(body);
     body.appendChild(row([(error.code || "") + " " + error.message]));
@@ -397,7 +431,7 @@ async function refreshFrozen() {
   try {
     const view = await api("audit/frozen?limit=100");
     clear(body);
-    view.accounts.forEach((a) => body.appendChild(row([account(a.id, "", a.kind), institution(a.institution),
+    view.accounts.forEach((a) => body.appendChild(row([accountCell(a.id, "", a.kind), institution(a.institution),
       amount(a.balance, a.currency)], [2])));
     if (!view.accounts.length) note(body, "none frozen");
     if (view.next_after) note(body, "more are frozen than shown (the report lists them all)");
@@ -463,7 +497,7 @@ async function refreshSanctioned() {
       const accounts = listed.accounts.length ? listed.accounts : [null];
       accounts.forEach((a) => {
         const tr = a
-          ? row([short(listed.identity), account(a.id, "", a.kind), a.kind, institution(a.institution),
+          ? row([short(listed.identity), accountCell(a.id, "", a.kind), a.kind, institution(a.institution),
             amount(a.balance, a.currency), a.frozen ? "frozen" : ""], [4])
           : row([short(listed.identity), "no account"]);
         tr.firstChild.title = listed.identity;
@@ -490,6 +524,9 @@ async function searchTransaction(hash, target) {
     pairs.push(["Block", tx.height], ["Index", tx.index], ["Result", tx.code]);
     const block = await api("blocks/" + tx.height);
     const signed = block.txs ? block.txs[tx.index] : null;
+    pairs.push(["Block hash", block.hash]);
+    pairs.push(["Certificate", "round " + block.certificate.round + ", signed by " +
+      block.certificate.signatures.length + " validator" + (block.certificate.signatures.length === 1 ? "" : "s")]);
     if (signed) {
       pairs.push(["Time", timeText(block.header.time_ms)]);
       pairs.push(["Sender", party(signed.tx.sender)]);
@@ -511,22 +548,104 @@ function party(sender) {
   return JSON.stringify(sender);
 }
 
+// The most statement lines shown; the report downloads have them all.
+const STATEMENT_LINES_SHOWN = 200;
+
+// An account: holder institution, kind, flags and limits, then its statement over the
+// latest blocks (the audit scan's default range) with the balance after each line.
 async function searchAccount(id, target) {
   const view = await api("accounts/" + id);
-  const history = await api("accounts/" + id + "/history?limit=20");
+  const statement = await api("audit/accounts/" + id + "/statement");
   const a = view.account;
+  const c = currencyCode(a.currency);
+  const pairs = [
+    ["Account", kindWords(a.kind) + " " + id], ["Institution", institution(a.institution)], ["Currency", c],
+    ["Balance", money(view.balance, c)], ["Available", money(view.available, c)],
+    ["Pending", "debits " + money(a.debits_pending, c) + ", credits " + money(a.credits_pending, c)],
+    ["Frozen", a.frozen ? "yes" : "no"],
+  ];
+  if (Number(a.overdraft_limit) > 0) pairs.push(["May go below zero by", money(a.overdraft_limit, c)]);
+  if (a.holder && (a.kind === "ConsumerWallet" || a.kind === "Merchant" || a.kind === "Biller")) {
+    pairs.push(["Tier", a.holder.tier]);
+    if (a.holder.second_factor) pairs.push(["Second factor above", money(a.holder.second_factor.threshold, c)]);
+    if (a.kind === "Merchant") pairs.push(["Merchant fee", a.holder.merchant_fee_bps + " bp"]);
+    pairs.push(["Outflow today", money(a.holder.outflow_today, c)]);
+  }
+  const limits = view.tier_limits;
+  if (limits) {
+    const cap = (n) => (BigInt(Math.trunc(Number(n))) >= 2n ** 63n ? "no cap" : money(n, c));
+    pairs.push(["Tier limits", "single " + cap(limits.single_max) + ", daily " + cap(limits.daily_max) +
+      ", yearly " + cap(limits.yearly_max)]);
+  }
+  pairs.push(["At height", view.height]);
   clear(target);
-  const result = definitionList([
-    ["Account", id], ["Kind", a.kind], ["Institution", institution(a.institution)],
-    ["Balance", money(view.balance, a.currency)], ["Available", money(view.available, a.currency)],
-    ["Frozen", a.frozen ? "yes" : "no"], ["At height", view.height],
-  ]);
+  const result = definitionList(pairs);
   result.id = "account-result";
   target.appendChild(result);
+
+  target.appendChild(el("h3", "Statement, blocks " + statement.range.from + " to " + statement.range.to));
   const table = el("table");
-  history.entries.forEach((e) => table.appendChild(row([e.height + ":" + e.index, e.code,
-    Object.keys(e.transaction.tx.kind)[0] || "", short(e.hash)])));
+  const head = el("thead");
+  head.appendChild(row(["Block", "Time", "Kind", "Counterparty", "Debit", "Credit", "Balance"]));
+  table.appendChild(head);
+  const body = el("tbody");
+  body.id = "statement";
+  const opening = row(["", "", "opening balance", "", "", "", amount(statement.opening_balance, c)], [6]);
+  opening.className = "note";
+  body.appendChild(opening);
+  const shown = statement.entries.slice(-STATEMENT_LINES_SHOWN);
+  if (shown.length < statement.entries.length) {
+    note(body, (statement.entries.length - shown.length) + " earlier lines not shown (the report has them)");
+  }
+  shown.forEach((e) => {
+    const tr = row([e.hash ? { text: e.height + ":" + e.index, find: e.hash } : String(e.height), time(e.time_ms), e.kind,
+      accountCell(e.counterparty, "", ""), e.debit ? amount(e.debit, c) : "", e.credit ? amount(e.credit, c) : "",
+      amount(e.balance_after, c)], [4, 5, 6]);
+    tr.dataset.balanceAfter = e.balance_after;
+    body.appendChild(tr);
+  });
+  const closing = row(["", "", "closing balance", "", amount(statement.total_debits, c), amount(statement.total_credits, c),
+    amount(statement.closing_balance, c)], [4, 5, 6]);
+  closing.className = "note";
+  body.appendChild(closing);
+  table.appendChild(body);
   target.appendChild(table);
+}
+
+// An institution: its roles, open obligations and net positions if netted now.
+async function searchInstitution(id, target) {
+  const view = await api("institutions/" + id);
+  const i = view.record.institution;
+  clear(target);
+  const result = definitionList([
+    ["Institution", i.name + " (" + i.id + ")"], ["Key", i.key ? short(i.key) : "revoked"],
+    ["Nonce", i.nonce], ["At height", view.height],
+  ]);
+  result.id = "institution-result";
+  target.appendChild(result);
+  target.appendChild(el("h3", "Net positions if netted now"));
+  const positions = el("table");
+  view.record.positions.forEach((p) => {
+    const c = currencyCode(p.currency);
+    positions.appendChild(row([c, amount(p.net, c)], [1]));
+  });
+  if (!view.record.positions.length) positions.appendChild(row(["none open"]));
+  target.appendChild(positions);
+  target.appendChild(el("h3", "Open obligations"));
+  const obligations = el("table");
+  view.record.open_obligations.forEach((o) => obligations.appendChild(row([institution(o.from) + " owes " +
+    institution(o.to), amount(o.amount, currencyCode(o.currency))], [1])));
+  if (!view.record.open_obligations.length) obligations.appendChild(row(["none"]));
+  target.appendChild(obligations);
+}
+
+// "institution:3", "3" with an "institution" prefix, or an institution's name.
+function institutionQuery(q) {
+  const byId = /^institution[: ]\s*([0-9]{1,10})$/i.exec(q);
+  if (byId) return byId[1];
+  const wanted = q.toLowerCase();
+  for (const [id, name] of directory.names) if (name.toLowerCase() === wanted) return String(id);
+  return null;
 }
 
 async function search(query) {
@@ -535,9 +654,11 @@ async function search(query) {
   if (!q) return;
   target.textContent = "searching…";
   try {
+    const institutionId = institutionQuery(q);
     if (/^[0-9a-fA-F]{64}$/.test(q)) await searchTransaction(q.toLowerCase(), target);
     else if (/^[0-9]+$/.test(q)) await searchAccount(q, target);
-    else throw Object.assign(new Error("enter a 64-digit transaction hash or a decimal account id"), { code: "BAD_SEARCH" });
+    else if (institutionId !== null) await searchInstitution(institutionId, target);
+    else throw Object.assign(new Error("enter a 64-digit transaction hash, a decimal account id, or an institution's name"), { code: "BAD_SEARCH" });
   } catch (error) {
     showError(target, error);
   }
@@ -634,7 +755,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   const params = new URLSearchParams(window.location.search);
   if (params.get("threshold")) $("threshold").value = params.get("threshold");
-  const asked = params.get("tx") || params.get("account");
+  const asked = params.get("tx") || params.get("account") || params.get("institution");
   if (asked) {
     $("search-input").value = asked;
     search(asked);

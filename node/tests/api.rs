@@ -1242,6 +1242,7 @@ fn concrete_path(template: &str) -> String {
         ("{height}", "1".to_string()),
         ("{payer_key}", key(1).public_key().to_hex()),
         ("{code_nonce}", "1".to_string()),
+        ("{chart}", "payments".to_string()),
     ]);
     let mut concrete = template.to_string();
     for (param, value) in &samples {

@@ -489,6 +489,33 @@ async fn audit_reports_match_the_validators_state_and_the_submitted_payments() -
     // Top-ups, transfers, two order payments, a refund, a direct payment, a settlement.
     ensure!(all["items"].as_array().unwrap().len() == 8 + 8 + 5, "{all}");
 
+    // Activity for the charts: the movements per bucket add up to the range's movements
+    // (count and volume), each institution's accumulated interbank flow ends at its flow
+    // net, and every block of the range is counted once; the validator answers the same.
+    let path = format!("/v1/audit/activity?{range}");
+    let activity = get_json(audit, &path).await?;
+    ensure!(activity == get_json(validator, &path).await?);
+    let items = all["items"].as_array().unwrap();
+    let payments = activity["payments"].as_array().unwrap();
+    let counted: u64 = payments.iter().map(|p| p["count"].as_u64().unwrap()).sum();
+    ensure!(counted == items.len() as u64, "{activity}");
+    let volume: i128 = payments.iter().map(|p| as_i128(&p["volume"])).sum();
+    ensure!(
+        volume == items.iter().map(|i| as_i128(&i["amount"])).sum::<i128>(),
+        "{activity}"
+    );
+    let mut accumulated = BTreeMap::new();
+    for flow in activity["flows"].as_array().unwrap() {
+        let i = flow["institution"].as_u64().unwrap() as u32;
+        accumulated.insert(i, as_i128(&flow["cumulative"]));
+    }
+    ensure!(accumulated == want, "{activity}");
+    let blocks = activity["blocks"].as_array().unwrap();
+    let counted: u64 = blocks.iter().map(|b| b["blocks"].as_u64().unwrap()).sum();
+    ensure!(counted == head, "{activity}");
+    let by_hour = get_json(audit, &format!("{path}&bucket=hour")).await?;
+    ensure!(by_hour["bucket_ms"] == 3_600_000, "{by_hour}");
+
     // Frozen accounts and funds.
     let frozen = get_json(audit, "/v1/audit/frozen").await?;
     let accounts = frozen["accounts"].as_array().unwrap();
@@ -726,6 +753,22 @@ async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
             "/v1/audit/net-positions?from=1&to=20000".into(),
             bad,
             "RANGE_TOO_LARGE",
+        ),
+        ("/v1/audit/activity?bucket=day".into(), bad, "BAD_BUCKET"),
+        (
+            "/v1/audit/activity?from=1&to=20000".into(),
+            bad,
+            "RANGE_TOO_LARGE",
+        ),
+        (
+            "/v1/audit/activity.csv?series=pie".into(),
+            bad,
+            "BAD_SERIES",
+        ),
+        (
+            "/v1/audit/charts/pie".into(),
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_CHART",
         ),
         (
             "/v1/audit/net-positions?institution=bank".into(),

@@ -392,6 +392,45 @@ async fn the_regulator_page_shows_disputes_sanctioned_accounts_and_structuring()
         "{structuring}"
     );
 
+    // The activity charts: five SVGs drawn by the node and shown from memory, and beside
+    // them the figures they plot, which equal the ledger's: four top-ups of ¥5,000.00, three
+    // transfers adding up to ¥2,700.00, and the 20 transactions this test committed.
+    for chart in ["payments", "volume", "flows", "corridors", "blocks"] {
+        let figure = dom
+            .find(&format!("data-chart=\"{chart}\""))
+            .with_context(|| format!("no {chart} chart:\n{dom}"))?;
+        ensure!(
+            dom[figure..].contains("<img alt=") && dom[figure..].contains("src=\"blob:"),
+            "the {chart} chart is not shown:\n{dom}"
+        );
+    }
+    let payments = tbody(&dom, "activity-payments")?;
+    let sum_of = |table: &str, kind: &str, field: &str| -> u64 {
+        table
+            .split("<tr ")
+            .filter(|r| r.contains(&format!("data-kind=\"{kind}\"")))
+            .filter_map(|r| r.split(&format!("data-{field}=\"")).nth(1))
+            .filter_map(|v| v.split('"').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    ensure!(
+        sum_of(payments, "ToppedUp", "count") == 4
+            && sum_of(payments, "ToppedUp", "volume") == 2_000_000
+            && sum_of(payments, "TransferReceived", "count") == 3
+            && sum_of(payments, "TransferReceived", "volume") == 270_000,
+        "the payments figures differ from the ledger's:\n{payments}"
+    );
+    let blocks = tbody(&dom, "activity-blocks")?;
+    let transactions: u64 = blocks
+        .split("data-transactions=\"")
+        .skip(1)
+        .filter_map(|v| v.split('"').next()?.parse::<u64>().ok())
+        .sum();
+    ensure!(
+        transactions == 20,
+        "{transactions} transactions in:\n{blocks}"
+    );
+
     // Drill-down: the large top-up's receiving account links to the account, whose page
     // shows its holder, kind and limits and its statement with the balance after each line:
     // +5,000.00, -900.00, -850.00 (the two payments of wallet 1 above).

@@ -261,9 +261,18 @@ pub struct MovementItem {
 /// What one pass over a block range collects besides money movements.
 #[derive(Debug, Default)]
 pub struct RangeScan {
+    /// Every block of the range, in order: its height, time and number of transactions.
+    pub blocks: Vec<BlockSummary>,
     pub freezes: Vec<FreezeItem>,
     pub evidence: Vec<EvidenceItem>,
     pub cycles: Vec<CycleItem>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BlockSummary {
+    pub height: u64,
+    pub time_ms: u64,
+    pub transactions: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -309,6 +318,11 @@ pub fn scan_range(
         let block = stored_block(storage, height)?;
         let results = stored_results(storage, height)?;
         let time_ms = block.header.time_ms;
+        out.blocks.push(BlockSummary {
+            height,
+            time_ms,
+            transactions: block.txs.len(),
+        });
         for evidence in &block.evidence {
             out.evidence.push(EvidenceItem {
                 height,

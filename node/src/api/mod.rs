@@ -7,6 +7,8 @@
 
 mod accounts;
 mod audit;
+mod audit_activity;
+mod audit_charts;
 mod audit_page;
 mod audit_risk;
 mod audit_scan;
@@ -262,6 +264,24 @@ fn routes() -> Vec<Route> {
             "/v1/audit/accounts/{id}/statement",
             Regulator,
             get(audit::statement_view),
+        ),
+        route(
+            GET,
+            "/v1/audit/activity",
+            Regulator,
+            get(audit_activity::activity_view),
+        ),
+        route(
+            GET,
+            "/v1/audit/activity.csv",
+            Regulator,
+            get(audit_activity::activity_csv),
+        ),
+        route(
+            GET,
+            "/v1/audit/charts/{chart}",
+            Regulator,
+            get(audit_activity::chart_svg),
         ),
         route(GET, "/v1/audit/report", Regulator, get(report::report)),
         route(

@@ -256,7 +256,7 @@ pub async fn report_csv(
 
 /// A CSV field: quoted when it holds a separator, quote or line break; text a spreadsheet
 /// would take for a formula is prefixed with a quote mark.
-fn field(text: &str) -> String {
+pub(super) fn field(text: &str) -> String {
     let formula = text.starts_with(['=', '+', '@', '\t', '\r'])
         || (text.starts_with('-') && text.parse::<i128>().is_err());
     let text = if formula {

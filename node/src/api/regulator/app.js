@@ -14,6 +14,8 @@ const POLL_MS = 5000;
 // an idle chain's heartbeat blocks are folded into one row per run.
 const BLOCKS_SHOWN = 10;
 const BLOCKS_SCANNED_MAX = 100;
+// Charts are redrawn this often (each is an audit scan), and when asked.
+const CHARTS_POLL_MS = 60000;
 const API = "../v1";
 
 function $(id) { return document.getElementById(id); }
@@ -211,9 +213,22 @@ async function signedFetch(url) {
   return fetch(url, { cache: "no-store", headers: await signedHeaders("GET", url) });
 }
 
+// The node runs two audit scans at a time per client and answers a third 429: the page's
+// scans (tables, charts, statements, downloads) go one after another through this queue.
+let scanQueue = Promise.resolve();
+
+function queued(work) {
+  const result = scanQueue.then(work);
+  scanQueue = result.catch(() => null);
+  return result;
+}
+
+function isScan(url) { return /\/v1\/audit\//.test(url) || url.startsWith("audit/"); }
+
 // A JSON answer, or an Error carrying the API's stable code.
 async function api(path) {
-  const response = await signedFetch(path.startsWith("/") ? path : API + "/" + path);
+  const url = path.startsWith("/") ? path : API + "/" + path;
+  const response = await (isScan(url) ? queued(() => signedFetch(url)) : signedFetch(url));
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
   if (!response.ok) {
@@ -664,6 +679,97 @@ async function search(query) {
   }
 }
 
+// Each chart: the SVG the node draws, the series the figures come from, and the table of
+// those figures (the same numbers the chart plots, and the CSV's rows).
+const CHARTS = [
+  { name: "payments", series: "payments", caption: "Money movements per bucket, by currency" },
+  { name: "volume", series: "payments", caption: "Volume per bucket, by currency (major units)" },
+  { name: "flows", series: "flows", caption: "Net interbank flow of each institution since the range's start" },
+  { name: "corridors", series: "corridors", caption: "Remittances per corridor (debited currency)" },
+  { name: "blocks", series: "blocks", caption: "Blocks and transactions per bucket" },
+];
+let chartUrls = [];
+
+function figureTable(series, activity) {
+  const table = el("table");
+  const body = el("tbody");
+  body.id = "activity-" + series;
+  const head = el("thead");
+  table.appendChild(head);
+  table.appendChild(body);
+  const add = (cells, numeric, data) => {
+    const tr = row(cells, numeric);
+    Object.assign(tr.dataset, data);
+    body.appendChild(tr);
+  };
+  if (series === "payments") {
+    head.appendChild(row(["Bucket", "Currency", "Kind", "Count", "Volume"]));
+    activity.payments.forEach((p) => add([time(p.start_ms), p.currency, p.kind, p.count, amount(p.volume, p.currency)],
+      [3, 4], { kind: p.kind, count: p.count, volume: p.volume }));
+  } else if (series === "flows") {
+    head.appendChild(row(["Bucket", "Institution", "Net", "Since the start"]));
+    activity.flows.forEach((f) => add([time(f.start_ms), institution(f.institution), amount(f.net, f.currency),
+      amount(f.cumulative, f.currency)], [2, 3], { institution: f.institution, cumulative: f.cumulative }));
+  } else if (series === "corridors") {
+    head.appendChild(row(["Bucket", "Corridor", "Count", "Debited", "Credited"]));
+    activity.corridors.forEach((c) => add([time(c.start_ms), c.from + "→" + c.to, c.count, amount(c.debited, c.from),
+      amount(c.credited, c.to)], [2, 3, 4], { count: c.count, debited: c.debited }));
+  } else {
+    head.appendChild(row(["Bucket", "Blocks", "Transactions"]));
+    activity.blocks.forEach((b) => add([time(b.start_ms), b.blocks, b.transactions], [1, 2],
+      { blocks: b.blocks, transactions: b.transactions }));
+  }
+  if (!body.childNodes.length) note(body, "nothing in the range");
+  return table;
+}
+
+async function refreshCharts() {
+  const target = $("charts");
+  const bucket = $("bucket").value;
+  try {
+    const activity = await api("audit/activity?bucket=" + encodeURIComponent(bucket));
+    const figures = [];
+    for (const chart of CHARTS) {
+      const response = await queued(() => signedFetch(API + "/audit/charts/" + chart.name + "?bucket=" +
+        encodeURIComponent(bucket)));
+      if (!response.ok) throw Object.assign(new Error("chart " + chart.name + ": " + response.statusText), { code: String(response.status) });
+      const figure = el("figure");
+      figure.dataset.chart = chart.name;
+      const image = el("img");
+      image.alt = chart.caption;
+      image.src = URL.createObjectURL(await response.blob());
+      figure.appendChild(image);
+      figure.appendChild(el("figcaption", chart.caption + " (blocks " + activity.range.from + " to " + activity.range.to + ")"));
+      if (chart.name !== "volume") {
+        const details = el("details");
+        details.appendChild(el("summary", "Figures"));
+        details.appendChild(figureTable(chart.series, activity));
+        const csv = el("button", "CSV");
+        csv.type = "button";
+        csv.addEventListener("click", () => download("audit/activity.csv?series=" + chart.series + "&bucket=" + bucket,
+          "tally-" + chart.series + ".csv"));
+        details.appendChild(csv);
+        figure.appendChild(details);
+      }
+      figures.push(figure);
+    }
+    chartUrls.forEach((url) => URL.revokeObjectURL(url));
+    chartUrls = figures.map((f) => f.querySelector("img").src);
+    clear(target);
+    figures.forEach((f) => target.appendChild(f));
+  } catch (error) {
+    showError(target, error);
+  }
+}
+
+async function pollCharts() {
+  try {
+    if (credential) await refreshCharts();
+  } finally {
+    setTimeout(pollCharts, CHARTS_POLL_MS);
+  }
+}
+
 async function refresh() {
   try {
     // Governance may add institutions: the directory is read again on every poll.
@@ -687,7 +793,7 @@ async function refresh() {
 async function download(path, name) {
   const target = $("report-status");
   try {
-    const response = await signedFetch(API + "/" + path);
+    const response = await queued(() => signedFetch(API + "/" + path));
     if (!response.ok) {
       const body = await response.json().catch(() => null);
       throw Object.assign(new Error((body && body.message) || response.statusText), { code: body && body.code });
@@ -712,6 +818,7 @@ async function signInFromFile() {
     await signIn($("sign-in-party").value.trim(), String(keyFile.secret_seed || ""));
     target.textContent = "";
     refresh();
+    refreshCharts();
   } catch (error) {
     showError(target, error);
   }
@@ -749,6 +856,10 @@ document.addEventListener("DOMContentLoaded", async () => {
     event.preventDefault();
     search($("search-input").value);
   });
+  $("charts-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    refreshCharts();
+  });
   $("large-form").addEventListener("submit", (event) => {
     event.preventDefault();
     refreshLarge().then(refreshStructuring);
@@ -770,4 +881,5 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (automated) await act(params.get("act"), params.get("target") || "", params.get("reason") || "");
   }
   refresh();
+  pollCharts();
 });

@@ -40,22 +40,38 @@ pub struct Institution {
 pub const INSTITUTION_NAME_BYTES_MAX: usize = 64;
 
 /// A name people can read and nobody can use to spoof another: 1 to
-/// [`INSTITUTION_NAME_BYTES_MAX`] bytes, no control or format characters (no bidi
-/// overrides, no zero-width joiners), no leading, trailing or doubled spaces.
+/// [`INSTITUTION_NAME_BYTES_MAX`] bytes of [`NAME_CHARACTERS`], single spaces between
+/// words, none at either end.
 pub fn institution_name_is_valid(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= INSTITUTION_NAME_BYTES_MAX
-        && name == name.trim()
+        && !name.starts_with(' ')
+        && !name.ends_with(' ')
         && !name.contains("  ")
         && name
             .chars()
-            .all(|c| c == ' ' || !(c.is_whitespace() || c.is_control() || is_format(c)))
+            .all(|c| NAME_CHARACTERS.iter().any(|r| r.contains(&c)))
 }
 
-/// Unicode format characters (general category Cf) that can reorder or hide text.
-fn is_format(c: char) -> bool {
-    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
-}
+/// The characters a name may hold, as fixed ranges rather than Unicode properties: a
+/// property (letter, whitespace, case) can change with the Unicode version of the compiler
+/// that built a validator, and validators built apart must agree on every name. So: printable
+/// ASCII, Latin-1 and Latin Extended-A letters, CJK ideographs, kana and Hangul. Left out on
+/// purpose: controls, format and invisible characters (bidi overrides, zero-width joiners,
+/// tag characters, variation selectors) and the scripts whose letters look like Latin ones
+/// (Greek, Cyrillic), so that no name can pass for another's.
+pub const NAME_CHARACTERS: [std::ops::RangeInclusive<char>; 10] = [
+    ' '..='~',
+    '\u{00C0}'..='\u{00D6}',
+    '\u{00D8}'..='\u{00F6}',
+    '\u{00F8}'..='\u{017F}',
+    '\u{3001}'..='\u{3003}',
+    '\u{3041}'..='\u{30FF}',
+    '\u{3400}'..='\u{4DBF}',
+    '\u{4E00}'..='\u{9FFF}',
+    '\u{AC00}'..='\u{D7A3}',
+    '\u{FF08}'..='\u{FF09}',
+];
 
 /// The longest a dispute window or a decision period may be: one year.
 pub const DISPUTE_PERIOD_MS_MAX: u64 = 366 * 86_400_000;
@@ -223,10 +239,11 @@ pub(crate) fn add_institution(tx: &mut Tx<'_, '_>, institution: &Institution) ->
     // A name that differs only in case would let one institution pass for another on
     // every page and report that names it.
     let (start, end) = key::tag_range(key::INSTITUTION);
-    let name = institution.name.to_lowercase();
+    // ASCII case only: it is the same on every platform and every compiler.
+    let name = institution.name.to_ascii_lowercase();
     for (k, v) in tx.state.scan(&start, &end, usize::MAX)? {
         let other: Institution = decode_record(&k, &v)?;
-        if other.name.to_lowercase() == name {
+        if other.name.to_ascii_lowercase() == name {
             return Err(Rejection::InstitutionNameTaken.into());
         }
     }

@@ -49,8 +49,9 @@ pub use events::{Event, NetPosition};
 pub use execute::{BlockContext, BlockOutcome, ChainHead, EXPIRIES_PER_BLOCK_MAX, Ledger, Receipt};
 pub use genesis::{Genesis, GenesisInstitution, GenesisOutcome};
 pub use governance::{
-    Corridor, DISPUTE_PERIOD_MS_MAX, DisputeRules, INSTITUTION_NAME_BYTES_MAX, Institution, NO_CAP,
-    RECOVERY_DELAY_MS_DEFAULT, RECOVERY_DELAY_MS_MAX, Rules, TierLimits, institution_name_is_valid,
+    Corridor, DISPUTE_PERIOD_MS_MAX, DisputeRules, INSTITUTION_NAME_BYTES_MAX, Institution,
+    NAME_CHARACTERS, NO_CAP, RECOVERY_DELAY_MS_DEFAULT, RECOVERY_DELAY_MS_MAX, Rules, TierLimits,
+    institution_name_is_valid,
 };
 pub use interbank::{SettlementCycleRecord, net_positions};
 pub use invariants::{InvariantReport, InvariantViolation, check_invariants};

@@ -1633,6 +1633,10 @@ fn an_institution_cannot_take_a_name_that_passes_for_another() {
         ("Bank\tC", Rejection::InvalidField),
         ("Bank\u{202E}C", Rejection::InvalidField),
         ("Bank\u{200B}C", Rejection::InvalidField),
+        ("Bank C\u{E0041}", Rejection::InvalidField),
+        ("Bank C\u{FE0F}", Rejection::InvalidField),
+        ("B\u{0430}nk C", Rejection::InvalidField),
+        ("Bank\u{3000}C", Rejection::InvalidField),
         (too_long.as_str(), Rejection::InvalidField),
     ];
     for (name, why) in refused {
@@ -1651,7 +1655,7 @@ fn an_institution_cannot_take_a_name_that_passes_for_another() {
             "{name:?}"
         );
     }
-    let longest = "銀".repeat(21);
+    let longest = format!("{}x", "銀".repeat(21));
     ok(&w.submit(
         Party::Institution(BANK_A),
         &[&bank, &gov[0], &gov[1]],
@@ -1669,6 +1673,20 @@ fn an_institution_cannot_take_a_name_that_passes_for_another() {
         .filter(|(id, _)| *id >= 11)
         .collect();
     assert_eq!(named, [(11, longest), (12, "Bank C".to_string())]);
+    // Two in one block: the second sees the first.
+    let first = w.sign(
+        Party::Institution(BANK_A),
+        &[&bank, &gov[0], &gov[1]],
+        add(13, "Bank D"),
+    );
+    let second = w.sign(
+        Party::Institution(BANK_B),
+        &[&institution_key(BANK_B), &gov[0], &gov[1]],
+        add(14, "bank d"),
+    );
+    let out = w.block(vec![first, second]);
+    ok(&out.receipts[0]);
+    rejected(&out.receipts[1], Rejection::InstitutionNameTaken);
 }
 
 #[test]

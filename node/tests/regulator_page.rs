@@ -341,7 +341,7 @@ async fn the_regulator_page_shows_disputes_sanctioned_accounts_and_structuring()
     let addr = server.addr;
     let pin = chromium::pin_flag(&server.key_pem)?;
     let url = format!(
-        "https://{addr}/regulator/?threshold=100000{}",
+        "https://{addr}/regulator/?threshold=100000&from=1{}",
         regulator_credential()
     );
     let dom = dump_dom(chromium, &pin, &url).await?;

@@ -113,8 +113,9 @@ function amount(minor, currency) {
 // by their institution and kind alone.
 function account(id, holder, kind) {
   const what = kindWords(kind);
-  const by = holder === undefined || holder === null || holder === "" ? "" : " · " + institution(holder);
-  return Number.isSafeInteger(id) ? what + " " + id + by : institution(holder) + " " + what;
+  const known = !(holder === undefined || holder === null || holder === "");
+  if (Number.isSafeInteger(id)) return what + " " + id + (known ? " · " + institution(holder) : "");
+  return known ? institution(holder) + " " + what : "an institution's account";
 }
 
 function kindWords(kind) {
@@ -466,8 +467,11 @@ const ACTION_WORDS = {
 // ROLE_REQUIRED by every validator, whatever this page lets it try).
 async function act(action, target, reason) {
   const status = $("act-status");
+  const send = $("act-form").querySelector("button[type=submit]");
   clear(status);
   delete status.dataset.code;
+  // One action at a time: a second sent meanwhile would reuse the nonce and be refused.
+  send.disabled = true;
   try {
     const keyid = credential && /^institution:([0-9]+)$/.exec(credential.keyid);
     if (!keyid) throw Object.assign(new Error("sign in as the regulator's institution first"), { code: "NOT_SIGNED_IN" });
@@ -477,6 +481,7 @@ async function act(action, target, reason) {
     const chainId = latest.header.chain_id;
     const body = TallyTx.body(chainId, keyid[1], self.record.institution.nonce, kind);
     const signed = await TallyTx.sign(credential.key, credential.publicKey, chainId, body);
+    const id = TallyTx.id(body, credential.publicKey);
     status.textContent = "sent, waiting for its block…";
     const response = await fetch(API + "/transactions?wait_ms=15000", {
       method: "POST", cache: "no-store", headers: { "Content-Type": "application/octet-stream" }, body: signed,
@@ -485,6 +490,10 @@ async function act(action, target, reason) {
     if (!response.ok) {
       throw Object.assign(new Error((answer && answer.message) || response.statusText),
         { code: (answer && answer.code) || String(response.status) });
+    }
+    if (answer.hash !== id) {
+      throw Object.assign(new Error("the node names the transaction " + answer.hash + ", this page computed " + id +
+        ": the page's encoding is wrong"), { code: "ID_MISMATCH" });
     }
     if (answer.status !== "committed") {
       status.textContent = "not committed yet: transaction " + answer.hash + " (search for it)";
@@ -500,6 +509,8 @@ async function act(action, target, reason) {
   } catch (error) {
     showError(status, error);
     status.dataset.code = error.code || "ERROR";
+  } finally {
+    send.disabled = false;
   }
 }
 
@@ -723,15 +734,25 @@ function figureTable(series, activity) {
   return table;
 }
 
+// The block range the charts cover: `?from=&to=` in the page's address, else the audit
+// scans' default (the latest 1,000 blocks). The charts and CSVs then ask for the very
+// range the figures were read over, so all show the same blocks.
+function chartRange() {
+  const params = new URLSearchParams(window.location.search);
+  return ["from", "to"].filter((k) => /^[0-9]{1,20}$/.test(params.get(k) || ""))
+    .map((k) => "&" + k + "=" + params.get(k)).join("");
+}
+
 async function refreshCharts() {
   const target = $("charts");
   const bucket = $("bucket").value;
   try {
-    const activity = await api("audit/activity?bucket=" + encodeURIComponent(bucket));
+    const activity = await api("audit/activity?bucket=" + encodeURIComponent(bucket) + chartRange());
+    const range = "&from=" + activity.range.from + "&to=" + activity.range.to;
     const figures = [];
     for (const chart of CHARTS) {
       const response = await queued(() => signedFetch(API + "/audit/charts/" + chart.name + "?bucket=" +
-        encodeURIComponent(bucket)));
+        encodeURIComponent(bucket) + range));
       if (!response.ok) throw Object.assign(new Error("chart " + chart.name + ": " + response.statusText), { code: String(response.status) });
       const figure = el("figure");
       figure.dataset.chart = chart.name;
@@ -746,8 +767,8 @@ async function refreshCharts() {
         details.appendChild(figureTable(chart.series, activity));
         const csv = el("button", "CSV");
         csv.type = "button";
-        csv.addEventListener("click", () => download("audit/activity.csv?series=" + chart.series + "&bucket=" + bucket,
-          "tally-" + chart.series + ".csv"));
+        csv.addEventListener("click", () => download("audit/activity.csv?series=" + chart.series + "&bucket=" + bucket +
+          range, "tally-" + chart.series + ".csv"));
         details.appendChild(csv);
         figure.appendChild(details);
       }

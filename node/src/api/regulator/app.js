@@ -377,7 +377,8 @@ async function refreshLarge() {
 function note(body, text) {
   const tr = row([text]);
   tr.className = "note";
-  tr.firstChild.colSpan = body.parentNode.querySelectorAll("th").length || 1;
+  const table = body.parentNode;
+  tr.firstChild.colSpan = (table ? table.querySelectorAll("th").length : 0) || 1;
   body.appendChild(tr);
 }
 
@@ -616,6 +617,7 @@ async function searchAccount(id, target) {
   table.appendChild(head);
   const body = el("tbody");
   body.id = "statement";
+  table.appendChild(body);
   const opening = row(["", "", "opening balance", "", "", "", amount(statement.opening_balance, c)], [6]);
   opening.className = "note";
   body.appendChild(opening);
@@ -634,7 +636,6 @@ async function searchAccount(id, target) {
     amount(statement.closing_balance, c)], [4, 5, 6]);
   closing.className = "note";
   body.appendChild(closing);
-  table.appendChild(body);
   target.appendChild(table);
 }
 

@@ -16,7 +16,9 @@ use tally_contracts::{Currency, InstitutionId, query};
 
 use super::ApiState;
 use super::audit_charts::{self, Chart};
-use super::audit_scan::{AccountBook, BlockRange, MovementItem, RangeQuery, scan, scan_range};
+use super::audit_scan::{
+    AccountBook, BlockRange, MovementItem, RangeQuery, interbank_postings, scan, scan_range,
+};
 use super::error::ApiError;
 use super::fair::ClientKey;
 use super::params::{ApiPath, ApiQuery};
@@ -148,13 +150,8 @@ impl Sums {
             .or_default();
         payment.0 = payment.0.saturating_add(1);
         payment.1 = payment.1.saturating_add(u128::from(item.amount));
-        for posting in &item.movement.postings {
-            let (posted_in, from) = book.of(storage, posting.debit)?;
-            let (_, to) = book.of(storage, posting.credit)?;
-            if from == to {
-                continue;
-            }
-            let amount = i128::from(posting.amount);
+        for (posted_in, from, to, amount) in interbank_postings(storage, book, item)? {
+            let amount = i128::from(amount);
             let paid = self.flows.entry((start, posted_in, from)).or_default();
             *paid = paid.saturating_sub(amount);
             let received = self.flows.entry((start, posted_in, to)).or_default();

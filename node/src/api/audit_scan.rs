@@ -430,6 +430,24 @@ pub struct FlowView {
     pub net: i128,
 }
 
+/// The postings of `item` between two institutions' accounts: (currency, paying
+/// institution, receiving institution, amount). What interbank flows are made of.
+pub fn interbank_postings(
+    storage: &Storage,
+    book: &mut AccountBook,
+    item: &MovementItem,
+) -> Result<Vec<(Currency, InstitutionId, InstitutionId, u64)>, ApiError> {
+    let mut out = Vec::new();
+    for posting in &item.movement.postings {
+        let (currency, from) = book.of(storage, posting.debit)?;
+        let (_, to) = book.of(storage, posting.credit)?;
+        if from != to {
+            out.push((currency, from, to, posting.amount));
+        }
+    }
+    Ok(out)
+}
+
 /// Interbank flows per currency and institution, summed the way the ledger records
 /// obligations: every posting between accounts of two institutions.
 #[derive(Debug, Default)]
@@ -442,13 +460,8 @@ impl FlowSums {
         book: &mut AccountBook,
         item: &MovementItem,
     ) -> Result<(), ApiError> {
-        for posting in &item.movement.postings {
-            let (currency, from) = book.of(storage, posting.debit)?;
-            let (_, to) = book.of(storage, posting.credit)?;
-            if from == to {
-                continue;
-            }
-            let amount = u128::from(posting.amount);
+        for (currency, from, to, amount) in interbank_postings(storage, book, item)? {
+            let amount = u128::from(amount);
             let payer = self.0.entry((currency, from)).or_default();
             payer.0 = payer.0.saturating_add(amount);
             let payee = self.0.entry((currency, to)).or_default();

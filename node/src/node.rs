@@ -169,6 +169,7 @@ impl Node {
                 Err(poisoned) => poisoned.into_inner().contains(hash),
             }),
             metrics: metrics.clone(),
+            data_dir: config.data_dir.clone(),
         };
         let chain = tokio::spawn(parts.chain.run(inputs_rx, submit_rx, shutdown_rx.clone()));
         let sync = SyncTask {

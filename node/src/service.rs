@@ -68,6 +68,8 @@ pub struct NodeContext {
     /// Whether a transaction hash is in the mempool.
     pub pending: Arc<dyn Fn(&Hash) -> bool + Send + Sync>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The data directory (an audit node's alarm evidence is read from it).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// A submission in the chain task's queue: [`Queued::answer`] waits for the mempool's verdict.

@@ -45,6 +45,10 @@ pub const DATABASE_FILE: &str = "chain.redb";
 const SLED_MARKER_FILE: &str = "conf";
 const CHAIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chain");
 const SIGNER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("signer");
+/// What this node saw by itself, agreed with no one, never in a state root or in sync:
+/// `k/{h}` when it committed each block (its own clock, milliseconds since the epoch), and
+/// `alert/{key}` the regulator's triage of an audit alert (see `api::audit_alerts`).
+const LOCAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("local");
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CHAIN_ID: &[u8] = b"m/chain_id";
 const KEY_HEAD: &[u8] = b"m/head";
@@ -107,6 +111,9 @@ pub struct BlockCommit<'a> {
     pub account_entries: &'a [(Vec<u8>, u32)],
     /// The validator-set schedule after this block, when the block changed it.
     pub validator_schedule: Option<&'a [u8]>,
+    /// This node's clock when it committed the block (milliseconds since the epoch): kept
+    /// in the node's own table, for the latency it reports (not agreed, not synced).
+    pub committed_ms: u64,
 }
 
 /// The data directory, shared by the chain task and the API's readers: each read sees the
@@ -121,6 +128,13 @@ fn height_key(prefix: &[u8], height: u64) -> Vec<u8> {
     key.extend_from_slice(prefix);
     key.extend_from_slice(&height.to_be_bytes());
     key
+}
+
+fn alert_key(key: &str) -> Vec<u8> {
+    let mut full = Vec::with_capacity(6 + key.len());
+    full.extend_from_slice(b"alert/");
+    full.extend_from_slice(key.as_bytes());
+    full
 }
 
 fn state_key(key: &[u8]) -> Vec<u8> {
@@ -200,6 +214,7 @@ impl Storage {
                         .insert(KEY_CHAIN_ID, chain_id.as_bytes())
                         .map_err(io)?;
                     txn.open_table(SIGNER).map_err(io)?;
+                    txn.open_table(LOCAL).map_err(io)?;
                 }
                 txn.commit().map_err(io)?;
             }
@@ -334,8 +349,91 @@ impl Storage {
             chain
                 .insert(KEY_HEAD, commit.height.to_be_bytes().as_slice())
                 .map_err(io)?;
+            txn.open_table(LOCAL)
+                .map_err(io)?
+                .insert(
+                    height_key(b"k/", commit.height).as_slice(),
+                    commit.committed_ms.to_be_bytes().as_slice(),
+                )
+                .map_err(io)?;
         }
         txn.commit().map_err(io)
+    }
+
+    /// When this node committed the block at `height` (its own clock), if it recorded it:
+    /// a directory written before this record existed has none for its older blocks.
+    pub fn committed_ms(&self, height: u64) -> Result<Option<u64>, StorageError> {
+        self.get_from(LOCAL, &height_key(b"k/", height))?
+            .map(|b| read_u64(&b, "a commit time"))
+            .transpose()
+    }
+
+    /// The node's own record under `alert/{key}` (the regulator's triage of an alert).
+    pub fn alert_record(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_from(LOCAL, &alert_key(key))
+    }
+
+    /// The record of each key, `new` stored now for those that had none: one write
+    /// transaction, so a record written meanwhile is kept, not replaced.
+    pub fn alert_records_or_insert(
+        &self,
+        keys: &[String],
+        new: &[u8],
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        let mut records = Vec::with_capacity(keys.len());
+        {
+            let mut table = txn.open_table(LOCAL).map_err(io)?;
+            for key in keys {
+                let full = alert_key(key);
+                let stored = table
+                    .get(full.as_slice())
+                    .map_err(io)?
+                    .map(|v| v.value().to_vec());
+                match stored {
+                    Some(record) => records.push(record),
+                    None => {
+                        table.insert(full.as_slice(), new).map_err(io)?;
+                        records.push(new.to_vec());
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(io)?;
+        Ok(records)
+    }
+
+    /// Rewrites the record of `key` in one write transaction: `update` is given the stored
+    /// record, if any, and returns the new one, or an error that leaves it as it was.
+    pub fn update_alert_record<E>(
+        &self,
+        key: &str,
+        update: impl FnOnce(Option<&[u8]>) -> Result<Vec<u8>, E>,
+    ) -> Result<Result<Vec<u8>, E>, StorageError> {
+        let full = alert_key(key);
+        let txn = self.db.begin_write().map_err(io)?;
+        let written = {
+            let mut table = txn.open_table(LOCAL).map_err(io)?;
+            let stored = table
+                .get(full.as_slice())
+                .map_err(io)?
+                .map(|v| v.value().to_vec());
+            match update(stored.as_deref()) {
+                Ok(record) => {
+                    table
+                        .insert(full.as_slice(), record.as_slice())
+                        .map_err(io)?;
+                    Ok(record)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        if written.is_ok() {
+            txn.commit().map_err(io)?;
+        } else {
+            txn.abort().map_err(io)?;
+        }
+        Ok(written)
     }
 
     /// Commits the genesis state (its ledger writes) and the genesis hash in one write
@@ -711,8 +809,34 @@ mod tests {
             tx_hashes: &hashes,
             account_entries: &entries,
             validator_schedule: None,
+            committed_ms: 1_000 + height,
         });
         assert!(result.is_ok(), "{result:?}");
+    }
+
+    /// A first sighting never replaces a record written meanwhile, and an update that fails
+    /// writes nothing.
+    #[test]
+    fn alert_records_keep_what_was_written_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), "chain-a").unwrap();
+        let keys = vec!["a".to_string(), "b".to_string()];
+        let first = storage.alert_records_or_insert(&keys, b"seen-1").unwrap();
+        assert_eq!(first, vec![b"seen-1".to_vec(), b"seen-1".to_vec()]);
+        let acked = storage
+            .update_alert_record("a", |stored| {
+                assert_eq!(stored, Some(b"seen-1".as_slice()));
+                Ok::<_, ()>(b"acked".to_vec())
+            })
+            .unwrap();
+        assert_eq!(acked, Ok(b"acked".to_vec()));
+        let again = storage.alert_records_or_insert(&keys, b"seen-2").unwrap();
+        assert_eq!(again, vec![b"acked".to_vec(), b"seen-1".to_vec()]);
+        let refused = storage
+            .update_alert_record("c", |_| Err::<Vec<u8>, _>("unknown"))
+            .unwrap();
+        assert_eq!(refused, Err("unknown"));
+        assert_eq!(storage.alert_record("c").unwrap(), None);
     }
 
     #[test]
@@ -741,6 +865,9 @@ mod tests {
         assert_eq!(storage.state_get(b"k").unwrap(), None);
         assert_eq!(storage.state_get(b"j").unwrap(), Some(b"w".to_vec()));
         assert_eq!(storage.block(2).unwrap(), Some(b"block".to_vec()));
+        // The node's own commit times survive too; the refused block left none.
+        assert_eq!(storage.committed_ms(2).unwrap(), Some(1_002));
+        assert_eq!(storage.committed_ms(4).unwrap(), None);
         let loc = storage
             .tx_location(&Hash::digest("tx", &2u64.to_be_bytes()))
             .unwrap();

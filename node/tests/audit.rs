@@ -303,6 +303,17 @@ async fn a_certified_block_with_a_wrong_state_root_raises_the_alarm_and_stops_th
         report["node"]
     );
     ensure!(report["node"]["height"] == head && report["range"]["to"] == head);
+    // The supervisor's alerts lead with it, naming the offending height.
+    let alerts = http::get_json(api, "/v1/audit/alerts").await?;
+    let alarm = alerts["alerts"]
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["kind"] == "audit_alarm"))
+        .with_context(|| format!("no alarm among the alerts: {alerts}"))?;
+    ensure!(
+        alarm["key"] == format!("alarm:{}", head + 1) && alarm["height"] == head + 1,
+        "{alarm}"
+    );
+    ensure!(alarm["acknowledged"].is_null(), "{alarm}");
     server.stop().await?;
     // It has stopped following: even the honest block is not taken.
     delivered_to_halted(&cluster, honest.clone(), head).await?;

@@ -582,6 +582,45 @@ async fn a_freeze_signed_in_the_page_refuses_the_accounts_next_payment() -> Resu
         receipt.result == Err(Rejection::AccountFrozen),
         "a frozen account paid: {receipt:?}"
     );
+
+    // The refused payment is an alert to triage; the regulator acknowledges it from the
+    // page (a signed POST whose body digest the signature covers), and the node keeps it.
+    let alerts = http::get_json(addr, "/v1/audit/alerts?from=1").await?;
+    let key = alerts["alerts"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|a| a["kind"] == "stopped" && a["tx"] == refused.hash().to_hex())
+        })
+        .and_then(|a| a["key"].as_str().map(str::to_string))
+        .with_context(|| format!("no alert for the refused payment: {alerts}"))?;
+    let acknowledge = format!(
+        "https://{addr}/regulator/?acknowledge={}&note=case%202026-117%20opened{}",
+        key.replace(':', "%3A"),
+        regulator_credential()
+    );
+    let dom = dump_dom(chromium, &pin, &acknowledge).await?;
+    ensure!(
+        attribute(&dom, "triage-status", "data-code") == Some("OK"),
+        "the acknowledgement was not recorded:\n{dom}"
+    );
+    let triage = tbody(&dom, "triage")?;
+    ensure!(
+        triage.contains(&format!("data-key=\"{key}\""))
+            && triage.contains("data-acknowledged=\"true\"")
+            && triage.contains("case 2026-117 opened"),
+        "the triage table does not show it acknowledged:\n{triage}"
+    );
+    let after = http::get_json(addr, "/v1/audit/alerts?from=1").await?;
+    let kept = after["alerts"]
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["key"] == key.as_str()))
+        .with_context(|| format!("the alert is gone: {after}"))?;
+    ensure!(
+        kept["acknowledged"]["by"] == REGULATOR.0
+            && kept["acknowledged"]["note"] == "case 2026-117 opened",
+        "{kept}"
+    );
     server.stop().await?;
     cluster.shutdown().await
 }

@@ -1,11 +1,13 @@
 //! Activity over time, for the regulator's charts: money movements (count and volume) per
 //! minute or hour of block time by currency and kind, the net interbank flow of each
 //! institution accumulated over the range, remittance corridors, and blocks and
-//! transactions per bucket. One pass of the audit scan over a bounded block range
+//! transactions per bucket with the latency this node saw (from a block's proposal to its
+//! commit here: on the audit node, how far the regulator's view trails the chain). One pass of the audit scan over a bounded block range
 //! ([`RangeQuery`]), answered as JSON, as CSV (one series at a time) or drawn as SVG
 //! ([`super::audit_charts`]); the three carry the same figures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Extension;
 use axum::extract::State;
@@ -36,7 +38,7 @@ pub struct ActivityQuery {
 }
 
 /// A bucket of block time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
     Minute,
     Hour,
@@ -114,6 +116,24 @@ pub struct BlockBucket {
     pub start_ms: u64,
     pub blocks: u64,
     pub transactions: u64,
+    /// From each block's proposal (its header's time, the proposer's clock) to its commit
+    /// on this node (this node's clock), over the bucket's blocks this node recorded a
+    /// commit time for: the median and the largest, in milliseconds. On an audit node this
+    /// is its lag behind the chain: the validators' commit, the sync poll and its own
+    /// checks. A clock behind the proposer's counts as 0. `None` when no block of the
+    /// bucket has a recorded commit time (a directory written before they were kept).
+    pub lag_ms_median: Option<u64>,
+    pub lag_ms_max: Option<u64>,
+}
+
+/// The median (the lower middle of an even count) and the largest of `lags`, sorted here.
+fn median_and_max(mut lags: Vec<u64>) -> (Option<u64>, Option<u64>) {
+    lags.sort_unstable();
+    let median = lags
+        .len()
+        .checked_sub(1)
+        .and_then(|last| lags.get(last / 2));
+    (median.copied(), lags.last().copied())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -189,13 +209,16 @@ pub fn activity(
     let scanned = scan_range(storage, range, &mut book, &mut |s, b, item| {
         sums.add(s, b, bucket, &item)
     })?;
-    let mut blocks: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut blocks: BTreeMap<u64, (u64, u64, Vec<u64>)> = BTreeMap::new();
     for block in &scanned.blocks {
         let entry = blocks.entry(bucket.start(block.time_ms)).or_default();
         entry.0 = entry.0.saturating_add(1);
         entry.1 = entry
             .1
             .saturating_add(u64::try_from(block.transactions).unwrap_or(u64::MAX));
+        if let Some(committed) = storage.committed_ms(block.height)? {
+            entry.2.push(committed.saturating_sub(block.time_ms));
+        }
     }
     // Ordered by bucket, then currency and institution: the running sums follow time.
     let mut running: BTreeMap<(Currency, InstitutionId), i128> = BTreeMap::new();
@@ -248,23 +271,61 @@ pub fn activity(
             .collect(),
         blocks: blocks
             .into_iter()
-            .map(|(start_ms, (blocks, transactions))| BlockBucket {
-                start_ms,
-                blocks,
-                transactions,
+            .map(|(start_ms, (blocks, transactions, lags))| {
+                let (lag_ms_median, lag_ms_max) = median_and_max(lags);
+                BlockBucket {
+                    start_ms,
+                    blocks,
+                    transactions,
+                    lag_ms_median,
+                    lag_ms_max,
+                }
             })
             .collect(),
     })
+}
+
+/// How many activities [`ActivityCache`] keeps.
+const CACHED_ACTIVITIES_MAX: usize = 4;
+
+/// The latest activities by range and bucket. A committed block never changes, nor does
+/// this node's record of when it committed it, so the activity of a range below the head
+/// is the same on every read: the page's figures and its six charts (seven requests, one
+/// range) cost one scan.
+#[derive(Debug, Default)]
+pub struct ActivityCache(Mutex<VecDeque<(BlockRange, Bucket, Arc<Activity>)>>);
+
+impl ActivityCache {
+    fn get(&self, range: BlockRange, bucket: Bucket) -> Option<Arc<Activity>> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.iter()
+            .find(|(r, b, _)| *r == range && *b == bucket)
+            .map(|(_, _, a)| a.clone())
+    }
+
+    fn put(&self, range: BlockRange, bucket: Bucket, activity: Arc<Activity>) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.retain(|(r, b, _)| !(*r == range && *b == bucket));
+        if kept.len() >= CACHED_ACTIVITIES_MAX {
+            kept.pop_front();
+        }
+        kept.push_back((range, bucket, activity));
+    }
 }
 
 async fn read(
     api: &super::Api,
     client: ClientKey,
     q: &ActivityQuery,
-) -> Result<Activity, ApiError> {
+) -> Result<Arc<Activity>, ApiError> {
     let bucket = Bucket::parse(q.bucket.as_deref())?;
     let range = q.range.resolve(&api.ctx.storage)?;
-    scan(api, client, move |storage| activity(storage, range, bucket)).await
+    if let Some(kept) = api.activities.get(range, bucket) {
+        return Ok(kept);
+    }
+    let found = Arc::new(scan(api, client, move |storage| activity(storage, range, bucket)).await?);
+    api.activities.put(range, bucket, found.clone());
+    Ok(found)
 }
 
 /// `GET /v1/audit/activity`.
@@ -273,7 +334,7 @@ pub async fn activity_view(
     Extension(client): Extension<ClientKey>,
     ApiQuery(q): ApiQuery<ActivityQuery>,
 ) -> Result<axum::Json<Activity>, ApiError> {
-    Ok(axum::Json(read(&api, client, &q).await?))
+    Ok(axum::Json(Activity::clone(&*read(&api, client, &q).await?)))
 }
 
 /// `GET /v1/audit/activity.csv?series=…`: one series as CSV, the same rows as the JSON's.
@@ -322,10 +383,13 @@ pub async fn activity_csv(
             .blocks
             .iter()
             .map(|b| {
+                let optional = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
                 vec![
                     b.start_ms.to_string(),
                     b.blocks.to_string(),
                     b.transactions.to_string(),
+                    optional(b.lag_ms_median),
+                    optional(b.lag_ms_max),
                 ]
             })
             .collect(),
@@ -346,7 +410,13 @@ pub async fn activity_csv(
     let head: &[&str] = match series {
         "flows" => &["start_ms", "currency", "institution", "net", "cumulative"],
         "corridors" => &["start_ms", "from", "to", "count", "debited", "credited"],
-        "blocks" => &["start_ms", "blocks", "transactions"],
+        "blocks" => &[
+            "start_ms",
+            "blocks",
+            "transactions",
+            "lag_ms_median",
+            "lag_ms_max",
+        ],
         _ => &["start_ms", "currency", "kind", "count", "volume"],
     };
     let mut text = head.join(",");
@@ -424,4 +494,17 @@ fn at_head_names(api: &super::Api) -> Result<BTreeMap<InstitutionId, String>, Ap
         .into_iter()
         .map(|i| (i.id, i.name))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median_and_max;
+
+    #[test]
+    fn the_lag_is_the_lower_middle_and_the_largest() {
+        assert_eq!(median_and_max(vec![]), (None, None));
+        assert_eq!(median_and_max(vec![7]), (Some(7), Some(7)));
+        assert_eq!(median_and_max(vec![40, 10, 30, 20]), (Some(20), Some(40)));
+        assert_eq!(median_and_max(vec![5, 900, 1]), (Some(5), Some(900)));
+    }
 }

@@ -24,15 +24,19 @@ pub enum Chart {
     Corridors,
     /// Blocks and transactions per bucket.
     Blocks,
+    /// From a block's proposal to its commit on this node (on the audit node: its lag),
+    /// the median and the largest per bucket, in seconds.
+    Latency,
 }
 
 impl Chart {
-    pub const ALL: [Chart; 5] = [
+    pub const ALL: [Chart; 6] = [
         Chart::Payments,
         Chart::Volume,
         Chart::Flows,
         Chart::Corridors,
         Chart::Blocks,
+        Chart::Latency,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +46,7 @@ impl Chart {
             Chart::Flows => "flows",
             Chart::Corridors => "corridors",
             Chart::Blocks => "blocks",
+            Chart::Latency => "latency",
         }
     }
 
@@ -132,6 +137,27 @@ fn series(chart: Chart, a: &Activity, names: &BTreeMap<InstitutionId, String>) -
                 },
             ]
         }
+        Chart::Latency => {
+            let seconds = |ms: Option<u64>| ms.map(|ms| ms as f64 / 1000.0);
+            let median = a
+                .blocks
+                .iter()
+                .filter_map(|b| Some((b.start_ms, seconds(b.lag_ms_median)?)));
+            let max = a
+                .blocks
+                .iter()
+                .filter_map(|b| Some((b.start_ms, seconds(b.lag_ms_max)?)));
+            vec![
+                Series {
+                    label: "median".into(),
+                    points: median.collect(),
+                },
+                Series {
+                    label: "largest".into(),
+                    points: max.collect(),
+                },
+            ]
+        }
     }
 }
 
@@ -148,6 +174,10 @@ fn titles(chart: Chart, bucket: &str) -> (String, &'static str) {
             "major units debited",
         ),
         Chart::Blocks => (format!("Blocks and transactions per {bucket}"), "count"),
+        Chart::Latency => (
+            format!("Proposal to commit on this node, per {bucket}"),
+            "seconds",
+        ),
     }
 }
 
@@ -261,6 +291,8 @@ mod tests {
                 start_ms: 60_000,
                 blocks: 4,
                 transactions: 3,
+                lag_ms_median: Some(250),
+                lag_ms_max: Some(1_500),
             }],
         }
     }
@@ -280,6 +312,9 @@ mod tests {
         assert_eq!(flows[0].points, [(120_000, -5.0)]);
         let blocks = series(Chart::Blocks, &a, &names);
         assert_eq!(blocks[1].points, [(60_000, 3.0)]);
+        let latency = series(Chart::Latency, &a, &names);
+        assert_eq!(latency[0].points, [(60_000, 0.25)]);
+        assert_eq!(latency[1].points, [(60_000, 1.5)]);
         for chart in Chart::ALL {
             let svg = draw(chart, &a, &names).unwrap_or_default();
             assert!(svg.starts_with("<svg"), "{}: {svg}", chart.name());

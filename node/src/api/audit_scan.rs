@@ -10,7 +10,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tally_consensus::Evidence;
 use tally_contracts::query::{self, Movement};
-use tally_contracts::{AccountId, AccountKind, Currency, Event, InstitutionId, NetPosition};
+use tally_contracts::{
+    AccountId, AccountKind, Currency, Event, InstitutionId, NetPosition, Party, Rejection,
+};
 use tally_crypto::Hash;
 
 use super::Api;
@@ -266,6 +268,22 @@ pub struct RangeScan {
     pub freezes: Vec<FreezeItem>,
     pub evidence: Vec<EvidenceItem>,
     pub cycles: Vec<CycleItem>,
+    /// Transactions the ledger refused because an account was frozen or an identity is on
+    /// the sanctions list: money someone tried to move past the regulator's stop.
+    pub stopped: Vec<StoppedItem>,
+}
+
+/// A transaction refused by a freeze or a sanction.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoppedItem {
+    pub height: u64,
+    pub index: u32,
+    pub hash: Hash,
+    pub time_ms: u64,
+    pub tx_kind: &'static str,
+    pub sender: Party,
+    /// `ACCOUNT_FROZEN` or `SANCTIONED`.
+    pub code: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -306,7 +324,8 @@ pub type OnMovement<'a> =
     dyn FnMut(&Storage, &mut AccountBook, MovementItem) -> Result<(), ApiError> + 'a;
 
 /// Reads every block of `range` once, in order: hands each money movement to
-/// `on_movement` and collects freezes, evidence and settlement cycles.
+/// `on_movement` and collects freezes, evidence, settlement cycles and transactions stopped
+/// by a freeze or a sanction.
 pub fn scan_range(
     storage: &Storage,
     range: BlockRange,
@@ -334,6 +353,26 @@ pub fn scan_range(
                 evidence_height: evidence.height().0,
                 round: evidence.round().0,
                 evidence: evidence.clone(),
+            });
+        }
+        for (index, receipt) in results.receipts.iter().enumerate() {
+            let Err(refusal) = receipt.result else {
+                continue;
+            };
+            if !matches!(refusal, Rejection::AccountFrozen | Rejection::Sanctioned) {
+                continue;
+            }
+            let Some(signed) = block.txs.get(index) else {
+                continue;
+            };
+            out.stopped.push(StoppedItem {
+                height,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                hash: receipt.tx,
+                time_ms,
+                tx_kind: signed.tx().kind.name(),
+                sender: signed.tx().sender,
+                code: refusal.code(),
             });
         }
         let expired = results.expired.iter().map(|e| (None, e));

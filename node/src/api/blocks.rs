@@ -161,19 +161,29 @@ fn decode_stored<T: Serialize + serde::de::DeserializeOwned>(
         .map_err(|e| damaged(format!("the stored {what}: {e}")))
 }
 
-/// The genesis set (from height 1) and every scheduled change, in height order.
-fn validator_sets(api: &Api) -> Result<Vec<ValidatorSetView>, ApiError> {
+/// The genesis set (from height 1) and every scheduled change, each with the first height
+/// it signs, in height order.
+pub(super) fn stored_validator_sets(
+    storage: &crate::storage::Storage,
+) -> Result<Vec<(u64, Vec<Validator>)>, ApiError> {
     let mut sets = Vec::new();
-    if let Some(bytes) = api.ctx.storage.genesis_validators()? {
+    if let Some(bytes) = storage.genesis_validators()? {
         let genesis: Vec<Validator> = decode_stored(&bytes, "genesis validators")?;
-        sets.push(set_view(1, &genesis));
+        sets.push((1, genesis));
     }
-    if let Some(bytes) = api.ctx.storage.validator_schedule()? {
+    if let Some(bytes) = storage.validator_schedule()? {
         let schedule: Vec<(u64, Vec<Validator>)> = decode_stored(&bytes, "validator schedule")?;
-        sets.extend(schedule.iter().map(|(at, set)| set_view(*at, set)));
+        sets.extend(schedule);
     }
-    sets.sort_by_key(|s| s.from_height);
+    sets.sort_by_key(|(from, _)| *from);
     Ok(sets)
+}
+
+fn validator_sets(api: &Api) -> Result<Vec<ValidatorSetView>, ApiError> {
+    Ok(stored_validator_sets(&api.ctx.storage)?
+        .iter()
+        .map(|(at, set)| set_view(*at, set))
+        .collect())
 }
 
 pub async fn validators(State(api): ApiState) -> Result<Json<ValidatorsView>, ApiError> {

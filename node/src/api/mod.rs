@@ -8,6 +8,7 @@
 mod accounts;
 mod audit;
 mod audit_activity;
+mod audit_alerts;
 mod audit_charts;
 mod audit_page;
 mod audit_risk;
@@ -120,6 +121,8 @@ struct Api {
     rates: Rates,
     /// The scope of every route, by path and method: the guard's table.
     scopes: BTreeMap<&'static str, BTreeMap<Method, Scope>>,
+    /// The latest activity scans, so the page's figures and its charts share one scan.
+    activities: audit_activity::ActivityCache,
 }
 
 impl Api {
@@ -283,6 +286,18 @@ fn routes() -> Vec<Route> {
             Regulator,
             get(audit_activity::chart_svg),
         ),
+        route(
+            GET,
+            "/v1/audit/alerts",
+            Regulator,
+            get(audit_alerts::alerts),
+        ),
+        route(
+            Method::POST,
+            "/v1/audit/alerts/acknowledge",
+            Regulator,
+            post(audit_alerts::acknowledge),
+        ),
         route(GET, "/v1/audit/report", Regulator, get(report::report)),
         route(
             GET,
@@ -349,6 +364,7 @@ pub fn router_for(ctx: NodeContext, options: Options) -> Router {
             limits.request_burst_per_client,
         ),
         scopes,
+        activities: Default::default(),
     });
     let mut router = Router::new();
     for r in table {

@@ -23,7 +23,7 @@ use super::audit_risk::{
 };
 use super::audit_scan::{
     self, AccountBook, BlockRange, CycleItem, EvidenceItem, FlowSums, FlowView, FreezeItem,
-    MovementItem, RangeQuery,
+    MovementItem, RangeQuery, StoppedItem,
 };
 use super::error::ApiError;
 use super::fair::ClientKey;
@@ -84,6 +84,8 @@ pub struct Report {
     sanctioned_truncated: bool,
     frozen: FrozenView,
     freezes: Vec<FreezeItem>,
+    /// Transactions refused by a freeze or a sanction in the range.
+    stopped: Vec<StoppedItem>,
     settlement_cycles: Vec<CycleItem>,
     evidence: Vec<EvidenceItem>,
     statements: Vec<Statement>,
@@ -112,6 +114,44 @@ enum Format {
     Csv,
 }
 
+/// What one scan watches for, for the report and for the alerts alike: movements of at
+/// least the threshold, and structuring just below it.
+pub(super) struct Watchlist {
+    threshold: u64,
+    /// At most [`LARGE_TRANSACTIONS_MAX`], in chain order.
+    pub large: Vec<MovementItem>,
+    /// Whether more were found.
+    pub large_truncated: bool,
+    pub structuring: StructuringWatch,
+}
+
+impl Watchlist {
+    pub fn new(rule: StructuringRule) -> Watchlist {
+        Watchlist {
+            threshold: rule.threshold,
+            large: Vec::new(),
+            large_truncated: false,
+            structuring: StructuringWatch::new(rule, None),
+        }
+    }
+
+    pub fn observe(
+        &mut self,
+        storage: &crate::storage::Storage,
+        item: MovementItem,
+    ) -> Result<(), ApiError> {
+        self.structuring.observe(storage, &item)?;
+        if item.amount >= self.threshold {
+            if self.large.len() < LARGE_TRANSACTIONS_MAX {
+                self.large.push(item);
+            } else {
+                self.large_truncated = true;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn build(
     storage: &crate::storage::Storage,
     chain_id: String,
@@ -123,22 +163,13 @@ fn build(
     let threshold = rule.threshold;
     let mut book = AccountBook::default();
     let mut sums = FlowSums::default();
-    let mut large = Vec::new();
-    let mut truncated = false;
-    let mut watch = StructuringWatch::new(rule, None);
+    let mut watchlist = Watchlist::new(rule);
     let scanned = audit_scan::scan_range(storage, range, &mut book, &mut |s, b, item| {
         sums.add(s, b, &item)?;
-        watch.observe(s, &item)?;
-        if item.amount >= threshold {
-            if large.len() < LARGE_TRANSACTIONS_MAX {
-                large.push(item);
-            } else {
-                truncated = true;
-            }
-        }
-        Ok(())
+        watchlist.observe(s, item)
     })?;
-    let (structuring_alerts, structuring_alerts_truncated) = watch.alerts();
+    let (structuring_alerts, structuring_alerts_truncated) = watchlist.structuring.alerts();
+    let (large, truncated) = (watchlist.large, watchlist.large_truncated);
     let (state_height, open_positions) = at_head(storage, audit::open_positions)?;
     let disputes = audit_risk::open_disputes(storage, None, REPORT_DISPUTES_MAX)?;
     let sanctioned = audit_risk::sanctioned(storage, None, REPORT_SANCTIONED_MAX)?;
@@ -179,6 +210,7 @@ fn build(
         sanctioned: sanctioned.identities,
         frozen,
         freezes: scanned.freezes,
+        stopped: scanned.stopped,
         settlement_cycles: scanned.cycles,
         evidence: scanned.evidence,
         statements,
@@ -286,6 +318,14 @@ impl Csv {
         let line: Vec<String> = cells.into_iter().map(|c| field(&c)).collect();
         self.0.push_str(&line.join(","));
         self.0.push_str("\r\n");
+    }
+}
+
+/// A transaction's sender as text: `institution:ID` or `account:ID` (as a request's keyid).
+pub(super) fn party(sender: tally_contracts::Party) -> String {
+    match sender {
+        tally_contracts::Party::Institution(i) => format!("institution:{}", i.0),
+        tally_contracts::Party::Account(a) => format!("account:{}", a.0),
     }
 }
 
@@ -563,6 +603,23 @@ pub fn csv(r: &Report) -> String {
             f.account.0.to_string(),
             f.frozen.to_string(),
             opt(f.reason.map(|h| h.to_hex())),
+        ]);
+    }
+    out.section(
+        "stopped",
+        &[
+            "height", "index", "hash", "time_ms", "tx_kind", "sender", "code",
+        ],
+    );
+    for t in &r.stopped {
+        out.row([
+            t.height.to_string(),
+            t.index.to_string(),
+            t.hash.to_hex(),
+            t.time_ms.to_string(),
+            t.tx_kind.to_string(),
+            party(t.sender),
+            t.code.to_string(),
         ]);
     }
     out.section(

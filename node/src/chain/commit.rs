@@ -119,6 +119,7 @@ impl Chain {
             tx_hashes: &tx_hashes,
             account_entries: &account_entries,
             validator_schedule: schedule_bytes.as_deref(),
+            committed_ms: super::now_ms(),
         })?;
         self.head = ChainHead {
             height,

@@ -193,21 +193,33 @@ function signOut() {
   delete document.body.dataset.signedIn;
 }
 
-// The Signature-Input and Signature headers for a GET of `url`: the method, authority,
-// path and query are covered, as the node requires.
-async function signedHeaders(method, url) {
+// The Signature-Input and Signature headers for a request of `url`: the method, authority,
+// path and query are covered, as the node requires; with a body, its Content-Digest too.
+async function signedHeaders(method, url, body) {
   if (!credential) return {};
   const target = new URL(url, window.location.href);
   const created = Math.floor(Date.now() / 1000);
-  const params = "(\"@method\" \"@authority\" \"@path\" \"@query\");created=" + created +
+  const headers = {};
+  let components = "\"@method\" \"@authority\" \"@path\" \"@query\"";
+  let digestLine = "";
+  if (body !== undefined) {
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body));
+    headers["Content-Digest"] = "sha-256=:" + base64(digest) + ":";
+    components += " \"content-digest\"";
+    digestLine = "\"content-digest\": " + headers["Content-Digest"] + "\n";
+  }
+  const params = "(" + components + ");created=" + created +
     ";keyid=\"" + credential.keyid + "\";alg=\"ed25519\"";
   const base = "\"@method\": " + method + "\n" +
     "\"@authority\": " + target.host.toLowerCase() + "\n" +
     "\"@path\": " + target.pathname + "\n" +
     "\"@query\": ?" + target.search.slice(1) + "\n" +
+    digestLine +
     "\"@signature-params\": " + params;
   const signature = await crypto.subtle.sign({ name: "Ed25519" }, credential.key, new TextEncoder().encode(base));
-  return { "Signature-Input": "tally=" + params, "Signature": "tally=:" + base64(signature) + ":" };
+  headers["Signature-Input"] = "tally=" + params;
+  headers["Signature"] = "tally=:" + base64(signature) + ":";
+  return headers;
 }
 
 async function signedFetch(url) {
@@ -457,6 +469,76 @@ async function refreshFrozen() {
   }
 }
 
+const ALERT_WORDS = {
+  audit_alarm: "Audit alarm", large_transaction: "Large transaction", structuring: "Structuring",
+  stopped: "Stopped by a freeze or sanction", dispute_ageing: "Dispute ageing", missed_votes: "Missed votes",
+};
+
+// The alerts with this node's triage: open ones first, each with a note field and an
+// Acknowledge button; acknowledged ones say by whom, when, and the note.
+async function refreshTriage() {
+  const threshold = $("threshold").value.trim() || "1";
+  const body = $("triage");
+  try {
+    const found = await api("audit/alerts?threshold=" + encodeURIComponent(threshold));
+    $("triage-open").textContent = found.open;
+    clear(body);
+    found.alerts.forEach((a) => {
+      const drill = a.tx ? { text: short(a.tx), find: a.tx }
+        : Number.isSafeInteger(a.account) ? { text: "account " + a.account, find: String(a.account) } : "";
+      const tr = row([ALERT_WORDS[a.kind] || a.kind, a.summary, time(a.time_ms), drill, time(a.first_seen_ms), ""]);
+      tr.dataset.key = a.key;
+      tr.dataset.kind = a.kind;
+      const cell = tr.lastChild;
+      if (a.acknowledged) {
+        tr.dataset.acknowledged = "true";
+        cell.textContent = "acknowledged by " + institution(a.acknowledged.by) + ", " + timeText(a.acknowledged.at_ms) +
+          (a.acknowledged.note ? ": " + a.acknowledged.note : "");
+      } else {
+        const remark = el("input");
+        remark.placeholder = "note";
+        remark.maxLength = 500;
+        const button = el("button", "Acknowledge");
+        button.type = "button";
+        button.addEventListener("click", () => acknowledge(a.key, remark.value));
+        cell.appendChild(remark);
+        cell.appendChild(button);
+      }
+      body.appendChild(tr);
+    });
+    if (!found.alerts.length) note(body, "none in the latest blocks");
+    if (found.truncated) note(body, "a source was cut at its bound: narrow the range in the report");
+  } catch (error) {
+    failed(body, error);
+  }
+}
+
+// Records the acknowledgement on this node (a signed POST whose body's digest the signature
+// covers), then reads the alerts again. The outcome goes to the triage status line.
+async function acknowledge(key, text) {
+  const status = $("triage-status");
+  clear(status);
+  delete status.dataset.code;
+  try {
+    const url = API + "/audit/alerts/acknowledge";
+    const payload = JSON.stringify({ key: key, note: text });
+    const headers = await signedHeaders("POST", url, payload);
+    headers["Content-Type"] = "application/json";
+    const response = await fetch(url, { method: "POST", cache: "no-store", headers: headers, body: payload });
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw Object.assign(new Error((answer && answer.message) || response.statusText),
+        { code: (answer && answer.code) || String(response.status) });
+    }
+    status.textContent = "acknowledged: " + key;
+    status.dataset.code = "OK";
+    await refreshTriage();
+  } catch (error) {
+    showError(status, error);
+    status.dataset.code = error.code || "ERROR";
+  }
+}
+
 const ACTION_WORDS = {
   "freeze": "frozen", "unfreeze": "unfrozen", "add-sanction": "added to the sanctions list",
   "remove-sanction": "removed from the sanctions list",
@@ -698,7 +780,9 @@ const CHARTS = [
   { name: "volume", series: "payments", caption: "Volume per bucket, by currency (major units)" },
   { name: "flows", series: "flows", caption: "Net interbank flow of each institution since the range's start" },
   { name: "corridors", series: "corridors", caption: "Remittances per corridor (debited currency)" },
-  { name: "blocks", series: "blocks", caption: "Blocks and transactions per bucket" },
+  { name: "blocks", series: "blocks", caption: "Blocks and transactions per bucket (with the latency's figures)" },
+  { name: "latency", series: "blocks", table: false,
+    caption: "Proposal to commit on this audit node (its lag behind the chain): median and largest" },
 ];
 let chartUrls = [];
 
@@ -727,9 +811,11 @@ function figureTable(series, activity) {
     activity.corridors.forEach((c) => add([time(c.start_ms), c.from + "→" + c.to, c.count, amount(c.debited, c.from),
       amount(c.credited, c.to)], [2, 3, 4], { count: c.count, debited: c.debited }));
   } else {
-    head.appendChild(row(["Bucket", "Blocks", "Transactions"]));
-    activity.blocks.forEach((b) => add([time(b.start_ms), b.blocks, b.transactions], [1, 2],
-      { blocks: b.blocks, transactions: b.transactions }));
+    head.appendChild(row(["Bucket", "Blocks", "Transactions", "Lag, median", "Lag, largest"]));
+    const seconds = (ms) => ms === null || ms === undefined ? "" : (Number(ms) / 1000).toFixed(3) + " s";
+    activity.blocks.forEach((b) => add([time(b.start_ms), b.blocks, b.transactions, seconds(b.lag_ms_median),
+      seconds(b.lag_ms_max)], [1, 2, 3, 4], { blocks: b.blocks, transactions: b.transactions,
+      lagMedian: b.lag_ms_median === null ? "" : b.lag_ms_median, lagMax: b.lag_ms_max === null ? "" : b.lag_ms_max }));
   }
   if (!body.childNodes.length) note(body, "nothing in the range");
   return table;
@@ -762,7 +848,7 @@ async function refreshCharts() {
       image.src = URL.createObjectURL(await response.blob());
       figure.appendChild(image);
       figure.appendChild(el("figcaption", chart.caption + " (blocks " + activity.range.from + " to " + activity.range.to + ")"));
-      if (chart.name !== "volume") {
+      if (chart.name !== "volume" && chart.table !== false) {
         const details = el("details");
         details.appendChild(el("summary", "Figures"));
         details.appendChild(figureTable(chart.series, activity));
@@ -802,6 +888,7 @@ async function refresh() {
     await refreshPositions();
     await refreshLarge();
     await refreshStructuring();
+    await refreshTriage();
     await refreshDisputes();
     await refreshFrozen();
     await refreshSanctioned();
@@ -884,7 +971,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   $("large-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    refreshLarge().then(refreshStructuring);
+    refreshLarge().then(refreshStructuring).then(refreshTriage);
   });
   const params = new URLSearchParams(window.location.search);
   if (params.get("threshold")) $("threshold").value = params.get("threshold");
@@ -902,6 +989,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("act-reason").value = params.get("reason") || "";
     if (automated) await act(params.get("act"), params.get("target") || "", params.get("reason") || "");
   }
+  // `?acknowledge=KEY&note=TEXT`: the same rule as `?act=`, sent only for a script signed
+  // in through the fragment.
+  if (params.get("acknowledge") && automated) await acknowledge(params.get("acknowledge"), params.get("note") || "");
   refresh();
   pollCharts();
 });

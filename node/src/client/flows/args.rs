@@ -645,6 +645,30 @@ pub enum RegulatorCommand {
         #[command(flatten)]
         identity: IdentityArg,
     },
+    /// The alerts to triage, from an audit node (read as the regulator: --as
+    /// institution:ID --as-key FILE): open ones first, each with its key and the time the
+    /// node first listed it.
+    Alerts {
+        /// Movements of at least this many minor units are large (default 5000000).
+        #[arg(long, value_name = "MINOR_UNITS")]
+        threshold: Option<u64>,
+        /// The range's first block (default: 1,000 blocks below its last).
+        #[arg(long, value_name = "HEIGHT")]
+        from: Option<u64>,
+        /// The range's last block (default: the head).
+        #[arg(long, value_name = "HEIGHT")]
+        to: Option<u64>,
+    },
+    /// Acknowledge an alert on the audit node that listed it (as the regulator: --as,
+    /// --as-key). Once: the first acknowledgement stays as written.
+    Acknowledge {
+        /// The alert's key, as `tally regulator alerts` lists it.
+        #[arg(long = "alert", value_name = "KEY")]
+        alert: String,
+        /// What was done about it (at most 500 bytes).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
 }
 
 /// Governance changes: sent by an institution, co-signed by enough governance keys (repeat

@@ -175,7 +175,10 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
             Step::Send(plan) => *plan,
         },
         ClientCommand::Remit(c) => fx::remit(&mut client, *c).await?,
-        ClientCommand::Regulator(c) => regulator::run(&mut client, c).await?,
+        ClientCommand::Regulator(c) => match regulator::run(&mut client, c).await? {
+            Step::Read(report) => return Ok(report),
+            Step::Send(plan) => *plan,
+        },
         ClientCommand::Governance(c) => governance::run(c)?,
         ClientCommand::Institution(c) => match interbank::run(&mut client, c).await? {
             Step::Read(report) => return Ok(report),
@@ -645,7 +648,9 @@ mod tests {
             },
             identity: identity.clone(),
         };
-        let plan = regulator::run(&mut client, sanction).await.unwrap();
+        let Step::Send(plan) = regulator::run(&mut client, sanction).await.unwrap() else {
+            panic!("a sanction is a transaction");
+        };
         let TxKind::AddSanction { identity: listed } = plan.kind else {
             panic!("not a sanction: {:?}", plan.kind);
         };

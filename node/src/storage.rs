@@ -46,7 +46,9 @@ const SLED_MARKER_FILE: &str = "conf";
 const CHAIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chain");
 const SIGNER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("signer");
 /// What this node saw by itself, agreed with no one, never in a state root or in sync:
-/// `k/{h}` when it committed each block (its own clock, milliseconds since the epoch), and
+/// `k/{h}` when it committed each block (its own clock, milliseconds since the epoch; 8
+/// bytes), how many transactions the block holds (8 more) and how many pieces of
+/// equivocation evidence (8 more), and
 /// `alert/{key}` the regulator's triage of an audit alert (see `api::audit_alerts`).
 const LOCAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("local");
 const KEY_SCHEMA: &[u8] = b"m/schema";
@@ -114,6 +116,9 @@ pub struct BlockCommit<'a> {
     /// This node's clock when it committed the block (milliseconds since the epoch): kept
     /// in the node's own table, for the latency it reports (not agreed, not synced).
     pub committed_ms: u64,
+    /// Pieces of equivocation evidence the block carries (kept beside the commit time, so
+    /// a search for evidence skips the blocks without any unread).
+    pub evidence_count: u64,
 }
 
 /// The data directory, shared by the chain task and the API's readers: each read sees the
@@ -349,11 +354,15 @@ impl Storage {
             chain
                 .insert(KEY_HEAD, commit.height.to_be_bytes().as_slice())
                 .map_err(io)?;
+            let mut record = [0u8; 24];
+            record[..8].copy_from_slice(&commit.committed_ms.to_be_bytes());
+            record[8..16].copy_from_slice(&(commit.tx_hashes.len() as u64).to_be_bytes());
+            record[16..].copy_from_slice(&commit.evidence_count.to_be_bytes());
             txn.open_table(LOCAL)
                 .map_err(io)?
                 .insert(
                     height_key(b"k/", commit.height).as_slice(),
-                    commit.committed_ms.to_be_bytes().as_slice(),
+                    record.as_slice(),
                 )
                 .map_err(io)?;
         }
@@ -364,8 +373,54 @@ impl Storage {
     /// a directory written before this record existed has none for its older blocks.
     pub fn committed_ms(&self, height: u64) -> Result<Option<u64>, StorageError> {
         self.get_from(LOCAL, &height_key(b"k/", height))?
-            .map(|b| read_u64(&b, "a commit time"))
+            .map(|b| read_u64(b.get(..8).unwrap_or(&b), "a commit time"))
             .transpose()
+    }
+
+    /// How many transactions each block of `heights` holds, as this node recorded when it
+    /// committed it (`None` where it has no record), newest last; one read transaction,
+    /// without reading the blocks.
+    pub fn recorded_transactions(
+        &self,
+        heights: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<Option<u64>>, StorageError> {
+        self.recorded_counts(heights, 8..16)
+    }
+
+    /// How many pieces of evidence each block of `heights` carries, as recorded at commit
+    /// (`None` where there is no record), newest last.
+    pub fn recorded_evidence(
+        &self,
+        heights: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<Option<u64>>, StorageError> {
+        self.recorded_counts(heights, 16..24)
+    }
+
+    fn recorded_counts(
+        &self,
+        heights: std::ops::RangeInclusive<u64>,
+        field: std::ops::Range<usize>,
+    ) -> Result<Vec<Option<u64>>, StorageError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = match txn.open_table(LOCAL) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Ok(heights.map(|_| None).collect());
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let mut counts = Vec::new();
+        for height in heights {
+            let record = table
+                .get(height_key(b"k/", height).as_slice())
+                .map_err(io)?;
+            let count = match record.as_ref().and_then(|r| r.value().get(field.clone())) {
+                Some(bytes) => Some(read_u64(bytes, "a block's recorded count")?),
+                None => None,
+            };
+            counts.push(count);
+        }
+        Ok(counts)
     }
 
     /// The node's own record under `alert/{key}` (the regulator's triage of an alert).
@@ -810,6 +865,7 @@ mod tests {
             account_entries: &entries,
             validator_schedule: None,
             committed_ms: 1_000 + height,
+            evidence_count: 0,
         });
         assert!(result.is_ok(), "{result:?}");
     }
@@ -865,9 +921,18 @@ mod tests {
         assert_eq!(storage.state_get(b"k").unwrap(), None);
         assert_eq!(storage.state_get(b"j").unwrap(), Some(b"w".to_vec()));
         assert_eq!(storage.block(2).unwrap(), Some(b"block".to_vec()));
-        // The node's own commit times survive too; the refused block left none.
+        // The node's own commit times and transaction counts survive too; the refused block
+        // left none.
         assert_eq!(storage.committed_ms(2).unwrap(), Some(1_002));
         assert_eq!(storage.committed_ms(4).unwrap(), None);
+        assert_eq!(
+            storage.recorded_transactions(1..=4).unwrap(),
+            vec![Some(1), Some(1), None, None]
+        );
+        assert_eq!(
+            storage.recorded_evidence(1..=3).unwrap(),
+            vec![Some(0), Some(0), None]
+        );
         let loc = storage
             .tx_location(&Hash::digest("tx", &2u64.to_be_bytes()))
             .unwrap();

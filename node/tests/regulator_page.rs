@@ -512,7 +512,14 @@ async fn a_freeze_signed_in_the_page_refuses_the_accounts_next_payment() -> Resu
         return Ok(());
     };
     let mut cluster = Cluster::new(genesis(1))?;
-    cluster.start(0).await?;
+    // Validator 0 and an audit node (index 1) beside it: triage is kept by audit nodes.
+    let observers = std::collections::BTreeSet::from([validator_key(1).public_key()]);
+    cluster
+        .start_with(0, tally_node::config::Mode::Validator, observers)
+        .await?;
+    cluster
+        .start_with(1, tally_node::config::Mode::Audit, Default::default())
+        .await?;
     let mut opening = open_wallet(1, 5_000);
     opening.extend(open_wallet(2, 5_000));
     let hashes = cluster.submit_all(&opening, |_| 0).await?;
@@ -583,8 +590,13 @@ async fn a_freeze_signed_in_the_page_refuses_the_accounts_next_payment() -> Resu
         "a frozen account paid: {receipt:?}"
     );
 
-    // The refused payment is an alert to triage; the regulator acknowledges it from the
-    // page (a signed POST whose body digest the signature covers), and the node keeps it.
+    // The refused payment is an alert to triage on the audit node; the regulator
+    // acknowledges it from the page the audit node serves (a signed POST whose body digest
+    // the signature covers), and the node keeps it.
+    cluster.wait_committed(1, &refused.hash()).await?;
+    let audit = http::serve(cluster.node(1)?).await?;
+    let addr = audit.addr;
+    let pin = chromium::pin_flag(&audit.key_pem)?;
     let alerts = http::get_json(addr, "/v1/audit/alerts?from=1").await?;
     let key = alerts["alerts"]
         .as_array()
@@ -621,6 +633,7 @@ async fn a_freeze_signed_in_the_page_refuses_the_accounts_next_payment() -> Resu
             && kept["acknowledged"]["note"] == "case 2026-117 opened",
         "{kept}"
     );
+    audit.stop().await?;
     server.stop().await?;
     cluster.shutdown().await
 }

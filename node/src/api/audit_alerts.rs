@@ -1,7 +1,9 @@
 //! Alerts a supervisor triages: what in a block range (and at the head) calls for a look,
 //! each under a stable key, with the time this node first listed it and the regulator's
-//! acknowledgement. Both are this node's own records (its `local` table), never on chain:
-//! triage is the regulator's working state, not a fact the validators agree on.
+//! acknowledgement. Both are the audit node's own records (its `local` table), never on
+//! chain: triage is the regulator's working state, not a fact the validators agree on. A
+//! validator lists the alerts too but records nothing (a listing must not take the write
+//! lock its commits need) and refuses acknowledgements (`NOT_AN_AUDIT_NODE`).
 //!
 //! The alerts, from one audit scan of the range ([`RangeQuery`], bounded) and reads at the
 //! head:
@@ -12,13 +14,19 @@
 //!   on the sanctions list (someone tried to move money past the stop);
 //! - `dispute_ageing`: an open dispute past half its time to be decided;
 //! - `missed_votes`: a validator absent from more than half the commit certificates of an
-//!   hour of at least [`MISSED_VOTES_BLOCKS_MIN`] blocks. A certificate carries the
-//!   precommits its node had when it decided (a quorum, not always everyone's), so a slow
-//!   validator shows here as well as a stopped one.
+//!   hour of at least [`MISSED_VOTES_BLOCKS_MIN`] blocks (a second pass over the range's
+//!   certificates). A certificate carries the precommits its node had when it decided (a
+//!   quorum, not always everyone's), so a slow validator shows here as well as a stopped one.
+//!
+//! Keys stay the same while the range moves on: a movement is named by its transaction (or,
+//! for money a hold released at block time, its block and its place among that block's
+//! releases), a structuring run by its latest movement (a run that grows is a new alert: new
+//! activity since the acknowledgement), a stopped transaction by its hash.
 //!
 //! Attackers: a bank or anonymous caller hiding an alert by acknowledging it (the routes
-//! answer the regulator alone); anyone filling the node's disk with triage records (only a
-//! key this node listed can be acknowledged, once, with a bounded note).
+//! answer the regulator alone); anyone filling the node's disk with triage records (only the
+//! regulator's listings write, one record per alert the chain's data gives, and only a key
+//! this node listed can be acknowledged, once, with a bounded note).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -43,6 +51,7 @@ use super::params::ApiQuery;
 use super::report::{self, REPORT_DISPUTES_MAX, Watchlist, party};
 use crate::chain::audit::read_evidence;
 use crate::client::money;
+use crate::config::Mode;
 use crate::storage::Storage;
 
 /// A validator absent from more than half of an hour's certificates is named when the hour
@@ -94,7 +103,9 @@ pub struct Alert {
     pub tx: Option<Hash>,
     pub account: Option<AccountId>,
     pub validator: Option<PublicKey>,
-    pub first_seen_ms: u64,
+    /// This node's clock when it first listed the alert; absent on a validator, which
+    /// records no triage.
+    pub first_seen_ms: Option<u64>,
     pub acknowledged: Option<Acknowledgement>,
 }
 
@@ -109,7 +120,7 @@ impl Alert {
             tx: None,
             account: None,
             validator: None,
-            first_seen_ms: 0,
+            first_seen_ms: None,
             acknowledged: None,
         }
     }
@@ -156,14 +167,10 @@ fn amount_text(amount: u128, currency: &str) -> String {
     }
 }
 
-/// The alarm's evidence kept in the data directory, one alert per offending height; one
-/// alert without a height when the alarm is raised but its evidence cannot be read.
-fn alarm_alerts(ctx: &crate::service::NodeContext) -> Vec<Alert> {
-    if ctx.mode != crate::config::Mode::Audit {
-        return Vec::new();
-    }
-    let raised = ctx.metrics.audit_alarm.get() > 0;
-    match read_evidence(&ctx.data_dir) {
+/// The alarm's evidence kept in `data_dir`, one alert per offending height; one alert
+/// without a height when the evidence cannot be read.
+fn alarm_alerts(data_dir: &std::path::Path, raised: bool) -> Vec<Alert> {
+    match read_evidence(data_dir) {
         Ok(kept) if kept.is_empty() && !raised => Vec::new(),
         Ok(kept) if !kept.is_empty() => kept
             .into_iter()
@@ -180,30 +187,38 @@ fn alarm_alerts(ctx: &crate::service::NodeContext) -> Vec<Alert> {
                 alert
             })
             .collect(),
-        _ => vec![Alert::new(
+        Ok(_) => vec![Alert::new(
             "alarm:unreadable".into(),
             AlertKind::AuditAlarm,
             "the audit alarm is raised and its evidence cannot be read".into(),
+        )],
+        Err(e) => vec![Alert::new(
+            "alarm:unreadable".into(),
+            AlertKind::AuditAlarm,
+            format!("the audit alarm's evidence cannot be read: {e}"),
         )],
     }
 }
 
 /// Per validator and hour of block time: certificates of that hour, and how many lacked it.
-fn missed_votes(storage: &Storage, range: BlockRange) -> Result<Vec<Alert>, ApiError> {
+fn missed_votes(
+    storage: &Storage,
+    blocks: &[audit_scan::BlockSummary],
+) -> Result<Vec<Alert>, ApiError> {
     let sets = stored_validator_sets(storage)?;
     // (hour, validator) → (blocks of the hour it was in the set for, certificates without it)
     let mut tally: BTreeMap<(u64, PublicKey), (u64, u64)> = BTreeMap::new();
-    for height in range.heights() {
+    for block in blocks {
+        let height = block.height;
         let Some(set) = sets.iter().rev().find(|(from, _)| *from <= height) else {
             continue;
         };
-        let block = audit_scan::stored_block(storage, height)?;
         let bytes = storage
             .certificate(height)?
             .ok_or_else(|| audit_scan::damaged(format!("certificate {height} is missing")))?;
         let certificate: CommitCertificate = tally_consensus::decode(&bytes, usize::MAX)
             .map_err(|e| audit_scan::damaged(format!("the stored certificate {height}: {e}")))?;
-        let hour = block.header.time_ms - block.header.time_ms % HOUR_MS;
+        let hour = block.time_ms - block.time_ms % HOUR_MS;
         for (index, validator) in set.1.iter().enumerate() {
             let signed = certificate
                 .signatures
@@ -250,11 +265,18 @@ fn find(
         watchlist.observe(s, item)
     })?;
     let mut alerts = Vec::new();
+    // A hold released at block time has no transaction: its key is its block and its place
+    // among that block's large releases (the scan's order is the chain's).
+    let mut releases: BTreeMap<u64, u32> = BTreeMap::new();
     for m in &watchlist.large {
-        let by = m.hash.map_or_else(
-            || format!("{}:expired", m.height),
-            |h| h.to_hex().to_string(),
-        );
+        let by = match m.hash {
+            Some(h) => h.to_hex(),
+            None => {
+                let n = releases.entry(m.height).or_default();
+                *n += 1;
+                format!("{}:expired:{n}", m.height)
+            }
+        };
         let mut alert = Alert::new(
             format!("large:{by}:{}:{}:{}", m.kind, m.from.0, m.to.0),
             AlertKind::LargeTransaction,
@@ -273,11 +295,15 @@ fn find(
     }
     let (structuring, structuring_truncated) = watchlist.structuring.alerts();
     for a in structuring {
-        let Some(first) = a.movements.first() else {
+        let (Some(first), Some(last)) = (a.movements.first(), a.movements.last()) else {
             continue;
         };
+        let latest = match last.hash {
+            Some(h) => h.to_hex(),
+            None => format!("{}:expired", last.height),
+        };
         let mut alert = Alert::new(
-            format!("structuring:{}:{}:{}", a.person.to_hex(), a.currency, a.first_ms),
+            format!("structuring:{}:{}:{latest}", a.person.to_hex(), a.currency),
             AlertKind::Structuring,
             format!(
                 "{} payments of {} in all, each just below the threshold, from {} account(s) of one person",
@@ -334,9 +360,11 @@ fn find(
         alert.account = Some(d.payer);
         alerts.push(alert);
     }
-    alerts.extend(missed_votes(storage, range)?);
-    let truncated =
-        watchlist.large_truncated || structuring_truncated || disputes.next_after.is_some();
+    alerts.extend(missed_votes(storage, &scanned.blocks)?);
+    let truncated = watchlist.large_truncated
+        || structuring_truncated
+        || scanned.stopped_truncated
+        || disputes.next_after.is_some();
     Ok((alerts, truncated))
 }
 
@@ -358,7 +386,7 @@ fn triaged(storage: &Storage, alerts: &mut [Alert], now: u64) -> Result<(), ApiE
         match storage.alert_record(&alert.key)? {
             Some(bytes) => {
                 let triage = decode_triage(&bytes)?;
-                alert.first_seen_ms = triage.first_seen_ms;
+                alert.first_seen_ms = Some(triage.first_seen_ms);
                 alert.acknowledged = triage.acknowledged;
             }
             None => missing.push(i),
@@ -379,7 +407,7 @@ fn triaged(storage: &Storage, alerts: &mut [Alert], now: u64) -> Result<(), ApiE
     for (i, bytes) in missing.into_iter().zip(stored) {
         let triage = decode_triage(&bytes)?;
         if let Some(alert) = alerts.get_mut(i) {
-            alert.first_seen_ms = triage.first_seen_ms;
+            alert.first_seen_ms = Some(triage.first_seen_ms);
             alert.acknowledged = triage.acknowledged;
         }
     }
@@ -394,16 +422,25 @@ pub async fn alerts(
 ) -> Result<Json<AlertsView>, ApiError> {
     let rule = q.rule.resolve(Some(report::THRESHOLD_DEFAULT))?;
     let range = q.range.resolve(&api.ctx.storage)?;
-    let mut alarms = alarm_alerts(&api.ctx);
+    let audit = api.ctx.mode == Mode::Audit;
+    let raised = api.ctx.metrics.audit_alarm.get() > 0;
+    let data_dir = api.ctx.data_dir.clone();
     let (mut alerts, truncated) = audit_scan::scan(&api, client, move |storage| {
+        let mut alerts = if audit {
+            alarm_alerts(&data_dir, raised)
+        } else {
+            Vec::new()
+        };
         let (found, truncated) = find(storage, range, rule)?;
-        alarms.extend(found);
-        triaged(storage, &mut alarms, now_ms())?;
-        Ok((alarms, truncated))
+        alerts.extend(found);
+        if audit {
+            triaged(storage, &mut alerts, now_ms())?;
+        }
+        Ok((alerts, truncated))
     })
     .await?;
     alerts.sort_by(|a, b| {
-        let newest = |x: &Alert| std::cmp::Reverse(x.time_ms.unwrap_or(x.first_seen_ms));
+        let newest = |x: &Alert| std::cmp::Reverse(x.time_ms.or(x.first_seen_ms));
         (a.acknowledged.is_some(), newest(a), &a.key).cmp(&(
             b.acknowledged.is_some(),
             newest(b),
@@ -454,6 +491,13 @@ pub async fn acknowledge(
             format!("the body is {{\"key\": text, \"note\": text}}: {e}"),
         )
     })?;
+    if api.ctx.mode != Mode::Audit {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NOT_AN_AUDIT_NODE",
+            "alerts are triaged on an audit node; this is a validator",
+        ));
+    }
     if request.note.len() > NOTE_BYTES_MAX {
         return Err(bad_note(format!(
             "a note is at most {NOTE_BYTES_MAX} bytes, not {}",

@@ -23,8 +23,15 @@ use crate::storage::{Storage, StorageError};
 
 /// The most blocks one request's range may hold.
 pub const RANGE_BLOCKS_MAX: u64 = 10_000;
-/// The range read when a request names neither end: the latest blocks.
+/// The most stopped transactions one scan lists; [`RangeScan::stopped_truncated`] says when
+/// there were more.
+pub const STOPPED_MAX: usize = 1_000;
+/// The range read when a request names neither end: the latest blocks, at most this many...
 pub const RANGE_BLOCKS_DEFAULT: u64 = 1_000;
+/// ...holding at most this many transactions (as this node recorded at commit), so the
+/// page's default panels cost the same on a busy chain as on a quiet one: about half a
+/// second of scanning on a 2-core machine (`BENCHMARKS.md`, the regulator's page).
+pub const RANGE_TXS_DEFAULT: u64 = 100_000;
 /// The blocks `from..=to`; empty when `from > to` (a time range with no block in it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BlockRange {
@@ -40,7 +47,8 @@ impl BlockRange {
 
 /// A block range by heights (`from`, `to`, inclusive) or by block time (`from_ms`,
 /// `to_ms`, inclusive), never both. Missing ends: `to` is the head, `from` is
-/// [`RANGE_BLOCKS_DEFAULT`] blocks below `to`.
+/// [`RANGE_BLOCKS_DEFAULT`] blocks below `to`; with neither end given, the latest blocks
+/// holding at most [`RANGE_TXS_DEFAULT`] transactions too.
 ///
 /// The fields are text, parsed here: `serde(flatten)` hands query values on as strings.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -128,6 +136,25 @@ fn too_large(range: BlockRange) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The default range: back from the head, [`RANGE_BLOCKS_DEFAULT`] blocks or fewer, so
+/// that they hold at most [`RANGE_TXS_DEFAULT`] transactions (the head's block always, even
+/// a larger one). Blocks this node has no count for (committed before counts were kept)
+/// count as empty: the block bound still holds.
+fn latest(storage: &Storage, head: u64) -> Result<BlockRange, ApiError> {
+    let lowest = head.saturating_sub(RANGE_BLOCKS_DEFAULT - 1).max(1);
+    let counts = storage.recorded_transactions(lowest..=head)?;
+    let mut from = head;
+    let mut held = 0u64;
+    for (height, count) in (lowest..=head).rev().zip(counts.iter().rev()) {
+        held = held.saturating_add(count.unwrap_or(0));
+        if held > RANGE_TXS_DEFAULT && height < head {
+            break;
+        }
+        from = height;
+    }
+    Ok(BlockRange { from, to: head })
+}
+
 impl RangeQuery {
     /// The blocks asked for, checked against the head and [`RANGE_BLOCKS_MAX`].
     pub fn resolve(&self, storage: &Storage) -> Result<BlockRange, ApiError> {
@@ -158,6 +185,7 @@ impl RangeQuery {
                 let to = first_height_where(storage, head, |t| t > to_ms)?.saturating_sub(1);
                 BlockRange { from, to }
             }
+            (false, false) => latest(storage, head)?,
             (_, false) => {
                 let to = to.unwrap_or(head);
                 let from =
@@ -271,6 +299,8 @@ pub struct RangeScan {
     /// Transactions the ledger refused because an account was frozen or an identity is on
     /// the sanctions list: money someone tried to move past the regulator's stop.
     pub stopped: Vec<StoppedItem>,
+    /// Whether more than [`STOPPED_MAX`] were found.
+    pub stopped_truncated: bool,
 }
 
 /// A transaction refused by a freeze or a sanction.
@@ -333,6 +363,10 @@ pub fn scan_range(
     on_movement: &mut OnMovement<'_>,
 ) -> Result<RangeScan, ApiError> {
     let mut out = RangeScan::default();
+    // One read transaction for the whole scan: a movement reads its accounts' records, and
+    // a transaction per read cost more than the scan's own work (the records it reads
+    // never change once written).
+    let snapshot = storage.state_snapshot()?;
     for height in range.heights() {
         let block = stored_block(storage, height)?;
         let results = stored_results(storage, height)?;
@@ -365,6 +399,10 @@ pub fn scan_range(
             let Some(signed) = block.txs.get(index) else {
                 continue;
             };
+            if out.stopped.len() >= STOPPED_MAX {
+                out.stopped_truncated = true;
+                continue;
+            }
             out.stopped.push(StoppedItem {
                 height,
                 index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -406,7 +444,7 @@ pub fn scan_range(
                 }),
                 _ => {}
             }
-            let Some(movement) = query::movement(storage, event, kind)? else {
+            let Some(movement) = query::movement(&snapshot, event, kind)? else {
                 continue;
             };
             let (_, from_institution) = book.of(storage, movement.from)?;

@@ -240,7 +240,18 @@ pub async fn evidence(
         .min(top.saturating_add(1));
     let lowest = before.saturating_sub(EVIDENCE_SCAN_BLOCKS_MAX).max(1);
     let mut items = Vec::new();
-    for height in (lowest..before).rev() {
+    // Blocks recorded at commit as carrying no evidence are not read (a busy block is
+    // costly to decode); blocks without a record are.
+    let recorded = if lowest < before {
+        api.ctx.storage.recorded_evidence(lowest..=before - 1)?
+    } else {
+        Vec::new()
+    };
+    let heights: Vec<(u64, Option<u64>)> = (lowest..before).zip(recorded).collect();
+    for (height, count) in heights.into_iter().rev() {
+        if count == Some(0) {
+            continue;
+        }
         let Some((_, block)) = stored_block(&api, height)? else {
             continue;
         };

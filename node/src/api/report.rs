@@ -84,8 +84,10 @@ pub struct Report {
     sanctioned_truncated: bool,
     frozen: FrozenView,
     freezes: Vec<FreezeItem>,
-    /// Transactions refused by a freeze or a sanction in the range.
+    /// Transactions refused by a freeze or a sanction in the range, at most
+    /// [`audit_scan::STOPPED_MAX`].
     stopped: Vec<StoppedItem>,
+    stopped_truncated: bool,
     settlement_cycles: Vec<CycleItem>,
     evidence: Vec<EvidenceItem>,
     statements: Vec<Statement>,
@@ -211,6 +213,7 @@ fn build(
         frozen,
         freezes: scanned.freezes,
         stopped: scanned.stopped,
+        stopped_truncated: scanned.stopped_truncated,
         settlement_cycles: scanned.cycles,
         evidence: scanned.evidence,
         statements,

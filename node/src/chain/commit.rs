@@ -120,6 +120,7 @@ impl Chain {
             account_entries: &account_entries,
             validator_schedule: schedule_bytes.as_deref(),
             committed_ms: super::now_ms(),
+            evidence_count: block.evidence.len() as u64,
         })?;
         self.head = ChainHead {
             height,

@@ -486,18 +486,21 @@ async function refreshTriage() {
     found.alerts.forEach((a) => {
       const drill = a.tx ? { text: short(a.tx), find: a.tx }
         : Number.isSafeInteger(a.account) ? { text: "account " + a.account, find: String(a.account) } : "";
-      const tr = row([ALERT_WORDS[a.kind] || a.kind, a.summary, time(a.time_ms), drill, time(a.first_seen_ms), ""]);
+      const tr = row([ALERT_WORDS[a.kind] || a.kind, a.summary, time(a.time_ms), drill,
+        a.first_seen_ms ? time(a.first_seen_ms) : "not kept here (a validator)", ""]);
       tr.dataset.key = a.key;
       tr.dataset.kind = a.kind;
       const cell = tr.lastChild;
-      if (a.acknowledged) {
+      if (!a.first_seen_ms) {
+        cell.textContent = "triage on the audit node";
+      } else if (a.acknowledged) {
         tr.dataset.acknowledged = "true";
         cell.textContent = "acknowledged by " + institution(a.acknowledged.by) + ", " + timeText(a.acknowledged.at_ms) +
           (a.acknowledged.note ? ": " + a.acknowledged.note : "");
       } else {
         const remark = el("input");
+        // At most 500 bytes of UTF-8: the node says so if a note is longer.
         remark.placeholder = "note";
-        remark.maxLength = 500;
         const button = el("button", "Acknowledge");
         button.type = "button";
         button.addEventListener("click", () => acknowledge(a.key, remark.value));

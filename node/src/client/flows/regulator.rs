@@ -192,7 +192,7 @@ struct ListedAlert {
     key: String,
     kind: String,
     summary: String,
-    first_seen_ms: u64,
+    first_seen_ms: Option<u64>,
     acknowledged: Option<Acknowledged>,
 }
 
@@ -244,12 +244,13 @@ async fn alerts(
                 }
             ),
         };
+        let seen = a.first_seen_ms.map_or_else(
+            || "triage kept on the audit node".to_string(),
+            |ms| format!("first seen {}", utc(ms)),
+        );
         lines.push(format!(
-            "{state} · {} · {} · first seen {} · key {}",
-            a.kind,
-            a.summary,
-            utc(a.first_seen_ms),
-            a.key
+            "{state} · {} · {} · {seen} · key {}",
+            a.kind, a.summary, a.key
         ));
     }
     Ok(Report {

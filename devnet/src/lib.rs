@@ -10,6 +10,7 @@ pub mod bench;
 /// (`tally_node::client`), so the `tally` flow commands and the devnet share it.
 pub use tally_node::client;
 pub mod layout;
+pub mod panels;
 mod ports;
 pub mod processes;
 pub mod soak;

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 use tally_devnet::layout::Layout;
 use tally_devnet::processes::{Network, tally_binary};
-use tally_devnet::{bench, soak, story};
+use tally_devnet::{bench, panels, soak, story};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -109,6 +109,20 @@ enum DevnetCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Time every panel of the regulator's page on the audit node of the devnet in --dir
+    /// (resumed for the purpose, stopped after): each request the page makes, asked twice,
+    /// beside the chain's size. Grow the chain first, e.g. with `soak --dir`.
+    Panels {
+        /// The devnet's directory (made by `up`, `demo`, `bench` or `soak` with --dir).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The large-transaction threshold the page asks with, in minor units.
+        #[arg(long, default_value_t = 5_000_000)]
+        threshold: u64,
+        /// Print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -176,6 +190,11 @@ fn main() -> std::process::ExitCode {
                 };
                 soak(options, dir).await
             }
+            DevnetCommand::Panels {
+                dir,
+                threshold,
+                json,
+            } => panels_of(&dir, panels::Options { threshold, json }).await,
         }
     });
     match result {
@@ -380,6 +399,29 @@ async fn bench(options: bench::Options, dir: Option<PathBuf>, api: Vec<String>) 
         }
     }
     ok
+}
+
+async fn panels_of(dir: &Path, options: panels::Options) -> Result<bool> {
+    // A directory without a devnet would start an empty one: nothing to measure.
+    Layout::read(dir).with_context(|| format!("no devnet in {}", dir.display()))?;
+    let (layout, mut network) = start(dir, 4, 1, None).await?;
+    let audit = network
+        .nodes
+        .iter()
+        .find(|n| n.spec.mode == tally_devnet::layout::NodeMode::Audit)
+        .map(|n| layout.regulator_api(&n.spec))
+        .transpose()?;
+    let report = match audit {
+        Some(api) => tokio::select! {
+            report = panels::run(&api, &options) => report,
+            signal = interrupted() => signal.and_then(|()| Err(anyhow!("interrupted"))),
+        },
+        None => Err(anyhow!("the devnet in {} has no audit node", dir.display())),
+    };
+    network.stop().await;
+    let report = report?;
+    panels::print(&report, options.json)?;
+    Ok(report.within_bar)
 }
 
 async fn soak(options: soak::Options, dir: Option<PathBuf>) -> Result<bool> {

@@ -126,6 +126,9 @@ pub struct Metrics {
     /// Heights this node started on the genesis's heartbeat: nothing to commit came for a
     /// whole heartbeat (an idle chain; see `chain::idle`).
     pub idle_heartbeats: Counter,
+    /// Regulators' transactions an audit node relayed to the validators (see
+    /// `chain::relay`).
+    pub relayed_transactions: Counter,
     /// Inputs a halted node (an audit node after its alarm) dropped, by kind of input.
     pub halted_inputs_dropped: CountBy,
     /// Transactions refused at admission (from the API or gossip), by reason: `wrong_signer`,
@@ -192,6 +195,7 @@ impl Metrics {
         let equivocations_detected = Counter::default();
         let evidence_committed = Counter::default();
         let idle_heartbeats = Counter::default();
+        let relayed_transactions = Counter::default();
         let halted_inputs_dropped = CountBy::new("input");
         let transactions_refused = CountBy::new("reason");
         let gossiped_transactions_refused = CountBy::new("reason");
@@ -330,6 +334,11 @@ impl Metrics {
             idle_heartbeats.clone(),
         );
         registry.register(
+            "relayed_transactions",
+            "Regulators' transactions an audit node relayed to the validators",
+            relayed_transactions.clone(),
+        );
+        registry.register(
             "halted_inputs_dropped",
             "Inputs dropped by a halted node, by kind",
             halted_inputs_dropped.family.clone(),
@@ -375,6 +384,7 @@ impl Metrics {
             equivocations_detected,
             evidence_committed,
             idle_heartbeats,
+            relayed_transactions,
             halted_inputs_dropped,
             transactions_refused,
             gossiped_transactions_refused,

@@ -37,7 +37,10 @@ pub enum SubmitError {
     Admission(#[from] AdmissionError),
     #[error("{0}")]
     Mempool(#[from] MempoolError),
-    #[error("this node does not take transactions (audit mode)")]
+    #[error(
+        "an audit node takes no transactions but a regulator's own, which it relays to the \
+         validators; send this one to a validator"
+    )]
     ReadOnly,
     #[error("the node is shutting down")]
     ShuttingDown,

@@ -97,7 +97,8 @@ async fn the_audit_node_follows_four_validators_with_the_same_state() -> Result<
         audit.context.metrics.audit_alarm.get() == 0,
         "alarm raised on an honest chain"
     );
-    // It never signed anything, and it refuses transactions.
+    // It never signed anything, and it refuses a customer's transaction (it relays a
+    // regulator's alone: `an_audit_node_relays_the_regulators_transactions_alone`).
     ensure!(
         audit.context.storage.signer_record()?.is_none(),
         "the audit node signed"
@@ -110,6 +111,107 @@ async fn the_audit_node_follows_four_validators_with_the_same_state() -> Result<
         matches!(refused, Err(SubmitError::ReadOnly)),
         "the audit node took a transaction: {refused:?}"
     );
+    cluster.shutdown().await
+}
+
+/// The regulator acts from the page its audit node serves, so the audit node relays a
+/// regulator's own transactions to the validators. Attackers: a customer and a bank using it
+/// as a relay (refused `READ_ONLY`, unchecked), someone sending a regulator's transaction
+/// signed by another key, and a replay of the regulator's committed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_node_relays_the_regulators_transactions_alone() -> Result<()> {
+    use tally_contracts::{Party, Rejection, TxKind};
+    use tally_node::mempool::MempoolError;
+    let cluster = validators_and_audit().await?;
+    let mut opening = open_wallet(1, 5_000);
+    opening.extend(open_wallet(2, 5_000));
+    let hashes = cluster.submit_all(&opening, |n| n / 3 % 4).await?;
+    cluster.wait_committed_ok(0, &hashes).await?;
+    for hash in &hashes {
+        cluster.wait_committed(AUDIT, hash).await?;
+    }
+    let audit = &cluster.node(AUDIT)?.context;
+    let freeze = |sender, key: &tally_crypto::SigningKey| {
+        sign(
+            sender,
+            0,
+            &[key],
+            TxKind::Freeze {
+                account: AccountId(1),
+                reason: Hash::digest("tally-case-reference", b"case 7"),
+            },
+        )
+    };
+
+    // A customer's payment and a bank's freeze: not the regulator's, refused unchecked.
+    let customer = transfer(2, 1, 3, 100);
+    let bank = freeze(Party::Institution(BANK_A), &institution_key(BANK_A));
+    for tx in [&customer, &bank] {
+        let answer = audit.submit(encoding::encode(tx)).await;
+        ensure!(
+            matches!(answer, Err(SubmitError::ReadOnly)),
+            "the audit node took a transaction of {:?}: {answer:?}",
+            tx.tx.sender
+        );
+    }
+    // The regulator's freeze signed by a bank's key: refused as a validator refuses it.
+    let forged = freeze(Party::Institution(REGULATOR), &institution_key(BANK_A));
+    let answer = audit.submit(encoding::encode(&forged)).await;
+    ensure!(
+        matches!(answer, Err(SubmitError::Admission(_))),
+        "a forged regulator's freeze was relayed: {answer:?}"
+    );
+    ensure!(audit.metrics.relayed_transactions.get() == 0);
+
+    // The regulator's own: relayed, committed by the validators, seen by the audit node.
+    let regulator = freeze(Party::Institution(REGULATOR), &institution_key(REGULATOR));
+    let hash = audit.submit(encoding::encode(&regulator)).await?;
+    ensure!(hash == regulator.hash());
+    ensure!(audit.metrics.relayed_transactions.get() == 1);
+    let receipt = cluster.wait_committed(0, &hash).await?;
+    ensure!(
+        receipt.result.is_ok(),
+        "the relayed freeze failed: {receipt:?}"
+    );
+    cluster.wait_committed(AUDIT, &hash).await?;
+    // Sent again once committed: its nonce is used, nothing is published.
+    let again = audit.submit(encoding::encode(&regulator)).await;
+    ensure!(
+        matches!(
+            again,
+            Err(SubmitError::Mempool(MempoolError::NonceUsed {
+                nonce: 0,
+                next: 1
+            }))
+        ),
+        "a committed transaction was relayed again: {again:?}"
+    );
+    ensure!(audit.metrics.relayed_transactions.get() == 1);
+
+    // The freeze holds, and neither refused transaction reached a validator.
+    let paid = transfer(1, 2, 3, 100);
+    cluster
+        .submit_all(std::slice::from_ref(&paid), |_| 1)
+        .await?;
+    let receipt = cluster.wait_committed(0, &paid.hash()).await?;
+    ensure!(
+        receipt.result == Err(Rejection::AccountFrozen),
+        "a frozen account paid: {receipt:?}"
+    );
+    for tx in [&customer, &bank, &forged] {
+        for i in 0..4 {
+            ensure!(
+                cluster
+                    .node(i)?
+                    .context
+                    .storage
+                    .tx_location(&tx.hash())?
+                    .is_none()
+                    && !(cluster.node(i)?.context.pending)(&tx.hash()),
+                "validator {i} holds a transaction the audit node refused"
+            );
+        }
+    }
     cluster.shutdown().await
 }
 

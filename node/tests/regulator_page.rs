@@ -525,31 +525,47 @@ async fn a_freeze_signed_in_the_page_refuses_the_accounts_next_payment() -> Resu
     let hashes = cluster.submit_all(&opening, |_| 0).await?;
     cluster.wait_committed_ok(0, &hashes).await?;
     let server = http::serve(cluster.node(0)?).await?;
-    let addr = server.addr;
-    let pin = chromium::pin_flag(&server.key_pem)?;
+    let audit = http::serve(cluster.node(1)?).await?;
     let case = "case 2026-117";
-    let action = format!(
-        "https://{addr}/regulator/?act=freeze&target=1&reason={}",
-        case.replace(' ', "%20")
-    );
+    let action = |addr: std::net::SocketAddr| {
+        format!(
+            "https://{addr}/regulator/?act=freeze&target=1&reason={}",
+            case.replace(' ', "%20")
+        )
+    };
+    let validator_pin = chromium::pin_flag(&server.key_pem)?;
+    let pin = chromium::pin_flag(&audit.key_pem)?;
+    let addr = audit.addr;
 
-    // Bank A, signed in with its own key, is refused by the ledger: only the regulator
-    // freezes.
+    // Bank A, signed in with its own key, is refused by the ledger on a validator's page
+    // (only the regulator freezes), and by the audit node's page, which relays a
+    // regulator's transactions alone.
     let as_bank = chromium::credential_fragment(BANK_A.0, &institution_key(BANK_A).seed());
-    let dom = dump_dom(chromium, &pin, &format!("{action}{as_bank}")).await?;
+    let dom = dump_dom(
+        chromium,
+        &validator_pin,
+        &format!("{}{as_bank}", action(server.addr)),
+    )
+    .await?;
     ensure!(
         attribute(&dom, "act-status", "data-code") == Some("ROLE_REQUIRED"),
         "the bank's freeze was not refused ROLE_REQUIRED:\n{dom}"
     );
+    let dom = dump_dom(chromium, &pin, &format!("{}{as_bank}", action(addr))).await?;
+    ensure!(
+        attribute(&dom, "act-status", "data-code") == Some("READ_ONLY"),
+        "the audit node relayed the bank's freeze:\n{dom}"
+    );
     let paid = cluster.submit_all(&[transfer(1, 2, 3, 100)], |_| 0).await?;
     cluster.wait_committed_ok(0, &paid).await?;
 
-    // The regulator's freeze: committed, and exactly the transaction the `tally` command
-    // would have built (the same bytes give the same id; the reason is the case's digest).
+    // The regulator's freeze from the audit node's page: relayed to the validator,
+    // committed, and exactly the transaction the `tally` command would have built (the same
+    // bytes give the same id; the reason is the case's digest).
     let dom = dump_dom(
         chromium,
         &pin,
-        &format!("{action}{}", regulator_credential()),
+        &format!("{}{}", action(addr), regulator_credential()),
     )
     .await?;
     ensure!(
@@ -594,9 +610,6 @@ async fn a_freeze_signed_in_the_page_refuses_the_accounts_next_payment() -> Resu
     // acknowledges it from the page the audit node serves (a signed POST whose body digest
     // the signature covers), and the node keeps it.
     cluster.wait_committed(1, &refused.hash()).await?;
-    let audit = http::serve(cluster.node(1)?).await?;
-    let addr = audit.addr;
-    let pin = chromium::pin_flag(&audit.key_pem)?;
     let alerts = http::get_json(addr, "/v1/audit/alerts?from=1").await?;
     let key = alerts["alerts"]
         .as_array()

@@ -187,6 +187,8 @@ pub(super) async fn submit_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchAnswer>, ApiError> {
     let body = body?;
+    // A regulator's action comes one at a time (see `chain::relay`); batches are for the
+    // validators' own clients.
     if api.ctx.mode == Mode::Audit {
         return Err(SubmitError::ReadOnly.into());
     }

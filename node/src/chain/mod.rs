@@ -14,6 +14,7 @@ mod commit;
 mod idle;
 mod pool;
 mod proposal;
+mod relay;
 mod signer_store;
 pub mod sync;
 
@@ -747,8 +748,9 @@ impl Chain {
     ) {
         let mut txs: Vec<EncodedTransaction> = Vec::new();
         let mut origins: Vec<Origin> = Vec::new();
+        let state = self.state();
         for s in submissions {
-            if self.mode == Mode::Audit {
+            if self.mode == Mode::Audit && !relay::relays(state.as_ref(), s.tx.tx()) {
                 let _ = s.reply.send(Err(SubmitError::ReadOnly));
                 continue;
             }
@@ -765,7 +767,6 @@ impl Chain {
             }
         }
         let verdicts = verify_transactions(&self.chain_id, txs, &mut self.keys);
-        let state = self.state();
         for (verdict, origin) in verdicts.into_iter().zip(origins) {
             let peer = match &origin {
                 Origin::Peer(from) => Some(*from),
@@ -781,6 +782,7 @@ impl Chain {
                         self.refused_admission(peer, &e);
                         Err(SubmitError::Admission(e))
                     }
+                    Ok(next) if self.mode == Mode::Audit => self.relay(&verified, next),
                     Ok(next) => {
                         let hash = verified.hash();
                         let bytes = peer.is_none().then(|| verified.encoded().bytes().to_vec());

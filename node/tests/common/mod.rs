@@ -131,7 +131,7 @@ pub fn genesis(validators: usize) -> GenesisFile {
 /// The test genesis's heartbeat (see [`GenesisFile::heartbeat_ms`]).
 pub const TEST_HEARTBEAT_MS: u64 = 100;
 
-fn sign(sender: Party, nonce: u64, keys: &[&SigningKey], kind: TxKind) -> SignedTransaction {
+pub fn sign(sender: Party, nonce: u64, keys: &[&SigningKey], kind: TxKind) -> SignedTransaction {
     Transaction {
         chain_id: CHAIN.into(),
         sender,

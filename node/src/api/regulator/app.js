@@ -550,7 +550,9 @@ const ACTION_WORDS = {
 // Builds the action's transaction, signs it in this tab (sign.js) with the signed-in
 // institution's key and next nonce, submits it and waits for its block: shows it committed,
 // or refused with the ledger's code (a party without the regulator's role is refused
-// ROLE_REQUIRED by every validator, whatever this page lets it try).
+// ROLE_REQUIRED by every validator, whatever this page lets it try). Served by an audit
+// node, the page's transaction is relayed to the validators (a regulator's alone: anyone
+// else's is refused READ_ONLY there).
 async function act(action, target, reason) {
   const status = $("act-status");
   const send = $("act-form").querySelector("button[type=submit]");

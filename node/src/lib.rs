@@ -5,6 +5,7 @@
 //! - [`block`]: the block format and the stored results of executing one.
 //! - [`service`]: what the API may ask of the running node (submit, status, committed height).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`clock`]: the wall clock, for the node's local records (never consensus's).
 //! - [`storage`]: the data directory (sled): blocks, certificates, state, indexes, signer record.
 //! - [`mempool`]: verified transactions waiting for a block, bounded, in nonce order.
 //! - [`genesis`]: the genesis file and the description `tally genesis` builds it from.
@@ -19,6 +20,7 @@ pub mod api;
 pub mod block;
 pub mod chain;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod faults;
 pub mod genesis;

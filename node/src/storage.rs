@@ -369,12 +369,14 @@ impl Storage {
         txn.commit().map_err(io)
     }
 
-    /// When this node committed the block at `height` (its own clock), if it recorded it:
-    /// a directory written before this record existed has none for its older blocks.
-    pub fn committed_ms(&self, height: u64) -> Result<Option<u64>, StorageError> {
-        self.get_from(LOCAL, &height_key(b"k/", height))?
-            .map(|b| read_u64(b.get(..8).unwrap_or(&b), "a commit time"))
-            .transpose()
+    /// When this node committed each block of `heights` (its own clock), newest last, `None`
+    /// where it has no record (a directory written before this record existed has none for
+    /// its older blocks); one read transaction.
+    pub fn committed_ms(
+        &self,
+        heights: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<Option<u64>>, StorageError> {
+        self.recorded_counts(heights, 0..8)
     }
 
     /// How many transactions each block of `heights` holds, as this node recorded when it
@@ -423,9 +425,23 @@ impl Storage {
         Ok(counts)
     }
 
-    /// The node's own record under `alert/{key}` (the regulator's triage of an alert).
-    pub fn alert_record(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.get_from(LOCAL, &alert_key(key))
+    /// The node's own records under `alert/{key}` (the regulator's triage of an alert) for
+    /// each of `keys`, in their order: one read transaction.
+    pub fn alert_records(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = match txn.open_table(LOCAL) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
+            Err(e) => return Err(io(e)),
+        };
+        keys.iter()
+            .map(|key| {
+                Ok(table
+                    .get(alert_key(key).as_slice())
+                    .map_err(io)?
+                    .map(|v| v.value().to_vec()))
+            })
+            .collect()
     }
 
     /// The record of each key, `new` stored now for those that had none: one write
@@ -892,7 +908,10 @@ mod tests {
             .update_alert_record("c", |_| Err::<Vec<u8>, _>("unknown"))
             .unwrap();
         assert_eq!(refused, Err("unknown"));
-        assert_eq!(storage.alert_record("c").unwrap(), None);
+        assert_eq!(
+            storage.alert_records(&["a", "c"]).unwrap(),
+            vec![Some(b"acked".to_vec()), None]
+        );
     }
 
     #[test]
@@ -923,8 +942,10 @@ mod tests {
         assert_eq!(storage.block(2).unwrap(), Some(b"block".to_vec()));
         // The node's own commit times and transaction counts survive too; the refused block
         // left none.
-        assert_eq!(storage.committed_ms(2).unwrap(), Some(1_002));
-        assert_eq!(storage.committed_ms(4).unwrap(), None);
+        assert_eq!(
+            storage.committed_ms(2..=4).unwrap(),
+            vec![Some(1_002), None, None]
+        );
         assert_eq!(
             storage.recorded_transactions(1..=4).unwrap(),
             vec![Some(1), Some(1), None, None]

@@ -1253,6 +1253,35 @@ async fn the_regulator_sees_open_disputes_sanctioned_accounts_and_structuring() 
     // A sum the splitter does not reach.
     let high = get_json(addr, &format!("{path}&sum_min=270001")).await?;
     ensure!(high["alerts"] == serde_json::json!([]), "{high}");
+    // As an alert to triage, the run keeps its key (under which an acknowledgement is kept)
+    // as the range moves on: from the first block, from the splits' own first block, and
+    // by default once later blocks have moved the head.
+    let split_from = cluster
+        .node(0)?
+        .context
+        .storage
+        .tx_location(&splits[0].hash())?
+        .context("committed")?
+        .height;
+    let structuring_keys = |listed: &Value| -> Vec<String> {
+        alerts_of(listed, "structuring")
+            .iter()
+            .filter_map(|a| a["key"].as_str().map(str::to_string))
+            .collect()
+    };
+    let alerts = format!("/v1/audit/alerts?threshold={LIMIT}");
+    let whole = get_json(addr, &format!("{alerts}&{range}")).await?;
+    let keys = structuring_keys(&whole);
+    ensure!(keys.len() == 1, "{whole}");
+    let from_splits = get_json(addr, &format!("{alerts}&from={split_from}&to={head}")).await?;
+    ensure!(structuring_keys(&from_splits) == keys, "{from_splits}");
+    cluster.wait_height(0, head + 3).await?;
+    let by_default = get_json(addr, &alerts).await?;
+    ensure!(
+        by_default["range"]["to"].as_u64() >= Some(head + 3),
+        "{by_default}"
+    );
+    ensure!(structuring_keys(&by_default) == keys, "{by_default}");
 
     // The report carries the three tables beside the large transactions.
     let report_path = format!("/v1/audit/report?{range}&threshold={LIMIT}");

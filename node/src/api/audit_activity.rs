@@ -70,7 +70,7 @@ impl Bucket {
         }
     }
 
-    fn start(self, time_ms: u64) -> u64 {
+    pub fn start(self, time_ms: u64) -> u64 {
         time_ms - time_ms % self.ms()
     }
 }
@@ -210,13 +210,22 @@ pub fn activity(
         sums.add(s, b, bucket, &item)
     })?;
     let mut blocks: BTreeMap<u64, (u64, u64, Vec<u64>)> = BTreeMap::new();
+    // The node's commit times of the scanned heights, read in one transaction.
+    let heights = scanned.blocks.iter().map(|b| b.height);
+    let committed: BTreeMap<u64, u64> = match (heights.clone().min(), heights.max()) {
+        (Some(first), Some(last)) => (first..=last)
+            .zip(storage.committed_ms(first..=last)?)
+            .filter_map(|(height, ms)| Some((height, ms?)))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
     for block in &scanned.blocks {
         let entry = blocks.entry(bucket.start(block.time_ms)).or_default();
         entry.0 = entry.0.saturating_add(1);
         entry.1 = entry
             .1
             .saturating_add(u64::try_from(block.transactions).unwrap_or(u64::MAX));
-        if let Some(committed) = storage.committed_ms(block.height)? {
+        if let Some(committed) = committed.get(&block.height) {
             entry.2.push(committed.saturating_sub(block.time_ms));
         }
     }

@@ -29,7 +29,6 @@
 //! this node listed can be acknowledged, once, with a bounded note).
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -41,6 +40,7 @@ use tally_contracts::{AccountId, InstitutionId};
 use tally_crypto::{Hash, PublicKey};
 
 use super::ApiState;
+use super::audit_activity::Bucket;
 use super::audit_risk::{self, RuleQuery};
 use super::audit_scan::{self, AccountBook, BlockRange, RangeQuery, scan_range};
 use super::blocks::stored_validator_sets;
@@ -59,7 +59,6 @@ use crate::storage::Storage;
 pub const MISSED_VOTES_BLOCKS_MIN: u64 = 10;
 /// The longest acknowledgement note, in bytes.
 pub const NOTE_BYTES_MAX: usize = 500;
-const HOUR_MS: u64 = 3_600_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -153,13 +152,6 @@ pub struct AlertsView {
     pub truncated: bool,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 fn amount_text(amount: u128, currency: &str) -> String {
     match money::currency(currency) {
         Ok(c) => money::format_minor(i128::try_from(amount).unwrap_or(i128::MAX), c),
@@ -218,7 +210,7 @@ fn missed_votes(
             .ok_or_else(|| audit_scan::damaged(format!("certificate {height} is missing")))?;
         let certificate: CommitCertificate = tally_consensus::decode(&bytes, usize::MAX)
             .map_err(|e| audit_scan::damaged(format!("the stored certificate {height}: {e}")))?;
-        let hour = block.time_ms - block.time_ms % HOUR_MS;
+        let hour = Bucket::Hour.start(block.time_ms);
         for (index, validator) in set.1.iter().enumerate() {
             let signed = certificate
                 .signatures
@@ -351,8 +343,8 @@ fn find(
             format!(
                 "dispute of {} open {} h of its {} h, undecided by institution {}",
                 amount_text(u128::from(d.amount), &d.currency),
-                d.age_ms / HOUR_MS,
-                window / HOUR_MS,
+                d.age_ms / Bucket::Hour.ms(),
+                window / Bucket::Hour.ms(),
                 d.decider.0
             ),
         );
@@ -382,8 +374,10 @@ fn encode_triage(triage: &Triage) -> Result<Vec<u8>, ApiError> {
 /// meanwhile (an acknowledgement is never replaced by a first sighting).
 fn triaged(storage: &Storage, alerts: &mut [Alert], now: u64) -> Result<(), ApiError> {
     let mut missing = Vec::new();
-    for (i, alert) in alerts.iter_mut().enumerate() {
-        match storage.alert_record(&alert.key)? {
+    let keys: Vec<&str> = alerts.iter().map(|a| a.key.as_str()).collect();
+    let records = storage.alert_records(&keys)?;
+    for (i, (alert, record)) in alerts.iter_mut().zip(records).enumerate() {
+        match record {
             Some(bytes) => {
                 let triage = decode_triage(&bytes)?;
                 alert.first_seen_ms = Some(triage.first_seen_ms);
@@ -434,7 +428,7 @@ pub async fn alerts(
         let (found, truncated) = find(storage, range, rule)?;
         alerts.extend(found);
         if audit {
-            triaged(storage, &mut alerts, now_ms())?;
+            triaged(storage, &mut alerts, crate::clock::now_ms())?;
         }
         Ok((alerts, truncated))
     })
@@ -530,7 +524,7 @@ pub async fn acknowledge(
             }
             triage.acknowledged = Some(Acknowledgement {
                 by,
-                at_ms: now_ms(),
+                at_ms: crate::clock::now_ms(),
                 note: request.note,
             });
             encode_triage(&triage)

@@ -16,7 +16,6 @@
 //!   validators, evidence, health).
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use tally_contracts::{
@@ -118,19 +117,13 @@ pub fn out_of_scope(what: &str) -> ApiError {
     )
 }
 
-fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// The caller a signed request proves, checked against the key at the head.
 pub fn authenticate(
     storage: &Storage,
     message: &Message<'_>,
     presented: &Presented,
 ) -> Result<Caller, ApiError> {
-    let now = now_s();
+    let now = crate::clock::now_s();
     if presented.created > now.saturating_add(SIGNATURE_AHEAD_S_MAX) {
         return Err(bad_credentials(format!(
             "created is {} s ahead of the node's clock",

@@ -110,10 +110,8 @@ fn certificate_error(e: rcgen::Error) -> TlsError {
 /// Valid from the start of last year to the start of the year after next: dates from the
 /// clock, so the certificates made today stay valid about two years.
 fn validity(params: &mut rcgen::CertificateParams) {
-    const SECONDS_PER_YEAR: u64 = 31_556_952;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    const SECONDS_PER_YEAR: i64 = 31_556_952;
+    let now = crate::clock::now_s();
     let year = i32::try_from(1970 + now / SECONDS_PER_YEAR).unwrap_or(2026);
     params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
     params.not_after = rcgen::date_time_ymd(year + 2, 1, 1);

@@ -119,7 +119,7 @@ impl Chain {
             tx_hashes: &tx_hashes,
             account_entries: &account_entries,
             validator_schedule: schedule_bytes.as_deref(),
-            committed_ms: super::now_ms(),
+            committed_ms: crate::clock::now_ms(),
             evidence_count: block.evidence.len() as u64,
         })?;
         self.head = ChainHead {

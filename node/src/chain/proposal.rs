@@ -4,8 +4,9 @@ use tally_consensus::{BlockHash, Height, Round};
 use tally_contracts::VerifiedTransaction;
 use tally_crypto::Hash;
 
-use super::{BLOCK_TIME_DRIFT_MS_MAX, Chain, ChainError, now_ms, pool};
+use super::{BLOCK_TIME_DRIFT_MS_MAX, Chain, ChainError, pool};
 use crate::block::{BLOCK_EVIDENCE_MAX, Block, BlockHeader, txs_root};
+use crate::clock::now_ms;
 use crate::validator_update::BLOCK_VALIDATOR_UPDATES_MAX;
 
 /// Why a block does not fit this node's chain: a fixed `label` (the metric's reason) and a

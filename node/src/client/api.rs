@@ -202,12 +202,6 @@ fn http_client(tls: &ClientTls) -> HttpClient {
         .build(connector(tls))
 }
 
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 impl Api {
     /// The node at `address`, over plain HTTP, without credentials.
     pub fn new(address: SocketAddr) -> Api {
@@ -351,8 +345,12 @@ impl Api {
                 uri: &target,
                 headers: &map,
             };
-            let list = signature::covered(&covered, &credential.keyid.to_string(), now_s())
-                .map_err(|e| self.transport(method, path, e))?;
+            let list = signature::covered(
+                &covered,
+                &credential.keyid.to_string(),
+                crate::clock::now_s(),
+            )
+            .map_err(|e| self.transport(method, path, e))?;
             let (input, value) = signature::sign(&message, &list, &credential.key)
                 .map_err(|e| self.transport(method, path, e))?;
             map.insert(

@@ -410,18 +410,11 @@ fn amount_in(arg: &AmountArg, currency: Currency) -> Result<Money, CommandError>
     Ok(Money::parse_positive(&arg.amount, Some(currency))?)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 fn minutes_from_now(minutes: u64, flag: &str, max: u64) -> Result<u64, CommandError> {
     if minutes == 0 || minutes > max {
         return Err(input(format!("{flag} must be 1..={max}")));
     }
-    Ok(now_ms().saturating_add(minutes.saturating_mul(MS_PER_MINUTE)))
+    Ok(crate::clock::now_ms().saturating_add(minutes.saturating_mul(MS_PER_MINUTE)))
 }
 
 /// The account's currency, read from the chain: amounts are checked against it.

@@ -46,6 +46,6 @@ pub use message::{
     Proposal, SignedProposal, SignedVote, Vote, VoteKind, decode, encode,
 };
 pub use signer::{LastSigned, Lock, MemoryStore, SignStep, Signer, SignerRecord, SignerStore};
-pub use types::{BlockHash, Height, Round, ValidatorIndex};
+pub use types::{BlockHash, Height, Round, ValidatorIndex, frame_block, split_block};
 pub use validators::{POWER_TOTAL_MAX, VALIDATORS_MAX, Validator, ValidatorSet, ValidatorSets};
 pub use verified::{Verified, verify_message, verify_messages};

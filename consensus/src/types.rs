@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use tally_crypto::Hash;
+use tally_crypto::{Hash, HashBuilder};
 
 /// A block height. The genesis block has height 0; consensus decides heights from 1 on.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
@@ -57,13 +57,63 @@ impl ValidatorIndex {
 }
 
 impl BlockHash {
-    /// The domain tag block bytes are hashed under.
+    /// The domain tag a block's id is made under.
     pub const DOMAIN: &'static str = "tally/block";
 
-    /// The id of a block given its bytes.
+    /// The id of a block given its bytes. A block's bytes are framed as a header (its length
+    /// in 4 little-endian bytes, then the header) and a body; the id binds the digest of each,
+    /// so whoever holds a header and its body's digest can check a commit certificate without
+    /// the body, which carries every party's transactions. Bytes without that frame are
+    /// hashed whole under another domain, so no framed block shares their id.
     pub fn of(block: &[u8]) -> BlockHash {
-        BlockHash(Hash::digest(Self::DOMAIN, block))
+        match split_block(block) {
+            Some((header, body)) => BlockHash::of_parts(
+                BlockHash::header_digest(header),
+                BlockHash::body_digest(body),
+            ),
+            None => BlockHash(Hash::digest("tally/block-unframed", block)),
+        }
     }
+
+    /// The id from a header's bytes' digest and its body's digest.
+    pub fn of_parts(header_digest: Hash, body_digest: Hash) -> BlockHash {
+        BlockHash(
+            HashBuilder::new(Self::DOMAIN)
+                .update(&header_digest.0)
+                .update(&body_digest.0)
+                .finish(),
+        )
+    }
+
+    pub fn header_digest(header: &[u8]) -> Hash {
+        Hash::digest("tally/block-header", header)
+    }
+
+    pub fn body_digest(body: &[u8]) -> Hash {
+        Hash::digest("tally/block-body", body)
+    }
+}
+
+/// A block's bytes split into its header and its body, if they carry the frame
+/// [`BlockHash::of`] describes.
+pub fn split_block(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
+/// Frames a block's header and body as [`BlockHash::of`] reads them.
+pub fn frame_block(header: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + header.len() + body.len());
+    // A header is a few hundred bytes; a block is bounded far below 4 GiB.
+    out.extend_from_slice(
+        &u32::try_from(header.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    out.extend_from_slice(header);
+    out.extend_from_slice(body);
+    out
 }
 
 impl fmt::Display for Height {

@@ -127,6 +127,8 @@ pub enum ExecutionError {
         "block {height} does not follow the chain head (expected {expected_height}, with time not before the head's)"
     )]
     BlockOutOfOrder { expected_height: u64, height: u64 },
+    #[error("ledger state tree: {0}")]
+    Tree(String),
 }
 
 /// A failure of the node's storage backend, reported by a [`crate::StateStore`].

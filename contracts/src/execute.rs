@@ -11,8 +11,9 @@
 //! one account's value to a light client (that would need a Merkle tree over state).
 
 use serde::{Deserialize, Serialize};
-use tally_crypto::{Hash, HashBuilder};
+use tally_crypto::Hash;
 
+use crate::commitment;
 use crate::context::{Tx, TxError, TxResult};
 use crate::governance::{Institution, Rules};
 use crate::ledger::accounts::Account;
@@ -55,6 +56,8 @@ pub struct BlockOutcome {
     /// What to commit, atomically with the block, ordered by key.
     pub writes: Vec<Write>,
     pub state_root: Hash,
+    /// The chain head this block makes (also in `writes`).
+    pub head: ChainHead,
 }
 
 /// The last executed block, as recorded in state.
@@ -62,7 +65,12 @@ pub struct BlockOutcome {
 pub struct ChainHead {
     pub height: u64,
     pub time_ms: TimeMs,
+    /// What the next block's header carries: binds `ledger_root` and `results_root`.
     pub state_root: Hash,
+    /// The root of the ledger tree (every state entry; see [`crate::commitment`]).
+    pub ledger_root: Hash,
+    /// The root of the block's receipts and released holds.
+    pub results_root: Hash,
 }
 
 /// The ledger: a pure state machine over a [`StateStore`].
@@ -112,21 +120,13 @@ impl Ledger {
                 events,
             });
         }
-        let writes = state.into_writes();
-        let state_root = state_root(head.state_root, block, &writes, &receipts, &expired);
-        let writes = with_head(
-            writes,
-            &ChainHead {
-                height: block.height,
-                time_ms: block.time_ms,
-                state_root,
-            },
-        );
+        let (writes, head) = seal(store, block, state.into_writes(), &receipts, &expired)?;
         Ok(BlockOutcome {
             receipts,
             expired,
             writes,
-            state_root,
+            state_root: head.state_root,
+            head,
         })
     }
 }
@@ -146,51 +146,34 @@ pub(crate) fn with_head(mut writes: Vec<Write>, head: &ChainHead) -> Vec<Write> 
     writes
 }
 
-pub(crate) fn state_root(
-    previous: Hash,
+/// Seals a block's state writes: updates the ledger tree with them and adds the tree's node
+/// changes and the new chain-head record, keeping key order. Returns the writes to commit and
+/// the head they make.
+pub(crate) fn seal(
+    store: &dyn StateStore,
     block: BlockContext,
-    writes: &[Write],
+    mut writes: Vec<Write>,
     receipts: &[Receipt],
     expired: &[Event],
-) -> Hash {
-    // Each section is framed into one buffer and hashed at once: blake3 is many times
-    // faster over one large input than over many small updates.
-    let mut framed: Vec<u8> = Vec::with_capacity(writes.len() * 256);
-    for w in writes {
-        frame(&mut framed, &w.key);
-        match &w.value {
-            Some(v) => {
-                framed.push(1);
-                frame(&mut framed, v);
-            }
-            None => framed.push(0),
-        }
-    }
-    let writes_h = Hash::digest("tally-block-writes", &framed);
-    framed.clear();
-    for r in receipts {
-        frame(&mut framed, &encode_record(r));
-    }
-    let receipts_h = Hash::digest("tally-block-receipts", &framed);
-    framed.clear();
-    for e in expired {
-        frame(&mut framed, &encode_record(e));
-    }
-    let expired_h = Hash::digest("tally-block-expired", &framed);
-    HashBuilder::new("tally-state-root")
-        .update(&previous.0)
-        .update(&block.height.to_le_bytes())
-        .update(&block.time_ms.to_le_bytes())
-        .update(&writes_h.0)
-        .update(&receipts_h.0)
-        .update(&expired_h.0)
-        .finish()
-}
-
-/// Appends `bytes` with its length, so concatenated fields cannot be re-split.
-fn frame(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-    out.extend_from_slice(bytes);
+) -> Result<(Vec<Write>, ChainHead), ExecutionError> {
+    let tree = commitment::update(store, block.height, &writes)?;
+    let results_root = commitment::results_root(receipts, expired);
+    let head = ChainHead {
+        height: block.height,
+        time_ms: block.time_ms,
+        state_root: commitment::state_root(tree.root, results_root),
+        ledger_root: tree.root,
+        results_root,
+    };
+    // No state key carries the tree's tag, so its nodes go in as one run.
+    let at = writes.partition_point(|w| w.key.first() < Some(&key::TREE_NODE));
+    debug_assert!(
+        writes
+            .get(at)
+            .is_none_or(|w| w.key.first() != Some(&key::TREE_NODE))
+    );
+    writes.splice(at..at, tree.writes);
+    Ok((with_head(writes, &head), head))
 }
 
 fn expire_holds(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tally_crypto::{Hash, PublicKey};
 
 use crate::context::{Tx, TxError};
-use crate::execute::{BlockContext, ChainHead, state_root, with_head};
+use crate::execute::{BlockContext, seal};
 use crate::governance::{
     CORRIDORS_MAX, CURRENCIES_MAX, Corridor, DisputeRules, Institution, Rules, TIERS_MAX,
     TierLimits, add_institution,
@@ -178,19 +178,10 @@ impl Genesis {
             tx.state.put(key::sanction(*identity), &());
         }
         tx.commit();
-        let writes = state.into_writes();
-        let root = state_root(Hash::ZERO, block, &writes, &[], &[]);
-        let writes = with_head(
-            writes,
-            &ChainHead {
-                height: 0,
-                time_ms: self.time_ms,
-                state_root: root,
-            },
-        );
+        let (writes, head) = seal(store, block, state.into_writes(), &[], &[])?;
         Ok(GenesisOutcome {
             writes,
-            state_root: root,
+            state_root: head.state_root,
         })
     }
 }

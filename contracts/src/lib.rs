@@ -17,6 +17,7 @@
 
 pub mod admission;
 mod bills;
+pub mod commitment;
 mod consumer;
 mod context;
 mod disputes;

@@ -45,6 +45,8 @@ pub(crate) mod key {
     pub const RECOVERY: u8 = b'E';
     pub const RECOVERY_DUE: u8 = b'Z';
     pub const CYCLE: u8 = b'Y';
+    /// The ledger tree's nodes (`crate::commitment`), not ledger entries.
+    pub const TREE_NODE: u8 = b'J';
 
     /// A key built on the stack: reads do not allocate.
     #[derive(Clone, Copy, Debug)]

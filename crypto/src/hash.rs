@@ -99,22 +99,78 @@ impl HashBuilder {
 pub fn merkle_root(leaves: &[Hash]) -> Hash {
     match leaves {
         [] => Hash(*blake3::hash(b"tally-merkle-empty").as_bytes()),
-        [leaf] => {
-            let mut h = blake3::Hasher::new();
-            h.update(&[0u8]);
-            h.update(&leaf.0);
-            Hash(*h.finalize().as_bytes())
-        }
+        [leaf] => merkle_leaf(leaf),
         _ => {
             let split = leaves.len().next_power_of_two() / 2;
             let (left, right) = leaves.split_at(split);
-            let mut h = blake3::Hasher::new();
-            h.update(&[1u8]);
-            h.update(&merkle_root(left).0);
-            h.update(&merkle_root(right).0);
-            Hash(*h.finalize().as_bytes())
+            merkle_node(&merkle_root(left), &merkle_root(right))
         }
     }
+}
+
+fn merkle_leaf(leaf: &Hash) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(&[0u8]);
+    h.update(&leaf.0);
+    Hash(*h.finalize().as_bytes())
+}
+
+fn merkle_node(left: &Hash, right: &Hash) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(&[1u8]);
+    h.update(&left.0);
+    h.update(&right.0);
+    Hash(*h.finalize().as_bytes())
+}
+
+/// One step of a path from a leaf up to a [`merkle_root`]: the sibling subtree's root, on
+/// the side it sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MerkleStep {
+    Left(Hash),
+    Right(Hash),
+}
+
+/// The path from leaf `index` up to the root of `leaves`, leaf end first; `None` when there
+/// is no such leaf. Built level by level in O(n): pairing nodes left to right and carrying a
+/// level's lone last node up unhashed gives the same tree as [`merkle_root`]'s split at the
+/// largest power of two (RFC 6962, 2.1).
+pub fn merkle_path(leaves: &[Hash], index: usize) -> Option<Vec<MerkleStep>> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut level: Vec<Hash> = leaves.iter().map(merkle_leaf).collect();
+    let mut index = index;
+    let mut path = Vec::new();
+    while level.len() > 1 {
+        let sibling = index ^ 1;
+        if let Some(hash) = level.get(sibling) {
+            path.push(if sibling < index {
+                MerkleStep::Left(*hash)
+            } else {
+                MerkleStep::Right(*hash)
+            });
+        }
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [left, right] => merkle_node(left, right),
+                [lone] => *lone,
+                // `chunks(2)` yields only pairs and a last lone node.
+                _ => Hash::ZERO,
+            })
+            .collect();
+        index /= 2;
+    }
+    Some(path)
+}
+
+/// The root that `leaf` with `path` (from [`merkle_path`]) leads to.
+pub fn merkle_root_from_path(leaf: &Hash, path: &[MerkleStep]) -> Hash {
+    path.iter().fold(merkle_leaf(leaf), |acc, step| match step {
+        MerkleStep::Left(sibling) => merkle_node(sibling, &acc),
+        MerkleStep::Right(sibling) => merkle_node(&acc, sibling),
+    })
 }
 
 #[cfg(test)]
@@ -151,6 +207,27 @@ mod tests {
         assert_ne!(merkle_root(&swapped), root);
         assert_ne!(merkle_root(&leaves[..6]), root);
         assert_ne!(merkle_root(&[]), merkle_root(&[leaf(0)]));
+    }
+
+    #[test]
+    fn every_leaf_has_a_path_to_the_root_and_no_other_leaf_does() {
+        for n in 1..40u8 {
+            let leaves: Vec<Hash> = (0..n).map(leaf).collect();
+            let root = merkle_root(&leaves);
+            for i in 0..leaves.len() {
+                let path = merkle_path(&leaves, i).unwrap();
+                assert_eq!(
+                    merkle_root_from_path(&leaves[i], &path),
+                    root,
+                    "{n} leaves, {i}"
+                );
+                assert_ne!(merkle_root_from_path(&leaf(200), &path), root);
+                if let Some(other) = leaves.get(i + 1) {
+                    assert_ne!(merkle_root_from_path(other, &path), root);
+                }
+            }
+            assert_eq!(merkle_path(&leaves, leaves.len()), None);
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod keyfile;
 mod keys;
 
 pub use batch::{BatchVerifier, KeyCache};
-pub use hash::{Hash, HashBuilder, merkle_root};
+pub use hash::{Hash, HashBuilder, MerkleStep, merkle_path, merkle_root, merkle_root_from_path};
 pub use identity::IdentitySecret;
 pub use keyfile::{KeyFile, KeyFileError};
 pub use keys::{PublicKey, Signature, SigningKey, signing_message, verify, verify_message};

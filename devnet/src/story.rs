@@ -111,9 +111,15 @@ struct Story {
     ok: u32,
     failed: u32,
     audit_verified_height: Option<u64>,
+    /// The genesis every node started from: the validators a proof must lead to.
+    genesis: tally_node::genesis::GenesisFile,
     /// The remittance with travel-rule data: its transaction and transfer id.
     travel_rule_tx: Option<(Hash, TransferId)>,
 }
+
+/// How long a proof may lag behind a read of the head: the genesis heartbeat (3 s) commits an
+/// idle chain's next block, which certifies the state before it.
+const PROOF_WAIT_MS: u64 = 10_000;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -258,6 +264,11 @@ pub async fn tell(layout: &Layout, submit_to: SocketAddr) -> Summary {
         "The audit node verified every block; its state root equals the validators'",
         r,
     );
+    let r = story.proven_balance().await;
+    story.record(
+        "Alice checks her balance with its Merkle proof from every node, against the genesis validators alone",
+        r,
+    );
     let height = story.height().await.unwrap_or(0);
     let summary = Summary {
         steps_ok: story.ok,
@@ -329,6 +340,7 @@ impl Story {
             ok: 0,
             failed: 0,
             audit_verified_height: None,
+            genesis: tally_node::genesis::GenesisFile::load(&layout.dir.join("genesis.json"))?,
             travel_rule_tx: None,
         })
     }
@@ -1559,6 +1571,75 @@ impl Story {
             "OK: MerchantSettled ¥{} to Bank A, fee ¥{} to the platform",
             yuan(i128::from(net)),
             yuan(i128::from(fee))
+        ))
+    }
+
+    /// Alice reads her balance with its proof from each validator and the audit node, and
+    /// believes each answer only once every link up to a quorum of the genesis validators
+    /// holds. A proof is of the state one block behind the head, so she waits (bounded) for
+    /// a proof at least as new as her last payment.
+    async fn proven_balance(&mut self) -> Result<String> {
+        let alice = &self.cast.alice;
+        let expected = self.sub.account(alice.id).await?;
+        let validators = self.genesis.validator_set()?;
+        let record = tally_contracts::commitment::ProvenRecord::Account(alice.id);
+        let key = record.key();
+        let path = format!("/v1/accounts/{}/proof", alice.id.0);
+        let credential =
+            || crate::client::Credential::of_party(Party::Account(alice.id), alice.key.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(PROOF_WAIT_MS);
+        let mut heights = Vec::new();
+        for (name, api) in self
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, api)| (format!("validator {i}"), api))
+            .chain(
+                self.auditors
+                    .iter()
+                    .map(|api| ("the audit node".to_string(), api)),
+            )
+        {
+            let as_alice = api.signed_as(credential());
+            let (value, height) = loop {
+                let answer: tally_node::proof::RecordProof = as_alice
+                    .get_json(&path)
+                    .await
+                    .with_context(|| format!("{name}'s proof"))?;
+                let (value, height) = answer
+                    .verify(&self.chain_id, &validators, &key)
+                    .with_context(|| format!("{name}'s proof is not believed"))?;
+                if height >= expected.height {
+                    break (value, height);
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!(
+                        "{name} proves height {height}, not yet Alice's balance at {}",
+                        expected.height
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let bytes = value.with_context(|| format!("{name} proves Alice's account absent"))?;
+            let account: tally_contracts::Account =
+                tally_contracts::commitment::decode_record(&key, &bytes)?;
+            ensure!(
+                account.balance() == expected.balance,
+                "{name} proves ¥{}, the API said ¥{}",
+                yuan(account.balance()),
+                yuan(expected.balance)
+            );
+            heights.push(height);
+        }
+        Ok(format!(
+            "OK: ¥{} verified from {} nodes (proofs at heights {})",
+            yuan(expected.balance),
+            heights.len(),
+            heights
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     }
 

@@ -40,11 +40,29 @@ pub struct Block {
     pub validator_updates: Vec<ValidatorUpdate>,
 }
 
+/// A block's body as encoded: everything but the header.
+#[derive(Serialize)]
+struct BodyRef<'b> {
+    txs: &'b [EncodedTransaction],
+    evidence: &'b [Evidence],
+    validator_updates: &'b [ValidatorUpdate],
+}
+
+#[derive(Deserialize)]
+struct Body {
+    txs: Vec<EncodedTransaction>,
+    evidence: Vec<Evidence>,
+    validator_updates: Vec<ValidatorUpdate>,
+}
+
 /// What executing a block produced, stored beside it for queries and event streams.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockResults {
     /// The state root after this block.
     pub state_root: Hash,
+    /// The ledger tree's root after this block (half of `state_root`; the other half is the
+    /// results root of `expired` and `receipts`), kept so a receipt can be proven.
+    pub ledger_root: Hash,
     /// Events of holds released at the start of the block.
     pub expired: Vec<Event>,
     /// One per transaction, in block order.
@@ -74,8 +92,16 @@ pub fn txs_root(txs: &[EncodedTransaction]) -> Hash {
 }
 
 impl Block {
+    /// The header, then the body, framed so that the block's id binds each apart
+    /// ([`BlockHash::of`]): a client checks a header's certificate with the body's digest alone.
     pub fn encode(&self) -> Vec<u8> {
-        tally_consensus::encode(self)
+        let header = tally_consensus::encode(&self.header);
+        let body = tally_consensus::encode(&BodyRef {
+            txs: &self.txs,
+            evidence: &self.evidence,
+            validator_updates: &self.validator_updates,
+        });
+        tally_consensus::frame_block(&header, &body)
     }
 
     /// The id consensus votes on: the hash of the encoded block.
@@ -94,8 +120,18 @@ impl Block {
                 max: BLOCK_BYTES_MAX,
             });
         }
-        let block: Block =
-            postcard::from_bytes(bytes).map_err(|e| BlockError::Malformed(e.to_string()))?;
+        let (header, body) = tally_consensus::split_block(bytes)
+            .ok_or_else(|| BlockError::Malformed("no header frame".to_string()))?;
+        let header: BlockHeader =
+            postcard::from_bytes(header).map_err(|e| BlockError::Malformed(e.to_string()))?;
+        let body: Body =
+            postcard::from_bytes(body).map_err(|e| BlockError::Malformed(e.to_string()))?;
+        let block = Block {
+            header,
+            txs: body.txs,
+            evidence: body.evidence,
+            validator_updates: body.validator_updates,
+        };
         if block.encode() != bytes {
             return Err(BlockError::NotCanonical);
         }

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tally_node::client::flows::{
     BillCommand, Connection, FxCommand, GovernanceCommand, InstitutionCommand, MerchantCommand,
-    RegulatorCommand, RemitCommand, TravelRuleCommand, WalletCommand,
+    RegulatorCommand, RemitCommand, TravelRuleCommand, VerifyCommand, WalletCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -34,6 +34,14 @@ pub enum Area {
         /// Where to write the genesis file (JSON); an existing file is never overwritten.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Check a ledger record (account, order, bill, hold) against the validators the genesis
+    /// names, with its proof from one node: "verified at height h", or why not.
+    Verify {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: VerifyCommand,
     },
     /// A consumer's wallet: register, bind a card, top up, withdraw, pay, transfer, show a
     /// payment code, confirm receipt, balance and history.

@@ -13,6 +13,7 @@
 //! - [`chain`]: the chain task: consensus, mempool, execution and block sync.
 //! - [`client`]: the HTTP client that signs and submits, and the `tally` flow commands.
 //! - [`faults`]: test-only Byzantine behaviour, switched on by `[test_faults]` in the config.
+//! - [`proof`]: a proven ledger record as a node answers it, and the client's check of it.
 //! - [`node`]: starting and stopping a whole node (network, chain task, router).
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod proof;
 pub mod service;
 pub mod storage;
 pub mod validator_update;

@@ -43,6 +43,10 @@ fn main() -> ExitCode {
             connection,
             command,
         } => return run_client(&connection, ClientCommand::Wallet(command)),
+        Area::Verify {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Verify(command)),
         Area::Merchant {
             connection,
             command,

@@ -38,7 +38,11 @@ use tally_crypto::Hash;
 /// 7: an institution has a name (`Institution::name`, in state and in `AddInstitution`),
 /// and the genesis carries the heartbeat: a version-6 directory's institution records do
 /// not decode as these, so it is refused.
-const SCHEMA_VERSION: u32 = 7;
+/// 8: state holds the ledger tree's nodes (tag `J`) and the chain head its ledger and results
+/// roots, the state root is the tree's (`tally_contracts::commitment`), and a block is framed
+/// as a header and a body: a version-7 directory has no tree and its blocks do not decode as
+/// these, so it is refused.
+const SCHEMA_VERSION: u32 = 8;
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chain.redb";
 /// A file every sled database directory has: how an earlier Tally's directory is recognised.
@@ -126,6 +130,8 @@ pub struct BlockCommit<'a> {
 #[derive(Debug, Clone)]
 pub struct Storage {
     db: Arc<redb::Database>,
+    /// The newest state a committed block certifies (see [`Storage::certified_state`]).
+    certified: Arc<std::sync::RwLock<Option<Arc<StateSnapshot>>>>,
 }
 
 fn height_key(prefix: &[u8], height: u64) -> Vec<u8> {
@@ -205,7 +211,10 @@ impl Storage {
             .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
             .create(&file)
             .map_err(|e| open_error(e.into()))?;
-        let storage = Storage { db: Arc::new(db) };
+        let storage = Storage {
+            db: Arc::new(db),
+            certified: Arc::default(),
+        };
         let found_schema = storage.chain_get(KEY_SCHEMA)?;
         match found_schema {
             None => {
@@ -654,6 +663,23 @@ impl Storage {
         })
     }
 
+    /// The state after block `h - 1`, kept once block `h` committed: block `h`'s header carries
+    /// its state root and block `h`'s certificate signs that header, so proofs read from it can
+    /// be checked by a client (the state after `h` is certified only by block `h + 1`). A
+    /// read snapshot of the database (redb keeps its pages while it is held; the next commit
+    /// replaces it). `None` until a block commits after the node starts.
+    pub fn certified_state(&self) -> Option<Arc<StateSnapshot>> {
+        self.certified.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Keeps `snapshot`, the state a block just committed was executed on, as the certified
+    /// state.
+    pub fn set_certified_state(&self, snapshot: StateSnapshot) {
+        if let Ok(mut certified) = self.certified.write() {
+            *certified = Some(Arc::new(snapshot));
+        }
+    }
+
     /// The signer's record: what the validator key last signed.
     pub fn signer_record(&self) -> Result<Option<Vec<u8>>, StorageError> {
         self.get_from(SIGNER, KEY_SIGNER_RECORD)
@@ -696,22 +722,28 @@ pub enum RecordKind {
     TransactionIndex,
     AccountHistory,
     State,
+    /// The ledger tree's nodes (state entries under the tree's tag).
+    StateTree,
     #[default]
     Metadata,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Blocks,
         RecordKind::Certificates,
         RecordKind::Results,
         RecordKind::TransactionIndex,
         RecordKind::AccountHistory,
         RecordKind::State,
+        RecordKind::StateTree,
         RecordKind::Metadata,
     ];
 
     fn of(key: &[u8]) -> RecordKind {
+        if key.get(..3) == Some(b"s/J".as_slice()) {
+            return RecordKind::StateTree;
+        }
         match key.get(..2) {
             Some(b"b/") => RecordKind::Blocks,
             Some(b"c/") => RecordKind::Certificates,
@@ -731,13 +763,17 @@ impl RecordKind {
             RecordKind::TransactionIndex => "transaction index",
             RecordKind::AccountHistory => "account history",
             RecordKind::State => "ledger state",
+            RecordKind::StateTree => "ledger state tree",
             RecordKind::Metadata => "metadata",
         }
     }
 
     /// Whether the record is history (grows with every block) rather than current state.
     pub fn is_history(self) -> bool {
-        !matches!(self, RecordKind::State | RecordKind::Metadata)
+        !matches!(
+            self,
+            RecordKind::State | RecordKind::StateTree | RecordKind::Metadata
+        )
     }
 }
 
@@ -1054,15 +1090,18 @@ mod tests {
         let storage = Storage::open(dir.path(), "c").unwrap();
         commit(&storage, 1, &[(b"k".to_vec(), Some(b"v1".to_vec()))]);
         commit(&storage, 2, &[(b"j".to_vec(), Some(b"w".to_vec()))]);
+        commit(&storage, 3, &[(b"J1".to_vec(), Some(b"n".to_vec()))]);
         let mut last_seen = 0;
         let usage = storage.usage(|n| last_seen = n).unwrap();
         let of = |kind: RecordKind| *usage.iter().find(|u| u.kind == kind).unwrap();
-        assert_eq!(of(RecordKind::Blocks).entries, 2);
-        assert_eq!(of(RecordKind::Blocks).bytes, 2 * (10 + 5));
-        assert_eq!(of(RecordKind::TransactionIndex).entries, 2);
-        assert_eq!(of(RecordKind::AccountHistory).entries, 2);
+        assert_eq!(of(RecordKind::Blocks).entries, 3);
+        assert_eq!(of(RecordKind::Blocks).bytes, 3 * (10 + 5));
+        assert_eq!(of(RecordKind::TransactionIndex).entries, 3);
+        assert_eq!(of(RecordKind::AccountHistory).entries, 3);
         assert_eq!(of(RecordKind::State).entries, 2);
         assert_eq!(of(RecordKind::State).bytes, (3 + 2) + (3 + 1));
+        assert_eq!(of(RecordKind::StateTree).entries, 1);
+        assert_eq!(of(RecordKind::StateTree).bytes, 4 + 1);
         let total: u64 = usage.iter().map(|u| u.entries).sum();
         assert_eq!(total, storage.chain_entries().unwrap());
         assert_eq!(last_seen, total);

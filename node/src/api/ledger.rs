@@ -19,7 +19,7 @@ use tally_crypto::PublicKey;
 use super::caller::{Caller, Sight, out_of_scope};
 use super::error::ApiError;
 use super::params::{self, ApiPath, ApiQuery};
-use super::{ApiState, at_head};
+use super::{Api, ApiState, at_head};
 use crate::storage::Storage;
 
 const TAG_PAYMENT_CODE: u8 = b'P';
@@ -44,6 +44,56 @@ fn found<T>(what: &str, read: (u64, Option<T>)) -> Result<Json<AtHeight<T>>, Api
     }
 }
 
+/// An open order is in any party's sight; a paid or cancelled one only in its merchant's and
+/// payer's and their institutions'.
+pub(super) fn order_in_sight(
+    api: &Api,
+    caller: Caller,
+    order: &tally_contracts::Order,
+) -> Result<(), ApiError> {
+    if order.status == tally_contracts::OrderStatus::Open {
+        return Ok(());
+    }
+    let mut parties = vec![order.merchant];
+    parties.extend(order.payer);
+    if Sight::new(caller, api.ctx.storage.clone()).sees_accounts(&parties)? {
+        Ok(())
+    } else {
+        Err(out_of_scope(&format!("order {}", order.id.0)))
+    }
+}
+
+/// An unpaid bill is in any party's sight; a paid one only in its biller's and payer's and
+/// their institutions'.
+pub(super) fn bill_in_sight(
+    api: &Api,
+    caller: Caller,
+    bill: &tally_contracts::Bill,
+) -> Result<(), ApiError> {
+    match bill.paid_by {
+        Some(payer)
+            if !Sight::new(caller, api.ctx.storage.clone())
+                .sees_accounts(&[bill.biller, payer])? =>
+        {
+            Err(out_of_scope(&format!("bill {}", bill.id.0)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A hold is in the sight of the parties of its two accounts.
+pub(super) fn hold_in_sight(
+    api: &Api,
+    caller: Caller,
+    hold: &tally_contracts::Hold,
+) -> Result<(), ApiError> {
+    if Sight::new(caller, api.ctx.storage.clone()).sees_accounts(&[hold.debit, hold.credit])? {
+        Ok(())
+    } else {
+        Err(out_of_scope(&format!("hold {}", hold.id.0)))
+    }
+}
+
 /// An open order is shown to any party (the would-be payer has only its id, from the
 /// merchant); once paid or cancelled, only to its merchant and payer and their institutions.
 pub async fn order(
@@ -53,14 +103,8 @@ pub async fn order(
 ) -> Result<Json<AtHeight<tally_contracts::Order>>, ApiError> {
     let id = OrderId(params::decimal("order id", &id)?);
     let read = at_head(&api.ctx.storage, |s| Ok(query::order(s, id)?))?;
-    if let Some(order) = &read.1
-        && order.status != tally_contracts::OrderStatus::Open
-    {
-        let mut parties = vec![order.merchant];
-        parties.extend(order.payer);
-        if !Sight::new(caller, api.ctx.storage.clone()).sees_accounts(&parties)? {
-            return Err(out_of_scope(&format!("order {}", id.0)));
-        }
+    if let Some(order) = &read.1 {
+        order_in_sight(&api, caller, order)?;
     }
     found("order", (read.0, read.1))
 }
@@ -74,11 +118,8 @@ pub async fn bill(
 ) -> Result<Json<AtHeight<tally_contracts::Bill>>, ApiError> {
     let id = BillId(params::decimal("bill id", &id)?);
     let read = at_head(&api.ctx.storage, |s| Ok(query::bill(s, id)?))?;
-    if let Some(bill) = &read.1
-        && let Some(payer) = bill.paid_by
-        && !Sight::new(caller, api.ctx.storage.clone()).sees_accounts(&[bill.biller, payer])?
-    {
-        return Err(out_of_scope(&format!("bill {}", id.0)));
+    if let Some(bill) = &read.1 {
+        bill_in_sight(&api, caller, bill)?;
     }
     found("bill", (read.0, read.1))
 }
@@ -91,10 +132,8 @@ pub async fn hold(
 ) -> Result<Json<AtHeight<tally_contracts::Hold>>, ApiError> {
     let id = TransferId(params::decimal("hold id", &id)?);
     let read = at_head(&api.ctx.storage, |s| Ok(query::hold(s, id)?))?;
-    if let Some(hold) = &read.1
-        && !Sight::new(caller, api.ctx.storage.clone()).sees_accounts(&[hold.debit, hold.credit])?
-    {
-        return Err(out_of_scope(&format!("hold {}", id.0)));
+    if let Some(hold) = &read.1 {
+        hold_in_sight(&api, caller, hold)?;
     }
     found("hold", (read.0, read.1))
 }

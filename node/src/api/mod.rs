@@ -22,6 +22,7 @@ mod events;
 pub mod fair;
 mod ledger;
 mod params;
+mod proofs;
 mod report;
 pub mod scope;
 pub mod signature;
@@ -211,6 +212,16 @@ fn routes() -> Vec<Route> {
         route(GET, "/v1/orders/{id}", Party, get(ledger::order)),
         route(GET, "/v1/bills/{id}", Party, get(ledger::bill)),
         route(GET, "/v1/holds/{id}", Party, get(ledger::hold)),
+        route(
+            GET,
+            "/v1/transactions/{hash}/proof",
+            Party,
+            get(proofs::transaction),
+        ),
+        route(GET, "/v1/accounts/{id}/proof", Party, get(proofs::account)),
+        route(GET, "/v1/orders/{id}/proof", Party, get(proofs::order)),
+        route(GET, "/v1/bills/{id}/proof", Party, get(proofs::bill)),
+        route(GET, "/v1/holds/{id}/proof", Party, get(proofs::hold)),
         route(
             GET,
             "/v1/payment-codes/{payer_key}/{code_nonce}",

@@ -268,7 +268,11 @@ pub async fn status(
 }
 
 /// The sender of the transaction at `height`, `index`.
-fn committed_sender(ctx: &NodeContext, height: u64, index: u32) -> Result<Party, ApiError> {
+pub(super) fn committed_sender(
+    ctx: &NodeContext,
+    height: u64,
+    index: u32,
+) -> Result<Party, ApiError> {
     let bytes = ctx
         .storage
         .block(height)?
@@ -386,6 +390,14 @@ fn view(ctx: &NodeContext, hash: Hash) -> Result<TxView, ApiError> {
             }
         }
     })
+}
+
+/// Where a committed transaction is: its block's height and its index there.
+pub(super) fn committed_at(ctx: &NodeContext, hash: Hash) -> Result<Option<(u64, u32)>, ApiError> {
+    Ok(ctx
+        .storage
+        .tx_location(&hash)?
+        .map(|location| (location.height, location.index)))
 }
 
 fn committed_receipt(

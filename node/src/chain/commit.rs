@@ -1,7 +1,7 @@
 //! Executing a decided block and committing it with everything it changed.
 
 use tally_consensus::{BlockHash, Decision, Height, ValidatorSet};
-use tally_contracts::{BlockContext, ChainHead, Ledger, Party, TxKind};
+use tally_contracts::{BlockContext, Ledger, Party, TxKind};
 
 use super::audit::Offence;
 use super::{Chain, ChainError, Outbound, pool};
@@ -60,8 +60,9 @@ impl Chain {
                 }
             },
         };
+        let before = self.storage.state_snapshot()?;
         let outcome = Ledger::execute_block(
-            &self.storage.state_snapshot()?,
+            &before,
             BlockContext {
                 height,
                 time_ms: block.header.time_ms,
@@ -99,6 +100,7 @@ impl Chain {
         }
         let results = BlockResults {
             state_root: outcome.state_root,
+            ledger_root: outcome.head.ledger_root,
             expired: outcome.expired,
             receipts: outcome.receipts,
         };
@@ -122,11 +124,8 @@ impl Chain {
             committed_ms: crate::clock::now_ms(),
             evidence_count: block.evidence.len() as u64,
         })?;
-        self.head = ChainHead {
-            height,
-            time_ms: block.header.time_ms,
-            state_root: results.state_root,
-        };
+        self.storage.set_certified_state(before);
+        self.head = outcome.head;
         self.head_hash = block_hash.0;
         self.validated.clear();
         // The ledger invariants (a full scan of state) after every block in debug builds, as

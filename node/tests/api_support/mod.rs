@@ -414,6 +414,11 @@ impl TestNet {
         (self.api, self.api_stops)
     }
 
+    /// The CA certificate (PEM) the nodes' API certificates are signed by.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self._dir.path().join("api-ca.pem")
+    }
+
     pub fn storage(&self) -> &tally_node::storage::Storage {
         &self.validator.context.storage
     }

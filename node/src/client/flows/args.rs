@@ -129,6 +129,56 @@ pub enum DisputeOutcomeArg {
     Release,
 }
 
+/// A ledger record to check with its proof (`tally verify`).
+#[derive(Debug, Subcommand)]
+pub enum VerifyCommand {
+    /// An account: its balance, limits and flags.
+    Account {
+        #[arg(long, value_name = "ID")]
+        id: u128,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// A merchant order.
+    Order {
+        #[arg(long, value_name = "ID")]
+        id: u128,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// A bill.
+    Bill {
+        #[arg(long, value_name = "ID")]
+        id: u128,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// A hold (funds set aside by a payment, an authorization or a dispute).
+    Hold {
+        #[arg(long, value_name = "ID")]
+        id: u128,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// A committed transaction's receipt: its result and the events the asker may read.
+    Transaction {
+        /// The transaction's hash (64 hex digits), as its submission answered.
+        #[arg(long, value_name = "HASH")]
+        hash: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
+}
+
+/// What a proof is checked against: the chain's genesis, which names the chain and the
+/// validators whose quorum must have signed.
+#[derive(Debug, Clone, Args)]
+pub struct Trust {
+    /// The chain's genesis file (JSON), as every node starts from.
+    #[arg(long, env = "TALLY_GENESIS", value_name = "FILE")]
+    pub genesis: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum WalletCommand {
     /// Open a wallet at a KYC institution, which co-signs.

@@ -42,6 +42,7 @@ mod interbank;
 mod merchant;
 mod regulator;
 mod travel;
+mod verify;
 mod wallet;
 mod words;
 
@@ -82,6 +83,9 @@ pub enum CommandError {
     Client(#[from] ClientError),
     #[error(transparent)]
     TravelRule(crate::client::travel_rule::TravelRuleError),
+    /// A proven record the client does not believe.
+    #[error("NOT VERIFIED: {0}")]
+    NotVerified(#[from] crate::proof::ProofCheckError),
     /// The ledger executed the transaction and refused it.
     #[error(
         "refused: {} ({}); {} {} at height {}",
@@ -133,6 +137,7 @@ pub enum ClientCommand {
     Governance(GovernanceCommand),
     Institution(InstitutionCommand),
     TravelRule(TravelRuleCommand),
+    Verify(VerifyCommand),
 }
 
 /// A transaction ready to sign: who sends it, whose keys sign, and what it does in words.
@@ -185,6 +190,7 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
             Step::Send(plan) => *plan,
         },
         ClientCommand::TravelRule(c) => return travel::open(&mut client, c).await,
+        ClientCommand::Verify(c) => return verify::run(&client, c).await,
     };
     send(&mut client, plan).await
 }

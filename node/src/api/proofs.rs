@@ -1,0 +1,226 @@
+//! Ledger records with the proof a client checks them by ([`crate::proof`]): an account, an
+//! order, a bill or a hold, each from the newest state a committed block certifies (one block
+//! behind the head), with the proof of its presence or absence, the header that commits to
+//! that state and the header's certificate.
+//!
+//! Also a committed transaction's receipt, proven up to the next block's header.
+//!
+//! Who may call: the party that may read the record unproven (the same rules as
+//! `GET /v1/accounts/{id}` and the ledger records'); a record that does not exist is proven
+//! absent to any party, as its unproven read says "not found" to any party.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tally_consensus::{BlockHash, MESSAGE_BYTES_MAX};
+use tally_contracts::commitment::{self, ProvenRecord};
+use tally_contracts::{
+    Account, AccountId, Bill, BillId, Hold, Ledger, Order, OrderId, Party, TransferId,
+};
+use tally_crypto::{Hash, merkle_path};
+
+use super::caller::{Caller, Sight, out_of_scope};
+use super::error::ApiError;
+use super::ledger::{bill_in_sight, hold_in_sight, order_in_sight};
+use super::params::{self, ApiPath};
+use super::transactions::{self, stored_results};
+use super::{Api, ApiState};
+use crate::block::BlockHeader;
+use crate::proof::{CertifiedHeader, ProvenEvent, ReceiptProof, RecordProof};
+use crate::storage::StorageError;
+
+/// A record (decoded for people; `null` when absent) and its proof.
+#[derive(Debug, Serialize)]
+pub struct ProvenView<T> {
+    record: Option<T>,
+    #[serde(flatten)]
+    proof: RecordProof,
+}
+
+pub async fn account(
+    State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProvenView<Account>>, ApiError> {
+    let id = AccountId(params::decimal("account id", &id)?);
+    let view = prove::<Account>(&api, ProvenRecord::Account(id))?;
+    if let Some(account) = &view.record
+        && !caller.reads_account(account)
+    {
+        return Err(out_of_scope(&format!("account {}", id.0)));
+    }
+    Ok(Json(view))
+}
+
+pub async fn order(
+    State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProvenView<Order>>, ApiError> {
+    let id = OrderId(params::decimal("order id", &id)?);
+    let view = prove::<Order>(&api, ProvenRecord::Order(id))?;
+    if let Some(order) = &view.record {
+        order_in_sight(&api, caller, order)?;
+    }
+    Ok(Json(view))
+}
+
+pub async fn bill(
+    State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProvenView<Bill>>, ApiError> {
+    let id = BillId(params::decimal("bill id", &id)?);
+    let view = prove::<Bill>(&api, ProvenRecord::Bill(id))?;
+    if let Some(bill) = &view.record {
+        bill_in_sight(&api, caller, bill)?;
+    }
+    Ok(Json(view))
+}
+
+pub async fn hold(
+    State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProvenView<Hold>>, ApiError> {
+    let id = TransferId(params::decimal("hold id", &id)?);
+    let view = prove::<Hold>(&api, ProvenRecord::Hold(id))?;
+    if let Some(hold) = &view.record {
+        hold_in_sight(&api, caller, hold)?;
+    }
+    Ok(Json(view))
+}
+
+fn damaged(message: String) -> ApiError {
+    StorageError::Damaged(message).into()
+}
+
+/// Reads `record` and its proof from the certified state, with the header and certificate of
+/// the block that certifies it.
+fn prove<T: DeserializeOwned>(api: &Api, record: ProvenRecord) -> Result<ProvenView<T>, ApiError> {
+    let state = api.ctx.storage.certified_state().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_CERTIFIED_YET",
+            "this node has committed no block since it started, so no state it holds is \
+             certified yet (a block certifies the state before it); try again after the next \
+             block, or ask another node",
+        )
+    })?;
+    let head = Ledger::chain_head(&*state)?
+        .ok_or_else(|| damaged("the certified state has no chain head".to_string()))?;
+    let key = record.key();
+    let value = tally_contracts::StateStore::get(&*state, &key)
+        .map_err(|e| damaged(format!("reading the certified state: {e}")))?;
+    let (ledger_root, proof) = commitment::prove(&*state, head.height, &key)?;
+    if ledger_root != head.ledger_root {
+        return Err(damaged(format!(
+            "the ledger tree's root at height {} is not the chain head's",
+            head.height
+        )));
+    }
+    let decoded = value
+        .as_deref()
+        .map(|bytes| commitment::decode_record::<T>(&key, bytes))
+        .transpose()?;
+    Ok(ProvenView {
+        record: decoded,
+        proof: RecordProof {
+            height: head.height,
+            key: hex::encode(&key),
+            value: value.as_deref().map(hex::encode),
+            proof,
+            ledger_root,
+            results_root: head.results_root,
+            certified: certified_header(api, head.height.saturating_add(1))?,
+        },
+    })
+}
+
+/// Block `height`'s header, its body's digest and its certificate; `503 NOT_CERTIFIED_YET`
+/// while that block is not committed.
+fn certified_header(api: &Api, height: u64) -> Result<CertifiedHeader, ApiError> {
+    let Some(bytes) = api.ctx.storage.block(height)? else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_CERTIFIED_YET",
+            format!(
+                "block {height}, whose header would certify this, is not committed yet; try \
+                 again after it"
+            ),
+        ));
+    };
+    let (header_bytes, body) = tally_consensus::split_block(&bytes)
+        .ok_or_else(|| damaged(format!("block {height} has no header frame")))?;
+    let header: BlockHeader = postcard::from_bytes(header_bytes)
+        .map_err(|e| damaged(format!("the header of block {height}: {e}")))?;
+    let certificate = api
+        .ctx
+        .storage
+        .certificate(height)?
+        .ok_or_else(|| damaged(format!("the certificate of block {height} is missing")))?;
+    let certificate = tally_consensus::decode(&certificate, MESSAGE_BYTES_MAX)
+        .map_err(|e| damaged(format!("the certificate of block {height}: {e}")))?;
+    Ok(CertifiedHeader {
+        header,
+        body_digest: BlockHash::body_digest(body),
+        certificate,
+    })
+}
+
+/// A committed transaction's receipt with its proof, to whom `GET /v1/transactions/{hash}`
+/// shows it (a party that sees its sender, or one of its events); the events the caller may
+/// not read are given as their hashes only.
+pub async fn transaction(
+    State(api): ApiState,
+    Extension(caller): Extension<Caller>,
+    ApiPath(hash): ApiPath<String>,
+) -> Result<Json<ReceiptProof>, ApiError> {
+    let hash = params::hash(&hash)?;
+    let (height, index) = transactions::committed_at(&api.ctx, hash)?
+        .ok_or_else(|| ApiError::not_found("committed transaction"))?;
+    let sender = transactions::committed_sender(&api.ctx, height, index)?;
+    let mut sight = Sight::new(caller.clone(), api.ctx.storage.clone());
+    let mut seen = match sender {
+        Party::Account(account) => sight.sees_accounts(&[account])?,
+        Party::Institution(institution) => caller.reads_institution(institution),
+    };
+    let results = stored_results(&api.ctx, height)?;
+    let receipt = results.receipts.get(index as usize).ok_or_else(|| {
+        damaged(format!(
+            "the receipt of transaction {index} of block {height} is missing"
+        ))
+    })?;
+    let mut events = Vec::with_capacity(receipt.events.len());
+    for event in &receipt.events {
+        if sight.sees_event(event)? {
+            seen = true;
+            events.push(ProvenEvent::Shown(event.clone()));
+        } else {
+            events.push(ProvenEvent::Hidden(commitment::event_hash(event)));
+        }
+    }
+    if !seen {
+        return Err(out_of_scope(&format!("transaction {hash}")));
+    }
+    let receipts: Vec<Hash> = results
+        .receipts
+        .iter()
+        .map(commitment::receipt_hash)
+        .collect();
+    let path = merkle_path(&receipts, index as usize)
+        .ok_or_else(|| damaged(format!("no path to receipt {index} of block {height}")))?;
+    Ok(Json(ReceiptProof {
+        height,
+        index,
+        tx: receipt.tx,
+        result: receipt.result,
+        events,
+        path,
+        expired_digest: commitment::expired_digest(&results.expired),
+        ledger_root: results.ledger_root,
+        certified: certified_header(&api, height.saturating_add(1))?,
+    }))
+}

@@ -1,0 +1,170 @@
+//! `tally verify`: reads a ledger record with its proof from one node and believes it only if
+//! the proof holds up to a quorum of the validators the genesis names ([`crate::proof`]); says
+//! "verified at height h" and what the record holds, or why not.
+
+use tally_contracts::commitment::{ProvenRecord, decode_record};
+use tally_contracts::{Account, Hold};
+
+use super::*;
+use crate::genesis::GenesisFile;
+use crate::proof::{ProofCheckError, ProvenEvent, ReceiptProof, RecordProof};
+use tally_consensus::ValidatorSet;
+
+pub(super) async fn run(client: &Client, command: VerifyCommand) -> Result<Report, CommandError> {
+    let (record, name, path, trust) = match command {
+        VerifyCommand::Transaction { hash, trust } => {
+            return transaction(client, &hash, &trust).await;
+        }
+        VerifyCommand::Account { id, trust } => (
+            ProvenRecord::Account(AccountId(id)),
+            format!("account {id}"),
+            format!("/v1/accounts/{id}/proof"),
+            trust,
+        ),
+        VerifyCommand::Order { id, trust } => (
+            ProvenRecord::Order(OrderId(id)),
+            format!("order {id}"),
+            format!("/v1/orders/{id}/proof"),
+            trust,
+        ),
+        VerifyCommand::Bill { id, trust } => (
+            ProvenRecord::Bill(BillId(id)),
+            format!("bill {id}"),
+            format!("/v1/bills/{id}/proof"),
+            trust,
+        ),
+        VerifyCommand::Hold { id, trust } => (
+            ProvenRecord::Hold(TransferId(id)),
+            format!("hold {id}"),
+            format!("/v1/holds/{id}/proof"),
+            trust,
+        ),
+    };
+    let (genesis, validators) = trusted(&trust)?;
+    let raw = client.read_raw(&path, &name).await?;
+    let answer: RecordProof = serde_json::from_str(&raw)
+        .map_err(|e| ProofCheckError::Malformed(format!("{name}: {e}")))?;
+    let key = record.key();
+    let (value, height) = answer.verify(&genesis.chain_id, &validators, &key)?;
+    let text = match value {
+        None => format!("{name} proven ABSENT at height {height}"),
+        Some(bytes) => {
+            let what = describe(record, &key, &bytes)
+                .map_err(|e| ProofCheckError::Malformed(format!("{name}'s record: {e}")))?;
+            format!("{name} verified at height {height}: {what}")
+        }
+    };
+    let signers = answer.certified.certificate.signatures.len();
+    Ok(Report {
+        text: format!(
+            "{text} (proof checked up to the certificate of block {}, {signers} of {} validators of chain {})",
+            answer.certified.header.height,
+            validators.len(),
+            genesis.chain_id
+        ),
+        json: json!({
+            "verified": true,
+            "height": height,
+            "present": answer.value.is_some(),
+            "answer": serde_json::from_str::<serde_json::Value>(&raw).unwrap_or_default(),
+        })
+        .to_string(),
+    })
+}
+
+/// The genesis the client trusts, and its validators.
+fn trusted(trust: &Trust) -> Result<(GenesisFile, ValidatorSet), CommandError> {
+    let genesis = GenesisFile::load(&trust.genesis)
+        .map_err(|e| input(format!("--genesis {}: {e}", trust.genesis.display())))?;
+    let validators = genesis
+        .validator_set()
+        .map_err(|e| input(format!("--genesis {}: {e}", trust.genesis.display())))?;
+    Ok((genesis, validators))
+}
+
+async fn transaction(client: &Client, hash: &str, trust: &Trust) -> Result<Report, CommandError> {
+    let tx = Hash::from_hex(hash).map_err(|e| input(format!("--hash {hash}: {e}")))?;
+    let (genesis, validators) = trusted(trust)?;
+    let name = format!("transaction {tx}");
+    let raw = client
+        .read_raw(&format!("/v1/transactions/{tx}/proof"), &name)
+        .await?;
+    let answer: ReceiptProof = serde_json::from_str(&raw)
+        .map_err(|e| ProofCheckError::Malformed(format!("{name}: {e}")))?;
+    let height = answer.verify(&genesis.chain_id, &validators, tx)?;
+    let outcome = match &answer.result {
+        Ok(()) => "OK".to_string(),
+        Err(rejection) => format!("refused {}", rejection.code()),
+    };
+    let shown: Vec<String> = answer
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ProvenEvent::Shown(event) => Some(event_name(event).to_string()),
+            ProvenEvent::Hidden(_) => None,
+        })
+        .collect();
+    Ok(Report {
+        text: format!(
+            "{name} verified committed at height {height}: {outcome}; events {} of {} shown: {} \
+             (proof checked up to the certificate of block {}, {} of {} validators of chain {})",
+            shown.len(),
+            answer.events.len(),
+            shown.join(", "),
+            answer.certified.header.height,
+            answer.certified.certificate.signatures.len(),
+            validators.len(),
+            genesis.chain_id
+        ),
+        json: json!({
+            "verified": true,
+            "height": height,
+            "answer": serde_json::from_str::<serde_json::Value>(&raw).unwrap_or_default(),
+        })
+        .to_string(),
+    })
+}
+
+/// What a verified record holds, in words.
+fn describe(
+    record: ProvenRecord,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<String, tally_contracts::ExecutionError> {
+    Ok(match record {
+        ProvenRecord::Account(_) => {
+            let a: Account = decode_record(key, bytes)?;
+            let c = a.currency;
+            format!(
+                "balance {} {c}, available {} {c}{}",
+                format_minor(a.balance(), c),
+                format_minor(a.available(), c),
+                if a.frozen { "; FROZEN" } else { "" }
+            )
+        }
+        ProvenRecord::Order(_) => {
+            let o: Order = decode_record(key, bytes)?;
+            format!(
+                "{:?}, {} {} to merchant {}",
+                o.status,
+                format_minor(i128::from(o.amount), o.currency),
+                o.currency,
+                o.merchant.0
+            )
+        }
+        ProvenRecord::Bill(_) => {
+            let b: Bill = decode_record(key, bytes)?;
+            match b.paid_by {
+                Some(payer) => format!("paid by account {}", payer.0),
+                None => "unpaid".to_string(),
+            }
+        }
+        ProvenRecord::Hold(_) => {
+            let h: Hold = decode_record(key, bytes)?;
+            format!(
+                "{} held from account {} for account {}",
+                h.amount, h.debit.0, h.credit.0
+            )
+        }
+    })
+}

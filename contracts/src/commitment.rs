@@ -242,25 +242,29 @@ pub fn update(
         .first()
         .copied()
         .ok_or_else(|| ExecutionError::Tree("no root for the block".to_string()))?;
-    let mut writes: Vec<Write> =
-        Vec::with_capacity(batch.node_batch.nodes().len() + batch.stale_node_index_batch.len());
-    for (node_key, node) in batch.node_batch.nodes() {
-        let value = borsh::to_vec(node).map_err(|e| ExecutionError::Tree(e.to_string()))?;
-        writes.push(Write {
-            key: node_store_key(node_key),
-            value: Some(value),
-        });
-    }
+    // A replaced node and its replacement share a path: one overwrite, not a write and a
+    // delete. Paths only replaced (a leaf pushed down by a split) are deleted.
+    let mut changes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = batch
+        .node_batch
+        .nodes()
+        .iter()
+        .map(|(node_key, node)| {
+            borsh::to_vec(node)
+                .map(|bytes| (node_store_key(node_key), Some(bytes)))
+                .map_err(|e| ExecutionError::Tree(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
     for stale in &batch.stale_node_index_batch {
-        writes.push(Write {
-            key: node_store_key(&stale.node_key),
-            value: None,
-        });
+        changes
+            .entry(node_store_key(&stale.node_key))
+            .or_insert(None);
     }
-    writes.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(TreeUpdate {
         root: Hash(root.0),
-        writes,
+        writes: changes
+            .into_iter()
+            .map(|(key, value)| Write { key, value })
+            .collect(),
     })
 }
 
@@ -284,13 +288,13 @@ fn tree_error(e: anyhow::Error) -> ExecutionError {
     ExecutionError::Tree(format!("{e:#}"))
 }
 
-/// A node's key in state: the tree's tag, the version (big-endian, so one version's nodes are
-/// contiguous), then the nibble path.
+/// A node's key in state: the tree's tag, then its nibble path. Not its version: state holds
+/// one version of the tree, the latest, so a path names one node (the crate asks for a node
+/// by version and path; the version a parent names is always the stored node's).
 fn node_store_key(node_key: &NodeKey) -> Vec<u8> {
     let path = node_key.nibble_path();
-    let mut k = Vec::with_capacity(1 + 8 + 1 + 32);
+    let mut k = Vec::with_capacity(1 + 1 + 32);
     k.push(key::TREE_NODE);
-    k.extend_from_slice(&node_key.version().to_be_bytes());
     // At most 64 nibbles: a key hash is 32 bytes.
     k.push(u8::try_from(path.num_nibbles()).unwrap_or(u8::MAX));
     let mut nibbles = path.nibbles();

@@ -16,9 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tally_consensus::{BlockHash, MESSAGE_BYTES_MAX};
 use tally_contracts::commitment::{self, ProvenRecord};
-use tally_contracts::{
-    Account, AccountId, Bill, BillId, Hold, Ledger, Order, OrderId, Party, TransferId,
-};
+use tally_contracts::{Account, AccountId, Bill, BillId, Hold, Ledger, Order, OrderId, TransferId};
 use tally_crypto::{Hash, merkle_path};
 
 use super::caller::{Caller, Sight, out_of_scope};
@@ -181,12 +179,8 @@ pub async fn transaction(
     let hash = params::hash(&hash)?;
     let (height, index) = transactions::committed_at(&api.ctx, hash)?
         .ok_or_else(|| ApiError::not_found("committed transaction"))?;
-    let sender = transactions::committed_sender(&api.ctx, height, index)?;
     let mut sight = Sight::new(caller.clone(), api.ctx.storage.clone());
-    let mut seen = match sender {
-        Party::Account(account) => sight.sees_accounts(&[account])?,
-        Party::Institution(institution) => caller.reads_institution(institution),
-    };
+    let mut seen = transactions::sees_sender(&api.ctx, &caller, &mut sight, height, index)?;
     let results = stored_results(&api.ctx, height)?;
     let receipt = results.receipts.get(index as usize).ok_or_else(|| {
         damaged(format!(

@@ -254,12 +254,8 @@ pub async fn status(
             view => Ok(Json(view)),
         };
     };
-    let sender = committed_sender(&api.ctx, *height, *index)?;
     let mut sight = Sight::new(caller.clone(), api.ctx.storage.clone());
-    let sees_sender = match sender {
-        Party::Account(account) => sight.sees_accounts(&[account])?,
-        Party::Institution(institution) => caller.reads_institution(institution),
-    };
+    let sees_sender = sees_sender(&api.ctx, &caller, &mut sight, *height, *index)?;
     let view = only_seen(view, &mut sight)?;
     match &view {
         TxView::Committed { events, .. } if sees_sender || !events.is_empty() => Ok(Json(view)),
@@ -267,12 +263,23 @@ pub async fn status(
     }
 }
 
-/// The sender of the transaction at `height`, `index`.
-pub(super) fn committed_sender(
+/// Whether `caller` may read the sender of the committed transaction at `height`, `index`
+/// (one of the two ways to see a transaction; the other is one of its events).
+pub(super) fn sees_sender(
     ctx: &NodeContext,
+    caller: &Caller,
+    sight: &mut Sight,
     height: u64,
     index: u32,
-) -> Result<Party, ApiError> {
+) -> Result<bool, ApiError> {
+    Ok(match committed_sender(ctx, height, index)? {
+        Party::Account(account) => sight.sees_accounts(&[account])?,
+        Party::Institution(institution) => caller.reads_institution(institution),
+    })
+}
+
+/// The sender of the transaction at `height`, `index`.
+fn committed_sender(ctx: &NodeContext, height: u64, index: u32) -> Result<Party, ApiError> {
     let bytes = ctx
         .storage
         .block(height)?

@@ -184,4 +184,27 @@ pub enum NodeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a backup of the data directory to a new file: from the running node, over its
+    /// admin socket, as of one consistent point while it goes on committing; or, when no node
+    /// runs, straight from the store. The signer's record is never in it.
+    Backup {
+        /// The node's TOML configuration file.
+        #[arg(long, value_name = "FILE", env = "TALLY_CONFIG")]
+        config: PathBuf,
+        /// Where to write the backup; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup into the configuration's data directory, which must hold no chain
+    /// (the signer's record there, if any, is kept as it is). The backup's digest, chain and
+    /// ledger root are checked before the directory is used; the node then syncs the blocks
+    /// committed since the backup from its peers.
+    Restore {
+        /// The node's TOML configuration file.
+        #[arg(long, value_name = "FILE", env = "TALLY_CONFIG")]
+        config: PathBuf,
+        /// The backup file (`tally node backup`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
 }

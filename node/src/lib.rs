@@ -6,7 +6,8 @@
 //! - [`service`]: what the API may ask of the running node (submit, status, committed height).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`clock`]: the wall clock, for the node's local records (never consensus's).
-//! - [`storage`]: the data directory (sled): blocks, certificates, state, indexes, signer record.
+//! - [`storage`]: the data directory (redb): blocks, certificates, state, indexes, signer
+//!   record; its backup and restore.
 //! - [`mempool`]: verified transactions waiting for a block, bounded, in nonce order.
 //! - [`genesis`]: the genesis file and the description `tally genesis` builds it from.
 //! - [`validator_update`]: governance of the validator set, carried in blocks.
@@ -14,9 +15,11 @@
 //! - [`client`]: the HTTP client that signs and submits, and the `tally` flow commands.
 //! - [`faults`]: test-only Byzantine behaviour, switched on by `[test_faults]` in the config.
 //! - [`proof`]: a proven ledger record as a node answers it, and the client's check of it.
+//! - [`admin`]: the admin socket in the data directory (`tally node backup` of a running node).
 //! - [`node`]: starting and stopping a whole node (network, chain task, router).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod block;
 pub mod chain;

@@ -1,5 +1,6 @@
 //! `tally`: the command people run. Errors reach them in words with a non-zero exit.
 
+mod backup_commands;
 mod cli;
 
 use anyhow::{Context, Result};
@@ -38,6 +39,10 @@ fn main() -> ExitCode {
         }) => make_server_certificate(&ca_cert, &ca_key, &names, &cert_out, &key_out),
         Area::Node(NodeCommand::Run { config }) => run_node(&config),
         Area::Node(NodeCommand::DiskUsage { config, json }) => disk_usage(&config, json),
+        Area::Node(NodeCommand::Backup { config, out }) => backup_commands::backup(&config, &out),
+        Area::Node(NodeCommand::Restore { config, from }) => {
+            backup_commands::restore(&config, &from)
+        }
         Area::Genesis { input, out } => write_genesis(&input, &out),
         Area::Wallet {
             connection,

@@ -190,11 +190,22 @@ impl Node {
             message_bytes_max: usize_of(limits.message_bytes_max),
             peers: BTreeSet::new(),
         };
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(sync.run(shutdown_rx.clone())),
             tokio::spawn(router.run(network.events, shutdown_rx.clone())),
             tokio::spawn(outbox(handle.clone(), outbound_rx)),
         ];
+        // Without its admin socket a node still runs; only `tally node backup` must wait
+        // until it stops.
+        match crate::admin::bind(&config.data_dir) {
+            Ok((listener, owner)) => tasks.push(tokio::spawn(crate::admin::serve(
+                listener,
+                owner,
+                context.storage.clone(),
+                shutdown_rx.clone(),
+            ))),
+            Err(e) => warn!(error = %e, "no admin socket: backups only while the node is stopped"),
+        }
         info!(public_key = %key.public_key(), addresses = ?network.listen_addresses, "node running");
         Ok(Node {
             context,

@@ -3,8 +3,10 @@
 //! Everything that must agree with everything else lives in one table, so a decided block,
 //! its certificate, its results, the ledger writes it caused and the indexes commit in one
 //! write transaction: a node killed at any instant finds either all of a block or none of it.
-//! The signer's record lives in its own table and is committed (durably) on every write,
-//! before a vote leaves the node.
+//! The signer's record lives in its own file, `signer.redb`, committed (durably) on every
+//! write before a vote leaves the node. It is a file apart so that a backup never holds it and
+//! a restore never rolls it back (see [`backup`]): a validator restored from an older backup
+//! keeps the record of what it signed since, and cannot sign twice at a height.
 //!
 //! Keys in the chain table (heights big-endian so they sort):
 //! `m/...` metadata, `b/{h}` block, `c/{h}` commit certificate, `r/{h}` block results,
@@ -22,6 +24,8 @@ use std::sync::Arc;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tally_crypto::Hash;
+
+pub mod backup;
 
 /// 2: transactions are indexed (`t/{id}`) and named in receipts by an id that covers their
 /// signers (`SignedTransaction::hash`), not by their body's hash; a version-1 directory's
@@ -45,6 +49,8 @@ use tally_crypto::Hash;
 const SCHEMA_VERSION: u32 = 8;
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chain.redb";
+/// The signer's database file inside the data directory (never in a backup).
+pub const SIGNER_FILE: &str = "signer.redb";
 /// A file every sled database directory has: how an earlier Tally's directory is recognised.
 const SLED_MARKER_FILE: &str = "conf";
 const CHAIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chain");
@@ -130,6 +136,8 @@ pub struct BlockCommit<'a> {
 #[derive(Debug, Clone)]
 pub struct Storage {
     db: Arc<redb::Database>,
+    /// `signer.redb`: the signer's record and consensus's valid value.
+    signer: Arc<redb::Database>,
     /// The newest state a committed block certifies (see [`Storage::certified_state`]).
     certified: Arc<std::sync::RwLock<Option<Arc<StateSnapshot>>>>,
 }
@@ -211,10 +219,14 @@ impl Storage {
             .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
             .create(&file)
             .map_err(|e| open_error(e.into()))?;
+        let signer =
+            redb::Database::create(dir.join(SIGNER_FILE)).map_err(|e| open_error(e.into()))?;
         let storage = Storage {
             db: Arc::new(db),
+            signer: Arc::new(signer),
             certified: Arc::default(),
         };
+        storage.move_signer_table()?;
         let found_schema = storage.chain_get(KEY_SCHEMA)?;
         match found_schema {
             None => {
@@ -227,7 +239,6 @@ impl Storage {
                     chain
                         .insert(KEY_CHAIN_ID, chain_id.as_bytes())
                         .map_err(io)?;
-                    txn.open_table(SIGNER).map_err(io)?;
                     txn.open_table(LOCAL).map_err(io)?;
                 }
                 txn.commit().map_err(io)?;
@@ -260,17 +271,48 @@ impl Storage {
         Ok(storage)
     }
 
+    /// A data directory written before the signer's file existed (schema 8, until December
+    /// 2026) kept the signer's table in `chain.redb`: it moves to `signer.redb`, durably there
+    /// before it is dropped here, and never over a record `signer.redb` already holds.
+    fn move_signer_table(&self) -> Result<(), StorageError> {
+        let old: Vec<(Vec<u8>, Vec<u8>)> = {
+            let txn = self.db.begin_read().map_err(io)?;
+            let table = match txn.open_table(SIGNER) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(e) => return Err(io(e)),
+            };
+            table
+                .iter()
+                .map_err(io)?
+                .map(|entry| {
+                    entry
+                        .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                        .map_err(io)
+                })
+                .collect::<Result<_, _>>()?
+        };
+        for (key, value) in &old {
+            if Storage::get_from(&self.signer, SIGNER, key)?.is_none() {
+                Storage::put_into(&self.signer, SIGNER, key, value)?;
+            }
+        }
+        let txn = self.db.begin_write().map_err(io)?;
+        txn.delete_table(SIGNER).map_err(io)?;
+        txn.commit().map_err(io)
+    }
+
     /// Bytes the page cache holds now (at most `[limits] storage_cache_bytes`).
     pub fn cache_used_bytes(&self) -> u64 {
         u64::try_from(self.db.cache_stats().used_bytes()).unwrap_or(u64::MAX)
     }
 
     fn get_from(
-        &self,
+        db: &redb::Database,
         table: TableDefinition<&[u8], &[u8]>,
         key: &[u8],
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = db.begin_read().map_err(io)?;
         let table = match txn.open_table(table) {
             Ok(table) => table,
             // Created at open: missing only in a file another program wrote.
@@ -281,17 +323,17 @@ impl Storage {
     }
 
     fn chain_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.get_from(CHAIN, key)
+        Storage::get_from(&self.db, CHAIN, key)
     }
 
     /// Writes one value into `table` and commits it durably.
     fn put_into(
-        &self,
+        db: &redb::Database,
         table: TableDefinition<&[u8], &[u8]>,
         key: &[u8],
         value: &[u8],
     ) -> Result<(), StorageError> {
-        let txn = self.db.begin_write().map_err(io)?;
+        let txn = db.begin_write().map_err(io)?;
         txn.open_table(table)
             .map_err(io)?
             .insert(key, value)
@@ -560,7 +602,7 @@ impl Storage {
 
     /// Records the genesis validator set (encoded), for readers of the set in force.
     pub fn put_genesis_validators(&self, validators: &[u8]) -> Result<(), StorageError> {
-        self.put_into(CHAIN, KEY_GENESIS_VALIDATORS, validators)
+        Storage::put_into(&self.db, CHAIN, KEY_GENESIS_VALIDATORS, validators)
     }
 
     /// The genesis validator set, encoded, if the node recorded it.
@@ -682,25 +724,25 @@ impl Storage {
 
     /// The signer's record: what the validator key last signed.
     pub fn signer_record(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        self.get_from(SIGNER, KEY_SIGNER_RECORD)
+        Storage::get_from(&self.signer, SIGNER, KEY_SIGNER_RECORD)
     }
 
     /// Stores the signer's record durably before returning, so a signature released after
     /// this call is never forgotten by a restart.
     pub fn put_signer_record(&self, record: &[u8]) -> Result<(), StorageError> {
-        self.put_into(SIGNER, KEY_SIGNER_RECORD, record)
+        Storage::put_into(&self.signer, SIGNER, KEY_SIGNER_RECORD, record)
     }
 
     /// Consensus's last valid value (a block with a quorum of prevotes) at the height being
     /// decided, as stored by [`Storage::put_valid_record`].
     pub fn valid_record(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        self.get_from(SIGNER, KEY_VALID_RECORD)
+        Storage::get_from(&self.signer, SIGNER, KEY_VALID_RECORD)
     }
 
     /// Stores consensus's valid value durably, replacing the one before: a validator that
     /// crashes after precommitting it must find it again to re-propose it.
     pub fn put_valid_record(&self, record: &[u8]) -> Result<(), StorageError> {
-        self.put_into(SIGNER, KEY_VALID_RECORD, record)
+        Storage::put_into(&self.signer, SIGNER, KEY_VALID_RECORD, record)
     }
 }
 
@@ -1140,6 +1182,43 @@ mod tests {
         assert_eq!(
             storage.signer_record().unwrap(),
             Some(b"h5 r0 prevote".to_vec())
+        );
+    }
+
+    /// A directory from before `signer.redb` keeps its records: they move there, and never
+    /// over a newer record already in it.
+    #[test]
+    fn the_signer_table_in_an_earlier_directory_moves_to_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Storage::open(dir.path(), "c").unwrap());
+        let put_old = |key: &[u8], value: &[u8]| {
+            let db = redb::Database::create(dir.path().join(DATABASE_FILE)).unwrap();
+            Storage::put_into(&db, SIGNER, key, value).unwrap();
+        };
+        put_old(KEY_SIGNER_RECORD, b"h7 r1 precommit");
+        put_old(KEY_VALID_RECORD, b"valid at h7");
+        std::fs::remove_file(dir.path().join(SIGNER_FILE)).unwrap();
+        let storage = Storage::open(dir.path(), "c").unwrap();
+        assert_eq!(
+            storage.signer_record().unwrap(),
+            Some(b"h7 r1 precommit".to_vec())
+        );
+        assert_eq!(
+            storage.valid_record().unwrap(),
+            Some(b"valid at h7".to_vec())
+        );
+        assert_eq!(
+            Storage::get_from(&storage.db, SIGNER, KEY_SIGNER_RECORD).unwrap(),
+            None,
+            "the old table is still in chain.redb"
+        );
+        storage.put_signer_record(b"h9 r0 prevote").unwrap();
+        drop(storage);
+        put_old(KEY_SIGNER_RECORD, b"h7 r1 precommit");
+        let storage = Storage::open(dir.path(), "c").unwrap();
+        assert_eq!(
+            storage.signer_record().unwrap(),
+            Some(b"h9 r0 prevote".to_vec())
         );
     }
 }

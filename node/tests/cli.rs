@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -248,10 +248,26 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
             return Err(e);
         }
     }
+    // A backup of the running node, over its admin socket.
+    let live = tally(&[
+        "node",
+        "backup",
+        "--config",
+        path_arg(&config)?,
+        "--out",
+        path_arg(&file("live.backup"))?,
+    ]);
+    let live_ok = matches!(&live, Ok(o) if o.status.success()
+        && text(&o.stdout).contains("from the running node"));
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()?;
     ensure!(killed.success(), "kill failed");
+    ensure!(
+        live_ok,
+        "backup of the running node: {:?}",
+        live.map(|o| (text(&o.stdout), text(&o.stderr)))
+    );
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
@@ -289,6 +305,74 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
         .context("no blocks row")?;
     ensure!(blocks["entries"].as_u64() >= Some(1), "{usage}");
     ensure!(blocks["history"] == true, "{usage}");
+    backup_and_restore_by_command(&config, &file)
+}
+
+/// `tally node backup` of the stopped node, and `tally node restore` of both backups into new
+/// data directories: refused over a chain, and never over an existing backup file.
+fn backup_and_restore_by_command(config: &Path, file: &dyn Fn(&str) -> PathBuf) -> Result<()> {
+    let run = |args: &[&str]| -> Result<(bool, String)> {
+        let out = tally(args)?;
+        Ok((
+            out.status.success(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        ))
+    };
+    let backup_args = |out: &Path| -> Result<Vec<String>> {
+        Ok([
+            "node",
+            "backup",
+            "--config",
+            path_arg(config)?,
+            "--out",
+            path_arg(out)?,
+        ]
+        .map(String::from)
+        .to_vec())
+    };
+    let args = backup_args(&file("stopped.backup"))?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, said) = run(&args)?;
+    ensure!(ok && said.contains("the node was stopped"), "{said}");
+    let (ok, said) = run(&args)?;
+    ensure!(
+        !ok && said.contains("never overwritten"),
+        "a backup overwritten: {said}"
+    );
+    let base = std::fs::read_to_string(config)?;
+    for (name, backup) in [
+        ("restored-live", "live.backup"),
+        ("restored-stopped", "stopped.backup"),
+    ] {
+        let restored_config = file(&format!("{name}.toml"));
+        std::fs::write(
+            &restored_config,
+            base.replace("data_dir = \"data\"", &format!("data_dir = \"{name}\"")),
+        )?;
+        let backup = file(backup);
+        let restore = [
+            "node",
+            "restore",
+            "--config",
+            path_arg(&restored_config)?,
+            "--from",
+            path_arg(&backup)?,
+        ];
+        let (ok, said) = run(&restore)?;
+        ensure!(ok && said.contains("restored cli-test at height"), "{said}");
+        let (ok, said) = run(&restore)?;
+        ensure!(
+            !ok && said.contains("already holds a chain"),
+            "restored twice: {said}"
+        );
+        let (ok, said) = run(&[
+            "node",
+            "disk-usage",
+            "--config",
+            path_arg(&restored_config)?,
+        ])?;
+        ensure!(ok && said.contains("committed transactions"), "{said}");
+    }
     Ok(())
 }
 

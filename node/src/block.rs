@@ -26,6 +26,9 @@ pub struct BlockHeader {
     pub state_root: Hash,
     /// The Merkle root of the transactions' hashes, in block order.
     pub txs_root: Hash,
+    /// The digest of the block's validator-set changes ([`validator_updates_root`]), so a
+    /// client that follows the validator set proves a change with the header alone.
+    pub validator_updates_root: Hash,
     pub proposer: PublicKey,
 }
 
@@ -89,6 +92,14 @@ pub enum BlockError {
 pub fn txs_root(txs: &[EncodedTransaction]) -> Hash {
     let hashes: Vec<Hash> = txs.iter().map(|s| s.hash()).collect();
     merkle_root(&hashes)
+}
+
+/// The digest of a block's validator-set changes, in block order.
+pub fn validator_updates_root(updates: &[ValidatorUpdate]) -> Hash {
+    Hash::digest(
+        "tally/block-validator-updates",
+        &tally_consensus::encode(&updates),
+    )
 }
 
 impl Block {
@@ -184,6 +195,7 @@ mod tests {
                 parent: Hash::digest("t", b"parent"),
                 state_root: Hash::digest("t", b"root"),
                 txs_root: txs_root(&[]),
+                validator_updates_root: validator_updates_root(&[]),
                 proposer: tally_crypto::SigningKey::from_seed([1; 32]).public_key(),
             },
             txs: Vec::new(),

@@ -29,12 +29,15 @@ use crate::genesis::GenesisFile;
 use crate::mempool::MempoolLimits;
 use crate::metrics::Metrics;
 use crate::network::{self, GossipTopic, NetworkError, NetworkEvent, NetworkHandle};
-use crate::service::{NodeContext, Submission};
+use crate::service::{NodeContext, Submission, UpdateSubmission};
 use crate::storage::{Storage, StorageError};
 use crate::validator_update::{UpdateError, ValidatorUpdate};
 
 /// Submissions waiting for the chain task; a full queue answers "busy".
 pub const SUBMISSIONS_MAX: usize = 8192;
+/// Validator-set changes from the API waiting for the chain task: governance is rare, so a
+/// few; a full queue is answered busy.
+const UPDATE_SUBMISSIONS_MAX: usize = 16;
 /// How far ahead of its sender's next nonce a transaction may wait in the mempool.
 pub const NONCE_AHEAD_MAX: u64 = 1_024;
 /// The most bytes one gossiped transaction batch decodes to (beside the network's limit).
@@ -156,6 +159,7 @@ impl Node {
         let handle = network.handle.clone();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (submit_tx, submit_rx) = mpsc::channel::<Submission>(SUBMISSIONS_MAX);
+        let (updates_tx, updates_rx) = mpsc::channel::<UpdateSubmission>(UPDATE_SUBMISSIONS_MAX);
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_REQUESTS_QUEUED_MAX);
         let pending = parts.pending.clone();
         let context = NodeContext {
@@ -163,6 +167,7 @@ impl Node {
             mode: config.mode,
             storage: storage.clone(),
             submit: submit_tx,
+            validator_updates: updates_tx,
             committed: parts.committed.clone(),
             pending: Arc::new(move |hash| match pending.read() {
                 Ok(view) => view.contains(hash),
@@ -194,6 +199,7 @@ impl Node {
             tokio::spawn(sync.run(shutdown_rx.clone())),
             tokio::spawn(router.run(network.events, shutdown_rx.clone())),
             tokio::spawn(outbox(handle.clone(), outbound_rx)),
+            tokio::spawn(forward_updates(updates_rx, inputs_tx.clone())),
         ];
         // Without its admin socket a node still runs; only `tally node backup` must wait
         // until it stops.
@@ -284,6 +290,22 @@ impl Node {
         }
         self.network.shutdown().await.ok();
         let _ = self.network_task.await;
+    }
+}
+
+/// Hands validator-set changes from the API to the chain task, which checks each.
+async fn forward_updates(
+    mut updates: mpsc::Receiver<UpdateSubmission>,
+    chain: mpsc::Sender<ChainInput>,
+) {
+    while let Some(UpdateSubmission { update, reply }) = updates.recv().await {
+        let input = ChainInput::ValidatorUpdate {
+            update,
+            reply: Some(reply),
+        };
+        if chain.send(input).await.is_err() {
+            return;
+        }
     }
 }
 

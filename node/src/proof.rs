@@ -17,7 +17,8 @@ use tally_contracts::commitment::{self, ProofError, StateProof};
 use tally_contracts::{Event, Rejection};
 use tally_crypto::{Hash, MerkleStep, merkle_root, merkle_root_from_path};
 
-use crate::block::BlockHeader;
+use crate::block::{BlockHeader, validator_updates_root};
+use crate::validator_update::ValidatorUpdate;
 
 /// A block header with what proves a quorum signed it: the digest of the block's body (so the
 /// body itself, every party's transactions, is not needed) and the block's certificate.
@@ -98,6 +99,98 @@ pub enum ProofCheckError {
     CertificateNotForHeader,
     #[error("the certificate does not verify against the trusted validator set: {0}")]
     Certificate(String),
+    #[error("the validator changes of block {height} are not the ones its header carries")]
+    ChangesNotInHeader { height: u64 },
+    #[error("the validator changes are not in height order (block {height} after {after})")]
+    ChangesOutOfOrder { height: u64, after: u64 },
+    #[error("a validator change carried by block {height} does not hold: {reason}")]
+    BadChange { height: u64, reason: String },
+    #[error("no trusted validator set at height {0}")]
+    NoSet(u64),
+}
+
+/// The validator-set changes one block carried, with the block's certified header (whose
+/// `validator_updates_root` commits to them), as `GET /v1/validators/changes` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CarriedChanges {
+    #[serde(flatten)]
+    pub certified: CertifiedHeader,
+    pub updates: Vec<ValidatorUpdate>,
+}
+
+/// A page of `GET /v1/validators/changes?from_height=h`: the blocks from `h` up that changed
+/// the validator set, in height order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidatorChanges {
+    pub changes: Vec<CarriedChanges>,
+    /// Where the next page starts; absent on the last page.
+    pub next_from_height: Option<u64>,
+}
+
+/// The validator sets a client trusts, by height: the genesis set, then each change it has
+/// followed. A change is believed when the block carrying it is certified by the set the
+/// client already trusts at that height, the block's header commits to it, and it is signed as
+/// every node checks it (more than 2/3 of that set's power, taking effect 3 or more heights
+/// later). The attacker is the node serving the changes: it cannot make one up; it can leave
+/// one out, and then the client refuses certificates of the new set (`NOT VERIFIED`) rather
+/// than believe a wrong one.
+#[derive(Debug, Clone)]
+pub struct TrustedValidators {
+    chain_id: String,
+    sets: tally_consensus::ValidatorSets,
+    /// The last block whose changes were followed (0: only the genesis).
+    followed_to: u64,
+    /// When the last followed change takes effect (0: none).
+    last_effective: u64,
+}
+
+impl TrustedValidators {
+    pub fn genesis(chain_id: &str, validators: ValidatorSet) -> TrustedValidators {
+        TrustedValidators {
+            chain_id: chain_id.to_string(),
+            sets: tally_consensus::ValidatorSets::new(validators),
+            followed_to: 0,
+            last_effective: 0,
+        }
+    }
+
+    /// Follows the changes of one block, which must be above every block followed so far.
+    pub fn follow(&mut self, carried: &CarriedChanges) -> Result<(), ProofCheckError> {
+        let height = carried.certified.header.height;
+        if height <= self.followed_to {
+            return Err(ProofCheckError::ChangesOutOfOrder {
+                height,
+                after: self.followed_to,
+            });
+        }
+        let current = self.at(height)?.clone();
+        carried.certified.verify(&self.chain_id, &current, height)?;
+        if carried.certified.header.validator_updates_root
+            != validator_updates_root(&carried.updates)
+        {
+            return Err(ProofCheckError::ChangesNotInHeader { height });
+        }
+        let bad = |reason: String| ProofCheckError::BadChange { height, reason };
+        for update in &carried.updates {
+            let set = update
+                .verify(&self.chain_id, height, self.last_effective, &current)
+                .map_err(|e| bad(e.to_string()))?;
+            let at = update.change.effective_height;
+            self.sets
+                .schedule(Height(at), set)
+                .map_err(|e| bad(e.to_string()))?;
+            self.last_effective = at;
+        }
+        self.followed_to = height;
+        Ok(())
+    }
+
+    /// The set trusted to sign block `height`.
+    pub fn at(&self, height: u64) -> Result<&ValidatorSet, ProofCheckError> {
+        self.sets
+            .at(Height(height))
+            .ok_or(ProofCheckError::NoSet(height))
+    }
 }
 
 impl RecordProof {

@@ -25,6 +25,14 @@ pub struct Submission {
     pub reply: oneshot::Sender<Result<Hash, SubmitError>>,
 }
 
+/// A validator-set change from outside (`POST /v1/validators/updates`), and where to answer:
+/// whether the chain task holds it for a block.
+#[derive(Debug)]
+pub struct UpdateSubmission {
+    pub update: crate::validator_update::ValidatorUpdate,
+    pub reply: oneshot::Sender<Result<(), crate::validator_update::UpdateError>>,
+}
+
 /// Why a submitted transaction was not taken into the mempool. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -66,6 +74,8 @@ pub struct NodeContext {
     pub storage: Storage,
     /// Transactions to admit; a full channel means the node is busy.
     pub submit: mpsc::Sender<Submission>,
+    /// Validator-set changes to hold for a block (a validator's chain task checks each).
+    pub validator_updates: mpsc::Sender<UpdateSubmission>,
     /// The last committed height; changes after each block is committed to storage.
     pub committed: watch::Receiver<u64>,
     /// Whether a transaction hash is in the mempool.

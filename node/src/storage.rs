@@ -11,7 +11,8 @@
 //! Keys in the chain table (heights big-endian so they sort):
 //! `m/...` metadata, `b/{h}` block, `c/{h}` commit certificate, `r/{h}` block results,
 //! `t/{tx id}` transaction location (the id covers the body and the signers),
-//! `a/{account}/{h}/{i}` account history, `s/{key}` ledger state.
+//! `a/{account}/{h}/{i}` account history, `s/{key}` ledger state, `v/{h}` a block that
+//! changed the validator set.
 //!
 //! Why redb and not sled (which Tally used up to schema 4): sled 0.34 keeps per-page
 //! bookkeeping in memory for every page it ever wrote, beyond its `cache_capacity`, so a
@@ -46,7 +47,10 @@ pub mod backup;
 /// roots, the state root is the tree's (`tally_contracts::commitment`), and a block is framed
 /// as a header and a body: a version-7 directory has no tree and its blocks do not decode as
 /// these, so it is refused.
-const SCHEMA_VERSION: u32 = 8;
+/// 9: a block header carries the digest of its validator-set changes, and the blocks that
+/// carry changes are indexed (`v/{h}`): a version-8 directory's blocks do not decode as these,
+/// so it is refused.
+const SCHEMA_VERSION: u32 = 9;
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chain.redb";
 /// The signer's database file inside the data directory (never in a backup).
@@ -246,7 +250,9 @@ impl Storage {
             Some(version) => {
                 if version != SCHEMA_VERSION.to_be_bytes() {
                     return Err(StorageError::Damaged(format!(
-                        "schema version {version:?} is not {SCHEMA_VERSION}"
+                        "schema version {version:?} is not {SCHEMA_VERSION}: move \
+                         {DATABASE_FILE} aside and start again, the node syncs the chain from \
+                         its peers (keep {SIGNER_FILE}: it holds what this validator signed)"
                     )));
                 }
                 let found = storage.chain_get(KEY_CHAIN_ID)?.ok_or_else(|| {
@@ -271,9 +277,11 @@ impl Storage {
         Ok(storage)
     }
 
-    /// A data directory written before the signer's file existed (schema 8, until December
-    /// 2026) kept the signer's table in `chain.redb`: it moves to `signer.redb`, durably there
-    /// before it is dropped here, and never over a record `signer.redb` already holds.
+    /// A data directory written before the signer's file existed (schema 8 and earlier) kept
+    /// the signer's table in `chain.redb`: it moves to `signer.redb`, durably there before it
+    /// is dropped here, and never over a record `signer.redb` already holds. It moves before
+    /// the schema is checked, so an older directory refused for its schema leaves the record
+    /// behind in `signer.redb` when its operator moves `chain.redb` aside.
     fn move_signer_table(&self) -> Result<(), StorageError> {
         let old: Vec<(Vec<u8>, Vec<u8>)> = {
             let txn = self.db.begin_read().map_err(io)?;
@@ -401,6 +409,10 @@ impl Storage {
             }
             if let Some(schedule) = commit.validator_schedule {
                 chain.insert(KEY_VALIDATOR_SCHEDULE, schedule).map_err(io)?;
+                // The schedule changes only by a block's validator updates: remember which.
+                chain
+                    .insert(height_key(b"v/", commit.height).as_slice(), [].as_slice())
+                    .map_err(io)?;
             }
             chain
                 .insert(KEY_HEAD, commit.height.to_be_bytes().as_slice())
@@ -648,6 +660,30 @@ impl Storage {
     }
 
     /// An account's transactions, newest first, starting below `before` (exclusive) if given.
+    /// Heights of the blocks that changed the validator set, from `from` up, at most `limit`.
+    pub fn validator_change_heights(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StorageError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let chain = txn.open_table(CHAIN).map_err(io)?;
+        let (start, end) = (height_key(b"v/", from), height_key(b"v/", u64::MAX));
+        let mut out = Vec::new();
+        for entry in chain
+            .range(start.as_slice()..=end.as_slice())
+            .map_err(io)?
+            .take(limit)
+        {
+            let (key, _) = entry.map_err(io)?;
+            out.push(read_u64(
+                key.value().get(2..).unwrap_or_default(),
+                "a validator change's height",
+            )?);
+        }
+        Ok(out)
+    }
+
     pub fn account_history(
         &self,
         account: &[u8],

@@ -58,6 +58,20 @@ pub enum UpdateError {
     InsufficientPower { power: u64, quorum: u64 },
 }
 
+impl UpdateError {
+    /// The stable code the API answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UpdateError::BadSet(_) => "BAD_VALIDATOR_SET",
+            UpdateError::BadHeight { .. } => "BAD_EFFECTIVE_HEIGHT",
+            UpdateError::NotCanonical => "NOT_CANONICAL",
+            UpdateError::NotAValidator(_) => "NOT_A_VALIDATOR",
+            UpdateError::BadSignature => "BAD_SIGNATURE",
+            UpdateError::InsufficientPower { .. } => "INSUFFICIENT_POWER",
+        }
+    }
+}
+
 impl ValidatorChange {
     pub fn signing_bytes(&self) -> Vec<u8> {
         tally_consensus::encode(self)

@@ -240,6 +240,7 @@ fn signed_by(
             parent: BlockHash::of(&parent_bytes).0,
             state_root,
             txs_root: txs_root(&[]),
+            validator_updates_root: tally_node::block::validator_updates_root(&[]),
             proposer: validator_key(0).public_key(),
         },
         txs: Vec::new(),

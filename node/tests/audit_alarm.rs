@@ -93,6 +93,7 @@ fn certified(
             parent: BlockHash::of(&parent_bytes).0,
             state_root,
             txs_root: txs_root(&[]),
+            validator_updates_root: tally_node::block::validator_updates_root(&[]),
             proposer: validator_key(0).public_key(),
         },
         txs: Vec::new(),

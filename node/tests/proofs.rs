@@ -328,3 +328,194 @@ async fn tally_verify_says_verified_at_a_height_or_why_not() {
     assert!(stderr.contains("NOT VERIFIED"), "{stderr}");
     net.shutdown().await;
 }
+
+/// The validator set changes by governance: {validator 0} becomes {a new key of power 1,
+/// validator 0 of power 5}, so validator 0 alone still commits, now as index 1. A client that
+/// trusts only the genesis refuses the new set's certificates; one that follows the change the
+/// node serves (certified by the genesis set, committed to by its block's header) verifies
+/// them; a node that alters the change, makes one up, or serves it twice is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_follows_a_certified_validator_change_and_refuses_an_altered_one() {
+    use tally_consensus::Validator;
+    use tally_node::proof::{TrustedValidators, ValidatorChanges};
+    use tally_node::validator_update::{ValidatorChange, ValidatorUpdate};
+
+    let net = TestNet::start().await;
+    let k = net.funded_wallet(200, BANK_A, 10_000).await;
+    let newcomer = key(7_700).public_key();
+    let change = ValidatorChange {
+        effective_height: net.head() + 5,
+        validators: vec![
+            Validator {
+                public_key: newcomer,
+                power: 1,
+            },
+            Validator {
+                public_key: validator_key(0).public_key(),
+                power: 5,
+            },
+        ],
+    };
+    // Anyone may send a change; only one the set in force signed is held.
+    let anyone = net.api.anonymous();
+    let post_update = |update: &ValidatorUpdate| {
+        post_json(
+            &anyone,
+            "/v1/validators/updates",
+            serde_json::to_vec(update).unwrap(),
+        )
+    };
+    let by_outsider = ValidatorUpdate::sign(change.clone(), CHAIN, &[&key(7_701)]);
+    post_update(&by_outsider)
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "NOT_A_VALIDATOR");
+    let mut altered = ValidatorUpdate::sign(change.clone(), CHAIN, &[&validator_key(0)]);
+    altered.change.validators[0].power = 50;
+    post_update(&altered)
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE");
+    post_json(
+        &anyone,
+        "/v1/validators/updates",
+        b"{\"change\": 1}".to_vec(),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "BAD_BODY");
+    let answer = get(&anyone, "/v1/validators").await.json();
+    assert!(
+        answer["scheduled"].as_array().unwrap().is_empty(),
+        "a refused change was scheduled: {answer}"
+    );
+
+    // The validator's operator changes the set with the command: validator 0 moves behind the
+    // newcomer, so the new set's certificates name it by another index.
+    let dir = tempfile::tempdir().unwrap();
+    let validator_key_file = dir.path().join("validator-0.key");
+    KeyFile::write_new(&validator_key(0), &validator_key_file).unwrap();
+    let (api, ca) = (format!("https://{}", net.api.addr), net.ca_file());
+    let tally = move |args: Vec<String>| {
+        let (api, ca) = (api.clone(), ca.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+                .args(args)
+                .args(["--api", &api, "--ca-cert", ca.to_str().unwrap()])
+                .output()
+                .unwrap()
+        })
+    };
+    let mine = validator_key(0).public_key().to_hex();
+    let out = tally(vec![
+        "governance".into(),
+        "change-validators".into(),
+        "--validator-key".into(),
+        validator_key_file.to_str().unwrap().into(),
+        "--remove".into(),
+        mine.clone(),
+        "--set".into(),
+        format!("{}:1", newcomer.to_hex()),
+        "--set".into(),
+        format!("{mine}:5"),
+        "--effective-in".into(),
+        "5".into(),
+    ])
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("validator set change scheduled: from height"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer = get(&anyone, "/v1/validators").await.json();
+    let effective = answer["scheduled"][0]["from_height"].as_u64().unwrap();
+    let mut id = 201;
+    while net.head() <= effective + 1 {
+        one_more_block(&net, id).await;
+        id += 1;
+    }
+    let owner = net.api.as_party(Party::Account(AccountId(200)), &k);
+    let proof = record_proof(&get(&owner, "/v1/accounts/200/proof").await);
+    assert!(proof.height >= effective, "proof at {}", proof.height);
+    let record_key = ProvenRecord::Account(AccountId(200)).key();
+    assert!(
+        matches!(
+            proof.verify(CHAIN, &trusted(), &record_key),
+            Err(ProofCheckError::Certificate(_))
+        ),
+        "the genesis set alone believed the new set's certificate"
+    );
+
+    let answer = get(&net.api.anonymous(), "/v1/validators/changes").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let changes: ValidatorChanges = serde_json::from_value(answer.json()).unwrap();
+    assert_eq!(changes.changes.len(), 1, "{}", answer.text());
+    assert_eq!(changes.next_from_height, None);
+    let carried = &changes.changes[0];
+    let mut following = TrustedValidators::genesis(CHAIN, trusted());
+    following.follow(carried).unwrap();
+    let (value, _) = proof
+        .verify(CHAIN, following.at(proof.height + 1).unwrap(), &record_key)
+        .unwrap();
+    assert!(value.is_some());
+    // The same block again: refused, the client's view unchanged.
+    assert!(matches!(
+        following.follow(carried),
+        Err(ProofCheckError::ChangesOutOfOrder { .. })
+    ));
+
+    // A node that moves the change's height, or hands the new set all the power.
+    let fresh = || TrustedValidators::genesis(CHAIN, trusted());
+    let mut moved = carried.clone();
+    moved.updates[0].change.effective_height += 1;
+    assert!(matches!(
+        fresh().follow(&moved),
+        Err(ProofCheckError::ChangesNotInHeader { .. })
+    ));
+    // The same, with the header's digest made to match: the certificate no longer does.
+    moved.certified.header.validator_updates_root =
+        tally_node::block::validator_updates_root(&moved.updates);
+    assert!(matches!(
+        fresh().follow(&moved),
+        Err(ProofCheckError::CertificateNotForHeader)
+    ));
+    // A change signed by a key outside the set, in a block the set certified with no change.
+    let mut made_up = carried.clone();
+    made_up.updates = vec![ValidatorUpdate::sign(
+        carried.updates[0].change.clone(),
+        CHAIN,
+        &[&key(7_701)],
+    )];
+    assert!(fresh().follow(&made_up).is_err());
+
+    // `tally verify` follows the change by itself.
+    let genesis_path = dir.path().join("genesis.json");
+    std::fs::write(&genesis_path, genesis(1).to_json()).unwrap();
+    let key_path = dir.path().join("wallet-200.key");
+    KeyFile::write_new(&k, &key_path).unwrap();
+    let out = tally(
+        [
+            "verify",
+            "account",
+            "--id",
+            "200",
+            "--as",
+            "account:200",
+            "--as-key",
+            key_path.to_str().unwrap(),
+            "--genesis",
+            genesis_path.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("account 200 verified at height"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("of 2 validators"), "{stdout}");
+    net.shutdown().await;
+}

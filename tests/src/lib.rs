@@ -334,6 +334,7 @@ pub mod generate {
                             parent,
                             state_root,
                             txs_root: tally_node::block::txs_root(&txs),
+                            validator_updates_root: tally_node::block::validator_updates_root(&vu),
                             proposer,
                         },
                         txs,

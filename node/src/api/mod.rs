@@ -20,6 +20,7 @@ mod directory;
 mod error;
 mod events;
 pub mod fair;
+mod governance;
 mod ledger;
 mod params;
 mod proofs;
@@ -240,6 +241,18 @@ fn routes() -> Vec<Route> {
         route(GET, "/v1/blocks/latest", Public, get(blocks::latest)),
         route(GET, "/v1/blocks/{height}", Public, get(blocks::at_height)),
         route(GET, "/v1/validators", Public, get(blocks::validators)),
+        route(
+            GET,
+            "/v1/validators/changes",
+            Public,
+            get(proofs::validator_changes),
+        ),
+        route(
+            Method::POST,
+            "/v1/validators/updates",
+            Submit,
+            post(governance::submit_update),
+        ),
         route(GET, "/v1/evidence", Public, get(blocks::evidence)),
         route(GET, "/v1/events", Party, get(events::stream)),
         route(

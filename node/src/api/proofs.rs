@@ -3,11 +3,14 @@
 //! behind the head), with the proof of its presence or absence, the header that commits to
 //! that state and the header's certificate.
 //!
-//! Also a committed transaction's receipt, proven up to the next block's header.
+//! Also a committed transaction's receipt, proven up to the next block's header; and the
+//! validator-set changes, each with the certified header of the block that carried it, which a
+//! client follows from the genesis set to know which set signs a later header.
 //!
 //! Who may call: the party that may read the record unproven (the same rules as
 //! `GET /v1/accounts/{id}` and the ledger records'); a record that does not exist is proven
-//! absent to any party, as its unproven read says "not found" to any party.
+//! absent to any party, as its unproven read says "not found" to any party. The validator
+//! changes are public, as the validator set and the block headers are.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,8 +28,11 @@ use super::ledger::{bill_in_sight, hold_in_sight, order_in_sight};
 use super::params::{self, ApiPath};
 use super::transactions::{self, stored_results};
 use super::{Api, ApiState};
+use crate::block::Block;
 use crate::block::BlockHeader;
-use crate::proof::{CertifiedHeader, ProvenEvent, ReceiptProof, RecordProof};
+use crate::proof::{
+    CarriedChanges, CertifiedHeader, ProvenEvent, ReceiptProof, RecordProof, ValidatorChanges,
+};
 use crate::storage::StorageError;
 
 /// A record (decoded for people; `null` when absent) and its proof.
@@ -135,6 +141,55 @@ fn prove<T: DeserializeOwned>(api: &Api, record: ProvenRecord) -> Result<ProvenV
             certified: certified_header(api, head.height.saturating_add(1))?,
         },
     })
+}
+
+/// The most blocks of validator changes one page answers.
+const CHANGES_PAGE_MAX: usize = 32;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// The first block height to list (default 1).
+    from_height: Option<String>,
+}
+
+/// The blocks that changed the validator set, from `from_height` up, each with its certified
+/// header and the changes it carried.
+pub async fn validator_changes(
+    State(api): ApiState,
+    params::ApiQuery(q): params::ApiQuery<ChangesQuery>,
+) -> Result<Json<ValidatorChanges>, ApiError> {
+    let from = match q.from_height.as_deref() {
+        Some(text) => params::decimal("from_height", text)?,
+        None => 1,
+    };
+    let mut heights = api
+        .ctx
+        .storage
+        .validator_change_heights(from, CHANGES_PAGE_MAX.saturating_add(1))?;
+    let next_from_height = if heights.len() > CHANGES_PAGE_MAX {
+        heights.pop()
+    } else {
+        None
+    };
+    let mut changes = Vec::with_capacity(heights.len());
+    for height in heights {
+        let bytes = api
+            .ctx
+            .storage
+            .block(height)?
+            .ok_or_else(|| damaged(format!("block {height} is indexed but missing")))?;
+        let block = Block::decode(&bytes)
+            .map_err(|e| damaged(format!("block {height} does not decode: {e}")))?;
+        changes.push(CarriedChanges {
+            certified: certified_header(&api, height)?,
+            updates: block.validator_updates,
+        });
+    }
+    Ok(Json(ValidatorChanges {
+        changes,
+        next_from_height,
+    }))
 }
 
 /// Block `height`'s header, its body's digest and its certificate; `503 NOT_CERTIFIED_YET`

@@ -29,8 +29,9 @@ pub enum Scope {
     /// validator set, evidence), the node's health, and the regulator's page's static files
     /// (which hold no data; the page signs in to read).
     Public,
-    /// Anyone: a transaction proves its sender by its own signatures. The answer shows only
-    /// what the caller may read (without credentials: what the sender may read).
+    /// Anyone: a transaction proves its sender by its own signatures (a validator-set change,
+    /// its signers by theirs). The answer shows only what the caller may read (without
+    /// credentials: what the sender may read).
     Submit,
     /// Public when the operator sets `[api] metrics_public = true`, else the regulator.
     Metrics,

@@ -5,7 +5,7 @@ use tally_contracts::VerifiedTransaction;
 use tally_crypto::Hash;
 
 use super::{BLOCK_TIME_DRIFT_MS_MAX, Chain, ChainError, pool};
-use crate::block::{BLOCK_EVIDENCE_MAX, Block, BlockHeader, txs_root};
+use crate::block::{BLOCK_EVIDENCE_MAX, Block, BlockHeader, txs_root, validator_updates_root};
 use crate::clock::now_ms;
 use crate::validator_update::BLOCK_VALIDATOR_UPDATES_MAX;
 
@@ -64,6 +64,7 @@ impl Chain {
                 parent: self.head_hash,
                 state_root: self.head.state_root,
                 txs_root: txs_root(&txs),
+                validator_updates_root: validator_updates_root(&updates),
                 proposer: self.settings.key.public_key(),
             },
             txs,
@@ -164,6 +165,12 @@ impl Chain {
         }
         if h.txs_root != txs_root(&block.txs) {
             return Err(fault("txs_root", "transactions root does not match"));
+        }
+        if h.validator_updates_root != validator_updates_root(&block.validator_updates) {
+            return Err(fault(
+                "validator_updates_root",
+                "validator updates root does not match",
+            ));
         }
         let set = self
             .consensus

@@ -761,6 +761,30 @@ pub enum GovernanceCommand {
         #[arg(long = "target", value_name = "ID")]
         target: u32,
     },
+    /// Change the validator set: add validators, change their power or remove them, from a
+    /// height ahead. Validators holding more than 2/3 of the power in force sign it (one
+    /// --validator-key each); every validator checks it before voting for the block that
+    /// carries it, and `tally verify` follows it.
+    ChangeValidators(ValidatorChangeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidatorChangeArgs {
+    /// A key file of a validator in force that signs the change (repeat).
+    #[arg(long = "validator-key", value_name = "FILE", required = true)]
+    pub validator_keys: Vec<PathBuf>,
+    /// Add a validator, or change its power: PUBLIC_KEY:POWER, the key in hex (repeat).
+    #[arg(long = "set", value_name = "KEY:POWER")]
+    pub set: Vec<String>,
+    /// Remove a validator, by its public key in hex (repeat). Removals apply first, then
+    /// --set, in the order given: a validator set again after its removal (or a new one)
+    /// takes the last index.
+    #[arg(long = "remove", value_name = "KEY")]
+    pub remove: Vec<String>,
+    /// How many heights after the latest block the new set first signs (at least 4: the
+    /// change must be in a block 3 heights before it takes effect).
+    #[arg(long, default_value_t = 10)]
+    pub effective_in: u64,
 }
 
 #[derive(Debug, Subcommand)]

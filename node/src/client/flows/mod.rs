@@ -184,6 +184,9 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
             Step::Read(report) => return Ok(report),
             Step::Send(plan) => *plan,
         },
+        ClientCommand::Governance(GovernanceCommand::ChangeValidators(c)) => {
+            return governance::change_validators(&mut client, c).await;
+        }
         ClientCommand::Governance(c) => governance::run(c)?,
         ClientCommand::Institution(c) => match interbank::run(&mut client, c).await? {
             Step::Read(report) => return Ok(report),

@@ -1,14 +1,17 @@
 //! `tally verify`: reads a ledger record with its proof from one node and believes it only if
-//! the proof holds up to a quorum of the validators the genesis names ([`crate::proof`]); says
-//! "verified at height h" and what the record holds, or why not.
+//! the proof holds up to a quorum of the validators it trusts ([`crate::proof`]): those the
+//! genesis names, then each validator-set change it follows from the same node, every one
+//! certified by the set before it. Says "verified at height h" and what the record holds, or
+//! why not.
 
 use tally_contracts::commitment::{ProvenRecord, decode_record};
 use tally_contracts::{Account, Hold};
 
 use super::*;
 use crate::genesis::GenesisFile;
-use crate::proof::{ProofCheckError, ProvenEvent, ReceiptProof, RecordProof};
-use tally_consensus::ValidatorSet;
+use crate::proof::{
+    ProofCheckError, ProvenEvent, ReceiptProof, RecordProof, TrustedValidators, ValidatorChanges,
+};
 
 pub(super) async fn run(client: &Client, command: VerifyCommand) -> Result<Report, CommandError> {
     let (record, name, path, trust) = match command {
@@ -40,12 +43,13 @@ pub(super) async fn run(client: &Client, command: VerifyCommand) -> Result<Repor
             trust,
         ),
     };
-    let (genesis, validators) = trusted(&trust)?;
+    let (genesis, trusted) = trusted(client, &trust).await?;
     let raw = client.read_raw(&path, &name).await?;
     let answer: RecordProof = serde_json::from_str(&raw)
         .map_err(|e| ProofCheckError::Malformed(format!("{name}: {e}")))?;
     let key = record.key();
-    let (value, height) = answer.verify(&genesis.chain_id, &validators, &key)?;
+    let validators = trusted.at(answer.height.saturating_add(1))?;
+    let (value, height) = answer.verify(&genesis.chain_id, validators, &key)?;
     let text = match value {
         None => format!("{name} proven ABSENT at height {height}"),
         Some(bytes) => {
@@ -72,26 +76,61 @@ pub(super) async fn run(client: &Client, command: VerifyCommand) -> Result<Repor
     })
 }
 
-/// The genesis the client trusts, and its validators.
-fn trusted(trust: &Trust) -> Result<(GenesisFile, ValidatorSet), CommandError> {
+/// The most pages of validator changes followed: far beyond any real chain's governance, a
+/// bound on what a node that keeps answering "there is more" can make the client read.
+const CHANGE_PAGES_MAX: usize = 10_000;
+
+/// The genesis the client trusts, and the validator sets it trusts from there: the genesis
+/// set, and each change the node serves that the set before it certified.
+async fn trusted(
+    client: &Client,
+    trust: &Trust,
+) -> Result<(GenesisFile, TrustedValidators), CommandError> {
     let genesis = GenesisFile::load(&trust.genesis)
         .map_err(|e| input(format!("--genesis {}: {e}", trust.genesis.display())))?;
     let validators = genesis
         .validator_set()
         .map_err(|e| input(format!("--genesis {}: {e}", trust.genesis.display())))?;
-    Ok((genesis, validators))
+    let mut trusted = TrustedValidators::genesis(&genesis.chain_id, validators);
+    let mut from = 1u64;
+    for _ in 0..CHANGE_PAGES_MAX {
+        let raw = client
+            .read_raw(
+                &format!("/v1/validators/changes?from_height={from}"),
+                "the validator changes",
+            )
+            .await?;
+        let page: ValidatorChanges = serde_json::from_str(&raw)
+            .map_err(|e| ProofCheckError::Malformed(format!("the validator changes: {e}")))?;
+        for carried in &page.changes {
+            trusted.follow(carried)?;
+        }
+        match page.next_from_height {
+            // Each page must move forward, or a node could keep the client reading forever.
+            Some(next) if next > from && !page.changes.is_empty() => from = next,
+            Some(_) => {
+                return Err(ProofCheckError::Malformed(
+                    "the validator changes' next page does not move forward".to_string(),
+                )
+                .into());
+            }
+            None => return Ok((genesis, trusted)),
+        }
+    }
+    Err(ProofCheckError::Malformed("the validator changes do not end".to_string()).into())
 }
 
 async fn transaction(client: &Client, hash: &str, trust: &Trust) -> Result<Report, CommandError> {
     let tx = Hash::from_hex(hash).map_err(|e| input(format!("--hash {hash}: {e}")))?;
-    let (genesis, validators) = trusted(trust)?;
+    let (genesis, trusted) = trusted(client, trust).await?;
     let name = format!("transaction {tx}");
     let raw = client
         .read_raw(&format!("/v1/transactions/{tx}/proof"), &name)
         .await?;
     let answer: ReceiptProof = serde_json::from_str(&raw)
         .map_err(|e| ProofCheckError::Malformed(format!("{name}: {e}")))?;
-    let height = answer.verify(&genesis.chain_id, &validators, tx)?;
+    let validators = trusted.at(answer.height.saturating_add(1))?;
+    let height = answer.verify(&genesis.chain_id, validators, tx)?;
     let outcome = match &answer.result {
         Ok(()) => "OK".to_string(),
         Err(rejection) => format!("refused {}", rejection.code()),

@@ -6,6 +6,7 @@
 //! on the same network.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -115,6 +116,9 @@ struct Story {
     genesis: tally_node::genesis::GenesisFile,
     /// The remittance with travel-rule data: its transaction and transfer id.
     travel_rule_tx: Option<(Hash, TransferId)>,
+    /// The last validator's name and data directory (backed up while it runs), and where its
+    /// backup is restored to be checked.
+    backed_up: Option<(String, PathBuf, PathBuf)>,
 }
 
 /// How long a proof may lag behind a read of the head: the genesis heartbeat (3 s) commits an
@@ -269,6 +273,11 @@ pub async fn tell(layout: &Layout, submit_to: SocketAddr) -> Summary {
         "Alice checks her balance with its Merkle proof from every node, against the genesis validators alone",
         r,
     );
+    let r = story.backup_and_restore().await;
+    story.record(
+        "A validator is backed up while the network runs, and the backup restored into a scratch directory: digest, chain and ledger root check",
+        r,
+    );
     let height = story.height().await.unwrap_or(0);
     let summary = Summary {
         steps_ok: story.ok,
@@ -342,6 +351,13 @@ impl Story {
             audit_verified_height: None,
             genesis: tally_node::genesis::GenesisFile::load(&layout.dir.join("genesis.json"))?,
             travel_rule_tx: None,
+            backed_up: layout.validators().last().map(|n| {
+                (
+                    n.name.clone(),
+                    layout.data_dir(n),
+                    layout.dir.join("restore-check"),
+                )
+            }),
         })
     }
 
@@ -1641,6 +1657,49 @@ impl Story {
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
+    }
+
+    /// What `tally node backup` and `tally node restore` do, through the same library calls:
+    /// the running validator answers on its admin socket; the restore checks the digest, the
+    /// chain and the ledger tree's root against the head block's results.
+    async fn backup_and_restore(&mut self) -> Result<String> {
+        let (name, data_dir, scratch) = self
+            .backed_up
+            .clone()
+            .ok_or_else(|| anyhow!("this devnet has no validator"))?;
+        let chain_id = self.chain_id.clone();
+        tokio::task::spawn_blocking(move || -> Result<String> {
+            // A scratch directory of an earlier run goes first: a restore writes only where no
+            // chain is.
+            if scratch.exists() {
+                std::fs::remove_dir_all(&scratch)
+                    .with_context(|| format!("removing {}", scratch.display()))?;
+            }
+            std::fs::create_dir_all(&scratch)?;
+            let file = scratch.join("backup");
+            let mut out = std::io::BufWriter::new(std::fs::File::create_new(&file)?);
+            let header = tally_node::admin::request_backup(&data_dir, &mut out, |_| {}, |_| {})?
+                .ok_or_else(|| anyhow!("{name} did not answer on its admin socket"))?;
+            std::io::Write::flush(&mut out)?;
+            drop(out);
+            let bytes = std::fs::metadata(&file)?.len();
+            let restored = tally_node::storage::backup::restore(
+                &scratch.join("data"),
+                &chain_id,
+                std::fs::File::open(&file)?,
+                |_, _| {},
+            )?;
+            ensure!(restored.header == header, "restored {:?}", restored.header);
+            std::fs::remove_dir_all(&scratch)
+                .with_context(|| format!("removing {}", scratch.display()))?;
+            Ok(format!(
+                "OK: {name} at height {} ({} entries, {:.1} MiB) backed up over its admin socket and restored",
+                header.head,
+                header.entries,
+                bytes as f64 / (1024.0 * 1024.0)
+            ))
+        })
+        .await?
     }
 
     async fn audit(&mut self) -> Result<String> {

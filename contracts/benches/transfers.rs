@@ -200,17 +200,11 @@ impl<S: Committing> Chain<S> {
             .unwrap();
         let executed = started.elapsed();
         // The root's share: the same tree update again, over the same snapshot, from the
-        // block's ledger writes (not the tree's own nodes, nor the head record that holds it).
-        let ledger_writes: Vec<Write> = out
-            .writes
-            .iter()
-            .filter(|w| !matches!(w.key.first(), Some(b'J' | b'M')))
-            .cloned()
-            .collect();
+        // block's writes (`update` leaves out the tree's own nodes and the head record).
         let root_started = Instant::now();
         let update = self
             .store
-            .with_snapshot(|state| commitment::update(state, self.height, &ledger_writes))
+            .with_snapshot(|state| commitment::update(state, self.height, &out.writes))
             .unwrap();
         let rooting = root_started.elapsed();
         assert_eq!(update.root, out.head.ledger_root);

@@ -27,6 +27,9 @@
 //! chain_inputs_max = 4096                  # the chain task's input queue
 //! outbound_max = 4096                      # the chain task's queue to the network
 //!
+//! [pruning]                                # optional: without it every block is kept
+//! keep_blocks = 100000                     # older blocks keep their header and certificate
+//!
 //! [api]                                    # required: TLS files, or plain_http = true
 //! tls_cert_file = "api-cert.pem"           # the certificate chain the API serves (PEM)
 //! tls_key_file = "api-key.pem"             # its private key (PEM)
@@ -130,6 +133,26 @@ pub enum ConfigError {
     TestFaults(String),
     #[error("[api]: {0}")]
     Api(String),
+    #[error(
+        "[pruning] keep_blocks is {0}; keep at least {KEEP_BLOCKS_MIN} (or leave [pruning] out \
+         to keep every block)"
+    )]
+    KeepTooFew(u64),
+}
+
+/// The fewest blocks a pruning node keeps whole: the head and the blocks a lagging peer or a
+/// proof may still ask for.
+pub const KEEP_BLOCKS_MIN: u64 = 2;
+
+/// `[pruning]`: which blocks a node keeps whole. An audit node that should keep everything
+/// (the regulator's) leaves the section out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pruning {
+    /// The newest blocks kept whole; an older block keeps only its header (with its body's
+    /// digest) and its certificate, its transactions and results are removed, and the API
+    /// answers `410 PRUNED` for what they held. `None`: keep everything.
+    pub keep_blocks: Option<u64>,
 }
 
 /// What the node does.
@@ -358,6 +381,8 @@ pub struct Config {
     pub test_faults: TestFaults,
     /// How the HTTP API is served (`[api]`).
     pub api: ApiConfig,
+    /// Which blocks are kept whole (`[pruning]`).
+    pub pruning: Pruning,
 }
 
 /// How the HTTP API is served: over TLS with the operator's certificate, or, when the
@@ -506,6 +531,8 @@ struct ConfigFile {
     limits: Limits,
     test_faults: Option<TestFaultsSection>,
     api: Option<ApiEntry>,
+    #[serde(default)]
+    pruning: Pruning,
 }
 
 #[derive(Debug, Deserialize)]
@@ -532,6 +559,11 @@ impl Config {
 
     fn check(file: ConfigFile, base: &Path) -> Result<Config, ConfigError> {
         check_limits(&file.limits)?;
+        if let Some(keep) = file.pruning.keep_blocks
+            && keep < KEEP_BLOCKS_MIN
+        {
+            return Err(ConfigError::KeepTooFew(keep));
+        }
         let test_faults = check_test_faults(file.test_faults, base)?;
         let api = check_api(file.api, base)?;
         let listen_address = parse_address("listen_address", &file.listen_address)?;
@@ -602,6 +634,7 @@ impl Config {
             limits: file.limits,
             test_faults,
             api,
+            pruning: file.pruning,
         })
     }
 
@@ -856,6 +889,15 @@ block_bytes_max = 524288
         );
         assert_eq!(config.limits.message_bytes_max, 1_048_576);
         assert_eq!(config.limits.block_txs_max, Limits::default().block_txs_max);
+        assert_eq!(
+            config.pruning.keep_blocks, None,
+            "every block kept unless asked"
+        );
+        let pruning = fixture.load(&format!(
+            "{}\n[pruning]\nkeep_blocks = 1000\n",
+            fixture.valid_text()
+        ))?;
+        assert_eq!(pruning.pruning.keep_blocks, Some(1000));
         let network = config.network();
         assert_eq!(network.peer_set.validators.len(), 2);
         assert_eq!(network.message_bytes_max, 1_048_576);
@@ -986,6 +1028,10 @@ block_bytes_max = 524288
         ));
         let block = fixture.load_edited("524288", "2000000")?;
         assert!(matches!(block, ConfigError::BlockAboveMessage { .. }));
+        let keep = fixture.load_edited("[limits]", "[pruning]\nkeep_blocks = 1\n[limits]")?;
+        assert!(matches!(keep, ConfigError::KeepTooFew(1)), "{keep}");
+        let unknown = fixture.load_edited("[limits]", "[pruning]\nkeep = 10\n[limits]")?;
+        assert!(matches!(unknown, ConfigError::Parse { .. }), "{unknown}");
         let mempool = fixture.load_edited("[limits]", "[limits]\nmempool_bytes_max = 1000")?;
         assert!(matches!(mempool, ConfigError::MempoolBelowBlock { .. }));
         let cache = fixture.load_edited("[limits]", "[limits]\nstorage_cache_bytes = 0")?;

@@ -136,6 +136,7 @@ impl Node {
             observers: config.observers.clone(),
             data_dir: config.data_dir.clone(),
             byzantine: config.test_faults.byzantine,
+            keep_blocks: config.pruning.keep_blocks,
         };
         let parts = Chain::open(
             settings,

@@ -11,8 +11,8 @@
 //! Keys in the chain table (heights big-endian so they sort):
 //! `m/...` metadata, `b/{h}` block, `c/{h}` commit certificate, `r/{h}` block results,
 //! `t/{tx id}` transaction location (the id covers the body and the signers),
-//! `a/{account}/{h}/{i}` account history, `s/{key}` ledger state, `v/{h}` a block that
-//! changed the validator set.
+//! `a/{account}/{h}/{i}` account history, `s/{key}` ledger state, `v/{h}` the validator
+//! updates of a block that changed the validator set, `h/{h}` a pruned block's header.
 //!
 //! Why redb and not sled (which Tally used up to schema 4): sled 0.34 keeps per-page
 //! bookkeeping in memory for every page it ever wrote, beyond its `cache_capacity`, so a
@@ -74,6 +74,8 @@ const KEY_VALID_RECORD: &[u8] = b"valid";
 const KEY_GENESIS: &[u8] = b"m/genesis";
 const KEY_VALIDATOR_SCHEDULE: &[u8] = b"m/validator_schedule";
 const KEY_GENESIS_VALIDATORS: &[u8] = b"m/genesis_validators";
+/// The highest height pruned (`[pruning] keep_blocks`); absent when nothing is.
+const KEY_PRUNED_THROUGH: &[u8] = b"m/pruned_through";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -127,6 +129,12 @@ pub struct BlockCommit<'a> {
     pub account_entries: &'a [(Vec<u8>, u32)],
     /// The validator-set schedule after this block, when the block changed it.
     pub validator_schedule: Option<&'a [u8]>,
+    /// The block's validator updates, encoded: kept (under `v/{h}`) when the block changed
+    /// the schedule.
+    pub validator_updates: &'a [u8],
+    /// Blocks to keep whole (`[pruning] keep_blocks`): older ones keep only their header and
+    /// certificate. `None` keeps everything.
+    pub keep_blocks: Option<u64>,
     /// This node's clock when it committed the block (milliseconds since the epoch): kept
     /// in the node's own table, for the latency it reports (not agreed, not synced).
     pub committed_ms: u64,
@@ -172,6 +180,51 @@ fn read_u64(bytes: &[u8], what: &str) -> Result<u64, StorageError> {
         .try_into()
         .map_err(|_| StorageError::Damaged(format!("{what} is not 8 bytes")))?;
     Ok(u64::from_be_bytes(arr))
+}
+
+/// The most heights one commit prunes: a node that turns pruning on over a long history
+/// catches up over many commits, each bounded.
+const PRUNE_PER_COMMIT_MAX: u64 = 64;
+
+/// Prunes the blocks at heights up to `through` not pruned yet (at most
+/// [`PRUNE_PER_COMMIT_MAX`] of them): each block's bytes become its header and its body's
+/// digest (`h/{h}`: the digest, then the header), so its id and certificate can still be
+/// checked, and its results go.
+fn prune(chain: &mut redb::Table<'_, &[u8], &[u8]>, through: u64) -> Result<(), StorageError> {
+    let done = chain
+        .get(KEY_PRUNED_THROUGH)
+        .map_err(io)?
+        .map(|b| read_u64(b.value(), "the pruned height"))
+        .transpose()?
+        .unwrap_or(0);
+    let end = through.min(done.saturating_add(PRUNE_PER_COMMIT_MAX));
+    if end <= done {
+        return Ok(());
+    }
+    for height in done.saturating_add(1)..=end {
+        let block = chain
+            .remove(height_key(b"b/", height).as_slice())
+            .map_err(io)?
+            .map(|v| v.value().to_vec());
+        if let Some(block) = block {
+            let (header, body) = tally_consensus::split_block(&block).ok_or_else(|| {
+                StorageError::Damaged(format!("block {height} has no header frame"))
+            })?;
+            let mut kept = Vec::with_capacity(32 + header.len());
+            kept.extend_from_slice(tally_consensus::BlockHash::body_digest(body).as_bytes());
+            kept.extend_from_slice(header);
+            chain
+                .insert(height_key(b"h/", height).as_slice(), kept.as_slice())
+                .map_err(io)?;
+        }
+        chain
+            .remove(height_key(b"r/", height).as_slice())
+            .map_err(io)?;
+    }
+    chain
+        .insert(KEY_PRUNED_THROUGH, end.to_be_bytes().as_slice())
+        .map_err(io)?;
+    Ok(())
 }
 
 /// A ledger write into the chain table: a value, or a deletion.
@@ -409,10 +462,17 @@ impl Storage {
             }
             if let Some(schedule) = commit.validator_schedule {
                 chain.insert(KEY_VALIDATOR_SCHEDULE, schedule).map_err(io)?;
-                // The schedule changes only by a block's validator updates: remember which.
+                // The schedule changes only by a block's validator updates: kept apart, so
+                // they outlive the block's pruning (a client follows them from the genesis).
                 chain
-                    .insert(height_key(b"v/", commit.height).as_slice(), [].as_slice())
+                    .insert(
+                        height_key(b"v/", commit.height).as_slice(),
+                        commit.validator_updates,
+                    )
                     .map_err(io)?;
+            }
+            if let Some(keep) = commit.keep_blocks {
+                prune(&mut chain, commit.height.saturating_sub(keep))?;
             }
             chain
                 .insert(KEY_HEAD, commit.height.to_be_bytes().as_slice())
@@ -660,12 +720,59 @@ impl Storage {
     }
 
     /// An account's transactions, newest first, starting below `before` (exclusive) if given.
-    /// Heights of the blocks that changed the validator set, from `from` up, at most `limit`.
-    pub fn validator_change_heights(
+    /// The highest height whose block was pruned to its header (0: none).
+    pub fn pruned_through(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .chain_get(KEY_PRUNED_THROUGH)?
+            .map(|b| read_u64(&b, "the pruned height"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// Block `height`'s encoded header and its body's digest, whether the block is kept whole
+    /// or pruned: what its id and its certificate are checked by.
+    pub fn header_parts(&self, height: u64) -> Result<Option<(Vec<u8>, Hash)>, StorageError> {
+        if let Some(block) = self.block(height)? {
+            let (header, body) = tally_consensus::split_block(&block).ok_or_else(|| {
+                StorageError::Damaged(format!("block {height} has no header frame"))
+            })?;
+            return Ok(Some((
+                header.to_vec(),
+                tally_consensus::BlockHash::body_digest(body),
+            )));
+        }
+        let Some(kept) = self.chain_get(&height_key(b"h/", height))? else {
+            return Ok(None);
+        };
+        let (digest, header) = kept.split_at_checked(32).ok_or_else(|| {
+            StorageError::Damaged(format!("the kept header of block {height} is too short"))
+        })?;
+        let digest: [u8; 32] = digest.try_into().map_err(|_| {
+            StorageError::Damaged(format!("the kept header of block {height} is too short"))
+        })?;
+        Ok(Some((header.to_vec(), Hash(digest))))
+    }
+
+    /// Block `height`'s id, whether kept whole or pruned.
+    pub fn block_id(
+        &self,
+        height: u64,
+    ) -> Result<Option<tally_consensus::BlockHash>, StorageError> {
+        Ok(self.header_parts(height)?.map(|(header, body_digest)| {
+            tally_consensus::BlockHash::of_parts(
+                tally_consensus::BlockHash::header_digest(&header),
+                body_digest,
+            )
+        }))
+    }
+
+    /// The blocks that changed the validator set, from height `from` up, at most `limit`:
+    /// each height with the block's validator updates, encoded.
+    pub fn validator_changes(
         &self,
         from: u64,
         limit: usize,
-    ) -> Result<Vec<u64>, StorageError> {
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
         let txn = self.db.begin_read().map_err(io)?;
         let chain = txn.open_table(CHAIN).map_err(io)?;
         let (start, end) = (height_key(b"v/", from), height_key(b"v/", u64::MAX));
@@ -675,11 +782,14 @@ impl Storage {
             .map_err(io)?
             .take(limit)
         {
-            let (key, _) = entry.map_err(io)?;
-            out.push(read_u64(
-                key.value().get(2..).unwrap_or_default(),
-                "a validator change's height",
-            )?);
+            let (key, value) = entry.map_err(io)?;
+            out.push((
+                read_u64(
+                    key.value().get(2..).unwrap_or_default(),
+                    "a validator change's height",
+                )?,
+                value.value().to_vec(),
+            ));
         }
         Ok(out)
     }
@@ -823,7 +933,7 @@ impl RecordKind {
             return RecordKind::StateTree;
         }
         match key.get(..2) {
-            Some(b"b/") => RecordKind::Blocks,
+            Some(b"b/" | b"h/") => RecordKind::Blocks,
             Some(b"c/") => RecordKind::Certificates,
             Some(b"r/") => RecordKind::Results,
             Some(b"t/") => RecordKind::TransactionIndex,
@@ -996,8 +1106,72 @@ mod tests {
             validator_schedule: None,
             committed_ms: 1_000 + height,
             evidence_count: 0,
+            ..Default::default()
         });
         assert!(result.is_ok(), "{result:?}");
+    }
+
+    /// A pruning node keeps the newest blocks whole; an older one keeps its header, its
+    /// body's digest (so its id) and its certificate, and loses its body and results. A node
+    /// turning pruning on over a long history catches up a bounded number of blocks a commit.
+    #[test]
+    fn pruning_keeps_ids_and_certificates_and_drops_bodies_and_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), "c").unwrap();
+        let blocks: Vec<Vec<u8>> = (1..=100u64)
+            .map(|h| {
+                tally_consensus::frame_block(
+                    format!("header {h}").as_bytes(),
+                    format!("body {h}").as_bytes(),
+                )
+            })
+            .collect();
+        let commit = |height: u64, keep: Option<u64>| {
+            let result = storage.commit_block(&BlockCommit {
+                height,
+                block: &blocks[height as usize - 1],
+                certificate: format!("cert {height}").as_bytes(),
+                results: b"results",
+                keep_blocks: keep,
+                ..Default::default()
+            });
+            assert!(result.is_ok(), "{result:?}");
+        };
+        for height in 1..=90 {
+            commit(height, None);
+        }
+        assert_eq!(storage.pruned_through().unwrap(), 0);
+        commit(91, Some(3));
+        assert_eq!(storage.pruned_through().unwrap(), PRUNE_PER_COMMIT_MAX);
+        for height in 92..=100 {
+            commit(height, Some(3));
+        }
+        assert_eq!(storage.pruned_through().unwrap(), 97);
+        for height in 1..=100u64 {
+            let whole = height > 97;
+            let bytes = &blocks[height as usize - 1];
+            assert_eq!(storage.block(height).unwrap().is_some(), whole, "{height}");
+            assert_eq!(
+                storage.results(height).unwrap().is_some(),
+                whole,
+                "{height}"
+            );
+            assert_eq!(
+                storage.certificate(height).unwrap(),
+                Some(format!("cert {height}").into_bytes())
+            );
+            assert_eq!(
+                storage.block_id(height).unwrap(),
+                Some(tally_consensus::BlockHash::of(bytes)),
+                "{height}"
+            );
+            let (header, _) = storage.header_parts(height).unwrap().unwrap();
+            assert_eq!(header, format!("header {height}").into_bytes());
+        }
+        drop(storage);
+        let storage = Storage::open(dir.path(), "c").unwrap();
+        assert_eq!(storage.head().unwrap(), Some(100));
+        assert_eq!(storage.pruned_through().unwrap(), 97);
     }
 
     /// A first sighting never replaces a record written meanwhile, and an update that fails

@@ -2000,3 +2000,73 @@ async fn a_replaced_or_revoked_institution_key_is_refused_from_its_block_on() {
     assert_eq!(active[1], (json!(2), json!(true)), "{directory}");
     net.shutdown().await;
 }
+
+/// A validator that keeps 3 blocks whole (`[pruning] keep_blocks = 3`): an older block still
+/// answers its header and certificate (its id matches the next block's parent), its body and
+/// results are gone and what needed them answers `410 PRUNED`; the newest blocks, proofs and
+/// the validator set answer as on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pruning_node_keeps_headers_and_certificates_and_answers_410_for_the_rest() {
+    let net = TestNet::start_with(Setup {
+        keep_blocks: Some(3),
+        ..Setup::default()
+    })
+    .await;
+    let k = net.funded_wallet(300, BANK_A, 10_000).await;
+    net.funded_wallet(301, BANK_A, 0).await;
+    let view = net
+        .commit(
+            Party::Account(AccountId(300)),
+            &[&k],
+            TxKind::Transfer {
+                id: TransferId(30),
+                to: AccountId(301),
+                amount: 100,
+                memo: Memo::NONE,
+            },
+        )
+        .await;
+    let old = view["height"].as_u64().unwrap();
+    let hash = view["hash"].as_str().unwrap().to_string();
+    let mut id = 302;
+    while net.head() < old + 5 {
+        net.funded_wallet(id, BANK_A, 0).await;
+        id += 1;
+    }
+    assert!(net.storage().pruned_through().unwrap() >= old);
+
+    let pruned = get(&net.api, &format!("/v1/blocks/{old}")).await.json();
+    assert_eq!(pruned["pruned"], true, "{pruned}");
+    assert_eq!(pruned["header"]["height"], old);
+    assert!(pruned.get("txs").is_none() && pruned.get("results").is_none());
+    assert_eq!(pruned["certificate"]["block"], pruned["hash"]);
+    let next = get(&net.api, &format!("/v1/blocks/{}", old + 1))
+        .await
+        .json();
+    assert_eq!(next["header"]["parent"], pruned["hash"], "{next}");
+    let head = get(&net.api, "/v1/blocks/latest").await.json();
+    assert!(
+        head.get("pruned").is_none() && head["txs"].is_array(),
+        "{head}"
+    );
+
+    get(&net.api, &format!("/v1/transactions/{hash}"))
+        .await
+        .error(StatusCode::GONE, "PRUNED");
+    let owner = net.api.as_party(Party::Account(AccountId(300)), &k);
+    get(&owner, "/v1/accounts/300/history")
+        .await
+        .error(StatusCode::GONE, "PRUNED");
+    let evidence = get(&net.api.anonymous(), "/v1/evidence").await.json();
+    assert_eq!(
+        evidence["pruned_through"].as_u64(),
+        Some(net.storage().pruned_through().unwrap()),
+        "{evidence}"
+    );
+    // What the newest state needs is kept: the balance and its proof.
+    let account = get(&owner, "/v1/accounts/300").await;
+    assert_eq!(account.status, StatusCode::OK, "{}", account.text());
+    let proof = get(&owner, "/v1/accounts/300/proof").await;
+    assert_eq!(proof.status, StatusCode::OK, "{}", proof.text());
+    net.shutdown().await;
+}

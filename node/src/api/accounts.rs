@@ -118,10 +118,7 @@ pub async fn history(
         let cached = block.as_ref().is_some_and(|(h, ..)| *h == location.height);
         if !cached {
             let bytes = api.ctx.storage.block(location.height)?.ok_or_else(|| {
-                ApiError::from(crate::storage::StorageError::Damaged(format!(
-                    "committed block {} is missing",
-                    location.height
-                )))
+                ApiError::missing_at(&api.ctx.storage, location.height, "the body")
             })?;
             block = Some((
                 location.height,

@@ -84,16 +84,14 @@ pub fn committed_head(storage: &Storage) -> Result<u64, ApiError> {
 pub fn stored_block(storage: &Storage, height: u64) -> Result<Block, ApiError> {
     let bytes = storage
         .block(height)?
-        .ok_or_else(|| damaged(format!("committed block {height} is missing")))?;
+        .ok_or_else(|| ApiError::missing_at(storage, height, "the body"))?;
     Ok(Block::decode(&bytes)?)
 }
 
 pub fn stored_results(storage: &Storage, height: u64) -> Result<BlockResults, ApiError> {
-    let bytes = storage.results(height)?.ok_or_else(|| {
-        damaged(format!(
-            "the results of committed block {height} are missing"
-        ))
-    })?;
+    let bytes = storage
+        .results(height)?
+        .ok_or_else(|| ApiError::missing_at(storage, height, "the results"))?;
     Ok(BlockResults::decode(&bytes)?)
 }
 

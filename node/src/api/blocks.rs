@@ -38,6 +38,10 @@ pub struct BlockView {
     /// regulator's only.
     #[serde(skip_serializing_if = "Option::is_none")]
     results: Option<BlockResults>,
+    /// The block was pruned on this node (`[pruning] keep_blocks`): its header and
+    /// certificate remain, its transactions, evidence and results do not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pruned: bool,
 }
 
 fn damaged(message: String) -> ApiError {
@@ -62,8 +66,31 @@ fn stored_certificate(api: &Api, height: u64) -> Result<CommitCertificate, ApiEr
         .map_err(|e| damaged(format!("the certificate of block {height}: {e}")))
 }
 
+/// A pruned block's view: its header and certificate.
+fn pruned_view(api: &Api, height: u64) -> Result<BlockView, ApiError> {
+    let (header, body_digest) = api
+        .ctx
+        .storage
+        .header_parts(height)?
+        .ok_or_else(|| ApiError::not_found("block"))?;
+    let hash = BlockHash::of_parts(BlockHash::header_digest(&header), body_digest);
+    Ok(BlockView {
+        height,
+        hash,
+        header: tally_consensus::decode(&header, MESSAGE_BYTES_MAX)
+            .map_err(|e| damaged(format!("the header of block {height}: {e}")))?,
+        txs: None,
+        evidence: Vec::new(),
+        certificate: stored_certificate(api, height)?,
+        results: None,
+        pruned: true,
+    })
+}
+
 fn view(api: &Api, height: u64, caller: &Caller) -> Result<BlockView, ApiError> {
-    let (hash, block) = stored_block(api, height)?.ok_or_else(|| ApiError::not_found("block"))?;
+    let Some((hash, block)) = stored_block(api, height)? else {
+        return pruned_view(api, height);
+    };
     let body = caller.is_regulator();
     Ok(BlockView {
         height,
@@ -83,6 +110,7 @@ fn view(api: &Api, height: u64, caller: &Caller) -> Result<BlockView, ApiError> 
         } else {
             None
         },
+        pruned: false,
     })
 }
 
@@ -225,8 +253,13 @@ pub struct EvidenceItem {
 pub struct EvidencePage {
     /// Newest first.
     items: Vec<EvidenceItem>,
-    /// Pass as `before_height` to look further back; absent once block 1 was read.
+    /// Pass as `before_height` to look further back; absent once block 1 (or the first
+    /// block kept whole) was read.
     next_before_height: Option<u64>,
+    /// This node pruned the blocks up to here: their evidence is not listed (an audit node
+    /// that keeps every block lists it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pruned_through: Option<u64>,
 }
 
 pub async fn evidence(
@@ -238,7 +271,11 @@ pub async fn evidence(
         .before_height
         .unwrap_or(u64::MAX)
         .min(top.saturating_add(1));
-    let lowest = before.saturating_sub(EVIDENCE_SCAN_BLOCKS_MAX).max(1);
+    // Pruned blocks carry no evidence any more: the scan ends above them.
+    let pruned_through = api.ctx.storage.pruned_through()?;
+    let lowest = before
+        .saturating_sub(EVIDENCE_SCAN_BLOCKS_MAX)
+        .max(pruned_through.saturating_add(1));
     let mut items = Vec::new();
     // Blocks recorded at commit as carrying no evidence are not read (a busy block is
     // costly to decode); blocks without a record are.
@@ -264,6 +301,7 @@ pub async fn evidence(
     }
     Ok(Json(EvidencePage {
         items,
-        next_before_height: (lowest > 1).then_some(lowest),
+        next_before_height: (lowest > pruned_through.saturating_add(1)).then_some(lowest),
+        pruned_through: (pruned_through > 0).then_some(pruned_through),
     }))
 }

@@ -49,6 +49,27 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// What a read of block `height`'s `what` found missing: pruned (`410 PRUNED`), or, above
+    /// the pruned heights, a damaged data directory.
+    pub fn missing_at(storage: &crate::storage::Storage, height: u64, what: &str) -> ApiError {
+        match storage.pruned_through() {
+            Ok(through) if height <= through => ApiError::new(
+                StatusCode::GONE,
+                "PRUNED",
+                format!(
+                    "{what} of block {height} was pruned on this node: it keeps the blocks above \
+                     {through} whole ([pruning] keep_blocks); an audit node that keeps every \
+                     block still has it"
+                ),
+            ),
+            Ok(_) => crate::storage::StorageError::Damaged(format!(
+                "{what} of committed block {height} is missing"
+            ))
+            .into(),
+            Err(e) => e.into(),
+        }
+    }
+
     pub fn not_found(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tally_consensus::{BlockHash, MESSAGE_BYTES_MAX};
+use tally_consensus::MESSAGE_BYTES_MAX;
 use tally_contracts::commitment::{self, ProvenRecord};
 use tally_contracts::{Account, AccountId, Bill, BillId, Hold, Ledger, Order, OrderId, TransferId};
 use tally_crypto::{Hash, merkle_path};
@@ -28,8 +28,6 @@ use super::ledger::{bill_in_sight, hold_in_sight, order_in_sight};
 use super::params::{self, ApiPath};
 use super::transactions::{self, stored_results};
 use super::{Api, ApiState};
-use crate::block::Block;
-use crate::block::BlockHeader;
 use crate::proof::{
     CarriedChanges, CertifiedHeader, ProvenEvent, ReceiptProof, RecordProof, ValidatorChanges,
 };
@@ -163,27 +161,23 @@ pub async fn validator_changes(
         Some(text) => params::decimal("from_height", text)?,
         None => 1,
     };
-    let mut heights = api
+    let mut stored = api
         .ctx
         .storage
-        .validator_change_heights(from, CHANGES_PAGE_MAX.saturating_add(1))?;
-    let next_from_height = if heights.len() > CHANGES_PAGE_MAX {
-        heights.pop()
+        .validator_changes(from, CHANGES_PAGE_MAX.saturating_add(1))?;
+    let next_from_height = if stored.len() > CHANGES_PAGE_MAX {
+        stored.pop().map(|(height, _)| height)
     } else {
         None
     };
-    let mut changes = Vec::with_capacity(heights.len());
-    for height in heights {
-        let bytes = api
-            .ctx
-            .storage
-            .block(height)?
-            .ok_or_else(|| damaged(format!("block {height} is indexed but missing")))?;
-        let block = Block::decode(&bytes)
-            .map_err(|e| damaged(format!("block {height} does not decode: {e}")))?;
+    let mut changes = Vec::with_capacity(stored.len());
+    for (height, updates) in stored {
+        // Kept apart from the block, so they are served after it is pruned.
+        let updates = tally_consensus::decode(&updates, MESSAGE_BYTES_MAX)
+            .map_err(|e| damaged(format!("the validator updates of block {height}: {e}")))?;
         changes.push(CarriedChanges {
             certified: certified_header(&api, height)?,
-            updates: block.validator_updates,
+            updates,
         });
     }
     Ok(Json(ValidatorChanges {
@@ -192,10 +186,10 @@ pub async fn validator_changes(
     }))
 }
 
-/// Block `height`'s header, its body's digest and its certificate; `503 NOT_CERTIFIED_YET`
-/// while that block is not committed.
+/// Block `height`'s header, its body's digest and its certificate (kept when the block is
+/// pruned); `503 NOT_CERTIFIED_YET` while that block is not committed.
 fn certified_header(api: &Api, height: u64) -> Result<CertifiedHeader, ApiError> {
-    let Some(bytes) = api.ctx.storage.block(height)? else {
+    let Some((header, body_digest)) = api.ctx.storage.header_parts(height)? else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "NOT_CERTIFIED_YET",
@@ -205,9 +199,7 @@ fn certified_header(api: &Api, height: u64) -> Result<CertifiedHeader, ApiError>
             ),
         ));
     };
-    let (header_bytes, body) = tally_consensus::split_block(&bytes)
-        .ok_or_else(|| damaged(format!("block {height} has no header frame")))?;
-    let header: BlockHeader = postcard::from_bytes(header_bytes)
+    let header = tally_consensus::decode(&header, MESSAGE_BYTES_MAX)
         .map_err(|e| damaged(format!("the header of block {height}: {e}")))?;
     let certificate = api
         .ctx
@@ -218,7 +210,7 @@ fn certified_header(api: &Api, height: u64) -> Result<CertifiedHeader, ApiError>
         .map_err(|e| damaged(format!("the certificate of block {height}: {e}")))?;
     Ok(CertifiedHeader {
         header,
-        body_digest: BlockHash::body_digest(body),
+        body_digest,
         certificate,
     })
 }

@@ -283,7 +283,7 @@ fn committed_sender(ctx: &NodeContext, height: u64, index: u32) -> Result<Party,
     let bytes = ctx
         .storage
         .block(height)?
-        .ok_or_else(|| missing(height, "the block"))?;
+        .ok_or_else(|| ApiError::missing_at(&ctx.storage, height, "the body"))?;
     let block = crate::block::Block::decode(&bytes)?;
     block
         .txs
@@ -328,7 +328,7 @@ pub async fn travel_rule(
         .ctx
         .storage
         .block(height)?
-        .ok_or_else(|| missing(height, "the block"))?;
+        .ok_or_else(|| ApiError::missing_at(&api.ctx.storage, height, "the body"))?;
     let block = crate::block::Block::decode(&bytes)?;
     let signed = block
         .txs
@@ -423,12 +423,13 @@ pub fn stored_results(ctx: &NodeContext, height: u64) -> Result<BlockResults, Ap
     let bytes = ctx
         .storage
         .results(height)?
-        .ok_or_else(|| missing(height, "the results"))?;
+        .ok_or_else(|| ApiError::missing_at(&ctx.storage, height, "the results"))?;
     Ok(BlockResults::decode(&bytes)?)
 }
 
+/// Something a stored block or its results should hold and do not: a damaged directory.
 fn missing(height: u64, what: &str) -> ApiError {
     ApiError::from(crate::storage::StorageError::Damaged(format!(
-        "{what} of committed block {height} are missing"
+        "{what} of committed block {height} is missing"
     )))
 }

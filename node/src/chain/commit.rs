@@ -112,6 +112,7 @@ impl Chain {
         let tx_hashes: Vec<tally_crypto::Hash> = verified.iter().map(|v| v.hash()).collect();
         let account_entries = touched_accounts(&block);
         let schedule_bytes = schedule_changed.then(|| tally_consensus::encode(&self.schedule));
+        let updates_bytes = tally_consensus::encode(&block.validator_updates);
         self.storage.commit_block(&BlockCommit {
             height,
             block: &decision.block,
@@ -121,6 +122,8 @@ impl Chain {
             tx_hashes: &tx_hashes,
             account_entries: &account_entries,
             validator_schedule: schedule_bytes.as_deref(),
+            validator_updates: &updates_bytes,
+            keep_blocks: self.settings.keep_blocks,
             committed_ms: crate::clock::now_ms(),
             evidence_count: block.evidence.len() as u64,
         })?;

@@ -168,6 +168,9 @@ pub struct ChainSettings {
     pub data_dir: std::path::PathBuf,
     /// Test-only Byzantine behaviour (see [`crate::faults`]); `None` for an honest node.
     pub byzantine: Option<Byzantine>,
+    /// `[pruning] keep_blocks`: blocks kept whole; older ones keep their header and
+    /// certificate. `None` keeps everything.
+    pub keep_blocks: Option<u64>,
 }
 
 /// The chain task's state. See the module documentation.
@@ -1027,10 +1030,10 @@ impl Chain {
         synced: &SyncedBlock,
     ) -> Result<bool, ChainError> {
         let height = synced.certificate.height.0;
-        let Some(ours) = self.storage.block(height)? else {
+        // A pruned block keeps its id (its header and its body's digest).
+        let Some(ours_hash) = self.storage.block_id(height)? else {
             return Ok(true);
         };
-        let ours_hash = BlockHash::of(&ours);
         let theirs = BlockHash::of(&synced.block);
         if theirs == ours_hash {
             return Ok(true);

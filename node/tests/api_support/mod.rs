@@ -149,6 +149,8 @@ pub struct Setup {
     pub limits: Vec<(&'static str, u64)>,
     /// The validator's API limits (streams, waiters).
     pub api_limits: api::Limits,
+    /// The validator's `[pruning] keep_blocks`; `None` keeps every block.
+    pub keep_blocks: Option<u64>,
 }
 
 impl Default for Setup {
@@ -158,6 +160,7 @@ impl Default for Setup {
             audit: false,
             limits: Vec::new(),
             api_limits: api::Limits::default(),
+            keep_blocks: None,
         }
     }
 }
@@ -248,6 +251,13 @@ fn node_options() -> NodeOptions {
     }
 }
 
+/// A node's `[limits]` that are not the default and its `[pruning] keep_blocks`.
+#[derive(Default)]
+struct Sections {
+    limits: Vec<(&'static str, u64)>,
+    keep_blocks: Option<u64>,
+}
+
 /// Writes this node's key file and configuration into `dir` and loads it with
 /// `Config::load`, the way `tally node run` starts (the genesis file is already there).
 fn config(
@@ -257,7 +267,7 @@ fn config(
     key: &SigningKey,
     peers: &[PeerAddress],
     observers: &[PublicKey],
-    limits: &[(&'static str, u64)],
+    sections: &Sections,
 ) -> Config {
     let key_file = dir.join(format!("{name}.key"));
     KeyFile::write_new(key, &key_file).unwrap();
@@ -278,13 +288,16 @@ fn config(
             peer.address, peer.public_key
         ));
     }
-    if !limits.is_empty() {
+    if !sections.limits.is_empty() {
         text.push_str("[limits]\n");
-        for (field, value) in limits {
+        for (field, value) in &sections.limits {
             text.push_str(&format!("{field} = {value}\n"));
         }
     }
     text.push_str(api);
+    if let Some(keep) = sections.keep_blocks {
+        text.push_str(&format!("[pruning]\nkeep_blocks = {keep}\n"));
+    }
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     Config::load(&path).unwrap()
@@ -356,7 +369,10 @@ impl TestNet {
             &validator_key(0),
             &[],
             &observers,
-            &setup.limits,
+            &Sections {
+                limits: setup.limits.clone(),
+                keep_blocks: setup.keep_blocks,
+            },
         );
         let validator = Node::start(
             &validator_config,
@@ -374,7 +390,15 @@ impl TestNet {
                 public_key: validator.public_key,
                 address: validator.listen_addresses.first().cloned().unwrap(),
             };
-            let audit_config = config(dir.path(), "audit", "audit", &audit_key, &[peer], &[], &[]);
+            let audit_config = config(
+                dir.path(),
+                "audit",
+                "audit",
+                &audit_key,
+                &[peer],
+                &[],
+                &Sections::default(),
+            );
             let audit = Node::start(&audit_config, audit_key, &genesis, node_options())
                 .await
                 .unwrap();

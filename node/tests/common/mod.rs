@@ -262,6 +262,7 @@ impl Cluster {
             limits: self.limits,
             test_faults: Default::default(),
             api: Default::default(),
+            pruning: Default::default(),
         })
     }
 

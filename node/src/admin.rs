@@ -30,6 +30,9 @@ const REQUEST_BYTES_MAX: u64 = 64;
 /// A caller that connects and says nothing is dropped after this.
 const REQUEST_WAIT: Duration = Duration::from_secs(5);
 const ERROR_PREFIX: &[u8] = b"ERROR ";
+/// A caller that stops reading a backup is dropped after this: it would hold the one request
+/// slot and a read transaction (which keeps the store from reusing pages) for ever.
+const WRITE_STALL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -127,6 +130,7 @@ async fn answer(stream: UnixStream, owner: u32, storage: &Storage) -> std::io::R
     }
     let mut std_stream = stream.into_std()?;
     std_stream.set_nonblocking(false)?;
+    std_stream.set_write_timeout(Some(WRITE_STALL))?;
     let storage = storage.clone();
     let written =
         tokio::task::spawn_blocking(move || backup::write(&storage, &mut std_stream, |_, _| {}))

@@ -24,7 +24,7 @@ use crate::chain::{
     Chain, ChainError, ChainInput, ChainSettings, Outbound, SyncTask,
     sync::SYNC_REQUESTS_QUEUED_MAX,
 };
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::genesis::GenesisFile;
 use crate::mempool::MempoolLimits;
 use crate::metrics::Metrics;
@@ -114,6 +114,26 @@ impl Node {
             &genesis.chain_id,
             config.limits.storage_cache_bytes,
         )?;
+        if config.mode == Mode::Validator
+            && storage.head()?.is_some_and(|h| h > 0)
+            && storage.signer_record()?.is_none()
+        {
+            // Restored, or its signer.redb lost: it may have signed at the height now open.
+            warn!(
+                data_dir = %config.data_dir.display(),
+                "this validator's directory holds a chain but no signer's record: if its key \
+                 signed votes before (on this disk or another), stop it and bring that \
+                 signer.redb here, or it may sign twice at one height"
+            );
+        }
+        if let Some(keep) = config.pruning.keep_blocks {
+            info!(
+                keep_blocks = keep,
+                "pruning: older blocks keep only their header and certificate; a peer down for \
+                 longer, or restored from an older backup, must sync them from a node that \
+                 keeps every block"
+            );
+        }
         let metrics = Arc::new(Metrics::new());
         let limits = &config.limits;
         let (inputs_tx, inputs_rx) = mpsc::channel(usize_of(limits.chain_inputs_max));

@@ -268,13 +268,24 @@ impl Storage {
         if !file.exists() && dir.join(SLED_MARKER_FILE).exists() {
             return Err(StorageError::EarlierFormat(dir.to_path_buf()));
         }
+        Storage::open_file(dir, &file, chain_id, cache_bytes)
+    }
+
+    /// [`Storage::open_with_cache`] with the chain's database at `file` (a restore checks the
+    /// file it wrote before it becomes the directory's `chain.redb`).
+    fn open_file(
+        dir: &Path,
+        file: &Path,
+        chain_id: &str,
+        cache_bytes: u64,
+    ) -> Result<Storage, StorageError> {
         let open_error = |source: redb::Error| StorageError::Open {
             path: dir.to_path_buf(),
             source,
         };
         let db = redb::Database::builder()
             .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
-            .create(&file)
+            .create(file)
             .map_err(|e| open_error(e.into()))?;
         let signer =
             redb::Database::create(dir.join(SIGNER_FILE)).map_err(|e| open_error(e.into()))?;

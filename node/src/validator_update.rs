@@ -56,6 +56,8 @@ pub enum UpdateError {
     BadSignature,
     #[error("signers hold {power} of the power; more than 2/3 needs {quorum}")]
     InsufficientPower { power: u64, quorum: u64 },
+    #[error("too many validator-set changes wait for a block here; retry later")]
+    Busy,
 }
 
 impl UpdateError {
@@ -68,6 +70,7 @@ impl UpdateError {
             UpdateError::NotAValidator(_) => "NOT_A_VALIDATOR",
             UpdateError::BadSignature => "BAD_SIGNATURE",
             UpdateError::InsufficientPower { .. } => "INSUFFICIENT_POWER",
+            UpdateError::Busy => "BUSY",
         }
     }
 }

@@ -63,6 +63,7 @@ pub async fn submit_update(State(api): ApiState, body: Bytes) -> Result<Response
         .map_err(|_| busy())?;
     match answer.await {
         Ok(Ok(())) => Ok((StatusCode::ACCEPTED, Json(held)).into_response()),
+        Ok(Err(crate::validator_update::UpdateError::Busy)) => Err(busy()),
         Ok(Err(refused)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             refused.code(),

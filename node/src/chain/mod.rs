@@ -948,7 +948,7 @@ impl Chain {
             return Ok(());
         }
         if self.pending_updates.len() >= PENDING_UPDATES_MAX {
-            return Err(UpdateError::BadSet("too many updates waiting".to_string()));
+            return Err(UpdateError::Busy);
         }
         if local {
             self.send(Outbound::Publish(

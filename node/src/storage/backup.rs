@@ -8,10 +8,14 @@
 //! (the signer's record stays in `signer.redb`, which a restore does not touch).
 //!
 //! Who may hand us a backup: anyone can put a file on an operator's disk, so a restore trusts
-//! nothing in it until the digest matches, checks the chain and schema it names against the
-//! node's own, and after the import checks that the ledger tree's root equals the root the head
-//! block's results record. A file someone rewrote with a fresh digest and a consistent tree is
-//! not caught here; it does not survive the next block, whose execution the validators certify.
+//! nothing in it until the digest matches, checks the chain and schema its header names
+//! against the node's own before writing, and before the file becomes the directory's chain
+//! opens it as the node would (schema, chain id, the head's block and certificate) and checks
+//! that the stored ledger tree's root node is the root the head block's results record. The
+//! digest has no key and the tree's inner nodes and leaves are not recomputed: a file someone
+//! rewrote with a fresh digest is not caught here. Such a node's state roots then differ from
+//! the validators' at its next block, so it votes for nothing and its audit fails; the genesis
+//! it names is checked when the node starts.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -407,29 +411,49 @@ pub fn restore(
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
+    // Checked where it was written, as the node will open it (schema, chain id, the head's
+    // block and certificate), and its tree against the head's results: only then is it the
+    // directory's chain.
+    let checked = Storage::open_file(
+        dir,
+        &partial,
+        chain_id,
+        crate::config::STORAGE_CACHE_BYTES_DEFAULT,
+    )
+    .map_err(BackupError::from)
+    .and_then(|storage| {
+        check_root(&storage, header.head)?;
+        Ok(storage.signer_record()?.is_some())
+    });
+    let signer_record_kept = match checked {
+        Ok(kept) => kept,
+        Err(BackupError::RootMismatch { tree, recorded, .. }) => {
+            let kept = dir.join("chain.redb.rejected");
+            std::fs::rename(&partial, &kept)
+                .map_err(file_error(format!("moving {} aside", partial.display())))?;
+            return Err(BackupError::RootMismatch {
+                tree,
+                recorded,
+                kept: kept.display().to_string(),
+            });
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
     std::fs::rename(&partial, &target).map_err(file_error(format!(
         "renaming {} to {}",
         partial.display(),
         target.display()
     )))?;
-    let storage = Storage::open(dir, chain_id)?;
-    if let Err(e) = check_root(&storage, header.head) {
-        drop(storage);
-        let kept = dir.join("chain.redb.rejected");
-        std::fs::rename(&target, &kept)
-            .map_err(file_error(format!("moving {} aside", target.display())))?;
-        return Err(match e {
-            BackupError::RootMismatch { tree, recorded, .. } => BackupError::RootMismatch {
-                tree,
-                recorded,
-                kept: kept.display().to_string(),
-            },
-            other => other,
-        });
-    }
+    // The rename itself must survive a crash.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(file_error(format!("syncing {}", dir.display())))?;
     Ok(Restored {
         header,
-        signer_record_kept: storage.signer_record()?.is_some(),
+        signer_record_kept,
     })
 }
 

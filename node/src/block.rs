@@ -29,6 +29,10 @@ pub struct BlockHeader {
     /// The digest of the block's validator-set changes ([`validator_updates_root`]), so a
     /// client that follows the validator set proves a change with the header alone.
     pub validator_updates_root: Hash,
+    /// The id of the validator set that signs this block (`ValidatorSet::id`, the set in
+    /// force at its height): a client that follows the set from the genesis notices a change
+    /// it was not shown, instead of believing the old set.
+    pub validators_id: Hash,
     pub proposer: PublicKey,
 }
 
@@ -196,6 +200,7 @@ mod tests {
                 state_root: Hash::digest("t", b"root"),
                 txs_root: txs_root(&[]),
                 validator_updates_root: validator_updates_root(&[]),
+                validators_id: Hash::digest("t", b"validators"),
                 proposer: tally_crypto::SigningKey::from_seed([1; 32]).public_key(),
             },
             txs: Vec::new(),

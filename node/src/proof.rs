@@ -49,6 +49,12 @@ impl CertifiedHeader {
                 expected: height,
             });
         }
+        if self.header.validators_id != validators.id() {
+            return Err(ProofCheckError::UnknownValidatorSet {
+                height,
+                named: self.header.validators_id,
+            });
+        }
         let id = BlockHash::of_parts(
             BlockHash::header_digest(&tally_consensus::encode(&self.header)),
             self.body_digest,
@@ -107,6 +113,11 @@ pub enum ProofCheckError {
     BadChange { height: u64, reason: String },
     #[error("no trusted validator set at height {0}")]
     NoSet(u64),
+    #[error(
+        "block {height} is signed by validator set {named}, not the one trusted at that height: \
+         a validator-set change the client was not shown"
+    )]
+    UnknownValidatorSet { height: u64, named: Hash },
 }
 
 /// The validator-set changes one block carried, with the block's certified header (whose

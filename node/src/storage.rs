@@ -47,7 +47,8 @@ pub mod backup;
 /// roots, the state root is the tree's (`tally_contracts::commitment`), and a block is framed
 /// as a header and a body: a version-7 directory has no tree and its blocks do not decode as
 /// these, so it is refused.
-/// 9: a block header carries the digest of its validator-set changes, and the blocks that
+/// 9: a block header carries the digest of its validator-set changes and the id of the set
+/// that signs it, and the blocks that
 /// carry changes are indexed (`v/{h}`): a version-8 directory's blocks do not decode as these,
 /// so it is refused.
 const SCHEMA_VERSION: u32 = 9;

@@ -241,6 +241,7 @@ fn signed_by(
             state_root,
             txs_root: txs_root(&[]),
             validator_updates_root: tally_node::block::validator_updates_root(&[]),
+            validators_id: parent.header.validators_id,
             proposer: validator_key(0).public_key(),
         },
         txs: Vec::new(),

@@ -335,6 +335,7 @@ pub mod generate {
                             state_root,
                             txs_root: tally_node::block::txs_root(&txs),
                             validator_updates_root: tally_node::block::validator_updates_root(&vu),
+                            validators_id: parent,
                             proposer,
                         },
                         txs,

@@ -40,7 +40,9 @@ impl Chain {
         );
         let mut updates = Vec::new();
         let mut last = self.last_scheduled();
+        let mut validators_id = tally_crypto::Hash::default();
         if let Some(current) = self.consensus.validator_sets().at(height) {
+            validators_id = current.id();
             for update in &self.pending_updates {
                 if updates.len() < BLOCK_VALIDATOR_UPDATES_MAX
                     && update
@@ -65,6 +67,7 @@ impl Chain {
                 state_root: self.head.state_root,
                 txs_root: txs_root(&txs),
                 validator_updates_root: validator_updates_root(&updates),
+                validators_id,
                 proposer: self.settings.key.public_key(),
             },
             txs,
@@ -179,6 +182,12 @@ impl Chain {
             .ok_or_else(|| fault("no_validator_set", "no validator set in force"))?;
         if set.index_of(&h.proposer).is_none() {
             return Err(fault("proposer", "proposer is not a validator"));
+        }
+        if h.validators_id != set.id() {
+            return Err(fault(
+                "validators_id",
+                "the header names another validator set than the one in force",
+            ));
         }
         for evidence in &block.evidence {
             let at = self

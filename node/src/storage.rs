@@ -48,9 +48,8 @@ pub mod backup;
 /// as a header and a body: a version-7 directory has no tree and its blocks do not decode as
 /// these, so it is refused.
 /// 9: a block header carries the digest of its validator-set changes and the id of the set
-/// that signs it, and the blocks that
-/// carry changes are indexed (`v/{h}`): a version-8 directory's blocks do not decode as these,
-/// so it is refused.
+/// that signs it, and the blocks that carry changes are indexed (`v/{h}`): a version-8
+/// directory's blocks do not decode as these, so it is refused.
 const SCHEMA_VERSION: u32 = 9;
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "chain.redb";

@@ -1,4 +1,5 @@
-//! `tally node backup` and `tally node restore`: the data directory to a file and back.
+//! `tally node backup` and `tally node restore`: the data directory to a file and back; and
+//! the opening of a stopped node's store they share with `tally node disk-usage`.
 
 use std::io::Write;
 use std::path::Path;
@@ -23,7 +24,7 @@ fn entries_bar() -> indicatif::ProgressBar {
     bar
 }
 
-fn load(config_path: &Path) -> Result<(Config, GenesisFile)> {
+pub fn load(config_path: &Path) -> Result<(Config, GenesisFile)> {
     let config = Config::load(config_path)
         .with_context(|| format!("configuration {} refused", config_path.display()))?;
     let genesis = GenesisFile::load(&config.genesis_file)?;
@@ -83,25 +84,15 @@ fn write_backup(
     let (header, how) = match from_node {
         Some(header) => (header, "from the running node"),
         None => {
-            let store = config.data_dir.join(DATABASE_FILE);
-            anyhow::ensure!(
-                store.is_file(),
-                "no store at {} and no node answering on {}: is data_dir in the configuration \
-                 right?",
-                store.display(),
-                config.data_dir.join(admin::ADMIN_SOCKET).display()
-            );
-            let storage = Storage::open_with_cache(
-                &config.data_dir,
-                &genesis.chain_id,
-                config.limits.storage_cache_bytes,
-            )
-            .with_context(|| {
-                format!(
-                    "cannot open {}: a node holds it but its admin socket does not answer",
-                    config.data_dir.display()
-                )
-            })?;
+            let storage = open_stopped_store(
+                config,
+                genesis,
+                &format!(
+                    "and no node answering on {}",
+                    config.data_dir.join(admin::ADMIN_SOCKET).display()
+                ),
+                "a node holds it but its admin socket does not answer",
+            )?;
             let header = backup::write(&storage, &mut out, |header, n| {
                 bar.set_length(header.entries);
                 bar.set_position(n);
@@ -112,6 +103,28 @@ fn write_backup(
     out.flush().context("writing the backup")?;
     bar.finish_and_clear();
     Ok((header, how))
+}
+
+/// A stopped node's store, refused (not created) when there is none: a mistyped `data_dir` is
+/// an error. `missing` and `held` finish the two refusals' sentences.
+pub fn open_stopped_store(
+    config: &Config,
+    genesis: &GenesisFile,
+    missing: &str,
+    held: &str,
+) -> Result<Storage> {
+    let store = config.data_dir.join(DATABASE_FILE);
+    anyhow::ensure!(
+        store.is_file(),
+        "no store at {} {missing}: is data_dir in the configuration right?",
+        store.display()
+    );
+    Storage::open_with_cache(
+        &config.data_dir,
+        &genesis.chain_id,
+        config.limits.storage_cache_bytes,
+    )
+    .with_context(|| format!("cannot open {}: {held}", config.data_dir.display()))
 }
 
 pub fn restore(config_path: &Path, from: &Path) -> Result<()> {

@@ -224,29 +224,15 @@ fn print_identity(key: &SigningKey) -> Result<()> {
 
 /// `tally node disk-usage`: the data directory's records by kind, from a walk of the store.
 fn disk_usage(config_path: &Path, json: bool) -> Result<()> {
-    use tally_node::storage::{DATABASE_FILE, Storage};
-    let config = Config::load(config_path)
-        .with_context(|| format!("configuration {} refused", config_path.display()))?;
-    let genesis = GenesisFile::load(&config.genesis_file)?;
-    // Opening creates a store where none is; a report must not: a mistyped data_dir is an error.
+    use tally_node::storage::DATABASE_FILE;
+    let (config, genesis) = backup_commands::load(config_path)?;
     let file = config.data_dir.join(DATABASE_FILE);
-    anyhow::ensure!(
-        file.is_file(),
-        "no store at {}: is data_dir in {} right?",
-        file.display(),
-        config_path.display()
-    );
-    let storage = Storage::open_with_cache(
-        &config.data_dir,
-        &genesis.chain_id,
-        config.limits.storage_cache_bytes,
-    )
-    .with_context(|| {
-        format!(
-            "cannot open {} (is the node still running? stop it first)",
-            config.data_dir.display()
-        )
-    })?;
+    let storage = backup_commands::open_stopped_store(
+        &config,
+        &genesis,
+        &format!("(from {})", config_path.display()),
+        "is the node still running? stop it first",
+    )?;
     let file_bytes = std::fs::metadata(&file)
         .with_context(|| format!("reading the size of {}", file.display()))?
         .len();

@@ -112,7 +112,12 @@ impl Chain {
         let tx_hashes: Vec<tally_crypto::Hash> = verified.iter().map(|v| v.hash()).collect();
         let account_entries = touched_accounts(&block);
         let schedule_bytes = schedule_changed.then(|| tally_consensus::encode(&self.schedule));
-        let updates_bytes = tally_consensus::encode(&block.validator_updates);
+        // Kept only for a block that changed the set (`v/{h}`): most blocks encode nothing here.
+        let updates_bytes = if schedule_changed {
+            tally_consensus::encode(&block.validator_updates)
+        } else {
+            Vec::new()
+        };
         self.storage.commit_block(&BlockCommit {
             height,
             block: &decision.block,

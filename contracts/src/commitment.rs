@@ -56,7 +56,7 @@ pub fn key_hash(key: &[u8]) -> KeyHash {
 }
 
 /// The key of the leaf that holds the height (not a state key: no state key is this long).
-const HEIGHT_LEAF: &[u8] = b"tally/ledger-tree/height";
+pub(crate) const HEIGHT_LEAF: &[u8] = b"tally/ledger-tree/height";
 
 /// The header's `state_root`: the ledger root (the tree's) and the block's results root.
 pub fn state_root(ledger_root: Hash, results_root: Hash) -> Hash {
@@ -179,7 +179,7 @@ pub fn verify(
 
 /// What a leaf holds for an entry: its bytes after a 1 (some entries are empty: an index's
 /// unit value), or for a deleted entry a lone 0, the tombstone.
-fn leaf_value(value: Option<&[u8]>) -> Vec<u8> {
+pub(crate) fn leaf_value(value: Option<&[u8]>) -> Vec<u8> {
     match value {
         Some(bytes) => {
             let mut leaf = Vec::with_capacity(1 + bytes.len());
@@ -292,17 +292,40 @@ fn tree_error(e: anyhow::Error) -> ExecutionError {
 /// one version of the tree, the latest, so a path names one node (the crate asks for a node
 /// by version and path; the version a parent names is always the stored node's).
 fn node_store_key(node_key: &NodeKey) -> Vec<u8> {
-    let path = node_key.nibble_path();
-    let mut k = Vec::with_capacity(1 + 1 + 32);
+    let nibbles: Vec<u8> = node_key.nibble_path().nibbles().map(u8::from).collect();
+    node_store_key_of(&nibbles)
+}
+
+/// [`node_store_key`] of the node at a path given as nibbles (each below 16, at most 64).
+pub(crate) fn node_store_key_of(nibbles: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + nibbles.len().div_ceil(2));
     k.push(key::TREE_NODE);
     // At most 64 nibbles: a key hash is 32 bytes.
-    k.push(u8::try_from(path.num_nibbles()).unwrap_or(u8::MAX));
-    let mut nibbles = path.nibbles();
-    while let Some(high) = nibbles.next() {
-        let low = nibbles.next().map_or(0, u8::from);
-        k.push((u8::from(high) << 4) | low);
+    k.push(u8::try_from(nibbles.len()).unwrap_or(u8::MAX));
+    for pair in nibbles.chunks(2) {
+        let high = pair.first().copied().unwrap_or(0);
+        let low = pair.get(1).copied().unwrap_or(0);
+        k.push((high << 4) | (low & 0x0F));
     }
     k
+}
+
+/// The nibble path a tree node's state key names (the inverse of [`node_store_key_of`]);
+/// `None` for a key that is not one.
+pub(crate) fn node_path_of(store_key: &[u8]) -> Option<Vec<u8>> {
+    let (&tag, rest) = store_key.split_first()?;
+    let (&count, packed) = rest.split_first()?;
+    if tag != key::TREE_NODE || count > 64 || packed.len() != usize::from(count).div_ceil(2) {
+        return None;
+    }
+    Some(
+        (0..usize::from(count))
+            .map(|i| {
+                let byte = packed.get(i / 2).copied().unwrap_or(0);
+                if i % 2 == 0 { byte >> 4 } else { byte & 0x0F }
+            })
+            .collect(),
+    )
 }
 
 /// The tree's nodes, read from state.

@@ -33,6 +33,7 @@ mod invariants;
 mod ledger;
 mod merchant;
 mod regulation;
+pub mod snapshot;
 mod state;
 mod store;
 pub mod structuring;

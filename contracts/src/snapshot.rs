@@ -248,10 +248,7 @@ fn parse_node(path: &[u8], bytes: &[u8]) -> Result<Node, SnapshotError> {
 }
 
 /// Parses a part's rows into a map by path, refusing duplicates and rows outside `under`.
-fn parse_rows(
-    rows: &[TreeRow],
-    under: &[u8],
-) -> Result<BTreeMap<Vec<u8>, (Vec<u8>, Node)>, SnapshotError> {
+fn parse_rows(rows: &[TreeRow], under: &[u8]) -> Result<BTreeMap<Vec<u8>, Node>, SnapshotError> {
     let mut nodes = BTreeMap::new();
     for row in rows {
         if !row.path.starts_with(under) {
@@ -261,10 +258,7 @@ fn parse_rows(
             )));
         }
         let node = parse_node(&row.path, &row.node)?;
-        if nodes
-            .insert(row.path.clone(), (row.node.clone(), node))
-            .is_some()
-        {
+        if nodes.insert(row.path.clone(), node).is_some() {
             return Err(SnapshotError::Malformed(format!(
                 "node {} twice",
                 path_text(&row.path)
@@ -354,7 +348,7 @@ pub fn verify_top(top: &SnapshotTop, ledger_root: Hash) -> Result<Vec<ChunkTarge
             *slot = Some(ChunkTarget { path, hash, kind });
             continue;
         }
-        let (_, node) = nodes.get(&path).ok_or_else(|| SnapshotError::Missing {
+        let node = nodes.get(&path).ok_or_else(|| SnapshotError::Missing {
             path: path_text(&path),
         })?;
         let Node::Internal(internal) = node else {
@@ -413,7 +407,7 @@ pub fn verify_chunk(
     let mut reached = 0usize;
     let mut pending = vec![(target.path.clone(), target.hash, target.kind)];
     while let Some((path, hash, kind)) = pending.pop() {
-        let (_, node) = nodes.get(&path).ok_or_else(|| SnapshotError::Missing {
+        let node = nodes.get(&path).ok_or_else(|| SnapshotError::Missing {
             path: path_text(&path),
         })?;
         check_node(&path, node, hash, kind, version)?;
@@ -487,6 +481,15 @@ pub fn top_writes(top: &SnapshotTop) -> Vec<Write> {
             value: Some(row.node.clone()),
         })
         .collect()
+}
+
+/// The chain-head record a node started from a snapshot writes: it is outside the tree (it
+/// carries the tree's root), so the snapshot brings it as its parts, each checked.
+pub fn chain_head_write(head: &crate::ChainHead) -> Write {
+    Write {
+        key: key::meta(),
+        value: Some(crate::state::encode_record(head)),
+    }
 }
 
 /// How many leaves a verified chunk's subtree holds (for progress).

@@ -30,6 +30,16 @@
 //! [pruning]                                # optional: without it every block is kept
 //! keep_blocks = 100000                     # older blocks keep their header and certificate
 //!
+//! [snapshots]                              # optional: without it no snapshot is taken
+//! interval_blocks = 1000                   # a state snapshot after every 1000th block
+//! keep = 2                                 # the newest snapshots kept (and offered)
+//! chunk_leaves = 2048                      # ledger entries per chunk, at most
+//!
+//! [state_sync]                             # optional: an empty node then replays from height 1
+//! enable = true                            # an empty data directory starts from a snapshot
+//! discovery_ms = 5000                      # how long to wait for peers' offers
+//! fetchers = 4                             # chunks asked for at once
+//!
 //! [api]                                    # required: TLS files, or plain_http = true
 //! tls_cert_file = "api-cert.pem"           # the certificate chain the API serves (PEM)
 //! tls_key_file = "api-key.pem"             # its private key (PEM)
@@ -53,6 +63,8 @@
 //! invalid_block = "bad-signature"
 //! # polled every 200 ms; one hex public key (or libp2p peer id) a line, '#' comments
 //! blocked_peers_file = "blocked-peers.txt"
+//! # serve every snapshot chunk with one byte flipped (a lying peer, for state sync tests)
+//! corrupt_snapshot_chunks = true
 //! ```
 
 use libp2p::Multiaddr;
@@ -138,6 +150,10 @@ pub enum ConfigError {
          to keep every block)"
     )]
     KeepTooFew(u64),
+    #[error("[snapshots]: {0}")]
+    Snapshots(String),
+    #[error("[state_sync]: {0}")]
+    StateSync(String),
 }
 
 /// The fewest blocks a pruning node keeps whole: the head and the blocks a lagging peer or a
@@ -154,6 +170,60 @@ pub struct Pruning {
     /// answers `410 PRUNED` for what they held. `None`: keep everything.
     pub keep_blocks: Option<u64>,
 }
+
+/// `[snapshots]`: state snapshots this node takes and offers to peers that join by state sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshots {
+    /// A snapshot of the state after every block whose height is a multiple of this.
+    pub interval_blocks: u64,
+    /// The newest snapshots kept on disk and offered; older ones are removed.
+    #[serde(default = "snapshots_keep_default")]
+    pub keep: u64,
+    /// The most ledger entries (tree leaves) one chunk holds: larger chunks mean fewer
+    /// requests, smaller ones less work redone when a peer serves a bad one.
+    #[serde(default = "snapshots_chunk_leaves_default")]
+    pub chunk_leaves: u64,
+}
+
+fn snapshots_keep_default() -> u64 {
+    2
+}
+
+fn snapshots_chunk_leaves_default() -> u64 {
+    tally_contracts::snapshot::LEAVES_PER_CHUNK as u64
+}
+
+/// The bounds of `[snapshots] chunk_leaves`: a chunk of the most leaves stays well under a
+/// peer message (`[limits] message_bytes_max`' default) for ledger entries of usual size.
+pub const CHUNK_LEAVES_MIN: u64 = 16;
+pub const CHUNK_LEAVES_MAX: u64 = 8_192;
+
+/// `[state_sync]`: how a node with an empty data directory joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateSync {
+    /// Start from the newest snapshot peers offer, checked against the genesis's validators;
+    /// off, or when no peer offers one, the node replays every block from height 1.
+    pub enable: bool,
+    /// How long to gather peers' offers before choosing (milliseconds).
+    pub discovery_ms: u64,
+    /// How many chunks are asked for at once, spread over the peers offering them.
+    pub fetchers: u64,
+}
+
+impl Default for StateSync {
+    fn default() -> StateSync {
+        StateSync {
+            enable: false,
+            discovery_ms: 5_000,
+            fetchers: 4,
+        }
+    }
+}
+
+/// The most chunks asked for at once.
+pub const STATE_SYNC_FETCHERS_MAX: u64 = 64;
 
 /// What the node does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -249,11 +319,16 @@ pub struct TestFaults {
     /// ways, and their messages dropped, until their line is removed. A missing file blocks
     /// nobody. Lets a test build and heal partitions without root.
     pub blocked_peers_file: Option<PathBuf>,
+    /// Serves every snapshot chunk with a byte flipped: a peer lying to a node that joins by
+    /// state sync.
+    pub corrupt_snapshot_chunks: bool,
 }
 
 impl TestFaults {
     pub fn is_honest(&self) -> bool {
-        self.byzantine.is_none() && self.blocked_peers_file.is_none()
+        self.byzantine.is_none()
+            && self.blocked_peers_file.is_none()
+            && !self.corrupt_snapshot_chunks
     }
 }
 
@@ -307,6 +382,8 @@ struct TestFaultsEntry {
     byzantine: Option<ByzantineName>,
     invalid_block: Option<InvalidBlock>,
     blocked_peers_file: Option<PathBuf>,
+    #[serde(default)]
+    corrupt_snapshot_chunks: bool,
 }
 
 /// What a `[test_faults]` section is read as: its fields in a test build; in a product
@@ -357,6 +434,7 @@ fn check_test_faults(
     Ok(TestFaults {
         byzantine,
         blocked_peers_file: entry.blocked_peers_file.map(|p| base.join(p)),
+        corrupt_snapshot_chunks: entry.corrupt_snapshot_chunks,
     })
 }
 
@@ -383,6 +461,10 @@ pub struct Config {
     pub api: ApiConfig,
     /// Which blocks are kept whole (`[pruning]`).
     pub pruning: Pruning,
+    /// State snapshots taken and offered (`[snapshots]`); `None`: none.
+    pub snapshots: Option<Snapshots>,
+    /// How an empty node joins (`[state_sync]`).
+    pub state_sync: StateSync,
 }
 
 /// How the HTTP API is served: over TLS with the operator's certificate, or, when the
@@ -533,6 +615,9 @@ struct ConfigFile {
     api: Option<ApiEntry>,
     #[serde(default)]
     pruning: Pruning,
+    snapshots: Option<Snapshots>,
+    #[serde(default)]
+    state_sync: StateSync,
 }
 
 #[derive(Debug, Deserialize)]
@@ -563,6 +648,26 @@ impl Config {
             && keep < KEEP_BLOCKS_MIN
         {
             return Err(ConfigError::KeepTooFew(keep));
+        }
+        if let Some(snapshots) = file.snapshots {
+            if snapshots.interval_blocks == 0 || snapshots.keep == 0 {
+                return Err(ConfigError::Snapshots(
+                    "interval_blocks and keep must be above zero (leave [snapshots] out to take \
+                     none)"
+                        .to_string(),
+                ));
+            }
+            if !(CHUNK_LEAVES_MIN..=CHUNK_LEAVES_MAX).contains(&snapshots.chunk_leaves) {
+                return Err(ConfigError::Snapshots(format!(
+                    "chunk_leaves must be from {CHUNK_LEAVES_MIN} to {CHUNK_LEAVES_MAX}"
+                )));
+            }
+        }
+        let sync = file.state_sync;
+        if sync.discovery_ms == 0 || sync.fetchers == 0 || sync.fetchers > STATE_SYNC_FETCHERS_MAX {
+            return Err(ConfigError::StateSync(format!(
+                "discovery_ms must be above zero and fetchers from 1 to {STATE_SYNC_FETCHERS_MAX}"
+            )));
         }
         let test_faults = check_test_faults(file.test_faults, base)?;
         let api = check_api(file.api, base)?;
@@ -635,6 +740,8 @@ impl Config {
             test_faults,
             api,
             pruning: file.pruning,
+            snapshots: file.snapshots,
+            state_sync: file.state_sync,
         })
     }
 
@@ -898,6 +1005,24 @@ block_bytes_max = 524288
             fixture.valid_text()
         ))?;
         assert_eq!(pruning.pruning.keep_blocks, Some(1000));
+        assert_eq!(config.snapshots, None, "no snapshots unless asked");
+        assert!(
+            !config.state_sync.enable,
+            "replay from genesis unless asked"
+        );
+        let syncing = fixture.load(&format!(
+            "{}\n[snapshots]\ninterval_blocks = 500\n[state_sync]\nenable = true\n",
+            fixture.valid_text()
+        ))?;
+        assert_eq!(
+            syncing.snapshots,
+            Some(Snapshots {
+                interval_blocks: 500,
+                keep: 2,
+                chunk_leaves: tally_contracts::snapshot::LEAVES_PER_CHUNK as u64,
+            })
+        );
+        assert_eq!(syncing.state_sync.fetchers, 4);
         let network = config.network();
         assert_eq!(network.peer_set.validators.len(), 2);
         assert_eq!(network.message_bytes_max, 1_048_576);
@@ -1032,6 +1157,25 @@ block_bytes_max = 524288
         assert!(matches!(keep, ConfigError::KeepTooFew(1)), "{keep}");
         let unknown = fixture.load_edited("[limits]", "[pruning]\nkeep = 10\n[limits]")?;
         assert!(matches!(unknown, ConfigError::Parse { .. }), "{unknown}");
+        for section in [
+            "[snapshots]\ninterval_blocks = 0",
+            "[snapshots]\ninterval_blocks = 10\nkeep = 0",
+            "[snapshots]\ninterval_blocks = 10\nchunk_leaves = 1",
+            "[snapshots]\ninterval_blocks = 10\nchunk_leaves = 100000",
+        ] {
+            let bad = fixture.load_edited("[limits]", &format!("{section}\n[limits]"))?;
+            assert!(matches!(bad, ConfigError::Snapshots(_)), "{section}: {bad}");
+        }
+        for section in [
+            "[state_sync]\nenable = true\nfetchers = 0",
+            "[state_sync]\nenable = true\nfetchers = 1000",
+            "[state_sync]\nenable = true\ndiscovery_ms = 0",
+        ] {
+            let bad = fixture.load_edited("[limits]", &format!("{section}\n[limits]"))?;
+            assert!(matches!(bad, ConfigError::StateSync(_)), "{section}: {bad}");
+        }
+        let typo = fixture.load_edited("[limits]", "[state_sync]\nenabled = true\n[limits]")?;
+        assert!(matches!(typo, ConfigError::Parse { .. }), "{typo}");
         let mempool = fixture.load_edited("[limits]", "[limits]\nmempool_bytes_max = 1000")?;
         assert!(matches!(mempool, ConfigError::MempoolBelowBlock { .. }));
         let cache = fixture.load_edited("[limits]", "[limits]\nstorage_cache_bytes = 0")?;

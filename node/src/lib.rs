@@ -34,5 +34,6 @@ pub mod network;
 pub mod node;
 pub mod proof;
 pub mod service;
+pub mod snapshots;
 pub mod storage;
 pub mod validator_update;

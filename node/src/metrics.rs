@@ -111,6 +111,13 @@ pub struct Metrics {
     pub sync_lag: Gauge,
     /// 1 while the audit node has found a mismatch and stopped following.
     pub audit_alarm: Gauge,
+    /// The height of the newest state snapshot this node took (0: none).
+    pub snapshot_height: Gauge,
+    /// The snapshot height this node's chain started from (0: it replayed from genesis).
+    pub synced_from_height: Gauge,
+    /// Snapshot chunks (or manifests) a peer served that did not verify; each peer is
+    /// reported and asked no more.
+    pub state_sync_bad_parts: Counter,
     /// Consensus messages dropped, by reason: `stale` (for a height already decided, not
     /// checked: it cannot change anything) or why one was refused (its sender is cut off).
     pub consensus_messages_dropped: CountBy,
@@ -189,6 +196,9 @@ impl Metrics {
         let peers = Gauge::default();
         let sync_lag = Gauge::default();
         let audit_alarm = Gauge::default();
+        let snapshot_height = Gauge::default();
+        let synced_from_height = Gauge::default();
+        let state_sync_bad_parts = Counter::default();
         let consensus_messages_dropped = CountBy::new("reason");
         let consensus_messages_verified = CountByValidator::default();
         let proposals_refused = CountBy::new("reason");
@@ -304,6 +314,21 @@ impl Metrics {
             audit_alarm.clone(),
         );
         registry.register(
+            "snapshot_height",
+            "The height of the newest state snapshot taken (0: none)",
+            snapshot_height.clone(),
+        );
+        registry.register(
+            "synced_from_height",
+            "The snapshot height this chain started from (0: replayed from genesis)",
+            synced_from_height.clone(),
+        );
+        registry.register(
+            "state_sync_bad_parts",
+            "Snapshot parts a peer served that did not verify",
+            state_sync_bad_parts.clone(),
+        );
+        registry.register(
             "consensus_messages_dropped",
             "Consensus messages dropped: stale (not checked) or refused, by reason",
             consensus_messages_dropped.family.clone(),
@@ -378,6 +403,9 @@ impl Metrics {
             peers,
             sync_lag,
             audit_alarm,
+            snapshot_height,
+            synced_from_height,
+            state_sync_bad_parts,
             consensus_messages_dropped,
             consensus_messages_verified,
             proposals_refused,

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::chain::state_sync::{Joiner, StateSyncError};
 use crate::chain::{
     Chain, ChainError, ChainInput, ChainSettings, Outbound, SyncTask,
     sync::SYNC_REQUESTS_QUEUED_MAX,
@@ -30,6 +31,7 @@ use crate::mempool::MempoolLimits;
 use crate::metrics::Metrics;
 use crate::network::{self, GossipTopic, NetworkError, NetworkEvent, NetworkHandle};
 use crate::service::{NodeContext, Submission, UpdateSubmission};
+use crate::snapshots::SnapshotStore;
 use crate::storage::{Storage, StorageError};
 use crate::validator_update::{UpdateError, ValidatorUpdate};
 
@@ -51,6 +53,8 @@ pub enum NodeError {
     Network(#[from] NetworkError),
     #[error("chain: {0}")]
     Chain(#[from] ChainError),
+    #[error("state sync: {0}")]
+    StateSync(#[from] StateSyncError),
     #[error("the chain task stopped")]
     Stopped,
     #[error("a task panicked: {0}")]
@@ -157,7 +161,45 @@ impl Node {
             data_dir: config.data_dir.clone(),
             byzantine: config.test_faults.byzantine,
             keep_blocks: config.pruning.keep_blocks,
+            snapshots: config
+                .snapshots
+                .map(|s| (s.interval_blocks, SnapshotStore::new(&config.data_dir, &s))),
         };
+        let mut network_config = config.network();
+        network_config.counters = metrics.network.clone();
+        // The genesis names who may connect; the chain task widens it as the set changes.
+        network_config.peer_set.validators = genesis
+            .validators
+            .iter()
+            .map(|v| v.public_key)
+            .collect::<BTreeSet<_>>();
+        let mut network = network::start(&key, network_config).await?;
+        let response_bytes_max = usize_of(limits.message_bytes_max).saturating_sub(1024);
+        if config.state_sync.enable
+            && (storage.genesis_hash()?.is_none() || storage.state_sync_interrupted()?)
+        {
+            let joiner = Joiner {
+                network: network.handle.clone(),
+                storage: storage.clone(),
+                chain_id: genesis.chain_id.clone(),
+                genesis_hash: genesis.hash(),
+                genesis_validators: genesis.validator_set().map_err(ChainError::from)?,
+                discovery: Duration::from_millis(config.state_sync.discovery_ms),
+                fetchers: usize_of(config.state_sync.fetchers).max(1),
+                response_bytes_max,
+                metrics: metrics.clone(),
+            };
+            let joined = join_draining(&joiner, &mut network.events).await;
+            if let Err(e) = joined {
+                network.handle.shutdown().await.ok();
+                return Err(e.into());
+            }
+        }
+        if let Some(from) = storage.synced_from()? {
+            metrics
+                .synced_from_height
+                .set(i64::try_from(from).unwrap_or(i64::MAX));
+        }
         let parts = Chain::open(
             settings,
             storage.clone(),
@@ -168,15 +210,6 @@ impl Node {
         )?;
         // The API answers the validator set in force; storage keeps only later changes.
         storage.put_genesis_validators(&tally_consensus::encode(&genesis.validators))?;
-        let mut network_config = config.network();
-        network_config.counters = metrics.network.clone();
-        // The genesis names who may connect; the chain task widens it as the set changes.
-        network_config.peer_set.validators = genesis
-            .validators
-            .iter()
-            .map(|v| v.public_key)
-            .collect::<BTreeSet<_>>();
-        let network = network::start(&key, network_config).await?;
         let handle = network.handle.clone();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (submit_tx, submit_rx) = mpsc::channel::<Submission>(SUBMISSIONS_MAX);
@@ -205,8 +238,12 @@ impl Node {
             chain: inputs_tx.clone(),
             requests: sync_rx,
             metrics: metrics.clone(),
-            response_bytes_max: usize_of(limits.message_bytes_max).saturating_sub(1024),
+            response_bytes_max,
             fetch: options.sync,
+            snapshots: config
+                .snapshots
+                .map(|s| SnapshotStore::new(&config.data_dir, &s)),
+            corrupt_snapshot_chunks: config.test_faults.corrupt_snapshot_chunks,
         };
         let router = Router {
             chain: inputs_tx.clone(),
@@ -311,6 +348,23 @@ impl Node {
         }
         self.network.shutdown().await.ok();
         let _ = self.network_task.await;
+    }
+}
+
+/// Runs a state sync while the network's events go unanswered: the chain is not open yet,
+/// so consensus messages and peers' requests are dropped (peers time out and ask another).
+async fn join_draining(
+    joiner: &Joiner,
+    events: &mut mpsc::Receiver<NetworkEvent>,
+) -> Result<Option<u64>, StateSyncError> {
+    let joining = joiner.join();
+    tokio::pin!(joining);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            joined = &mut joining => return joined,
+            event = events.recv(), if open => open = event.is_some(),
+        }
     }
 }
 

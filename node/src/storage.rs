@@ -12,7 +12,8 @@
 //! `m/...` metadata, `b/{h}` block, `c/{h}` commit certificate, `r/{h}` block results,
 //! `t/{tx id}` transaction location (the id covers the body and the signers),
 //! `a/{account}/{h}/{i}` account history, `s/{key}` ledger state, `v/{h}` the validator
-//! updates of a block that changed the validator set, `h/{h}` a pruned block's header.
+//! updates of a block that changed the validator set, `h/{h}` a pruned block's header (or
+//! one a state sync brought: a node started from a snapshot holds no block below it).
 //!
 //! Why redb and not sled (which Tally used up to schema 4): sled 0.34 keeps per-page
 //! bookkeeping in memory for every page it ever wrote, beyond its `cache_capacity`, so a
@@ -76,6 +77,10 @@ const KEY_VALIDATOR_SCHEDULE: &[u8] = b"m/validator_schedule";
 const KEY_GENESIS_VALIDATORS: &[u8] = b"m/genesis_validators";
 /// The highest height pruned (`[pruning] keep_blocks`); absent when nothing is.
 const KEY_PRUNED_THROUGH: &[u8] = b"m/pruned_through";
+/// Present while a state sync is filling the directory: what it wrote is not a chain yet.
+const KEY_STATE_SYNC: &[u8] = b"m/state_sync";
+/// The height of the snapshot this directory's chain started from (absent: genesis).
+const KEY_SYNCED_FROM: &[u8] = b"m/synced_from";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -112,6 +117,30 @@ fn io(error: impl Into<redb::Error>) -> StorageError {
 pub struct TxLocation {
     pub height: u64,
     pub index: u32,
+}
+
+/// A block that changed the validator set, as a state sync brings it: its header kept as a
+/// pruned block's (`h/{h}`), its certificate and its updates, encoded.
+#[derive(Debug, Clone)]
+pub struct KeptChange {
+    pub height: u64,
+    pub kept_header: Vec<u8>,
+    pub certificate: Vec<u8>,
+    pub updates: Vec<u8>,
+}
+
+/// What completes a state sync ([`Storage::install_snapshot`]).
+#[derive(Debug)]
+pub struct SnapshotInstall<'a> {
+    pub height: u64,
+    pub genesis: &'a Hash,
+    /// The chain-head record and any other state written last.
+    pub state_writes: &'a [(Vec<u8>, Option<Vec<u8>>)],
+    /// The snapshot block's body digest, then its header (as a pruned block keeps it).
+    pub kept_header: &'a [u8],
+    pub certificate: &'a [u8],
+    pub changes: &'a [KeptChange],
+    pub validator_schedule: Option<&'a [u8]>,
 }
 
 /// Everything one decided block changes, committed together.
@@ -182,6 +211,14 @@ fn read_u64(bytes: &[u8], what: &str) -> Result<u64, StorageError> {
     Ok(u64::from_be_bytes(arr))
 }
 
+/// What a pruned block keeps under `h/{h}`: its body's digest, then its header.
+pub fn kept_header(header: &[u8], body_digest: &Hash) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(32 + header.len());
+    kept.extend_from_slice(body_digest.as_bytes());
+    kept.extend_from_slice(header);
+    kept
+}
+
 /// The most heights one commit prunes: a node that turns pruning on over a long history
 /// catches up over many commits, each bounded.
 const PRUNE_PER_COMMIT_MAX: u64 = 64;
@@ -210,9 +247,7 @@ fn prune(chain: &mut redb::Table<'_, &[u8], &[u8]>, through: u64) -> Result<(), 
             let (header, body) = tally_consensus::split_block(&block).ok_or_else(|| {
                 StorageError::Damaged(format!("block {height} has no header frame"))
             })?;
-            let mut kept = Vec::with_capacity(32 + header.len());
-            kept.extend_from_slice(tally_consensus::BlockHash::body_digest(body).as_bytes());
-            kept.extend_from_slice(header);
+            let kept = kept_header(header, &tally_consensus::BlockHash::body_digest(body));
             chain
                 .insert(height_key(b"h/", height).as_slice(), kept.as_slice())
                 .map_err(io)?;
@@ -330,7 +365,9 @@ impl Storage {
                     });
                 }
                 if let Some(head) = storage.head()?
-                    && (storage.block(head)?.is_none() || storage.certificate(head)?.is_none())
+                    && ((storage.block(head)?.is_none()
+                        && storage.chain_get(&height_key(b"h/", head))?.is_none())
+                        || storage.certificate(head)?.is_none())
                 {
                     return Err(StorageError::Damaged(format!(
                         "the head is {head} but its block or certificate is missing"
@@ -666,6 +703,132 @@ impl Storage {
         txn.commit().map_err(io)
     }
 
+    /// Starts filling an empty directory from a snapshot: any state an interrupted sync left
+    /// is removed, and the directory is marked as not a chain until
+    /// [`Storage::install_snapshot`] completes it.
+    pub fn begin_state_sync(&self) -> Result<(), StorageError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut chain = txn.open_table(CHAIN).map_err(io)?;
+            if chain.get(KEY_GENESIS).map_err(io)?.is_some() {
+                return Err(StorageError::Damaged(
+                    "a state sync into a directory that holds a chain".to_string(),
+                ));
+            }
+            let (start, end) = (state_key(&[]), state_key(&[u8::MAX]));
+            chain
+                .retain_in(start.as_slice()..end.as_slice(), |_, _| false)
+                .map_err(io)?;
+            chain.insert(KEY_STATE_SYNC, [1u8].as_slice()).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Whether a state sync began here and did not complete.
+    pub fn state_sync_interrupted(&self) -> Result<bool, StorageError> {
+        Ok(self.chain_get(KEY_STATE_SYNC)?.is_some())
+    }
+
+    /// Writes verified snapshot rows (ledger state and tree nodes) during a state sync. Not
+    /// durable by itself: [`Storage::install_snapshot`] is, and an interrupted sync starts over.
+    pub fn put_snapshot_rows(
+        &self,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), StorageError> {
+        let mut txn = self.db.begin_write().map_err(io)?;
+        txn.set_durability(redb::Durability::None).map_err(io)?;
+        {
+            let mut chain = txn.open_table(CHAIN).map_err(io)?;
+            if chain.get(KEY_STATE_SYNC).map_err(io)?.is_none() {
+                return Err(StorageError::Damaged(
+                    "snapshot rows outside a state sync".to_string(),
+                ));
+            }
+            put_state(&mut chain, writes)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Gives a state sync up: its rows are removed and the directory is empty again.
+    pub fn abandon_state_sync(&self) -> Result<(), StorageError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut chain = txn.open_table(CHAIN).map_err(io)?;
+            let (start, end) = (state_key(&[]), state_key(&[u8::MAX]));
+            chain
+                .retain_in(start.as_slice()..end.as_slice(), |_, _| false)
+                .map_err(io)?;
+            chain.remove(KEY_STATE_SYNC).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Completes a state sync, durably and at once: the chain head, the genesis it follows,
+    /// the snapshot block's header and certificate, the blocks that changed the validator set
+    /// (their headers, certificates and updates) and the schedule they make. The blocks up to
+    /// the snapshot count as pruned: this node never held them.
+    pub fn install_snapshot(&self, install: &SnapshotInstall<'_>) -> Result<(), StorageError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut chain = txn.open_table(CHAIN).map_err(io)?;
+            if chain.get(KEY_STATE_SYNC).map_err(io)?.is_none() {
+                return Err(StorageError::Damaged(
+                    "a snapshot installed outside a state sync".to_string(),
+                ));
+            }
+            put_state(&mut chain, install.state_writes)?;
+            let height = install.height;
+            chain
+                .insert(height_key(b"h/", height).as_slice(), install.kept_header)
+                .map_err(io)?;
+            chain
+                .insert(height_key(b"c/", height).as_slice(), install.certificate)
+                .map_err(io)?;
+            for change in install.changes {
+                chain
+                    .insert(
+                        height_key(b"h/", change.height).as_slice(),
+                        change.kept_header.as_slice(),
+                    )
+                    .map_err(io)?;
+                chain
+                    .insert(
+                        height_key(b"c/", change.height).as_slice(),
+                        change.certificate.as_slice(),
+                    )
+                    .map_err(io)?;
+                chain
+                    .insert(
+                        height_key(b"v/", change.height).as_slice(),
+                        change.updates.as_slice(),
+                    )
+                    .map_err(io)?;
+            }
+            if let Some(schedule) = install.validator_schedule {
+                chain.insert(KEY_VALIDATOR_SCHEDULE, schedule).map_err(io)?;
+            }
+            chain
+                .insert(KEY_GENESIS, install.genesis.as_bytes().as_slice())
+                .map_err(io)?;
+            let at = height.to_be_bytes();
+            chain.insert(KEY_HEAD, at.as_slice()).map_err(io)?;
+            chain
+                .insert(KEY_PRUNED_THROUGH, at.as_slice())
+                .map_err(io)?;
+            chain.insert(KEY_SYNCED_FROM, at.as_slice()).map_err(io)?;
+            chain.remove(KEY_STATE_SYNC).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// The height of the snapshot this chain started from; `None` when it replayed every
+    /// block from the genesis.
+    pub fn synced_from(&self) -> Result<Option<u64>, StorageError> {
+        self.chain_get(KEY_SYNCED_FROM)?
+            .map(|b| read_u64(&b, "the snapshot height"))
+            .transpose()
+    }
+
     /// The hash of the genesis this directory was started from, if any.
     pub fn genesis_hash(&self) -> Result<Option<Hash>, StorageError> {
         let Some(bytes) = self.chain_get(KEY_GENESIS)? else {
@@ -762,6 +925,31 @@ impl Storage {
             StorageError::Damaged(format!("the kept header of block {height} is too short"))
         })?;
         Ok(Some((header.to_vec(), Hash(digest))))
+    }
+
+    /// Block `height`'s header, its body's digest and its certificate, whether the block is
+    /// kept whole or pruned: what a client or a joining node checks a state root by. `None`
+    /// while the block is not committed here.
+    pub fn certified_header(
+        &self,
+        height: u64,
+    ) -> Result<Option<crate::proof::CertifiedHeader>, StorageError> {
+        let Some((header, body_digest)) = self.header_parts(height)? else {
+            return Ok(None);
+        };
+        let header = tally_consensus::decode(&header, usize::MAX)
+            .map_err(|e| StorageError::Damaged(format!("the header of block {height}: {e}")))?;
+        let certificate = self.certificate(height)?.ok_or_else(|| {
+            StorageError::Damaged(format!("the certificate of block {height} is missing"))
+        })?;
+        let certificate = tally_consensus::decode(&certificate, usize::MAX).map_err(|e| {
+            StorageError::Damaged(format!("the certificate of block {height}: {e}"))
+        })?;
+        Ok(Some(crate::proof::CertifiedHeader {
+            header,
+            body_digest,
+            certificate,
+        }))
     }
 
     /// Block `height`'s id, whether kept whole or pruned.
@@ -1389,6 +1577,37 @@ mod tests {
         drop(Storage::open(dir.path(), "chain-a").unwrap());
         let err = Storage::open(dir.path(), "chain-b").unwrap_err();
         assert!(matches!(err, StorageError::WrongChain { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_interrupted_state_sync_is_remembered_and_its_rows_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = (b"A1".to_vec(), Some(b"balance".to_vec()));
+        {
+            let storage = Storage::open(dir.path(), "c").unwrap();
+            // Rows go in only during a sync.
+            assert!(
+                storage
+                    .put_snapshot_rows(std::slice::from_ref(&row))
+                    .is_err()
+            );
+            storage.begin_state_sync().unwrap();
+            storage
+                .put_snapshot_rows(std::slice::from_ref(&row))
+                .unwrap();
+            storage.flush().unwrap();
+        }
+        let storage = Storage::open(dir.path(), "c").unwrap();
+        assert!(storage.state_sync_interrupted().unwrap());
+        assert_eq!(storage.state_get(b"A1").unwrap(), Some(b"balance".to_vec()));
+        assert_eq!(storage.genesis_hash().unwrap(), None);
+        storage.abandon_state_sync().unwrap();
+        assert!(!storage.state_sync_interrupted().unwrap());
+        assert_eq!(storage.state_get(b"A1").unwrap(), None);
+        // A directory holding a chain is never the target of a sync.
+        storage.commit_genesis(&Hash::ZERO, &[]).unwrap();
+        assert!(storage.begin_state_sync().is_err());
+        assert_eq!(storage.synced_from().unwrap(), None);
     }
 
     #[test]

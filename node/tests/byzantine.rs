@@ -108,7 +108,7 @@ async fn cluster_limited(byzantine: Byzantine, limits: Limits) -> Result<Cluster
         observers,
         TestFaults {
             byzantine: Some(byzantine),
-            blocked_peers_file: None,
+            ..TestFaults::default()
         },
     )
     .await?;
@@ -577,8 +577,8 @@ fn block_peers(path: &PathBuf, nodes: &[usize]) -> Result<()> {
 
 fn gated(cluster: &Cluster, i: usize) -> TestFaults {
     TestFaults {
-        byzantine: None,
         blocked_peers_file: Some(cluster.dir.path().join(format!("blocked-{i}"))),
+        ..TestFaults::default()
     }
 }
 

@@ -483,6 +483,14 @@ pub struct NodeStatus {
     /// Every committed block's certificate was verified and the block re-executed.
     #[serde(skip_serializing_if = "Option::is_none")]
     verified_height: Option<u64>,
+    /// An audit node only: the first block it executed itself: 1, or, when it joined by
+    /// state sync, the block after the snapshot (the snapshot's state was checked against a
+    /// certified header, not recomputed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_from_height: Option<u64>,
+    /// The snapshot height this node's chain started from, when it joined by state sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    synced_from_height: Option<u64>,
     /// Whether the audit alarm is raised.
     alarm: bool,
 }
@@ -490,10 +498,21 @@ pub struct NodeStatus {
 fn node_status(ctx: &NodeContext) -> Result<NodeStatus, ApiError> {
     let audit = ctx.mode == crate::config::Mode::Audit;
     let height = ctx.storage.head()?;
+    let synced_from = ctx.storage.synced_from()?;
+    let executed_from = synced_from.map_or(1, |h| h.saturating_add(1));
+    // The state after block k is verified when block k + 1's header agrees with it; a node
+    // started from a snapshot of height s computed the states after s + 1 and later only.
+    let below_head = height.unwrap_or(0).saturating_sub(1);
+    let verified = match synced_from {
+        None => Some(below_head),
+        Some(s) => (below_head > s).then_some(below_head),
+    };
     Ok(NodeStatus {
         mode: if audit { "audit" } else { "validator" },
         height,
-        verified_height: audit.then(|| height.unwrap_or(0).saturating_sub(1)),
+        verified_height: verified.filter(|_| audit),
+        verified_from_height: audit.then_some(executed_from),
+        synced_from_height: synced_from,
         alarm: ctx.metrics.audit_alarm.get() > 0,
     })
 }

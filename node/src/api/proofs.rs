@@ -189,29 +189,15 @@ pub async fn validator_changes(
 /// Block `height`'s header, its body's digest and its certificate (kept when the block is
 /// pruned); `503 NOT_CERTIFIED_YET` while that block is not committed.
 fn certified_header(api: &Api, height: u64) -> Result<CertifiedHeader, ApiError> {
-    let Some((header, body_digest)) = api.ctx.storage.header_parts(height)? else {
-        return Err(ApiError::new(
+    api.ctx.storage.certified_header(height)?.ok_or_else(|| {
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "NOT_CERTIFIED_YET",
             format!(
                 "block {height}, whose header would certify this, is not committed yet; try \
                  again after it"
             ),
-        ));
-    };
-    let header = tally_consensus::decode(&header, MESSAGE_BYTES_MAX)
-        .map_err(|e| damaged(format!("the header of block {height}: {e}")))?;
-    let certificate = api
-        .ctx
-        .storage
-        .certificate(height)?
-        .ok_or_else(|| damaged(format!("the certificate of block {height} is missing")))?;
-    let certificate = tally_consensus::decode(&certificate, MESSAGE_BYTES_MAX)
-        .map_err(|e| damaged(format!("the certificate of block {height}: {e}")))?;
-    Ok(CertifiedHeader {
-        header,
-        body_digest,
-        certificate,
+        )
     })
 }
 

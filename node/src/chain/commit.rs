@@ -151,11 +151,65 @@ impl Chain {
             return Ok(());
         }
         self.after_commit(&block, &tx_hashes);
+        self.snapshot_if_due(height);
         if schedule_changed {
             self.send(Outbound::PeerSet(self.peer_set()));
         }
         tracing::info!(txs = block.txs.len(), state_root = %results.state_root, "committed");
         Ok(())
+    }
+
+    /// After a block whose height is a multiple of `[snapshots] interval_blocks`: cuts a
+    /// snapshot of the state it left, off the chain task (a read transaction holds that state
+    /// while the chain goes on). One at a time: one due while another is still being cut is
+    /// skipped, with a warning.
+    fn snapshot_if_due(&self, height: u64) {
+        use std::sync::atomic::Ordering;
+        let Some((interval, store)) = &self.settings.snapshots else {
+            return;
+        };
+        if height == 0 || !height.is_multiple_of(*interval) {
+            return;
+        }
+        if self.snapshot_taking.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                height,
+                "a state snapshot is still being taken; this one is skipped"
+            );
+            return;
+        }
+        let state = match self.storage.state_snapshot() {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(height, error = %e, "cannot read the state to snapshot");
+                self.snapshot_taking.store(false, Ordering::Release);
+                return;
+            }
+        };
+        let (store, taking, metrics) = (
+            store.clone(),
+            self.snapshot_taking.clone(),
+            self.metrics.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match store.take(&state) {
+                Ok(taken) => {
+                    metrics
+                        .snapshot_height
+                        .set(i64::try_from(taken.height).unwrap_or(i64::MAX));
+                    tracing::info!(
+                        height = taken.height,
+                        chunks = taken.chunks,
+                        bytes = taken.bytes,
+                        ms = started.elapsed().as_millis() as u64,
+                        "state snapshot taken"
+                    );
+                }
+                Err(e) => tracing::warn!(height, error = %e, "state snapshot failed"),
+            }
+            taking.store(false, Ordering::Release);
+        });
     }
 
     fn after_commit(&mut self, block: &Block, tx_hashes: &[tally_crypto::Hash]) {

@@ -16,6 +16,7 @@ mod pool;
 mod proposal;
 mod relay;
 mod signer_store;
+pub mod state_sync;
 pub mod sync;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -40,6 +41,7 @@ use crate::mempool::{Mempool, MempoolLimits};
 use crate::metrics::Metrics;
 use crate::network::{GossipTopic, PeerSet};
 use crate::service::{Submission, SubmitError};
+use crate::snapshots::SnapshotStore;
 use crate::storage::{Storage, StorageError};
 use crate::validator_update::{UpdateError, ValidatorUpdate};
 
@@ -139,6 +141,11 @@ pub enum ChainError {
     Genesis(String),
     #[error("the data directory was started from another genesis")]
     OtherGenesis,
+    #[error(
+        "a state sync into this data directory was interrupted: start the node again with \
+         [state_sync] enable = true to finish it, or empty the directory to replay from genesis"
+    )]
+    StateSyncInterrupted,
     #[error("consensus: {0}")]
     Consensus(#[from] tally_consensus::Error),
     #[error("decided block {height} cannot be applied: {reason}")]
@@ -171,6 +178,9 @@ pub struct ChainSettings {
     /// `[pruning] keep_blocks`: blocks kept whole; older ones keep their header and
     /// certificate. `None` keeps everything.
     pub keep_blocks: Option<u64>,
+    /// `[snapshots]`: the state is snapshot after every block whose height is a multiple of
+    /// the interval, into the store. `None` takes none.
+    pub snapshots: Option<(u64, SnapshotStore)>,
 }
 
 /// The chain task's state. See the module documentation.
@@ -195,6 +205,8 @@ pub struct Chain {
     committed_evidence: VecDeque<Evidence>,
     pending_updates: Vec<ValidatorUpdate>,
     to_gossip: Vec<Vec<u8>>,
+    /// Set while a snapshot is being cut (one at a time).
+    snapshot_taking: Arc<std::sync::atomic::AtomicBool>,
     settings: ChainSettings,
     metrics: Arc<Metrics>,
     committed: watch::Sender<u64>,
@@ -289,6 +301,9 @@ impl Chain {
         inputs: mpsc::Sender<ChainInput>,
     ) -> Result<ChainParts, ChainError> {
         let chain_id = genesis.chain_id.clone();
+        if storage.state_sync_interrupted()? {
+            return Err(ChainError::StateSyncInterrupted);
+        }
         match storage.genesis_hash()? {
             Some(hash) if hash == genesis.hash() => {}
             Some(_) => return Err(ChainError::OtherGenesis),
@@ -308,11 +323,12 @@ impl Chain {
         }
         let head = Ledger::chain_head(&storage)?
             .ok_or_else(|| ChainError::Genesis("no chain head after genesis".to_string()))?;
+        // Kept whole, or only its header (pruned, or the snapshot a state sync started from).
         let head_hash = match head.height {
             0 => Hash::ZERO,
             h => storage
-                .block(h)?
-                .map(|b| BlockHash::of(&b).0)
+                .block_id(h)?
+                .map(|id| id.0)
                 .ok_or(StorageError::Damaged(format!("block {h} is missing")))?,
         };
         let mut sets = ValidatorSets::new(genesis.validator_set()?);
@@ -375,6 +391,7 @@ impl Chain {
             strikes: admission::Strikes::default(),
             idle: idle::IdleWait::default(),
             heartbeat_ms: genesis.heartbeat_ms,
+            snapshot_taking: Arc::default(),
         };
         chain.resume_alarm();
         Ok(ChainParts {

@@ -17,8 +17,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use super::ChainInput;
+use super::state_sync::{self, SnapshotManifest, SnapshotOffer, SyncRequest};
 use crate::metrics::Metrics;
 use crate::network::{NetworkHandle, SyncResponder};
+use crate::snapshots::SnapshotStore;
 use crate::storage::Storage;
 
 /// How often the sync task asks a peer for blocks after its head.
@@ -71,6 +73,10 @@ pub struct SyncTask {
     pub response_bytes_max: usize,
     /// Whether to ask peers for blocks (an isolated test node may only serve).
     pub fetch: bool,
+    /// The snapshots this node offers (`[snapshots]`), if it takes any.
+    pub snapshots: Option<SnapshotStore>,
+    /// Test equipment: serve every snapshot chunk with a byte flipped.
+    pub corrupt_snapshot_chunks: bool,
 }
 
 impl SyncTask {
@@ -84,6 +90,8 @@ impl SyncTask {
             metrics,
             response_bytes_max,
             fetch,
+            snapshots,
+            corrupt_snapshot_chunks,
         } = self;
         // Serving runs beside fetching: a node waiting for a peer's answer must still answer
         // that peer's request, or two nodes asking each other at once would both wait out
@@ -93,6 +101,8 @@ impl SyncTask {
             storage,
             network: network.clone(),
             response_bytes_max,
+            snapshots,
+            corrupt_snapshot_chunks,
         };
         let serving = server.run(requests, shutdown.clone());
         let fetcher = Fetcher {
@@ -121,11 +131,13 @@ impl SyncTask {
     }
 }
 
-/// Answers peers' sync requests from storage.
+/// Answers peers' sync requests from storage and the snapshots.
 struct Server {
     storage: Storage,
     network: NetworkHandle,
     response_bytes_max: usize,
+    snapshots: Option<SnapshotStore>,
+    corrupt_snapshot_chunks: bool,
 }
 
 impl Server {
@@ -146,7 +158,7 @@ impl Server {
     }
 
     async fn serve(&self, from: PublicKey, bytes: &[u8], responder: SyncResponder) {
-        let request: BlockRequest = match tally_consensus::decode(bytes, SYNC_REQUEST_BYTES_MAX) {
+        let request: SyncRequest = match tally_consensus::decode(bytes, SYNC_REQUEST_BYTES_MAX) {
             Ok(r) => r,
             Err(e) => {
                 warn!(peer = %from, error = %e, "malformed sync request");
@@ -154,13 +166,58 @@ impl Server {
                 return;
             }
         };
-        match read_blocks(&self.storage, &request, self.response_bytes_max) {
-            Ok(response) => {
-                if let Err(e) = responder.respond(tally_consensus::encode(&response)).await {
-                    debug!(peer = %from, error = %e, "sync response not sent");
-                }
+        let response = match self.answer(&request) {
+            Ok(response) => response,
+            Err(e) => {
+                warn!(peer = %from, error = %e, "cannot read what a peer asked for");
+                return;
             }
-            Err(e) => warn!(error = %e, "cannot read blocks to serve"),
+        };
+        if let Err(e) = responder.respond(response).await {
+            debug!(peer = %from, error = %e, "sync response not sent");
+        }
+    }
+
+    fn answer(&self, request: &SyncRequest) -> Result<Vec<u8>, String> {
+        let no_snapshots = || "this node takes no snapshots".to_string();
+        match request {
+            SyncRequest::Blocks(request) => {
+                read_blocks(&self.storage, request, self.response_bytes_max)
+                    .map(|r| tally_consensus::encode(&r))
+                    .map_err(|e| e.to_string())
+            }
+            SyncRequest::Snapshots => {
+                let offer = match &self.snapshots {
+                    Some(snapshots) => {
+                        state_sync::offer(&self.storage, snapshots).map_err(|e| e.to_string())?
+                    }
+                    None => SnapshotOffer {
+                        heights: Vec::new(),
+                    },
+                };
+                Ok(tally_consensus::encode(&offer))
+            }
+            SyncRequest::Manifest { height } => {
+                let manifest = match &self.snapshots {
+                    Some(snapshots) => SnapshotManifest::read(&self.storage, snapshots, *height)?,
+                    None => None,
+                };
+                Ok(tally_consensus::encode(&manifest))
+            }
+            SyncRequest::Chunk { height, index } => {
+                let snapshots = self.snapshots.as_ref().ok_or_else(no_snapshots)?;
+                let mut chunk = snapshots
+                    .read_chunk(*height, *index)
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
+                if self.corrupt_snapshot_chunks {
+                    let middle = chunk.len() / 2;
+                    if let Some(byte) = chunk.get_mut(middle) {
+                        *byte ^= 0x01;
+                    }
+                }
+                Ok(chunk)
+            }
         }
     }
 }
@@ -189,7 +246,10 @@ impl Fetcher {
         };
         let bytes = match self
             .network
-            .request(peer, tally_consensus::encode(&request))
+            .request(
+                peer,
+                tally_consensus::encode(&SyncRequest::Blocks(request.clone())),
+            )
             .await
         {
             Ok(bytes) => bytes,

@@ -11,7 +11,7 @@
 //! nothing in it until the digest matches, checks the chain and schema its header names
 //! against the node's own before writing, and before the file becomes the directory's chain
 //! opens it as the node would (schema, chain id, the head's block and certificate) and checks
-//! that the stored ledger tree's root node is the root the head block's results record. The
+//! that the stored ledger tree's root node is the root the chain-head record holds. The
 //! digest has no key and the tree's inner nodes and leaves are not recomputed: a file someone
 //! rewrote with a fresh digest is not caught here. Such a node's state roots then differ from
 //! the validators' at its next block, so it votes for nothing and its audit fails; the genesis
@@ -86,8 +86,8 @@ pub enum BackupError {
     )]
     DirectoryHoldsAChain(PathBuf),
     #[error(
-        "the restored ledger tree's root {tree} is not the root {recorded} the head block's \
-         results record: the backup is inconsistent (kept aside as {kept})"
+        "the restored ledger tree's root {tree} is not the root {recorded} the chain-head \
+         record holds: the backup is inconsistent (kept aside as {kept})"
     )]
     RootMismatch {
         tree: String,
@@ -503,7 +503,9 @@ fn import<R: Read>(
     }
 }
 
-/// The restored tree's root against the one the head block's results record.
+/// The restored tree's root against the one the chain-head record holds (which the head
+/// block's results also record; the head record is there too for a chain started from a
+/// snapshot, whose head block's results it never held).
 fn check_root(storage: &Storage, head: u64) -> Result<(), BackupError> {
     if storage.head()? != Some(head) {
         return Err(BackupError::Damaged(format!(
@@ -511,17 +513,18 @@ fn check_root(storage: &Storage, head: u64) -> Result<(), BackupError> {
             storage.head()?
         )));
     }
-    let results = storage
-        .results(head)?
-        .ok_or_else(|| BackupError::Damaged(format!("the results of block {head} are missing")))?;
-    let results = crate::block::BlockResults::decode(&results)
-        .map_err(|e| BackupError::Damaged(format!("the results of block {head}: {e}")))?;
+    let recorded = tally_contracts::Ledger::chain_head(storage)
+        .map_err(|e| BackupError::Damaged(format!("the chain-head record: {e}")))?
+        .filter(|h| h.height == head)
+        .ok_or_else(|| {
+            BackupError::Damaged(format!("the chain-head record is not of block {head}"))
+        })?;
     let (tree, _) = tally_contracts::commitment::prove(storage, head, b"")
         .map_err(|e| BackupError::Damaged(format!("the ledger tree: {e}")))?;
-    if tree != results.ledger_root {
+    if tree != recorded.ledger_root {
         return Err(BackupError::RootMismatch {
             tree: tree.to_hex(),
-            recorded: results.ledger_root.to_hex(),
+            recorded: recorded.ledger_root.to_hex(),
             kept: String::new(),
         });
     }

@@ -263,6 +263,8 @@ impl Cluster {
             test_faults: Default::default(),
             api: Default::default(),
             pruning: Default::default(),
+            snapshots: None,
+            state_sync: Default::default(),
         })
     }
 
@@ -278,6 +280,12 @@ impl Cluster {
         observers: BTreeSet<PublicKey>,
     ) -> Result<()> {
         let config = self.config(i, mode, observers)?;
+        self.start_config(i, config).await
+    }
+
+    /// Starts node `i` (validator key `i`) with `config`, as [`Cluster::config`] made it and
+    /// a test edited it.
+    pub async fn start_config(&mut self, i: usize, config: Config) -> Result<()> {
         let node = Node::start(
             &config,
             validator_key(i),

@@ -13,12 +13,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::{Parser, Subcommand};
 
 use tally_devnet::layout::Layout;
 use tally_devnet::processes::{Network, tally_binary};
-use tally_devnet::{bench, panels, soak, story};
+use tally_devnet::{bench, join, panels, soak, story};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -109,6 +109,24 @@ enum DevnetCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// How long a node takes to join a chain with history: the bench load runs on a new
+    /// devnet, then an audit node and a wiped validator join by state sync (from the
+    /// validators' snapshots) and another audit node by replaying every block (block sync),
+    /// each timed to the validators' height.
+    Join {
+        /// Seconds of load before the joins.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Target submissions per second; as fast as the network takes them if absent.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+        /// A new directory for the devnet; a fresh temporary one (removed after) if absent.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Time every panel of the regulator's page on the audit node of the devnet in --dir
     /// (resumed for the purpose, stopped after): each request the page makes, asked twice,
     /// beside the chain's size. Grow the chain first, e.g. with `soak --dir`.
@@ -189,6 +207,21 @@ fn main() -> std::process::ExitCode {
                     json,
                 };
                 soak(options, dir).await
+            }
+            DevnetCommand::Join {
+                duration,
+                rate,
+                json,
+                dir,
+            } => {
+                let load = bench::Options {
+                    duration_s: duration,
+                    rate,
+                    mix: bench::Mix::Transfers,
+                    json: false,
+                    batch: 64,
+                };
+                join(load, json, dir).await
             }
             DevnetCommand::Panels {
                 dir,
@@ -393,6 +426,47 @@ async fn bench(options: bench::Options, dir: Option<PathBuf>, api: Vec<String>) 
     };
     if temporary {
         if ok.as_ref().is_ok_and(|ok| *ok) {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            eprintln!("the devnet's directory (logs) is kept: {}", dir.display());
+        }
+    }
+    ok
+}
+
+async fn join(load: bench::Options, json: bool, dir: Option<PathBuf>) -> Result<bool> {
+    let (dir, temporary) = match dir {
+        Some(d) => (d, false),
+        None => (fresh_dir()?, true),
+    };
+    let tally = tally_binary()?;
+    let (layout, resumed) = Layout::create_or_resume(&dir, 4, 3, None, &tally)?;
+    if resumed {
+        bail!(
+            "{} holds a devnet already: the joins must start from empty nodes, give a new \
+             directory",
+            dir.display()
+        );
+    }
+    join::prepare(&layout)?;
+    let mut network = Network::start_except(&layout, &tally, &join::JOINERS).await?;
+    let report = match network.wait_committed().await {
+        Ok(()) => tokio::select! {
+            report = join::run(&layout, &mut network, &load, &tally) => report,
+            signal = interrupted() => signal.and_then(|()| Err(anyhow!("interrupted"))),
+        },
+        Err(e) => Err(e),
+    };
+    network.stop().await;
+    let ok = match report {
+        Ok(report) => {
+            join::print(&report, json)?;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    };
+    if temporary {
+        if ok.is_ok() {
             let _ = std::fs::remove_dir_all(&dir);
         } else {
             eprintln!("the devnet's directory (logs) is kept: {}", dir.display());

@@ -150,11 +150,24 @@ pub struct Network {
 pub struct Health {
     pub status: String,
     pub height: Option<u64>,
+    /// The snapshot the node's chain started from, when it joined by state sync.
+    #[serde(default)]
+    pub synced_from_height: Option<u64>,
 }
 
 impl Network {
     /// Starts every node of `layout`.
     pub async fn start(layout: &Layout, tally_bin: &Path) -> Result<Network> {
+        Network::start_except(layout, tally_bin, &[]).await
+    }
+
+    /// Starts every node of `layout` but those named in `stopped`, which are listed as
+    /// stopped ([`Network::restart`] starts them).
+    pub async fn start_except(
+        layout: &Layout,
+        tally_bin: &Path,
+        stopped: &[&str],
+    ) -> Result<Network> {
         for node in &layout.manifest.nodes {
             for address in [node.p2p_address, node.api_address] {
                 if !port_is_free(address) {
@@ -175,6 +188,15 @@ impl Network {
             .collect::<Result<Vec<_>>>()?;
         let mut network = Network { nodes: Vec::new() };
         for (spec, api) in layout.manifest.nodes.iter().zip(apis) {
+            if stopped.contains(&spec.name.as_str()) {
+                network.nodes.push(NodeProcess {
+                    spec: spec.clone(),
+                    api,
+                    log: log_path(layout, spec),
+                    child: None,
+                });
+                continue;
+            }
             match start_node(layout, spec, tally_bin) {
                 Ok(child) => network.nodes.push(NodeProcess {
                     spec: spec.clone(),
@@ -197,11 +219,14 @@ impl Network {
             .filter(|n| n.spec.mode == NodeMode::Validator)
     }
 
-    /// Waits until every validator has committed a block; audit nodes are waited for too,
-    /// but one that does not follow is reported, not fatal.
+    /// Waits until every validator started has committed a block; audit nodes are waited
+    /// for too, but one that does not follow is reported, not fatal.
     pub async fn wait_committed(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_millis(FIRST_COMMIT_WAIT_MS);
         for i in 0..self.nodes.len() {
+            if self.nodes.get(i).is_some_and(|n| !n.is_started()) {
+                continue;
+            }
             let result = self.wait_node_committed(i, deadline).await;
             let Some(node) = self.nodes.get(i) else {
                 break;

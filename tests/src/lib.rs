@@ -55,12 +55,14 @@ pub mod generate {
         BlockHash, CommitCertificate, CommitSignature, Evidence, Height, Message, Proposal, Round,
         SignedProposal, SignedVote, Validator, ValidatorIndex, Vote, VoteKind,
     };
+    use tally_contracts::snapshot::{SnapshotChunk, TreeRow};
     use tally_contracts::{
         AccountId, CardToken, Currency, GovernanceAction, InstitutionId, Party, Roles,
         SignedTransaction, Transaction, TransferId, TxKind,
     };
     use tally_crypto::{Hash, PublicKey, Signature, SigningKey};
     use tally_node::block::{Block, BlockHeader};
+    use tally_node::chain::state_sync::SyncRequest;
     use tally_node::chain::sync::{BlockRequest, BlockResponse, StoredBlock};
     use tally_node::validator_update::{UpdateSignature, ValidatorChange, ValidatorUpdate};
 
@@ -351,6 +353,44 @@ pub mod generate {
             from_height,
             count_max,
         })
+    }
+
+    /// Every request of the sync protocol.
+    pub fn sync_request() -> impl Strategy<Value = SyncRequest> {
+        prop_oneof![
+            block_request().prop_map(SyncRequest::Blocks),
+            Just(SyncRequest::Snapshots),
+            any::<u64>().prop_map(|height| SyncRequest::Manifest { height }),
+            (any::<u64>(), any::<u32>())
+                .prop_map(|(height, index)| SyncRequest::Chunk { height, index }),
+        ]
+    }
+
+    /// A snapshot chunk of random rows (as a peer may serve one).
+    pub fn snapshot_chunk() -> impl Strategy<Value = SnapshotChunk> {
+        (
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec(0u8..16, 0..6),
+                    proptest::collection::vec(any::<u8>(), 0..80),
+                ),
+                0..4,
+            ),
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec(any::<u8>(), 0..12),
+                    proptest::collection::vec(any::<u8>(), 0..12),
+                ),
+                0..4,
+            ),
+        )
+            .prop_map(|(nodes, entries)| SnapshotChunk {
+                nodes: nodes
+                    .into_iter()
+                    .map(|(path, node)| TreeRow { path, node })
+                    .collect(),
+                entries,
+            })
     }
 
     pub fn block_response() -> impl Strategy<Value = BlockResponse> {

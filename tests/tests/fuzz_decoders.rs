@@ -19,9 +19,11 @@ use proptest::test_runner::Config as ProptestConfig;
 use tally_consensus::{
     CommitCertificate, Error as ConsensusError, Evidence, MESSAGE_BYTES_MAX, Message,
 };
+use tally_contracts::snapshot::SnapshotChunk;
 use tally_contracts::{DecodeError, SignedTransaction, encoding};
 use tally_node::block::{Block, BlockError, BlockResults};
-use tally_node::chain::sync::{BlockRequest, BlockResponse};
+use tally_node::chain::state_sync::{SnapshotManifest, SnapshotOffer, SyncRequest};
+use tally_node::chain::sync::BlockResponse;
 use tally_node::validator_update::ValidatorUpdate;
 use tally_tests::cases;
 use tally_tests::generate;
@@ -210,10 +212,19 @@ fuzz_target!(
 
 fuzz_target!(
     sync_request,
-    value: generate::block_request(),
-    decode: |b: &[u8]| tally_consensus::decode::<BlockRequest>(b, SYNC_REQUEST_BYTES_MAX),
-    encode: |r: &BlockRequest| tally_consensus::encode(r),
+    value: generate::sync_request(),
+    decode: |b: &[u8]| tally_consensus::decode::<SyncRequest>(b, SYNC_REQUEST_BYTES_MAX),
+    encode: |r: &SyncRequest| tally_consensus::encode(r),
     limit: SYNC_REQUEST_BYTES_MAX,
+    too_large: Err(ConsensusError::TooLarge { .. }),
+);
+
+fuzz_target!(
+    snapshot_chunk,
+    value: generate::snapshot_chunk(),
+    decode: |b: &[u8]| tally_consensus::decode::<SnapshotChunk>(b, NODE_MESSAGE_BYTES_MAX),
+    encode: |c: &SnapshotChunk| tally_consensus::encode(c),
+    limit: NODE_MESSAGE_BYTES_MAX,
     too_large: Err(ConsensusError::TooLarge { .. }),
 );
 
@@ -356,7 +367,10 @@ fn tiny_inputs_never_panic() {
         let _ = tally_consensus::decode::<ValidatorUpdate>(bytes, NODE_MESSAGE_BYTES_MAX);
         let _ = Block::decode(bytes);
         let _ = BlockResults::decode(bytes);
-        let _ = tally_consensus::decode::<BlockRequest>(bytes, SYNC_REQUEST_BYTES_MAX);
+        let _ = tally_consensus::decode::<SyncRequest>(bytes, SYNC_REQUEST_BYTES_MAX);
+        let _ = tally_consensus::decode::<SnapshotChunk>(bytes, NODE_MESSAGE_BYTES_MAX);
+        let _ = tally_consensus::decode::<SnapshotOffer>(bytes, 1_024);
+        let _ = tally_consensus::decode::<Option<SnapshotManifest>>(bytes, NODE_MESSAGE_BYTES_MAX);
         let _ = tally_consensus::decode::<BlockResponse>(bytes, NODE_MESSAGE_BYTES_MAX);
         let _ = decode_json_body(bytes);
     }

@@ -210,17 +210,25 @@ impl Server {
                     .read_chunk(*height, *index)
                     .map_err(|e| e.to_string())?
                     .unwrap_or_default();
-                if self.corrupt_snapshot_chunks {
-                    let middle = chunk.len() / 2;
-                    if let Some(byte) = chunk.get_mut(middle) {
-                        *byte ^= 0x01;
-                    }
-                }
+                corrupt_chunk(&mut chunk, self.corrupt_snapshot_chunks);
                 Ok(chunk)
             }
         }
     }
 }
+
+/// Test equipment (`[test_faults] corrupt_snapshot_chunks`): flips a byte of a chunk served,
+/// as a lying peer would. Compiled into test builds only.
+#[cfg(feature = "test-faults")]
+fn corrupt_chunk(chunk: &mut [u8], on: bool) {
+    let middle = chunk.len() / 2;
+    if let Some(byte) = chunk.get_mut(middle).filter(|_| on) {
+        *byte ^= 0x01;
+    }
+}
+
+#[cfg(not(feature = "test-faults"))]
+fn corrupt_chunk(_chunk: &mut [u8], _on: bool) {}
 
 /// Asks peers, one at a time, for the blocks after this node's head.
 struct Fetcher {

@@ -33,6 +33,9 @@ use crate::{StateStore, Write};
 /// How many leaves a chunk holds at most when the node cuts its snapshots: about half a MiB
 /// of a ledger's entries, well under a peer message.
 pub const LEAVES_PER_CHUNK: usize = 2_048;
+/// The bytes a chunk holds at most (its nodes and entries, before encoding), unless one entry
+/// alone is larger: well under a peer message (`[limits] message_bytes_max`, 4 MiB by default).
+pub const CHUNK_BYTES_MAX: usize = 1024 * 1024;
 /// The deepest path of the tree: a key hash has 64 nibbles.
 const PATH_NIBBLES_MAX: usize = 64;
 
@@ -135,7 +138,8 @@ fn store_error(e: crate::StoreError) -> SnapshotError {
 }
 
 /// Cuts the state in `store` (whose tree is at `version`) into a top and chunks of at most
-/// `leaves_per_chunk` leaves (more only where one leaf is all a subtree holds).
+/// `leaves_per_chunk` leaves and about [`CHUNK_BYTES_MAX`] bytes (more only for a single
+/// entry that large).
 pub fn take(
     store: &dyn StateStore,
     version: u64,
@@ -171,13 +175,29 @@ pub fn take(
     };
     // Depth first from the root: a node over too many leaves goes to the top, its children
     // are cut in turn.
+    // Depth first from the root: a node over too many leaves, or whose chunk would outgrow
+    // `CHUNK_BYTES_MAX`, goes to the top and its children are cut in turn.
+    let mut chunks = Vec::new();
     let mut pending = vec![Vec::new()];
     while let Some(path) = pending.pop() {
         let (bytes, node) = nodes.get(&path).ok_or_else(|| SnapshotError::Missing {
             path: path_text(&path),
         })?;
-        match node {
-            Node::Internal(internal) if internal.leaf_count() > leaves_per_chunk => {
+        let chunk = match node {
+            Node::Internal(internal) if internal.leaf_count() > leaves_per_chunk => None,
+            _ => Some(chunk_under(&path, &nodes, &entries)),
+        };
+        match (chunk, node) {
+            (Some((chunk, size)), _) if size <= CHUNK_BYTES_MAX => {
+                top.chunks.push(path);
+                chunks.push(chunk);
+            }
+            (Some((chunk, _)), Node::Leaf(_)) => {
+                // One entry larger than a chunk: it goes alone.
+                top.chunks.push(path);
+                chunks.push(chunk);
+            }
+            (_, Node::Internal(internal)) => {
                 top.nodes.push(TreeRow {
                     path: path.clone(),
                     node: bytes.clone(),
@@ -185,33 +205,46 @@ pub fn take(
                 let children: Vec<u8> = internal.children_sorted().map(|(n, _)| n.into()).collect();
                 pending.extend(children.into_iter().rev().map(|n| child_path(&path, n)));
             }
-            _ => top.chunks.push(path),
-        }
-    }
-    let mut chunks = Vec::with_capacity(top.chunks.len());
-    for root in &top.chunks {
-        let mut chunk = SnapshotChunk {
-            nodes: Vec::new(),
-            entries: Vec::new(),
-        };
-        // A subtree's paths are contiguous in path order, from its root's.
-        for (path, (bytes, node)) in nodes.range(root.clone()..) {
-            if !path.starts_with(root) {
-                break;
-            }
-            chunk.nodes.push(TreeRow {
-                path: path.clone(),
-                node: bytes.clone(),
-            });
-            if let Node::Leaf(leaf) = node
-                && let Some((k, v)) = entries.get(&leaf.key_hash().0)
-            {
-                chunk.entries.push((k.clone(), v.clone()));
+            (_, _) => {
+                return Err(SnapshotError::Malformed(format!(
+                    "node {} in the store",
+                    path_text(&path)
+                )));
             }
         }
-        chunks.push(chunk);
     }
     Ok((top, chunks))
+}
+
+/// The chunk of the subtree at `root` and its size in bytes (nodes and entries).
+fn chunk_under(
+    root: &[u8],
+    nodes: &BTreeMap<Vec<u8>, (Vec<u8>, Node)>,
+    entries: &BTreeMap<[u8; 32], (Vec<u8>, Vec<u8>)>,
+) -> (SnapshotChunk, usize) {
+    let mut chunk = SnapshotChunk {
+        nodes: Vec::new(),
+        entries: Vec::new(),
+    };
+    let mut size = 0usize;
+    // A subtree's paths are contiguous in path order, from its root's.
+    for (path, (bytes, node)) in nodes.range(root.to_vec()..) {
+        if !path.starts_with(root) {
+            break;
+        }
+        size = size.saturating_add(path.len() + bytes.len());
+        chunk.nodes.push(TreeRow {
+            path: path.clone(),
+            node: bytes.clone(),
+        });
+        if let Node::Leaf(leaf) = node
+            && let Some((k, v)) = entries.get(&leaf.key_hash().0)
+        {
+            size = size.saturating_add(k.len() + v.len());
+            chunk.entries.push((k.clone(), v.clone()));
+        }
+    }
+    (chunk, size)
 }
 
 /// Decodes a stored tree node, refusing any encoding but the one the ledger writes (so the
@@ -240,6 +273,12 @@ fn parse_node(path: &[u8], bytes: &[u8]) -> Result<Node, SnapshotError> {
                 .ok_or_else(|| malformed("too short"))?;
             if kept != count.to_le_bytes() || count == 0 {
                 return Err(malformed("its child count is not its children's"));
+            }
+            // The crate never makes one (`InternalNode::new` refuses it): its hash is its
+            // leaf's, so a peer could hide a leaf one level down under a node that hashes as
+            // the leaf itself, and the tree would then break at the next write there.
+            if count == 1 && internal.children_sorted().any(|(_, child)| child.is_leaf()) {
+                return Err(malformed("an internal node over a single leaf"));
             }
         }
         Node::Leaf(_) => {}
@@ -652,6 +691,48 @@ mod tests {
             fewer.chunks.pop();
             prop_assert!(verify_top(&fewer, root).is_err());
         }
+    }
+
+    #[test]
+    fn a_node_hiding_a_leaf_one_level_down_is_refused() {
+        // A leaf of a real tree.
+        let block: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            (0u8..20).map(|k| (vec![b'A', k], Some(vec![k]))).collect();
+        let (store, _, _) = ledger(&[block]);
+        let (start, end) = key::tag_range(key::TREE_NODE);
+        let leaf = store
+            .scan(&start, &end, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .find_map(
+                |(_, bytes)| match borsh::from_slice::<Node>(&bytes).unwrap() {
+                    Node::Leaf(leaf) => Some(Node::Leaf(leaf)),
+                    _ => None,
+                },
+            )
+            .unwrap();
+        // An internal node whose one child is that leaf, encoded as the crate does: a tag, 16
+        // optional children (hash, version, kind), the child count, the leaf count.
+        let mut forged = vec![1u8];
+        for slot in 0..16 {
+            if slot == 5 {
+                forged.push(1);
+                forged.extend_from_slice(&node_hash(&leaf));
+                forged.extend_from_slice(&0u64.to_le_bytes());
+                forged.push(0);
+            } else {
+                forged.push(0);
+            }
+        }
+        forged.extend_from_slice(&1u64.to_le_bytes());
+        forged.extend_from_slice(&1u64.to_le_bytes());
+        let node: Node = borsh::from_slice(&forged).unwrap();
+        // It hashes as the leaf itself: a parent could name either.
+        assert_eq!(node_hash(&node), node_hash(&leaf));
+        assert!(matches!(
+            parse_node(&[3], &forged),
+            Err(SnapshotError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl Node {
                 genesis_validators: genesis.validator_set().map_err(ChainError::from)?,
                 discovery: Duration::from_millis(config.state_sync.discovery_ms),
                 fetchers: usize_of(config.state_sync.fetchers).max(1),
-                response_bytes_max,
+                response_bytes_max: usize_of(limits.message_bytes_max),
                 metrics: metrics.clone(),
             };
             let joined = join_draining(&joiner, &mut network.events).await;

@@ -102,6 +102,9 @@ pub struct Health {
     /// An audit node's: the highest height whose state it computed and found signed.
     #[serde(default)]
     pub verified_height: Option<u64>,
+    /// The snapshot the node's chain started from, when it joined by state sync.
+    #[serde(default)]
+    pub synced_from_height: Option<u64>,
 }
 
 impl TestNet {

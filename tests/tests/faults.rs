@@ -1097,3 +1097,119 @@ fn the_other_byzantine_modes_one_validator_of_four_the_honest_agree_and_the_chai
         },
     );
 }
+
+/// The snapshots the state-sync test's validators take, and its liar's fault.
+const SNAPSHOTS: &str = "[snapshots]\ninterval_blocks = 10\nchunk_leaves = 16\n";
+
+#[test]
+fn a_wiped_validator_joins_by_state_sync_while_a_peer_serves_corrupt_chunks() {
+    let configure = |node: &NodeSpec| match node.name.as_str() {
+        "validator-3" => format!("{SNAPSHOTS}[test_faults]\ncorrupt_snapshot_chunks = true\n"),
+        name if name.starts_with("validator-") => SNAPSHOTS.to_string(),
+        _ => String::new(),
+    };
+    run_with("state-sync", configure, async |net| {
+        let v = net.validators();
+        let (honest, lying, stopped, wiped) = (v[0], v[3], v[1], v[2]);
+        let apis: Vec<_> = v.iter().map(|&i| net.api(i).unwrap()).collect();
+        // A ledger of some size (several chunks of 16 leaves), then a few snapshots.
+        let wallets = load::make_wallets(&net.layout, &apis, 1_000, 60).await?;
+        let load = Load::start(apis, &net.layout.manifest.chain_id, &wallets);
+        load.wait_committed(60, deadline(LOAD_WAIT)).await?;
+        let outcome = load.stop().await;
+        let past = net.top_height().await + 12;
+        net.wait_all(past, deadline(CATCH_UP_WAIT)).await?;
+
+        // Two validators stop: no quorum, the chain holds still. One of them loses its chain.
+        net.stop(stopped).await?;
+        net.stop(wiped).await?;
+        let data_dir = net.layout.data_dir(net.spec(wiped)?);
+        std::fs::remove_file(data_dir.join(tally_node::storage::DATABASE_FILE))?;
+        let snapshots = |i: usize| -> Result<Vec<u64>> {
+            let dir = net.layout.data_dir(net.spec(i)?);
+            Ok(std::fs::read_dir(dir.join("snapshots"))?
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect())
+        };
+        let still = deadline(CATCH_UP_WAIT);
+        let (head, snapshot) = loop {
+            let (a, b) = (net.height(honest).await?, net.height(lying).await?);
+            let newest = snapshots(honest)?.into_iter().filter(|h| *h < a).max();
+            let theirs = snapshots(lying)?.into_iter().filter(|h| *h < b).max();
+            if a == b && newest.is_some() && newest == theirs {
+                break (a, newest.context("no snapshot")?);
+            }
+            ensure!(
+                Instant::now() < still,
+                "the two validators left do not settle"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+
+        // The wiped validator starts with state sync on, from the honest and the lying one.
+        net.append_config(wiped, "[state_sync]\nenable = true\ndiscovery_ms = 2000")?;
+        net.restart(wiped)?;
+        let joined = deadline(CATCH_UP_WAIT);
+        let health = loop {
+            if let Ok(health) = net.health(wiped).await {
+                break health;
+            }
+            net.check_alive()?;
+            ensure!(
+                Instant::now() < joined,
+                "the wiped validator never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        ensure!(
+            health.synced_from_height == Some(snapshot),
+            "it started from {:?}, not the snapshot of {snapshot}",
+            health.synced_from_height
+        );
+        let bad = net
+            .metrics(wiped)
+            .await?
+            .sum("tally_state_sync_bad_parts_total");
+        ensure!(bad >= 1, "the lying validator's chunks were never caught");
+        ensure!(net.log(wiped).contains("does not verify"));
+        // It holds no block below the snapshot: asked for one, it says so.
+        let gone = net
+            .api(wiped)?
+            .get(&format!("/v1/blocks/{}", snapshot - 1))
+            .await?;
+        ensure!(
+            gone.status.as_u16() == 410,
+            "block {} on the synced validator: {}",
+            snapshot - 1,
+            gone.status
+        );
+
+        // The stopped validator comes back: the chain goes on, the restored one in it.
+        net.restart(stopped)?;
+        net.wait_all(head + 5, deadline(CATCH_UP_WAIT)).await?;
+        let to = net.top_height().await;
+        net.wait_height(wiped, to, deadline(CATCH_UP_WAIT)).await?;
+        let ours = chain::blocks(net.api(honest)?, snapshot + 1, to).await?;
+        let theirs = chain::blocks(net.api(wiped)?, snapshot + 1, to).await?;
+        for (a, b) in ours.iter().zip(&theirs) {
+            ensure!(a.hash == b.hash, "block {} differs", a.height);
+            ensure!(
+                a.results.state_root == b.results.state_root,
+                "the state after block {} differs",
+                a.height
+            );
+        }
+        ensure!(ours.len() == theirs.len() && !ours.is_empty());
+        let ledger = check_ledger(net.api(net.audit()?)?).await?;
+        eprintln!(
+            "[state-sync] {} load transfers committed; {} joined from the snapshot of \
+             {snapshot} (head {head}), {bad} bad parts caught; blocks {}..={to} agree; ledger \
+             at {}: sums zero, none below floor",
+            outcome.committed.len(),
+            net.name(wiped),
+            snapshot + 1,
+            ledger.height
+        );
+        Ok(())
+    });
+}

@@ -66,13 +66,12 @@ fn stored_certificate(api: &Api, height: u64) -> Result<CommitCertificate, ApiEr
         .map_err(|e| damaged(format!("the certificate of block {height}: {e}")))
 }
 
-/// A pruned block's view: its header and certificate.
+/// A pruned block's view: its header and certificate. A node started from a snapshot holds
+/// neither for most blocks below it: `410 PRUNED`.
 fn pruned_view(api: &Api, height: u64) -> Result<BlockView, ApiError> {
-    let (header, body_digest) = api
-        .ctx
-        .storage
-        .header_parts(height)?
-        .ok_or_else(|| ApiError::not_found("block"))?;
+    let Some((header, body_digest)) = api.ctx.storage.header_parts(height)? else {
+        return Err(ApiError::missing_at(&api.ctx.storage, height, "the header"));
+    };
     let hash = BlockHash::of_parts(BlockHash::header_digest(&header), body_digest);
     Ok(BlockView {
         height,

@@ -57,9 +57,10 @@ impl ApiError {
                 StatusCode::GONE,
                 "PRUNED",
                 format!(
-                    "{what} of block {height} was pruned on this node: it keeps the blocks above \
-                     {through} whole ([pruning] keep_blocks); an audit node that keeps every \
-                     block still has it"
+                    "{what} of block {height} is not on this node: it holds the blocks above \
+                     {through} whole (it prunes older ones, [pruning] keep_blocks, or started \
+                     from a snapshot of that height); an audit node that keeps every block \
+                     still has it"
                 ),
             ),
             Ok(_) => crate::storage::StorageError::Damaged(format!(

@@ -17,8 +17,13 @@
 //!
 //! Attackers: a peer serving a made-up or altered manifest (refused: no quorum signed it, or
 //! the roots do not match), corrupted or swapped chunks (refused one by one, the peer cut off),
-//! or nothing at all (asked no more after a few failures). A peer can delay a join, not
-//! change what is installed.
+//! or nothing at all (asked no more after a few failures in a row). Manifests are asked of
+//! every peer offering the chosen height: chunks are fetched from the peers that cut the tree
+//! the same way as most of them (a peer configured with other chunk sizes is not used, and not
+//! blamed), and the validator-set changes are taken from the manifest that carries the most
+//! (each is certified, so a peer can leave one out but not make one up; the longest verified
+//! list is complete as long as one offering peer is honest). A peer can delay a join or force
+//! it back to block sync; it cannot change the state installed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -44,8 +49,11 @@ pub const SNAPSHOTS_OFFERED_MAX: usize = 4;
 /// The validator-set changes a manifest carries at most; a chain with more is joined by
 /// block sync (the manifest would outgrow a message long before).
 pub const MANIFEST_CHANGES_MAX: usize = 1_024;
-/// Failed requests (timeouts, nothing served) after which a peer is asked no more.
+/// Failed requests in a row (timeouts, nothing served) after which a peer is asked no more.
 const PEER_FAILURES_MAX: u32 = 3;
+/// Rounds of discovery, choice and fetching before the node replays from height 1 instead:
+/// a snapshot may be removed by its holders while it is fetched (they keep the newest few).
+const JOIN_ATTEMPTS: u32 = 3;
 /// How often offers are asked for during discovery.
 const DISCOVERY_POLL: Duration = Duration::from_millis(250);
 /// The least time discovery waits for more offers once every connected peer answered.
@@ -148,14 +156,16 @@ impl SnapshotManifest {
         let (Some(head), Some(next)) = (head, next) else {
             return Ok(None);
         };
+        let stored = storage
+            .validator_changes(1, MANIFEST_CHANGES_MAX.saturating_add(1))
+            .map_err(|e| e.to_string())?;
+        let stored: Vec<_> = stored.into_iter().filter(|(at, _)| *at <= height).collect();
+        if stored.len() > MANIFEST_CHANGES_MAX {
+            // Cut short, the list would leave a joiner with a wrong schedule: not offered.
+            return Ok(None);
+        }
         let mut changes = Vec::new();
-        for (at, updates) in storage
-            .validator_changes(1, MANIFEST_CHANGES_MAX)
-            .map_err(|e| e.to_string())?
-        {
-            if at > height {
-                break;
-            }
+        for (at, updates) in stored {
             let certified = storage
                 .certified_header(at)
                 .map_err(|e| e.to_string())?
@@ -256,7 +266,8 @@ pub struct Joiner {
     pub genesis_validators: ValidatorSet,
     pub discovery: Duration,
     pub fetchers: usize,
-    /// The most bytes of one response.
+    /// The most bytes of one response it decodes: the network's message limit (a peer sends
+    /// at most that less some room, so an honest answer is never cut here).
     pub response_bytes_max: usize,
     pub metrics: std::sync::Arc<Metrics>,
 }
@@ -286,48 +297,59 @@ impl Joiner {
             info!("state sync: an earlier sync was interrupted; starting over");
             self.storage.abandon_state_sync()?;
         }
-        let offers = self.discover().await;
-        let Some((verified, peers)) = self.choose(&offers).await else {
-            warn!(
-                peers_answered = offers.len(),
-                "state sync: no peer offered a usable snapshot; syncing blocks from height 1"
-            );
-            return Ok(None);
-        };
-        let height = verified.manifest.snapshot.height;
-        info!(
-            height,
-            chunks = verified.targets.len(),
-            peers = peers.len(),
-            "state sync: snapshot chosen and its manifest verified; fetching chunks"
-        );
-        let started = Instant::now();
-        self.storage.begin_state_sync()?;
-        let top: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            snapshot::top_writes(&verified.manifest.snapshot.top)
-                .into_iter()
-                .map(|w| (w.key, w.value))
-                .collect();
-        self.storage.put_snapshot_rows(&top)?;
-        if !self.fetch_chunks(&verified, peers).await? {
-            self.storage.abandon_state_sync()?;
-            warn!(
+        for attempt in 1..=JOIN_ATTEMPTS {
+            let offers = self.discover().await;
+            if offers.is_empty() {
+                warn!("state sync: no peer offered a snapshot; syncing blocks from height 1");
+                return Ok(None);
+            }
+            let Some((verified, peers)) = self.choose(&offers).await else {
+                warn!(
+                    attempt,
+                    peers_offering = offers.len(),
+                    "state sync: no offered snapshot verified"
+                );
+                continue;
+            };
+            let height = verified.manifest.snapshot.height;
+            info!(
                 height,
-                "state sync: no peer left serving the snapshot's chunks; syncing blocks from \
-                 height 1"
+                chunks = verified.targets.len(),
+                peers = peers.len(),
+                "state sync: snapshot chosen and its manifest verified; fetching chunks"
             );
-            return Ok(None);
+            let started = Instant::now();
+            self.storage.begin_state_sync()?;
+            let top: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+                snapshot::top_writes(&verified.manifest.snapshot.top)
+                    .into_iter()
+                    .map(|w| (w.key, w.value))
+                    .collect();
+            self.storage.put_snapshot_rows(&top)?;
+            if !self.fetch_chunks(&verified, peers).await? {
+                self.storage.abandon_state_sync()?;
+                warn!(
+                    attempt,
+                    height, "state sync: no peer left serving the snapshot's chunks"
+                );
+                continue;
+            }
+            self.install(&verified)?;
+            self.metrics
+                .synced_from_height
+                .set(i64::try_from(height).unwrap_or(i64::MAX));
+            info!(
+                height,
+                seconds = started.elapsed().as_secs_f64(),
+                "state sync: snapshot installed; syncing blocks from its height"
+            );
+            return Ok(Some(height));
         }
-        self.install(&verified)?;
-        self.metrics
-            .synced_from_height
-            .set(i64::try_from(height).unwrap_or(i64::MAX));
-        info!(
-            height,
-            seconds = started.elapsed().as_secs_f64(),
-            "state sync: snapshot installed; syncing blocks from its height"
+        warn!(
+            attempts = JOIN_ATTEMPTS,
+            "state sync: no usable snapshot; syncing blocks from height 1"
         );
-        Ok(Some(height))
+        Ok(None)
     }
 
     /// Asks connected peers for their offers until the discovery time is up (or, once every
@@ -373,59 +395,79 @@ impl Joiner {
         }
     }
 
-    /// The newest offered snapshot whose manifest verifies, and the peers offering it.
+    /// The newest offered snapshot whose manifest verifies, and the peers to fetch it from:
+    /// every peer offering it is asked for its manifest; those cutting the tree as most do
+    /// serve the chunks, and the manifest carrying the most validator-set changes is used.
     async fn choose(
         &self,
         offers: &BTreeMap<PublicKey, Vec<u64>>,
     ) -> Option<(VerifiedManifest, Vec<PublicKey>)> {
         let heights: BTreeSet<u64> = offers.values().flatten().copied().collect();
-        let mut refused = BTreeSet::new();
         for height in heights.into_iter().rev() {
             let offering: Vec<PublicKey> = offers
                 .iter()
                 .filter(|(_, hs)| hs.contains(&height))
                 .map(|(p, _)| *p)
                 .collect();
-            for peer in &offering {
-                if refused.contains(peer) {
-                    continue;
-                }
-                let bytes = match self.ask(*peer, &SyncRequest::Manifest { height }).await {
+            let asks = offering.iter().map(|peer| async move {
+                (
+                    *peer,
+                    self.ask(*peer, &SyncRequest::Manifest { height }).await,
+                )
+            });
+            // By the digest of the top: peers that cut the tree the same way.
+            let mut cuts: BTreeMap<tally_crypto::Hash, Vec<(PublicKey, VerifiedManifest)>> =
+                BTreeMap::new();
+            for (peer, answer) in futures::future::join_all(asks).await {
+                let bytes = match answer {
                     Ok(b) => b,
                     Err(e) => {
                         warn!(%peer, height, error = %e, "state sync: no manifest from a peer");
                         continue;
                     }
                 };
-                let checked = tally_consensus::decode::<Option<SnapshotManifest>>(
+                let manifest = match tally_consensus::decode::<Option<SnapshotManifest>>(
                     &bytes,
                     self.response_bytes_max,
-                )
-                .map_err(|e| e.to_string())
-                .and_then(|m| m.ok_or_else(|| "offered, then not served".to_string()))
-                .and_then(|m| {
-                    m.verify(&self.chain_id, self.genesis_validators.clone(), height)
-                        .map_err(|e| e.to_string())
-                });
-                match checked {
-                    Ok(verified) => {
-                        let serving = offering
-                            .iter()
-                            .filter(|p| !refused.contains(*p))
-                            .copied()
-                            .collect();
-                        return Some((verified, serving));
+                ) {
+                    Ok(Some(m)) => m,
+                    // Offered, then removed or not servable: nothing to blame.
+                    Ok(None) => continue,
+                    Err(e) => {
+                        self.refuse(peer, height, e.to_string(), "malformed snapshot manifest")
+                            .await;
+                        continue;
                     }
-                    Err(reason) => {
-                        refused.insert(*peer);
-                        warn!(%peer, height, reason, "state sync: a peer's manifest is refused");
-                        self.metrics.state_sync_bad_parts.inc();
-                        let _ = self.network.report(*peer, "bad snapshot manifest").await;
+                };
+                let top_digest = tally_crypto::Hash::digest(
+                    "tally/snapshot-top",
+                    &tally_consensus::encode(&manifest.snapshot.top),
+                );
+                match manifest.verify(&self.chain_id, self.genesis_validators.clone(), height) {
+                    Ok(verified) => cuts.entry(top_digest).or_default().push((peer, verified)),
+                    Err(e) => {
+                        self.refuse(peer, height, e.to_string(), "bad snapshot manifest")
+                            .await;
                     }
                 }
             }
+            let Some(cut) = cuts.into_values().max_by_key(|peers| peers.len()) else {
+                continue;
+            };
+            let peers: Vec<PublicKey> = cut.iter().map(|(p, _)| *p).collect();
+            let (_, verified) = cut
+                .into_iter()
+                .max_by_key(|(_, v)| v.manifest.changes.len())?;
+            return Some((verified, peers));
         }
         None
+    }
+
+    /// Counts, logs and reports a peer whose snapshot part is refused.
+    async fn refuse(&self, peer: PublicKey, height: u64, reason: String, report: &str) {
+        warn!(%peer, height, reason, "state sync: a peer's manifest is refused");
+        self.metrics.state_sync_bad_parts.inc();
+        let _ = self.network.report(peer, report.to_string()).await;
     }
 
     /// Fetches and installs every chunk; `false` when no peer is left to ask.
@@ -466,6 +508,7 @@ impl Joiner {
             let (index, peer, fetched) = joined.map_err(|e| StateSyncError::Join(e.to_string()))?;
             match fetched {
                 Fetched::Verified(rows) => {
+                    failures.remove(&peer);
                     self.storage.put_snapshot_rows(&rows)?;
                     done += 1;
                     let tenth = done * 10 / total.max(1);

@@ -166,10 +166,21 @@ impl Server {
                 return;
             }
         };
-        let response = match self.answer(&request) {
-            Ok(response) => response,
-            Err(e) => {
+        // Off the runtime's threads: a chunk or a manifest is read from disk.
+        let answering = Answering {
+            storage: self.storage.clone(),
+            snapshots: self.snapshots.clone(),
+            response_bytes_max: self.response_bytes_max,
+            corrupt_snapshot_chunks: self.corrupt_snapshot_chunks,
+        };
+        let response = match tokio::task::spawn_blocking(move || answering.answer(&request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
                 warn!(peer = %from, error = %e, "cannot read what a peer asked for");
+                return;
+            }
+            Err(e) => {
+                warn!(peer = %from, error = %e, "answering a peer stopped");
                 return;
             }
         };
@@ -177,7 +188,17 @@ impl Server {
             debug!(peer = %from, error = %e, "sync response not sent");
         }
     }
+}
 
+/// What answering one sync request reads.
+struct Answering {
+    storage: Storage,
+    snapshots: Option<SnapshotStore>,
+    response_bytes_max: usize,
+    corrupt_snapshot_chunks: bool,
+}
+
+impl Answering {
     fn answer(&self, request: &SyncRequest) -> Result<Vec<u8>, String> {
         let no_snapshots = || "this node takes no snapshots".to_string();
         match request {

@@ -27,7 +27,9 @@ use super::{GossipTopic, NetworkConfig, NetworkError, NetworkEvent, PeerSet, ide
 type ResponseReply = oneshot::Sender<Result<Vec<u8>, NetworkError>>;
 
 const DIRECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tally/direct/1");
-const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/tally/sync/1");
+/// 2: a request is a `SyncRequest` (blocks, or a snapshot's offer, manifest or chunk), no
+/// longer a bare block request: a node of version 1 would read one as malformed.
+const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/tally/sync/2");
 /// Room for gossipsub's envelope around a payload (topic, sequence number, author key,
 /// signature, protobuf tags), so a payload of exactly `message_bytes_max` still fits.
 const GOSSIP_ENVELOPE_BYTES_MAX: usize = 1024;

@@ -184,6 +184,17 @@ pub enum NodeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the state snapshots this node has taken (`[snapshots]`) and offers to nodes that
+    /// join by state sync: height, chunks, bytes, ledger root. Reads only the snapshot files,
+    /// so the node may be running.
+    Snapshots {
+        /// The node's TOML configuration file.
+        #[arg(long, value_name = "FILE", env = "TALLY_CONFIG")]
+        config: PathBuf,
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a backup of the data directory to a new file: from the running node, over its
     /// admin socket, as of one consistent point while it goes on committing; or, when no node
     /// runs, straight from the store. The signer's record is never in it.

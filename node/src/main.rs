@@ -3,7 +3,7 @@
 mod backup_commands;
 mod cli;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::path::Path;
 use std::process::ExitCode;
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         }) => make_server_certificate(&ca_cert, &ca_key, &names, &cert_out, &key_out),
         Area::Node(NodeCommand::Run { config }) => run_node(&config),
         Area::Node(NodeCommand::DiskUsage { config, json }) => disk_usage(&config, json),
+        Area::Node(NodeCommand::Snapshots { config, json }) => list_snapshots(&config, json),
         Area::Node(NodeCommand::Backup { config, out }) => backup_commands::backup(&config, &out),
         Area::Node(NodeCommand::Restore { config, from }) => {
             backup_commands::restore(&config, &from)
@@ -219,6 +220,39 @@ fn print_identity(key: &SigningKey) -> Result<()> {
     let public_key = key.public_key();
     println!("public key: {public_key}");
     println!("peer id:    {}", network::peer_id(&public_key)?);
+    Ok(())
+}
+
+/// `tally node snapshots`: the snapshots in the data directory, newest first.
+fn list_snapshots(config_path: &Path, json: bool) -> Result<()> {
+    let config = tally_node::config::Config::load(config_path)?;
+    let Some(settings) = config.snapshots else {
+        bail!(
+            "{} has no [snapshots] section: this node takes no snapshots",
+            config_path.display()
+        );
+    };
+    let snapshots =
+        tally_node::snapshots::SnapshotStore::new(&config.data_dir, &settings).list()?;
+    if json {
+        println!("{}", serde_json::to_string(&snapshots)?);
+        return Ok(());
+    }
+    if snapshots.is_empty() {
+        println!(
+            "no snapshot yet: one is taken after every {} blocks",
+            settings.interval_blocks
+        );
+    }
+    for s in &snapshots {
+        println!(
+            "height {:>10}  {:>6} chunks  {:>10.1} MiB  ledger root {}",
+            s.height,
+            s.chunks,
+            s.bytes as f64 / (1024.0 * 1024.0),
+            s.ledger_root
+        );
+    }
     Ok(())
 }
 

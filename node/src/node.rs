@@ -138,6 +138,16 @@ impl Node {
                  keeps every block"
             );
         }
+        if let (Some(keep), Some(snapshots)) = (config.pruning.keep_blocks, config.snapshots)
+            && keep <= snapshots.interval_blocks
+        {
+            warn!(
+                keep_blocks = keep,
+                interval_blocks = snapshots.interval_blocks,
+                "a snapshot is offered only while the blocks after it are kept whole: with the \
+                 pruning window no longer than the snapshot interval, most are never offered"
+            );
+        }
         let metrics = Arc::new(Metrics::new());
         let limits = &config.limits;
         let (inputs_tx, inputs_rx) = mpsc::channel(usize_of(limits.chain_inputs_max));
@@ -185,6 +195,7 @@ impl Node {
                 genesis_hash: genesis.hash(),
                 genesis_validators: genesis.validator_set().map_err(ChainError::from)?,
                 discovery: Duration::from_millis(config.state_sync.discovery_ms),
+                peers_configured: config.peers.len(),
                 fetchers: usize_of(config.state_sync.fetchers).max(1),
                 response_bytes_max: usize_of(limits.message_bytes_max),
                 metrics: metrics.clone(),

@@ -54,6 +54,16 @@ pub struct Taken {
     pub bytes: u64,
 }
 
+/// One snapshot on disk, as `tally node snapshots` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotSummary {
+    pub height: u64,
+    pub chunks: usize,
+    /// Its files' bytes together.
+    pub bytes: u64,
+    pub ledger_root: Hash,
+}
+
 /// The snapshots of one data directory.
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
@@ -167,6 +177,29 @@ impl SnapshotStore {
                 path,
                 reason: e.to_string(),
             })
+    }
+
+    /// Every complete snapshot here, newest first.
+    pub fn list(&self) -> Result<Vec<SnapshotSummary>, SnapshotStoreError> {
+        let mut out = Vec::new();
+        for height in self.heights() {
+            let Some(stored) = self.read(height)? else {
+                continue;
+            };
+            let dir = self.snapshot_dir(height);
+            let mut bytes = 0u64;
+            for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
+                let entry = entry.map_err(io_error(&dir))?;
+                bytes += entry.metadata().map_err(io_error(&dir))?.len();
+            }
+            out.push(SnapshotSummary {
+                height,
+                chunks: stored.top.chunks.len(),
+                bytes,
+                ledger_root: stored.ledger_root,
+            });
+        }
+        Ok(out)
     }
 
     /// Chunk `index` of the snapshot of `height`, encoded as it is sent.

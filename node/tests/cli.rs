@@ -196,9 +196,17 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
             "mode = \"validator\"\nlisten_address = \"127.0.0.1:0\"\napi_address = \"127.0.0.1:0\"\n\
              data_dir = \"data\"\nkey_file = \"node.key\"\ngenesis_file = \"genesis.json\"\n\
              [[peers]]\naddress = \"127.0.0.1:9\"\npublic_key = \"{peer}\"\n\
-             [api]\ntls_cert_file = \"api-cert.pem\"\ntls_key_file = \"api-key.pem\"\n"
+             [api]\ntls_cert_file = \"api-cert.pem\"\ntls_key_file = \"api-key.pem\"\n\
+             [snapshots]\ninterval_blocks = 1\n"
         ),
     )?;
+    let before = tally(&["node", "snapshots", "--config", path_arg(&config)?])?;
+    ensure!(
+        before.status.success() && text(&before.stdout).contains("no snapshot yet"),
+        "{} {}",
+        text(&before.stdout),
+        text(&before.stderr)
+    );
     // Before the node has run there is no store: the report says so and creates none.
     let none = tally(&["node", "disk-usage", "--config", path_arg(&config)?])?;
     ensure!(
@@ -247,6 +255,25 @@ fn node_run_starts_and_exits_zero_on_sigterm() -> Result<()> {
             let _ = child.kill();
             return Err(e);
         }
+    }
+    // A snapshot after every block: listed while the node runs.
+    wait_for_line(&lines, "state snapshot taken")?;
+    let listed = tally(&[
+        "node",
+        "snapshots",
+        "--config",
+        path_arg(&config)?,
+        "--json",
+    ]);
+    let listed_ok = matches!(&listed, Ok(o) if o.status.success()
+        && serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .is_ok_and(|v| v[0]["height"].as_u64() >= Some(1) && v[0]["chunks"].as_u64() >= Some(1)));
+    if !listed_ok {
+        let _ = child.kill();
+        bail!(
+            "node snapshots: {:?}",
+            listed.map(|o| (text(&o.stdout), text(&o.stderr)))
+        );
     }
     // A backup of the running node, over its admin socket.
     let live = tally(&[

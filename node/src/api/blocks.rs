@@ -70,7 +70,11 @@ fn stored_certificate(api: &Api, height: u64) -> Result<CommitCertificate, ApiEr
 /// neither for most blocks below it: `410 PRUNED`.
 fn pruned_view(api: &Api, height: u64) -> Result<BlockView, ApiError> {
     let Some((header, body_digest)) = api.ctx.storage.header_parts(height)? else {
-        return Err(ApiError::missing_at(&api.ctx.storage, height, "the header"));
+        return Err(if height <= api.ctx.storage.pruned_through()? {
+            ApiError::missing_at(&api.ctx.storage, height, "the header")
+        } else {
+            ApiError::not_found("block")
+        });
     };
     let hash = BlockHash::of_parts(BlockHash::header_digest(&header), body_digest);
     Ok(BlockView {

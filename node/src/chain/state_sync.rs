@@ -243,14 +243,17 @@ impl SnapshotManifest {
     }
 }
 
-/// This node's offer: its snapshots whose next block it holds, newest first.
+/// This node's offer: its snapshots whose next block it holds, newest first, and only those
+/// after which it still holds every block whole (a pruning node cannot serve a joiner the
+/// blocks after an older one).
 pub fn offer(storage: &Storage, snapshots: &SnapshotStore) -> Result<SnapshotOffer, StorageError> {
     let head = storage.head()?.unwrap_or(0);
+    let pruned_through = storage.pruned_through()?;
     Ok(SnapshotOffer {
         heights: snapshots
             .heights()
             .into_iter()
-            .filter(|h| *h >= 1 && *h < head)
+            .filter(|h| *h >= 1 && *h < head && *h >= pruned_through)
             .take(SNAPSHOTS_OFFERED_MAX)
             .collect(),
     })
@@ -265,6 +268,9 @@ pub struct Joiner {
     pub genesis_hash: tally_crypto::Hash,
     pub genesis_validators: ValidatorSet,
     pub discovery: Duration,
+    /// The peers in the node's configuration: discovery ends early only once as many have
+    /// answered (a peer still connecting may hold the newest snapshot).
+    pub peers_configured: usize,
     pub fetchers: usize,
     /// The most bytes of one response it decodes: the network's message limit (a peer sends
     /// at most that less some room, so an honest answer is never cut here).
@@ -352,8 +358,8 @@ impl Joiner {
         Ok(None)
     }
 
-    /// Asks connected peers for their offers until the discovery time is up (or, once every
-    /// connected peer answered with at least one offer among them, a little sooner).
+    /// Asks connected peers for their offers until the discovery time is up (or, once as
+    /// many peers as are configured answered with at least one offer among them, sooner).
     async fn discover(&self) -> BTreeMap<PublicKey, Vec<u64>> {
         let started = Instant::now();
         let mut offers = BTreeMap::new();
@@ -385,7 +391,8 @@ impl Joiner {
                 }
             }
             let elapsed = started.elapsed();
-            let all_answered = !peers.is_empty() && peers.iter().all(|p| answered.contains(p));
+            let all_answered = answered.len() >= self.peers_configured.max(1)
+                && peers.iter().all(|p| answered.contains(p));
             if elapsed >= self.discovery
                 || (all_answered && !offers.is_empty() && elapsed >= DISCOVERY_MIN)
             {

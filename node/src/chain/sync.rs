@@ -105,12 +105,13 @@ impl SyncTask {
             corrupt_snapshot_chunks,
         };
         let serving = server.run(requests, shutdown.clone());
-        let fetcher = Fetcher {
+        let mut fetcher = Fetcher {
             network,
             committed,
             chain,
             metrics,
             response_bytes_max,
+            unserved: 0,
         };
         let mut tick = tokio::time::interval(Duration::from_millis(SYNC_INTERVAL_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -258,10 +259,12 @@ struct Fetcher {
     chain: mpsc::Sender<ChainInput>,
     metrics: std::sync::Arc<Metrics>,
     response_bytes_max: usize,
+    /// Answers from a peer ahead of this node that held none of the blocks asked for.
+    unserved: u64,
 }
 
 impl Fetcher {
-    async fn fetch_from_a_peer(&self, turn: usize) {
+    async fn fetch_from_a_peer(&mut self, turn: usize) {
         let Ok(peers) = self.network.connected_peers().await else {
             return;
         };
@@ -314,6 +317,21 @@ impl Fetcher {
                     let _ = self.network.report(peer, "malformed certificate").await;
                     return;
                 }
+            }
+        }
+        if blocks.is_empty() && response.head > committed {
+            // Pruned there, or a block too large for one answer: others are asked in turn.
+            // Logged on the 1st, 2nd, 4th, 8th... time, so a long wait is seen, not a flood.
+            self.unserved = self.unserved.saturating_add(1);
+            if self.unserved.is_power_of_two() {
+                warn!(
+                    %peer,
+                    peer_head = response.head,
+                    committed,
+                    times = self.unserved,
+                    "a peer ahead of this node served none of the blocks asked for (pruned \
+                     there?); asking others"
+                );
             }
         }
         if !blocks.is_empty() {

@@ -7,6 +7,9 @@
 //!                       └──SyncRequest──▶ sync ──ChainInput (synced blocks)──▶ chain
 //! API ──Submission──▶ chain
 //! ```
+//!
+//! An empty node with `[state_sync]` on starts the network first and installs a peer's
+//! snapshot (`chain::state_sync`) before the chain opens on it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -79,7 +79,9 @@ pub struct SnapshotOffer {
     pub heights: Vec<u64>,
 }
 
-/// A block that changed the validator set, with its certified header.
+/// A block that changed the validator set, with its certified header: the API's
+/// [`CarriedChanges`] for the peer protocol, whose encoding (postcard) cannot carry that type's
+/// flattened JSON form. [`SnapshotManifest::verify`] turns each into one to follow it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestChange {
     pub certified: CertifiedHeader,

@@ -13,9 +13,9 @@
 //! What the tree holds: every state entry except the chain-head record (which carries the root
 //! and so cannot be inside it) and the tree's own nodes; plus one leaf holding the height, so that
 //! each version has a root even when a block changes nothing else. A deleted entry leaves a
-//! tombstone, a leaf whose value says "deleted", which proves its absence: the crate's batch
-//! insertion, the fast path, takes no deletions. Tombstones stay until pruning
-//! (issue 14) removes them.
+//! tombstone, a leaf whose value says "deleted", which proves its absence: a tree that never
+//! deletes a leaf is updated in one walk down the touched paths (`tree_update`, which writes
+//! the crate's nodes bit for bit; the crate proves and checks). Tombstones stay.
 
 use borsh::BorshDeserialize;
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
@@ -23,6 +23,7 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, SimpleHasher, Vers
 use tally_crypto::{Hash, HashBuilder, merkle_root};
 
 use crate::state::key;
+use crate::tree_update;
 use crate::types::{AccountId, BillId, OrderId};
 use crate::{Event, ExecutionError, Receipt, Rejection, StateStore, TransferId, Write};
 
@@ -33,9 +34,13 @@ pub struct TreeHasher(blake3::Hasher);
 
 impl SimpleHasher for TreeHasher {
     fn new() -> Self {
-        TreeHasher(blake3::Hasher::new_derive_key(
-            "tally 2026-12 ledger state tree",
-        ))
+        // Deriving the key is a hash of its own: done once, then the keyed state is copied.
+        static DERIVED: std::sync::OnceLock<blake3::Hasher> = std::sync::OnceLock::new();
+        TreeHasher(
+            DERIVED
+                .get_or_init(|| blake3::Hasher::new_derive_key("tally 2026-12 ledger state tree"))
+                .clone(),
+        )
     }
 
     fn update(&mut self, data: &[u8]) {
@@ -191,6 +196,19 @@ pub(crate) fn leaf_value(value: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
+/// The hash of [`leaf_value`], without building it.
+fn leaf_value_hash(value: Option<&[u8]>) -> [u8; 32] {
+    let mut hasher = TreeHasher::new();
+    match value {
+        Some(bytes) => {
+            hasher.update(&[1]);
+            hasher.update(bytes);
+        }
+        None => hasher.update(&[0]),
+    }
+    hasher.finalize()
+}
+
 /// Checks that the two roots a node answered with make the certified header's state root.
 pub fn verify_state_root(
     header_state_root: Hash,
@@ -221,9 +239,41 @@ pub fn update(
     state_writes: &[Write],
 ) -> Result<TreeUpdate, ExecutionError> {
     let meta = key::meta();
-    // A deleted entry becomes a tombstone leaf (see `leaf_value`): the crate's batch insertion, which hashes each touched node once, takes no
-    // deletions, and its one-key-at-a-time path rehashes every ancestor for every key, nearly
-    // three times slower on a block of 10,000 transfers (880 against 328 ms, BENCHMARKS.md).
+    // A deleted entry becomes a tombstone leaf (see `leaf_value`): the tree never deletes a
+    // leaf, which keeps a block's update one walk down the touched paths (`tree_update`).
+    let mut updates: Vec<tree_update::Update> = state_writes
+        .iter()
+        .filter(|w| w.key != meta && w.key.first() != Some(&key::TREE_NODE))
+        .map(|w| (key_hash(&w.key).0, leaf_value_hash(w.value.as_deref())))
+        .collect();
+    updates.push((
+        key_hash(HEIGHT_LEAF).0,
+        leaf_value_hash(Some(&version.to_le_bytes())),
+    ));
+    // Sorted by key hash, each key once (the last write of a key wins, as in the crate). The
+    // first eight bytes order all but a vanishing few pairs without a call to `memcmp`.
+    updates.reverse();
+    updates.sort_by(|(a, _), (b, _)| {
+        let prefix = |k: &[u8; 32]| k.first_chunk::<8>().map(|p| u64::from_be_bytes(*p));
+        prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b))
+    });
+    updates.dedup_by(|later, earlier| later.0 == earlier.0);
+    let (root, writes) = tree_update::apply(store, version, &updates)?;
+    Ok(TreeUpdate {
+        root: Hash(root),
+        writes,
+    })
+}
+
+/// [`update`] through the crate's own batch insertion: the reference the fast walk is tested
+/// against.
+#[cfg(test)]
+pub(crate) fn update_by_crate(
+    store: &dyn StateStore,
+    version: Version,
+    state_writes: &[Write],
+) -> Result<TreeUpdate, ExecutionError> {
+    let meta = key::meta();
     let mut value_set: Vec<(KeyHash, OwnedValue)> = state_writes
         .iter()
         .filter(|w| w.key != meta && w.key.first() != Some(&key::TREE_NODE))
@@ -233,6 +283,16 @@ pub fn update(
         key_hash(HEIGHT_LEAF),
         leaf_value(Some(&version.to_le_bytes())),
     ));
+    put_by_crate(store, version, value_set)
+}
+
+/// The crate's batch insertion of `value_set` as version `version`, its nodes as writes.
+#[cfg(test)]
+pub(crate) fn put_by_crate(
+    store: &dyn StateStore,
+    version: Version,
+    value_set: Vec<(KeyHash, OwnedValue)>,
+) -> Result<TreeUpdate, ExecutionError> {
     let reader = NodeReader(store);
     let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
     let (roots, batch) = tree
@@ -243,7 +303,7 @@ pub fn update(
         .copied()
         .ok_or_else(|| ExecutionError::Tree("no root for the block".to_string()))?;
     // A replaced node and its replacement share a path: one overwrite, not a write and a
-    // delete. Paths only replaced (a leaf pushed down by a split) are deleted.
+    // delete. Paths only replaced are deleted (none: the tree deletes no leaf).
     let mut changes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = batch
         .node_batch
         .nodes()

@@ -39,6 +39,7 @@ mod store;
 pub mod structuring;
 mod transaction;
 mod travel_rule;
+mod tree_update;
 mod types;
 mod verify;
 

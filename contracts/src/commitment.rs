@@ -7,8 +7,9 @@
 //! The tree is kept in state itself, under its own key tag, and updated from a block's writes:
 //! the ledger stays a pure function of what it reads through [`StateStore`], and a node commits
 //! the tree's nodes in the same atomic write as the entries they commit to. Only the tree of the
-//! latest version is kept: every node a block replaces is deleted in that block's writes (a node
-//! serving proofs of an older version reads them from a snapshot of its store).
+//! latest version is kept: a node is stored by its path, and the node a block puts at a path
+//! overwrites the one there (a node serving proofs of an older version reads them from a
+//! snapshot of its store).
 //!
 //! What the tree holds: every state entry except the chain-head record (which carries the root
 //! and so cannot be inside it) and the tree's own nodes; plus one leaf holding the height, so that
@@ -226,7 +227,7 @@ pub fn verify_state_root(
 #[derive(Debug)]
 pub struct TreeUpdate {
     pub root: Hash,
-    /// New nodes and deleted ones, ordered by key.
+    /// The nodes the block writes, each overwriting the one at its path, ordered by key.
     pub writes: Vec<Write>,
 }
 

@@ -216,6 +216,18 @@ pub fn take(
     Ok((top, chunks))
 }
 
+/// How many state entries `store` holds that the tree commits to (all but the chain-head
+/// record and the tree's own nodes): what a complete cut's chunks hold between them.
+pub fn state_entries(store: &dyn StateStore) -> Result<usize, SnapshotError> {
+    let meta = key::meta();
+    Ok(store
+        .scan(&[], &[u8::MAX], usize::MAX)
+        .map_err(store_error)?
+        .iter()
+        .filter(|(k, _)| *k != meta && k.first() != Some(&key::TREE_NODE))
+        .count())
+}
+
 /// The chunk of the subtree at `root` and its size in bytes (nodes and entries).
 fn chunk_under(
     root: &[u8],

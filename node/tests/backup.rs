@@ -162,6 +162,13 @@ fn refusals(chain_id: &str, backup_file: &Path, scratch: &Path) -> Result<()> {
         (Err(BackupError::Truncated | BackupError::Damaged(_)), false) => {}
         other => bail!("a cut backup: {other:?}"),
     }
+    // Someone who rewrites the file and its digest (it has no key) and raises a balance: the
+    // tree's root is untouched, but the leaf no longer commits to the entry.
+    let forged = forged_balance(&good)?;
+    match restore_bytes(chain_id, &forged, &dir("forged")) {
+        (Err(BackupError::Damaged(why)), false) if why.contains("ledger tree") => {}
+        other => bail!("an altered balance under a fresh digest: {other:?}"),
+    }
     match restore_bytes("another-chain", &good, &dir("other")) {
         (Err(BackupError::WrongChain { .. }), false) => {}
         other => bail!("another chain's backup: {other:?}"),
@@ -171,6 +178,58 @@ fn refusals(chain_id: &str, backup_file: &Path, scratch: &Path) -> Result<()> {
         other => bail!("a text file: {other:?}"),
     }
     Ok(())
+}
+
+/// The backup with the last byte of its first account's state entry flipped and the digest
+/// recomputed, as a forger would: the file is magic, a u32-prefixed header, then
+/// `[table][u32 key length][key][u32 value length][value]` entries and an end mark, each of
+/// those pieces length-framed into the digest, which follows.
+fn forged_balance(backup: &[u8]) -> Result<Vec<u8>> {
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
+    let mut rest = backup;
+    let take = |rest: &mut &[u8], n: usize| -> Result<Vec<u8>> {
+        let (piece, after) = rest.split_at_checked(n).context("a short backup")?;
+        *rest = after;
+        Ok(piece.to_vec())
+    };
+    let as_len =
+        |piece: &[u8]| -> Result<usize> { Ok(u32::from_le_bytes(piece.try_into()?) as usize) };
+    pieces.push(take(&mut rest, 8)?);
+    let header_len = take(&mut rest, 4)?;
+    let header = take(&mut rest, as_len(&header_len)?)?;
+    pieces.extend([header_len, header]);
+    let mut altered = false;
+    loop {
+        let tag = take(&mut rest, 1)?;
+        let end = tag == [0xFF];
+        pieces.push(tag);
+        if end {
+            break;
+        }
+        let key_len = take(&mut rest, 4)?;
+        let key = take(&mut rest, as_len(&key_len)?)?;
+        let value_len = take(&mut rest, 4)?;
+        let mut value = take(&mut rest, as_len(&value_len)?)?;
+        if !altered
+            && key.starts_with(b"s/A")
+            && let Some(last) = value.last_mut()
+        {
+            *last ^= 0x01;
+            altered = true;
+        }
+        pieces.extend([key_len, key, value_len, value]);
+    }
+    ensure!(altered, "no account entry in the backup");
+    let digest = pieces
+        .iter()
+        .fold(
+            tally_crypto::HashBuilder::new("tally/backup"),
+            |d, piece| d.update(piece),
+        )
+        .finish();
+    let mut out = pieces.concat();
+    out.extend_from_slice(&digest.0);
+    Ok(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

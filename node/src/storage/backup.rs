@@ -11,11 +11,14 @@
 //! nothing in it until the digest matches, checks the chain and schema its header names
 //! against the node's own before writing, and before the file becomes the directory's chain
 //! opens it as the node would (schema, chain id, the head's block and certificate) and checks
-//! that the stored ledger tree's root node is the root the chain-head record holds. The
-//! digest has no key and the tree's inner nodes and leaves are not recomputed: a file someone
-//! rewrote with a fresh digest is not caught here. Such a node's state roots then differ from
-//! the validators' at its next block, so it votes for nothing and its audit fails; the genesis
-//! it names is checked when the node starts.
+//! that the stored ledger tree's root node is the root the chain-head record holds, that every
+//! node of the tree hashes to what its parent names, that every leaf commits to its entry's
+//! value and that no entry lies outside the tree. The digest has no key, so a file someone
+//! rewrote with a fresh digest passes the digest; an altered, added or dropped ledger entry
+//! then fails the tree's checks. The head's certificate is checked against the validator set
+//! the file itself holds (a forger who rewrites the whole chain can make that agree): the
+//! genesis the node names is checked when it starts, and its state roots differ from the
+//! validators' at its next block, so it votes for nothing and its audit fails.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -527,6 +530,41 @@ fn check_root(storage: &Storage, head: u64) -> Result<(), BackupError> {
             recorded: recorded.ledger_root.to_hex(),
             kept: String::new(),
         });
+    }
+    check_tree_holds_the_entries(storage, head, recorded.ledger_root)
+}
+
+/// Every node of the ledger tree hashes to what its parent names, up to the recorded root;
+/// every leaf commits to its entry's value; and no state entry lies outside the tree. These
+/// are a state-sync snapshot's checks, run over the whole state (held in memory while they
+/// run: a restore is rare and the state is a fraction of the file).
+fn check_tree_holds_the_entries(
+    storage: &Storage,
+    head: u64,
+    ledger_root: tally_crypto::Hash,
+) -> Result<(), BackupError> {
+    use tally_contracts::snapshot;
+    let damaged = |e: snapshot::SnapshotError| {
+        BackupError::Damaged(format!("the ledger tree does not hold its entries: {e}"))
+    };
+    let (top, chunks) =
+        snapshot::take(storage, head, snapshot::LEAVES_PER_CHUNK).map_err(damaged)?;
+    let targets = snapshot::verify_top(&top, ledger_root).map_err(damaged)?;
+    if targets.len() != chunks.len() {
+        return Err(BackupError::Damaged(
+            "the ledger tree's chunks do not match its top".to_string(),
+        ));
+    }
+    let mut in_tree = 0usize;
+    for (target, chunk) in targets.iter().zip(&chunks) {
+        snapshot::verify_chunk(target, head, chunk).map_err(damaged)?;
+        in_tree = in_tree.saturating_add(chunk.entries.len());
+    }
+    let in_state = snapshot::state_entries(storage).map_err(damaged)?;
+    if in_tree != in_state {
+        return Err(BackupError::Damaged(format!(
+            "{in_state} state entries, of which the ledger tree holds {in_tree}"
+        )));
     }
     Ok(())
 }

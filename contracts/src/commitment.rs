@@ -197,6 +197,13 @@ pub(crate) fn leaf_value(value: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
+/// Whether a state key is committed by a leaf of the tree: every key but the chain-head record
+/// (which carries the root) and the tree's own nodes.
+pub(crate) fn has_leaf(key: &[u8]) -> bool {
+    // The chain-head record's key is its tag alone (`key::meta`).
+    key != [key::META] && key.first() != Some(&key::TREE_NODE)
+}
+
 /// The hash of [`leaf_value`], without building it.
 fn leaf_value_hash(value: Option<&[u8]>) -> [u8; 32] {
     let mut hasher = TreeHasher::new();
@@ -239,12 +246,11 @@ pub fn update(
     version: Version,
     state_writes: &[Write],
 ) -> Result<TreeUpdate, ExecutionError> {
-    let meta = key::meta();
     // A deleted entry becomes a tombstone leaf (see `leaf_value`): the tree never deletes a
     // leaf, which keeps a block's update one walk down the touched paths (`tree_update`).
     let mut updates: Vec<tree_update::Update> = state_writes
         .iter()
-        .filter(|w| w.key != meta && w.key.first() != Some(&key::TREE_NODE))
+        .filter(|w| has_leaf(&w.key))
         .map(|w| (key_hash(&w.key).0, leaf_value_hash(w.value.as_deref())))
         .collect();
     updates.push((
@@ -274,10 +280,9 @@ pub(crate) fn update_by_crate(
     version: Version,
     state_writes: &[Write],
 ) -> Result<TreeUpdate, ExecutionError> {
-    let meta = key::meta();
     let mut value_set: Vec<(KeyHash, OwnedValue)> = state_writes
         .iter()
-        .filter(|w| w.key != meta && w.key.first() != Some(&key::TREE_NODE))
+        .filter(|w| has_leaf(&w.key))
         .map(|w| (key_hash(&w.key), leaf_value(w.value.as_deref())))
         .collect();
     value_set.push((

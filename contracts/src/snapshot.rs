@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tally_crypto::Hash;
 
 use crate::commitment::{
-    HEIGHT_LEAF, TreeHasher, key_hash, leaf_value, node_path_of, node_store_key_of,
+    HEIGHT_LEAF, TreeHasher, has_leaf, key_hash, leaf_value, node_path_of, node_store_key_of,
 };
 use crate::state::key;
 use crate::{StateStore, Write};
@@ -146,14 +146,13 @@ pub fn take(
     leaves_per_chunk: usize,
 ) -> Result<(SnapshotTop, Vec<SnapshotChunk>), SnapshotError> {
     let (tree_start, tree_end) = key::tag_range(key::TREE_NODE);
-    let meta = key::meta();
     // Every state key begins with an ASCII tag, so `[0xFF]` is above them all.
     let mut entries: BTreeMap<[u8; 32], (Vec<u8>, Vec<u8>)> = BTreeMap::new();
     for (k, v) in store
         .scan(&[], &[u8::MAX], usize::MAX)
         .map_err(store_error)?
     {
-        if k == meta || k.first() == Some(&key::TREE_NODE) {
+        if !has_leaf(&k) {
             continue;
         }
         entries.insert(key_hash(&k).0, (k, v));
@@ -219,12 +218,11 @@ pub fn take(
 /// How many state entries `store` holds that the tree commits to (all but the chain-head
 /// record and the tree's own nodes): what a complete cut's chunks hold between them.
 pub fn state_entries(store: &dyn StateStore) -> Result<usize, SnapshotError> {
-    let meta = key::meta();
     Ok(store
         .scan(&[], &[u8::MAX], usize::MAX)
         .map_err(store_error)?
         .iter()
-        .filter(|(k, _)| *k != meta && k.first() != Some(&key::TREE_NODE))
+        .filter(|(k, _)| has_leaf(k))
         .count())
 }
 
@@ -441,10 +439,9 @@ pub fn verify_chunk(
     chunk: &SnapshotChunk,
 ) -> Result<Vec<Write>, SnapshotError> {
     let nodes = parse_rows(&chunk.nodes, &target.path)?;
-    let meta = key::meta();
     let mut entries: BTreeMap<[u8; 32], &(Vec<u8>, Vec<u8>)> = BTreeMap::new();
     for entry in &chunk.entries {
-        if entry.0 == meta || entry.0.first() == Some(&key::TREE_NODE) || entry.0 == HEIGHT_LEAF {
+        if !has_leaf(&entry.0) || entry.0 == HEIGHT_LEAF {
             return Err(SnapshotError::Malformed(
                 "an entry under a key no leaf holds".to_string(),
             ));

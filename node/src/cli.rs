@@ -1,13 +1,14 @@
 //! The `tally` command line, grouped by area: `tally keys ...`, `tally node ...`, `tally genesis`,
 //! and the client commands, one per flow: `tally wallet ...`, `tally merchant ...`, `tally bill
 //! ...`, `tally fx ...`, `tally remit`, `tally regulator ...`, `tally governance ...`,
-//! `tally institution ...`.
+//! `tally institution ...`, `tally webhook ...`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tally_node::client::flows::{
     BillCommand, Connection, FxCommand, GovernanceCommand, InstitutionCommand, MerchantCommand,
     RegulatorCommand, RemitCommand, TravelRuleCommand, VerifyCommand, WalletCommand,
+    WebhookCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -110,6 +111,14 @@ pub enum Area {
         connection: Connection,
         #[command(subcommand)]
         command: TravelRuleCommand,
+    },
+    /// Webhooks: URLs the node POSTs the --as party's committed events to, signed by the
+    /// node; subscribe, list, show, replay from an event, remove.
+    Webhook {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: WebhookCommand,
     },
 }
 

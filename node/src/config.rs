@@ -154,6 +154,8 @@ pub enum ConfigError {
     Snapshots(String),
     #[error("[state_sync]: {0}")]
     StateSync(String),
+    #[error("[webhooks]: {0}")]
+    Webhooks(String),
 }
 
 /// The fewest blocks a pruning node keeps whole: the head and the blocks a lagging peer or a
@@ -465,6 +467,8 @@ pub struct Config {
     pub snapshots: Option<Snapshots>,
     /// How an empty node joins (`[state_sync]`).
     pub state_sync: StateSync,
+    /// Webhook deliveries (`[webhooks]`); `None`: none, and registering one is refused.
+    pub webhooks: Option<crate::webhooks::Settings>,
 }
 
 /// How the HTTP API is served: over TLS with the operator's certificate, or, when the
@@ -618,6 +622,7 @@ struct ConfigFile {
     snapshots: Option<Snapshots>,
     #[serde(default)]
     state_sync: StateSync,
+    webhooks: Option<crate::webhooks::Entry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -671,6 +676,11 @@ impl Config {
         }
         let test_faults = check_test_faults(file.test_faults, base)?;
         let api = check_api(file.api, base)?;
+        let webhooks = file
+            .webhooks
+            .map(|entry| crate::webhooks::Settings::check(entry, base))
+            .transpose()
+            .map_err(ConfigError::Webhooks)?;
         let listen_address = parse_address("listen_address", &file.listen_address)?;
         let api_address =
             file.api_address
@@ -742,6 +752,7 @@ impl Config {
             pruning: file.pruning,
             snapshots: file.snapshots,
             state_sync: file.state_sync,
+            webhooks,
         })
     }
 

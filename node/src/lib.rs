@@ -16,6 +16,7 @@
 //! - [`faults`]: test-only Byzantine behaviour, switched on by `[test_faults]` in the config.
 //! - [`proof`]: a proven ledger record as a node answers it, and the client's check of it.
 //! - [`admin`]: the admin socket in the data directory (`tally node backup` of a running node).
+//! - [`webhooks`]: committed events POSTed, signed, to the URLs parties register.
 //! - [`node`]: starting and stopping a whole node (network, chain task, router).
 #![forbid(unsafe_code)]
 
@@ -37,3 +38,4 @@ pub mod service;
 pub mod snapshots;
 pub mod storage;
 pub mod validator_update;
+pub mod webhooks;

@@ -85,6 +85,10 @@ fn main() -> ExitCode {
             connection,
             command,
         } => return run_client(&connection, ClientCommand::TravelRule(command)),
+        Area::Webhook {
+            connection,
+            command,
+        } => return run_client(&connection, ClientCommand::Webhook(command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -151,6 +151,12 @@ pub struct Metrics {
     /// field that bounds it: the sign that a bound is too small for the load, or that a
     /// peer is flooding it.
     pub limit_reached: CountBy,
+    /// Webhook deliveries (one POST of a batch of events), by outcome: `ok` (answered 2xx),
+    /// `failed` (no answer in time, no connection, or another status), `paused` (a
+    /// subscription stopped after failing for its whole retry window).
+    pub webhook_deliveries: CountBy,
+    /// Events delivered to webhooks and acknowledged.
+    pub webhook_events_delivered: Counter,
 }
 
 /// What the node's bounded memories hold now, each beside the `[limits]` field that bounds
@@ -212,6 +218,18 @@ impl Metrics {
         let network = NetworkCounters::default();
         let memory = MemoryGauges::default();
         let limit_reached = CountBy::new("limit");
+        let webhook_deliveries = CountBy::new("outcome");
+        let webhook_events_delivered = Counter::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries (one POST of a batch), by outcome: ok, failed, paused",
+            webhook_deliveries.family.clone(),
+        );
+        registry.register(
+            "webhook_events_delivered",
+            "Events delivered to webhooks and acknowledged",
+            webhook_events_delivered.clone(),
+        );
         registry.register("height", "Last committed height", height.clone());
         registry.register(
             "mempool_bytes",
@@ -419,6 +437,8 @@ impl Metrics {
             network,
             memory,
             limit_reached,
+            webhook_deliveries,
+            webhook_events_delivered,
         }
     }
 

@@ -58,6 +58,8 @@ pub enum NodeError {
     Chain(#[from] ChainError),
     #[error("state sync: {0}")]
     StateSync(#[from] StateSyncError),
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] crate::webhooks::WebhookError),
     #[error("the chain task stopped")]
     Stopped,
     #[error("a task panicked: {0}")]
@@ -230,6 +232,17 @@ impl Node {
         let (updates_tx, updates_rx) = mpsc::channel::<UpdateSubmission>(UPDATE_SUBMISSIONS_MAX);
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_REQUESTS_QUEUED_MAX);
         let pending = parts.pending.clone();
+        let webhooks = match &config.webhooks {
+            Some(settings) => Some(crate::webhooks::Webhooks::start(
+                settings.clone(),
+                &config.data_dir,
+                storage.clone(),
+                parts.committed.clone(),
+                key.clone(),
+                metrics.clone(),
+            )?),
+            None => None,
+        };
         let context = NodeContext {
             chain_id: genesis.chain_id.clone(),
             mode: config.mode,
@@ -243,6 +256,7 @@ impl Node {
             }),
             metrics: metrics.clone(),
             data_dir: config.data_dir.clone(),
+            webhooks,
         };
         let chain = tokio::spawn(parts.chain.run(inputs_rx, submit_rx, shutdown_rx.clone()));
         let sync = SyncTask {
@@ -337,6 +351,9 @@ impl Node {
     /// network.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.shutdown.send(true);
+        if let Some(webhooks) = &self.context.webhooks {
+            webhooks.stop();
+        }
         let chain = self
             .chain
             .await
@@ -354,6 +371,9 @@ impl Node {
     /// Stops every task at once without flushing anything: what a crash looks like to the
     /// data directory (sled's committed batches survive; nothing else is written).
     pub async fn kill(self) {
+        if let Some(webhooks) = &self.context.webhooks {
+            webhooks.stop();
+        }
         self.chain.abort();
         let _ = self.chain.await;
         for task in self.tasks {

@@ -83,6 +83,9 @@ pub struct NodeContext {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The data directory (an audit node's alarm evidence is read from it).
     pub data_dir: std::path::PathBuf,
+    /// Webhook subscriptions and their deliveries (`[webhooks]`); `None`: this node
+    /// delivers none and refuses to register any.
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 /// A submission in the chain task's queue: [`Queued::answer`] waits for the mempool's verdict.

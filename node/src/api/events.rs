@@ -329,48 +329,52 @@ pub struct StreamQuery {
 
 /// What a subscriber wants: every condition given must hold.
 #[derive(Debug, Default)]
-struct Filter {
+pub struct Filter {
     account: Option<AccountId>,
     merchant: Option<AccountId>,
     institution: Option<InstitutionId>,
     kinds: Vec<&'static str>,
 }
 
+/// The known kind named `text`, or why not.
+fn known_kind(text: &str) -> Result<&'static str, ApiError> {
+    KINDS
+        .iter()
+        .copied()
+        .find(|known| *known == text)
+        .ok_or_else(|| ApiError::bad_request("BAD_KIND", format!("no event kind {text:?}")))
+}
+
 impl Filter {
     fn from_query(query: &StreamQuery) -> Result<Filter, ApiError> {
-        let account = |text: &Option<String>, what| {
-            text.as_deref()
-                .map(|t| params::decimal(what, t).map(AccountId))
-                .transpose()
-        };
-        let kinds = match &query.kind {
+        let kinds: Vec<String> = match &query.kind {
             None => Vec::new(),
-            Some(text) => text
-                .split(',')
-                .map(|k| {
-                    KINDS
-                        .iter()
-                        .copied()
-                        .find(|known| *known == k)
-                        .ok_or_else(|| {
-                            ApiError::bad_request("BAD_KIND", format!("no event kind {k:?}"))
-                        })
-                })
-                .collect::<Result<_, _>>()?,
+            Some(text) => text.split(',').map(str::to_string).collect(),
         };
-        Ok(Filter {
-            account: account(&query.account, "account")?,
-            merchant: account(&query.merchant, "merchant")?,
-            institution: query
-                .institution
-                .as_deref()
-                .map(|t| params::decimal("institution", t).map(InstitutionId))
-                .transpose()?,
+        Filter::of(&crate::webhooks::EventFilter {
+            account: params::optional_decimal("account", query.account.as_deref())?,
+            merchant: params::optional_decimal("merchant", query.merchant.as_deref())?,
+            institution: params::optional_decimal("institution", query.institution.as_deref())?,
             kinds,
         })
     }
 
-    fn matches(&self, event: &Event) -> bool {
+    /// The filter a webhook subscription (or a stream's query) names; an unknown kind is
+    /// refused.
+    pub fn of(fields: &crate::webhooks::EventFilter) -> Result<Filter, ApiError> {
+        Ok(Filter {
+            account: fields.account.map(AccountId),
+            merchant: fields.merchant.map(AccountId),
+            institution: fields.institution.map(InstitutionId),
+            kinds: fields
+                .kinds
+                .iter()
+                .map(|k| known_kind(k))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn matches(&self, event: &Event) -> bool {
         let parties = parties(event);
         self.account.is_none_or(|a| parties.accounts.contains(&a))
             && self.merchant.is_none_or(|m| parties.merchant == Some(m))
@@ -381,7 +385,7 @@ impl Filter {
     }
 }
 
-pub async fn stream(
+pub(super) async fn stream(
     State(api): ApiState,
     Extension(caller): Extension<Caller>,
     Extension(client): Extension<ClientKey>,

@@ -18,7 +18,7 @@ mod blocks;
 pub mod caller;
 mod directory;
 mod error;
-mod events;
+pub(crate) mod events;
 pub mod fair;
 mod governance;
 mod ledger;
@@ -29,6 +29,7 @@ pub mod scope;
 pub mod signature;
 pub mod tls;
 mod transactions;
+pub(crate) mod webhooks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -255,6 +256,26 @@ fn routes() -> Vec<Route> {
         ),
         route(GET, "/v1/evidence", Public, get(blocks::evidence)),
         route(GET, "/v1/events", Party, get(events::stream)),
+        route(
+            Method::POST,
+            "/v1/webhooks",
+            Party,
+            post(webhooks::subscribe),
+        ),
+        route(GET, "/v1/webhooks", Party, get(webhooks::list)),
+        route(GET, "/v1/webhooks/{id}", Party, get(webhooks::one)),
+        route(
+            Method::DELETE,
+            "/v1/webhooks/{id}",
+            Party,
+            axum::routing::delete(webhooks::remove),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhooks/{id}/replay",
+            Party,
+            post(webhooks::replay),
+        ),
         route(
             GET,
             "/v1/audit/net-positions",

@@ -52,6 +52,14 @@ pub fn decimal<T: std::str::FromStr>(what: &'static str, text: &str) -> Result<T
     })
 }
 
+/// An optional decimal id: `None` when absent, refused when not a number in range.
+pub fn optional_decimal<T: std::str::FromStr>(
+    what: &'static str,
+    text: Option<&str>,
+) -> Result<Option<T>, ApiError> {
+    text.map(|t| decimal(what, t)).transpose()
+}
+
 pub fn hash(text: &str) -> Result<Hash, ApiError> {
     Hash::from_hex(text).map_err(|e| ApiError::bad_request("BAD_HEX", format!("hash: {e}")))
 }

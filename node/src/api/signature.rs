@@ -39,6 +39,9 @@ pub const COMPONENTS_MAX: usize = 16;
 
 /// What the client signs: where the request goes, and its body's digest when it has one.
 pub const COVERED: [&str; 4] = ["@method", "@authority", "@path", "@query"];
+/// What a node signs on a webhook delivery (`crate::webhooks`): where it goes, and its body.
+pub const WEBHOOK_COVERED: [&str; 5] =
+    ["@method", "@authority", "@path", "@query", "content-digest"];
 
 /// Why a signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -65,7 +65,7 @@ impl ClientTls {
 
     /// A configuration for clients that never speak TLS (it trusts no root). The ring
     /// provider's safe defaults always build; the process default is the fallback.
-    fn none() -> ClientTls {
+    pub(crate) fn none() -> ClientTls {
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -107,7 +107,7 @@ impl Credential {
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One node's HTTP API, as one party (or none). Cheap to clone: clones share connections.
 #[derive(Clone)]
@@ -196,7 +196,7 @@ fn connector(tls: &ClientTls) -> HttpsConnector<HttpConnector> {
         .wrap_connector(http)
 }
 
-fn http_client(tls: &ClientTls) -> HttpClient {
+pub(crate) fn http_client(tls: &ClientTls) -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(IDLE_CONNECTIONS_MAX)
         .build(connector(tls))

@@ -9,6 +9,8 @@
 //! - [`money`]: decimal amounts with their currency, converted exactly to minor units.
 //! - [`flows`]: the `tally wallet|merchant|bill|fx|remit|regulator|institution|travel-rule`
 //!   commands: one transaction builder per flow, and how each outcome is told.
+//! - [`webhook`]: a party's webhook subscriptions, and the check of a delivery as its
+//!   endpoint receives it.
 //! - [`travel_rule`]: travel-rule data sealed (HPKE) to its readers, opened by them; their
 //!   X25519 key files.
 //!
@@ -19,6 +21,7 @@ pub mod flows;
 pub mod money;
 pub mod submitter;
 pub mod travel_rule;
+pub mod webhook;
 
 pub use api::{Answer, Api, ApiErrorBody, ClientTls, Credential, Receipt};
 pub use submitter::{AccountView, Submitter, new_key};

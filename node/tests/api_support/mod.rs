@@ -151,6 +151,8 @@ pub struct Setup {
     pub api_limits: api::Limits,
     /// The validator's `[pruning] keep_blocks`; `None` keeps every block.
     pub keep_blocks: Option<u64>,
+    /// The body of the validator's `[webhooks]` section; `None`: no section.
+    pub webhooks: Option<String>,
 }
 
 impl Default for Setup {
@@ -161,6 +163,7 @@ impl Default for Setup {
             limits: Vec::new(),
             api_limits: api::Limits::default(),
             keep_blocks: None,
+            webhooks: None,
         }
     }
 }
@@ -256,6 +259,7 @@ fn node_options() -> NodeOptions {
 struct Sections {
     limits: Vec<(&'static str, u64)>,
     keep_blocks: Option<u64>,
+    webhooks: Option<String>,
 }
 
 /// Writes this node's key file and configuration into `dir` and loads it with
@@ -297,6 +301,9 @@ fn config(
     text.push_str(api);
     if let Some(keep) = sections.keep_blocks {
         text.push_str(&format!("[pruning]\nkeep_blocks = {keep}\n"));
+    }
+    if let Some(webhooks) = &sections.webhooks {
+        text.push_str(&format!("[webhooks]\n{webhooks}\n"));
     }
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
@@ -372,6 +379,7 @@ impl TestNet {
             &Sections {
                 limits: setup.limits.clone(),
                 keep_blocks: setup.keep_blocks,
+                webhooks: setup.webhooks.clone(),
             },
         );
         let validator = Node::start(

@@ -265,6 +265,7 @@ impl Cluster {
             pruning: Default::default(),
             snapshots: None,
             state_sync: Default::default(),
+            webhooks: None,
         })
     }
 

@@ -603,6 +603,52 @@ pub struct TravelRuleArgs {
     pub beneficiary_address: Option<String>,
 }
 
+/// `tally webhook ...`: the --as party's webhook subscriptions on the node.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Register a URL the node POSTs the party's committed events to, signed by the node.
+    Subscribe {
+        /// Where to deliver (http or https, at an origin the node's operator allows).
+        #[arg(long)]
+        url: String,
+        /// Only events touching this account.
+        #[arg(long, value_name = "ID")]
+        account: Option<u128>,
+        /// Only events of this merchant.
+        #[arg(long, value_name = "ID")]
+        merchant: Option<u128>,
+        /// Only events naming this institution.
+        #[arg(long, value_name = "ID")]
+        institution: Option<u32>,
+        /// Only events of this kind (repeat for several), e.g. PaymentCompleted.
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+        /// The first event to deliver, `height:index` (default: the next block's).
+        #[arg(long, value_name = "ID")]
+        from: Option<String>,
+    },
+    /// The party's subscriptions, with their cursors and states.
+    List,
+    /// One subscription.
+    Show {
+        #[arg(value_name = "ID")]
+        id: u64,
+    },
+    /// Move a subscription's cursor to an event (or keep it) and resume it if paused.
+    Replay {
+        #[arg(value_name = "ID")]
+        id: u64,
+        /// The first event to deliver again, `height:index`.
+        #[arg(long, value_name = "ID")]
+        from: Option<String>,
+    },
+    /// Remove a subscription: no more deliveries.
+    Remove {
+        #[arg(value_name = "ID")]
+        id: u64,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TravelRuleCommand {
     /// Open the travel-rule data of a committed remittance with an institution's X25519

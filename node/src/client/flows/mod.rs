@@ -7,7 +7,8 @@
 //! - `args`: the commands and their options (clap); one enum per area.
 //! - `wallet`, `merchant`, `bills`, `fx` (FX rates and remittances), `regulator`,
 //!   `governance`, `interbank`, `disputes` (disputes and refund requests), `travel`
-//!   (encryption keys, travel-rule data): each area's transaction builders and reads.
+//!   (encryption keys, travel-rule data): each area's transaction builders and reads;
+//!   `webhooks`: the --as party's webhook subscriptions.
 //! - `words`: events and payment codes as people read and pass them on.
 //!
 //! Every input from outside (arguments, key files, the node's answers) is checked, and a
@@ -44,6 +45,7 @@ mod regulator;
 mod travel;
 mod verify;
 mod wallet;
+mod webhooks;
 mod words;
 
 pub use args::*;
@@ -138,6 +140,7 @@ pub enum ClientCommand {
     Institution(InstitutionCommand),
     TravelRule(TravelRuleCommand),
     Verify(VerifyCommand),
+    Webhook(WebhookCommand),
 }
 
 /// A transaction ready to sign: who sends it, whose keys sign, and what it does in words.
@@ -194,6 +197,7 @@ pub async fn run(connection: &Connection, command: ClientCommand) -> Result<Repo
         },
         ClientCommand::TravelRule(c) => return travel::open(&mut client, c).await,
         ClientCommand::Verify(c) => return verify::run(&client, c).await,
+        ClientCommand::Webhook(c) => return webhooks::run(&client, c).await,
     };
     send(&mut client, plan).await
 }

@@ -1,0 +1,184 @@
+//! Webhooks from a bank's or a merchant's side: register, read, replay and remove the
+//! party's subscriptions (`/v1/webhooks`, signed as the party like every read), and check a
+//! delivery as the endpoint receives it ([`verify_delivery`]).
+//!
+//! A receiver checks each POST against the node's key (the subscription's `signed_by`)
+//! before believing it, keeps the id of the last event it processed, and skips any event
+//! at or before it: deliveries come at least once, in order.
+
+use hyper::{HeaderMap, Method, StatusCode, Uri};
+use serde::{Deserialize, Serialize};
+use tally_contracts::Event;
+use tally_crypto::{Hash, PublicKey};
+
+use super::ClientError;
+use super::api::{Answer, Api};
+use crate::api::signature::{self, SignatureError};
+pub use crate::api::webhooks::SubscriptionView;
+
+/// What a new subscription asks for: the URL, and the event stream's filter fields.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewSubscription {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merchant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub institution: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// The first event id to deliver (`"height:index"`); default: the next block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SubscriptionsView {
+    subscriptions: Vec<SubscriptionView>,
+}
+
+/// `answer` as `T` when its status is `expected`, else the API's error.
+fn expect<T: serde::de::DeserializeOwned>(
+    answer: &Answer,
+    expected: StatusCode,
+) -> Result<T, ClientError> {
+    if answer.status != expected {
+        return Err(answer.error());
+    }
+    serde_json::from_slice(&answer.body)
+        .map_err(|e| ClientError::Answer(format!("unexpected answer shape: {e}")))
+}
+
+fn json_body(value: &impl Serialize) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(value).map_err(|e| ClientError::Answer(e.to_string()))
+}
+
+const JSON: [(&str, &str); 1] = [("content-type", "application/json")];
+
+impl Api {
+    /// Registers a subscription for the party this client signs as.
+    pub async fn subscribe_webhook(
+        &self,
+        new: &NewSubscription,
+    ) -> Result<SubscriptionView, ClientError> {
+        let answer = self
+            .request(Method::POST, "/v1/webhooks", &JSON, json_body(new)?)
+            .await?;
+        expect(&answer, StatusCode::CREATED)
+    }
+
+    /// The party's subscriptions.
+    pub async fn webhooks(&self) -> Result<Vec<SubscriptionView>, ClientError> {
+        let view: SubscriptionsView = self.get_json("/v1/webhooks").await?;
+        Ok(view.subscriptions)
+    }
+
+    pub async fn webhook(&self, id: u64) -> Result<SubscriptionView, ClientError> {
+        self.get_json(&format!("/v1/webhooks/{id}")).await
+    }
+
+    pub async fn remove_webhook(&self, id: u64) -> Result<(), ClientError> {
+        let answer = self
+            .request(
+                Method::DELETE,
+                &format!("/v1/webhooks/{id}"),
+                &[],
+                Vec::new(),
+            )
+            .await?;
+        if answer.status == StatusCode::NO_CONTENT {
+            Ok(())
+        } else {
+            Err(answer.error())
+        }
+    }
+
+    /// Moves the subscription's cursor to `from` (or keeps it) and resumes it.
+    pub async fn replay_webhook(
+        &self,
+        id: u64,
+        from: Option<&str>,
+    ) -> Result<SubscriptionView, ClientError> {
+        let body = json_body(&serde_json::json!({ "from": from }))?;
+        let answer = self
+            .request(
+                Method::POST,
+                &format!("/v1/webhooks/{id}/replay"),
+                &JSON,
+                body,
+            )
+            .await?;
+        expect(&answer, StatusCode::OK)
+    }
+}
+
+/// One delivered event, as the event stream carries it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveredEvent {
+    /// `"{height}:{index}"`: its place in the chain, the same under every filter.
+    pub id: String,
+    pub height: u64,
+    pub index: u32,
+    pub kind: String,
+    /// The transaction that caused it; `None` for a hold released at block time.
+    pub tx: Option<Hash>,
+    pub event: Event,
+}
+
+/// A checked delivery.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Delivery {
+    pub subscription: u64,
+    pub events: Vec<DeliveredEvent>,
+    /// When the node signed it (seconds since the epoch): a retry is signed afresh.
+    #[serde(skip)]
+    pub created: i64,
+}
+
+/// Why a delivery is not believed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the request carries no signature")]
+    Unsigned,
+    #[error("signed as {found:?}, not as the node {expected:?}")]
+    WrongSigner { expected: String, found: String },
+    #[error("signature: {0}")]
+    Signature(#[from] SignatureError),
+    #[error("the body is not a delivery: {0}")]
+    Body(String),
+}
+
+/// Checks a POST an endpoint received: signed by `node` (RFC 9421 over the method, the
+/// target and the body's digest), the digest matching the body, and the body a delivery.
+/// `uri` is the request's target as received (path and query; the host is read from
+/// `Host` when the URI has none).
+pub fn verify_delivery(
+    node: &PublicKey,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Delivery, DeliveryError> {
+    let presented = signature::presented(headers)?.ok_or(DeliveryError::Unsigned)?;
+    let expected = crate::webhooks::keyid(node);
+    if presented.keyid != expected {
+        return Err(DeliveryError::WrongSigner {
+            expected,
+            found: presented.keyid,
+        });
+    }
+    presented.check_coverage(true)?;
+    signature::check_digest(headers, body)?;
+    let message = signature::Message {
+        method,
+        scheme: uri.scheme_str().unwrap_or("http"),
+        uri,
+        headers,
+    };
+    presented.verify(&message, node)?;
+    let mut delivery: Delivery =
+        serde_json::from_slice(body).map_err(|e| DeliveryError::Body(e.to_string()))?;
+    delivery.created = presented.created;
+    Ok(delivery)
+}

@@ -2,9 +2,12 @@
 //! party's subscriptions (`/v1/webhooks`, signed as the party like every read), and check a
 //! delivery as the endpoint receives it ([`verify_delivery`]).
 //!
-//! A receiver checks each POST against the node's key (the subscription's `signed_by`)
-//! before believing it, keeps the id of the last event it processed, and skips any event
-//! at or before it: deliveries come at least once, in order.
+//! A receiver checks each POST against the node's key (the subscription's `signed_by`) and
+//! its own subscription's id before believing it, keeps the id of the last event it
+//! processed, and skips any event at or before it: deliveries come at least once, in order.
+//! The id matters: the node signs every party's deliveries with one key, and any party may
+//! aim a subscription of its own at another's URL (at an allowed origin), so a delivery
+//! for another subscription is genuine, and not the receiver's.
 
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
@@ -143,6 +146,8 @@ pub enum DeliveryError {
     Unsigned,
     #[error("signed as {found:?}, not as the node {expected:?}")]
     WrongSigner { expected: String, found: String },
+    #[error("a delivery for subscription {found}, not this endpoint's {expected}")]
+    OtherSubscription { expected: u64, found: u64 },
     #[error("signature: {0}")]
     Signature(#[from] SignatureError),
     #[error("the body is not a delivery: {0}")]
@@ -150,11 +155,13 @@ pub enum DeliveryError {
 }
 
 /// Checks a POST an endpoint received: signed by `node` (RFC 9421 over the method, the
-/// target and the body's digest), the digest matching the body, and the body a delivery.
-/// `uri` is the request's target as received (path and query; the host is read from
-/// `Host` when the URI has none).
+/// target and the body's digest), the digest matching the body, and the body a delivery
+/// for `subscription` (the id the endpoint's registration answered). `uri` is the
+/// request's target as received (path and query; the host is read from `Host` when the URI
+/// has none).
 pub fn verify_delivery(
     node: &PublicKey,
+    subscription: u64,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -179,6 +186,12 @@ pub fn verify_delivery(
     presented.verify(&message, node)?;
     let mut delivery: Delivery =
         serde_json::from_slice(body).map_err(|e| DeliveryError::Body(e.to_string()))?;
+    if delivery.subscription != subscription {
+        return Err(DeliveryError::OtherSubscription {
+            expected: subscription,
+            found: delivery.subscription,
+        });
+    }
     delivery.created = presented.created;
     Ok(delivery)
 }

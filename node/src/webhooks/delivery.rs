@@ -10,7 +10,7 @@ use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Uri};
 use serde::Serialize;
-use tally_contracts::Party;
+use tally_contracts::{Roles, query};
 use tally_crypto::PublicKey;
 use tracing::{info, warn};
 
@@ -66,43 +66,59 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64, generation: u64) {
     }
 }
 
-/// The party a subscription's owner is, as it stands at the head now.
-fn owner_sight(shared: &Shared, subscription: &Subscription) -> Result<Sight, Pause> {
-    let keyid = KeyId::parse(&subscription.owner)
-        .ok_or_else(|| Pause(format!("owner {:?} is not a party", subscription.owner)))?;
-    let party = match keyid {
-        KeyId::Institution(i) => Party::Institution(i),
-        KeyId::Account(a) => Party::Account(a),
-    };
-    let caller = Caller::of_party(&shared.storage, party).map_err(|e| Pause(e.message))?;
-    if caller.is_anonymous() {
-        return Err(Pause(format!(
-            "the owner {} is not in the ledger",
-            subscription.owner
-        )));
+/// What a subscription's owner may read, as the ledger stands at the head now: the same
+/// checks as authenticating its request (an institution whose key governance revoked, or an
+/// account without a holder, reads nothing).
+fn owner_caller(shared: &Shared, owner: &str) -> Result<Caller, Pause> {
+    let keyid =
+        KeyId::parse(owner).ok_or_else(|| Pause(format!("owner {owner:?} is not a party")))?;
+    let refused = |why: &str| Err(Pause(format!("the owner {owner} {why}")));
+    match keyid {
+        KeyId::Institution(id) => match query::institution(&shared.storage, id)? {
+            None => refused("is not in the ledger"),
+            Some(i) if i.key.is_none() => refused("had its key revoked by governance"),
+            Some(i) if i.roles.contains(Roles::REGULATOR) => Ok(Caller::Regulator(id)),
+            Some(_) => Ok(Caller::Institution(id)),
+        },
+        KeyId::Account(id) => match query::account(&shared.storage, id)? {
+            Some(a) if a.kind.has_holder() => Ok(Caller::Account {
+                id,
+                institution: a.institution,
+            }),
+            _ => refused("holds no key in the ledger"),
+        },
     }
-    Ok(Sight::new(caller, shared.storage.clone()))
 }
 
 fn filter(fields: &EventFilter) -> Result<Filter, Pause> {
     Filter::of(fields).map_err(|e| Pause(e.message))
 }
 
-/// Events from `next` on that the owner may see and wants, at most `max`, and where the
-/// next gathering starts: after the last event looked at.
-fn gather(
+/// One scan's findings: the events to deliver, where the next scan starts, and whether
+/// committed blocks remain past it.
+struct Scan {
+    batch: Vec<EventView>,
+    after: (u64, u32),
+    more: bool,
+}
+
+/// Events from `next` on that the owner may see and wants, at most `max`, looking at no
+/// more than [`SCAN_BLOCKS_MAX`] blocks: a scan runs off the async threads and ends soon, so
+/// a subscription replayed from the first block, or one whose filter matches nothing, never
+/// holds a thread for the whole chain.
+fn scan(
     shared: &Shared,
     filter: &Filter,
     sight: &mut Sight,
     next: (u64, u32),
     max: usize,
-) -> Result<(Vec<EventView>, (u64, u32)), Pause> {
+) -> Result<Scan, Pause> {
     let head = shared.storage.head()?.unwrap_or(0);
-    let (mut height, mut index) = next;
-    let mut batch = Vec::new();
     // Height 0 holds no events; a cursor there means "from the first block".
-    height = height.max(1);
-    while height <= head {
+    let (mut height, mut index) = (next.0.max(1), next.1);
+    let last = head.min(height.saturating_add(SCAN_BLOCKS_MAX - 1));
+    let mut batch = Vec::new();
+    while height <= last {
         let bytes = shared.storage.results(height)?.ok_or_else(|| {
             Pause(format!(
                 "the results of block {height} are not on this node (pruned, or the node \
@@ -110,28 +126,62 @@ fn gather(
             ))
         })?;
         let results = BlockResults::decode(&bytes)?;
-        for view in of_block(height, &results).skip(usize::try_from(index).unwrap_or(usize::MAX)) {
+        let skip = usize::try_from(index).unwrap_or(usize::MAX);
+        for view in of_block(height, &results).skip(skip) {
             index = view.index.saturating_add(1);
-            if filter.matches(&view.event)
+            let wanted = filter.matches(&view.event)
                 && sight
                     .sees_event(&view.event)
-                    .map_err(|e| Pause(e.message))?
-            {
+                    .map_err(|e| Pause(e.message))?;
+            if wanted {
                 batch.push(view);
                 if batch.len() >= max {
-                    return Ok((batch, (height, index)));
+                    return Ok(Scan {
+                        batch,
+                        after: (height, index),
+                        more: true,
+                    });
                 }
             }
         }
         height = height.saturating_add(1);
         index = 0;
     }
-    Ok((batch, (height, index)))
+    Ok(Scan {
+        batch,
+        after: (height, index),
+        more: height <= head,
+    })
 }
+
+/// The most blocks one scan reads.
+const SCAN_BLOCKS_MAX: u64 = 256;
+/// How often an acknowledged cursor is made durable at the latest: between, a crash
+/// re-delivers what was acknowledged since (at least once still holds).
+const DURABLE_EVERY: Duration = Duration::from_secs(5);
 
 /// Why one POST did not count as delivered.
 fn post_error(error: impl std::fmt::Display) -> String {
     error.to_string()
+}
+
+/// The URL as the node posts and signs it: an explicit default port dropped, as RFC 9421
+/// derives `@authority` (so any verifier, and `Host`, see the same authority).
+fn target(url: &Uri) -> Result<Uri, String> {
+    let authority = url.authority().ok_or("the URL names no host")?;
+    let scheme = url.scheme_str().unwrap_or("http");
+    let default = if scheme == "https" { 443 } else { 80 };
+    let authority = match authority.port_u16() {
+        Some(port) if port == default => authority.host().to_string(),
+        _ => authority.as_str().to_string(),
+    };
+    let path = url.path_and_query().map_or("/", |p| p.as_str());
+    Uri::builder()
+        .scheme(scheme)
+        .authority(authority.to_ascii_lowercase())
+        .path_and_query(path)
+        .build()
+        .map_err(post_error)
 }
 
 /// POSTs `body` to `uri`, signed as the node: `Ok` on a 2xx answer.
@@ -189,6 +239,29 @@ async fn post(shared: &Shared, uri: &Uri, body: Vec<u8>) -> Result<(), String> {
     }
 }
 
+/// Writes `change` to subscription `id` if it is still at `generation`: `false` when it
+/// was replayed or removed meanwhile (a newer task, if any, goes on).
+async fn record(
+    shared: &Shared,
+    id: u64,
+    generation: u64,
+    durable: bool,
+    change: impl FnOnce(&mut Subscription) + Send + 'static,
+) -> Result<bool, Pause> {
+    let registry = shared.registry.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        registry.update(id, durable, |s| {
+            if s.generation != generation {
+                return false;
+            }
+            change(s);
+            true
+        })
+    })
+    .await??;
+    Ok(written.is_some())
+}
+
 async fn deliver(shared: &Arc<Shared>, id: u64, generation: u64) -> Result<(), Pause> {
     let Some(subscription) = shared.registry.get(id)? else {
         return Ok(());
@@ -196,20 +269,39 @@ async fn deliver(shared: &Arc<Shared>, id: u64, generation: u64) -> Result<(), P
     if subscription.generation != generation || subscription.status != Status::Active {
         return Ok(());
     }
-    let (uri, _) = parse_url(&subscription.url).map_err(Pause)?;
-    let filter = filter(&subscription.filter)?;
-    let mut sight = owner_sight(shared, &subscription)?;
+    let (url, _) = parse_url(&subscription.url).map_err(Pause)?;
+    let uri = target(&url).map_err(Pause)?;
+    let mut filter = filter(&subscription.filter)?;
+    let owner = subscription.owner.clone();
+    let mut sight = Sight::new(owner_caller(shared, &owner)?, shared.storage.clone());
     let mut committed = shared.committed.clone();
     let mut next = subscription.next;
     let mut failing_since_ms = subscription.failing_since_ms;
+    let mut durable_at = tokio::time::Instant::now();
     let max = shared.settings.batch_events_max.max(1);
     info!(subscription = id, url = %subscription.url, "delivering webhook");
     loop {
         committed.borrow_and_update();
-        let (batch, after) = gather(shared, &filter, &mut sight, next, max)?;
+        // Off the async threads; the owner is looked up again each time, so a revoked key
+        // or a closed account stops its deliveries at once.
+        let task = {
+            let shared = shared.clone();
+            let owner = owner.clone();
+            tokio::task::spawn_blocking(move || {
+                let caller = owner_caller(&shared, &owner)?;
+                if caller != sight.caller {
+                    sight = Sight::new(caller, shared.storage.clone());
+                }
+                let found = scan(&shared, &filter, &mut sight, next, max);
+                found.map(|found| (found, filter, sight))
+            })
+        };
+        let (found, kept_filter, kept_sight) = task.await??;
+        (filter, sight) = (kept_filter, kept_sight);
+        let Scan { batch, after, more } = found;
         if batch.is_empty() {
             next = after;
-            if committed.changed().await.is_err() {
+            if !more && committed.changed().await.is_err() {
                 return Ok(());
             }
             continue;
@@ -223,28 +315,21 @@ async fn deliver(shared: &Arc<Shared>, id: u64, generation: u64) -> Result<(), P
             match post(shared, &uri, body.clone()).await {
                 Ok(()) => {
                     shared.metrics.webhook_deliveries.inc("ok");
-                    shared
-                        .metrics
-                        .webhook_events_delivered
-                        .inc_by(batch.len() as u64);
-                    let registry = shared.registry.clone();
                     let count = batch.len() as u64;
-                    let moved = tokio::task::spawn_blocking(move || {
-                        registry.update(id, false, |s| {
-                            if s.generation != generation {
-                                return false;
-                            }
-                            s.next = after;
-                            s.delivered = s.delivered.saturating_add(count);
-                            s.failing_since_ms = None;
-                            s.last_error = None;
-                            true
-                        })
+                    shared.metrics.webhook_events_delivered.inc_by(count);
+                    let durable = durable_at.elapsed() >= DURABLE_EVERY;
+                    let moved = record(shared, id, generation, durable, move |s| {
+                        s.next = after;
+                        s.delivered = s.delivered.saturating_add(count);
+                        s.failing_since_ms = None;
+                        s.last_error = None;
                     })
-                    .await??;
-                    if moved.is_none() {
-                        // Replayed or removed meanwhile: the newer task (if any) goes on.
+                    .await?;
+                    if !moved {
                         return Ok(());
+                    }
+                    if durable {
+                        durable_at = tokio::time::Instant::now();
                     }
                     failing_since_ms = None;
                     break;
@@ -260,19 +345,12 @@ async fn deliver(shared: &Arc<Shared>, id: u64, generation: u64) -> Result<(), P
                             now.saturating_sub(since)
                         )));
                     }
-                    let registry = shared.registry.clone();
-                    let noted = tokio::task::spawn_blocking(move || {
-                        registry.update(id, false, |s| {
-                            if s.generation != generation {
-                                return false;
-                            }
-                            s.failing_since_ms = Some(since);
-                            s.last_error = Some(reason);
-                            true
-                        })
+                    let noted = record(shared, id, generation, false, move |s| {
+                        s.failing_since_ms = Some(since);
+                        s.last_error = Some(reason);
                     })
-                    .await??;
-                    if noted.is_none() {
+                    .await?;
+                    if !noted {
                         return Ok(());
                     }
                     tokio::time::sleep(Duration::from_millis(backoff)).await;

@@ -4,7 +4,8 @@
 //!
 //! **What a party gets.** A subscription belongs to the party that signed the request
 //! making it (`institution:ID` or `account:ID`); it carries exactly the events that party's
-//! own `/v1/events` stream would (see `api::caller`), narrowed by the stream's filter
+//! own `/v1/events` stream would (see `api::caller`; the owner is looked up again at every
+//! scan, and one the API would refuse, a revoked key, pauses it), narrowed by the stream's filter
 //! fields, in the stream's order, with the stream's ids (`"{height}:{index}"`). Delivery is
 //! at least once, in order per subscription: a batch is sent again until the endpoint
 //! answers 2xx, and the next batch waits for it. A receiver keeps the last id it
@@ -23,7 +24,10 @@
 //! Signatures (as clients sign their requests to the node, `api::signature`): covered
 //! `@method`, `@authority`, `@path`, `@query` and `content-digest`,
 //! `keyid="node:{public key}"`.
-//! The SDK's `client::webhook::verify` checks one; the key is in every subscription's view.
+//! The SDK's `client::webhook::verify_delivery` checks one, for the receiver's own
+//! subscription id (the node signs every party's deliveries alike, so an endpoint must
+//! refuse another subscription's, which anyone could aim at its URL); the key is in every
+//! subscription's view.
 //!
 //! **Attackers.**
 //! - *Another party* (a competing bank, a customer): reads, replays or removes only its own
@@ -88,7 +92,8 @@ pub struct Entry {
 }
 
 mod defaults {
-    /// A day: an endpoint down over a night comes back to every event.
+    /// A day: an endpoint down over a night comes back to every event (on a node that keeps
+    /// the blocks: a cursor below `[pruning] keep_blocks` pauses the subscription).
     pub fn retry_for_ms() -> u64 {
         86_400_000
     }
@@ -107,8 +112,10 @@ mod defaults {
     pub fn per_party_max() -> u64 {
         8
     }
+    /// Each active subscription's task remembers up to 10,000 lookups of who holds what
+    /// (its owner's `Sight`), well under a megabyte: 256 of them stay within a node's means.
     pub fn subscriptions_max() -> u64 {
-        1_024
+        256
     }
 }
 
@@ -270,6 +277,10 @@ struct Shared {
 pub struct Webhooks {
     shared: Arc<Shared>,
     tasks: Mutex<BTreeMap<u64, JoinHandle<()>>>,
+    /// Held across a change of a subscription and the restart of its task, so two replays
+    /// (or a replay and a removal) at once cannot leave a task for an older generation, or
+    /// one for a removed subscription.
+    changing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -308,6 +319,7 @@ impl Webhooks {
                 metrics,
             }),
             tasks: Mutex::new(BTreeMap::new()),
+            changing: Mutex::new(()),
         });
         for subscription in webhooks.shared.registry.all()? {
             if subscription.status == Status::Active {
@@ -329,6 +341,12 @@ impl Webhooks {
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, JoinHandle<()>>> {
         self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -393,6 +411,7 @@ impl Webhooks {
             },
         )?;
         let subscription = admitted?;
+        let _changing = self.changing();
         self.spawn(&subscription);
         Ok(subscription)
     }
@@ -415,6 +434,7 @@ impl Webhooks {
 
     /// Removes `owner`'s subscription `id`; whether there was one.
     pub fn remove(&self, owner: &str, id: u64) -> Result<bool, WebhookError> {
+        let _changing = self.changing();
         if self.owned(owner, id)?.is_none() {
             return Ok(false);
         }
@@ -430,6 +450,7 @@ impl Webhooks {
         id: u64,
         from: Option<(u64, u32)>,
     ) -> Result<Option<Subscription>, WebhookError> {
+        let _changing = self.changing();
         if self.owned(owner, id)?.is_none() {
             return Ok(None);
         }

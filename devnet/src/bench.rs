@@ -81,6 +81,10 @@ pub struct Options {
     /// Transactions per request: 1 posts each to `/v1/transactions`, more post them
     /// together to `/v1/transactions/batch`.
     pub batch: usize,
+    /// Webhook subscriptions registered on each validator before the load, as the
+    /// regulator (who sees every event), all to an endpoint that takes connections and never
+    /// answers: what a dead merchant endpoint costs the chain.
+    pub webhooks: usize,
 }
 
 /// The figures; the JSON line is this, serialized.
@@ -91,6 +95,8 @@ pub struct Report {
     pub target_rate: Option<u64>,
     /// Transactions per submission request.
     pub batch: usize,
+    /// Webhook subscriptions to a never-answering endpoint, per validator.
+    pub webhooks: usize,
     pub validators: usize,
     pub wallets: usize,
     pub prepared: u64,
@@ -294,6 +300,11 @@ pub async fn run(
     .clamp(1, PREPARED_MAX);
     let wallets_count = wallets_for(prepared_count);
     let in_flight = load_workers(wallets_count, options.batch);
+    let black_hole = if options.webhooks > 0 {
+        Some(black_hole_webhooks(layout, validators, options.webhooks).await?)
+    } else {
+        None
+    };
     let Funded {
         apis,
         mut walker,
@@ -334,6 +345,9 @@ pub async fn run(
         apis.len()
     );
     let outcome = drive(&apis, &mut walker, load, index, options, in_flight).await?;
+    if let Some(black_hole) = black_hole {
+        black_hole.remove().await;
+    }
     let node_peak_mib = pids
         .iter()
         .map(|n| NodeMemory {
@@ -355,6 +369,7 @@ pub async fn run(
         duration_s: options.duration_s,
         target_rate: options.rate,
         batch: options.batch,
+        webhooks: options.webhooks,
         validators: apis.len(),
         wallets: wallets_count,
         prepared: prepared_count,
@@ -414,10 +429,90 @@ pub fn print(report: &Report, json: bool) -> Result<()> {
         "  ceiling {:.0} tx/s ({} cores × {:.0} verifications/s ÷ {} validators); ratio {:.3}",
         report.ceiling_tps, report.cores, report.verify_per_s, report.validators, report.ratio
     );
+    if report.webhooks > 0 {
+        println!(
+            "  with {} webhook subscriptions per validator to an endpoint that never answers",
+            report.webhooks
+        );
+    }
     if json {
         println!("{}", serde_json::to_string(report)?);
     }
     Ok(())
+}
+
+/// Listens on the devnet's webhook sink and never answers: each connection is read to its
+/// end (so the nodes' timed-out requests free their sockets) and dropped. Registers `count`
+/// subscriptions on each validator, as the regulator, to it. The listener stops when the
+/// answer is dropped.
+async fn black_hole_webhooks(
+    layout: &Layout,
+    validators: &[SocketAddr],
+    count: usize,
+) -> Result<BlackHole> {
+    let sink = layout
+        .manifest
+        .webhook_sink
+        .context("this devnet was made before webhooks: it has no webhook sink; make a new one")?;
+    let listener = tokio::net::TcpListener::bind(sink)
+        .await
+        .with_context(|| format!("listening on the webhook sink {sink}"))?;
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while matches!(
+                    tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await,
+                    Ok(n) if n > 0
+                ) {}
+            });
+        }
+    });
+    let mut hole = BlackHole {
+        _listener: AbortOnDrop(task),
+        subscriptions: Vec::new(),
+    };
+    for address in validators {
+        let api = layout.regulator_api_at(*address)?;
+        for i in 0..count {
+            let made = api
+                .subscribe_webhook(&tally_node::client::webhook::NewSubscription {
+                    url: format!("http://{sink}/never-answers/{i}"),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("registering webhook {i} on {address}"))?;
+            hole.subscriptions.push((api.clone(), made.id));
+        }
+    }
+    eprintln!("{count} webhook subscriptions on each validator to {sink}, which never answers");
+    Ok(hole)
+}
+
+/// The never-answering endpoint and the subscriptions aimed at it.
+struct BlackHole {
+    _listener: AbortOnDrop,
+    subscriptions: Vec<(Api, u64)>,
+}
+
+impl BlackHole {
+    /// Removes the subscriptions, so a devnet kept (`--dir`) is left as it was.
+    async fn remove(self) {
+        for (api, id) in &self.subscriptions {
+            if let Err(e) = api.remove_webhook(*id).await {
+                eprintln!("removing webhook {id}: {e}");
+            }
+        }
+    }
+}
+
+/// Aborts its task when dropped: at the end of the run, or when a registration fails.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn now_ms() -> u64 {

@@ -126,6 +126,10 @@ pub struct Manifest {
     /// Each institution's credential for the API: who it is and its key file (relative).
     #[serde(default)]
     pub credentials: Vec<CredentialSpec>,
+    /// Where the devnet's nodes may deliver webhooks (`[webhooks] allow`): one loopback
+    /// port, reserved with the nodes' (the bench's black-hole endpoint, a merchant's shop).
+    #[serde(default)]
+    pub webhook_sink: Option<SocketAddr>,
 }
 
 /// An institution's API credential as `devnet.json` records it.
@@ -216,7 +220,8 @@ impl Layout {
             .map(|i| (format!("validator-{i}"), NodeMode::Validator))
             .chain((0..observers).map(|i| (format!("audit-{i}"), NodeMode::Audit)))
             .collect();
-        let addresses = crate::ports::reserve_loopback_addresses(names.len() * 2)?;
+        let mut addresses = crate::ports::reserve_loopback_addresses(names.len() * 2 + 1)?;
+        let webhook_sink = addresses.pop();
         let mut nodes = Vec::new();
         for ((name, mode), pair) in names.into_iter().zip(addresses.chunks(2)) {
             let [p2p_address, api_address] = pair else {
@@ -254,6 +259,7 @@ impl Layout {
                     key_file: PathBuf::from("institutions").join(format!("{}.key", i.name)),
                 })
                 .collect(),
+            webhook_sink,
         };
         let layout = Layout {
             dir: dir.to_path_buf(),
@@ -504,6 +510,12 @@ impl Layout {
             "\n[api]\ntls_cert_file = \"api-cert.pem\"\ntls_key_file = \"api-key.pem\"\n\
              metrics_public = true\n",
         );
+        if let Some(sink) = self.manifest.webhook_sink {
+            // Webhooks go to the devnet's one sink, and nowhere else.
+            text.push_str(&format!(
+                "\n[webhooks]\nallow = [\"http://{sink}\"]\nper_party_max = 256\n"
+            ));
+        }
         for peer in self.validators().filter(|v| v.name != node.name) {
             text.push_str(&format!(
                 "\n[[peers]]\naddress = \"{}\"\npublic_key = \"{}\"\n",

@@ -1,5 +1,6 @@
 //! The devnet as a library: the layout of a local network on disk (keys, genesis, configs),
-//! its `tally` node processes, the HTTP client that signs and submits, the payment story and
+//! its `tally` node processes, the HTTP client that signs and submits, the payment story (with
+//! a merchant's webhook endpoint, `shop`) and
 //! the load generators (bench and soak) and the join benchmark. The `tally-devnet` binary is a thin command line over these; the
 //! cross-crate fault suites in `tests/` drive real node processes through them too.
 
@@ -14,5 +15,6 @@ pub mod layout;
 pub mod panels;
 mod ports;
 pub mod processes;
+pub mod shop;
 pub mod soak;
 pub mod story;

@@ -84,6 +84,10 @@ enum DevnetCommand {
         /// Running validators' APIs, e.g. https://127.0.0.1:8080 (requires --dir).
         #[arg(long, value_name = "URL", requires = "dir", num_args = 1..)]
         api: Vec<String>,
+        /// Webhook subscriptions to register on each validator (as the regulator, for every
+        /// event) to an endpoint that never answers: a dead merchant's cost to the chain.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+        webhooks: u16,
     },
     /// Steady paced transfers on a devnet this command starts, for a long time, sampling
     /// every node's memory (RSS) and data directory on disk and the commit latency; prints
@@ -177,6 +181,7 @@ fn main() -> std::process::ExitCode {
                 batch,
                 dir,
                 api,
+                webhooks,
             } => {
                 let options = bench::Options {
                     duration_s: duration,
@@ -184,6 +189,7 @@ fn main() -> std::process::ExitCode {
                     mix,
                     json,
                     batch: usize::from(batch),
+                    webhooks: usize::from(webhooks),
                 };
                 bench(options, dir, api).await
             }
@@ -220,6 +226,7 @@ fn main() -> std::process::ExitCode {
                     mix: bench::Mix::Transfers,
                     json: false,
                     batch: 64,
+                    webhooks: 0,
                 };
                 join(load, json, dir).await
             }

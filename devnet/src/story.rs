@@ -119,6 +119,13 @@ struct Story {
     /// The last validator's name and data directory (backed up while it runs), and where its
     /// backup is restored to be checked.
     backed_up: Option<(String, PathBuf, PathBuf)>,
+    /// The devnet's webhook sink and the submitting node's key (what deliveries are signed
+    /// with); `None` for a devnet made before webhooks.
+    webhook_sink: Option<(SocketAddr, tally_crypto::PublicKey)>,
+    /// The submitting node's API, signed as Tea House.
+    as_tea_house: Api,
+    /// Tea House's shop endpoint and its subscription, once it subscribed.
+    shop: Option<(crate::shop::Shop, u64)>,
 }
 
 /// How long a proof may lag behind a read of the head: the genesis heartbeat (3 s) commits an
@@ -199,9 +206,19 @@ pub async fn tell(layout: &Layout, submit_to: SocketAddr) -> Summary {
         "Alice pays Book Store into escrow, then cancels her payment: the hold is voided and the order open again; Book Store cancels it",
         r,
     );
+    let r = story.shop_subscribes().await;
+    story.record(
+        "Tea House's shop registers a webhook for its collections",
+        r,
+    );
     let r = story.payment_code().await;
     story.record(
         "Offline: Tea House collects ¥30.00 with Alice's payment code",
+        r,
+    );
+    let r = story.shop_notified().await;
+    story.record(
+        "Tea House's shop is notified of the ¥30.00 by webhook, signed by the node",
         r,
     );
     let r = story.merchant_qr().await;
@@ -325,6 +342,13 @@ impl Story {
             regulator_x25519: layout.encryption_key(REGULATOR)?,
             bank_b_x25519: layout.encryption_key(BANK_B)?,
         };
+        let as_tea_house =
+            layout
+                .api_at(submit_to)?
+                .signed_as(crate::client::Credential::of_party(
+                    cast.tea_house.party(),
+                    cast.tea_house.key.clone(),
+                ));
         Ok(Story {
             cast,
             chain_id: layout.manifest.chain_id.clone(),
@@ -351,6 +375,16 @@ impl Story {
             audit_verified_height: None,
             genesis: tally_node::genesis::GenesisFile::load(&layout.dir.join("genesis.json"))?,
             travel_rule_tx: None,
+            webhook_sink: layout.manifest.webhook_sink.and_then(|sink| {
+                layout
+                    .manifest
+                    .nodes
+                    .iter()
+                    .find(|n| n.api_address == submit_to)
+                    .map(|n| (sink, n.public_key))
+            }),
+            as_tea_house,
+            shop: None,
             backed_up: layout.validators().last().map(|n| {
                 (
                     n.name.clone(),
@@ -853,6 +887,73 @@ impl Story {
             .await?;
         ensure!(view.used, "the API does not show the code as used");
         Ok("OK: CollectedByCode ¥30.00; the code is now marked used".to_string())
+    }
+
+    /// Tea House's shop listens on the devnet's webhook sink and subscribes to its
+    /// collections on the submitting node.
+    async fn shop_subscribes(&mut self) -> Result<String> {
+        let Some((sink, node)) = self.webhook_sink else {
+            return Ok(
+                "SKIPPED: this devnet was made before webhooks (devnet.json names no webhook sink)"
+                    .to_string(),
+            );
+        };
+        let view = self
+            .as_tea_house
+            .subscribe_webhook(&crate::client::webhook::NewSubscription {
+                url: format!("http://{sink}/tea-house/tally"),
+                kinds: vec!["CollectedByCode".to_string()],
+                ..Default::default()
+            })
+            .await?;
+        ensure!(
+            view.signed_by == tally_node::webhooks::keyid(&node),
+            "deliveries are signed by {}, not by the node's key",
+            view.signed_by
+        );
+        let shop = crate::shop::Shop::open(sink, node, view.id).await?;
+        let told = format!(
+            "OK: webhook {} to {} for CollectedByCode from event {}",
+            view.id, view.url, view.next
+        );
+        self.shop = Some((shop, view.id));
+        Ok(told)
+    }
+
+    /// The shop's delivery of the collection, checked against the node's key.
+    async fn shop_notified(&mut self) -> Result<String> {
+        if self.webhook_sink.is_none() {
+            return Ok("SKIPPED: no webhook sink on this devnet".to_string());
+        }
+        let (shop, id) = self
+            .shop
+            .as_mut()
+            .context("the shop never subscribed (the step before failed)")?;
+        let id = *id;
+        let delivery = shop.next(Duration::from_secs(15)).await?;
+        let event = delivery.events.first().context("an empty delivery")?;
+        let Event::CollectedByCode {
+            merchant, amount, ..
+        } = &event.event
+        else {
+            bail!(
+                "the shop was sent {} instead of CollectedByCode",
+                event.kind
+            );
+        };
+        ensure!(
+            *merchant == self.cast.tea_house.id && *amount == 3_000,
+            "the shop was told of ¥{} to account {}",
+            yuan(i128::from(*amount)),
+            merchant.0
+        );
+        let told = format!(
+            "OK: event {} (CollectedByCode ¥30.00) delivered to webhook {id}, its signature checked against the node's key; the shop unsubscribes",
+            event.id
+        );
+        self.as_tea_house.remove_webhook(id).await?;
+        self.shop = None;
+        Ok(told)
     }
 
     async fn merchant_qr(&mut self) -> Result<String> {

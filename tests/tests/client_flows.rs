@@ -1526,11 +1526,84 @@ fn every_client_command_runs_every_flow_end_to_end() {
         "{revoked:?}"
     );
 
+    webhooks(&net);
+
     let elapsed = started.elapsed();
     eprintln!(
         "client flows: network up in {:.1} s, all commands in {:.1} s",
         network_up.as_secs_f64(),
         (elapsed - network_up).as_secs_f64()
+    );
+}
+
+/// `tally webhook`, as Bank A: subscribe at the devnet's sink, list, show, replay from the
+/// first event, remove; Bank B cannot read Bank A's; an origin the operator did not allow
+/// is refused.
+fn webhooks(net: &Devnet) {
+    let json = |run: &Run| -> Value {
+        assert!(run.success, "{}{}", run.stdout, run.stderr);
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let sink = net
+        .layout
+        .manifest
+        .webhook_sink
+        .expect("a devnet has a webhook sink");
+    let url = format!("http://{sink}/bank-a");
+    let made = json(&net.run_as(
+        &[
+            "webhook",
+            "subscribe",
+            "--url",
+            &url,
+            "--kind",
+            "TransferReceived",
+        ],
+        BANK_A,
+    ));
+    assert_eq!(made["owner"], "institution:1", "{made}");
+    assert_eq!(made["kinds"][0], "TransferReceived", "{made}");
+    let hook_id = made["id"].as_u64().unwrap();
+    let hook = hook_id.to_string();
+    let listed = json(&net.run_as(&["webhook", "list"], BANK_A));
+    assert!(
+        listed["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"].as_u64() == Some(hook_id)),
+        "{listed}"
+    );
+    assert_eq!(
+        json(&net.run_as(&["webhook", "show", &hook], BANK_A))["url"],
+        url
+    );
+    let replayed = json(&net.run_as(&["webhook", "replay", &hook, "--from", "1:0"], BANK_A));
+    assert_eq!(replayed["next"], "1:0", "{replayed}");
+    assert_eq!(replayed["status"], "active", "{replayed}");
+    let other = net.run_as(&["webhook", "show", &hook], BANK_B);
+    assert!(
+        !other.success && other.stderr.contains("NOT_FOUND"),
+        "{other:?}"
+    );
+    let elsewhere = net.run_as(
+        &[
+            "webhook",
+            "subscribe",
+            "--url",
+            "http://169.254.169.254/latest",
+        ],
+        BANK_A,
+    );
+    assert!(
+        !elsewhere.success && elsewhere.stderr.contains("URL_NOT_ALLOWED"),
+        "{elsewhere:?}"
+    );
+    assert!(net.run_as(&["webhook", "remove", &hook], BANK_A).success);
+    let gone = net.run_as(&["webhook", "show", &hook], BANK_A);
+    assert!(
+        !gone.success && gone.stderr.contains("NOT_FOUND"),
+        "{gone:?}"
     );
 }
 

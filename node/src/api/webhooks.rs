@@ -31,16 +31,23 @@ use super::events::Filter;
 use super::params::{self, ApiPath, Position};
 use crate::webhooks::{EventFilter, Status, Subscription, WebhookError, Webhooks};
 
-#[derive(Debug, Deserialize)]
+/// What a party asks for: the URL and the event stream's filter fields. The client sends
+/// this same type (`client::webhook`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SubscribeRequest {
-    url: String,
-    account: Option<String>,
-    merchant: Option<String>,
-    institution: Option<String>,
-    #[serde(default)]
-    kinds: Vec<String>,
-    from: Option<String>,
+pub struct NewSubscription {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merchant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub institution: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// The first event id to deliver (`"height:index"`); default: the next block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,7 +199,7 @@ pub(super) async fn subscribe(
 ) -> Result<Response, ApiError> {
     let owner = owner(&caller)?;
     let webhooks = service(&api)?;
-    let request: SubscribeRequest = serde_json::from_slice(&bytes).map_err(|e| {
+    let request: NewSubscription = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(
             "BAD_BODY",
             format!(

@@ -17,24 +17,7 @@ use tally_crypto::{Hash, PublicKey};
 use super::ClientError;
 use super::api::{Answer, Api};
 use crate::api::signature::{self, SignatureError};
-pub use crate::api::webhooks::SubscriptionView;
-
-/// What a new subscription asks for: the URL, and the event stream's filter fields.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct NewSubscription {
-    pub url: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub merchant: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub institution: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kinds: Vec<String>,
-    /// The first event id to deliver (`"height:index"`); default: the next block.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-}
+pub use crate::api::webhooks::{NewSubscription, SubscriptionView};
 
 #[derive(Deserialize)]
 struct SubscriptionsView {

@@ -103,6 +103,21 @@ fn encode(subscription: &Subscription) -> Result<Vec<u8>, RegistryError> {
     serde_json::to_vec(subscription).map_err(|e| RegistryError::Damaged(e.to_string()))
 }
 
+/// Every subscription `table` holds, in id order.
+fn every(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+) -> Result<Vec<Subscription>, RegistryError> {
+    let mut found = Vec::new();
+    for entry in table
+        .range(SUBSCRIPTION_PREFIX..b"s0".as_slice())
+        .map_err(io)?
+    {
+        let (_, value) = entry.map_err(io)?;
+        found.push(decode(value.value())?);
+    }
+    Ok(found)
+}
+
 impl Registry {
     /// Opens (or creates) the registry in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Registry, RegistryError> {
@@ -124,16 +139,7 @@ impl Registry {
     /// Every subscription, in id order.
     pub fn all(&self) -> Result<Vec<Subscription>, RegistryError> {
         let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(SUBSCRIPTIONS).map_err(io)?;
-        let mut found = Vec::new();
-        for entry in table
-            .range(SUBSCRIPTION_PREFIX..b"s0".as_slice())
-            .map_err(io)?
-        {
-            let (_, value) = entry.map_err(io)?;
-            found.push(decode(value.value())?);
-        }
-        Ok(found)
+        every(&txn.open_table(SUBSCRIPTIONS).map_err(io)?)
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Subscription>, RegistryError> {
@@ -154,14 +160,7 @@ impl Registry {
         let subscription = {
             let mut table = txn.open_table(SUBSCRIPTIONS).map_err(io)?;
             // Read inside the write: the count checked is the count written against.
-            let mut current = Vec::new();
-            for entry in table
-                .range(SUBSCRIPTION_PREFIX..b"s0".as_slice())
-                .map_err(io)?
-            {
-                let (_, value) = entry.map_err(io)?;
-                current.push(decode(value.value())?);
-            }
+            let current = every(&table)?;
             if let Err(refused) = admit(&current) {
                 return Ok(Err(refused));
             }

@@ -25,10 +25,10 @@ use tally_contracts::{
 };
 use tally_crypto::{BatchVerifier, Hash, KeyCache, PublicKey, Signature, SigningKey};
 
-use tally_node::api::batch::{BatchAnswer, BatchOutcome, frame};
+use tally_wire::batch::{BatchAnswer, BatchOutcome, frame};
 
-use crate::client::{Api, Submitter, new_key};
 use crate::layout::{BANK_A, BANK_B, Layout, institution_id};
+use tally_sdk::{Api, Submitter, new_key};
 
 /// Concurrent submissions (each on its own kept-alive connection per validator).
 pub(crate) const IN_FLIGHT_MAX: usize = 128;
@@ -476,7 +476,7 @@ async fn black_hole_webhooks(
         let api = layout.regulator_api_at(*address)?;
         for i in 0..count {
             let made = api
-                .subscribe_webhook(&tally_node::client::webhook::NewSubscription {
+                .subscribe_webhook(&tally_sdk::webhook::NewSubscription {
                     url: format!("http://{sink}/never-answers/{i}"),
                     ..Default::default()
                 })

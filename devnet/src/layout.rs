@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use tally_contracts::InstitutionId;
 use tally_crypto::{IdentitySecret, KeyFile, PublicKey, SigningKey};
 
-use crate::client::travel_rule::SecretKey;
-use crate::client::{Api, ClientTls, Credential, new_key};
+use tally_sdk::travel_rule::SecretKey;
+use tally_sdk::{Api, ClientTls, Credential, new_key};
 
 /// The chain id every devnet uses.
 pub const CHAIN_ID: &str = "tally-devnet";

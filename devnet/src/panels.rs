@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
-use tally_node::client::Api;
+use tally_sdk::Api;
 
 /// What each panel must answer within.
 pub const PANEL_BAR: Duration = Duration::from_secs(1);

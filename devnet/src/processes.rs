@@ -13,8 +13,8 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::client::Api;
 use crate::layout::{Layout, NodeMode, NodeSpec, port_is_free};
+use tally_sdk::Api;
 
 /// How long the network may take to commit its first blocks.
 const FIRST_COMMIT_WAIT_MS: u64 = 60_000;

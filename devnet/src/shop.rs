@@ -1,6 +1,6 @@
 //! A merchant's shop endpoint, as a merchant would run one: it takes the node's webhook
 //! deliveries on the devnet's sink, checks each against the node's key
-//! and its own subscription (`tally_node::client::webhook::verify_delivery`) before
+//! and its own subscription (`tally_sdk::webhook::verify_delivery`) before
 //! believing it, answers 204 to a good one and 401 to anything else (another
 //! subscription's delivery included), and hands the checked deliveries to the story.
 
@@ -13,7 +13,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tally_crypto::PublicKey;
-use tally_node::client::webhook::{Delivery, verify_delivery};
+use tally_sdk::webhook::{Delivery, verify_delivery};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 

@@ -31,8 +31,8 @@ use crate::bench::{
     Submission, Wallet, fund_wallets, load_transaction, percentile, proc_status_kib,
     submit_until_answered, wallets_for,
 };
-use crate::client::Api;
 use crate::layout::Layout;
+use tally_sdk::Api;
 
 /// The highest `--rate`: far above what a devnet on one machine commits, and what keeps one
 /// interval's latencies (rate × sample interval) small.

@@ -18,13 +18,13 @@ use tally_contracts::{
 };
 use tally_crypto::{Hash, IdentitySecret, SigningKey};
 
-use crate::client::travel_rule::{self, Binding, PartyDetails, SecretKey, TravelRuleData};
-use crate::client::{Api, Receipt, Submitter, new_key};
 use crate::layout::{
     BANK_A, BANK_B, FX_PROVIDER, HK_BANK, InstitutionSpec, Layout, PLATFORM, REGULATOR,
     institution_id,
 };
 use crate::processes::Health;
+use tally_sdk::travel_rule::{self, Binding, PartyDetails, SecretKey, TravelRuleData};
+use tally_sdk::{Api, Receipt, Submitter, new_key};
 
 /// What Alice's transfer to Bob is for: the memo he reads with the money.
 const TRANSFER_MEMO: &str = "dinner last Friday";
@@ -342,13 +342,12 @@ impl Story {
             regulator_x25519: layout.encryption_key(REGULATOR)?,
             bank_b_x25519: layout.encryption_key(BANK_B)?,
         };
-        let as_tea_house =
-            layout
-                .api_at(submit_to)?
-                .signed_as(crate::client::Credential::of_party(
-                    cast.tea_house.party(),
-                    cast.tea_house.key.clone(),
-                ));
+        let as_tea_house = layout
+            .api_at(submit_to)?
+            .signed_as(tally_sdk::Credential::of_party(
+                cast.tea_house.party(),
+                cast.tea_house.key.clone(),
+            ));
         Ok(Story {
             cast,
             chain_id: layout.manifest.chain_id.clone(),
@@ -900,14 +899,14 @@ impl Story {
         };
         let view = self
             .as_tea_house
-            .subscribe_webhook(&crate::client::webhook::NewSubscription {
+            .subscribe_webhook(&tally_sdk::webhook::NewSubscription {
                 url: format!("http://{sink}/tea-house/tally"),
                 kinds: vec!["CollectedByCode".to_string()],
                 ..Default::default()
             })
             .await?;
         ensure!(
-            view.signed_by == tally_node::webhooks::keyid(&node),
+            view.signed_by == tally_wire::webhook::node_keyid(&node),
             "deliveries are signed by {}, not by the node's key",
             view.signed_by
         );
@@ -1703,7 +1702,7 @@ impl Story {
         let key = record.key();
         let path = format!("/v1/accounts/{}/proof", alice.id.0);
         let credential =
-            || crate::client::Credential::of_party(Party::Account(alice.id), alice.key.clone());
+            || tally_sdk::Credential::of_party(Party::Account(alice.id), alice.key.clone());
         let deadline = tokio::time::Instant::now() + Duration::from_millis(PROOF_WAIT_MS);
         let mut heights = Vec::new();
         for (name, api) in self

@@ -12,7 +12,7 @@
 //! - [`genesis`]: the genesis file and the description `tally genesis` builds it from.
 //! - [`validator_update`]: governance of the validator set, carried in blocks.
 //! - [`chain`]: the chain task: consensus, mempool, execution and block sync.
-//! - [`client`]: the HTTP client that signs and submits, and the `tally` flow commands.
+//! - [`client`]: the `tally` flow commands, over the client SDK (`tally-sdk`).
 //! - [`faults`]: test-only Byzantine behaviour, switched on by `[test_faults]` in the config.
 //! - [`proof`]: a proven ledger record as a node answers it, and the client's check of it.
 //! - [`admin`]: the admin socket in the data directory (`tally node backup` of a running node).

@@ -1465,7 +1465,7 @@ fn stale_signature(
     path: &str,
     key: &tally_crypto::SigningKey,
 ) -> Vec<(&'static str, String)> {
-    use tally_node::api::signature;
+    use tally_wire::signature;
     let created = i64::try_from(now_ms() / 1000).unwrap() - 600;
     let uri: hyper::Uri = path.parse().unwrap();
     let mut headers = hyper::HeaderMap::new();
@@ -1595,7 +1595,7 @@ async fn a_batch_is_answered_per_transaction_in_order() {
     let answer = post_bytes(
         &net.api,
         "/v1/transactions/batch",
-        api::batch::frame(&encoded),
+        tally_wire::batch::frame(&encoded),
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
@@ -1657,10 +1657,10 @@ async fn a_batch_is_answered_per_transaction_in_order() {
     assert_eq!(
         answer.results,
         vec![
-            api::batch::BatchOutcome::Pending {
+            tally_wire::batch::BatchOutcome::Pending {
                 hash: fourth.hash()
             },
-            api::batch::BatchOutcome::Refused {
+            tally_wire::batch::BatchOutcome::Refused {
                 hash: Some(third.hash()),
                 code: "ALREADY_COMMITTED".to_string(),
                 message: "the transaction is already in a committed block".to_string(),
@@ -1698,7 +1698,7 @@ async fn a_broken_or_oversized_batch_is_refused_whole() {
             || net.storage().tx_location(&hash).unwrap().is_some()
     };
     // The framing cut after a whole transaction.
-    let mut cut = api::batch::frame(std::slice::from_ref(&head));
+    let mut cut = tally_wire::batch::frame(std::slice::from_ref(&head));
     cut.extend_from_slice(&[0, 0, 1]);
     let bank = net.api.as_institution(BANK_A);
     post_bytes(&bank, path, cut)
@@ -1708,8 +1708,8 @@ async fn a_broken_or_oversized_batch_is_refused_whole() {
         .await
         .error(StatusCode::BAD_REQUEST, "MALFORMED_BATCH");
     let mut over = vec![head.clone()];
-    over.extend(vec![Vec::new(); api::batch::BATCH_TXS_MAX]);
-    post_bytes(&bank, path, api::batch::frame(&over))
+    over.extend(vec![Vec::new(); tally_wire::batch::BATCH_TXS_MAX]);
+    post_bytes(&bank, path, tally_wire::batch::frame(&over))
         .await
         .error(StatusCode::PAYLOAD_TOO_LARGE, "BATCH_TOO_LARGE");
     post_json(&bank, path, b"[{\"tx\": 1}]".to_vec())
@@ -1731,7 +1731,7 @@ async fn a_broken_or_oversized_batch_is_refused_whole() {
 
     // Six requests spent above: two tokens left, so a batch of three is refused whole.
     let three = vec![head.clone(), Vec::new(), Vec::new()];
-    post_bytes(&bank, path, api::batch::frame(&three))
+    post_bytes(&bank, path, tally_wire::batch::frame(&three))
         .await
         .error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS");
     assert!(
@@ -1744,7 +1744,7 @@ async fn a_broken_or_oversized_batch_is_refused_whole() {
     let answer = post_bytes(
         &net.api.as_institution(BANK_B),
         path,
-        api::batch::frame(&full),
+        tally_wire::batch::frame(&full),
     )
     .await;
     let body = answer.json();
@@ -1758,7 +1758,7 @@ async fn a_broken_or_oversized_batch_is_refused_whole() {
 
     // The audit node is read-only.
     let audit = net.audit_api.clone().unwrap();
-    post_bytes(&audit, path, api::batch::frame(&[head]))
+    post_bytes(&audit, path, tally_wire::batch::frame(&[head]))
         .await
         .error(StatusCode::FORBIDDEN, "READ_ONLY");
     net.shutdown().await;

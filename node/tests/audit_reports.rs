@@ -952,7 +952,7 @@ fn person(id: u128) -> Hash {
 }
 
 /// GET `path` as `as_whom`: (status, JSON body or null).
-async fn get_as(as_whom: &tally_node::client::Api, path: &str) -> Result<(StatusCode, Value)> {
+async fn get_as(as_whom: &tally_sdk::Api, path: &str) -> Result<(StatusCode, Value)> {
     let answer = tokio::time::timeout(http::REQUEST_WAIT, as_whom.get(path))
         .await
         .with_context(|| format!("GET {path}: no answer"))??;
@@ -1319,18 +1319,14 @@ async fn the_regulator_sees_open_disputes_sanctioned_accounts_and_structuring() 
     );
 
     // Only the regulator reads them: a bank and a consumer are refused, nobody is asked in.
-    let bank = server
-        .api
-        .signed_as(tally_node::client::Credential::of_party(
-            Party::Institution(BANK_A),
-            institution_key(BANK_A),
-        ));
-    let consumer = server
-        .api
-        .signed_as(tally_node::client::Credential::of_party(
-            Party::Account(AccountId(PAYEE)),
-            wallet_key(PAYEE),
-        ));
+    let bank = server.api.signed_as(tally_sdk::Credential::of_party(
+        Party::Institution(BANK_A),
+        institution_key(BANK_A),
+    ));
+    let consumer = server.api.signed_as(tally_sdk::Credential::of_party(
+        Party::Account(AccountId(PAYEE)),
+        wallet_key(PAYEE),
+    ));
     for path in [
         "/v1/audit/disputes".to_string(),
         "/v1/audit/sanctioned".to_string(),
@@ -1374,7 +1370,7 @@ async fn the_regulator_sees_open_disputes_sanctioned_accounts_and_structuring() 
 
 /// POST a JSON body as `as_whom`: (status, JSON body or null).
 async fn post_as(
-    as_whom: &tally_node::client::Api,
+    as_whom: &tally_sdk::Api,
     path: &str,
     body: &Value,
 ) -> Result<(StatusCode, Value)> {
@@ -1476,7 +1472,7 @@ async fn alerts_are_listed_with_their_first_sighting_and_acknowledged_by_the_reg
 
     // Bank A may neither read nor acknowledge them; anonymous callers are asked in.
     let regulator = http::client(audit)?;
-    let bank = regulator.signed_as(tally_node::client::Credential::of_party(
+    let bank = regulator.signed_as(tally_sdk::Credential::of_party(
         Party::Institution(BANK_A),
         institution_key(BANK_A),
     ));

@@ -415,10 +415,8 @@ fn health_of(api_line: &str, ca: &Path) -> Result<(u16, String)> {
         .enable_all()
         .build()?;
     let answer = runtime.block_on(async {
-        let tls = tally_node::client::ClientTls::from_ca_file(ca)?;
-        tally_node::client::Api::https(address, &tls)
-            .get("/health")
-            .await
+        let tls = tally_sdk::ClientTls::from_ca_file(ca)?;
+        tally_sdk::Api::https(address, &tls).get("/health").await
     })?;
     Ok((answer.status.as_u16(), text(&answer.body)))
 }

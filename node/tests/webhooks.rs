@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tally_contracts::*;
 use tally_crypto::{Hash, SigningKey};
-use tally_node::client::webhook::{DeliveryError, verify_delivery};
+use tally_sdk::webhook::{DeliveryError, verify_delivery};
 use tokio::task::JoinHandle;
 
 /// One POST the endpoint took.

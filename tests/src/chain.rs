@@ -26,9 +26,9 @@ use tally_contracts::{
     Account, AccountId, AccountKind, Currency, Event, InstitutionId, SignedTransaction,
 };
 use tally_crypto::Hash;
-use tally_devnet::client::Api;
 use tally_devnet::layout::INSTITUTIONS;
 use tally_node::block::{BlockHeader, BlockResults};
+use tally_sdk::Api;
 
 use crate::network::TestNet;
 

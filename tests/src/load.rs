@@ -16,8 +16,8 @@ use tally_contracts::{
     encoding,
 };
 use tally_crypto::{Hash, SigningKey};
-use tally_devnet::client::{Api, ClientError, Submitter};
 use tally_devnet::layout::{BANK_A, BANK_B, InstitutionSpec, Layout, institution_id};
+use tally_sdk::{Api, ClientError, Submitter};
 
 /// Each wallet's top-up, fen: the tier-1 single-payment limit.
 pub const TOP_UP_FEN: u64 = 500_000;

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
-use tally_devnet::client::Api;
 use tally_devnet::layout::{Layout, NodeMode, NodeSpec};
 use tally_devnet::processes::{Network, log_tail};
+use tally_sdk::Api;
 
 use crate::chain::BlockView;
 

@@ -23,9 +23,9 @@ use hyper::body::Incoming;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 use tally_contracts::{AccountId, Party, Transaction, TransferId, TxKind};
-use tally_devnet::client::{Api, Credential};
 use tally_devnet::layout::{BANK_A, BANK_B, Layout, REGULATOR, institution_id};
 use tally_node::api::{self, Scope};
+use tally_sdk::{Api, Credential};
 use tally_tests::load::{Wallet, make_wallets};
 use tally_tests::network::TestNet;
 
@@ -109,7 +109,7 @@ fn as_wallet(api: &Api, wallet: &Wallet) -> Api {
 }
 
 /// The answer's error code, or the status when it has none.
-fn code(answer: &tally_devnet::client::Answer) -> String {
+fn code(answer: &tally_sdk::Answer) -> String {
     serde_json::from_slice::<Value>(&answer.body)
         .ok()
         .and_then(|v| v["code"].as_str().map(str::to_string))

@@ -17,6 +17,11 @@ use tally_devnet::layout::{
 };
 use tally_devnet::processes::Network;
 
+/// The SDK README's example, as the README shows it (a unit test of `tally-sdk` holds the
+/// two equal).
+#[path = "../../sdk/readme_example.rs"]
+mod readme_example;
+
 /// Validators of the test network; the audit node follows them.
 const VALIDATORS: usize = 4;
 
@@ -1527,6 +1532,7 @@ fn every_client_command_runs_every_flow_end_to_end() {
     );
 
     webhooks(&net);
+    sdk_readme_example(&net, &alice);
 
     let elapsed = started.elapsed();
     eprintln!(
@@ -1534,6 +1540,35 @@ fn every_client_command_runs_every_flow_end_to_end() {
         network_up.as_secs_f64(),
         (elapsed - network_up).as_secs_f64()
     );
+}
+
+/// The SDK README's example against this network: Bank A opens a wallet for a new
+/// customer, Alice pays it 25.00 CNY, and the new wallet reads its balance.
+fn sdk_readme_example(net: &Devnet, alice_key: &str) {
+    const CUSTOMER: u128 = 1_777;
+    let key = |path: &str| tally_crypto::KeyFile::read(std::path::Path::new(path)).unwrap();
+    let (bank_key, alice) = (key(&net.institution_key(BANK_A)), key(alice_key));
+    let kyc = tally_node::client::flows::identity_digest(
+        &net.layout.identity_secret().unwrap(),
+        "sdk-readme-customer",
+    );
+    let alice_before = net.balance(ALICE);
+    let balance = net
+        .runtime
+        .block_on(readme_example::open_wallet_and_pay(
+            (
+                &net.api,
+                &net.layout.ca_cert_path(),
+                tally_devnet::layout::CHAIN_ID,
+            ),
+            (tally_contracts::InstitutionId(BANK_A.id), &bank_key),
+            (tally_contracts::AccountId(ALICE), &alice),
+            (tally_contracts::AccountId(CUSTOMER), kyc),
+        ))
+        .unwrap_or_else(|e| panic!("the SDK README's example: {e}"));
+    assert_eq!(balance, 2_500);
+    assert_eq!(net.balance(CUSTOMER), 2_500);
+    assert_eq!(net.balance(ALICE), alice_before - 2_500);
 }
 
 /// `tally webhook`, as Bank A: subscribe at the devnet's sink, list, show, replay from the

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use tally_contracts::{AccountId, Event, TransferId};
-use tally_devnet::client::Submitter;
 use tally_devnet::layout::NodeSpec;
+use tally_sdk::Submitter;
 use tally_tests::chain::{
     self, check_agreement, check_agreement_with_offender, check_committed_everywhere, check_ledger,
 };
@@ -915,7 +915,7 @@ async fn equivocation_seen(net: &mut TestNet, honest: &[usize]) -> Result<()> {
 /// Waits (bounded) until the audit node's `/v1/evidence` shows committed evidence, and checks
 /// that every item names validator `offender`. Answers the items.
 async fn evidence_shown_against(
-    audit: tally_devnet::client::Api,
+    audit: tally_sdk::Api,
     offender: u32,
 ) -> Result<Vec<serde_json::Value>> {
     let wait_until = deadline(LOAD_WAIT);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use tally_contracts::{AccountId, Party, SignedTransaction, Transaction, TransferId, TxKind};
 use tally_crypto::{Hash, SigningKey};
-use tally_devnet::client::{Api, ClientError};
+use tally_sdk::{Api, ClientError};
 use tally_tests::chain::{self, AccountView, TxStatus, check_agreement, check_ledger};
 use tally_tests::load::{self, Wallet};
 use tally_tests::network::TestNet;

@@ -50,9 +50,9 @@ use super::fair::ClientKey;
 use super::params::ApiQuery;
 use super::report::{self, REPORT_DISPUTES_MAX, Watchlist, party};
 use crate::chain::audit::read_evidence;
-use crate::client::money;
 use crate::config::Mode;
 use crate::storage::Storage;
+use tally_wire::money;
 
 /// A validator absent from more than half of an hour's certificates is named when the hour
 /// holds at least this many blocks (fewer say little).

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use tally_contracts::InstitutionId;
 
 use super::audit_activity::Activity;
-use crate::client::money;
+use tally_wire::money;
 
 /// The charts the page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //!
 //! `POST /v1/transactions/batch` takes either form of the single submission:
 //! - `application/octet-stream`: each transaction's canonical bytes, preceded by their
-//!   length as a 4-byte big-endian number ([`frame`] builds such a body);
+//!   length as a 4-byte big-endian number ([`tally_wire::batch::frame`] builds such a body);
 //! - `application/json`: an array of transactions in their JSON form.
 //!
 //! Every transaction is queued for admission before any answer is awaited, so the chain
@@ -25,9 +25,10 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
 use tally_contracts::{EncodedTransaction, SignedTransaction};
 use tally_crypto::Hash;
+
+use tally_wire::batch::{BATCH_TXS_MAX, BatchAnswer, BatchOutcome, LENGTH_BYTES};
 
 use super::error::ApiError;
 use super::fair::ClientKey;
@@ -35,54 +36,6 @@ use super::transactions::{Form, already_committed, form, from_json, malformed_js
 use super::{Api, ApiState};
 use crate::config::Mode;
 use crate::service::{Queued, SubmitError};
-
-/// The most transactions in one batch. The body limit holds about 250 simple transfers;
-/// the count keeps a batch's work bounded whatever its transactions' size.
-pub const BATCH_TXS_MAX: usize = 256;
-
-/// The length prefix of each transaction in a binary batch.
-const LENGTH_BYTES: usize = 4;
-
-/// One transaction's outcome in a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum BatchOutcome {
-    /// Taken into the mempool.
-    Pending { hash: Hash },
-    /// Not taken: the code and message a single submission would have been answered.
-    Refused {
-        /// The transaction's hash, when it decoded.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        hash: Option<Hash>,
-        code: String,
-        message: String,
-    },
-}
-
-/// The answer to a batch: how many were taken and refused, and each one's outcome in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchAnswer {
-    pub pending: usize,
-    pub refused: usize,
-    pub results: Vec<BatchOutcome>,
-}
-
-/// A binary batch body: each encoded transaction preceded by its length (4 bytes, big
-/// endian). A transaction is at most a few KiB, far below the prefix's bound.
-pub fn frame<T: AsRef<[u8]>>(encoded: &[T]) -> Vec<u8> {
-    let total = encoded
-        .iter()
-        .map(|e| LENGTH_BYTES + e.as_ref().len())
-        .sum();
-    let mut body = Vec::with_capacity(total);
-    for tx in encoded {
-        let tx = tx.as_ref();
-        let length = u32::try_from(tx.len()).unwrap_or(u32::MAX);
-        body.extend_from_slice(&length.to_be_bytes());
-        body.extend_from_slice(tx);
-    }
-    body
-}
 
 fn bad_batch(message: String) -> ApiError {
     ApiError::bad_request("MALFORMED_BATCH", message)
@@ -235,6 +188,7 @@ pub(super) async fn submit_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tally_wire::batch::frame;
 
     #[test]
     fn a_framed_batch_splits_back_into_its_transactions() {

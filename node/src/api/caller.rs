@@ -1,6 +1,6 @@
 //! Who is asking, and what they may read.
 //!
-//! A request signed (RFC 9421, see [`super::signature`]) with `keyid="institution:ID"` or
+//! A request signed (RFC 9421, see [`tally_wire::signature`]) with `keyid="institution:ID"` or
 //! `keyid="account:ID"` is checked against that party's key in the ledger state at the head:
 //! the institution's key, or the account's device key. A key rotated or recovered on chain
 //! takes effect with the block that commits it. An institution with the `REGULATOR` role is
@@ -22,10 +22,12 @@ use tally_contracts::{
     Account, AccountId, CycleId, Event, InstitutionId, OrderId, Party, Roles, query,
 };
 
+pub use tally_wire::KeyId;
+
 use super::error::ApiError;
 use super::events::{Reach, parties};
-use super::signature::{Message, Presented};
 use crate::storage::Storage;
+use tally_wire::signature::{Message, Presented};
 
 /// How old a signature's `created` may be: a captured request (it travels only inside TLS)
 /// cannot be replayed later than this.
@@ -34,48 +36,6 @@ pub const SIGNATURE_AGE_S_MAX: i64 = 300;
 pub const SIGNATURE_AHEAD_S_MAX: i64 = 60;
 /// The most entries a [`Sight`] remembers before it starts afresh (a long event stream).
 const SIGHT_CACHE_MAX: usize = 10_000;
-
-/// The party a request is signed as: what its `keyid` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum KeyId {
-    Institution(InstitutionId),
-    Account(AccountId),
-}
-
-impl KeyId {
-    pub fn parse(text: &str) -> Option<KeyId> {
-        let (kind, id) = text.split_once(':')?;
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        match kind {
-            "institution" => id
-                .parse()
-                .ok()
-                .map(|i| KeyId::Institution(InstitutionId(i))),
-            "account" => id.parse().ok().map(|a| KeyId::Account(AccountId(a))),
-            _ => None,
-        }
-    }
-}
-
-impl From<Party> for KeyId {
-    fn from(party: Party) -> KeyId {
-        match party {
-            Party::Institution(i) => KeyId::Institution(i),
-            Party::Account(a) => KeyId::Account(a),
-        }
-    }
-}
-
-impl std::fmt::Display for KeyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeyId::Institution(i) => write!(f, "institution:{}", i.0),
-            KeyId::Account(a) => write!(f, "account:{}", a.0),
-        }
-    }
-}
 
 /// Who made a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use tally_contracts::{Ledger, query};
 use super::error::ApiError;
 use super::ledger::AtHeight;
 use super::{ApiState, at_head};
-use crate::client::money;
+use tally_wire::money;
 
 #[derive(Debug, Serialize)]
 pub struct Directory {

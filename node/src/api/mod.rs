@@ -26,7 +26,6 @@ mod params;
 mod proofs;
 mod report;
 pub mod scope;
-pub mod signature;
 pub mod tls;
 mod transactions;
 pub(crate) mod webhooks;

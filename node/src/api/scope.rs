@@ -18,8 +18,8 @@ use serde::Serialize;
 use super::caller::{self, Caller, KeyId};
 use super::error::{self, ApiError};
 use super::fair::ClientKey;
-use super::signature::{self, Message};
 use super::{Api, REQUEST_BODY_BYTES_MAX};
+use tally_wire::signature::{self, Message};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,8 +1,8 @@
 //! TLS for the API (rustls with the ring provider; no OpenSSL): the node's server
-//! configuration from a certificate chain and key in PEM files, a client configuration that
-//! trusts one CA file, and the certificates a devnet uses (a CA and one server certificate
-//! per node for `127.0.0.1` and `localhost`), made with rcgen. A real institution brings its
-//! own certificate and key instead.
+//! configuration from a certificate chain and key in PEM files, and the certificates a
+//! devnet uses (a CA and one server certificate per node for `127.0.0.1` and `localhost`),
+//! made with rcgen. A real institution brings its own certificate and key instead. Clients
+//! trust a CA file through the SDK (`tally_sdk::tls`).
 //!
 //! Certificates are ECDSA P-256: what browsers (the regulator's page) and every TLS stack
 //! accept. Only TLS 1.3 and 1.2 with rustls' default cipher suites are offered.
@@ -72,22 +72,6 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<rustls::Server
         .map_err(|e| TlsError::Config(format!("{}: {e}", cert_file.display())))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// A client's TLS configuration trusting only the CA certificates in `ca_file`. It names no
-/// ALPN protocol: the HTTP client sets its own.
-pub fn client_config(ca_file: &Path) -> Result<rustls::ClientConfig, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certificates(ca_file)? {
-        roots
-            .add(cert)
-            .map_err(|e| pem_error(ca_file, format!("not a usable CA certificate: {e}")))?;
-    }
-    Ok(rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 /// A certificate and its private key, both PEM.

@@ -23,6 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
+use tally_wire::webhook::{NewSubscription, SubscriptionView};
 
 use super::ApiState;
 use super::caller::{Caller, credentials_required};
@@ -31,61 +32,10 @@ use super::events::Filter;
 use super::params::{self, ApiPath, Position};
 use crate::webhooks::{EventFilter, Status, Subscription, WebhookError, Webhooks};
 
-/// What a party asks for: the URL and the event stream's filter fields. The client sends
-/// this same type (`client::webhook`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSubscription {
-    pub url: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub merchant: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub institution: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub kinds: Vec<String>,
-    /// The first event id to deliver (`"height:index"`); default: the next block.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
     from: Option<String>,
-}
-
-/// A subscription as its owner reads it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubscriptionView {
-    pub id: u64,
-    pub owner: String,
-    pub url: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub merchant: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub institution: Option<String>,
-    pub kinds: Vec<String>,
-    /// The id of the next event to deliver (`"{height}:{index}"`).
-    pub next: String,
-    /// `active` or `paused`.
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub paused_reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub paused_at_ms: Option<u64>,
-    /// Events delivered and acknowledged.
-    pub delivered: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failing_since_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    pub created_ms: u64,
-    /// What deliveries are signed as (RFC 9421 `keyid`): `node:{public key}`.
-    pub signed_by: String,
 }
 
 #[derive(Debug, Serialize)]

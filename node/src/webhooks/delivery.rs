@@ -11,19 +11,14 @@ use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Uri};
 use serde::Serialize;
 use tally_contracts::{Roles, query};
-use tally_crypto::PublicKey;
+use tally_wire::signature;
+use tally_wire::webhook::node_keyid;
 use tracing::{info, warn};
 
 use super::{EventFilter, Shared, Status, Subscription, parse_url};
 use crate::api::caller::{Caller, KeyId, Sight};
 use crate::api::events::{EventView, Filter, of_block};
-use crate::api::signature;
 use crate::block::BlockResults;
-
-/// The `keyid` a node signs deliveries as.
-pub fn keyid(key: &PublicKey) -> String {
-    format!("node:{key}")
-}
 
 /// What a delivery's body holds.
 #[derive(Serialize)]
@@ -206,7 +201,7 @@ async fn post(shared: &Shared, uri: &Uri, body: Vec<u8>) -> Result<(), String> {
     };
     let covered = signature::covered(
         &signature::WEBHOOK_COVERED,
-        &keyid(&shared.key.public_key()),
+        &node_keyid(&shared.key.public_key()),
         crate::clock::now_s(),
     )
     .map_err(post_error)?;

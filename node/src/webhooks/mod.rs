@@ -21,10 +21,10 @@
 //! (`registry`), so writing them never waits for a block's commit.
 //!
 //! **Signatures.** Each delivery is signed by the node's key as RFC 9421 HTTP Message
-//! Signatures (as clients sign their requests to the node, `api::signature`): covered
+//! Signatures (as clients sign their requests to the node, `tally_wire::signature`): covered
 //! `@method`, `@authority`, `@path`, `@query` and `content-digest`,
 //! `keyid="node:{public key}"`.
-//! The SDK's `client::webhook::verify_delivery` checks one, for the receiver's own
+//! The SDK's `tally_sdk::webhook::verify_delivery` checks one, for the receiver's own
 //! subscription id (the node signs every party's deliveries alike, so an endpoint must
 //! refuse another subscription's, which anyone could aim at its URL); the key is in every
 //! subscription's view.
@@ -45,8 +45,6 @@
 
 mod delivery;
 pub mod registry;
-
-pub use delivery::keyid;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -269,7 +267,7 @@ struct Shared {
     storage: Storage,
     committed: watch::Receiver<u64>,
     key: SigningKey,
-    client: crate::client::api::HttpClient,
+    client: tally_sdk::api::HttpClient,
     metrics: Arc<Metrics>,
 }
 
@@ -303,14 +301,14 @@ impl Webhooks {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Webhooks>, WebhookError> {
         let tls = match &settings.ca_file {
-            Some(path) => crate::client::ClientTls::from_ca_file(path)
+            Some(path) => tally_sdk::ClientTls::from_ca_file(path)
                 .map_err(|e| WebhookError::Tls(e.to_string()))?,
-            None => crate::client::ClientTls::none(),
+            None => tally_sdk::ClientTls::none(),
         };
         let registry = Registry::open(data_dir)?;
         let webhooks = Arc::new(Webhooks {
             shared: Arc::new(Shared {
-                client: crate::client::api::http_client(&tls),
+                client: tally_sdk::api::http_client(&tls),
                 settings,
                 registry,
                 storage,
@@ -336,7 +334,7 @@ impl Webhooks {
 
     /// The `keyid` deliveries are signed as.
     pub fn keyid(&self) -> String {
-        delivery::keyid(&self.signing_key())
+        tally_wire::webhook::node_keyid(&self.signing_key())
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, JoinHandle<()>>> {

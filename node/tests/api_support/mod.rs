@@ -2,7 +2,7 @@
 //! sled in a temp dir, consensus, mempool) serving the real HTTP API over TLS on a loopback
 //! port, as `tally node run` does (`api::serve`, a certificate from a test CA), optionally
 //! followed by a second node in audit mode serving its own API; and helpers over the
-//! project's client (`tally_node::client::Api`) with a server-sent-event reader.
+//! project's client (`tally_sdk::Api`) with a server-sent-event reader.
 //!
 //! A [`Target`] is one node's API as one party: `net.api` is the validator's API signed as
 //! the regulator (who may read everything, so tests about other things see it all); a test
@@ -23,13 +23,13 @@ use tally_consensus::{TimeoutConfig, Validator};
 use tally_contracts::*;
 use tally_crypto::{Hash, KeyFile, PublicKey, SigningKey};
 use tally_node::api;
-use tally_node::api::caller::KeyId;
 use tally_node::block::BlockResults;
-use tally_node::client::{Api, ClientTls, Credential};
 use tally_node::config::Config;
 use tally_node::genesis::GenesisFile;
 use tally_node::network::PeerAddress;
 use tally_node::node::{Node, NodeOptions, wait_for_height};
+use tally_sdk::KeyId;
+use tally_sdk::{Api, ClientTls, Credential};
 use tokio::sync::oneshot;
 
 pub const CHAIN: &str = "tally-api-test";

@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use hyper::StatusCode;
 use tally_contracts::Party;
-use tally_node::client::{Api, ClientTls, Credential};
 use tally_node::node::Node;
+use tally_sdk::{Api, ClientTls, Credential};
 
 /// Every request of these helpers is answered within this, or fails.
 pub const REQUEST_WAIT: Duration = Duration::from_secs(30);

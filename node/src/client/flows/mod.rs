@@ -29,10 +29,10 @@ use tally_contracts::{
 };
 use tally_crypto::{Hash, IdentitySecret, KeyFile, Signature, SigningKey};
 
-use super::ClientError;
-use super::api::{Api, Receipt};
-use super::money::{self, Money, MoneyError, format_minor};
-use super::submitter::{AccountView, AtHeight, Submitter};
+use tally_sdk::ClientError;
+use tally_sdk::api::{Api, Receipt};
+use tally_sdk::money::{self, Money, MoneyError, format_minor};
+use tally_sdk::submitter::{AccountView, AtHeight, Submitter};
 
 mod args;
 mod bills;
@@ -84,7 +84,7 @@ pub enum CommandError {
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error(transparent)]
-    TravelRule(crate::client::travel_rule::TravelRuleError),
+    TravelRule(tally_sdk::travel_rule::TravelRuleError),
     /// A proven record the client does not believe.
     #[error("NOT VERIFIED: {0}")]
     NotVerified(#[from] crate::proof::ProofCheckError),
@@ -208,12 +208,12 @@ fn connect(connection: &Connection) -> Result<Api, CommandError> {
     match (&connection.as_party, &connection.as_key) {
         (None, None) => Ok(api),
         (Some(party), Some(file)) => {
-            let keyid = crate::api::caller::KeyId::parse(party).ok_or_else(|| {
+            let keyid = tally_sdk::KeyId::parse(party).ok_or_else(|| {
                 input(format!(
                     "--as {party}: name the party as account:ID or institution:ID"
                 ))
             })?;
-            Ok(api.signed_as(super::Credential::new(keyid, read_key(file)?)))
+            Ok(api.signed_as(tally_sdk::Credential::new(keyid, read_key(file)?)))
         }
         _ => Err(input("--as and --as-key go together")),
     }

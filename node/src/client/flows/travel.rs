@@ -1,12 +1,12 @@
 //! Travel-rule data in the client: an institution registers the X25519 key it receives
 //! under; a remittance's sender seals the data to the beneficiary's institution and a
-//! regulator; they open their copies. The sealing itself is `client::travel_rule`.
+//! regulator; they open their copies. The sealing itself is `tally_sdk::travel_rule`.
 
 use super::*;
-use crate::client::travel_rule::{
+use tally_contracts::{EncryptionKey, Institution, SealedTravelRule};
+use tally_sdk::travel_rule::{
     self, Binding, PartyDetails, SecretKey, TravelRuleData, TravelRuleError,
 };
-use tally_contracts::{EncryptionKey, Institution, SealedTravelRule};
 
 /// `tally institution set-encryption-key`: the key file's public key, registered; a new
 /// key file first when there is none.

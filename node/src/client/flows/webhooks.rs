@@ -1,8 +1,8 @@
 //! `tally webhook ...`: the --as party's webhook subscriptions, read and changed over the
-//! API (`client::webhook`); each answer told in words, or the node's JSON with --json.
+//! API (`tally_sdk::webhook`); each answer told in words, or the node's JSON with --json.
 
 use super::*;
-use crate::client::webhook::{NewSubscription, SubscriptionView};
+use tally_sdk::webhook::{NewSubscription, SubscriptionView};
 
 fn words(s: &SubscriptionView) -> String {
     let mut filter: Vec<String> = Vec::new();

@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use tally_contracts::{Party, Transaction, TxKind};
 use tally_crypto::SigningKey;
 
-use super::ClientError;
-use super::api::{Api, Credential, Receipt};
+use crate::ClientError;
+use crate::api::{Api, Credential, Receipt};
 
 /// Signs and submits on behalf of several senders, keeping each sender's next nonce.
 /// A sender's first nonce is read from the chain, so a client can join a running network.

@@ -13,11 +13,11 @@ use hyper::{HeaderMap, Method, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use tally_contracts::Event;
 use tally_crypto::{Hash, PublicKey};
+use tally_wire::signature::{self, SignatureError};
+pub use tally_wire::webhook::{NewSubscription, SubscriptionView};
 
-use super::ClientError;
-use super::api::{Answer, Api};
-use crate::api::signature::{self, SignatureError};
-pub use crate::api::webhooks::{NewSubscription, SubscriptionView};
+use crate::ClientError;
+use crate::api::{Answer, Api};
 
 #[derive(Deserialize)]
 struct SubscriptionsView {
@@ -151,7 +151,7 @@ pub fn verify_delivery(
     body: &[u8],
 ) -> Result<Delivery, DeliveryError> {
     let presented = signature::presented(headers)?.ok_or(DeliveryError::Unsigned)?;
-    let expected = crate::webhooks::keyid(node);
+    let expected = tally_wire::webhook::node_keyid(node);
     if presented.keyid != expected {
         return Err(DeliveryError::WrongSigner {
             expected,

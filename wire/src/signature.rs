@@ -20,7 +20,7 @@
 //! `@authority`, `@path`, `@query`, `@target-uri` and `@scheme`, and header fields by name
 //! without parameters. Anything else is refused with a reason, never skipped.
 
-use axum::http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, Method, Uri};
 use sfv::{BareItem, Dictionary, InnerList, Item, ListEntry, Parser};
 use sha2::Digest;
 use tally_crypto::{PublicKey, Signature};
@@ -39,7 +39,7 @@ pub const COMPONENTS_MAX: usize = 16;
 
 /// What the client signs: where the request goes, and its body's digest when it has one.
 pub const COVERED: [&str; 4] = ["@method", "@authority", "@path", "@query"];
-/// What a node signs on a webhook delivery (`crate::webhooks`): where it goes, and its body.
+/// What a node signs on a webhook delivery (a node's webhooks): where it goes, and its body.
 pub const WEBHOOK_COVERED: [&str; 5] =
     ["@method", "@authority", "@path", "@query", "content-digest"];
 
@@ -94,7 +94,7 @@ impl Message<'_> {
             Some(a) => a.as_str().to_string(),
             None => self
                 .headers
-                .get(axum::http::header::HOST)
+                .get(http::header::HOST)
                 .ok_or_else(|| component("@authority", "the request has no Host"))?
                 .to_str()
                 .map_err(|_| component("@authority", "Host is not text"))?
@@ -484,7 +484,7 @@ pub fn check_digest(headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureErr
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
     use tally_crypto::SigningKey;
 
     /// RFC 9421 appendix B.1.4, `test-key-ed25519`: the seed inside its PKCS#8 private key

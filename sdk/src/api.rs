@@ -1,6 +1,6 @@
 //! One node's HTTP API: over TLS (trusting the CA file the operator gives) or, where a node
 //! serves plain HTTP, without; each request signed (RFC 9421, see
-//! `tally_node::api::signature`) as the party whose credential the client holds, or sent
+//! `tally_wire::signature`) as the party whose credential the client holds, or sent
 //! without credentials. Connections are kept alive and reused (hyper's pooled client).
 //! Submitting waits for the committing block (`?wait_ms=`), then polls the transaction's
 //! status, both bounded.
@@ -23,10 +23,10 @@ use serde::{Deserialize, Serialize};
 use tally_contracts::{Event, Party, SignedTransaction, encoding};
 use tally_crypto::{Hash, SigningKey};
 
-use super::ClientError;
-use crate::api::batch::{self, BatchAnswer};
-use crate::api::caller::KeyId;
-use crate::api::signature;
+use tally_wire::batch::{self, BatchAnswer};
+use tally_wire::{ErrorBody, KeyId, signature};
+
+use crate::ClientError;
 
 /// The longest one HTTP request may take, connection included.
 const REQUEST_TIMEOUT_MS: u64 = 15_000;
@@ -58,14 +58,14 @@ impl std::fmt::Debug for ClientTls {
 impl ClientTls {
     /// Trusts the CA certificates in `ca_file` and nothing else.
     pub fn from_ca_file(ca_file: &Path) -> Result<ClientTls, ClientError> {
-        crate::api::tls::client_config(ca_file)
+        crate::tls::client_config(ca_file)
             .map(|c| ClientTls(Arc::new(c)))
             .map_err(|e| ClientError::Tls(e.to_string()))
     }
 
     /// A configuration for clients that never speak TLS (it trusts no root). The ring
     /// provider's safe defaults always build; the process default is the fallback.
-    pub(crate) fn none() -> ClientTls {
+    pub fn none() -> ClientTls {
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -107,7 +107,9 @@ impl Credential {
     }
 }
 
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The pooled HTTP/1 client under every [`Api`] (over rustls, or plain HTTP), for a caller
+/// that also posts to URLs other than a node's (a node's webhook deliveries).
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One node's HTTP API, as one party (or none). Cheap to clone: clones share connections.
 #[derive(Clone)]
@@ -140,16 +142,6 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// The API's error shape. `hash` names the transaction when the ledger executed and
-/// refused it.
-#[derive(Debug, Deserialize)]
-pub struct ApiErrorBody {
-    pub code: String,
-    pub message: String,
-    #[serde(default)]
-    pub hash: Option<Hash>,
-}
-
 impl Answer {
     /// The body as `T` when the status is 200, else the API's error.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
@@ -162,7 +154,7 @@ impl Answer {
 
     /// The answer as an error: the API's code and message, or the start of the body.
     pub fn error(&self) -> ClientError {
-        match serde_json::from_slice::<ApiErrorBody>(&self.body) {
+        match serde_json::from_slice::<ErrorBody>(&self.body) {
             Ok(e) => ClientError::Api {
                 status: self.status.as_u16(),
                 code: e.code,
@@ -196,7 +188,8 @@ fn connector(tls: &ClientTls) -> HttpsConnector<HttpConnector> {
         .wrap_connector(http)
 }
 
-pub(crate) fn http_client(tls: &ClientTls) -> HttpClient {
+/// A pooled client trusting what `tls` trusts, keeping idle connections alive.
+pub fn http_client(tls: &ClientTls) -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(IDLE_CONNECTIONS_MAX)
         .build(connector(tls))
@@ -345,12 +338,8 @@ impl Api {
                 uri: &target,
                 headers: &map,
             };
-            let list = signature::covered(
-                &covered,
-                &credential.keyid.to_string(),
-                crate::clock::now_s(),
-            )
-            .map_err(|e| self.transport(method, path, e))?;
+            let list = signature::covered(&covered, &credential.keyid.to_string(), now_s())
+                .map_err(|e| self.transport(method, path, e))?;
             let (input, value) = signature::sign(&message, &list, &credential.key)
                 .map_err(|e| self.transport(method, path, e))?;
             map.insert(
@@ -487,7 +476,7 @@ impl Api {
         match answer.status {
             StatusCode::OK => receipt_of(hash, &answer),
             StatusCode::UNPROCESSABLE_ENTITY => {
-                let error: ApiErrorBody =
+                let error: ErrorBody =
                     serde_json::from_slice(&answer.body).map_err(|_| answer.error())?;
                 // Only a rejection the ledger committed names the transaction.
                 if error.hash.is_none() {
@@ -568,6 +557,18 @@ impl Receipt {
         self.code == "OK"
     }
 
+    /// The receipt when the ledger accepted the transaction, else its refusal as an error.
+    pub fn accepted(self) -> Result<Receipt, ClientError> {
+        if self.is_ok() {
+            return Ok(self);
+        }
+        Err(ClientError::Refused {
+            hash: self.hash,
+            message: self.message.unwrap_or_default(),
+            code: self.code,
+        })
+    }
+
     /// The first event `pick` recognises, or an error naming what was missing.
     pub fn event<T>(
         &self,
@@ -614,4 +615,11 @@ fn receipt_of(hash: Hash, answer: &Answer) -> Result<Receipt, ClientError> {
         message: None,
         events: view.events.into_iter().map(|e| e.event).collect(),
     })
+}
+
+/// Seconds since the Unix epoch, for a signature's `created`.
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

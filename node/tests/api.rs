@@ -110,6 +110,13 @@ async fn submit_in_both_forms_then_status_until_committed() {
     let again = post_bytes(&net.api, "/v1/transactions", encoding::encode(&register)).await;
     let body = again.error(StatusCode::CONFLICT, "ALREADY_COMMITTED");
     assert_eq!(hex_of(&body["hash"]), register.hash().to_hex());
+    // The SDK sending it again (as after a lost answer) gets its one receipt, not an error.
+    let receipt = net.api.api.submit(&register).await.unwrap();
+    assert_eq!(
+        (receipt.code.as_str(), receipt.height),
+        ("OK", Some(height))
+    );
+    assert_eq!(receipt.hash, register.hash());
 
     // The binary form of a new transaction, waited for.
     let bind = net.sign(

@@ -127,7 +127,7 @@ fn delivered_to(inbox: &Inbox, path: &str, subscription: u64) -> Vec<(String, St
         )
         .unwrap_or_else(|e| panic!("a delivery that does not verify: {e}"));
         for event in delivery.events {
-            events.push((event.id, event.kind));
+            events.push((event.id, event.kind.into_owned()));
         }
     }
     events

@@ -18,12 +18,13 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use tally_contracts::{Event, Party, SignedTransaction, encoding};
 use tally_crypto::{Hash, SigningKey};
 
 use tally_wire::batch::{self, BatchAnswer};
+use tally_wire::transaction::TxView;
 use tally_wire::{ErrorBody, KeyId, signature};
 
 use crate::ClientError;
@@ -34,6 +35,12 @@ const REQUEST_TIMEOUT_MS: u64 = 15_000;
 const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// How long a submission asks the node to wait for the committing block.
 const SUBMIT_WAIT_MS: u64 = 10_000;
+/// The most times one submission is sent (see [`Api::submit`]).
+pub const SUBMIT_ATTEMPTS_MAX: u32 = 4;
+/// No submission is sent again after this long.
+pub const RESEND_MS_MAX: u64 = 30_000;
+/// The pause before the first resend; it doubles each time.
+const RESEND_PAUSE_MS_MIN: u64 = 250;
 /// After `wait_ms` ran out, how long we keep polling the transaction's status.
 const COMMIT_POLL_MS_MAX: u64 = 20_000;
 /// The pause between two polls of a transaction's status.
@@ -468,40 +475,82 @@ impl Api {
 
     /// Submits a signed transaction and waits until a block settles it. A refusal by the
     /// ledger is a receipt with its code; a refusal before any block (bad signature, wrong
-    /// chain, a busy node) is an error.
+    /// chain) is an error.
+    ///
+    /// Sending is idempotent, so a lost answer is sent again: the transaction's hash names
+    /// it, a node that holds it already answers `DUPLICATE` or `ALREADY_COMMITTED` (then the
+    /// receipt is read by hash), and the ledger's nonce executes it once whatever arrives.
+    /// The same bytes are resent when the connection broke or the time ran out (whether the
+    /// node took them is unknown) and when the node was busy (503, 429), up to
+    /// [`SUBMIT_ATTEMPTS_MAX`] sends within [`RESEND_MS_MAX`], pausing longer each time.
     pub async fn submit(&self, signed: &SignedTransaction) -> Result<Receipt, ClientError> {
         let hash = signed.hash();
         let path = format!("/v1/transactions?wait_ms={SUBMIT_WAIT_MS}");
-        let answer = self.post_transaction(&path, signed).await?;
-        match answer.status {
-            StatusCode::OK => receipt_of(hash, &answer),
-            StatusCode::UNPROCESSABLE_ENTITY => {
-                let error: ErrorBody =
-                    serde_json::from_slice(&answer.body).map_err(|_| answer.error())?;
-                // Only a rejection the ledger committed names the transaction.
-                if error.hash.is_none() {
-                    return Err(answer.error());
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(RESEND_PAUSE_MS_MIN);
+        let mut attempt = 1;
+        loop {
+            let resend_allowed = attempt < SUBMIT_ATTEMPTS_MAX
+                && started.elapsed() + pause < Duration::from_millis(RESEND_MS_MAX);
+            let answer = match self.post_transaction(&path, signed).await {
+                Ok(answer) => answer,
+                Err(ClientError::Transport { .. } | ClientError::Timeout { .. })
+                    if resend_allowed =>
+                {
+                    tokio::time::sleep(pause).await;
+                    (attempt, pause) = (attempt + 1, pause.saturating_mul(2));
+                    continue;
                 }
-                let height = self.committed_height(hash).await;
-                Ok(Receipt {
-                    hash,
-                    height,
-                    code: error.code,
-                    message: Some(error.message),
-                    events: Vec::new(),
-                })
+                Err(e) => return Err(e),
+            };
+            match answer.status {
+                StatusCode::OK => return receipt_of(hash, &answer),
+                StatusCode::UNPROCESSABLE_ENTITY => return self.refusal(hash, &answer).await,
+                // Taken, not committed within `wait_ms`; or taken by an earlier send.
+                StatusCode::ACCEPTED => return self.poll_committed(hash).await,
+                StatusCode::CONFLICT
+                    if matches!(
+                        answer.error().api_code(),
+                        Some("DUPLICATE" | "ALREADY_COMMITTED")
+                    ) =>
+                {
+                    return self.poll_committed(hash).await;
+                }
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+                    if resend_allowed =>
+                {
+                    tokio::time::sleep(pause).await;
+                    (attempt, pause) = (attempt + 1, pause.saturating_mul(2));
+                }
+                _ => return Err(answer.error()),
             }
-            // Taken, not committed within `wait_ms`: ask again, bounded.
-            StatusCode::ACCEPTED => self.poll_committed(hash).await,
-            _ => Err(answer.error()),
         }
+    }
+
+    /// A 422 answer: the ledger's refusal of a committed transaction (it names the
+    /// transaction), or a refusal before any block (it does not).
+    async fn refusal(&self, hash: Hash, answer: &Answer) -> Result<Receipt, ClientError> {
+        let error: ErrorBody = serde_json::from_slice(&answer.body).map_err(|_| answer.error())?;
+        if error.hash.is_none() {
+            return Err(answer.error());
+        }
+        let height = self.committed_height(hash).await;
+        Ok(Receipt {
+            hash,
+            height,
+            code: error.code,
+            message: Some(error.message),
+            events: Vec::new(),
+        })
     }
 
     /// The height that committed `hash`, if the node says so now.
     async fn committed_height(&self, hash: Hash) -> Option<u64> {
         let answer = self.get(&format!("/v1/transactions/{hash}")).await.ok()?;
-        let view: TxView = answer.json().ok()?;
-        view.height
+        match answer.json::<TxView>().ok()? {
+            TxView::Committed { height, .. } => Some(height),
+            TxView::Pending { .. } | TxView::Unknown { .. } => None,
+        }
     }
 
     async fn poll_committed(&self, hash: Hash) -> Result<Receipt, ClientError> {
@@ -509,8 +558,7 @@ impl Api {
         while tokio::time::Instant::now() < deadline {
             let answer = self.get(&format!("/v1/transactions/{hash}")).await?;
             if answer.status == StatusCode::OK {
-                let view: TxView = answer.json()?;
-                if view.status == "committed" {
+                if let TxView::Committed { .. } = answer.json::<TxView>()? {
                     return receipt_of(hash, &answer);
                 }
             } else if answer.status != StatusCode::NOT_FOUND {
@@ -582,39 +630,24 @@ impl Receipt {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct TxView {
-    status: String,
-    #[serde(default)]
-    height: Option<u64>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    events: Vec<EventView>,
-}
-
-#[derive(Debug, Deserialize)]
-struct EventView {
-    event: Event,
-}
-
 fn receipt_of(hash: Hash, answer: &Answer) -> Result<Receipt, ClientError> {
-    let view: TxView = answer.json()?;
-    if view.status != "committed" {
-        return Err(ClientError::Answer(format!(
-            "transaction {hash} is {}, not committed",
-            view.status
-        )));
+    match answer.json::<TxView>()? {
+        TxView::Committed {
+            height,
+            code,
+            events,
+            ..
+        } => Ok(Receipt {
+            hash,
+            height: Some(height),
+            code: code.into_owned(),
+            message: None,
+            events: events.into_iter().map(|e| e.event).collect(),
+        }),
+        TxView::Pending { .. } | TxView::Unknown { .. } => Err(ClientError::Answer(format!(
+            "transaction {hash} is not committed"
+        ))),
     }
-    Ok(Receipt {
-        hash,
-        height: view.height,
-        code: view.code.ok_or_else(|| {
-            ClientError::Answer(format!("transaction {hash} is committed without a code"))
-        })?,
-        message: None,
-        events: view.events.into_iter().map(|e| e.event).collect(),
-    })
 }
 
 /// Seconds since the Unix epoch, for a signature's `created`.

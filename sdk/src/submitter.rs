@@ -15,6 +15,8 @@ use serde::de::DeserializeOwned;
 use tally_contracts::{Party, Transaction, TxKind};
 use tally_crypto::SigningKey;
 
+pub use tally_wire::ledger::{AccountView, AtHeight};
+
 use crate::ClientError;
 use crate::api::{Api, Credential, Receipt};
 
@@ -41,25 +43,9 @@ fn party_key(party: Party) -> PartyKey {
     }
 }
 
-/// A record as the API answers it: the record and the committed height it was read at.
-#[derive(Debug, Deserialize)]
-pub struct AtHeight<T> {
-    pub height: u64,
-    pub record: T,
-}
-
 #[derive(Debug, Deserialize)]
 struct InstitutionRecord {
     institution: tally_contracts::Institution,
-}
-
-/// `/v1/accounts/{id}`: an account with its balances at a height.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct AccountView {
-    pub height: u64,
-    pub account: tally_contracts::Account,
-    pub balance: i128,
-    pub available: i128,
 }
 
 impl Submitter {

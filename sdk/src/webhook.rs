@@ -11,8 +11,8 @@
 
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
-use tally_contracts::Event;
-use tally_crypto::{Hash, PublicKey};
+use tally_crypto::PublicKey;
+pub use tally_wire::events::EventView;
 use tally_wire::signature::{self, SignatureError};
 pub use tally_wire::webhook::{NewSubscription, SubscriptionView};
 
@@ -99,24 +99,11 @@ impl Api {
     }
 }
 
-/// One delivered event, as the event stream carries it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DeliveredEvent {
-    /// `"{height}:{index}"`: its place in the chain, the same under every filter.
-    pub id: String,
-    pub height: u64,
-    pub index: u32,
-    pub kind: String,
-    /// The transaction that caused it; `None` for a hold released at block time.
-    pub tx: Option<Hash>,
-    pub event: Event,
-}
-
 /// A checked delivery.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Delivery {
     pub subscription: u64,
-    pub events: Vec<DeliveredEvent>,
+    pub events: Vec<EventView>,
     /// When the node signed it (seconds since the epoch): a retry is signed afresh.
     #[serde(skip)]
     pub created: i64,

@@ -22,13 +22,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde::Deserialize;
 use tally_consensus::{BlockHash, CommitCertificate, Evidence};
-use tally_contracts::{
-    Account, AccountId, AccountKind, Currency, Event, InstitutionId, SignedTransaction,
-};
+use tally_contracts::{AccountId, AccountKind, Currency, Event, InstitutionId, SignedTransaction};
 use tally_crypto::Hash;
 use tally_devnet::layout::INSTITUTIONS;
 use tally_node::block::{BlockHeader, BlockResults};
 use tally_sdk::Api;
+use tally_wire::ledger::AccountView;
+use tally_wire::transaction::TxView;
 
 use crate::network::TestNet;
 
@@ -42,24 +42,6 @@ pub struct BlockView {
     pub evidence: Vec<Evidence>,
     pub certificate: CommitCertificate,
     pub results: BlockResults,
-}
-
-/// `/v1/transactions/{hash}`.
-#[derive(Debug, Deserialize)]
-pub struct TxStatus {
-    pub status: String,
-    pub height: Option<u64>,
-    pub index: Option<u32>,
-    pub code: Option<String>,
-}
-
-/// `/v1/accounts/{id}`.
-#[derive(Debug, Deserialize)]
-pub struct AccountView {
-    pub height: u64,
-    pub account: Account,
-    pub balance: i128,
-    pub available: i128,
 }
 
 /// What [`check_agreement`] compared.
@@ -195,19 +177,16 @@ pub async fn check_committed_everywhere(net: &TestNet, hashes: &[Hash]) -> Resul
             for hash in chunk {
                 let mut place: Option<(u64, u32)> = None;
                 for (name, api) in &apis {
-                    let status: TxStatus = api
+                    let status: TxView = api
                         .get_json(&format!("/v1/transactions/{hash}"))
                         .await
                         .with_context(|| format!("{name}: transaction {hash}"))?;
-                    ensure!(
-                        status.status == "committed",
-                        "{name}: transaction {hash} answered committed earlier is {}",
-                        status.status
-                    );
-                    let here = (
-                        status.height.ok_or_else(|| anyhow!("no height"))?,
-                        status.index.ok_or_else(|| anyhow!("no index"))?,
-                    );
+                    let TxView::Committed { height, index, .. } = status else {
+                        bail!(
+                            "{name}: transaction {hash} answered committed earlier is {status:?}"
+                        );
+                    };
+                    let here = (height, index);
                     match place {
                         None => place = Some(here),
                         Some(p) => ensure!(

@@ -28,6 +28,7 @@ use tally_tests::chain::{
 };
 use tally_tests::load::{self, Load};
 use tally_tests::network::{PARTITIONABLE, TestNet};
+use tally_wire::transaction::TxView;
 
 /// One devnet at a time.
 static ONE_NETWORK: Mutex<()> = Mutex::new(());
@@ -270,13 +271,12 @@ fn two_of_four_validators_stopped_commit_nothing_and_fork_nothing_then_resume() 
                 net.name(i)
             );
         }
-        let status: chain::TxStatus = apis[0]
+        let status: TxView = apis[0]
             .get_json(&format!("/v1/transactions/{pending}"))
             .await?;
         ensure!(
-            status.status == "pending",
-            "the transfer is {}",
-            status.status
+            matches!(status, TxView::Pending { .. }),
+            "the transfer is {status:?}"
         );
         let agreement = check_agreement(net).await?;
         eprintln!(
@@ -299,11 +299,11 @@ fn two_of_four_validators_stopped_commit_nothing_and_fork_nothing_then_resume() 
         // The transfer taken during the halt commits once the quorum is back.
         let wait_until = deadline(CATCH_UP_WAIT);
         loop {
-            let status: chain::TxStatus = apis[0]
+            let status: TxView = apis[0]
                 .get_json(&format!("/v1/transactions/{pending}"))
                 .await?;
-            if status.status == "committed" {
-                ensure!(status.code.as_deref() == Some("OK"), "{status:?}");
+            if let TxView::Committed { code, .. } = &status {
+                ensure!(code == "OK", "{status:?}");
                 break;
             }
             ensure!(

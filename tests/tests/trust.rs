@@ -19,9 +19,11 @@ use anyhow::{Context, Result, bail, ensure};
 use tally_contracts::{AccountId, Party, SignedTransaction, Transaction, TransferId, TxKind};
 use tally_crypto::{Hash, SigningKey};
 use tally_sdk::{Api, ClientError};
-use tally_tests::chain::{self, AccountView, TxStatus, check_agreement, check_ledger};
+use tally_tests::chain::{self, check_agreement, check_ledger};
 use tally_tests::load::{self, Wallet};
 use tally_tests::network::TestNet;
+use tally_wire::ledger::AccountView;
+use tally_wire::transaction::TxView;
 
 /// One devnet at a time.
 static ONE_NETWORK: Mutex<()> = Mutex::new(());
@@ -106,7 +108,7 @@ async fn post(api: &Api, tx: &SignedTransaction) -> Result<(u16, Option<String>)
 }
 
 /// `/v1/transactions/{id}` on `api`: its status, or `None` when the node does not know it.
-async fn status(api: &Api, id: Hash) -> Result<Option<TxStatus>> {
+async fn status(api: &Api, id: Hash) -> Result<Option<TxView>> {
     let answer = api.get(&format!("/v1/transactions/{id}")).await?;
     if answer.status.as_u16() == 404 {
         return Ok(None);
@@ -121,10 +123,8 @@ async fn committed_everywhere(net: &TestNet, id: Hash) -> Result<Vec<String>> {
     for i in net.running() {
         let api = net.api(i)?;
         loop {
-            if let Some(view) = status(&api, id).await?
-                && view.status == "committed"
-            {
-                codes.push(view.code.unwrap_or_default());
+            if let Some(TxView::Committed { code, .. }) = status(&api, id).await? {
+                codes.push(code.into_owned());
                 break;
             }
             ensure!(
@@ -325,7 +325,7 @@ fn a_copy_stripped_of_the_banks_co_signature_does_not_displace_the_original() {
             loop {
                 let held = status(api, original.hash())
                     .await?
-                    .is_some_and(|s| s.status == "pending");
+                    .is_some_and(|s| matches!(s, TxView::Pending { .. }));
                 let stripped_known = status(api, stripped.hash()).await?.is_some();
                 if held && !stripped_known {
                     break;

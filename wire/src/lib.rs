@@ -1,15 +1,19 @@
 //! What travels between a Tally node's HTTP API and its clients, shared by both sides so
 //! that neither keeps its own copy: how a request is signed (RFC 9421, [`signature`]), the
 //! party a signature names ([`KeyId`]), money as people write it ([`money`]), a binary batch
-//! of transactions and its answer ([`batch`]), webhook subscriptions ([`webhook`]) and the
-//! error shape every refusal has ([`ErrorBody`]).
+//! of transactions and its answer ([`batch`]), where a transaction stands ([`transaction`]),
+//! committed events ([`events`]), ledger records at a height ([`ledger`]), webhook
+//! subscriptions ([`webhook`]) and the error shape every refusal has ([`ErrorBody`]).
 //!
 //! Pure: no I/O, no async runtime, no HTTP client or server; the `http` crate's request
 //! types only.
 
 pub mod batch;
+pub mod events;
+pub mod ledger;
 pub mod money;
 pub mod signature;
+pub mod transaction;
 pub mod webhook;
 
 use serde::{Deserialize, Serialize};

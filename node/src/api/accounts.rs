@@ -7,8 +7,9 @@
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use tally_contracts::{Account, AccountId, Event, Ledger, SignedTransaction, TierLimits, query};
+use tally_contracts::{AccountId, Event, Ledger, SignedTransaction, query};
 use tally_crypto::Hash;
+use tally_wire::ledger::AccountView;
 
 use super::caller::{Caller, out_of_scope};
 use super::error::ApiError;
@@ -20,19 +21,6 @@ use crate::storage::TxLocation;
 
 pub const HISTORY_PAGE_DEFAULT: usize = 20;
 pub const HISTORY_PAGE_MAX: usize = 100;
-
-#[derive(Debug, Serialize)]
-pub struct AccountView {
-    /// The committed height these figures are valid at.
-    height: u64,
-    account: Account,
-    /// Posted balance: credits minus debits (negative for issuance accounts).
-    balance: i128,
-    /// What may still be debited: the balance minus pending debits.
-    available: i128,
-    /// The KYC tier's single and daily limits, for accounts with a holder.
-    tier_limits: Option<TierLimits>,
-}
 
 pub async fn account(
     State(api): ApiState,

@@ -10,11 +10,11 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use tally_contracts::{Ledger, query};
+use tally_wire::ledger::AtHeight;
+use tally_wire::money;
 
 use super::error::ApiError;
-use super::ledger::AtHeight;
 use super::{ApiState, at_head};
-use tally_wire::money;
 
 #[derive(Debug, Serialize)]
 pub struct Directory {

@@ -15,6 +15,7 @@
 //! into a bounded channel; when it reaches the head it waits for the next commit. A slow
 //! client fills the channel and the task waits for it, holding no more than the buffer.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 
 use axum::Extension;
@@ -22,9 +23,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tally_contracts::{AccountId, CycleId, Event, InstitutionId, OrderId};
-use tally_crypto::Hash;
+pub use tally_wire::events::EventView;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -35,19 +36,6 @@ use super::params::{self, ApiQuery, Position};
 use super::transactions::stored_results;
 use super::{Api, ApiState};
 use crate::block::BlockResults;
-
-/// A committed event with its place in the chain.
-#[derive(Debug, Clone, Serialize)]
-pub struct EventView {
-    /// `"{height}:{index}"`, the SSE id.
-    pub id: String,
-    pub height: u64,
-    pub index: u32,
-    pub kind: &'static str,
-    /// The transaction that caused it; `None` for a hold released at block time.
-    pub tx: Option<Hash>,
-    pub event: Event,
-}
 
 /// Every event of one block, in stream order.
 pub fn of_block(height: u64, results: &BlockResults) -> impl Iterator<Item = EventView> + '_ {
@@ -63,7 +51,7 @@ pub fn of_block(height: u64, results: &BlockResults) -> impl Iterator<Item = Eve
             id: Position { height, index }.to_string(),
             height,
             index,
-            kind: parties(event).kind,
+            kind: Cow::Borrowed(parties(event).kind),
             tx,
             event: event.clone(),
         })

@@ -15,6 +15,7 @@ use tally_contracts::{
     net_positions, query,
 };
 use tally_crypto::PublicKey;
+use tally_wire::ledger::{AtHeight, RateView, Rates};
 
 use super::caller::{Caller, Sight, out_of_scope};
 use super::error::ApiError;
@@ -29,13 +30,6 @@ const TAG_RATE: u8 = b'R';
 pub const FX_RATES_MAX: usize = 4_096;
 /// The most open obligations read; a settlement cycle nets at most as many.
 pub const OBLIGATIONS_MAX: usize = 10_000;
-
-/// A record and the height it was read at.
-#[derive(Debug, Serialize)]
-pub struct AtHeight<T> {
-    pub(super) height: u64,
-    pub(super) record: T,
-}
 
 fn found<T>(what: &str, read: (u64, Option<T>)) -> Result<Json<AtHeight<T>>, ApiError> {
     match read {
@@ -191,23 +185,6 @@ pub struct RatesQuery {
     provider: Option<String>,
     base: Option<String>,
     quote: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RateView {
-    provider: InstitutionId,
-    base: Currency,
-    quote: Currency,
-    /// Quote minor units per base minor unit, times `scale`.
-    rate: u64,
-    scale: u64,
-    valid_from_ms: u64,
-    valid_until_ms: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Rates {
-    rates: Vec<RateView>,
 }
 
 fn state_error(e: tally_contracts::StoreError) -> ApiError {

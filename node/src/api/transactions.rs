@@ -9,6 +9,7 @@
 //! sender may see. A committed transaction's status answers its sender, the parties its
 //! events name, their institutions and the regulator.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -23,6 +24,7 @@ use tally_contracts::{
     encoding,
 };
 use tally_crypto::Hash;
+use tally_wire::transaction::TxView;
 use tokio::time::Instant;
 
 use super::caller::{Caller, Sight, out_of_scope};
@@ -36,27 +38,6 @@ use crate::service::{NodeContext, TxStatus};
 #[derive(Debug, Deserialize)]
 pub struct SubmitQuery {
     wait_ms: Option<u64>,
-}
-
-/// Where a transaction stands, as answered by the API.
-#[derive(Debug, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum TxView {
-    Pending {
-        hash: Hash,
-    },
-    Committed {
-        hash: Hash,
-        height: u64,
-        index: u32,
-        /// `"OK"`, or the ledger's stable rejection code.
-        code: &'static str,
-        /// The events the transaction caused (none when rejected), with their stream ids.
-        events: Vec<events::EventView>,
-    },
-    Unknown {
-        hash: Hash,
-    },
 }
 
 /// The two forms a transaction is submitted in.
@@ -167,7 +148,7 @@ pub async fn submit(
         caller => Sight::new(caller, api.ctx.storage.clone()),
     };
     let view = only_seen(view, &mut sight)?;
-    match view {
+    match &view {
         TxView::Committed { code, .. } if code != "OK" => {
             let rejection = committed_receipt(&api.ctx, hash)?.and_then(|r| r.result.err());
             match rejection {
@@ -392,7 +373,7 @@ fn view(ctx: &NodeContext, hash: Hash) -> Result<TxView, ApiError> {
                 hash,
                 height,
                 index,
-                code: receipt.result.map_or_else(|r| r.code(), |()| "OK"),
+                code: Cow::Borrowed(receipt.result.map_or_else(|r| r.code(), |()| "OK")),
                 events,
             }
         }

@@ -2,21 +2,7 @@
 
 use super::*;
 
-#[derive(Debug, Deserialize, Serialize)]
-struct RateView {
-    provider: InstitutionId,
-    base: Currency,
-    quote: Currency,
-    rate: u64,
-    scale: u64,
-    valid_from_ms: u64,
-    valid_until_ms: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct Rates {
-    rates: Vec<RateView>,
-}
+use tally_wire::ledger::Rates;
 
 pub(super) async fn run(client: &mut Client, command: FxCommand) -> Result<Step, CommandError> {
     match command {

@@ -941,6 +941,10 @@ async fn blocks_with_certificates_validators_and_evidence() {
     get(&net.api, "/v1/blocks/tall")
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_ID");
+    // The genesis is no block; it is not a pruned one either.
+    get(&net.api, "/v1/blocks/0")
+        .await
+        .error(StatusCode::BAD_REQUEST, "BAD_HEIGHT");
 
     let validators = get(&net.api, "/v1/validators").await;
     assert_eq!(validators.status, StatusCode::OK);

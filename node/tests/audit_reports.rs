@@ -746,8 +746,13 @@ async fn audit_endpoints_refuse_bad_requests_with_their_codes() -> Result<()> {
         ),
         (
             format!("/v1/audit/large-transactions?threshold=1&to={}", head + 100),
-            bad,
-            "BAD_RANGE",
+            StatusCode::NOT_FOUND,
+            "BEYOND_HEAD",
+        ),
+        (
+            format!("/v1/audit/large-transactions?threshold=1&from={}", head + 1),
+            StatusCode::NOT_FOUND,
+            "BEYOND_HEAD",
         ),
         (
             "/v1/audit/large-transactions?threshold=1&from=1&from_ms=5".into(),

@@ -1,10 +1,17 @@
-"""Schemathesis hooks: every request the fuzzer sends is signed as one Tally party.
+"""Schemathesis hooks: every request the fuzzer sends is signed as one Tally party, and
+generated queries keep the rules between parameters that OpenAPI cannot say.
 
 Tally's API names the caller by an RFC 9421 HTTP Message Signature (wire/src/signature.rs):
 the label `tally` over `@method @authority @path @query` and, when there is a body, its
 `content-digest` (RFC 9530, sha-256), with `created`, `keyid` and `alg="ed25519"`. The
 signature is made here, on the request exactly as `requests` will send it (a requests auth
 hook sees the final URL and body bytes), with the party's key from its Tally key file.
+
+The audit routes take a block range by heights (`from`, `to`) or by block time (`from_ms`,
+`to_ms`), never both, with its first end at or before its last and at most 10,000 blocks
+(the document says so in words); `filter_query` drops generated queries that break these
+rules (and a `floor` at or above its `threshold`), so a 400 for any other reason is still
+a finding.
 
 Environment: TALLY_FUZZ_KEY (a key file: JSON with `secret_seed` in hex) and
 TALLY_FUZZ_KEYID (`institution:ID` or `account:ID`). Used by tests/tests/openapi_fuzz.rs.
@@ -56,3 +63,29 @@ class Rfc9421(requests.auth.AuthBase):
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
     kwargs["auth"] = Rfc9421()
+
+
+RANGE_BLOCKS_MAX = 10_000
+THRESHOLD_DEFAULT = 5_000_000
+
+
+@schemathesis.hook
+def filter_query(ctx, query):
+    if not query:
+        return True
+    by_height = "from" in query or "to" in query
+    by_time = "from_ms" in query or "to_ms" in query
+    if by_height and by_time:
+        return False
+    first, last = query.get("from"), query.get("to")
+    if isinstance(first, int) and isinstance(last, int):
+        if first > last or last - first >= RANGE_BLOCKS_MAX:
+            return False
+    first_ms, last_ms = query.get("from_ms"), query.get("to_ms")
+    if isinstance(first_ms, int) and isinstance(last_ms, int) and first_ms > last_ms:
+        return False
+    # "just below" the large-transaction threshold starts at `floor`, below the threshold.
+    floor, threshold = query.get("floor"), query.get("threshold", THRESHOLD_DEFAULT)
+    if isinstance(floor, int) and isinstance(threshold, int) and floor >= threshold:
+        return False
+    return True

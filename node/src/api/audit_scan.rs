@@ -185,18 +185,26 @@ impl RangeQuery {
             }
             (false, false) => latest(storage, head)?,
             (_, false) => {
+                let given_to = to;
                 let to = to.unwrap_or(head);
                 let from =
                     from.unwrap_or_else(|| to.saturating_sub(RANGE_BLOCKS_DEFAULT - 1).max(1));
                 if from == 0 {
                     return Err(bad_range("heights start at 1"));
                 }
-                if from > to {
+                if from > to && given_to.is_some() {
                     return Err(bad_range(format!("from {from} is above to {to}")));
                 }
                 too_large(BlockRange { from, to })?;
-                if to > head {
-                    return Err(bad_range(format!("to {to} is above the head {head}")));
+                // A well-formed range that reaches blocks not committed yet: what is refused
+                // is the chain's state, not the request (it may be answered later).
+                let beyond = to.max(from);
+                if beyond > head {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "BEYOND_HEAD",
+                        format!("block {beyond} is not committed yet: the head is {head}"),
+                    ));
                 }
                 BlockRange { from, to }
             }

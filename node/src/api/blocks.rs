@@ -136,7 +136,14 @@ pub async fn at_height(
     Extension(caller): Extension<Caller>,
     ApiPath(height): ApiPath<String>,
 ) -> Result<Json<BlockView>, ApiError> {
-    let height = params::decimal("height", &height)?;
+    let height: u64 = params::decimal("height", &height)?;
+    if height == 0 {
+        // The genesis is a file, not a block: nothing was ever stored at 0 to be pruned.
+        return Err(ApiError::bad_request(
+            "BAD_HEIGHT",
+            "heights start at 1: the genesis is no block",
+        ));
+    }
     Ok(Json(view(&api, height, &caller)?))
 }
 

@@ -37,7 +37,7 @@ const CONNECT_TIMEOUT_MS: u64 = 5_000;
 const SUBMIT_WAIT_MS: u64 = 10_000;
 /// The most times one submission is sent (see [`Api::submit`]).
 pub const SUBMIT_ATTEMPTS_MAX: u32 = 4;
-/// No submission is sent again after this long.
+/// No resend starts later than this after the first send.
 pub const RESEND_MS_MAX: u64 = 30_000;
 /// The pause before the first resend; it doubles each time.
 const RESEND_PAUSE_MS_MIN: u64 = 250;
@@ -481,21 +481,38 @@ impl Api {
     /// it, a node that holds it already answers `DUPLICATE` or `ALREADY_COMMITTED` (then the
     /// receipt is read by hash), and the ledger's nonce executes it once whatever arrives.
     /// The same bytes are resent when the connection broke or the time ran out (whether the
-    /// node took them is unknown) and when the node was busy (503, 429), up to
-    /// [`SUBMIT_ATTEMPTS_MAX`] sends within [`RESEND_MS_MAX`], pausing longer each time.
+    /// node took them is unknown) and when the node was busy (503, 429; a `Retry-After` is
+    /// kept), up to [`SUBMIT_ATTEMPTS_MAX`] sends, none started later than
+    /// [`RESEND_MS_MAX`] after the first, pausing longer each time. After a resend, any
+    /// conflict (`NONCE_USED`: an earlier send was committed between the node's checks) is
+    /// answered by the transaction's own status when that says it is committed.
     pub async fn submit(&self, signed: &SignedTransaction) -> Result<Receipt, ClientError> {
+        self.submit_read_as(signed, self).await
+    }
+
+    /// [`Api::submit`], reading the transaction's status as `reader`: a new account's
+    /// opening is sent unsigned (the ledger has no key for it yet), and its receipt is read
+    /// as the account once a block holds it.
+    pub async fn submit_read_as(
+        &self,
+        signed: &SignedTransaction,
+        reader: &Api,
+    ) -> Result<Receipt, ClientError> {
         let hash = signed.hash();
-        let path = format!("/v1/transactions?wait_ms={SUBMIT_WAIT_MS}");
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(RESEND_PAUSE_MS_MIN);
+        let mut wait_ms = SUBMIT_WAIT_MS;
         let mut attempt = 1;
         loop {
-            let resend_allowed = attempt < SUBMIT_ATTEMPTS_MAX
-                && started.elapsed() + pause < Duration::from_millis(RESEND_MS_MAX);
+            let path = format!("/v1/transactions?wait_ms={wait_ms}");
+            let may_resend = |attempt: u32, pause: Duration| {
+                attempt < SUBMIT_ATTEMPTS_MAX
+                    && started.elapsed() + pause < Duration::from_millis(RESEND_MS_MAX)
+            };
             let answer = match self.post_transaction(&path, signed).await {
                 Ok(answer) => answer,
                 Err(ClientError::Transport { .. } | ClientError::Timeout { .. })
-                    if resend_allowed =>
+                    if may_resend(attempt, pause) =>
                 {
                     tokio::time::sleep(pause).await;
                     (attempt, pause) = (attempt + 1, pause.saturating_mul(2));
@@ -505,21 +522,33 @@ impl Api {
             };
             match answer.status {
                 StatusCode::OK => return receipt_of(hash, &answer),
-                StatusCode::UNPROCESSABLE_ENTITY => return self.refusal(hash, &answer).await,
+                StatusCode::UNPROCESSABLE_ENTITY => return reader.refusal(hash, &answer).await,
                 // Taken, not committed within `wait_ms`; or taken by an earlier send.
-                StatusCode::ACCEPTED => return self.poll_committed(hash).await,
+                StatusCode::ACCEPTED => return reader.poll_committed(hash).await,
                 StatusCode::CONFLICT
                     if matches!(
                         answer.error().api_code(),
                         Some("DUPLICATE" | "ALREADY_COMMITTED")
                     ) =>
                 {
-                    return self.poll_committed(hash).await;
+                    return reader.poll_committed(hash).await;
                 }
-                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
-                    if resend_allowed =>
-                {
-                    tokio::time::sleep(pause).await;
+                StatusCode::CONFLICT if attempt > 1 => {
+                    return match reader.committed_receipt(hash).await {
+                        Some(receipt) => Ok(receipt),
+                        None => Err(answer.error()),
+                    };
+                }
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                    let pause_asked = retry_after(&answer).map_or(pause, |asked| asked.max(pause));
+                    if !may_resend(attempt, pause_asked) {
+                        return Err(answer.error());
+                    }
+                    // Too many waiters: send again without waiting, then poll.
+                    if answer.error().api_code() == Some("TOO_MANY_WAITERS") {
+                        wait_ms = 0;
+                    }
+                    tokio::time::sleep(pause_asked).await;
                     (attempt, pause) = (attempt + 1, pause.saturating_mul(2));
                 }
                 _ => return Err(answer.error()),
@@ -553,15 +582,27 @@ impl Api {
         }
     }
 
+    /// The receipt of `hash` if the node says now that a block holds it.
+    async fn committed_receipt(&self, hash: Hash) -> Option<Receipt> {
+        let answer = self.get(&format!("/v1/transactions/{hash}")).await.ok()?;
+        match answer.json::<TxView>().ok()? {
+            TxView::Committed { .. } => receipt_of(hash, &answer).ok(),
+            TxView::Pending { .. } | TxView::Unknown { .. } => None,
+        }
+    }
+
     async fn poll_committed(&self, hash: Hash) -> Result<Receipt, ClientError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(COMMIT_POLL_MS_MAX);
         while tokio::time::Instant::now() < deadline {
             let answer = self.get(&format!("/v1/transactions/{hash}")).await?;
+            // A reader the ledger does not know yet: the account this transaction opens.
+            let reader_not_yet = answer.status == StatusCode::UNAUTHORIZED
+                && answer.error().api_code() == Some("UNKNOWN_PARTY");
             if answer.status == StatusCode::OK {
                 if let TxView::Committed { .. } = answer.json::<TxView>()? {
                     return receipt_of(hash, &answer);
                 }
-            } else if answer.status != StatusCode::NOT_FOUND {
+            } else if answer.status != StatusCode::NOT_FOUND && !reader_not_yet {
                 // Refused (no credentials, out of scope): polling will not change that.
                 return Err(answer.error());
             }
@@ -628,6 +669,20 @@ impl Receipt {
             .find_map(pick)
             .ok_or_else(|| ClientError::MissingEvent(what.to_string()))
     }
+}
+
+/// How long a 503 or 429 answer asks the client to wait (`Retry-After` in seconds), at most
+/// [`RESEND_MS_MAX`].
+fn retry_after(answer: &Answer) -> Option<Duration> {
+    let seconds: u64 = answer
+        .headers
+        .get(hyper::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(Duration::from_millis(RESEND_MS_MAX)))
 }
 
 fn receipt_of(hash: Hash, answer: &Answer) -> Result<Receipt, ClientError> {

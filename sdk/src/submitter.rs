@@ -116,7 +116,9 @@ impl Submitter {
         } else if known {
             as_sender.submit(&signed).await
         } else {
-            self.api.submit(&signed).await
+            // Sent unsigned (the ledger has no key for the sender yet); read as the sender
+            // once the block that opens it is committed.
+            self.api.submit_read_as(&signed, &as_sender).await
         };
         match &result {
             Ok(receipt) if !nonce_not_used(&receipt.code) => {

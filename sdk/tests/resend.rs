@@ -23,6 +23,8 @@ use tally_wire::transaction::TxView;
 #[derive(Debug, Clone)]
 enum Step {
     Answer(StatusCode, String),
+    /// A busy answer asking the client to wait this many seconds (`Retry-After`).
+    Busy(u64),
     Drop,
 }
 
@@ -47,6 +49,14 @@ async fn answer(
             .status(status)
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(json)))
+            .unwrap()),
+        Some(Step::Busy(seconds)) => Ok(Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .header("content-type", "application/json")
+            .header("retry-after", seconds.to_string())
+            .body(Full::new(Bytes::from(
+                r#"{"code":"BUSY","message":"busy"}"#,
+            )))
             .unwrap()),
         // An error from the service makes hyper close the connection without an answer.
         Some(Step::Drop) | None => Err(std::io::Error::other("dropped")),
@@ -171,16 +181,48 @@ async fn a_lost_answer_is_resent_and_an_already_committed_refusal_is_its_receipt
 async fn a_refusal_before_any_block_is_never_resent() {
     let tx = transfer();
     let (api, script) = scripted_node(vec![
-        error(StatusCode::BAD_REQUEST, "BAD_SIGNATURE", None),
-        error(StatusCode::CONFLICT, "NONCE_REPLAYED", None),
+        error(StatusCode::UNPROCESSABLE_ENTITY, "BAD_SIGNATURE", None),
+        error(StatusCode::CONFLICT, "NONCE_TAKEN", None),
     ])
     .await;
     let refused = api.submit(&tx).await.unwrap_err();
     assert_eq!(refused.api_code(), Some("BAD_SIGNATURE"));
-    // A conflict other than the transaction itself is the answer too.
+    // On a first send, a conflict other than the transaction itself is the answer too.
     let refused = api.submit(&tx).await.unwrap_err();
-    assert_eq!(refused.api_code(), Some("NONCE_REPLAYED"));
+    assert_eq!(refused.api_code(), Some("NONCE_TAKEN"));
     assert_eq!(requests(&script).0.len(), 2);
+}
+
+#[tokio::test]
+async fn a_used_nonce_after_a_resend_is_answered_by_the_transactions_own_status() {
+    // The first send was taken and committed, its answer lost; the resend reaches the
+    // mempool after the commit, which refuses the nonce as used.
+    let tx = transfer();
+    let hash = tx.hash();
+    let (api, script) = scripted_node(vec![
+        Step::Drop,
+        error(StatusCode::CONFLICT, "NONCE_USED", None),
+        committed(hash, "OK"),
+    ])
+    .await;
+    let receipt = api.submit(&tx).await.unwrap();
+    assert!(receipt.is_ok());
+    assert_eq!(requests(&script).0.len(), 3);
+}
+
+#[tokio::test]
+async fn a_busy_node_is_given_the_time_it_asks_for() {
+    let tx = transfer();
+    let hash = tx.hash();
+    let (api, _script) = scripted_node(vec![Step::Busy(1), committed(hash, "OK")]).await;
+    let started = std::time::Instant::now();
+    let receipt = api.submit(&tx).await.unwrap();
+    assert!(receipt.is_ok());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "resent after {:?}, before the Retry-After second",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

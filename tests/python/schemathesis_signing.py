@@ -33,6 +33,15 @@ with open(os.environ["TALLY_FUZZ_KEY"], encoding="utf-8") as key_file:
 _KEYID = os.environ["TALLY_FUZZ_KEYID"]
 
 
+def _authority(url):
+    """The host as `Host` carries it: lower case, the port only when not the scheme's own."""
+    host = (url.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"https": 443, "http": 80}.get(url.scheme)
+    return host if url.port in (None, default) else f"{host}:{url.port}"
+
+
 class Rfc9421(requests.auth.AuthBase):
     """Signs a prepared request: its final method, URL and body bytes."""
 
@@ -42,7 +51,7 @@ class Rfc9421(requests.auth.AuthBase):
         covered = ["@method", "@authority", "@path", "@query"]
         lines = [
             f'"@method": {request.method}',
-            f'"@authority": {url.netloc.lower()}',
+            f'"@authority": {_authority(url)}',
             f'"@path": {url.path or "/"}',
             f'"@query": ?{url.query}',
         ]

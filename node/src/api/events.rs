@@ -483,6 +483,24 @@ async fn pump(
 mod tests {
     use super::*;
 
+    /// `node/openapi.yaml`'s `EventKind` enum (what the document promises `kind=` and a
+    /// webhook's `kinds` take) is exactly `KINDS`.
+    #[test]
+    fn the_openapi_documents_every_kind_and_no_other() {
+        let spec = include_str!("../../openapi.yaml");
+        let documented: Vec<&str> = spec
+            .split_once("    EventKind:")
+            .and_then(|(_, rest)| rest.split_once("enum: ["))
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(list, _)| list.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        let mut documented = documented;
+        documented.sort_unstable();
+        let mut kinds = KINDS.to_vec();
+        kinds.sort_unstable();
+        assert_eq!(documented, kinds);
+    }
+
     #[test]
     fn every_kind_is_known_to_the_filter() {
         // `KINDS` is what `kind=` accepts; each name must be one `parties` can produce.
